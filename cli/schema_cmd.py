@@ -1,0 +1,29 @@
+"""``gitplane schema export``: the JSON Schema files editors use."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from schemas import jsonschema_export
+
+
+@click.group()
+def schema() -> None:
+    """JSON Schema of every spec kind, for editors and other tools."""
+
+
+@schema.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=jsonschema_export.DEFAULT_DIR, show_default=True,
+              help="Where to write one <kind>.json per kind.")  # fmt: skip
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file is stale.")
+def export(directory: Path, check: bool) -> None:
+    """Write the JSON Schema (draft 2020-12) of every kind, generated from the models."""
+    stale = jsonschema_export.export(directory, check=check)
+    for path in stale:
+        click.echo(f"{'stale' if check else 'wrote'} {path}")
+    if check and stale:
+        sys.exit(1)

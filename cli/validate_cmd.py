@@ -1,0 +1,57 @@
+"""``gitplane validate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler import desired
+from reconciler import validate as validation
+
+EXIT_INVALID = 1
+
+
+@click.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rev", help="Validate this commit (branch, tag or id). Default: HEAD.")
+@click.option("--worktree", is_flag=True, help="Validate the files on disk (for pre-commit).")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Text for people, JSON for scripts.")  # fmt: skip
+def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
+    """Check every spec under PATH: syntax, fields, and references between specs.
+
+    Reads the tree at a commit from git's object store (default HEAD), or the
+    working tree with --worktree. Exits 0 when valid, 1 when not, 2 on a usage
+    error. Every problem is reported, sorted, as FILE:LINE:COLUMN: FIELD: MESSAGE.
+    """
+    if rev is not None and worktree:
+        raise click.UsageError("use --rev or --worktree, not both")
+    result = validation.validate(path, rev=rev, worktree=worktree)
+    state = result.state
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if output == "json":
+        errors = [p.as_dict() for p in state.problems]
+        body = {"valid": state.valid, "commit": state.commit,
+                "specs": len(state.documents), "errors": errors}  # fmt: skip
+        click.echo(json.dumps(body, indent=2))
+    else:
+        _print_text(state)
+    if not state.valid:
+        sys.exit(EXIT_INVALID)
+
+
+def _print_text(state: desired.DesiredState) -> None:
+    at = f" at {state.commit[:12]}" if state.commit else " (working tree)"
+    for problem in state.problems:
+        click.echo(str(problem))
+    if state.valid:
+        click.secho(f"✓ {len(state.documents)} specs valid in {state.root}{at}", fg="green")
+        return
+    files = len({p.file for p in state.problems})
+    noun = "problem" if len(state.problems) == 1 else "problems"
+    click.secho(f"✗ {len(state.problems)} {noun} in {files} file(s) under {state.root}{at}",
+                fg="red", err=False)  # fmt: skip

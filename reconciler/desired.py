@@ -1,0 +1,121 @@
+"""Load desired state: every spec of a tree, at a commit or in a working tree.
+
+Reading a commit goes through the git object store only (``ls-tree`` for the
+listing with modes and sizes, one ``cat-file --batch`` for the blobs), so
+symlinks, submodules and oversized files are refused before anything is read,
+and what is validated is exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger import gitrepo
+from schemas import crossref, hints, parse, tree
+from schemas.document import Document
+from schemas.problems import Problem
+
+
+@dataclass
+class DesiredState:
+    """The documents of a tree, or the problems that make it invalid."""
+
+    root: str
+    """How files are named in problems: the validated path as the user gave it."""
+    commit: str | None
+    documents: list[tuple[str, Document]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """No problem was found."""
+        return not self.problems
+
+
+Reader = Callable[[list[tree.TreeEntry]], list[bytes]]
+
+
+def load_commit(
+    repo: gitrepo.GitRepo, rev: str, *, prefix: str = "", display: str = "",
+    limits: parse.Limits = parse.DEFAULT_LIMITS,
+) -> DesiredState:  # fmt: skip
+    """Every spec under ``prefix`` at ``rev``, read from the object store."""
+    commit = repo.resolve(rev)
+    entries = repo.list_tree(commit, prefix)
+
+    def read(specs: list[tree.TreeEntry]) -> list[bytes]:
+        blobs = repo.read_blobs([e.oid for e in specs if e.oid])
+        return [blobs[e.oid] for e in specs if e.oid]
+
+    return _load(entries, read, display=display, commit=commit, limits=limits)
+
+
+def load_worktree(
+    root: Path, *, display: str = "", limits: parse.Limits = parse.DEFAULT_LIMITS
+) -> DesiredState:
+    """Every spec in a directory as it is on disk (pre-commit); never follows symlinks."""
+    entries = list(_walk(root))
+
+    def read(specs: list[tree.TreeEntry]) -> list[bytes]:
+        return [_read_nofollow(root / e.path) for e in specs]
+
+    return _load(entries, read, display=display, commit=None, limits=limits)
+
+
+def _load(
+    entries: list[tree.TreeEntry], read: Reader, *, display: str, commit: str | None,
+    limits: parse.Limits,
+) -> DesiredState:  # fmt: skip
+    prefix = f"{display.rstrip('/')}/" if display and display != "." else ""
+    selection = tree.select(entries, max_bytes=limits.max_bytes, prefix=prefix)
+    state = DesiredState(display or ".", commit, problems=list(selection.problems))
+    contents: dict[str, bytes] = {}
+    for entry, data in zip(selection.specs, read(selection.specs), strict=True):
+        file = prefix + entry.path
+        contents[file] = data
+        result = parse.parse_spec(file, data, limits=limits)
+        state.problems += result.problems
+        if result.document is not None:
+            state.documents.append((file, result.document))
+    for file, found in _group(crossref.check(state.documents, selection.paths)):
+        state.problems += parse.locate(file, contents[file], found)
+    state.problems.sort()
+    return state
+
+
+def _group(located: list[crossref.Located]) -> list[tuple[str, list[hints.Found]]]:
+    grouped: dict[str, list[hints.Found]] = {}
+    for file, found in located:
+        grouped.setdefault(file, []).append(found)
+    return sorted(grouped.items())
+
+
+def _walk(root: Path) -> list[tree.TreeEntry]:
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        special = [d for d in dirnames if (base / d).is_symlink() or (base / d / ".git").exists()]
+        dirnames[:] = [d for d in dirnames if d != ".git" and d not in special]
+        entries += [_entry(root, base / name) for name in [*filenames, *special]]
+    return entries
+
+
+def _entry(root: Path, path: Path) -> tree.TreeEntry:
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        mode = tree.SYMLINK
+    elif stat.S_ISDIR(info.st_mode):
+        mode = tree.SUBMODULE  # a directory with its own .git: a submodule checkout
+    else:
+        mode = "100644"
+    return tree.TreeEntry(path.relative_to(root).as_posix(), mode, info.st_size)
+
+
+def _read_nofollow(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()

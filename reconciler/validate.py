@@ -1,0 +1,45 @@
+"""``gitplane validate``: choose what to read (a commit or the working tree) and load it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger import gitrepo
+from reconciler import desired
+from schemas.errors import UsageError
+
+
+@dataclass
+class Validation:
+    """The loaded state, plus notes for the person who asked."""
+
+    state: desired.DesiredState
+    notes: list[str]
+
+
+def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> Validation:
+    """Validate the spec tree at ``path``: at ``rev`` (default HEAD) or in the working tree."""
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+    display = str(path)
+    if worktree:
+        return Validation(desired.load_worktree(path, display=display), [])
+    found = gitrepo.find_repo(path)
+    if found is None:
+        if rev is not None:
+            raise UsageError(f"{path}: not in a git repository, so --rev cannot be used")
+        note = f"{path} is not in a git repository: validated the files on disk"
+        return Validation(desired.load_worktree(path, display=display), [note])
+    repo, prefix = found
+    try:
+        state = desired.load_commit(repo, rev or "HEAD", prefix=prefix, display=display)
+    except gitrepo.GitError as exc:
+        raise UsageError(f"cannot read {rev or 'HEAD'} of {repo.path}: {exc}") from None
+    notes = []
+    if rev is None and repo.has_changes(prefix):
+        notes.append(
+            f"validated HEAD ({state.commit and state.commit[:12]}); uncommitted "
+            f"changes under {display} are not included: use --worktree to check them"
+        )
+    return Validation(state, notes)

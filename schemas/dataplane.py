@@ -1,0 +1,89 @@
+"""``DataPlane``: a place that runs things, and the key its agent signs with."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import Field, model_validator
+
+from schemas.common import Duration, Strict
+from schemas.document import Document
+
+
+class AgentKey(Strict):
+    """The public half of the agent's Ed25519 key (``gitplane keys agent`` prints it)."""
+
+    type: Literal["ed25519"] = "ed25519"
+    public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    """32-byte public key, lower-case hex."""
+
+
+class SyncPolicy(Strict):
+    """How the reconciler keeps this plane converged (Argo CD ``syncPolicy`` semantics)."""
+
+    prune: bool = False
+    """Delete resources whose spec was removed from git. Off by default, as in Argo CD."""
+    self_heal: bool = True
+    """Revert drift the agent observes back to the last verified desired state."""
+
+
+class Capacity(Strict):
+    """Upper bounds the reconciler will not plan past on this plane."""
+
+    max_replicas: Annotated[int, Field(ge=1)] | None = None
+    max_deployments: Annotated[int, Field(ge=1)] | None = None
+
+
+class PortRange(Strict):
+    """An inclusive range of TCP ports."""
+
+    start: Annotated[int, Field(ge=1024, le=65535)]
+    end: Annotated[int, Field(ge=1024, le=65535)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.start > self.end:
+            raise ValueError("start must not exceed end")
+        return self
+
+
+class LocalRuntime(Strict):
+    """Settings of the embedded ``local`` runtime."""
+
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; default a SQLite store in the agent's state directory."""
+    ports: PortRange = Field(default_factory=lambda: PortRange(start=20000, end=29999))
+    """Ports endpoints and replicas are allocated from."""
+
+
+class KubernetesRuntime(Strict):
+    """Settings of the ``kubernetes`` runtime."""
+
+    namespace: str = "gitplane"
+    context: str | None = None
+    """kubeconfig context; default in-cluster configuration."""
+    mlflow_tracking_uri: str | None = None
+
+
+class DataPlaneSpec(Strict):
+    """What a data plane is and how it is trusted."""
+
+    runtime: Literal["local", "kubernetes"]
+    """Which runtime the plane's agent applies commands with."""
+    agent_key: AgentKey | None = None
+    """Key the agent signs status with; without it no status from this plane is trusted."""
+    sync: SyncPolicy = Field(default_factory=SyncPolicy)
+    status_stale_after: Duration = "10m"
+    """A plane whose last signed status is older than this is flagged stale."""
+    capacity: Capacity = Field(default_factory=Capacity)
+    local: LocalRuntime | None = None
+    kubernetes: KubernetesRuntime | None = None
+
+
+class DataPlane(Document):
+    """A data plane; its ``metadata.labels`` (env, region) are what selectors match."""
+
+    KIND: ClassVar[str] = "DataPlane"
+    api_version: Literal["gitplane.dev/v1alpha1"]
+    kind: Literal["DataPlane"]
+    spec: DataPlaneSpec

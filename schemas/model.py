@@ -1,0 +1,93 @@
+"""``Model``: a versioned model, built from an MLflow Project or imported, then scanned."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import Field, model_validator
+
+from schemas.common import Duration, LabelSelector, ProjectRef, Resources, Strict, Version
+from schemas.document import Document
+
+Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+ScanTool = Literal["modelscan", "picklescan"]
+SEVERITIES: tuple[Severity, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+class RegistrySource(Strict):
+    """An existing model in an MLflow registry, resolved and digested by the agent."""
+
+    uri: Annotated[str, Field(pattern=r"^(models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+)|runs:/.+)$")]
+    """``models:/name/3``, ``models:/name@alias`` or ``runs:/<run_id>/path``."""
+
+
+class ModelSource(Strict):
+    """Exactly one of ``project`` (build) or ``registry`` (import)."""
+
+    project: ProjectRef | None = None
+    """Build by running this MLflow Project; it must log a model."""
+    registry: RegistrySource | None = None
+    """Import an existing registered model or run artifact."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.project is None) == (self.registry is None):
+            raise ValueError("set exactly one of project or registry")
+        return self
+
+
+class ScanPolicy(Strict):
+    """The security scan every model artifact passes before it is registered or served."""
+
+    tools: list[ScanTool] = Field(
+        default_factory=lambda: list[ScanTool](["picklescan"]), min_length=1
+    )
+    fail_on: Severity = "HIGH"
+    """Block the version when a finding at this severity or above is reported."""
+    allow_globals: list[str] = Field(default_factory=list)
+    """Pickle globals (module.name) accepted despite the scanner's verdict."""
+    timeout: Duration = "10m"
+
+
+class MetricGate(Strict):
+    """A condition on a metric the build logged; the version is blocked unless it holds."""
+
+    metric: str
+    op: Literal[">", ">=", "<", "<="]
+    threshold: float
+
+
+class ModelSpec(Strict):
+    """What to build or import, and how to vet it."""
+
+    version: Version
+    """The version this spec produces; deployments pin to it."""
+    source: ModelSource
+    registered_name: str | None = None
+    """Name in the MLflow registry; default ``metadata.name``."""
+    flavor: Literal["python_function", "sklearn", "xgboost", "lightgbm", "pytorch", "onnx"] = (
+        "python_function"
+    )
+    """The MLflow flavor deployments load the model with."""
+    scan: ScanPolicy = Field(default_factory=ScanPolicy)
+    metrics_gate: list[MetricGate] = Field(default_factory=list)
+    aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]] = Field(
+        default_factory=list
+    )
+    """Registry aliases (``champion``) moved to this version once it passes its gates."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Extra tags written on the registered version."""
+    plane_selector: LabelSelector | None = None
+    """Planes that build it; default every plane that deploys it."""
+    resources: Resources = Field(default_factory=Resources)
+    timeout: Duration = "1h"
+    """Cap on one build."""
+
+
+class Model(Document):
+    """A model and the version of it that git currently asks for."""
+
+    KIND: ClassVar[str] = "Model"
+    api_version: Literal["gitplane.dev/v1alpha1"]
+    kind: Literal["Model"]
+    spec: ModelSpec
