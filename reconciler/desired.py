@@ -74,6 +74,7 @@ def _load(
     selection = tree.select(entries, max_bytes=limits.max_bytes, prefix=prefix)
     state = DesiredState(display or ".", commit, problems=list(selection.problems))
     contents: dict[str, bytes] = {}
+    invalid: set[tuple[str, str]] = set()
     for entry, data in zip(selection.specs, read(selection.specs), strict=True):
         file = prefix + entry.path
         contents[file] = data
@@ -81,7 +82,10 @@ def _load(
         state.problems += result.problems
         if result.document is not None:
             state.documents.append((file, result.document))
-    for file, found in _group(crossref.check(state.documents, selection.paths)):
+        elif result.declared is not None:
+            invalid.add(result.declared)
+    located = crossref.check(state.documents, selection.paths, frozenset(invalid))
+    for file, found in _group(located):
         state.problems += parse.locate(file, contents[file], found)
     state.problems.sort()
     return state

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from schemas.common import LabelSelector
 from schemas.dag import DAG
@@ -23,13 +24,32 @@ Located = tuple[str, Found]
 Files = list[tuple[str, Document]]
 
 
-def check(files: Files, paths: frozenset[str]) -> list[Located]:
-    """Every cross-document problem of a tree; ``files`` pairs each file with its document."""
+@dataclass(frozen=True)
+class _Context:
+    by_kind: dict[str, dict[str, Document]]
+    planes: list[DataPlane]
+    paths: frozenset[str]
+    invalid: frozenset[tuple[str, str]]
+    """(kind, name) of documents present but invalid: references to them are not errors."""
+
+    def exists(self, kind: str, name: str) -> bool:
+        return name in self.by_kind[kind] or (kind, name) in self.invalid
+
+
+def check(
+    files: Files, paths: frozenset[str], invalid: frozenset[tuple[str, str]] = frozenset()
+) -> list[Located]:
+    """Every cross-document problem of a tree; ``files`` pairs each file with its document.
+
+    ``invalid`` names documents that failed validation: they are taken to exist,
+    so one broken file does not cause a cascade of reference errors elsewhere.
+    """
     by_kind: dict[str, dict[str, Document]] = defaultdict(dict)
     found = list(_duplicates(files, by_kind))
     planes = [d for d in by_kind["DataPlane"].values() if isinstance(d, DataPlane)]
+    context = _Context(by_kind, planes, paths, invalid)
     for file, doc in files:
-        found += [(file, f) for f in _document_problems(doc, by_kind, planes, paths)]
+        found += [(file, f) for f in _document_problems(doc, context)]
     return found
 
 
@@ -45,22 +65,19 @@ def _duplicates(files: Files, by_kind: dict[str, dict[str, Document]]) -> Iterat
             by_kind[doc.KIND][doc.name] = doc
 
 
-def _document_problems(
-    doc: Document, by_kind: dict[str, dict[str, Document]], planes: list[DataPlane],
-    paths: frozenset[str],
-) -> Iterator[Found]:  # fmt: skip
-    if doc.plane_selector is not None:
-        yield from _selector(doc.plane_selector, planes)
+def _document_problems(doc: Document, context: _Context) -> Iterator[Found]:
+    planes_known = not any(kind == "DataPlane" for kind, _ in context.invalid)
+    if doc.plane_selector is not None and planes_known:
+        yield from _selector(doc.plane_selector, context.planes)
     if isinstance(doc, Model) and doc.spec.source.project is not None:
-        yield from _project(
-            ("spec", "source", "project", "path"), doc.spec.source.project.path, paths
-        )
+        loc = ("spec", "source", "project", "path")
+        yield from _project(loc, doc.spec.source.project.path, context.paths)
     if isinstance(doc, Deployment):
-        yield from _deployment(doc, by_kind["Model"])
+        yield from _deployment(doc, context)
     if isinstance(doc, Deployment | DAG):
-        yield from _feature_sets(doc.spec.feature_sets, by_kind["FeatureSet"])
+        yield from _feature_sets(doc.spec.feature_sets, context)
     if isinstance(doc, DAG):
-        yield from _dag(doc, paths)
+        yield from _dag(doc, context.paths)
 
 
 def _selector(selector: LabelSelector, planes: list[DataPlane]) -> Iterator[Found]:
@@ -75,10 +92,11 @@ def _project(loc: tuple[str | int, ...], path: str, paths: frozenset[str]) -> It
         yield Found(loc, f"no MLflow Project at {path!r}: {marker} is missing")
 
 
-def _deployment(doc: Deployment, models: dict[str, Document]) -> Iterator[Found]:
+def _deployment(doc: Deployment, context: _Context) -> Iterator[Found]:
     ref = doc.spec.model
+    models = context.by_kind["Model"]
     model = models.get(ref.name)
-    if model is None:
+    if not context.exists("Model", ref.name):
         hint = did_you_mean(ref.name, models)
         yield Found(("spec", "model", "name"), f"no Model named {ref.name!r}{hint}")
     elif isinstance(model, Model) and ref.version is not None and ref.version != model.spec.version:
@@ -89,10 +107,10 @@ def _deployment(doc: Deployment, models: dict[str, Document]) -> Iterator[Found]
         )
 
 
-def _feature_sets(names: list[str], known: dict[str, Document]) -> Iterator[Found]:
+def _feature_sets(names: list[str], context: _Context) -> Iterator[Found]:
     for index, name in enumerate(names):
-        if name not in known:
-            hint = did_you_mean(name, known)
+        if not context.exists("FeatureSet", name):
+            hint = did_you_mean(name, context.by_kind["FeatureSet"])
             yield Found(("spec", "featureSets", index), f"no FeatureSet named {name!r}{hint}")
 
 

@@ -67,7 +67,7 @@ def explain(cls: type[BaseModel], error: ErrorDetails) -> Found:
         pattern = error.get("ctx", {}).get("pattern", "")
         return Found(loc, f"{_show(value)} is not {_PATTERN_HELP.get(pattern, pattern)}")
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return Found(loc, message[:1].lower() + message[1:])
+    return Found(loc, message[:1].lower() + message[1:], on_key=isinstance(value, dict))
 
 
 def _show(value: Any) -> str:

@@ -7,6 +7,7 @@ problem names the line and column of the key or value at fault.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ class Parsed:
     file: str
     document: Document | None = None
     problems: list[Problem] = field(default_factory=list)
+    declared: tuple[str, str] | None = None
+    """Kind and name of a document that exists but failed validation (no reference fallout)."""
 
 
 def parse_spec(file: str, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Parsed:
@@ -36,7 +39,8 @@ def parse_spec(file: str, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Pa
     try:
         raw, _ = _yaml.load(data, limits=limits)
     except _yaml.YamlError as exc:
-        return Parsed(file, problems=[Problem(file, exc.line, exc.column, "", exc.message)])
+        problem = Problem(file, exc.line, exc.column, "", exc.message)
+        return Parsed(file, problems=[problem], declared=_declared_in_text(data))
     kind_error = _envelope_error(raw)
     if kind_error is not None:
         return Parsed(file, problems=_place(file, data, [kind_error]))
@@ -45,12 +49,29 @@ def parse_spec(file: str, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Pa
         return Parsed(file, document=cls.model_validate(raw))
     except ValidationError as exc:
         found = [hints.explain(cls, error) for error in exc.errors(include_url=False)]
-        return Parsed(file, problems=_place(file, data, found))
+        return Parsed(file, problems=_place(file, data, found), declared=_declared(raw))
 
 
 def locate(file: str, data: bytes, found: list[hints.Found]) -> list[Problem]:
     """Place problems found on a parsed document (cross-reference checks)."""
     return _place(file, data, found)
+
+
+def _declared(raw: dict[str, Any]) -> tuple[str, str] | None:
+    name = raw.get("metadata", {}).get("name") if isinstance(raw.get("metadata"), dict) else None
+    return (raw["kind"], name) if isinstance(name, str) else None
+
+
+_KIND_LINE = re.compile(rb"^kind:[ \t]*([A-Za-z]+)[ \t]*(?:#.*)?$", re.MULTILINE)
+_NAME_LINE = re.compile(rb"^metadata:[ \t]*(?:\{[ \t]*name:|\n[ \t]+name:)[ \t]*([a-z0-9-]+)", re.MULTILINE)
+
+
+def _declared_in_text(data: bytes) -> tuple[str, str] | None:
+    """Best-effort kind and name of a file that is not even valid YAML."""
+    kind, name = _KIND_LINE.search(data), _NAME_LINE.search(data)
+    if kind is None or name is None:
+        return None
+    return kind.group(1).decode(), name.group(1).decode()
 
 
 def _envelope_error(raw: dict[str, Any]) -> hints.Found | None:

@@ -1,0 +1,103 @@
+"""`gitplane validate` as users run it: the installed console script, in a real repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.conftest import EXAMPLE_REPO, commit_all
+
+
+def run(gitplane_bin: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([gitplane_bin, *args], capture_output=True, text=True, cwd=cwd,
+                          check=False, timeout=120)  # fmt: skip
+
+
+def _break(repo: Path) -> None:
+    """Seven mistakes, one of each class the issue names."""
+    edits = {
+        "deployments/churn-prod.yaml": [('version: "1.2.0"', "version: 1.2")],  # wrong type
+        "deployments/churn-dev.yaml": [("name: churn ", "name: churn-v2 ")],  # dangling model
+        "planes/prod.yaml": [("statusStaleAfter", "statusStaleAftr")],  # typo
+        "dags/churn-batch.yaml": [("project: {path: projects/churn-data, parameters: {rows: 2000}}",
+                                   "project: {path: projects/churn-data}\n      dependsOn: [report]")],
+        "features/customer-activity.yaml": [("  ttl: 2d\n", "  ttl: 2d\n  ttl: 3d\n")],  # dup key
+        "policies/prod.yaml": [("  kinds: [Model, Deployment]", "  kinds: &k [Model]")],  # alias
+    }  # fmt: skip
+    for rel, pairs in edits.items():
+        text = (repo / rel).read_text()
+        for old, new in pairs:
+            assert old in text, (rel, old)
+            text = text.replace(old, new)
+        (repo / rel).write_text(text)
+    os.symlink("../models/churn.yaml", repo / "deployments" / "linked.yaml")
+
+
+def test_the_example_repository_validates(gitplane_bin: str) -> None:
+    done = run(gitplane_bin, "validate", str(EXAMPLE_REPO))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✓ 8 specs valid in" in done.stdout
+
+
+def test_a_broken_copy_exits_1_with_every_problem_placed(gitplane_bin: str, example_repo: Path) -> None:
+    _break(example_repo)
+    commit_all(example_repo, "break seven things")
+    done = run(gitplane_bin, "validate", ".", cwd=example_repo)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()[:-1]
+    assert all(re.match(r"^[\w./-]+(:\d+:\d+)?: ", line) for line in lines), lines
+    text = done.stdout
+    for expected in [
+        "deployments/churn-prod.yaml:10:14: spec.model.version: expected a string, got a number",
+        "planes/prod.yaml:13:3: spec.statusStaleAftr: unknown field 'statusStaleAftr'"
+        " (did you mean 'statusStaleAfter'?)",
+        "deployments/churn-dev.yaml:9:11: spec.model.name: no Model named 'churn-v2'",
+        "dags/churn-batch.yaml:16:18: spec.steps[0].dependsOn: cycle: extract -> report -> score"
+        " -> extract",
+        "features/customer-activity.yaml:33:3: duplicate key 'ttl'",
+        "policies/prod.yaml:9:10: anchor &k is not allowed",
+        "deployments/linked.yaml: symlinks are not allowed",
+    ]:
+        assert expected in text, f"{expected}\n--- not in ---\n{text}"
+    assert "no FeatureSet named" not in text  # the broken feature set exists: no fallout
+    assert len(lines) == 7
+
+
+def test_json_output(gitplane_bin: str, example_repo: Path) -> None:
+    _break(example_repo)
+    commit_all(example_repo)
+    done = run(gitplane_bin, "validate", str(example_repo), "--output", "json")
+    assert done.returncode == 1
+    body = json.loads(done.stdout)
+    assert body["valid"] is False
+    assert len(body["errors"]) >= 7
+    assert set(body["errors"][0]) == {"file", "line", "column", "path", "message"}
+    ok = json.loads(run(gitplane_bin, "validate", str(EXAMPLE_REPO), "-o", "json").stdout)
+    assert ok["valid"] is True
+    assert ok["errors"] == []
+
+
+def test_worktree_mode_sees_uncommitted_edits(gitplane_bin: str, example_repo: Path) -> None:
+    _break(example_repo)
+    at_head = run(gitplane_bin, "validate", str(example_repo))
+    assert at_head.returncode == 0
+    assert "uncommitted changes" in at_head.stderr
+    assert run(gitplane_bin, "validate", str(example_repo), "--worktree").returncode == 1
+
+
+def test_usage_errors_exit_2(gitplane_bin: str, example_repo: Path, tmp_path: Path) -> None:
+    cases = [
+        ["validate", str(example_repo), "--rev", "nope"],
+        ["validate", str(example_repo), "--rev", "HEAD", "--worktree"],
+        ["validate", str(tmp_path / "missing")],
+        ["validate", "--output", "yaml"],
+        ["validate", "--no-such-flag"],
+    ]
+    for args in cases:
+        done = run(gitplane_bin, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -1,0 +1,71 @@
+"""Shared fixtures: real git repositories built in tmp_path (pre-commit's make_repo)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_REPO = ROOT / "example-repo"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.invalid")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` and return its stdout; fail the test on error."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def commit_all(repo: Path, message: str = "change") -> str:
+    """Stage everything and commit; return the commit id."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def init_repo(path: Path) -> Path:
+    """An empty repository with branch ``main``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    """Write text or bytes files below ``root``, creating directories."""
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        target.write_bytes(data)
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Iterator[Path]:
+    """A fresh git repository holding a copy of example-repo, committed."""
+    repo = tmp_path / "specs"
+    shutil.copytree(EXAMPLE_REPO, repo)
+    init_repo(repo)
+    commit_all(repo, "example repository")
+    yield repo
+
+
+@pytest.fixture
+def gitplane_bin() -> str:
+    """The installed console script of this virtualenv."""
+    path = Path(sys.executable).parent / "gitplane"
+    assert path.exists(), f"the gitplane console script is not installed beside {sys.executable}"
+    return str(path)

@@ -1,0 +1,137 @@
+"""Loading specs from a commit: the object store is read, never the working tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ledger import gitrepo
+from reconciler import desired
+from reconciler import validate as validation
+from schemas.errors import UsageError
+from schemas.parse import Limits
+from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo, write
+
+
+def test_the_example_repository_is_valid(example_repo: Path) -> None:
+    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
+    assert state.problems == []
+    kinds = sorted({doc.KIND for _, doc in state.documents})
+    assert kinds == ["DAG", "DataPlane", "Deployment", "FeatureSet", "Model", "Policy"]
+    assert state.commit == git(example_repo, "rev-parse", "HEAD")
+
+
+def test_uncommitted_edits_are_not_read_at_head(example_repo: Path) -> None:
+    (example_repo / "models" / "churn.yaml").write_text("kind: [broken\n")
+    assert desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").valid
+    assert not desired.load_worktree(example_repo).valid
+
+
+def test_validate_notes_uncommitted_changes(example_repo: Path) -> None:
+    (example_repo / "models" / "churn.yaml").write_text("kind: [broken\n")
+    result = validation.validate(example_repo)
+    assert result.state.valid
+    assert any("--worktree" in note for note in result.notes)
+
+
+def test_any_revision_can_be_validated(example_repo: Path) -> None:
+    good = git(example_repo, "rev-parse", "HEAD")
+    (example_repo / "models" / "churn.yaml").write_text("kind: [broken\n")
+    commit_all(example_repo, "break it")
+    assert not validation.validate(example_repo).state.valid
+    assert validation.validate(example_repo, rev=good).state.valid
+    assert validation.validate(example_repo, rev="HEAD~1").state.commit == good
+
+
+def test_a_subdirectory_is_validated_at_its_prefix(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "mono")
+    shutil.copytree(EXAMPLE_REPO, repo / "ml" / "specs")
+    write(repo, {"README.md": "monorepo\n"})
+    commit_all(repo)
+    result = validation.validate(repo / "ml" / "specs")
+    assert result.state.valid
+    assert len(result.state.documents) == 8
+
+
+def test_unknown_revision_is_a_usage_error(example_repo: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read no-such-branch"):
+        validation.validate(example_repo, rev="no-such-branch")
+    with pytest.raises(UsageError):
+        validation.validate(example_repo, rev="--output=/tmp/x")
+
+
+def test_a_plain_directory_is_validated_from_disk_with_a_note(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    shutil.copytree(EXAMPLE_REPO, plain)
+    result = validation.validate(plain)
+    assert result.state.valid
+    assert result.state.commit is None
+    assert "not in a git repository" in result.notes[0]
+    with pytest.raises(UsageError, match="--rev"):
+        validation.validate(plain, rev="HEAD")
+
+
+def test_symlinks_in_a_commit_are_refused_and_never_read(example_repo: Path) -> None:
+    os.symlink("/etc/passwd", example_repo / "models" / "passwd.yaml")
+    os.symlink("../../projects", example_repo / "dags" / "projects-link")
+    commit_all(example_repo)
+    assert git(example_repo, "ls-files", "-s", "models/passwd.yaml").startswith("120000")
+    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
+    assert [(p.file, p.line) for p in state.problems] == [
+        ("dags/projects-link", 0), ("models/passwd.yaml", 0)]  # fmt: skip
+    assert all("symlinks are not allowed" in p.message for p in state.problems)
+
+
+def test_symlinks_on_disk_are_refused_and_never_followed(example_repo: Path) -> None:
+    os.symlink("/etc/passwd", example_repo / "models" / "passwd.yaml")
+    state = desired.load_worktree(example_repo)
+    assert [p.file for p in state.problems] == ["models/passwd.yaml"]
+
+
+def test_submodules_are_refused(example_repo: Path) -> None:
+    commit = git(example_repo, "rev-parse", "HEAD")
+    git(example_repo, "update-index", "--add", "--cacheinfo", f"160000,{commit},vendor/specs")
+    git(example_repo, "commit", "-q", "-m", "add a submodule")
+    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
+    assert [p.file for p in state.problems] == ["vendor/specs"]
+    assert "submodules are not allowed" in state.problems[0].message
+
+
+def test_oversized_files_are_refused_by_their_size_before_reading(example_repo: Path) -> None:
+    write(example_repo, {"models/huge.yaml": "# padding\n" * 200})
+    commit_all(example_repo)
+    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD", limits=Limits(max_bytes=1900)
+    )
+    assert [p.file for p in state.problems] == ["models/huge.yaml"]
+    assert "2000 bytes, above the 1900-byte cap" in state.problems[0].message
+
+
+def test_dot_directories_and_project_files_are_not_specs(example_repo: Path) -> None:
+    write(example_repo, {
+        ".github/workflows/ci.yml": "on: &x push\njobs: *x\n",
+        "projects/churn/conda.yaml": "deps: &d [python]\nmore: *d\n",
+    })  # fmt: skip
+    commit_all(example_repo)
+    assert desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").valid
+
+
+def test_problems_from_many_files_are_all_reported_sorted(example_repo: Path) -> None:
+    write(example_repo, {
+        "models/churn.yaml": (example_repo / "models/churn.yaml").read_text()
+        .replace("version:", "versoin:"),
+        "planes/local-dev.yaml": (example_repo / "planes/local-dev.yaml").read_text()
+        .replace("runtime: local", "runtime: lokal"),
+    })  # fmt: skip
+    commit_all(example_repo)
+    problems = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").problems
+    assert problems == sorted(problems)
+    files = {p.file for p in problems}
+    assert {"models/churn.yaml", "planes/local-dev.yaml"} <= files
+    assert [p.message.split(" (")[0] for p in problems] == [
+        "missing required field 'version'",
+        "unknown field 'versoin'",
+        "'lokal' is not allowed",
+    ]  # and no fallout: the deployments of churn still find their (broken) model
