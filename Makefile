@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/gitplane schema export --check
+	$(BIN)/gitplane schema docs --check
 
 unit: install
 	$(BIN)/pytest --cov --cov-report=term

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from schemas import jsonschema_export
+from schemas import jsonschema_export, reference
 
 
 @click.group()
@@ -27,3 +27,22 @@ def export(directory: Path, check: bool) -> None:
         click.echo(f"{'stale' if check else 'wrote'} {path}")
     if check and stale:
         sys.exit(1)
+
+
+@schema.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("docs/reference/specs.md"), show_default=True,
+              help="Where to write the Markdown reference.")  # fmt: skip
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the file is stale.")
+def docs(out: Path, check: bool) -> None:
+    """Write the spec reference (every kind, field, type and default) as Markdown."""
+    text = reference.render()
+    current = out.read_text(encoding="utf-8") if out.is_file() else None
+    if check:
+        if current != text:
+            click.echo(f"stale {out}")
+            sys.exit(1)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")

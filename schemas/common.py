@@ -44,12 +44,12 @@ class Strict(BaseModel):
 Name = Annotated[
     str,
     StringConstraints(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    Field(description="A DNS-1123 label: lower-case letters, digits and '-', at most 63."),
+    Field(title="name"),
 ]
 Version = Annotated[
     str,
     StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"),
-    Field(description='A version string such as "1.2.0" or "7"; quote it in YAML.'),
+    Field(title="version"),
 ]
 LabelKey = Annotated[
     str,
@@ -74,7 +74,7 @@ RelativePath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1024),
     AfterValidator(_relative_path),
-    Field(description="A path relative to the repository root; no '..' and no leading '/'."),
+    Field(title="path"),
 ]
 
 
@@ -129,19 +129,12 @@ def _quantity(text: str) -> str:
 Duration = Annotated[
     str,
     AfterValidator(_duration),
-    Field(
-        pattern=_DURATION.pattern,
-        description="A duration: an integer or decimal with a unit ms, s, m, h or d; "
-        "parts may be joined (1h30m).",
-    ),
+    Field(pattern=_DURATION.pattern, title="duration"),
 ]
 Quantity = Annotated[
     str,
     AfterValidator(_quantity),
-    Field(
-        pattern=_QUANTITY.pattern,
-        description="A Kubernetes quantity: 500m, 2, 1.5, 512Mi, 4Gi.",
-    ),
+    Field(pattern=_QUANTITY.pattern, title="quantity"),
 ]
 
 _CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
@@ -152,7 +145,7 @@ _CRON = re.compile(
 Cron = Annotated[
     str,
     StringConstraints(pattern=_CRON.pattern),
-    Field(description="A five-field cron expression ('0 */4 * * *') or @hourly, @daily, ..."),
+    Field(title="cron"),
 ]
 
 

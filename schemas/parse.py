@@ -63,7 +63,9 @@ def _declared(raw: dict[str, Any]) -> tuple[str, str] | None:
 
 
 _KIND_LINE = re.compile(rb"^kind:[ \t]*([A-Za-z]+)[ \t]*(?:#.*)?$", re.MULTILINE)
-_NAME_LINE = re.compile(rb"^metadata:[ \t]*(?:\{[ \t]*name:|\n[ \t]+name:)[ \t]*([a-z0-9-]+)", re.MULTILINE)
+_NAME_LINE = re.compile(
+    rb"^metadata:[ \t]*(?:\{[ \t]*name:|\n[ \t]+name:)[ \t]*([a-z0-9-]+)", re.MULTILINE
+)
 
 
 def _declared_in_text(data: bytes) -> tuple[str, str] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,9 +21,8 @@ def _break(repo: Path) -> None:
         "deployments/churn-prod.yaml": [('version: "1.2.0"', "version: 1.2")],  # wrong type
         "deployments/churn-dev.yaml": [("name: churn ", "name: churn-v2 ")],  # dangling model
         "planes/prod.yaml": [("statusStaleAfter", "statusStaleAftr")],  # typo
-        "dags/churn-batch.yaml": [("project: {path: projects/churn-data, parameters: {rows: 2000}}",
-                                   "project: {path: projects/churn-data}\n      dependsOn: [report]")],
-        "features/customer-activity.yaml": [("  ttl: 2d\n", "  ttl: 2d\n  ttl: 3d\n")],  # dup key
+        "dags/churn-batch.yaml": [("{rows: 2000}}", "{rows: 2000}}\n      dependsOn: [report]")],
+        "features/customer-activity.yaml": [("ttl: 2d\n", "ttl: 2d\n  ttl: 3d\n")],  # dup key
         "policies/prod.yaml": [("  kinds: [Model, Deployment]", "  kinds: &k [Model]")],  # alias
     }  # fmt: skip
     for rel, pairs in edits.items():
@@ -33,7 +31,7 @@ def _break(repo: Path) -> None:
             assert old in text, (rel, old)
             text = text.replace(old, new)
         (repo / rel).write_text(text)
-    os.symlink("../models/churn.yaml", repo / "deployments" / "linked.yaml")
+    (repo / "deployments" / "linked.yaml").symlink_to("../models/churn.yaml")
 
 
 def test_the_example_repository_validates(gitplane_bin: str) -> None:
@@ -42,7 +40,9 @@ def test_the_example_repository_validates(gitplane_bin: str) -> None:
     assert "✓ 8 specs valid in" in done.stdout
 
 
-def test_a_broken_copy_exits_1_with_every_problem_placed(gitplane_bin: str, example_repo: Path) -> None:
+def test_a_broken_copy_exits_1_with_every_problem_placed(
+    gitplane_bin: str, example_repo: Path
+) -> None:
     _break(example_repo)
     commit_all(example_repo, "break seven things")
     done = run(gitplane_bin, "validate", ".", cwd=example_repo)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -75,8 +74,8 @@ def test_a_plain_directory_is_validated_from_disk_with_a_note(tmp_path: Path) ->
 
 
 def test_symlinks_in_a_commit_are_refused_and_never_read(example_repo: Path) -> None:
-    os.symlink("/etc/passwd", example_repo / "models" / "passwd.yaml")
-    os.symlink("../../projects", example_repo / "dags" / "projects-link")
+    (example_repo / "models" / "passwd.yaml").symlink_to("/etc/passwd")
+    (example_repo / "dags" / "projects-link").symlink_to("../../projects")
     commit_all(example_repo)
     assert git(example_repo, "ls-files", "-s", "models/passwd.yaml").startswith("120000")
     state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
@@ -86,7 +85,7 @@ def test_symlinks_in_a_commit_are_refused_and_never_read(example_repo: Path) -> 
 
 
 def test_symlinks_on_disk_are_refused_and_never_followed(example_repo: Path) -> None:
-    os.symlink("/etc/passwd", example_repo / "models" / "passwd.yaml")
+    (example_repo / "models" / "passwd.yaml").symlink_to("/etc/passwd")
     state = desired.load_worktree(example_repo)
     assert [p.file for p in state.problems] == ["models/passwd.yaml"]
 
@@ -103,7 +102,8 @@ def test_submodules_are_refused(example_repo: Path) -> None:
 def test_oversized_files_are_refused_by_their_size_before_reading(example_repo: Path) -> None:
     write(example_repo, {"models/huge.yaml": "# padding\n" * 200})
     commit_all(example_repo)
-    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD", limits=Limits(max_bytes=1900)
+    state = desired.load_commit(
+        gitrepo.GitRepo(example_repo), "HEAD", limits=Limits(max_bytes=1900)
     )
     assert [p.file for p in state.problems] == ["models/huge.yaml"]
     assert "2000 bytes, above the 1900-byte cap" in state.problems[0].message

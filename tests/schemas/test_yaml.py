@@ -71,7 +71,7 @@ def test_size_cap_is_checked_before_parsing() -> None:
         ("2026-01-01", "2026-01-01"), ("1.2.0", "1.2.0"), ("0777", 777), ("+3", 3),
         (".inf", math.inf), ("-.inf", -math.inf), ("500m", "500m"),
     ],
-    ids=lambda v: repr(v),
+    ids=repr,
 )  # fmt: skip
 def test_plain_scalars_resolve_by_the_yaml_12_core_schema(text: str, value: object) -> None:
     assert _yaml.resolve_plain(text) == value
@@ -79,7 +79,7 @@ def test_plain_scalars_resolve_by_the_yaml_12_core_schema(text: str, value: obje
 
 
 def test_quoted_and_block_scalars_stay_strings() -> None:
-    doc, _ = _yaml.load(b'a: "1"\nb: \'true\'\nc: |\n  null\n')
+    doc, _ = _yaml.load(b"a: \"1\"\nb: 'true'\nc: |\n  null\n")
     assert doc == {"a": "1", "b": "true", "c": "null\n"}
 
 
