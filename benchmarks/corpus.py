@@ -35,7 +35,7 @@ KIND_SHARES = {
 TEAMS = ("growth", "risk", "search", "ads", "payments", "fraud", "support", "logistics",
          "pricing", "infra")  # fmt: skip
 ENVS = ("dev", "staging", "prod")
-REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1", "local")
+REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1")
 SUBJECTS = ("churn", "ltv", "ranker", "ctr", "eta", "demand", "propensity", "anomaly",
             "embedder", "classifier", "forecast", "recommender")  # fmt: skip
 DOMAINS = ("customer", "merchant", "device", "session", "order", "product")
@@ -139,7 +139,9 @@ def _plan(rng: random.Random, counts: dict[str, int]) -> Plan:
 
 
 def _plane(i: int) -> Plane:
-    env, region = ENVS[i % len(ENVS)], REGIONS[(i // len(ENVS)) % len(REGIONS)]
+    env = ENVS[i % len(ENVS)]
+    local = env == "dev" and i % 2 == 0  # half the dev planes are laptops and CI runners
+    region = "local" if local else REGIONS[(i // len(ENVS)) % len(REGIONS)]
     return Plane(f"{env}-{region}-{i:03d}", env, region)
 
 
@@ -177,8 +179,10 @@ def _document(kind: str, name: str, labels: dict[str, object], meta: list[str],
     return "\n".join([*head, *(f"  {line}" for line in spec)]) + "\n"
 
 
-def _selector(rng: random.Random, plan: Plan) -> list[str]:
-    plane = rng.choice(plan.planes)
+def _selector(rng: random.Random, plan: Plan, env: str | None = None) -> list[str]:
+    """A selector built from the labels of a random plane (of ``env``, if any has it)."""
+    planes = [p for p in plan.planes if p.env == env] if env else []
+    plane = rng.choice(planes or plan.planes)
     draw = rng.random()
     if draw < 0.6:
         return ["planeSelector:", f"  matchLabels: {{env: {plane.env}}}"]
@@ -231,6 +235,8 @@ def _data_plane(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
     meta = [
         f"  description: {plane.env} data plane in {plane.region}, shard {i}.",
         f"  owner: {rng.choice(TEAMS)}-platform",
+        "  annotations:",
+        f"    runbook: https://wiki.example.internal/planes/{plane.name}",
     ]
     labels = {"env": plane.env, "region": plane.region, "tier": rng.choice(("gold", "silver"))}
     return f"planes/{plane.env}/{plane.name}.yaml", _document(
@@ -255,7 +261,7 @@ def _runtime(rng: random.Random, plane: Plane, local: bool) -> list[str]:
 
 def _model(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
     name, version = plan.models[i]
-    team = TEAMS[i % len(TEAMS)]
+    team, subject = name.split("-")[:2]
     spec = [
         f'version: "{version}"',
         "source:",
@@ -273,7 +279,7 @@ def _model(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
         f"timeout: {rng.choice(('30m', '1h', '1h30m', '2h'))}",
     ]
     meta = [
-        f"  description: Predicts {rng.choice(SUBJECTS)} for {team}, variant {i}.",
+        f"  description: Predicts {subject} for the {team} team, variant {i}.",
         f"  owner: {team}-ml",
     ]
     labels = {"team": team, "stage": rng.choice(("experimental", "ga", "beta"))}
@@ -322,7 +328,10 @@ def _deployment(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
 def _model_ref(rng: random.Random, model: str, version: str) -> list[str]:
     draw = rng.random()
     if draw < 0.4:
-        return [f"  name: {model}", f'  version: "{version}"    # pinned to what the Model declares']
+        return [
+            f"  name: {model}",
+            f'  version: "{version}"    # pinned to what the Model declares',
+        ]
     if draw < 0.55:
         return [f"  name: {model}", "  alias: champion"]
     return [f"  name: {model}          # follows the version the Model declares"]
@@ -427,7 +436,7 @@ def _policy(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
     name = f"{env}-gates-{i:05d}"
     day = rng.choice(DAYS)
     spec = [
-        *_selector(rng, plan),
+        *_selector(rng, plan, env),
         f"kinds: [{_sample(rng, ('Model', 'Deployment', 'FeatureSet', 'DAG'), 1, 4)}]",
         "approvals:",
         f"  minimum: {rng.randint(1, 3)}",
@@ -441,7 +450,10 @@ def _policy(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
         f'    - {{days: [{day}], start: "{rng.randint(12, 18)}:00", end: "23:59"}}',
         '    - {days: [Sat, Sun], start: "00:00", end: "23:59"}',
     ]
-    meta = [f"  description: Gates for {env} changes, rule set {i}.", "  owner: platform-team"]
+    meta = [
+        f"  description: Approval, scan and freeze gates for {env} changes, rule set {i}.",
+        "  owner: platform-team",
+    ]
     return f"policies/{env}/{name}.yaml", _document("Policy", name, {"env": env}, meta, spec)
 
 

@@ -1,4 +1,4 @@
-"""The spec reference (docs/reference/specs.md), generated from the models' fields and docstrings."""
+"""The spec reference (docs/reference/specs.md), generated from the models."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def _default(value: Any, factory: Any) -> str:
     return f"`{value!r}`" if value is not None else "—"
 
 
-def _type(tp: Any) -> str:
+def _type(tp: Any) -> str:  # noqa: PLR0911 - one return per type constructor reads best
     origin, args = get_origin(tp), get_args(tp)
     if origin is Annotated:
         return _type(args[0])
