@@ -78,17 +78,28 @@ Writer = Callable[[random.Random, Plan, int], tuple[str, str]]
 
 
 def kind_counts(n: int) -> dict[str, int]:
-    """How many documents of each kind make ``n``, by largest remainder."""
+    """How many documents of each kind make ``n``, by largest remainder.
+
+    Tiny corpora still hold what the others refer to: a DataPlane for the
+    selectors, and a Model when there is a Deployment.
+    """
     exact = {kind: n * share for kind, share in KIND_SHARES.items()}
     counts = {kind: int(value) for kind, value in exact.items()}
     by_remainder = sorted(exact, key=lambda kind: counts[kind] - exact[kind])
     for kind in by_remainder[: n - sum(counts.values())]:
         counts[kind] += 1
-    for needed in ("DataPlane", "Model"):  # selectors need a plane, deployments a model
-        if n >= 2 and counts[needed] == 0:
-            counts[max(counts, key=lambda kind: counts[kind])] -= 1
-            counts[needed] = 1
+    _ensure(counts, "DataPlane")
+    if counts["Deployment"]:
+        _ensure(counts, "Model")
     return counts
+
+
+def _ensure(counts: dict[str, int], needed: str) -> None:
+    if counts[needed]:
+        return
+    donor = max(("Deployment", "FeatureSet", "DAG", "Policy", "Model"), key=counts.__getitem__)
+    counts[donor] -= 1
+    counts[needed] = 1
 
 
 def write_corpus(root: Path, n: int, seed: int = 0) -> None:

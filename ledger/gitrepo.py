@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,10 @@ _HARDENING = (
     "-c", "protocol.ext.allow=never",
     "-c", "submodule.recurse=false",
     "-c", "core.quotePath=false",
+    "-c", "transfer.fsckObjects=true",
+    "-c", "fetch.recurseSubmodules=false",
+    "-c", "http.lowSpeedLimit=1000",
+    "-c", "http.lowSpeedTime=30",
 )  # fmt: skip
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",
@@ -47,20 +52,28 @@ class GitRepo:
 
     path: Path
 
-    def run(self, *args: str, stdin: bytes | None = None) -> bytes:
+    def run(
+        self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> bytes:
         """Run ``git args`` hardened; return stdout or raise :class:`GitError`."""
-        command = ["git", *_HARDENING, *args]
-        try:
-            done = subprocess.run(
-                command, cwd=self.path, input=stdin, capture_output=True,
-                timeout=TIMEOUT_SECONDS, env={**os.environ, **_ENV}, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GitError(f"git {args[0]}: {exc}") from None
+        done = self.execute(*args, stdin=stdin, env=env)
         if done.returncode != 0:
             message = done.stderr.decode(errors="replace").strip().splitlines()
             raise GitError(f"git {args[0]}: {message[-1] if message else 'failed'}")
         return done.stdout
+
+    def execute(
+        self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``git args`` hardened and return the finished process, whatever its exit code."""
+        command = ["git", *_HARDENING, *args]
+        try:
+            return subprocess.run(
+                command, cwd=self.path, input=stdin, capture_output=True,
+                timeout=TIMEOUT_SECONDS, env={**os.environ, **_ENV, **(env or {})}, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GitError(f"git {args[0]}: {exc}") from None
 
     def resolve(self, rev: str) -> str:
         """The full commit id ``rev`` names."""
@@ -124,3 +137,116 @@ def find_repo(path: Path) -> tuple[GitRepo, str] | None:
         return None
     prefix = path.resolve().relative_to(Path(top).resolve()).as_posix()
     return GitRepo(Path(top)), "" if prefix == "." else prefix
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who commits: the reconciler, or one plane's agent."""
+
+    name: str
+    email: str
+
+    def env(self) -> dict[str, str]:
+        """Author and committer variables for git."""
+        return {"GIT_AUTHOR_NAME": self.name, "GIT_AUTHOR_EMAIL": self.email,
+                "GIT_COMMITTER_NAME": self.name, "GIT_COMMITTER_EMAIL": self.email}  # fmt: skip
+
+
+class UnsafeEntryError(GitError):
+    """A tree entry that is not a regular file (a symlink or a submodule)."""
+
+
+class BlobTooLargeError(GitError):
+    """A blob above its size cap, refused by its recorded size before reading."""
+
+
+class PushRejectedError(GitError):
+    """The remote moved since it was fetched: fetch, decide again, retry."""
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A bare local mirror of a remote's ``gitplane/`` branches: read, commit, push."""
+
+    repo: GitRepo
+    url: str
+
+    @classmethod
+    def open(cls, path: Path, url: str) -> Mirror:
+        """Create the bare mirror at ``path`` if needed, pointing ``origin`` at ``url``."""
+        if not (path / "HEAD").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            GitRepo(path).run("init", "--quiet", "--bare")
+        return cls(GitRepo(path), url)
+
+    def remote_heads(self, prefix: str = "refs/heads/gitplane/") -> dict[str, str]:
+        """Ref -> commit for the remote's refs under ``prefix`` (one cheap ``ls-remote``)."""
+        out = self.repo.run("ls-remote", "--refs", self.url, f"{prefix}*").decode()
+        return {ref: sha for sha, ref in (line.split("\t") for line in out.splitlines())}
+
+    def fetch(self, refs: Sequence[str]) -> dict[str, str]:
+        """Fetch ``refs`` that exist on the remote; return ref -> pinned commit id."""
+        heads = self.remote_heads()
+        wanted = [ref for ref in refs if ref in heads]
+        if wanted:
+            specs = [f"+{ref}:{_local(ref)}" for ref in wanted]
+            self.repo.run(
+                "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, *specs
+            )
+        return {ref: heads[ref] for ref in wanted}
+
+    def read(self, commit: str, paths: Sequence[str], *, max_bytes: int) -> dict[str, bytes]:
+        """Files at ``commit`` (regular blobs of at most ``max_bytes``); missing ones are absent."""
+        entries = {e.path: e for e in self.repo.list_tree(commit)}
+        wanted = [entries[p] for p in paths if p in entries]
+        for entry in wanted:
+            if entry.mode not in ("100644", "100755") or entry.oid is None:
+                raise UnsafeEntryError(f"{entry.path}: mode {entry.mode} is not a regular file")
+            if entry.size > max_bytes:
+                raise BlobTooLargeError(
+                    f"{entry.path}: {entry.size} bytes, above the {max_bytes}-byte cap"
+                )
+        blobs = self.repo.read_blobs([e.oid for e in wanted if e.oid])
+        return {e.path: blobs[e.oid] for e in wanted if e.oid}
+
+    def list_paths(self, commit: str) -> list[str]:
+        """Every file path at ``commit``."""
+        return [e.path for e in self.repo.list_tree(commit)]
+
+    def commit(
+        self, parent: str | None, files: dict[str, bytes], *, message: str, who: Identity
+    ) -> str:
+        """A commit of ``parent``'s tree with ``files`` added or replaced."""
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**who.env(), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent:
+                self.repo.run("read-tree", parent, env=env)
+            for path, data in sorted(files.items()):
+                oid = self.repo.run("hash-object", "-w", "--stdin", stdin=data).decode().strip()
+                self.repo.run(
+                    "update-index", "--add", "--cacheinfo", f"100644,{oid},{path}", env=env
+                )
+            tree = self.repo.run("write-tree", env=env).decode().strip()
+            parents = ["-p", parent] if parent else []
+            return (
+                self.repo.run("commit-tree", tree, *parents, "-m", message, env=env)
+                .decode()
+                .strip()
+            )
+
+    def push(self, commit: str, ref: str) -> None:
+        """Fast-forward ``ref`` on the remote to ``commit``; never forces.
+
+        Raises :class:`PushRejectedError` when the remote moved (a race).
+        """
+        done = self.repo.execute("push", "--porcelain", self.url, f"{commit}:{ref}")
+        if done.returncode != 0:
+            if b"[rejected]" in done.stdout or b"[remote rejected]" in done.stdout:
+                raise PushRejectedError(f"{ref}: the remote moved; fetch and retry")
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            raise GitError(f"git push: {lines[-1] if lines else 'failed'}")
+        self.repo.run("update-ref", _local(ref), commit)
+
+
+def _local(ref: str) -> str:
+    return "refs/remotes/origin/" + ref.removeprefix("refs/heads/")

@@ -1,0 +1,252 @@
+"""Per-plane command logs: the reconciler appends, the agent follows.
+
+Appends are compare-and-swap: build on the fetched tip, push fast-forward only,
+and on a race fetch, verify and decide again. The reader verifies the root
+chain, the timestamp and every new bundle against the agent's persisted trust
+state, and persists the new state only when all of it verified.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ledger import envelope, errors, gitrepo, keys, layout, roots, state, verify
+from schemas import signed
+
+DEFAULT_LIFETIME = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class LogView:
+    """A plane's command log as verified at one pinned commit."""
+
+    commit: str | None
+    timestamp: signed.Timestamp | None
+    bundles: tuple[signed.Bundle, ...] = ()
+    issued: dict[int, str] = field(default_factory=dict)
+    """Sequence -> digest of every bundle in the log."""
+
+    @property
+    def head(self) -> signed.Head:
+        """The newest bundle, or the empty head."""
+        return self.timestamp.head if self.timestamp else state.EMPTY
+
+
+Decide = Callable[[LogView], list[signed.Command]]
+
+
+@dataclass
+class CommandLog:
+    """The reconciler's side: read and append the logs of every plane."""
+
+    mirror: gitrepo.Mirror
+    root: bytes
+    """The root envelope the reconciler was installed with; newer ones are followed."""
+    commands_signers: Sequence[keys.Signer]
+    timestamp_signers: Sequence[keys.Signer]
+    who: gitrepo.Identity
+    lifetime: timedelta = DEFAULT_LIFETIME
+    attempts: int = 8
+    sleep: Callable[[float], None] = time.sleep
+    limits: verify.Limits = verify.DEFAULT_LIMITS
+
+    def read(self, plane: str, now: datetime) -> LogView:
+        """Fetch and verify ``plane``'s whole log."""
+        refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
+        root, _ = roots.follow(
+            self.mirror, self.root, refs.get(layout.ROOT_REF), limits=self.limits
+        )
+        tip = refs.get(layout.commands_ref(plane))
+        if tip is None:
+            return LogView(None, None)
+        files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
+        if layout.TIMESTAMP not in files:
+            raise errors.MalformedError(f"command log of {plane} has no timestamp")
+        stamp = verify.update_timestamp(root, None, files[layout.TIMESTAMP], plane=plane,
+                                        now=now, limits=self.limits)  # fmt: skip
+        bundles, issued = _verify_chain(self.mirror, tip, root=root, start=state.EMPTY,
+                                        head=stamp.head, plane=plane, limits=self.limits)  # fmt: skip
+        return LogView(tip, stamp, tuple(b for _, b in bundles), issued)
+
+    def append(
+        self, plane: str, decide: Decide, *, spec_commit: str, now: datetime, status_seen: int = 0
+    ) -> signed.Head | None:
+        """Append what ``decide`` returns for the current log; None when it returns nothing.
+
+        ``decide`` runs again after every lost race, on the log as it then is,
+        so concurrent reconcilers never issue the same command twice.
+        """
+        for attempt in range(self.attempts):
+            view = self.read(plane, now)
+            commands = decide(view)
+            if not commands:
+                return None
+            bundle = self._sign_bundle(plane, view, commands, spec_commit, now)
+            head = signed.Head(sequence=view.head.sequence + 1, digest=envelope.digest(bundle))
+            stamp = self._sign_timestamp(plane, view, head, now, status_seen)
+            files = {layout.bundle_path(head.sequence): bundle, layout.TIMESTAMP: stamp}
+            message = f"commands: {plane} #{head.sequence} from {spec_commit[:12]}"
+            if self._push(plane, view.commit, files, message):
+                return head
+            self.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter only
+        raise gitrepo.GitError(f"could not append to {plane}'s log: it kept moving")
+
+    def refresh(self, plane: str, now: datetime, *, status_seen: int = 0) -> bool:
+        """Re-sign the timestamp if it is in the last half of its life; True if it did."""
+        view = self.read(plane, now)
+        if view.timestamp is None:
+            return False
+        expires = verify.parse_time(view.timestamp.expires)
+        if expires - now > self.lifetime / 2 and status_seen <= view.timestamp.status_seen:
+            return False
+        stamp = self._sign_timestamp(plane, view, view.head, now, status_seen)
+        return self._push(plane, view.commit, {layout.TIMESTAMP: stamp}, f"timestamp: {plane}")
+
+    def _push(self, plane: str, parent: str | None, files: dict[str, bytes], message: str) -> bool:
+        commit = self.mirror.commit(parent, files, message=message, who=self.who)
+        try:
+            self.mirror.push(commit, layout.commands_ref(plane))
+        except gitrepo.PushRejectedError:
+            return False
+        return True
+
+    def _sign_bundle(
+        self, plane: str, view: LogView, commands: list[signed.Command], spec_commit: str,
+        now: datetime,
+    ) -> bytes:  # fmt: skip
+        payload = {
+            "_type": "commands", "spec_version": signed.SPEC_VERSION, "plane": plane,
+            "sequence": view.head.sequence + 1, "previous": view.head.digest,
+            "spec_commit": spec_commit, "issued_at": verify.format_time(now),
+            "commands": [c.model_dump() for c in commands],
+        }  # fmt: skip
+        data = envelope.dumps(payload)
+        return envelope.sign(verify.PAYLOAD_TYPES["commands"], data, self.commands_signers)
+
+    def _sign_timestamp(
+        self, plane: str, view: LogView, head: signed.Head, now: datetime, status_seen: int
+    ) -> bytes:
+        root, _ = roots.follow(self.mirror, self.root, self._root_tip(), limits=self.limits)
+        previous = view.timestamp
+        payload = {
+            "_type": "timestamp", "spec_version": signed.SPEC_VERSION, "plane": plane,
+            "version": previous.version + 1 if previous else 1,
+            "expires": verify.format_time(now + self.lifetime), "root_version": root.version,
+            "head": head.model_dump(),
+            "status_seen": max(status_seen, previous.status_seen if previous else 0),
+        }  # fmt: skip
+        data = envelope.dumps(payload)
+        return envelope.sign(verify.PAYLOAD_TYPES["timestamp"], data, self.timestamp_signers)
+
+    def _root_tip(self) -> str | None:
+        return self.mirror.fetch([layout.ROOT_REF]).get(layout.ROOT_REF)
+
+
+def _verify_chain(
+    mirror: gitrepo.Mirror, tip: str, *, root: signed.Root, start: signed.Head,
+    head: signed.Head, plane: str, limits: verify.Limits,
+) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:  # fmt: skip
+    """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip``, in order."""
+    if head.sequence == start.sequence:
+        if head.digest != start.digest:
+            raise errors.MixAndMatchError(f"the log was rewritten at bundle {head.sequence}")
+        return [], {}
+    if head.sequence < start.sequence:
+        raise errors.RollbackError(f"log head {head.sequence} is behind {start.sequence}")
+    paths = [layout.bundle_path(s) for s in range(start.sequence + 1, head.sequence + 1)]
+    files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
+    verified, issued, previous = [], {}, start
+    for path in paths:
+        if path not in files:
+            raise errors.MixAndMatchError(f"{path} is missing from the log")
+        bundle = verify.update_bundle(root, previous, head, files[path], plane=plane,
+                                      limits=limits)  # fmt: skip
+        previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(files[path]))
+        verified.append((previous, bundle))
+        issued[previous.sequence] = previous.digest
+    return verified, issued
+
+
+def _check_passes_through(
+    pending: list[tuple[signed.Head, signed.Bundle]], trust: state.TrustState
+) -> None:
+    """The chain re-verified from the applied bundle must contain the verified one."""
+    if trust.verified.sequence == trust.applied.sequence:
+        return
+    heads = {h.sequence: h.digest for h, _ in pending}
+    if heads.get(trust.verified.sequence) != trust.verified.digest:
+        raise errors.MixAndMatchError(f"the log was rewritten at or before bundle "
+                                      f"{trust.verified.sequence}")  # fmt: skip
+
+
+@dataclass
+class CommandReader:
+    """The agent's side: follow one plane's log, trusting only what verifies."""
+
+    mirror: gitrepo.Mirror
+    plane: str
+    state_path: Path
+    pinned_root: bytes
+    limits: verify.Limits = verify.DEFAULT_LIMITS
+
+    def load(self) -> state.TrustState:
+        """The persisted trust state (a fresh one on first start)."""
+        return state.load_state(self.state_path, pinned_root=self.pinned_root)
+
+    def update(self, now: datetime) -> list[tuple[signed.Head, signed.Bundle]]:
+        """Fetch, verify and persist; return every bundle verified but not yet applied.
+
+        On any verification error nothing is persisted and the error is raised.
+        """
+        trust = self.load()
+        refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(self.plane)])
+        root, root_bytes = roots.follow(self.mirror, trust.root, refs.get(layout.ROOT_REF),
+                                        limits=self.limits)  # fmt: skip
+        verify.check_root_fresh(root, now)
+        tip = refs.get(layout.commands_ref(self.plane))
+        if tip is None:
+            if trust.timestamp is not None:
+                raise errors.RollbackError("the command log disappeared from the remote")
+            return []
+        stamp_bytes = self._timestamp(tip)
+        trusted_stamp = self._trusted_timestamp(trust, root)
+        stamp = verify.update_timestamp(root, trusted_stamp, stamp_bytes, plane=self.plane,
+                                        now=now, limits=self.limits)  # fmt: skip
+        pending, _ = _verify_chain(self.mirror, tip, root=root, start=trust.applied,
+                                   head=stamp.head, plane=self.plane, limits=self.limits)  # fmt: skip
+        _check_passes_through(pending, trust)
+        verified = pending[-1][0] if pending else trust.applied
+        updated = replace(trust, root=root_bytes, timestamp=stamp_bytes, verified=verified)
+        state.persist_state(self.state_path, updated)
+        return pending
+
+    def mark_applied(self, head: signed.Head) -> state.TrustState:
+        """Persist that every bundle up to ``head`` is applied."""
+        updated = self.load().with_applied(head)
+        state.persist_state(self.state_path, updated)
+        return updated
+
+    def _timestamp(self, tip: str) -> bytes:
+        files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
+        if layout.TIMESTAMP not in files:
+            raise errors.MalformedError("the command log has no timestamp")
+        return files[layout.TIMESTAMP]
+
+    def _trusted_timestamp(
+        self, trust: state.TrustState, root: signed.Root
+    ) -> signed.Timestamp | None:
+        """The trusted timestamp, unless the timestamp keys rotated (fast-forward recovery)."""
+        if trust.timestamp is None:
+            return None
+        payload = envelope.peek(trust.timestamp, max_bytes=self.limits.timestamp_bytes)
+        old = verify.parse_payload(payload, signed.Timestamp)
+        if old.root_version != root.version:
+            previous_root = verify.load_trusted_root(trust.root, limits=self.limits)
+            if previous_root.roles.timestamp != root.roles.timestamp:
+                return None
+        return old

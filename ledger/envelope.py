@@ -1,0 +1,149 @@
+"""DSSE envelopes over exact payload bytes, and the strict JSON both are written in.
+
+Verification order (reference/security.md 5.4): cap the size, parse the
+envelope strictly, check the payload type, verify signatures over
+``PAE(type, payload)`` counting *distinct public keys* towards the threshold,
+and only then hand the payload bytes to a strict parser. Key ids in an
+envelope are hints for finding a key, never trusted for anything else.
+
+Strict JSON: no duplicate keys, no NaN or Infinity, no floats, integers
+within +/-2^53, ASCII output with sorted keys, so that any two
+implementations agree on what was signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ledger import errors, keys
+
+MAX_SIGNATURES = 16
+MAX_INT = 2**53
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise errors.MalformedError(f"duplicate JSON key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise errors.MalformedError(f"{name} is not allowed in signed JSON")
+
+
+def _no_float(text: str) -> Any:
+    raise errors.MalformedError(f"floats are not allowed in signed JSON ({text})")
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise errors.MalformedError("integers above 2^53 are not allowed in signed JSON")
+    return value
+
+
+def loads(data: bytes) -> Any:
+    """Parse strict JSON; any deviation is a :class:`~ledger.errors.MalformedError`."""
+    try:
+        return json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_pairs,
+            parse_constant=_no_constant,
+            parse_float=_no_float,
+            parse_int=_int,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.MalformedError(f"not strict JSON: {exc}") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize deterministically: sorted keys, compact, ASCII, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode()  # fmt: skip
+
+
+def digest(data: bytes) -> str:
+    """``sha256:<hex>`` of exact bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: what is actually signed."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def sign(payload_type: str, payload: bytes, signers: Iterable[keys.Signer]) -> bytes:
+    """A DSSE envelope of ``payload`` signed by every signer."""
+    message = pae(payload_type, payload)
+    signatures = [{"keyid": s.public_key.keyid, "sig": base64.b64encode(s.sign(message)).decode()}
+                  for s in signers]  # fmt: skip
+    envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": payload_type,
+                "signatures": signatures}  # fmt: skip
+    return dumps(envelope) + b"\n"
+
+
+def verify(
+    data: bytes, *, payload_type: str, trusted: Mapping[str, keys.PublicKey], threshold: int,
+    max_bytes: int,
+) -> bytes:  # fmt: skip
+    """The payload of an envelope signed by ``threshold`` distinct ``trusted`` keys.
+
+    ``trusted`` maps key id to key; the threshold counts distinct raw keys, so
+    one key listed twice, or signing twice, counts once.
+    """
+    if threshold < 1:
+        raise errors.SignatureError("a threshold below 1 accepts anything; refused")
+    if len(data) > max_bytes:
+        raise errors.OversizedError(f"{len(data)} bytes, above the {max_bytes}-byte cap")
+    envelope = _envelope(loads(data))
+    if envelope["payloadType"] != payload_type:
+        raise errors.WrongTypeError(f"payload type {envelope['payloadType']!r}, "
+                                    f"expected {payload_type!r}")  # fmt: skip
+    payload = decode_b64(envelope["payload"])
+    message = pae(payload_type, payload)
+    signed_by = {key.raw for sig in envelope["signatures"]
+                 if (key := trusted.get(sig["keyid"])) is not None
+                 and key.verify(decode_b64(sig["sig"]), message)}  # fmt: skip
+    if len(signed_by) < threshold:
+        raise errors.SignatureError(f"{len(signed_by)} valid signature(s) from trusted keys, "
+                                    f"{threshold} required")  # fmt: skip
+    return payload
+
+
+def _envelope(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != {"payload", "payloadType", "signatures"}:
+        raise errors.MalformedError("not a DSSE envelope (payload, payloadType, signatures)")
+    signatures = value["signatures"]
+    if not isinstance(signatures, list) or len(signatures) > MAX_SIGNATURES:
+        raise errors.MalformedError(f"signatures must be a list of at most {MAX_SIGNATURES}")
+    for sig in signatures:
+        if not isinstance(sig, dict) or set(sig) != {"keyid", "sig"}:
+            raise errors.MalformedError("each signature has exactly keyid and sig")
+        if not isinstance(sig["keyid"], str) or not isinstance(sig["sig"], str):
+            raise errors.MalformedError("keyid and sig are strings")
+    if not isinstance(value["payload"], str) or not isinstance(value["payloadType"], str):
+        raise errors.MalformedError("payload and payloadType are strings")
+    return value
+
+
+def decode_b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.MalformedError("invalid base64") from None
+
+
+def peek(data: bytes, *, max_bytes: int) -> bytes:
+    """The payload of an envelope *without* verifying it: only to learn which keys to check."""
+    if len(data) > max_bytes:
+        raise errors.OversizedError(f"{len(data)} bytes, above the {max_bytes}-byte cap")
+    return decode_b64(_envelope(loads(data))["payload"])

@@ -1,0 +1,193 @@
+"""Ed25519 keys: validated public keys, computed key ids, and signers.
+
+Every public key is checked when it is loaded (32 bytes, a canonical encoding
+of a curve point, not one of the small-order points whose "wildcard"
+signatures verify for any message), and key ids are always computed as
+``sha256(raw public key)``, never taken from the data. Signing goes through
+the :class:`Signer` protocol: :class:`FileSigner` for key files, and
+:class:`UriSigner` for anything securesystemslib can address (KMS, HSM, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger import errors
+
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+# Encodings of the eight small-order points, canonical and not (y >= p), from
+# "Taming the many EdDSAs" (Chalkias et al.) and quirks.ed25519.info.
+_SMALL_ORDER = frozenset(bytes.fromhex(h) for h in (
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "0100000000000000000000000000000000000000000000000000000000000080",
+))  # fmt: skip
+
+
+def keyid_of(raw: bytes) -> str:
+    """The key id of a raw 32-byte public key: its sha256, lower-case hex."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _is_curve_point(raw: bytes) -> bool:
+    """Whether ``raw`` is the canonical encoding of a point on edwards25519 (RFC 8032 5.1.3)."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        return False
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x2 = u * pow(v, _P - 2, _P) % _P
+    if x2 == 0:
+        return not raw[31] & 0x80
+    return pow(x2, (_P - 1) // 2, _P) == 1
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A validated Ed25519 public key; build it with :func:`load_public_key`."""
+
+    raw: bytes
+    keyid: str
+    _key: Ed25519PublicKey = field(repr=False, compare=False)
+
+    @property
+    def hex(self) -> str:
+        """The raw key, lower-case hex: the form specs and metadata carry."""
+        return self.raw.hex()
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """Whether ``signature`` is this key's signature of ``data``."""
+        try:
+            self._key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def load_public_key(value: bytes | str) -> PublicKey:
+    """Validate raw bytes or 64 hex digits as an Ed25519 public key."""
+    raw = _raw(value)
+    if len(raw) != 32:
+        raise errors.BadKeyError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+    if raw in _SMALL_ORDER:
+        raise errors.BadKeyError("public key is a small-order point (wildcard signatures)")
+    if not _is_curve_point(raw):
+        raise errors.BadKeyError("public key is not a canonical edwards25519 point")
+    return PublicKey(raw, keyid_of(raw), Ed25519PublicKey.from_public_bytes(raw))
+
+
+def _raw(value: bytes | str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if len(value) != 64 or value.lower() != value:
+        raise errors.BadKeyError("a public key is 64 lower-case hex digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise errors.BadKeyError("a public key is 64 lower-case hex digits") from None
+
+
+class Signer(Protocol):
+    """Anything that signs bytes with one Ed25519 key."""
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The key signatures verify under."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``data``."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileSigner:
+    """A private key held in memory, loaded from or saved to a PEM (PKCS#8) file."""
+
+    _private: Ed25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> FileSigner:
+        """A new random key."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load(cls, path: Path) -> FileSigner:
+        """Read a key written by :meth:`save`; refuses files others can read."""
+        if path.stat().st_mode & 0o077:
+            raise errors.BadKeyError(f"{path}: private key readable by others; chmod 600 it")
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise errors.BadKeyError(f"{path}: not an Ed25519 private key")
+        return cls(key)
+
+    def save(self, path: Path) -> None:
+        """Write the key as PEM, created with mode 0600 (never readable by others)."""
+        pem = self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The key signatures verify under."""
+        raw = self._private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return load_public_key(raw)
+
+    def sign(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``data``."""
+        return self._private.sign(data)
+
+
+class UriSigner:
+    """A securesystemslib signer (``gcpkms:``, ``awskms:``, ``azurekms:``, ``hsm:``, ``file2:``...).
+
+    The private key never enters this process when the URI names a KMS; the
+    public key is given, validated like any other, and checked against every
+    signature the signer returns.
+    """
+
+    def __init__(self, uri: str, public_key: PublicKey) -> None:
+        from securesystemslib import signer as sslib  # noqa: PLC0415 - only KMS users pay the import
+
+        key = sslib.SSlibKey(public_key.keyid, "ed25519", "ed25519", {"public": public_key.hex})  # type: ignore[attr-defined]
+        self._signer = sslib.Signer.from_priv_key_uri(uri, key)  # type: ignore[attr-defined]
+        self._public = public_key
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The key signatures verify under."""
+        return self._public
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign through securesystemslib; refuse a signature the public key does not verify."""
+        signature = bytes.fromhex(self._signer.sign(data).signature)
+        if not self._public.verify(signature, data):
+            raise errors.SignatureError("the signer returned a signature its key does not verify")
+        return signature

@@ -1,0 +1,86 @@
+"""Root of trust: create, rotate, publish, and follow the rotation chain in git."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ledger import envelope, errors, gitrepo, keys, layout, verify
+from schemas import signed
+
+
+def root_payload(
+    *, version: int, expires: datetime, root: Sequence[keys.PublicKey], root_threshold: int,
+    commands: Sequence[keys.PublicKey], timestamp: Sequence[keys.PublicKey],
+) -> dict[str, object]:  # fmt: skip
+    """The payload of a root document listing each role's keys."""
+    every = {k.keyid: {"keytype": "ed25519", "public": k.hex} for k in (*root, *commands,
+                                                                        *timestamp)}  # fmt: skip
+
+    def role(members: Sequence[keys.PublicKey], threshold: int) -> dict[str, object]:
+        return {"keyids": sorted({k.keyid for k in members}), "threshold": threshold}
+
+    return {
+        "_type": "root", "spec_version": signed.SPEC_VERSION, "version": version,
+        "expires": verify.format_time(expires), "keys": every,
+        "roles": {"root": role(root, root_threshold), "commands": role(commands, 1),
+                  "timestamp": role(timestamp, 1)},
+    }  # fmt: skip
+
+
+def sign_root(payload: dict[str, object], signers: Sequence[keys.Signer]) -> bytes:
+    """A root envelope signed by ``signers`` (for a rotation: old and new root keys)."""
+    return envelope.sign(verify.PAYLOAD_TYPES["root"], envelope.dumps(payload), signers)
+
+
+def publish(
+    mirror: gitrepo.Mirror, root: bytes, *, who: gitrepo.Identity, attempts: int = 5
+) -> None:
+    """Add a root envelope to the root branch (idempotent: an existing file is left alone)."""
+    version = verify.parse_payload(envelope.peek(root, max_bytes=1 << 20), signed.Root).version
+    path = layout.root_path(version)
+    for _ in range(attempts):
+        tip = mirror.fetch([layout.ROOT_REF]).get(layout.ROOT_REF)
+        if tip and path in mirror.list_paths(tip):
+            return
+        commit = mirror.commit(tip, {path: root}, message=f"root: version {version}", who=who)
+        try:
+            mirror.push(commit, layout.ROOT_REF)
+        except gitrepo.PushRejectedError:
+            continue
+        return
+    raise gitrepo.GitError(f"could not publish root version {version}: the branch kept moving")
+
+
+def follow(
+    mirror: gitrepo.Mirror, trusted: bytes, tip: str | None, *,
+    limits: verify.Limits = verify.DEFAULT_LIMITS,
+) -> tuple[signed.Root, bytes]:  # fmt: skip
+    """The newest root reachable from ``trusted`` through the signed chain at ``tip``."""
+    root, data = verify.load_trusted_root(trusted, limits=limits), trusted
+    if tip is None:
+        return root, data
+    present = set(mirror.list_paths(tip))
+    for _ in range(limits.max_root_rotations):
+        path = layout.root_path(root.version + 1)
+        if path not in present:
+            return root, data
+        data = _read(mirror, tip, path, limits.root_bytes)
+        root = verify.update_root(root, data, limits=limits)
+    raise errors.RollbackError("more root rotations than the cap in one update")
+
+
+def read_signed(
+    mirror: gitrepo.Mirror, commit: str, paths: list[str], cap: int
+) -> dict[str, bytes]:
+    """Signed files at ``commit``, refusing links and oversized blobs as verification errors."""
+    try:
+        return mirror.read(commit, paths, max_bytes=cap)
+    except gitrepo.BlobTooLargeError as exc:
+        raise errors.OversizedError(str(exc)) from None
+    except gitrepo.UnsafeEntryError as exc:
+        raise errors.MalformedError(str(exc)) from None
+
+
+def _read(mirror: gitrepo.Mirror, commit: str, path: str, cap: int) -> bytes:
+    return read_signed(mirror, commit, [path], cap)[path]

@@ -1,0 +1,190 @@
+"""Verification of the ledger's signed documents: pure functions over bytes.
+
+Nothing here reads a file, a clock or the network: callers pass bytes, the
+trusted state, and ``now``. Each ``update_*`` function returns the newly
+trusted document or raises a :mod:`ledger.errors` error; on error the caller
+keeps its previous trusted state unchanged (python-tuf's TrustedMetadataSet).
+
+Order of checks for every document: size cap, strict envelope, payload type,
+signatures by a threshold of distinct keys, strict payload, then semantics
+(plane, versions, chain, expiry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ledger import envelope, errors, keys
+from schemas import signed
+
+PAYLOAD_TYPES = {
+    "root": "application/vnd.gitplane.root.v1+json",
+    "timestamp": "application/vnd.gitplane.timestamp.v1+json",
+    "commands": "application/vnd.gitplane.commands.v1+json",
+    "status": "application/vnd.gitplane.status.v1+json",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size caps, checked before anything is parsed."""
+
+    root_bytes: int = 64 << 10  # a root lists at most 128 keys
+    timestamp_bytes: int = 16 << 10
+    bundle_bytes: int = 32 << 20  # up to 10,000 resolved specs
+    status_bytes: int = 8 << 20
+    max_root_rotations: int = 1024  # TUF's recommended cap on one update's root chain
+
+
+DEFAULT_LIMITS = Limits()
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 UTC time as written in signed documents."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """The RFC 3339 UTC form signed documents carry (seconds precision)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_payload(payload: bytes, model: type[Model]) -> Model:
+    """Strict JSON into a strict model; anything else is MalformedError."""
+    try:
+        return model.model_validate(envelope.loads(payload))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise errors.MalformedError(f"{model.__name__}: {where}: {first['msg']}") from None
+
+
+def role_keys(root: signed.Root, role: str) -> tuple[dict[str, keys.PublicKey], int]:
+    """The validated keys of ``role`` in ``root`` and its threshold."""
+    spec: signed.Role = getattr(root.roles, role)
+    if len(set(spec.keyids)) != len(spec.keyids):
+        raise errors.BadKeyError(f"root lists a key twice for role {role}")
+    if spec.threshold > len(spec.keyids):
+        raise errors.BadKeyError(f"role {role}: threshold {spec.threshold} above its key count")
+    trusted = {}
+    for keyid in spec.keyids:
+        entry = root.keys.get(keyid)
+        if entry is None:
+            raise errors.BadKeyError(f"role {role} names key {keyid[:12]}, which root lacks")
+        key = keys.load_public_key(entry.public)
+        if key.keyid != keyid:
+            raise errors.BadKeyError(f"key id {keyid[:12]} does not match its key")
+        trusted[keyid] = key
+    return trusted, spec.threshold
+
+
+def _open(data: bytes, role: str, root: signed.Root, signer_role: str, cap: int) -> bytes:
+    trusted, threshold = role_keys(root, signer_role)
+    return envelope.verify(data, payload_type=PAYLOAD_TYPES[role], trusted=trusted,
+                           threshold=threshold, max_bytes=cap)  # fmt: skip
+
+
+def load_trusted_root(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> signed.Root:
+    """The root installed out of band: it must be signed by its own root threshold."""
+    unverified = parse_payload(envelope.peek(data, max_bytes=limits.root_bytes), signed.Root)
+    payload = _open(data, "root", unverified, "root", limits.root_bytes)
+    return parse_payload(payload, signed.Root)
+
+
+def update_root(
+    trusted: signed.Root, data: bytes, *, limits: Limits = DEFAULT_LIMITS
+) -> signed.Root:
+    """Root N+1, signed by the root thresholds of both N (``trusted``) and N+1 itself."""
+    _open(data, "root", trusted, "root", limits.root_bytes)
+    new = parse_payload(envelope.peek(data, max_bytes=limits.root_bytes), signed.Root)
+    _open(data, "root", new, "root", limits.root_bytes)
+    if new.version != trusted.version + 1:
+        raise errors.RollbackError(f"root version {new.version}, expected {trusted.version + 1}")
+    return new
+
+
+def check_root_fresh(root: signed.Root, now: datetime) -> None:
+    """The final root of an update must not be expired (intermediate ones may be)."""
+    if parse_time(root.expires) <= now:
+        raise errors.ExpiredError(f"root version {root.version} expired at {root.expires}")
+
+
+def update_timestamp(
+    root: signed.Root, trusted: signed.Timestamp | None, data: bytes, *, plane: str,
+    now: datetime, limits: Limits = DEFAULT_LIMITS,
+) -> signed.Timestamp:  # fmt: skip
+    """A plane's new timestamp: signed, for this plane, not older, not expired."""
+    payload = _open(data, "timestamp", root, "timestamp", limits.timestamp_bytes)
+    new = parse_payload(payload, signed.Timestamp)
+    if new.plane != plane:
+        raise errors.WrongPlaneError(f"timestamp is for plane {new.plane!r}, not {plane!r}")
+    if new.root_version != root.version:
+        raise errors.MixAndMatchError(f"timestamp names root {new.root_version}, "
+                                      f"trusted root is {root.version}")  # fmt: skip
+    if trusted is not None:
+        _check_not_older(trusted, new)
+    if parse_time(new.expires) <= now:
+        raise errors.ExpiredError(f"timestamp version {new.version} expired at {new.expires}")
+    return new
+
+
+def _check_not_older(trusted: signed.Timestamp, new: signed.Timestamp) -> None:
+    if new.version < trusted.version:
+        raise errors.RollbackError(f"timestamp version {new.version} is older than "
+                                   f"trusted {trusted.version}")  # fmt: skip
+    if new.version == trusted.version and new != trusted:
+        raise errors.RollbackError(f"two different timestamps carry version {new.version}")
+    if new.head.sequence < trusted.head.sequence:
+        raise errors.RollbackError(f"command log head {new.head.sequence} is behind trusted "
+                                   f"{trusted.head.sequence}")  # fmt: skip
+
+
+def update_bundle(
+    root: signed.Root, previous: signed.Head, head: signed.Head, data: bytes, *, plane: str,
+    limits: Limits = DEFAULT_LIMITS,
+) -> signed.Bundle:  # fmt: skip
+    """The bundle after ``previous``, chained to it and, if it is the head, matching it."""
+    payload = _open(data, "commands", root, "commands", limits.bundle_bytes)
+    bundle = parse_payload(payload, signed.Bundle)
+    if bundle.plane != plane:
+        raise errors.WrongPlaneError(f"bundle is for plane {bundle.plane!r}, not {plane!r}")
+    if bundle.sequence != previous.sequence + 1 or bundle.previous != previous.digest:
+        raise errors.MixAndMatchError(f"bundle {bundle.sequence} does not follow bundle "
+                                      f"{previous.sequence} in the hash chain")  # fmt: skip
+    if bundle.sequence > head.sequence:
+        raise errors.MixAndMatchError(f"bundle {bundle.sequence} is beyond the signed head")
+    if bundle.sequence == head.sequence and envelope.digest(data) != head.digest:
+        raise errors.MixAndMatchError(f"bundle {bundle.sequence} is not the signed head")
+    for command in bundle.commands:
+        if envelope.digest(command.spec.encode()) != command.digest:
+            raise errors.MalformedError(f"command {command.id}: spec does not match its digest")
+    return bundle
+
+
+def verify_status(
+    data: bytes, *, plane: str, key: keys.PublicKey, seen: int, head: signed.Head,
+    issued: dict[int, str], limits: Limits = DEFAULT_LIMITS,
+) -> signed.Status:  # fmt: skip
+    """A plane's status report, signed by its registered agent key, newer than ``seen``.
+
+    ``issued`` maps each sequence the reconciler issued to its bundle digest.
+    """
+    payload = envelope.verify(data, payload_type=PAYLOAD_TYPES["status"], trusted={key.keyid: key},
+                              threshold=1, max_bytes=limits.status_bytes)  # fmt: skip
+    status = parse_payload(payload, signed.Status)
+    if status.plane != plane:
+        raise errors.WrongPlaneError(f"status is for plane {status.plane!r}, not {plane!r}")
+    if status.counter <= seen:
+        raise errors.ReplayError(f"status counter {status.counter} is not newer than {seen}")
+    applied = status.applied
+    if applied.sequence > head.sequence or (
+        applied.sequence and issued.get(applied.sequence) != applied.digest
+    ):
+        raise errors.UnknownCommandError(f"status claims bundle {applied.sequence}, "
+                                         "which was never issued")  # fmt: skip
+    return status

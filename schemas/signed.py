@@ -1,0 +1,146 @@
+"""The signed documents of the ledger: root, timestamp, command bundle, status report.
+
+Machine formats, so keys are snake_case as in TUF, and every model is strict:
+unknown fields, floats and coercions are errors. Resource specs travel inside
+a command as exact JSON text with its sha256 digest, so that a spec's floats
+(an error-rate target) never enter the signed JSON itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_VERSION = "1"
+
+Time = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+PlaneName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+Count = Annotated[int, Field(ge=0, le=2**53)]
+Positive = Annotated[int, Field(ge=1, le=2**53)]
+
+
+class Signed(BaseModel):
+    """Base of signed payloads: strict, closed, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class KeyEntry(Signed):
+    """A public key listed in root."""
+
+    keytype: Literal["ed25519"]
+    public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Role(Signed):
+    """The keys of one role and how many of them must sign."""
+
+    keyids: Annotated[list[KeyId], Field(min_length=1, max_length=32)]
+    threshold: Annotated[int, Field(ge=1, le=32)]
+
+
+class Roles(Signed):
+    """Root (offline) signs root; commands and timestamp (online) sign the logs."""
+
+    root: Role
+    commands: Role
+    timestamp: Role
+
+
+class Root(Signed):
+    """The root of trust; version N+1 is signed by thresholds of both N's and its own root keys."""
+
+    type: Literal["root"] = Field(alias="_type")
+    spec_version: Literal["1"]
+    version: Positive
+    expires: Time
+    keys: Annotated[dict[KeyId, KeyEntry], Field(max_length=128)]
+    roles: Roles
+
+
+class Head(Signed):
+    """A point in a command log: a sequence number and the digest of that bundle's envelope."""
+
+    sequence: Count
+    digest: Digest | Literal[""]
+    """Empty only for sequence 0, the empty log."""
+
+
+class Timestamp(Signed):
+    """Freshness and the head of one plane's command log (Uptane's per-vehicle timestamp)."""
+
+    type: Literal["timestamp"] = Field(alias="_type")
+    spec_version: Literal["1"]
+    plane: PlaneName
+    version: Positive
+    expires: Time
+    root_version: Positive
+    head: Head
+    status_seen: Count
+    """The newest status counter the reconciler accepted: older reports are replays."""
+
+
+class Command(Signed):
+    """One action on one resource, with its fully resolved spec."""
+
+    id: Annotated[str, Field(max_length=128)]
+    action: Literal["apply", "delete", "build", "run"]
+    kind: Literal["Model", "Deployment", "FeatureSet", "DAG"]
+    name: PlaneName
+    spec: Annotated[str, Field(max_length=1 << 20)]
+    """The resolved spec as JSON text (aliases pinned, digests included)."""
+    digest: Digest
+    """sha256 of ``spec``'s UTF-8 bytes."""
+    reason: Annotated[str, Field(max_length=1024)] = ""
+
+
+class Bundle(Signed):
+    """One append to a plane's command log; bundles chain by digest."""
+
+    type: Literal["commands"] = Field(alias="_type")
+    spec_version: Literal["1"]
+    plane: PlaneName
+    sequence: Positive
+    previous: Digest | Literal[""]
+    """Digest of the envelope of bundle ``sequence - 1``; empty for the first."""
+    spec_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+    issued_at: Time
+    commands: Annotated[list[Command], Field(max_length=10_000)]
+
+
+class ResourceStatus(Signed):
+    """What the agent observes of one resource."""
+
+    kind: Literal["Model", "Deployment", "FeatureSet", "DAG"]
+    name: PlaneName
+    phase: Literal["Pending", "Progressing", "Ready", "Failed", "Deleted", "Blocked"]
+    digest: Digest | Literal[""] = ""
+    """Digest of the command spec this state was applied from."""
+    observed: dict[str, str | int | bool] = Field(default_factory=dict)
+    message: Annotated[str, Field(max_length=4096)] = ""
+
+
+class StatusError(Signed):
+    """Why the agent refused or failed, with the stable code of ``ledger.errors``."""
+
+    code: Annotated[str, Field(max_length=64)]
+    message: Annotated[str, Field(max_length=4096)]
+
+
+class Status(Signed):
+    """A signed status report (Uptane's ECU version report)."""
+
+    type: Literal["status"] = Field(alias="_type")
+    spec_version: Literal["1"]
+    plane: PlaneName
+    counter: Positive
+    time: Time
+    applied: Head
+    timestamp_version: Count
+    resources: Annotated[list[ResourceStatus], Field(max_length=10_000)] = Field(
+        default_factory=list
+    )
+    error: StatusError | None = None
