@@ -32,16 +32,47 @@ KIND_SHARES = {
     "DAG": 0.08,
     "Policy": 0.05,
 }
-TEAMS = ("growth", "risk", "search", "ads", "payments", "fraud", "support", "logistics",
-         "pricing", "infra")  # fmt: skip
+TEAMS = (
+    "growth",
+    "risk",
+    "search",
+    "ads",
+    "payments",
+    "fraud",
+    "support",
+    "logistics",
+    "pricing",
+    "infra",
+)
 ENVS = ("dev", "staging", "prod")
 REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1")
-SUBJECTS = ("churn", "ltv", "ranker", "ctr", "eta", "demand", "propensity", "anomaly",
-            "embedder", "classifier", "forecast", "recommender")  # fmt: skip
+SUBJECTS = (
+    "churn",
+    "ltv",
+    "ranker",
+    "ctr",
+    "eta",
+    "demand",
+    "propensity",
+    "anomaly",
+    "embedder",
+    "classifier",
+    "forecast",
+    "recommender",
+)
 DOMAINS = ("customer", "merchant", "device", "session", "order", "product")
 DEPLOY_DIRS = (*TEAMS, "shared", "canary", "shadow")
-STEPS = ("extract", "validate", "clean", "featurize", "train", "evaluate", "score", "report",
-         "publish")  # fmt: skip
+STEPS = (
+    "extract",
+    "validate",
+    "clean",
+    "featurize",
+    "train",
+    "evaluate",
+    "score",
+    "report",
+    "publish",
+)
 FLAVORS = ("sklearn", "xgboost", "lightgbm", "pytorch", "onnx", "python_function")
 PROJECTS = tuple(f"projects/p{k}" for k in range(10))
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -126,9 +157,13 @@ def commit_all(root: Path, message: str = "Benchmark corpus") -> str:
 
 def _git(cwd: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_IDENTITY},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_IDENTITY},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
@@ -175,8 +210,9 @@ def _flow(mapping: dict[str, object]) -> str:
     return "{" + ", ".join(f"{key}: {value}" for key, value in mapping.items()) + "}"
 
 
-def _document(kind: str, name: str, labels: dict[str, object], meta: list[str],
-              spec: list[str]) -> str:  # fmt: skip
+def _document(
+    kind: str, name: str, labels: dict[str, object], meta: list[str], spec: list[str]
+) -> str:
     head = [
         f"# yaml-language-server: $schema=../../schemas/json/{kind.lower()}.json",
         f"apiVersion: {API_VERSION}",

@@ -260,11 +260,20 @@ def _cold_cases(repo: Path) -> list[Case]:
     section, python = "Cold subprocess (wall clock)", sys.executable
     return [
         Case("python", section, "python -c pass", spawn(python, "-c", "pass"), per_file=False),
-        Case("imports", section, 'python -c "import cli.main"',
-             spawn(python, "-c", "import cli.main"), per_file=False),
-        Case("cold", section, "gitplane validate <repo>",
-             spawn(str(BIN / "gitplane"), "validate", str(repo))),
-    ]  # fmt: skip
+        Case(
+            "imports",
+            section,
+            'python -c "import cli.main"',
+            spawn(python, "-c", "import cli.main"),
+            per_file=False,
+        ),
+        Case(
+            "cold",
+            section,
+            "gitplane validate <repo>",
+            spawn(str(BIN / "gitplane"), "validate", str(repo)),
+        ),
+    ]
 
 
 def _project_files(repo: Path) -> frozenset[str]:

@@ -16,9 +16,14 @@ def schema() -> None:
 
 
 @schema.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=jsonschema_export.DEFAULT_DIR, show_default=True,
-              help="Where to write one <kind>.json per kind.")  # fmt: skip
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=jsonschema_export.DEFAULT_DIR,
+    show_default=True,
+    help="Where to write one <kind>.json per kind.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file is stale.")
 def export(directory: Path, check: bool) -> None:
     """Write the JSON Schema (draft 2020-12) of every kind, generated from the models."""
@@ -30,9 +35,13 @@ def export(directory: Path, check: bool) -> None:
 
 
 @schema.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("docs/reference/specs.md"), show_default=True,
-              help="Where to write the Markdown reference.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/reference/specs.md"),
+    show_default=True,
+    help="Where to write the Markdown reference.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the file is stale.")
 def docs(out: Path, check: bool) -> None:
     """Write the spec reference (every kind, field, type and default) as Markdown."""

@@ -18,8 +18,14 @@ EXIT_INVALID = 1
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rev", help="Validate this commit (branch, tag or id). Default: HEAD.")
 @click.option("--worktree", is_flag=True, help="Validate the files on disk (for pre-commit).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Text for people, JSON for scripts.")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for scripts.",
+)
 def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
     """Check every spec under PATH: syntax, fields, and references between specs.
 
@@ -35,8 +41,12 @@ def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
         click.echo(f"note: {note}", err=True)
     if output == "json":
         errors = [p.as_dict() for p in state.problems]
-        body = {"valid": state.valid, "commit": state.commit,
-                "specs": len(state.documents), "errors": errors}  # fmt: skip
+        body = {
+            "valid": state.valid,
+            "commit": state.commit,
+            "specs": len(state.documents),
+            "errors": errors,
+        }
         click.echo(json.dumps(body, indent=2))
     else:
         _print_text(state)
@@ -53,5 +63,8 @@ def _print_text(state: desired.DesiredState) -> None:
         return
     files = len({p.file for p in state.problems})
     noun = "problem" if len(state.problems) == 1 else "problems"
-    click.secho(f"✗ {len(state.problems)} {noun} in {files} file(s) under {state.root}{at}",
-                fg="red", err=False)  # fmt: skip
+    click.secho(
+        f"✗ {len(state.problems)} {noun} in {files} file(s) under {state.root}{at}",
+        fg="red",
+        err=False,
+    )

@@ -67,10 +67,18 @@ class CommandLog:
         files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
         if layout.TIMESTAMP not in files:
             raise errors.MalformedError(f"command log of {plane} has no timestamp")
-        stamp = verify.update_timestamp(root, None, files[layout.TIMESTAMP], plane=plane,
-                                        now=now, limits=self.limits)  # fmt: skip
-        bundles, issued = _verify_chain(self.mirror, tip, root=root, start=state.EMPTY,
-                                        head=stamp.head, plane=plane, limits=self.limits)  # fmt: skip
+        stamp = verify.update_timestamp(
+            root, None, files[layout.TIMESTAMP], plane=plane, now=now, limits=self.limits
+        )
+        bundles, issued = _verify_chain(
+            self.mirror,
+            tip,
+            root=root,
+            start=state.EMPTY,
+            head=stamp.head,
+            plane=plane,
+            limits=self.limits,
+        )
         return LogView(tip, stamp, tuple(b for _, b in bundles), issued)
 
     def append(
@@ -116,15 +124,23 @@ class CommandLog:
         return True
 
     def _sign_bundle(
-        self, plane: str, view: LogView, commands: list[signed.Command], spec_commit: str,
+        self,
+        plane: str,
+        view: LogView,
+        commands: list[signed.Command],
+        spec_commit: str,
         now: datetime,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         payload = {
-            "_type": "commands", "spec_version": signed.SPEC_VERSION, "plane": plane,
-            "sequence": view.head.sequence + 1, "previous": view.head.digest,
-            "spec_commit": spec_commit, "issued_at": verify.format_time(now),
+            "_type": "commands",
+            "spec_version": signed.SPEC_VERSION,
+            "plane": plane,
+            "sequence": view.head.sequence + 1,
+            "previous": view.head.digest,
+            "spec_commit": spec_commit,
+            "issued_at": verify.format_time(now),
             "commands": [c.model_dump() for c in commands],
-        }  # fmt: skip
+        }
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["commands"], data, self.commands_signers)
 
@@ -134,12 +150,15 @@ class CommandLog:
         root, _ = roots.follow(self.mirror, self.root, self._root_tip(), limits=self.limits)
         previous = view.timestamp
         payload = {
-            "_type": "timestamp", "spec_version": signed.SPEC_VERSION, "plane": plane,
+            "_type": "timestamp",
+            "spec_version": signed.SPEC_VERSION,
+            "plane": plane,
             "version": previous.version + 1 if previous else 1,
-            "expires": verify.format_time(now + self.lifetime), "root_version": root.version,
+            "expires": verify.format_time(now + self.lifetime),
+            "root_version": root.version,
             "head": head.model_dump(),
             "status_seen": max(status_seen, previous.status_seen if previous else 0),
-        }  # fmt: skip
+        }
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["timestamp"], data, self.timestamp_signers)
 
@@ -148,9 +167,15 @@ class CommandLog:
 
 
 def _verify_chain(
-    mirror: gitrepo.Mirror, tip: str, *, root: signed.Root, start: signed.Head,
-    head: signed.Head, plane: str, limits: verify.Limits,
-) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:  # fmt: skip
+    mirror: gitrepo.Mirror,
+    tip: str,
+    *,
+    root: signed.Root,
+    start: signed.Head,
+    head: signed.Head,
+    plane: str,
+    limits: verify.Limits,
+) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:
     """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip``, in order."""
     if head.sequence == start.sequence:
         if head.digest != start.digest:
@@ -164,8 +189,7 @@ def _verify_chain(
     for path in paths:
         if path not in files:
             raise errors.MixAndMatchError(f"{path} is missing from the log")
-        bundle = verify.update_bundle(root, previous, head, files[path], plane=plane,
-                                      limits=limits)  # fmt: skip
+        bundle = verify.update_bundle(root, previous, head, files[path], plane=plane, limits=limits)
         previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(files[path]))
         verified.append((previous, bundle))
         issued[previous.sequence] = previous.digest
@@ -180,8 +204,9 @@ def _check_passes_through(
         return
     heads = {h.sequence: h.digest for h, _ in pending}
     if heads.get(trust.verified.sequence) != trust.verified.digest:
-        raise errors.MixAndMatchError(f"the log was rewritten at or before bundle "
-                                      f"{trust.verified.sequence}")  # fmt: skip
+        raise errors.MixAndMatchError(
+            f"the log was rewritten at or before bundle {trust.verified.sequence}"
+        )
 
 
 @dataclass
@@ -205,8 +230,9 @@ class CommandReader:
         """
         trust = self.load()
         refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(self.plane)])
-        root, root_bytes = roots.follow(self.mirror, trust.root, refs.get(layout.ROOT_REF),
-                                        limits=self.limits)  # fmt: skip
+        root, root_bytes = roots.follow(
+            self.mirror, trust.root, refs.get(layout.ROOT_REF), limits=self.limits
+        )
         verify.check_root_fresh(root, now)
         tip = refs.get(layout.commands_ref(self.plane))
         if tip is None:
@@ -215,10 +241,18 @@ class CommandReader:
             return []
         stamp_bytes = self._timestamp(tip)
         trusted_stamp = self._trusted_timestamp(trust, root)
-        stamp = verify.update_timestamp(root, trusted_stamp, stamp_bytes, plane=self.plane,
-                                        now=now, limits=self.limits)  # fmt: skip
-        pending, _ = _verify_chain(self.mirror, tip, root=root, start=trust.applied,
-                                   head=stamp.head, plane=self.plane, limits=self.limits)  # fmt: skip
+        stamp = verify.update_timestamp(
+            root, trusted_stamp, stamp_bytes, plane=self.plane, now=now, limits=self.limits
+        )
+        pending, _ = _verify_chain(
+            self.mirror,
+            tip,
+            root=root,
+            start=trust.applied,
+            head=stamp.head,
+            plane=self.plane,
+            limits=self.limits,
+        )
         _check_passes_through(pending, trust)
         verified = pending[-1][0] if pending else trust.applied
         updated = replace(trust, root=root_bytes, timestamp=stamp_bytes, verified=verified)

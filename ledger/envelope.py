@@ -66,8 +66,9 @@ def loads(data: bytes) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Serialize deterministically: sorted keys, compact, ASCII, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode()  # fmt: skip
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
 
 
 def digest(data: bytes) -> str:
@@ -84,17 +85,26 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def sign(payload_type: str, payload: bytes, signers: Iterable[keys.Signer]) -> bytes:
     """A DSSE envelope of ``payload`` signed by every signer."""
     message = pae(payload_type, payload)
-    signatures = [{"keyid": s.public_key.keyid, "sig": base64.b64encode(s.sign(message)).decode()}
-                  for s in signers]  # fmt: skip
-    envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": payload_type,
-                "signatures": signatures}  # fmt: skip
+    signatures = [
+        {"keyid": s.public_key.keyid, "sig": base64.b64encode(s.sign(message)).decode()}
+        for s in signers
+    ]
+    envelope = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": payload_type,
+        "signatures": signatures,
+    }
     return dumps(envelope) + b"\n"
 
 
 def verify(
-    data: bytes, *, payload_type: str, trusted: Mapping[str, keys.PublicKey], threshold: int,
+    data: bytes,
+    *,
+    payload_type: str,
+    trusted: Mapping[str, keys.PublicKey],
+    threshold: int,
     max_bytes: int,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The payload of an envelope signed by ``threshold`` distinct ``trusted`` keys.
 
     ``trusted`` maps key id to key; the threshold counts distinct raw keys, so
@@ -106,16 +116,21 @@ def verify(
         raise errors.OversizedError(f"{len(data)} bytes, above the {max_bytes}-byte cap")
     envelope = _envelope(loads(data))
     if envelope["payloadType"] != payload_type:
-        raise errors.WrongTypeError(f"payload type {envelope['payloadType']!r}, "
-                                    f"expected {payload_type!r}")  # fmt: skip
+        raise errors.WrongTypeError(
+            f"payload type {envelope['payloadType']!r}, expected {payload_type!r}"
+        )
     payload = decode_b64(envelope["payload"])
     message = pae(payload_type, payload)
-    signed_by = {key.raw for sig in envelope["signatures"]
-                 if (key := trusted.get(sig["keyid"])) is not None
-                 and key.verify(decode_b64(sig["sig"]), message)}  # fmt: skip
+    signed_by = {
+        key.raw
+        for sig in envelope["signatures"]
+        if (key := trusted.get(sig["keyid"])) is not None
+        and key.verify(decode_b64(sig["sig"]), message)
+    }
     if len(signed_by) < threshold:
-        raise errors.SignatureError(f"{len(signed_by)} valid signature(s) from trusted keys, "
-                                    f"{threshold} required")  # fmt: skip
+        raise errors.SignatureError(
+            f"{len(signed_by)} valid signature(s) from trusted keys, {threshold} required"
+        )
     return payload
 
 

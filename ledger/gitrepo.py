@@ -23,16 +23,25 @@ from schemas.tree import TreeEntry
 TIMEOUT_SECONDS = 120.0
 
 _HARDENING = (
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "core.fsmonitor=false",
-    "-c", "protocol.ext.allow=never",
-    "-c", "submodule.recurse=false",
-    "-c", "core.quotePath=false",
-    "-c", "transfer.fsckObjects=true",
-    "-c", "fetch.recurseSubmodules=false",
-    "-c", "http.lowSpeedLimit=1000",
-    "-c", "http.lowSpeedTime=30",
-)  # fmt: skip
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "core.quotePath=false",
+    "-c",
+    "transfer.fsckObjects=true",
+    "-c",
+    "fetch.recurseSubmodules=false",
+    "-c",
+    "http.lowSpeedLimit=1000",
+    "-c",
+    "http.lowSpeedTime=30",
+)
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -69,9 +78,14 @@ class GitRepo:
         command = ["git", *_HARDENING, *args]
         try:
             return subprocess.run(
-                command, cwd=self.path, input=stdin, capture_output=True,
-                timeout=TIMEOUT_SECONDS, env={**os.environ, **_ENV, **(env or {})}, check=False,
-            )  # fmt: skip
+                command,
+                cwd=self.path,
+                input=stdin,
+                capture_output=True,
+                timeout=TIMEOUT_SECONDS,
+                env={**os.environ, **_ENV, **(env or {})},
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git {args[0]}: {exc}") from None
 
@@ -148,8 +162,12 @@ class Identity:
 
     def env(self) -> dict[str, str]:
         """Author and committer variables for git."""
-        return {"GIT_AUTHOR_NAME": self.name, "GIT_AUTHOR_EMAIL": self.email,
-                "GIT_COMMITTER_NAME": self.name, "GIT_COMMITTER_EMAIL": self.email}  # fmt: skip
+        return {
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
+        }
 
 
 class UnsafeEntryError(GitError):

@@ -10,22 +10,34 @@ from schemas import signed
 
 
 def root_payload(
-    *, version: int, expires: datetime, root: Sequence[keys.PublicKey], root_threshold: int,
-    commands: Sequence[keys.PublicKey], timestamp: Sequence[keys.PublicKey],
-) -> dict[str, object]:  # fmt: skip
+    *,
+    version: int,
+    expires: datetime,
+    root: Sequence[keys.PublicKey],
+    root_threshold: int,
+    commands: Sequence[keys.PublicKey],
+    timestamp: Sequence[keys.PublicKey],
+) -> dict[str, object]:
     """The payload of a root document listing each role's keys."""
-    every = {k.keyid: {"keytype": "ed25519", "public": k.hex} for k in (*root, *commands,
-                                                                        *timestamp)}  # fmt: skip
+    every = {
+        k.keyid: {"keytype": "ed25519", "public": k.hex} for k in (*root, *commands, *timestamp)
+    }
 
     def role(members: Sequence[keys.PublicKey], threshold: int) -> dict[str, object]:
         return {"keyids": sorted({k.keyid for k in members}), "threshold": threshold}
 
     return {
-        "_type": "root", "spec_version": signed.SPEC_VERSION, "version": version,
-        "expires": verify.format_time(expires), "keys": every,
-        "roles": {"root": role(root, root_threshold), "commands": role(commands, 1),
-                  "timestamp": role(timestamp, 1)},
-    }  # fmt: skip
+        "_type": "root",
+        "spec_version": signed.SPEC_VERSION,
+        "version": version,
+        "expires": verify.format_time(expires),
+        "keys": every,
+        "roles": {
+            "root": role(root, root_threshold),
+            "commands": role(commands, 1),
+            "timestamp": role(timestamp, 1),
+        },
+    }
 
 
 def sign_root(payload: dict[str, object], signers: Sequence[keys.Signer]) -> bytes:
@@ -53,9 +65,12 @@ def publish(
 
 
 def follow(
-    mirror: gitrepo.Mirror, trusted: bytes, tip: str | None, *,
+    mirror: gitrepo.Mirror,
+    trusted: bytes,
+    tip: str | None,
+    *,
     limits: verify.Limits = verify.DEFAULT_LIMITS,
-) -> tuple[signed.Root, bytes]:  # fmt: skip
+) -> tuple[signed.Root, bytes]:
     """The newest root reachable from ``trusted`` through the signed chain at ``tip``."""
     root, data = verify.load_trusted_root(trusted, limits=limits), trusted
     if tip is None:

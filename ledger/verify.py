@@ -85,8 +85,9 @@ def role_keys(root: signed.Root, role: str) -> tuple[dict[str, keys.PublicKey], 
 
 def _open(data: bytes, role: str, root: signed.Root, signer_role: str, cap: int) -> bytes:
     trusted, threshold = role_keys(root, signer_role)
-    return envelope.verify(data, payload_type=PAYLOAD_TYPES[role], trusted=trusted,
-                           threshold=threshold, max_bytes=cap)  # fmt: skip
+    return envelope.verify(
+        data, payload_type=PAYLOAD_TYPES[role], trusted=trusted, threshold=threshold, max_bytes=cap
+    )
 
 
 def load_trusted_root(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> signed.Root:
@@ -115,17 +116,23 @@ def check_root_fresh(root: signed.Root, now: datetime) -> None:
 
 
 def update_timestamp(
-    root: signed.Root, trusted: signed.Timestamp | None, data: bytes, *, plane: str,
-    now: datetime, limits: Limits = DEFAULT_LIMITS,
-) -> signed.Timestamp:  # fmt: skip
+    root: signed.Root,
+    trusted: signed.Timestamp | None,
+    data: bytes,
+    *,
+    plane: str,
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> signed.Timestamp:
     """A plane's new timestamp: signed, for this plane, not older, not expired."""
     payload = _open(data, "timestamp", root, "timestamp", limits.timestamp_bytes)
     new = parse_payload(payload, signed.Timestamp)
     if new.plane != plane:
         raise errors.WrongPlaneError(f"timestamp is for plane {new.plane!r}, not {plane!r}")
     if new.root_version != root.version:
-        raise errors.MixAndMatchError(f"timestamp names root {new.root_version}, "
-                                      f"trusted root is {root.version}")  # fmt: skip
+        raise errors.MixAndMatchError(
+            f"timestamp names root {new.root_version}, trusted root is {root.version}"
+        )
     if trusted is not None:
         _check_not_older(trusted, new)
     if parse_time(new.expires) <= now:
@@ -135,27 +142,35 @@ def update_timestamp(
 
 def _check_not_older(trusted: signed.Timestamp, new: signed.Timestamp) -> None:
     if new.version < trusted.version:
-        raise errors.RollbackError(f"timestamp version {new.version} is older than "
-                                   f"trusted {trusted.version}")  # fmt: skip
+        raise errors.RollbackError(
+            f"timestamp version {new.version} is older than trusted {trusted.version}"
+        )
     if new.version == trusted.version and new != trusted:
         raise errors.RollbackError(f"two different timestamps carry version {new.version}")
     if new.head.sequence < trusted.head.sequence:
-        raise errors.RollbackError(f"command log head {new.head.sequence} is behind trusted "
-                                   f"{trusted.head.sequence}")  # fmt: skip
+        raise errors.RollbackError(
+            f"command log head {new.head.sequence} is behind trusted {trusted.head.sequence}"
+        )
 
 
 def update_bundle(
-    root: signed.Root, previous: signed.Head, head: signed.Head, data: bytes, *, plane: str,
+    root: signed.Root,
+    previous: signed.Head,
+    head: signed.Head,
+    data: bytes,
+    *,
+    plane: str,
     limits: Limits = DEFAULT_LIMITS,
-) -> signed.Bundle:  # fmt: skip
+) -> signed.Bundle:
     """The bundle after ``previous``, chained to it and, if it is the head, matching it."""
     payload = _open(data, "commands", root, "commands", limits.bundle_bytes)
     bundle = parse_payload(payload, signed.Bundle)
     if bundle.plane != plane:
         raise errors.WrongPlaneError(f"bundle is for plane {bundle.plane!r}, not {plane!r}")
     if bundle.sequence != previous.sequence + 1 or bundle.previous != previous.digest:
-        raise errors.MixAndMatchError(f"bundle {bundle.sequence} does not follow bundle "
-                                      f"{previous.sequence} in the hash chain")  # fmt: skip
+        raise errors.MixAndMatchError(
+            f"bundle {bundle.sequence} does not follow bundle {previous.sequence} in the hash chain"
+        )
     if bundle.sequence > head.sequence:
         raise errors.MixAndMatchError(f"bundle {bundle.sequence} is beyond the signed head")
     if bundle.sequence == head.sequence and envelope.digest(data) != head.digest:
@@ -167,15 +182,26 @@ def update_bundle(
 
 
 def verify_status(
-    data: bytes, *, plane: str, key: keys.PublicKey, seen: int, head: signed.Head,
-    issued: dict[int, str], limits: Limits = DEFAULT_LIMITS,
-) -> signed.Status:  # fmt: skip
+    data: bytes,
+    *,
+    plane: str,
+    key: keys.PublicKey,
+    seen: int,
+    head: signed.Head,
+    issued: dict[int, str],
+    limits: Limits = DEFAULT_LIMITS,
+) -> signed.Status:
     """A plane's status report, signed by its registered agent key, newer than ``seen``.
 
     ``issued`` maps each sequence the reconciler issued to its bundle digest.
     """
-    payload = envelope.verify(data, payload_type=PAYLOAD_TYPES["status"], trusted={key.keyid: key},
-                              threshold=1, max_bytes=limits.status_bytes)  # fmt: skip
+    payload = envelope.verify(
+        data,
+        payload_type=PAYLOAD_TYPES["status"],
+        trusted={key.keyid: key},
+        threshold=1,
+        max_bytes=limits.status_bytes,
+    )
     status = parse_payload(payload, signed.Status)
     if status.plane != plane:
         raise errors.WrongPlaneError(f"status is for plane {status.plane!r}, not {plane!r}")
@@ -185,6 +211,7 @@ def verify_status(
     if applied.sequence > head.sequence or (
         applied.sequence and issued.get(applied.sequence) != applied.digest
     ):
-        raise errors.UnknownCommandError(f"status claims bundle {applied.sequence}, "
-                                         "which was never issued")  # fmt: skip
+        raise errors.UnknownCommandError(
+            f"status claims bundle {applied.sequence}, which was never issued"
+        )
     return status

@@ -40,9 +40,13 @@ Reader = Callable[[list[tree.TreeEntry]], list[bytes]]
 
 
 def load_commit(
-    repo: gitrepo.GitRepo, rev: str, *, prefix: str = "", display: str = "",
+    repo: gitrepo.GitRepo,
+    rev: str,
+    *,
+    prefix: str = "",
+    display: str = "",
     limits: parse.Limits = parse.DEFAULT_LIMITS,
-) -> DesiredState:  # fmt: skip
+) -> DesiredState:
     """Every spec under ``prefix`` at ``rev``, read from the object store."""
     commit = repo.resolve(rev)
     entries = repo.list_tree(commit, prefix)
@@ -67,9 +71,13 @@ def load_worktree(
 
 
 def _load(
-    entries: list[tree.TreeEntry], read: Reader, *, display: str, commit: str | None,
+    entries: list[tree.TreeEntry],
+    read: Reader,
+    *,
+    display: str,
+    commit: str | None,
     limits: parse.Limits,
-) -> DesiredState:  # fmt: skip
+) -> DesiredState:
     prefix = f"{display.rstrip('/')}/" if display and display != "." else ""
     selection = tree.select(entries, max_bytes=limits.max_bytes, prefix=prefix)
     state = DesiredState(display or ".", commit, problems=list(selection.problems))

@@ -17,8 +17,11 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 def schema_of(kind: str) -> dict[str, Any]:
     """The JSON Schema of one kind, with ``$schema``, ``$id`` and a title."""
     body = KINDS[kind].model_json_schema(by_alias=True, mode="validation")
-    head = {"$schema": DRAFT, "$id": f"{BASE_URL}/{kind.lower()}.json",
-            "title": f"Gitplane {kind} ({API_VERSION})"}  # fmt: skip
+    head = {
+        "$schema": DRAFT,
+        "$id": f"{BASE_URL}/{kind.lower()}.json",
+        "title": f"Gitplane {kind} ({API_VERSION})",
+    }
     return {**head, **{k: v for k, v in body.items() if k != "title"}}
 
 

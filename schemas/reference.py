@@ -65,14 +65,16 @@ def _nested(tp: Any) -> list[type[BaseModel]]:
 
 def _table(model: type[BaseModel]) -> str:
     doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
-    rows = [f"\n### `{model.__name__}`\n\n{doc}\n", "| field | type | default | description |",
-            "|---|---|---|---|"]  # fmt: skip
+    rows = [
+        f"\n### `{model.__name__}`\n\n{doc}\n",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+    ]
     for name, field in model.model_fields.items():
         default = _default(field.default, field.default_factory)
         description = (field.description or "").replace("\n", " ").replace("|", "\\|")
         kind = field.title or _type(field.annotation)
-        rows.append(f"| `{field.alias or name}` | {kind} | {default} | "
-                    f"{description} |")  # fmt: skip
+        rows.append(f"| `{field.alias or name}` | {kind} | {default} | {description} |")
     return "\n".join(rows)
 
 

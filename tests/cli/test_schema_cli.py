@@ -19,8 +19,13 @@ def test_export_writes_one_file_per_kind_then_check_passes(
     done = run(gitplane_bin, "schema", "export", "--dir", str(tmp_path))
     assert done.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "dag.json", "dataplane.json", "deployment.json", "featureset.json", "model.json",
-        "policy.json"]  # fmt: skip
+        "dag.json",
+        "dataplane.json",
+        "deployment.json",
+        "featureset.json",
+        "model.json",
+        "policy.json",
+    ]
     assert json.loads((tmp_path / "model.json").read_text())["title"].startswith("Gitplane Model")
     assert run(gitplane_bin, "schema", "export", "--dir", str(tmp_path), "--check").returncode == 0
 

@@ -11,8 +11,9 @@ from tests.conftest import EXAMPLE_REPO, commit_all
 
 
 def run(gitplane_bin: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([gitplane_bin, *args], capture_output=True, text=True, cwd=cwd,
-                          check=False, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [gitplane_bin, *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=120
+    )
 
 
 def _break(repo: Path) -> None:
@@ -24,7 +25,7 @@ def _break(repo: Path) -> None:
         "dags/churn-batch.yaml": [("{rows: 2000}}", "{rows: 2000}}\n      dependsOn: [report]")],
         "features/customer-activity.yaml": [("ttl: 2d\n", "ttl: 2d\n  ttl: 3d\n")],  # dup key
         "policies/prod.yaml": [("  kinds: [Model, Deployment]", "  kinds: &k [Model]")],  # alias
-    }  # fmt: skip
+    }
     for rel, pairs in edits.items():
         text = (repo / rel).read_text()
         for old, new in pairs:

@@ -49,11 +49,31 @@ def test_the_working_tree_gives_the_same_problems(case_repo: tuple[str, Path]) -
 def test_fixtures_cover_every_error_class() -> None:
     assert len(CASES) >= 24
     messages = "\n".join("\n".join(_expected(c)) for c in CASES)
-    for needle in ["unknown field", "did you mean", "expected a string", "missing required",
-                   "is not allowed", "unknown kind", "apiVersion", "no Model named",
-                   "has no version", "selects no DataPlane", "duplicate Deployment name",
-                   "no MLflow Project", "no FeatureSet", "cycle:", "unknown step",
-                   "duplicate key", "anchor", "explicit tag", "only one document",
-                   "invalid UTF-8", "invalid YAML", "invalid duration", "not a DNS-1123",
-                   "not both", "exactly one"]:  # fmt: skip
+    for needle in [
+        "unknown field",
+        "did you mean",
+        "expected a string",
+        "missing required",
+        "is not allowed",
+        "unknown kind",
+        "apiVersion",
+        "no Model named",
+        "has no version",
+        "selects no DataPlane",
+        "duplicate Deployment name",
+        "no MLflow Project",
+        "no FeatureSet",
+        "cycle:",
+        "unknown step",
+        "duplicate key",
+        "anchor",
+        "explicit tag",
+        "only one document",
+        "invalid UTF-8",
+        "invalid YAML",
+        "invalid duration",
+        "not a DNS-1123",
+        "not both",
+        "exactly one",
+    ]:
         assert needle in messages, needle

@@ -80,7 +80,9 @@ def test_symlinks_in_a_commit_are_refused_and_never_read(example_repo: Path) -> 
     assert git(example_repo, "ls-files", "-s", "models/passwd.yaml").startswith("120000")
     state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
     assert [(p.file, p.line) for p in state.problems] == [
-        ("dags/projects-link", 0), ("models/passwd.yaml", 0)]  # fmt: skip
+        ("dags/projects-link", 0),
+        ("models/passwd.yaml", 0),
+    ]
     assert all("symlinks are not allowed" in p.message for p in state.problems)
 
 
@@ -110,21 +112,29 @@ def test_oversized_files_are_refused_by_their_size_before_reading(example_repo: 
 
 
 def test_dot_directories_and_project_files_are_not_specs(example_repo: Path) -> None:
-    write(example_repo, {
-        ".github/workflows/ci.yml": "on: &x push\njobs: *x\n",
-        "projects/churn/conda.yaml": "deps: &d [python]\nmore: *d\n",
-    })  # fmt: skip
+    write(
+        example_repo,
+        {
+            ".github/workflows/ci.yml": "on: &x push\njobs: *x\n",
+            "projects/churn/conda.yaml": "deps: &d [python]\nmore: *d\n",
+        },
+    )
     commit_all(example_repo)
     assert desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").valid
 
 
 def test_problems_from_many_files_are_all_reported_sorted(example_repo: Path) -> None:
-    write(example_repo, {
-        "models/churn.yaml": (example_repo / "models/churn.yaml").read_text()
-        .replace("version:", "versoin:"),
-        "planes/local-dev.yaml": (example_repo / "planes/local-dev.yaml").read_text()
-        .replace("runtime: local", "runtime: lokal"),
-    })  # fmt: skip
+    write(
+        example_repo,
+        {
+            "models/churn.yaml": (example_repo / "models/churn.yaml")
+            .read_text()
+            .replace("version:", "versoin:"),
+            "planes/local-dev.yaml": (example_repo / "planes/local-dev.yaml")
+            .read_text()
+            .replace("runtime: local", "runtime: lokal"),
+        },
+    )
     commit_all(example_repo)
     problems = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").problems
     assert problems == sorted(problems)

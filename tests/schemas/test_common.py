@@ -12,9 +12,16 @@ from schemas.problems import Problem, did_you_mean, format_path
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h30m", 5400), ("7d", 604800), ("1.5h", 5400),
-     ("0s", 0)],
-)  # fmt: skip
+    [
+        ("500ms", 0.5),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("1.5h", 5400),
+        ("0s", 0),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -27,9 +34,16 @@ def test_invalid_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("500m", 0.5), ("2", 2), ("1.5", 1.5), ("512Mi", 512 * 2**20), ("4Gi", 4 * 2**30),
-     ("1G", 1e9), ("100k", 1e5)],
-)  # fmt: skip
+    [
+        ("500m", 0.5),
+        ("2", 2),
+        ("1.5", 1.5),
+        ("512Mi", 512 * 2**20),
+        ("4Gi", 4 * 2**30),
+        ("1G", 1e9),
+        ("100k", 1e5),
+    ],
+)
 def test_quantities(text: str, value: float) -> None:
     assert parse_quantity(text) == value
 
@@ -51,21 +65,47 @@ def _selector(data: dict[str, object]) -> LabelSelector:
         pytest.param({"matchLabels": {"env": "dev"}}, {"env": "dev", "r": "eu"}, True, id="labels"),
         pytest.param({"matchLabels": {"env": "dev"}}, {"env": "prod"}, False, id="labels-differ"),
         pytest.param({"matchLabels": {"env": "dev"}}, {}, False, id="label-missing"),
-        pytest.param({"matchExpressions": [{"key": "env", "operator": "In", "values": ["a", "b"]}]},
-                     {"env": "b"}, True, id="in"),
-        pytest.param({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["a"]}]},
-                     {}, True, id="notin-absent"),
-        pytest.param({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["a"]}]},
-                     {"env": "a"}, False, id="notin-present"),
-        pytest.param({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
-                     {"gpu": "yes"}, True, id="exists"),
-        pytest.param({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]},
-                     {"gpu": "yes"}, False, id="does-not-exist"),
-        pytest.param({"matchLabels": {"env": "prod"},
-                      "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu"]}]},
-                     {"env": "prod", "region": "us"}, False, id="all-terms-must-hold"),
+        pytest.param(
+            {"matchExpressions": [{"key": "env", "operator": "In", "values": ["a", "b"]}]},
+            {"env": "b"},
+            True,
+            id="in",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["a"]}]},
+            {},
+            True,
+            id="notin-absent",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["a"]}]},
+            {"env": "a"},
+            False,
+            id="notin-present",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
+            {"gpu": "yes"},
+            True,
+            id="exists",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]},
+            {"gpu": "yes"},
+            False,
+            id="does-not-exist",
+        ),
+        pytest.param(
+            {
+                "matchLabels": {"env": "prod"},
+                "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu"]}],
+            },
+            {"env": "prod", "region": "us"},
+            False,
+            id="all-terms-must-hold",
+        ),
     ],
-)  # fmt: skip
+)
 def test_label_selectors(
     selector: dict[str, object], labels: dict[str, str], matches: bool
 ) -> None:
@@ -89,10 +129,11 @@ def test_snake_case_keys_are_not_accepted_for_camel_case_fields() -> None:
         pytest.param({"a": [], "b": ["a"]}, [], id="acyclic"),
         pytest.param({"a": ["a"]}, ["a", "a"], id="self-loop"),
         pytest.param({"a": ["b"], "b": ["a"]}, ["a", "b", "a"], id="two"),
-        pytest.param({"x": [], "a": ["c"], "b": ["a"], "c": ["b"]}, ["a", "c", "b", "a"],
-                     id="three"),
+        pytest.param(
+            {"x": [], "a": ["c"], "b": ["a"], "c": ["b"]}, ["a", "c", "b", "a"], id="three"
+        ),
     ],
-)  # fmt: skip
+)
 def test_find_cycle(edges: dict[str, list[str]], cycle: list[str]) -> None:
     assert find_cycle(edges) == cycle
 

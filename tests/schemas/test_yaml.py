@@ -65,14 +65,32 @@ def test_size_cap_is_checked_before_parsing() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("1", 1), ("-7", -7), ("0x1F", 31), ("0o17", 15), ("1.5", 1.5), ("1e3", 1000.0),
-        ("1.20", 1.2), ("true", True), ("False", False), ("null", None), ("~", None),
-        ("", None), ("no", "no"), ("yes", "yes"), ("on", "on"), ("1_000", "1_000"),
-        ("2026-01-01", "2026-01-01"), ("1.2.0", "1.2.0"), ("0777", 777), ("+3", 3),
-        (".inf", math.inf), ("-.inf", -math.inf), ("500m", "500m"),
+        ("1", 1),
+        ("-7", -7),
+        ("0x1F", 31),
+        ("0o17", 15),
+        ("1.5", 1.5),
+        ("1e3", 1000.0),
+        ("1.20", 1.2),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("no", "no"),
+        ("yes", "yes"),
+        ("on", "on"),
+        ("1_000", "1_000"),
+        ("2026-01-01", "2026-01-01"),
+        ("1.2.0", "1.2.0"),
+        ("0777", 777),
+        ("+3", 3),
+        (".inf", math.inf),
+        ("-.inf", -math.inf),
+        ("500m", "500m"),
     ],
     ids=repr,
-)  # fmt: skip
+)
 def test_plain_scalars_resolve_by_the_yaml_12_core_schema(text: str, value: object) -> None:
     assert _yaml.resolve_plain(text) == value
     assert type(_yaml.resolve_plain(text)) is type(value)
