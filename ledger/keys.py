@@ -177,10 +177,14 @@ class UriSigner:
     """
 
     def __init__(self, uri: str, public_key: PublicKey) -> None:
-        from securesystemslib import signer as sslib  # noqa: PLC0415 - only KMS users pay the import
+        from securesystemslib import exceptions as sslib_errors  # noqa: PLC0415 - KMS users only
+        from securesystemslib import signer as sslib  # noqa: PLC0415
 
         key = sslib.SSlibKey(public_key.keyid, "ed25519", "ed25519", {"public": public_key.hex})  # type: ignore[attr-defined]
-        self._signer = sslib.Signer.from_priv_key_uri(uri, key)  # type: ignore[attr-defined]
+        try:
+            self._signer = sslib.Signer.from_priv_key_uri(uri, key)  # type: ignore[attr-defined]
+        except (sslib_errors.Error, ValueError, OSError) as exc:
+            raise errors.BadKeyError(f"signer {uri.split(':')[0]}: {exc}") from None
         self._public = public_key
 
     @property

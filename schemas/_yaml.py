@@ -140,19 +140,7 @@ class _Builder:
         return result
 
     def key(self, event: Any, seen: dict[str, Any]) -> str:
-        if event.__class__ is not _ruamel_yaml.ScalarEvent:
-            if event.__class__ is _ruamel_yaml.AliasEvent:
-                raise YamlError(f"alias *{event.anchor} is not allowed", *_mark(event))
-            raise YamlError(
-                "mapping keys must be scalars, not mappings or sequences", *_mark(event)
-            )
-        _reject_decorations(event)
-        key: str = event.value
-        if key == "<<" and event.implicit[0]:
-            raise YamlError("merge keys (<<) are not allowed", *_mark(event))
-        if key in seen:
-            raise YamlError(f"duplicate key {key!r}", *_mark(event))
-        return key
+        return _checked_key(event, seen)
 
     def sequence(self, path: Path, depth: int) -> list[Any]:
         result: list[Any] = []
@@ -198,9 +186,11 @@ def _parse(data: bytes, limits: Limits, positions: Positions | None) -> dict[str
     start = parser.get_event()
     if start.__class__ is _ruamel_yaml.StreamEndEvent:
         raise YamlError("the file is empty: expected one Gitplane document")
-    builder = _Builder(parser, limits, positions)
     root_event = parser.get_event()
-    root = builder.value(root_event, (), 0)
+    if positions is None:
+        root = _build_fast(parser.get_event, root_event, limits.max_depth)
+    else:
+        root = _Builder(parser, limits, positions).value(root_event, (), 0)
     if not isinstance(root, dict):
         raise YamlError(
             "the document must be a mapping (apiVersion, kind, ...)", *_mark(root_event)
@@ -210,3 +200,82 @@ def _parse(data: bytes, limits: Limits, positions: Positions | None) -> dict[str
     if extra.__class__ is not _ruamel_yaml.StreamEndEvent:
         raise YamlError("only one document per file is allowed", *_mark(extra))
     return root
+
+
+_SCALAR = _ruamel_yaml.ScalarEvent
+_MAPPING_START = _ruamel_yaml.MappingStartEvent
+_MAPPING_END = _ruamel_yaml.MappingEndEvent
+_SEQUENCE_START = _ruamel_yaml.SequenceStartEvent
+_SEQUENCE_END = _ruamel_yaml.SequenceEndEvent
+
+
+_NUMERIC_START = frozenset("0123456789+-.")
+
+
+def _build_fast(next_event: Any, event: Any, max_depth: int) -> Any:  # noqa: PLR0912
+    """The hot path: one loop over events, no paths, no positions; same checks as _Builder.
+
+    Inlines the common cases (a plain key, a plain word) and defers to the shared
+    checks for everything else; ``ctag`` is read instead of the ``tag`` property.
+    """
+    stack: list[Any] = []  # open containers
+    keys: list[Any] = []  # per open container: the key awaiting its value (mappings)
+    while True:
+        kind = event.__class__
+        if kind is _SCALAR:
+            if event.anchor is not None or event.ctag is not None:
+                _reject_decorations(event)
+            value = event.value
+            if event.implicit[0]:
+                first = value[:1]
+                value = (
+                    resolve_plain(value) if first in _NUMERIC_START else _SPECIAL.get(value, value)
+                )
+        elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+            if event.anchor is not None or event.ctag is not None:
+                _reject_decorations(event)
+            if len(stack) >= max_depth:
+                raise YamlError(f"nesting deeper than {max_depth} levels", *_mark(event))
+            container: Any = {} if kind is _MAPPING_START else []
+            stack.append(container)
+            keys.append(None)
+            event = next_event()
+            if kind is _MAPPING_START and event.__class__ is not _MAPPING_END:
+                keys[-1] = _checked_key(event, container)
+                event = next_event()
+            continue
+        elif kind is _MAPPING_END or kind is _SEQUENCE_END:
+            keys.pop()
+            value = stack.pop()
+        else:
+            raise YamlError(f"alias *{event.anchor} is not allowed", *_mark(event))
+        if not stack:
+            return value
+        parent = stack[-1]
+        event = next_event()
+        if parent.__class__ is list:
+            parent.append(value)
+            continue
+        parent[keys[-1]] = value
+        if event.__class__ is _MAPPING_END:
+            continue
+        key = event.value if event.__class__ is _SCALAR else None
+        if key is None or key in parent or key == "<<" or event.anchor is not None or event.ctag:
+            key = _checked_key(event, parent)
+        keys[-1] = key
+        event = next_event()
+
+
+def _checked_key(event: Any, seen: dict[str, Any]) -> str:
+    if event.__class__ is not _SCALAR:
+        if event.__class__ is _ruamel_yaml.AliasEvent:
+            raise YamlError(f"alias *{event.anchor} is not allowed", *_mark(event))
+        raise YamlError("mapping keys must be scalars, not mappings or sequences", *_mark(event))
+    if event.anchor is not None or event.tag is not None:
+        _reject_decorations(event)
+    key: str = event.value
+    if key in seen:
+        raise YamlError(f"duplicate key {key!r}", *_mark(event))
+    if key == "<<" and event.implicit[0]:
+        raise YamlError("merge keys (<<) are not allowed", *_mark(event))
+    return key

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.common import LabelSelector
 from schemas.dag import DAG
@@ -24,7 +24,7 @@ Located = tuple[str, Found]
 Files = list[tuple[str, Document]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     by_kind: dict[str, dict[str, Document]]
     planes: list[DataPlane]
@@ -32,8 +32,17 @@ class _Context:
     invalid: frozenset[tuple[str, str]]
     """(kind, name) of documents present but invalid: references to them are not errors."""
 
+    selected: dict[str, bool] = field(default_factory=dict)
+    """Memo: selector (as JSON) -> whether it matches any plane. Selectors repeat a lot."""
+
     def exists(self, kind: str, name: str) -> bool:
         return name in self.by_kind[kind] or (kind, name) in self.invalid
+
+    def selects(self, selector: LabelSelector) -> bool:
+        key = selector.model_dump_json()
+        if key not in self.selected:
+            self.selected[key] = any(selector.matches(p.metadata.labels) for p in self.planes)
+        return self.selected[key]
 
 
 def check(
@@ -67,8 +76,9 @@ def _duplicates(files: Files, by_kind: dict[str, dict[str, Document]]) -> Iterat
 
 def _document_problems(doc: Document, context: _Context) -> Iterator[Found]:
     planes_known = not any(kind == "DataPlane" for kind, _ in context.invalid)
-    if doc.plane_selector is not None and planes_known:
-        yield from _selector(doc.plane_selector, context.planes)
+    if doc.plane_selector is not None and planes_known and not context.selects(doc.plane_selector):
+        known = ", ".join(f"{p.name} {p.metadata.labels}" for p in context.planes) or "none"
+        yield Found(("spec", "planeSelector"), f"selects no DataPlane (planes: {known})")
     if isinstance(doc, Model) and doc.spec.source.project is not None:
         loc = ("spec", "source", "project", "path")
         yield from _project(loc, doc.spec.source.project.path, context.paths)
@@ -78,12 +88,6 @@ def _document_problems(doc: Document, context: _Context) -> Iterator[Found]:
         yield from _feature_sets(doc.spec.feature_sets, context)
     if isinstance(doc, DAG):
         yield from _dag(doc, context.paths)
-
-
-def _selector(selector: LabelSelector, planes: list[DataPlane]) -> Iterator[Found]:
-    if not any(selector.matches(p.metadata.labels) for p in planes):
-        known = ", ".join(f"{p.name} {p.metadata.labels}" for p in planes) or "none defined"
-        yield Found(("spec", "planeSelector"), f"selects no DataPlane (planes: {known})")
 
 
 def _project(loc: tuple[str | int, ...], path: str, paths: frozenset[str]) -> Iterator[Found]:

@@ -1,0 +1,140 @@
+"""Per-plane status logs: the agent reports, the reconciler verifies.
+
+The agent commits a new report only when something other than the time
+changed, so an idle plane writes nothing. The reconciler accepts a report
+only under the key registered for that plane in its ``DataPlane`` spec, only
+if its counter is newer than any it accepted, and only if it claims a
+bundle that was actually issued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from ledger import envelope, errors, gitrepo, keys, layout, roots, state, verify
+from schemas import signed
+
+
+@dataclass
+class StatusWriter:
+    """The agent's side: sign and publish its plane's status when it changes."""
+
+    mirror: gitrepo.Mirror
+    plane: str
+    signer: keys.Signer
+    who: gitrepo.Identity
+    state_path: Path
+    pinned_root: bytes
+    attempts: int = 5
+
+    def write(
+        self, *, applied: signed.Head, timestamp_version: int,
+        resources: Sequence[signed.ResourceStatus], error: signed.StatusError | None, now: datetime,
+    ) -> bool:  # fmt: skip
+        """Publish a report unless it would only repeat the current one; True if written."""
+        for _ in range(self.attempts):
+            tip = self.mirror.fetch([layout.status_ref(self.plane)]).get(
+                layout.status_ref(self.plane)
+            )
+            current = self._current(tip)
+            body = {
+                "applied": applied,
+                "timestamp_version": timestamp_version,
+                "resources": list(resources),
+                "error": error,
+            }
+            if current is not None and _same(current, body):
+                return False
+            trust = state.load_state(self.state_path, pinned_root=self.pinned_root)
+            counter = max(trust.status_counter, current.counter if current else 0) + 1
+            data = self._sign(counter, now, body)
+            message = f"status: {self.plane} #{counter} applied {applied.sequence}"
+            commit = self.mirror.commit(tip, {layout.STATUS: data}, message=message, who=self.who)
+            try:
+                self.mirror.push(commit, layout.status_ref(self.plane))
+            except gitrepo.PushRejectedError:
+                continue
+            state.persist_state(self.state_path, replace(trust, status_counter=counter))
+            return True
+        raise gitrepo.GitError(f"could not publish status of {self.plane}: the branch kept moving")
+
+    def _current(self, tip: str | None) -> signed.Status | None:
+        if tip is None:
+            return None
+        files = self.mirror.read(tip, [layout.STATUS], max_bytes=verify.DEFAULT_LIMITS.status_bytes)
+        if layout.STATUS not in files:
+            return None
+        try:
+            payload = envelope.verify(
+                files[layout.STATUS],
+                payload_type=verify.PAYLOAD_TYPES["status"],
+                trusted={self.signer.public_key.keyid: self.signer.public_key},
+                threshold=1,
+                max_bytes=verify.DEFAULT_LIMITS.status_bytes,
+            )
+            return verify.parse_payload(payload, signed.Status)
+        except errors.VerificationError:
+            return None  # not ours: overwrite it with a report we sign
+
+    def _sign(self, counter: int, now: datetime, body: dict[str, object]) -> bytes:
+        report = signed.Status.model_validate(
+            {
+                "_type": "status",
+                "spec_version": signed.SPEC_VERSION,
+                "plane": self.plane,
+                "counter": counter,
+                "time": verify.format_time(now),
+                **body,
+            }
+        )
+        payload = envelope.dumps(report.model_dump(by_alias=True, mode="json"))
+        return envelope.sign(verify.PAYLOAD_TYPES["status"], payload, [self.signer])
+
+
+def _same(current: signed.Status, body: dict[str, object]) -> bool:
+    return (
+        current.applied == body["applied"]
+        and current.timestamp_version == body["timestamp_version"]
+        and list(current.resources) == body["resources"]
+        and current.error == body["error"]
+    )
+
+
+@dataclass(frozen=True)
+class StatusRead:
+    """A plane's latest status as the reconciler sees it: verified, or refused with a reason."""
+
+    commit: str | None
+    status: signed.Status | None
+    error: errors.VerificationError | None = None
+
+
+def read_status(
+    mirror: gitrepo.Mirror, plane: str, *, key: keys.PublicKey | None, seen: int,
+    head: signed.Head, issued: dict[int, str], limits: verify.Limits = verify.DEFAULT_LIMITS,
+) -> StatusRead:  # fmt: skip
+    """The newest status of ``plane``, verified under its registered ``key``.
+
+    Never raises for bad data: a refused report is returned with its error so
+    that the plane is flagged, not silently trusted.
+    """
+    tip = mirror.fetch([layout.status_ref(plane)]).get(layout.status_ref(plane))
+    if tip is None:
+        return StatusRead(None, None)
+    if key is None:
+        return StatusRead(tip, None, errors.SignatureError(f"no agentKey registered for {plane}"))
+    try:
+        data = roots.read_signed(mirror, tip, [layout.STATUS], limits.status_bytes).get(
+            layout.STATUS
+        )
+        if data is None:
+            raise errors.MalformedError("the status branch has no status.json")
+        status = verify.verify_status(
+            data, plane=plane, key=key, seen=seen, head=head, issued=issued, limits=limits
+        )
+    except errors.VerificationError as exc:
+        return StatusRead(tip, None, exc)
+    return StatusRead(tip, status)

@@ -1,0 +1,330 @@
+"""Command logs in real git: append, follow, and every attack through the git server.
+
+Each refusal asserts the typed error *and* that the agent's persisted trust
+state did not change (python-tuf's rule for its own attack tests).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import commands, envelope, errors, gitrepo, layout, state, verify
+from schemas import signed
+from tests.ledger.conftest import NOW, PLANE, RECONCILER, KeySet, command, issue, snapshot
+
+
+def test_appended_bundles_are_verified_in_order(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    first = issue(log, command("a"))
+    second = issue(log, command("b"), command("c"))
+    assert first is not None and second is not None
+    assert (first.sequence, second.sequence) == (1, 2)
+    pending = reader.update(NOW)
+    assert [b.sequence for _, b in pending] == [1, 2]
+    assert [c.name for _, b in pending for c in b.commands] == ["a", "b", "c"]
+    assert pending[-1][0] == second
+    trust = reader.load()
+    assert (trust.verified, trust.applied) == (second, state.EMPTY)
+
+
+def test_applied_bundles_are_not_returned_again(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    ((head, _),) = reader.update(NOW)
+    reader.mark_applied(head)
+    assert reader.update(NOW) == []
+    issue(log, command("next"))
+    assert [b.sequence for _, b in reader.update(NOW)] == [2]
+
+
+def test_verified_but_unapplied_bundles_survive_a_restart(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    issue(log, command("b"))
+    reader.update(NOW)  # verified and persisted, then the agent "crashes" before applying
+    again = commands.CommandReader(reader.mirror, PLANE, reader.state_path, reader.pinned_root)
+    assert [b.sequence for _, b in again.update(NOW)] == [1, 2]
+
+
+def test_an_empty_log_yields_nothing(reader: commands.CommandReader) -> None:
+    assert reader.update(NOW) == []
+
+
+def test_the_reconciler_sees_what_it_issued(log: commands.CommandLog) -> None:
+    issue(log)
+    view = log.read(PLANE, NOW)
+    assert view.head.sequence == 1
+    assert list(view.issued) == [1]
+    assert view.bundles[0].commands[0].name == "churn-dev"
+
+
+def test_deciding_nothing_writes_nothing(log: commands.CommandLog, remote: str) -> None:
+    assert log.append(PLANE, lambda _: [], spec_commit="a" * 40, now=NOW) is None
+    assert log.mirror.remote_heads() == {
+        layout.ROOT_REF: log.mirror.remote_heads()[layout.ROOT_REF]
+    }
+
+
+# --- attacks through git -------------------------------------------------------------------
+
+
+def _push_files(
+    log: commands.CommandLog,
+    files: dict[str, bytes],
+    *,
+    plane: str = PLANE,
+    parent: str | None = None,
+    force: bool = True,
+) -> None:
+    """What an attacker with push access does: write any files, force-push any commit."""
+    mirror = log.mirror
+    tip = (
+        parent
+        if parent is not None
+        else mirror.fetch([layout.commands_ref(plane)]).get(layout.commands_ref(plane))
+    )
+    commit = mirror.commit(tip, files, message="attack", who=RECONCILER)
+    mirror.repo.run(
+        "push",
+        "--force" if force else "--quiet",
+        mirror.url,
+        f"{commit}:{layout.commands_ref(plane)}",
+    )
+
+
+def _file(log: commands.CommandLog, path: str, plane: str = PLANE) -> bytes:
+    tip = log.mirror.fetch([layout.commands_ref(plane)])[layout.commands_ref(plane)]
+    return log.mirror.read(tip, [path], max_bytes=1 << 20)[path]
+
+
+def _refused(
+    reader: commands.CommandReader, error: type[errors.VerificationError], now: object = NOW
+) -> None:
+    before = snapshot(reader)
+    with pytest.raises(error):
+        reader.update(now)  # type: ignore[arg-type]
+    assert snapshot(reader) == before
+
+
+def test_force_push_to_an_older_signed_commit_is_a_rollback(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    old = log.mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
+    issue(log, command("b"))
+    reader.update(NOW)
+    log.mirror.repo.run("push", "--force", log.mirror.url, f"{old}:{layout.commands_ref(PLANE)}")
+    _refused(reader, errors.RollbackError)
+
+
+def test_a_deleted_log_is_a_rollback(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    reader.update(NOW)
+    log.mirror.repo.run("push", log.mirror.url, f":{layout.commands_ref(PLANE)}")
+    _refused(reader, errors.RollbackError)
+
+
+def test_tampered_bundle_bytes_are_refused(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    data = _file(log, layout.bundle_path(1)).replace(b'"signatures":[{', b'"signatures":[{"x":1,')
+    _push_files(log, {layout.bundle_path(1): data})
+    _refused(reader, errors.MalformedError)
+
+
+def test_a_bundle_signed_by_an_unknown_key_is_refused(
+    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+) -> None:
+    """An attacker with push access signs with a key root does not list for commands."""
+    rogue = commands.CommandLog(
+        log.mirror,
+        log.root,
+        [keyset.timestamp],
+        [keyset.timestamp],
+        RECONCILER,
+        sleep=lambda _: None,
+    )
+    issue(rogue)
+    _refused(reader, errors.SignatureError)
+
+
+def test_files_mixed_from_two_versions_are_refused(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    issue(log, command("b"))
+    old_stamp_tip = log.mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
+    bundle_two = _file(log, layout.bundle_path(2))
+    issue(log, command("c"))
+    # the newest timestamp (head 3) beside bundle 3 replaced by bundle 2's bytes
+    _push_files(log, {layout.bundle_path(3): bundle_two})
+    _refused(reader, errors.MixAndMatchError)
+    assert old_stamp_tip
+
+
+def test_a_log_replayed_to_another_plane_is_refused(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log, plane="prod-eu")
+    other = log.mirror.fetch([layout.commands_ref("prod-eu")])[layout.commands_ref("prod-eu")]
+    log.mirror.repo.run("push", "--force", log.mirror.url, f"{other}:{layout.commands_ref(PLANE)}")
+    _refused(reader, errors.WrongPlaneError)
+
+
+def test_an_empty_log_replayed_to_another_plane_is_refused(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    log.append("prod-eu", lambda _: [command()], spec_commit="a" * 40, now=NOW)
+    stamp = _file(log, layout.TIMESTAMP, plane="prod-eu")
+    payload = verify.parse_payload(envelope.peek(stamp, max_bytes=1 << 16), signed.Timestamp)
+    assert payload.plane == "prod-eu"
+    _push_files(log, {layout.TIMESTAMP: stamp}, parent="")
+    _refused(reader, errors.WrongPlaneError)
+
+
+def test_an_expired_timestamp_is_a_freeze(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    _refused(reader, errors.ExpiredError, now=NOW + timedelta(days=8))
+
+
+def test_an_oversized_bundle_is_refused_before_reading(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    _push_files(log, {layout.bundle_path(1): b" " * (verify.DEFAULT_LIMITS.bundle_bytes + 1)})
+    _refused(reader, errors.OversizedError)
+
+
+def test_a_symlink_in_the_log_is_refused(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    mirror = log.mirror
+    tip = mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
+    link = mirror.repo.run("hash-object", "-w", "--stdin", stdin=b"/etc/passwd").decode().strip()
+    with_link = _tree_with(mirror, tip, layout.TIMESTAMP, "120000", link)
+    mirror.repo.run("push", "--force", mirror.url, f"{with_link}:{layout.commands_ref(PLANE)}")
+    _refused(reader, errors.MalformedError)
+
+
+def _tree_with(mirror: gitrepo.Mirror, parent: str, path: str, mode: str, oid: str) -> str:
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**RECONCILER.env(), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        mirror.repo.run("read-tree", parent, env=env)
+        mirror.repo.run("update-index", "--add", "--cacheinfo", f"{mode},{oid},{path}", env=env)
+        tree = mirror.repo.run("write-tree", env=env).decode().strip()
+        return (
+            mirror.repo.run("commit-tree", tree, "-p", parent, "-m", "link", env=env)
+            .decode()
+            .strip()
+        )
+
+
+def test_a_rewritten_history_of_the_same_length_is_refused(
+    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+) -> None:
+    issue(log)
+    reader.update(NOW)
+    base = log.mirror.remote_heads()[layout.ROOT_REF]
+    log.mirror.repo.run("push", log.mirror.url, f":{layout.commands_ref(PLANE)}")
+    assert base
+    # a second, validly signed history: the reconciler's keys re-issue bundle 1 differently
+    issue(log, command("other"))
+    _refused(reader, errors.VerificationError)
+
+
+# --- writers -----------------------------------------------------------------------------
+
+
+def test_two_writers_at_once_never_fork_the_log(
+    keyset: KeySet,
+    make_mirror: Callable[[str], gitrepo.Mirror],
+    log: commands.CommandLog,
+    reader: commands.CommandReader,
+) -> None:
+    writers = [
+        commands.CommandLog(
+            make_mirror(f"w{i}"), log.root, [keyset.commands], [keyset.timestamp], RECONCILER
+        )
+        for i in range(2)
+    ]
+    results: list[signed.Head | None] = []
+
+    def run(writer: commands.CommandLog, n: int) -> None:
+        for i in range(5):
+            results.append(issue(writer, command(f"w{n}-{i}")))
+
+    threads = [threading.Thread(target=run, args=(w, n)) for n, w in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sequences = sorted(h.sequence for h in results if h)
+    assert sequences == list(range(1, 11))
+    names = [c.name for _, b in reader.update(NOW) for c in b.commands]
+    assert sorted(names) == sorted(f"w{n}-{i}" for n in range(2) for i in range(5))
+
+
+def test_a_race_makes_the_writer_decide_again(
+    keyset: KeySet, make_mirror: Callable[[str], gitrepo.Mirror], log: commands.CommandLog
+) -> None:
+    other = commands.CommandLog(
+        make_mirror("other"), log.root, [keyset.commands], [keyset.timestamp], RECONCILER
+    )
+    seen: list[int] = []
+
+    def decide(view: commands.LogView) -> list[signed.Command]:
+        seen.append(view.head.sequence)
+        if len(seen) == 1:
+            other.append(PLANE, lambda _: [command("theirs")], spec_commit="b" * 40, now=NOW)
+        issued = {c.name for b in view.bundles for c in b.commands}
+        return [] if "theirs" in issued else [command("theirs")]
+
+    assert log.append(PLANE, decide, spec_commit="a" * 40, now=NOW) is None
+    assert seen == [0, 1]
+    assert [c.name for b in log.read(PLANE, NOW).bundles for c in b.commands] == ["theirs"]
+
+
+def test_refresh_re_signs_only_near_expiry(log: commands.CommandLog) -> None:
+    issue(log)
+    assert not log.refresh(PLANE, NOW + timedelta(days=1))
+    assert log.refresh(PLANE, NOW + timedelta(days=4))
+    view = log.read(PLANE, NOW + timedelta(days=4))
+    assert view.timestamp is not None and view.timestamp.version == 2
+    assert view.head.sequence == 1
+
+
+def test_a_crash_before_persisting_keeps_the_previous_state(
+    log: commands.CommandLog, reader: commands.CommandReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue(log)
+    reader.update(NOW)
+    before = snapshot(reader)
+    issue(log, command("b"))
+
+    def crash(self: Path, target: Path) -> Path:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(Path, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        reader.update(NOW)
+    monkeypatch.undo()
+    assert snapshot(reader) == before
+    assert reader.load().verified.sequence == 1
+    assert not list(reader.state_path.parent.glob(".trust.json.*"))
+    assert [b.sequence for _, b in reader.update(NOW)] == [1, 2]
