@@ -184,7 +184,7 @@ class UriSigner:
         try:
             self._signer = sslib.Signer.from_priv_key_uri(uri, key)  # type: ignore[attr-defined]
         except (sslib_errors.Error, ValueError, OSError) as exc:
-            raise errors.BadKeyError(f"signer {uri.split(':')[0]}: {exc}") from None
+            raise errors.BadKeyError(f"signer {uri.split(':', maxsplit=1)[0]}: {exc}") from None
         self._public = public_key
 
     @property

@@ -266,8 +266,7 @@ def test_two_writers_at_once_never_fork_the_log(
     results: list[signed.Head | None] = []
 
     def run(writer: commands.CommandLog, n: int) -> None:
-        for i in range(5):
-            results.append(issue(writer, command(f"w{n}-{i}")))
+        results.extend(issue(writer, command(f"w{n}-{i}")) for i in range(5))
 
     threads = [threading.Thread(target=run, args=(w, n)) for n, w in enumerate(writers)]
     for thread in threads:

@@ -9,7 +9,7 @@ import pytest
 
 from ledger import errors, keys
 
-SMALL_ORDER = sorted(k.hex() for k in keys._SMALL_ORDER)  # noqa: SLF001 - the table under test
+SMALL_ORDER = sorted(k.hex() for k in keys._SMALL_ORDER)
 
 
 @pytest.mark.parametrize("hex_key", SMALL_ORDER)
