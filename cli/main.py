@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from cli import schema_cmd, validate_cmd
+from cli import keys_cmd, schema_cmd, validate_cmd
 from schemas.errors import GitplaneError
 
 EXIT_CRASH = 3
@@ -27,6 +27,7 @@ def gitplane() -> None:
 
 gitplane.add_command(validate_cmd.validate)
 gitplane.add_command(schema_cmd.schema)
+gitplane.add_command(keys_cmd.keys)
 
 
 def main() -> None:

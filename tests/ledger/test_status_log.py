@@ -1,0 +1,152 @@
+"""Status logs in real git: written on change only, verified under the registered key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import commands, errors, gitrepo, keys, layout, status
+from schemas import signed
+from tests.ledger.conftest import AGENT, NOW, PLANE, KeySet, issue
+
+READY = signed.ResourceStatus(
+    kind="Deployment",
+    name="churn-dev",
+    phase="Ready",
+    observed={"replicas": 2, "url": "http://127.0.0.1:20001"},
+)
+
+
+@pytest.fixture
+def agent_key() -> keys.FileSigner:
+    return keys.FileSigner.generate()
+
+
+@pytest.fixture
+def writer(
+    make_mirror: Callable[[str], gitrepo.Mirror],
+    agent_key: keys.FileSigner,
+    keyset: KeySet,
+    tmp_path: Path,
+) -> status.StatusWriter:
+    return status.StatusWriter(
+        make_mirror("agent-status"),
+        PLANE,
+        agent_key,
+        AGENT,
+        tmp_path / "agent" / "trust.json",
+        keyset.root_bytes(),
+    )
+
+
+def _write(
+    writer: status.StatusWriter,
+    head: signed.Head,
+    resources: list[signed.ResourceStatus],
+    error: signed.StatusError | None = None,
+    *,
+    later: int = 0,
+) -> bool:
+    return writer.write(
+        applied=head,
+        timestamp_version=1,
+        resources=resources,
+        error=error,
+        now=NOW + timedelta(seconds=later),
+    )
+
+
+def _read(log: commands.CommandLog, key: keys.PublicKey | None, seen: int = 0) -> status.StatusRead:
+    view = log.read(PLANE, NOW)
+    return status.read_status(
+        log.mirror, PLANE, key=key, seen=seen, head=view.head, issued=view.issued
+    )
+
+
+def _commits(writer: status.StatusWriter) -> int:
+    tip = writer.mirror.remote_heads().get(layout.status_ref(PLANE))
+    if tip is None:
+        return 0
+    writer.mirror.fetch([layout.status_ref(PLANE)])
+    return int(writer.mirror.repo.run("rev-list", "--count", tip).decode())
+
+
+def test_status_is_written_on_change_only(
+    log: commands.CommandLog, writer: status.StatusWriter, agent_key: keys.FileSigner
+) -> None:
+    head = issue(log)
+    assert head is not None
+    assert _write(writer, head, [READY])
+    assert not _write(writer, head, [READY], later=60)  # only the time changed: no commit
+    assert _commits(writer) == 1
+    assert _write(writer, head, [READY.model_copy(update={"phase": "Progressing"})], later=120)
+    assert _commits(writer) == 2
+    read = _read(log, agent_key.public_key)
+    assert read.error is None and read.status is not None
+    assert read.status.counter == 2
+    assert read.status.resources[0].phase == "Progressing"
+
+
+def test_a_report_under_another_key_is_refused(
+    log: commands.CommandLog, writer: status.StatusWriter
+) -> None:
+    head = issue(log)
+    assert head is not None
+    _write(writer, head, [READY])
+    other_plane_key = keys.FileSigner.generate().public_key
+    read = _read(log, other_plane_key)
+    assert read.status is None
+    assert isinstance(read.error, errors.SignatureError)
+
+
+def test_no_registered_key_means_no_trusted_status(
+    log: commands.CommandLog, writer: status.StatusWriter
+) -> None:
+    head = issue(log)
+    assert head is not None
+    _write(writer, head, [READY])
+    read = _read(log, None)
+    assert read.status is None and isinstance(read.error, errors.SignatureError)
+
+
+def test_a_replayed_report_is_refused(
+    log: commands.CommandLog, writer: status.StatusWriter, agent_key: keys.FileSigner
+) -> None:
+    head = issue(log)
+    assert head is not None
+    _write(writer, head, [READY])
+    old = writer.mirror.remote_heads()[layout.status_ref(PLANE)]
+    _write(writer, head, [], later=60)
+    writer.mirror.repo.run(
+        "push", "--force", writer.mirror.url, f"{old}:{layout.status_ref(PLANE)}"
+    )
+    read = _read(log, agent_key.public_key, seen=2)
+    assert isinstance(read.error, errors.ReplayError)
+
+
+def test_a_report_claiming_unissued_commands_is_refused(
+    log: commands.CommandLog, writer: status.StatusWriter, agent_key: keys.FileSigner
+) -> None:
+    issue(log)
+    claimed = signed.Head(sequence=7, digest="sha256:" + "7" * 64)
+    _write(writer, claimed, [READY])
+    read = _read(log, agent_key.public_key)
+    assert isinstance(read.error, errors.UnknownCommandError)
+
+
+def test_a_report_with_an_attack_code_is_published(
+    log: commands.CommandLog, writer: status.StatusWriter, agent_key: keys.FileSigner
+) -> None:
+    issue(log)
+    failure = signed.StatusError(code=errors.RollbackError.code, message="timestamp 3 < 5")
+    _write(writer, signed.Head(sequence=0, digest=""), [], failure)
+    read = _read(log, agent_key.public_key)
+    assert read.status is not None and read.status.error == failure
+
+
+def test_no_status_yet(log: commands.CommandLog, agent_key: keys.FileSigner) -> None:
+    read = _read(log, agent_key.public_key)
+    assert (read.commit, read.status, read.error) == (None, None, None)
