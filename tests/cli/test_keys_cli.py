@@ -23,9 +23,9 @@ def test_init_creates_a_k_of_n_root_and_online_keys(gitplane_bin: str, tmp_path:
     assert (len(root.roles.root.keyids), root.roles.root.threshold) == (5, 3)
     private = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.key"))
     assert private == [
-        *(f"root/root-{i}.key" for i in range(1, 6)),
         "reconciler/commands.key",
         "reconciler/timestamp.key",
+        *(f"root/root-{i}.key" for i in range(1, 6)),
     ]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in tmp_path.rglob("*.key"))
     assert (tmp_path / "root").stat().st_mode & 0o777 == 0o700
