@@ -13,7 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from schemas.problems import did_you_mean
+from schemas.problems import closest, did_you_mean
 
 Loc = tuple[str | int, ...]
 
@@ -44,6 +44,8 @@ class Found:
     message: str
     on_key: bool = False
     """Point at the key rather than the value (unknown or missing fields)."""
+    meant: Loc | None = None
+    """For an unknown field: the path of the field it probably is a typo of."""
 
 
 def explain(cls: type[BaseModel], error: ErrorDetails) -> Found:
@@ -52,8 +54,10 @@ def explain(cls: type[BaseModel], error: ErrorDetails) -> Found:
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         field = str(loc[-1])
-        hint = did_you_mean(field, field_names(cls, loc[:-1]))
-        return Found(loc, f"unknown field {field!r}{hint}", on_key=True)
+        meant = closest(field, field_names(cls, loc[:-1]))
+        hint = f" (did you mean {meant!r}?)" if meant else ""
+        typo_of = (*loc[:-1], meant) if meant else None
+        return Found(loc, f"unknown field {field!r}{hint}", on_key=True, meant=typo_of)
     if kind == "missing":
         return Found(loc, f"missing required field {loc[-1]!r}", on_key=True)
     if kind in _TYPE_NAMES:
@@ -68,6 +72,13 @@ def explain(cls: type[BaseModel], error: ErrorDetails) -> Found:
         return Found(loc, f"{_show(value)} is not {_PATTERN_HELP.get(pattern, pattern)}")
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return Found(loc, message[:1].lower() + message[1:], on_key=isinstance(value, dict))
+
+
+def without_typo_fallout(found: list[Found]) -> list[Found]:
+    """Drop "missing required field X" where an unknown field is a typo of X: one mistake,
+    one message."""
+    typos = {f.meant for f in found if f.meant is not None}
+    return [f for f in found if not (f.message.startswith("missing required") and f.path in typos)]
 
 
 def _show(value: Any) -> str:

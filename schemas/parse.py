@@ -49,6 +49,7 @@ def parse_spec(file: str, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Pa
         return Parsed(file, document=cls.model_validate(raw))
     except ValidationError as exc:
         found = [hints.explain(cls, error) for error in exc.errors(include_url=False)]
+        found = hints.without_typo_fallout(found)
         return Parsed(file, problems=_place(file, data, found), declared=_declared(raw))
 
 

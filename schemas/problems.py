@@ -41,9 +41,15 @@ def _normal(word: str) -> str:
     return word.replace("_", "").replace("-", "").lower()
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``word`` most likely meant (same letters, or close by edit), if any."""
     options = sorted(set(candidates))
     same = [c for c in options if _normal(c) == _normal(word)]
     close = same or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    match = closest(word, candidates)
+    return f" (did you mean {match!r}?)" if match else ""
