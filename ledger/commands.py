@@ -30,6 +30,8 @@ class LogView:
     bundles: tuple[signed.Bundle, ...] = ()
     issued: dict[int, str] = field(default_factory=dict)
     """Sequence -> digest of every bundle in the log."""
+    root_version: int = 1
+    """The newest root in the verified chain: what new documents are signed under."""
 
     @property
     def head(self) -> signed.Head:
@@ -58,28 +60,36 @@ class CommandLog:
     def read(self, plane: str, now: datetime) -> LogView:
         """Fetch and verify ``plane``'s whole log."""
         refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
-        root, _ = roots.follow(
-            self.mirror, self.root, refs.get(layout.ROOT_REF), limits=self.limits
-        )
+        chain = roots.follow(self.mirror, self.root, refs.get(layout.ROOT_REF), limits=self.limits)
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
-            return LogView(None, None)
+            return LogView(None, None, root_version=chain.newest.version)
         files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
         if layout.TIMESTAMP not in files:
             raise errors.MalformedError(f"command log of {plane} has no timestamp")
-        stamp = verify.update_timestamp(
-            root, None, files[layout.TIMESTAMP], plane=plane, now=now, limits=self.limits
-        )
+        stamp = self._own_timestamp(chain, files[layout.TIMESTAMP], plane, now)
         bundles, issued = _verify_chain(
             self.mirror,
             tip,
-            root=root,
+            chain=chain.roots,
             start=state.EMPTY,
             head=stamp.head,
             plane=plane,
             limits=self.limits,
         )
-        return LogView(tip, stamp, tuple(b for _, b in bundles), issued)
+        return LogView(tip, stamp, tuple(b for _, b in bundles), issued, chain.newest.version)
+
+    def _own_timestamp(
+        self, chain: roots.Chain, data: bytes, plane: str, now: datetime
+    ) -> signed.Timestamp:
+        """Our timestamp, verified under the root it names: after a rotation the old one
+        is still ours until it is re-signed (``refresh`` does that at once)."""
+        named = verify.parse_payload(
+            envelope.peek(data, max_bytes=self.limits.timestamp_bytes), signed.Timestamp
+        ).root_version
+        return verify.update_timestamp(
+            chain.at(named), None, data, plane=plane, now=now, limits=self.limits
+        )
 
     def append(
         self, plane: str, decide: Decide, *, spec_commit: str, now: datetime, status_seen: int = 0
@@ -110,7 +120,12 @@ class CommandLog:
         if view.timestamp is None:
             return False
         expires = verify.parse_time(view.timestamp.expires)
-        if expires - now > self.lifetime / 2 and status_seen <= view.timestamp.status_seen:
+        current = (
+            expires - now > self.lifetime / 2
+            and status_seen <= view.timestamp.status_seen
+            and view.timestamp.root_version == view.root_version
+        )
+        if current:
             return False
         stamp = self._sign_timestamp(plane, view, view.head, now, status_seen)
         return self._push(plane, view.commit, {layout.TIMESTAMP: stamp}, f"timestamp: {plane}")
@@ -137,6 +152,7 @@ class CommandLog:
             "plane": plane,
             "sequence": view.head.sequence + 1,
             "previous": view.head.digest,
+            "root_version": view.root_version,
             "spec_commit": spec_commit,
             "issued_at": verify.format_time(now),
             "commands": [c.model_dump() for c in commands],
@@ -147,7 +163,6 @@ class CommandLog:
     def _sign_timestamp(
         self, plane: str, view: LogView, head: signed.Head, now: datetime, status_seen: int
     ) -> bytes:
-        root, _ = roots.follow(self.mirror, self.root, self._root_tip(), limits=self.limits)
         previous = view.timestamp
         payload = {
             "_type": "timestamp",
@@ -155,22 +170,19 @@ class CommandLog:
             "plane": plane,
             "version": previous.version + 1 if previous else 1,
             "expires": verify.format_time(now + self.lifetime),
-            "root_version": root.version,
+            "root_version": view.root_version,
             "head": head.model_dump(),
             "status_seen": max(status_seen, previous.status_seen if previous else 0),
         }
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["timestamp"], data, self.timestamp_signers)
 
-    def _root_tip(self) -> str | None:
-        return self.mirror.fetch([layout.ROOT_REF]).get(layout.ROOT_REF)
-
 
 def _verify_chain(
     mirror: gitrepo.Mirror,
     tip: str,
     *,
-    root: signed.Root,
+    chain: tuple[signed.Root, ...],
     start: signed.Head,
     head: signed.Head,
     plane: str,
@@ -189,7 +201,9 @@ def _verify_chain(
     for path in paths:
         if path not in files:
             raise errors.MixAndMatchError(f"{path} is missing from the log")
-        bundle = verify.update_bundle(root, previous, head, files[path], plane=plane, limits=limits)
+        bundle = verify.update_bundle(
+            chain, previous, head, files[path], plane=plane, limits=limits
+        )
         previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(files[path]))
         verified.append((previous, bundle))
         issued[previous.sequence] = previous.digest
@@ -230,9 +244,8 @@ class CommandReader:
         """
         trust = self.load()
         refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(self.plane)])
-        root, root_bytes = roots.follow(
-            self.mirror, trust.root, refs.get(layout.ROOT_REF), limits=self.limits
-        )
+        chain = roots.follow(self.mirror, trust.root, refs.get(layout.ROOT_REF), limits=self.limits)
+        root = chain.newest
         verify.check_root_fresh(root, now)
         tip = refs.get(layout.commands_ref(self.plane))
         if tip is None:
@@ -247,7 +260,7 @@ class CommandReader:
         pending, _ = _verify_chain(
             self.mirror,
             tip,
-            root=root,
+            chain=chain.roots,
             start=trust.applied,
             head=stamp.head,
             plane=self.plane,
@@ -255,7 +268,7 @@ class CommandReader:
         )
         _check_passes_through(pending, trust)
         verified = pending[-1][0] if pending else trust.applied
-        updated = replace(trust, root=root_bytes, timestamp=stamp_bytes, verified=verified)
+        updated = replace(trust, root=chain.newest_bytes, timestamp=stamp_bytes, verified=verified)
         state.persist_state(self.state_path, updated)
         return pending
 

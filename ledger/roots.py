@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from ledger import envelope, errors, gitrepo, keys, layout, verify
@@ -64,24 +65,42 @@ def publish(
     raise gitrepo.GitError(f"could not publish root version {version}: the branch kept moving")
 
 
+@dataclass(frozen=True)
+class Chain:
+    """The roots from the trusted one to the newest, each verified by its predecessor."""
+
+    roots: tuple[signed.Root, ...]
+    newest_bytes: bytes
+
+    @property
+    def newest(self) -> signed.Root:
+        """The root in force."""
+        return self.roots[-1]
+
+    def at(self, version: int) -> signed.Root:
+        """The root of ``version``; MixAndMatchError if the chain does not hold it."""
+        for root in self.roots:
+            if root.version == version:
+                return root
+        raise errors.MixAndMatchError(f"root version {version} is not in the trusted chain")
+
+
 def follow(
     mirror: gitrepo.Mirror,
     trusted: bytes,
     tip: str | None,
     *,
     limits: verify.Limits = verify.DEFAULT_LIMITS,
-) -> tuple[signed.Root, bytes]:
-    """The newest root reachable from ``trusted`` through the signed chain at ``tip``."""
-    root, data = verify.load_trusted_root(trusted, limits=limits), trusted
-    if tip is None:
-        return root, data
-    present = set(mirror.list_paths(tip))
+) -> Chain:
+    """Every root from ``trusted`` to the newest, through the signed chain at ``tip``."""
+    chain, data = [verify.load_trusted_root(trusted, limits=limits)], trusted
+    present = set(mirror.list_paths(tip)) if tip else set()
     for _ in range(limits.max_root_rotations):
-        path = layout.root_path(root.version + 1)
+        path = layout.root_path(chain[-1].version + 1)
         if path not in present:
-            return root, data
-        data = _read(mirror, tip, path, limits.root_bytes)
-        root = verify.update_root(root, data, limits=limits)
+            return Chain(tuple(chain), data)
+        data = _read(mirror, tip or "", path, limits.root_bytes)
+        chain.append(verify.update_root(chain[-1], data, limits=limits))
     raise errors.RollbackError("more root rotations than the cap in one update")
 
 

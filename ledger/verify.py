@@ -12,6 +12,7 @@ signatures by a threshold of distinct keys, strict payload, then semantics
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -154,7 +155,7 @@ def _check_not_older(trusted: signed.Timestamp, new: signed.Timestamp) -> None:
 
 
 def update_bundle(
-    root: signed.Root,
+    chain: Sequence[signed.Root],
     previous: signed.Head,
     head: signed.Head,
     data: bytes,
@@ -162,8 +163,12 @@ def update_bundle(
     plane: str,
     limits: Limits = DEFAULT_LIMITS,
 ) -> signed.Bundle:
-    """The bundle after ``previous``, chained to it and, if it is the head, matching it."""
-    payload = _open(data, "commands", root, "commands", limits.bundle_bytes)
+    """The bundle after ``previous``, chained to it and, if it is the head, matching it.
+
+    ``chain`` is the verified root chain, oldest first: a bundle issued before a
+    rotation verifies under the root it names, which must be in the chain.
+    """
+    payload, _ = _open_under_chain(data, chain, limits.bundle_bytes)
     bundle = parse_payload(payload, signed.Bundle)
     if bundle.plane != plane:
         raise errors.WrongPlaneError(f"bundle is for plane {bundle.plane!r}, not {plane!r}")
@@ -179,6 +184,23 @@ def update_bundle(
         if envelope.digest(command.spec.encode()) != command.digest:
             raise errors.MalformedError(f"command {command.id}: spec does not match its digest")
     return bundle
+
+
+def _open_under_chain(
+    data: bytes, chain: Sequence[signed.Root], cap: int
+) -> tuple[bytes, signed.Root]:
+    """Verify a bundle under the root it names, which must be in the verified chain.
+
+    The name is read from the unverified payload with the same strict parser
+    that reads it after verification, so there is no parser differential; a
+    forged name only chooses which trusted keys must have signed.
+    """
+    named = envelope.loads(envelope.peek(data, max_bytes=cap))
+    version = named.get("root_version") if isinstance(named, dict) else None
+    root = next((r for r in chain if r.version == version), None)
+    if root is None:
+        raise errors.SignatureError(f"bundle names root {version!r}, which is not trusted here")
+    return _open(data, "commands", root, "commands", cap), root
 
 
 def verify_status(

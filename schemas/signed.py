@@ -106,6 +106,8 @@ class Bundle(Signed):
     sequence: Positive
     previous: Digest | Literal[""]
     """Digest of the envelope of bundle ``sequence - 1``; empty for the first."""
+    root_version: Positive
+    """The root whose ``commands`` keys signed this bundle."""
     spec_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
     issued_at: Time
     commands: Annotated[list[Command], Field(max_length=10_000)]

@@ -41,6 +41,7 @@ def bundle_payload(sequence: int = 1, previous: str = "", **changes: Any) -> dic
         "plane": PLANE,
         "sequence": sequence,
         "previous": previous,
+        "root_version": 1,
         "spec_commit": "a" * 40,
         "issued_at": verify.format_time(NOW),
         "commands": [command().model_dump()],
@@ -242,8 +243,8 @@ def test_a_bundle_chain_is_accepted(keyset: KeySet, root: signed.Root) -> None:
     one = signed.Head(sequence=1, digest=envelope.digest(first))
     second = sign("commands", bundle_payload(2, one.digest), keyset.commands)
     head = signed.Head(sequence=2, digest=envelope.digest(second))
-    assert verify.update_bundle(root, EMPTY, head, first, plane=PLANE).sequence == 1
-    assert verify.update_bundle(root, one, head, second, plane=PLANE).sequence == 2
+    assert verify.update_bundle([root], EMPTY, head, first, plane=PLANE).sequence == 1
+    assert verify.update_bundle([root], one, head, second, plane=PLANE).sequence == 2
 
 
 def test_bad_bundles_are_refused(keyset: KeySet, root: signed.Root) -> None:
@@ -279,6 +280,12 @@ def test_bad_bundles_are_refused(keyset: KeySet, root: signed.Root) -> None:
         ),
         (good, EMPTY, EMPTY, errors.MixAndMatchError),
         (
+            sign("commands", bundle_payload(1, root_version=2), keyset.commands),
+            EMPTY,
+            head,
+            errors.SignatureError,
+        ),
+        (
             sign("commands", bad_spec, keyset.commands),
             EMPTY,
             signed.Head(
@@ -289,7 +296,7 @@ def test_bad_bundles_are_refused(keyset: KeySet, root: signed.Root) -> None:
     ]
     for data, previous, signed_head, error in cases:
         with pytest.raises(error):
-            verify.update_bundle(root, previous, signed_head, data, plane=PLANE)
+            verify.update_bundle([root], previous, signed_head, data, plane=PLANE)
 
 
 # --- status -----------------------------------------------------------------------------
