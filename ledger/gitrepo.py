@@ -105,6 +105,10 @@ class GitRepo:
         out = self.run("ls-tree", "-r", "-z", "--long", treeish)
         return [_tree_entry(record) for record in out.split(b"\0") if record]
 
+    def is_bare(self) -> bool:
+        """Whether this is a bare repository (no working tree)."""
+        return self.run("rev-parse", "--is-bare-repository").strip() == b"true"
+
     def has_changes(self, prefix: str = "") -> bool:
         """Whether the working tree differs from HEAD under ``prefix`` (untracked included)."""
         return bool(self.run("status", "--porcelain", "--", prefix or ".").strip())
@@ -146,6 +150,8 @@ def find_repo(path: Path) -> tuple[GitRepo, str] | None:
     """The repository containing ``path`` and ``path``'s prefix inside it, or None."""
     probe = GitRepo(path if path.is_dir() else path.parent)
     try:
+        if probe.run("rev-parse", "--is-bare-repository").strip() == b"true":
+            return probe, ""
         top = probe.run("rev-parse", "--show-toplevel").decode().strip()
     except GitError:
         return None

@@ -37,7 +37,7 @@ def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> V
     except gitrepo.GitError as exc:
         raise UsageError(f"cannot read {rev or 'HEAD'} of {repo.path}: {exc}") from None
     notes = []
-    if rev is None and repo.has_changes(prefix):
+    if rev is None and not repo.is_bare() and repo.has_changes(prefix):
         notes.append(
             f"validated HEAD ({state.commit and state.commit[:12]}); uncommitted "
             f"changes under {display} are not included: use --worktree to check them"

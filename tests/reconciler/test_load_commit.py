@@ -144,3 +144,12 @@ def test_problems_from_many_files_are_all_reported_sorted(example_repo: Path) ->
         "unknown field 'versoin'",  # one typo, one message: no "missing field 'version'"
         "'lokal' is not allowed",
     ]  # and no fallout: the deployments of churn still find their (broken) model
+
+
+def test_a_bare_repository_is_validated_at_a_revision(example_repo: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "specs.git"
+    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
+    result = validation.validate(bare, rev="main")
+    assert result.state.valid
+    assert len(result.state.documents) == 8
+    assert result.notes == []
