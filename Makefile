@@ -30,6 +30,7 @@ unit: install
 
 bench: install
 	$(BIN)/python benchmarks/validate.py
+	$(BIN)/python benchmarks/ledger_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

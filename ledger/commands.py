@@ -269,7 +269,8 @@ class CommandReader:
         _check_passes_through(pending, trust)
         verified = pending[-1][0] if pending else trust.applied
         updated = replace(trust, root=chain.newest_bytes, timestamp=stamp_bytes, verified=verified)
-        state.persist_state(self.state_path, updated)
+        if updated != trust:  # an idle cycle writes nothing, not even locally
+            state.persist_state(self.state_path, updated)
         return pending
 
     def mark_applied(self, head: signed.Head) -> state.TrustState:

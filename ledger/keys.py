@@ -10,6 +10,7 @@ the :class:`Signer` protocol: :class:`FileSigner` for key files, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -88,7 +89,13 @@ class PublicKey:
 
 def load_public_key(value: bytes | str) -> PublicKey:
     """Validate raw bytes or 64 hex digits as an Ed25519 public key."""
-    raw = _raw(value)
+    return _load(_raw(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _load(raw: bytes) -> PublicKey:
+    """Validation costs two 255-bit exponentiations (more than a signature check), and
+    the same few keys verify every document: validate each once. Failures are not cached."""
     if len(raw) != 32:
         raise errors.BadKeyError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
     if raw in _SMALL_ORDER:

@@ -168,8 +168,12 @@ def update_bundle(
     ``chain`` is the verified root chain, oldest first: a bundle issued before a
     rotation verifies under the root it names, which must be in the chain.
     """
-    payload, _ = _open_under_chain(data, chain, limits.bundle_bytes)
+    payload, root = _open_under_chain(data, chain, limits.bundle_bytes)
     bundle = parse_payload(payload, signed.Bundle)
+    if bundle.root_version != root.version:
+        raise errors.SignatureError(
+            f"bundle names root {bundle.root_version}, which is not trusted here"
+        )
     if bundle.plane != plane:
         raise errors.WrongPlaneError(f"bundle is for plane {bundle.plane!r}, not {plane!r}")
     if bundle.sequence != previous.sequence + 1 or bundle.previous != previous.digest:
@@ -195,6 +199,8 @@ def _open_under_chain(
     that reads it after verification, so there is no parser differential; a
     forged name only chooses which trusted keys must have signed.
     """
+    if len(chain) == 1:  # no rotation: nothing to choose, nothing to peek at
+        return _open(data, "commands", chain[0], "commands", cap), chain[0]
     named = envelope.loads(envelope.peek(data, max_bytes=cap))
     version = named.get("root_version") if isinstance(named, dict) else None
     root = next((r for r in chain if r.version == version), None)

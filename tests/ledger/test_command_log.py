@@ -327,3 +327,13 @@ def test_a_crash_before_persisting_keeps_the_previous_state(
     assert reader.load().verified.sequence == 1
     assert not list(reader.state_path.parent.glob(".trust.json.*"))
     assert [b.sequence for _, b in reader.update(NOW)] == [1, 2]
+
+
+def test_an_idle_update_writes_nothing_locally(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    issue(log)
+    reader.update(NOW)
+    before = reader.state_path.stat().st_mtime_ns
+    assert reader.update(NOW + timedelta(minutes=1))
+    assert reader.state_path.stat().st_mtime_ns == before

@@ -1,0 +1,142 @@
+"""Gates: what turns a planned action into *wait* or *blocked*, and alias pinning.
+
+Pure functions of the desired documents, the plane's recorded state and
+``now``. Observed fields the agent reports for a built model (see
+``MODEL_*``) are the contract with the data plane.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
+
+from reconciler.recorded import RecordedPlane
+from schemas import signed
+from schemas.deployment import Deployment
+from schemas.document import Document
+from schemas.model import Model
+from schemas.policy import Policy, Window
+
+if TYPE_CHECKING:
+    from reconciler.plan import Desired
+
+MODEL_VERSION = "version"
+MODEL_REGISTRY_VERSION = "registryVersion"
+MODEL_DIGEST = "artifactDigest"
+MODEL_SCAN = "scan"
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Why an action cannot go out yet."""
+
+    op: Literal["wait", "blocked"]
+    reason: str
+
+
+def digest(text: str) -> str:
+    """``sha256:<hex>`` of a resolved spec's JSON text."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def pin_model(
+    doc: Deployment, targets: Mapping[str, Document], recorded: RecordedPlane
+) -> dict[str, object] | Gate:
+    """The exact model version and artifact digest a deployment serves, or why not yet."""
+    ref = doc.spec.model
+    model = targets.get(f"Model/{ref.name}")
+    if not isinstance(model, Model):
+        return Gate("blocked", f"Model/{ref.name} is not built on this plane")
+    if ref.alias is not None and ref.alias not in model.spec.aliases:
+        return Gate("blocked", f"no Model sets alias {ref.alias!r} on {ref.name}")
+    status = recorded.observed.get(("Model", ref.name))
+    gate = _model_gate(model, status)
+    if gate is not None or status is None:
+        return gate or Gate("wait", f"waiting for Model/{ref.name}")
+    name = model.spec.registered_name or model.name
+    registry_version = status.observed.get(MODEL_REGISTRY_VERSION)
+    return {
+        "name": name,
+        "version": model.spec.version,
+        "registryVersion": registry_version,
+        "digest": status.observed.get(MODEL_DIGEST),
+        "uri": f"models:/{name}/{registry_version}",
+    }
+
+
+def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | None:
+    """Why the model's current version cannot be served yet (None: built, scanned, ready)."""
+    version = f"Model/{model.name} {model.spec.version}"
+    if status is None or status.observed.get(MODEL_VERSION) != model.spec.version:
+        return Gate("wait", f"waiting for {version} to be built and scanned")
+    if status.phase in ("Failed", "Blocked"):
+        detail = status.message or "see its status"
+        return Gate("blocked", f"{version} {status.phase.lower()}: {detail}")
+    if status.phase != "Ready":
+        return Gate("wait", f"waiting for {version} ({status.phase})")
+    if status.observed.get(MODEL_SCAN) != "passed":
+        return Gate("blocked", f"{version} has no passing security scan")
+    return None
+
+
+def feature_sets_ready(names: Sequence[str], recorded: RecordedPlane) -> str | None:
+    """Why a reader of feature sets must wait, or None when they all exist."""
+    missing = [n for n in names if recorded.observed_phase(("FeatureSet", n)) != "Ready"]
+    if not missing:
+        return None
+    return "waiting for " + ", ".join(f"FeatureSet/{n}" for n in missing) + " to be ready"
+
+
+def policy_block(
+    doc: Document, policies: Sequence[Policy], desired: Desired, now: datetime
+) -> str | None:
+    """The first policy gate ``doc``'s change fails on this plane, or None."""
+    for policy in policies:
+        if doc.KIND not in policy.spec.kinds:
+            continue
+        reason = _approvals(policy, desired) or _windows(policy, now)
+        if reason:
+            return f"{reason} (Policy/{policy.name})"
+    return None
+
+
+def _approvals(policy: Policy, desired: Desired) -> str | None:
+    rule = policy.spec.approvals
+    if rule is None:
+        return None
+    if rule.require_merge_commit and not desired.merged:
+        return "the change did not arrive through a merged pull request"
+    if desired.approvals < rule.minimum:
+        return (
+            f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {desired.approvals}"
+        )
+    return None
+
+
+def _windows(policy: Policy, now: datetime) -> str | None:
+    windows = policy.spec.change_windows
+    if windows is None:
+        return None
+    for window in windows.deny:
+        if in_window(window, now):
+            return f"change window closed: {describe(window)}"
+    if windows.allow and not any(in_window(w, now) for w in windows.allow):
+        return "outside every allowed change window"
+    return None
+
+
+def in_window(window: Window, now: datetime) -> bool:
+    """Whether ``now`` falls inside ``window`` (its days, start and end, in its time zone)."""
+    local = now.astimezone(ZoneInfo(window.timezone))
+    clock = local.strftime("%H:%M")
+    return DAYS[local.weekday()] in window.days and window.start <= clock <= window.end
+
+
+def describe(window: Window) -> str:
+    """``Fri 16:00-23:59 UTC``."""
+    return f"{','.join(window.days)} {window.start}-{window.end} {window.timezone}"

@@ -1,0 +1,238 @@
+"""``plan(desired, recorded, now) -> Plan``: what each plane must be told, and why.
+
+Pure and deterministic: no git, no clock (``now`` is passed in), no I/O. Per
+plane, resources are chosen by their plane selectors and ordered by
+dependency across kinds (models, then feature sets, then deployments, then
+DAGs; deletions in reverse). A resource is in sync when the digest of its
+resolved spec equals the digest last issued for it: only fields a spec
+declares are part of that spec, so defaults never cause a diff. Gates turn an
+action into ``wait`` (a dependency is not ready yet) or ``blocked`` (a person
+must act: a failed scan, a missing approval, a closed change window,
+pruning disabled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from reconciler import gates
+from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
+from schemas import signed
+from schemas.dag import DAG
+from schemas.dataplane import DataPlane
+from schemas.deployment import Deployment
+from schemas.document import Document
+from schemas.model import Model
+from schemas.policy import Policy
+
+Op = Literal["create", "update", "delete", "build", "wait", "blocked"]
+ORDER = ("Model", "FeatureSet", "Deployment", "DAG")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Desired state: the documents of one commit of the protected branch."""
+
+    commit: str
+    documents: Sequence[Document]
+    approvals: int = 0
+    """Distinct approvers recorded for ``commit`` (see Policy.spec.approvals)."""
+    merged: bool = False
+    """Whether ``commit`` arrived through a merge (a merged pull request)."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step for one resource on one plane."""
+
+    op: Op
+    kind: str
+    name: str
+    reason: str
+    command: signed.Command | None = None
+    """What the plane will be sent; None for ``wait`` and ``blocked``."""
+
+    @property
+    def ref(self) -> str:
+        """``Kind/name``."""
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PlanePlan:
+    """The ordered actions for one plane."""
+
+    plane: str
+    runtime: str
+    labels: Mapping[str, str]
+    actions: tuple[Action, ...] = ()
+    flag: str | None = None
+
+    @property
+    def commands(self) -> list[signed.Command]:
+        """The commands to issue, in order."""
+        return [a.command for a in self.actions if a.command is not None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every plane's actions for one commit."""
+
+    commit: str
+    planes: tuple[PlanePlan, ...] = field(default_factory=tuple)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any plane has any action (including waiting and blocked ones)."""
+        return any(p.actions for p in self.planes)
+
+
+def plan(desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime) -> Plan:
+    """The plan that brings every plane from ``recorded`` to ``desired``."""
+    planes = sorted((d for d in desired.documents if isinstance(d, DataPlane)), key=_name)
+    return Plan(
+        desired.commit,
+        tuple(
+            _plan_plane(plane, desired, recorded.get(plane.name) or RecordedPlane(plane.name), now)
+            for plane in planes
+        ),
+    )
+
+
+def _name(document: Document) -> str:
+    return document.name
+
+
+def _plan_plane(
+    plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime
+) -> PlanePlan:
+    targets = _targets(plane, desired.documents)
+    policies = [
+        p
+        for p in desired.documents
+        if isinstance(p, Policy) and p.spec.plane_selector.matches(plane.metadata.labels)
+    ]
+    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets})
+    actions = [a for doc in targets if (a := _action(doc, context)) is not None]
+    actions += list(_deletions(plane, targets, recorded))
+    return PlanePlan(
+        plane.name, plane.spec.runtime, dict(plane.metadata.labels), tuple(actions), recorded.flag
+    )
+
+
+def _targets(plane: DataPlane, documents: Sequence[Document]) -> list[Document]:
+    """Resources for ``plane`` in dependency order: selected ones, plus the models they use."""
+    labels = plane.metadata.labels
+    chosen = [
+        d
+        for d in documents
+        if d.KIND in ORDER and d.plane_selector is not None and d.plane_selector.matches(labels)
+    ]
+    used = {d.spec.model.name for d in chosen if isinstance(d, Deployment)}
+    chosen += [
+        d for d in documents if isinstance(d, Model) and d.plane_selector is None and d.name in used
+    ]
+    return sorted(chosen, key=lambda d: (ORDER.index(d.KIND), d.name))
+
+
+@dataclass(frozen=True)
+class _Context:
+    plane: DataPlane
+    desired: Desired
+    recorded: RecordedPlane
+    policies: list[Policy]
+    now: datetime
+    targets: dict[str, Document]
+
+
+def _action(doc: Document, context: _Context) -> Action | None:
+    key: Key = (doc.KIND, doc.name)
+    resolved = _resolve(doc, context)
+    if isinstance(resolved, Action):
+        return resolved
+    text = spec_json(resolved)
+    digest = gates.digest(text)
+    issued = context.recorded.issued.get(key)
+    if issued is not None and issued.digest == digest and issued.action != "delete":
+        return None
+    op, reason = _op(doc, issued)
+    blocked = gates.policy_block(doc, context.policies, context.desired, context.now)
+    if blocked:
+        return Action("blocked", doc.KIND, doc.name, blocked)
+    action = "build" if isinstance(doc, Model) else "apply"
+    command = _command(f"{doc.KIND}/{doc.name}@{digest[7:19]}", action, key, text, reason)
+    return Action(op, doc.KIND, doc.name, reason, command)
+
+
+def _op(doc: Document, issued: Issued | None) -> tuple[Op, str]:
+    if isinstance(doc, Model):
+        version = doc.spec.version
+        if issued is None or issued.action == "delete":
+            return "build", f"build version {version}"
+        return "build", f"rebuild: version {version} or its build inputs changed"
+    if issued is None or issued.action == "delete":
+        return "create", "new in git"
+    return "update", "spec changed in git"
+
+
+def _resolve(doc: Document, context: _Context) -> dict[str, object] | Action:
+    """The document as the plane must see it: declared fields, references pinned."""
+    body: dict[str, object] = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": doc.KIND,
+        "metadata": doc.metadata.model_dump(by_alias=True, exclude_unset=True),
+        "spec": doc.spec.model_dump(by_alias=True, exclude_unset=True),  # type: ignore[attr-defined]
+    }
+    if isinstance(doc, Model):
+        body["source"] = {"commit": context.desired.commit}
+    if isinstance(doc, Deployment):
+        pinned = gates.pin_model(doc, context.targets, context.recorded)
+        if isinstance(pinned, gates.Gate):
+            return Action(pinned.op, doc.KIND, doc.name, pinned.reason)
+        body["resolved"] = {"model": pinned}
+    if isinstance(doc, Deployment | DAG):
+        waiting = gates.feature_sets_ready(doc.spec.feature_sets, context.recorded)
+        if waiting:
+            return Action("wait", doc.KIND, doc.name, waiting)
+    return body
+
+
+def _deletions(
+    plane: DataPlane, targets: Sequence[Document], recorded: RecordedPlane
+) -> Iterator[Action]:
+    wanted = {(d.KIND, d.name) for d in targets}
+    gone = [
+        k for k, issued in recorded.issued.items() if issued.action != "delete" and k not in wanted
+    ]
+    for kind, name in sorted(gone, key=lambda k: (-ORDER.index(k[0]), k[1])):
+        if not plane.spec.sync.prune:
+            yield Action(
+                "blocked",
+                kind,
+                name,
+                "removed from git, but pruning is off for this "
+                "plane (spec.sync.prune: false): delete it by hand or enable pruning",
+            )
+            continue
+        text = spec_json({"kind": kind, "name": name})
+        command = _command(
+            f"{kind}/{name}@delete", "delete", (kind, name), text, "removed from git"
+        )
+        yield Action("delete", kind, name, "removed from git (pruning is on)", command)
+
+
+def _command(command_id: str, action: str, key: Key, text: str, reason: str) -> signed.Command:
+    return signed.Command.model_validate(
+        {
+            "id": command_id,
+            "action": action,
+            "kind": key[0],
+            "name": key[1],
+            "spec": text,
+            "digest": gates.digest(text),
+            "reason": reason,
+        }
+    )

@@ -1,0 +1,97 @@
+"""Recorded state: what each plane was told (its command log) and last said (its status).
+
+Pure data plus one pure constructor from what the ledger read. A plane whose
+status is missing, stale, unverifiable or reporting an attack is *flagged*:
+the plan shows the flag, and nothing the plane claims is trusted beyond it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from schemas import signed
+
+Key = tuple[str, str]
+"""(kind, name) of a resource."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """The last command issued for one resource on one plane."""
+
+    action: str
+    digest: str
+    sequence: int
+
+
+@dataclass(frozen=True)
+class RecordedPlane:
+    """One plane's recorded state."""
+
+    name: str
+    issued: Mapping[Key, Issued] = field(default_factory=dict)
+    observed: Mapping[Key, signed.ResourceStatus] = field(default_factory=dict)
+    head: int = 0
+    """Sequence of the newest bundle issued."""
+    applied: int = 0
+    """Sequence of the newest bundle the plane reports applied."""
+    flag: str | None = None
+    """Why the plane's own report is not trusted or not current, if it is not."""
+
+    def observed_phase(self, key: Key) -> str | None:
+        """The phase the plane reports for ``key``, if it reports one."""
+        status = self.observed.get(key)
+        return status.phase if status else None
+
+
+def from_ledger(
+    name: str,
+    bundles: tuple[signed.Bundle, ...],
+    status: signed.Status | None,
+    *,
+    refused: str | None,
+    now: datetime,
+    stale_after: timedelta,
+) -> RecordedPlane:
+    """Recorded state from a verified command log and a status report (or its refusal)."""
+    issued: dict[Key, Issued] = {}
+    for bundle in bundles:
+        for command in bundle.commands:
+            issued[(command.kind, command.name)] = Issued(
+                command.action, command.digest, bundle.sequence
+            )
+    head = bundles[-1].sequence if bundles else 0
+    applied = status.applied.sequence if status else 0
+    observed: dict[Key, signed.ResourceStatus] = (
+        {(r.kind, r.name): r for r in status.resources} if status else {}
+    )
+    late = next((b for b in bundles if b.sequence > applied), None)
+    flag = _flag(status, refused) or _stale(late, now, stale_after)
+    return RecordedPlane(name, issued, observed, head, applied, flag)
+
+
+def _flag(status: signed.Status | None, refused: str | None) -> str | None:
+    if refused is not None:
+        return f"status refused: {refused}"
+    if status is not None and status.error is not None:
+        return f"agent reports {status.error.code}: {status.error.message}"
+    return None
+
+
+def _stale(late: signed.Bundle | None, now: datetime, stale_after: timedelta) -> str | None:
+    """Status is written on change only, so silence is not staleness: a plane is stale
+    when a bundle stays unapplied longer than ``stale_after``."""
+    if late is None:
+        return None
+    issued_at = datetime.strptime(late.issued_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=now.tzinfo)
+    if now - issued_at <= stale_after:
+        return None
+    return f"stale: bundle {late.sequence} issued {late.issued_at} is not applied yet"
+
+
+def spec_json(document: Mapping[str, object]) -> str:
+    """The canonical JSON text of a resolved spec: sorted keys, compact, ASCII."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
