@@ -1,0 +1,320 @@
+"""Table tests of the pure planner: every action, ordering, gates, pruning, pinning."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from reconciler import gates
+from reconciler.plan import Desired, Plan, plan
+from reconciler.recorded import Issued, RecordedPlane
+from schemas import signed
+from schemas.document import Document
+from schemas.parse import parse_spec
+
+FRIDAY_EVENING = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+COMMIT = "c" * 40
+H = "apiVersion: gitplane.dev/v1alpha1\n"
+
+PLANES = [
+    H + "kind: DataPlane\nmetadata: {name: dev, labels: {env: dev}}\n"
+    "spec: {runtime: local, sync: {prune: true}}\n",
+    H
+    + "kind: DataPlane\nmetadata: {name: prod, labels: {env: prod}}\nspec: {runtime: kubernetes}\n",
+]
+MODEL = (
+    H
+    + """kind: Model
+metadata: {name: churn}
+spec: {version: "1.2.0", source: {project: {path: projects/churn}}, aliases: [champion]}
+"""
+)
+FEATURES = (
+    H
+    + """kind: FeatureSet
+metadata: {name: activity}
+spec:
+  entities: [{name: customer, joinKeys: [id]}]
+  source: {type: file, path: events.csv, timestampField: ts}
+  transformation: {sql: "SELECT 1"}
+  features: [{name: n, dtype: int64}]
+  planeSelector: {matchLabels: {env: dev}}
+"""
+)
+
+
+def deployment(
+    name: str = "churn-dev", env: str = "dev", model: str = "{name: churn}", extra: str = ""
+) -> str:
+    return (
+        H
+        + f"""kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  model: {model}
+  planeSelector: {{matchLabels: {{env: {env}}}}}
+  replicas: 2
+{extra}"""
+    )
+
+
+DAG = (
+    H
+    + """kind: DAG
+metadata: {name: nightly}
+spec:
+  planeSelector: {matchLabels: {env: dev}}
+  featureSets: [activity]
+  steps: [{name: a, project: {path: projects/churn}}]
+"""
+)
+POLICY = (
+    H
+    + """kind: Policy
+metadata: {name: prod-gates}
+spec:
+  planeSelector: {matchLabels: {env: prod}}
+  kinds: [Deployment]
+  approvals: {minimum: 2}
+  changeWindows:
+    deny: [{days: [Fri], start: "16:00", end: "23:59"}]
+"""
+)
+
+
+def docs(*texts: str) -> list[Document]:
+    out = []
+    for text in (*PLANES, *texts):
+        parsed = parse_spec("x.yaml", text.encode())
+        assert parsed.document is not None, parsed.problems
+        out.append(parsed.document)
+    return out
+
+
+def built(
+    version: str = "1.2.0", phase: str = "Ready", scan: str = "passed", message: str = ""
+) -> signed.ResourceStatus:
+    return signed.ResourceStatus(
+        kind="Model",
+        name="churn",
+        phase=phase,
+        message=message,
+        observed={
+            gates.MODEL_VERSION: version,
+            gates.MODEL_SCAN: scan,
+            gates.MODEL_REGISTRY_VERSION: 3,
+            gates.MODEL_DIGEST: "sha256:" + "d" * 64,
+        },
+    )
+
+
+READY_FEATURES = signed.ResourceStatus(kind="FeatureSet", name="activity", phase="Ready")
+
+
+def recorded_after(first: Plan, plane: str, **observed: signed.ResourceStatus) -> RecordedPlane:
+    """The plane after it applied everything ``first`` issued to it."""
+    issued = {
+        (c.kind, c.name): Issued(c.action, c.digest, 1)
+        for p in first.planes
+        if p.plane == plane
+        for c in p.commands
+    }
+    return RecordedPlane(plane, issued, {(s.kind, s.name): s for s in observed.values()}, 1, 1)
+
+
+def ops(result: Plan, plane: str) -> list[tuple[str, str]]:
+    return [(a.op, a.ref) for p in result.planes if p.plane == plane for a in p.actions]
+
+
+def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
+    result = plan(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)), {}, TUESDAY_NOON)
+    assert ops(result, "dev") == [
+        ("build", "Model/churn"),
+        ("create", "FeatureSet/activity"),
+        ("wait", "Deployment/churn-dev"),
+        ("wait", "DAG/nightly"),
+    ]
+    wait = [a for a in result.planes[0].actions if a.op == "wait"]
+    assert "Model/churn 1.2.0 to be built and scanned" in wait[0].reason
+    assert "FeatureSet/activity" in wait[1].reason
+    assert ops(result, "prod") == []
+
+
+def test_once_the_model_passed_its_scan_the_deployment_is_created_pinned() -> None:
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    first = plan(desired, {}, TUESDAY_NOON)
+    recorded = recorded_after(first, "dev", model=built(), features=READY_FEATURES)
+    second = plan(desired, {"dev": recorded}, TUESDAY_NOON)
+    assert ops(second, "dev") == [("create", "Deployment/churn-dev"), ("create", "DAG/nightly")]
+    command = second.planes[0].actions[0].command
+    assert command is not None
+    resolved = json.loads(command.spec)["resolved"]["model"]
+    assert resolved == {
+        "name": "churn",
+        "version": "1.2.0",
+        "registryVersion": 3,
+        "digest": "sha256:" + "d" * 64,
+        "uri": "models:/churn/3",
+    }
+
+
+def _sync(desired: Desired) -> RecordedPlane:
+    first = plan(desired, {}, TUESDAY_NOON)
+    observed = {"model": built(), "features": READY_FEATURES}
+    second = plan(desired, {"dev": recorded_after(first, "dev", **observed)}, TUESDAY_NOON)
+    issued = {**recorded_after(first, "dev").issued, **recorded_after(second, "dev").issued}
+    return RecordedPlane("dev", issued, recorded_after(first, "dev", **observed).observed, 2, 2)
+
+
+def test_nothing_to_do_when_everything_issued_is_current() -> None:
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    result = plan(desired, {"dev": _sync(desired)}, TUESDAY_NOON)
+    assert ops(result, "dev") == []
+    assert not result.has_changes
+
+
+CHANGES: list[tuple[str, Callable[[], list[Document]], list[tuple[str, str]]]] = [
+    (
+        "spec-changed",
+        lambda: docs(MODEL, FEATURES, deployment(extra="  env: {A: b}\n"), DAG),
+        [("update", "Deployment/churn-dev")],
+    ),
+    (
+        "new-model-version",
+        lambda: docs(MODEL.replace("1.2.0", "1.3.0"), FEATURES, deployment(), DAG),
+        [("build", "Model/churn"), ("wait", "Deployment/churn-dev")],
+    ),
+    (
+        "explicit-default-is-a-declared-field",
+        lambda: docs(MODEL, FEATURES, deployment(extra="  protocol: mlflow-v2\n"), DAG),
+        [("update", "Deployment/churn-dev")],
+    ),
+    (
+        "removed-with-pruning-on",
+        lambda: docs(MODEL, FEATURES, deployment()),
+        [("delete", "DAG/nightly")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "expected"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_changes_against_a_synced_plane(
+    case: str, make: Callable[[], list[Document]], expected: list[tuple[str, str]]
+) -> None:
+    base = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    recorded = _sync(base)
+    assert ops(plan(base, {"dev": recorded}, TUESDAY_NOON), "dev") == []
+    assert ops(plan(Desired(COMMIT, make()), {"dev": recorded}, TUESDAY_NOON), "dev") == expected
+
+
+def test_defaults_are_not_part_of_the_command() -> None:
+    result = plan(Desired(COMMIT, docs(MODEL, FEATURES, deployment())), {}, TUESDAY_NOON)
+    feature_set = next(a for a in result.planes[0].actions if a.kind == "FeatureSet")
+    assert feature_set.command is not None
+    spec = json.loads(feature_set.command.spec)["spec"]
+    assert "stores" not in spec and "retry" not in spec and "timeout" not in spec
+
+
+def test_deletions_come_last_in_reverse_dependency_order() -> None:
+    recorded = _sync(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)))
+    result = plan(Desired(COMMIT, docs()), {"dev": recorded}, TUESDAY_NOON)
+    assert ops(result, "dev") == [
+        ("delete", "DAG/nightly"),
+        ("delete", "Deployment/churn-dev"),
+        ("delete", "FeatureSet/activity"),
+        ("delete", "Model/churn"),
+    ]
+
+
+def test_pruning_off_shows_the_removal_as_blocked() -> None:
+    desired = Desired(COMMIT, docs(MODEL, deployment("churn-prod", "prod")))
+    first = plan(desired, {}, TUESDAY_NOON)
+    recorded = recorded_after(first, "prod", model=built())
+    result = plan(Desired(COMMIT, docs()), {"prod": recorded}, TUESDAY_NOON)
+    (action,) = result.planes[1].actions
+    assert (action.op, action.ref, action.command) == ("blocked", "Model/churn", None)
+    assert "pruning is off" in action.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "op", "reason"),
+    [
+        pytest.param(built(phase="Progressing"), "wait", "(Progressing)", id="building"),
+        pytest.param(
+            built(phase="Failed", message="train.py exited 1"),
+            "blocked",
+            "failed: train.py exited 1",
+            id="build-failed",
+        ),
+        pytest.param(
+            built(phase="Blocked", scan="failed", message="HIGH: os.system"),
+            "blocked",
+            "blocked: HIGH: os.system",
+            id="scan-blocked",
+        ),
+        pytest.param(built(scan="failed"), "blocked", "no passing security scan", id="scan-failed"),
+        pytest.param(built(version="1.1.0"), "wait", "1.2.0 to be built", id="older-version-ready"),
+    ],
+)
+def test_model_gates(status: signed.ResourceStatus, op: str, reason: str) -> None:
+    desired = Desired(COMMIT, docs(MODEL, deployment()))
+    recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "dev", model=status)
+    action = plan(desired, {"dev": recorded}, TUESDAY_NOON).planes[0].actions[-1]
+    assert (action.op, action.ref) == (op, "Deployment/churn-dev")
+    assert reason in action.reason
+    assert action.command is None
+
+
+@pytest.mark.parametrize(
+    ("approvals", "now", "op", "reason"),
+    [
+        pytest.param(0, TUESDAY_NOON, "blocked", "needs 2 approval(s)", id="no-approvals"),
+        pytest.param(
+            2, FRIDAY_EVENING, "blocked", "change window closed: Fri 16:00-23:59 UTC", id="freeze"
+        ),
+        pytest.param(2, TUESDAY_NOON, "create", "new in git", id="approved-in-window"),
+    ],
+)
+def test_policy_gates(approvals: int, now: datetime, op: str, reason: str) -> None:
+    desired = Desired(
+        COMMIT, docs(MODEL, POLICY, deployment("churn-prod", "prod")), approvals=approvals
+    )
+    recorded = recorded_after(plan(desired, {}, now), "prod", model=built())
+    action = plan(desired, {"prod": recorded}, now).planes[1].actions[-1]
+    assert (action.op, action.ref) == (op, "Deployment/churn-prod")
+    assert reason in action.reason
+
+
+def test_an_alias_is_pinned_to_the_version_and_digest() -> None:
+    desired = Desired(COMMIT, docs(MODEL, deployment(model="{name: churn, alias: champion}")))
+    recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "dev", model=built())
+    action = plan(desired, {"dev": recorded}, TUESDAY_NOON).planes[0].actions[-1]
+    assert action.command is not None
+    assert json.loads(action.command.spec)["resolved"]["model"]["uri"] == "models:/churn/3"
+
+
+def test_an_alias_no_model_sets_is_blocked() -> None:
+    desired = Desired(COMMIT, docs(MODEL, deployment(model="{name: churn, alias: canary}")))
+    action = plan(desired, {}, TUESDAY_NOON).planes[0].actions[-1]
+    assert (action.op, action.reason) == ("blocked", "no Model sets alias 'canary' on churn")
+
+
+def test_resources_go_only_to_the_planes_they_select() -> None:
+    result = plan(Desired(COMMIT, docs(MODEL, deployment("churn-prod", "prod"))), {}, TUESDAY_NOON)
+    assert ops(result, "dev") == []
+    assert ops(result, "prod") == [("build", "Model/churn"), ("wait", "Deployment/churn-prod")]
+
+
+def test_plans_are_deterministic() -> None:
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG, POLICY))
+    assert plan(desired, {}, TUESDAY_NOON) == plan(desired, {}, TUESDAY_NOON)
+
+
+def test_a_flagged_plane_carries_its_flag() -> None:
+    flagged = RecordedPlane("dev", flag="agent reports rollback: timestamp 3 < 5")
+    result = plan(Desired(COMMIT, docs(MODEL)), {"dev": flagged}, TUESDAY_NOON)
+    assert result.planes[0].flag == "agent reports rollback: timestamp 3 < 5"
