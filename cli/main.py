@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from cli import keys_cmd, schema_cmd, validate_cmd
+from cli import keys_cmd, plan_cmd, schema_cmd, validate_cmd
 from schemas.errors import GitplaneError
 
 EXIT_CRASH = 3
@@ -28,6 +28,7 @@ def gitplane() -> None:
 gitplane.add_command(validate_cmd.validate)
 gitplane.add_command(schema_cmd.schema)
 gitplane.add_command(keys_cmd.keys)
+gitplane.add_command(plan_cmd.plan)
 
 
 def main() -> None:

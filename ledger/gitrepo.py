@@ -56,6 +56,14 @@ class GitError(errors.GitplaneError):
 
 
 @dataclass(frozen=True)
+class CommitInfo:
+    """What planning needs to know of a commit besides its tree."""
+
+    parents: int
+    trailers: dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
 class GitRepo:
     """A repository on disk, working or bare."""
 
@@ -104,6 +112,22 @@ class GitRepo:
         treeish = f"{commit}:{prefix}" if prefix else commit
         out = self.run("ls-tree", "-r", "-z", "--long", treeish)
         return [_tree_entry(record) for record in out.split(b"\0") if record]
+
+    def tree_id(self, commit: str, path: str) -> str:
+        """The id of the tree at ``path`` in ``commit`` (empty if there is none)."""
+        done = self.execute("rev-parse", "--verify", "--quiet", f"{commit}:{path}")
+        return done.stdout.decode().strip() if done.returncode == 0 else ""
+
+    def commit_info(self, rev: str) -> CommitInfo:
+        """Parents and trailers of a commit (``Approved-by: ...`` lines, unfolded)."""
+        out = self.run("show", "-s", "--format=%P%x00%(trailers:unfold,only)", rev, "--")
+        parents, _, trailers = out.decode(errors="replace").partition("\0")
+        found: dict[str, set[str]] = {}
+        for line in trailers.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and value.strip():
+                found.setdefault(key.strip(), set()).add(value.strip())
+        return CommitInfo(len(parents.split()), {k: frozenset(v) for k, v in found.items()})
 
     def is_bare(self) -> bool:
         """Whether this is a bare repository (no working tree)."""

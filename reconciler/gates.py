@@ -111,10 +111,9 @@ def _approvals(policy: Policy, desired: Desired) -> str | None:
         return None
     if rule.require_merge_commit and not desired.merged:
         return "the change did not arrive through a merged pull request"
-    if desired.approvals < rule.minimum:
-        return (
-            f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {desired.approvals}"
-        )
+    approvals = len(desired.trailers.get(rule.trailer, frozenset()))
+    if approvals < rule.minimum:
+        return f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {approvals}"
     return None
 
 

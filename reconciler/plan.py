@@ -38,8 +38,10 @@ class Desired:
 
     commit: str
     documents: Sequence[Document]
-    approvals: int = 0
-    """Distinct approvers recorded for ``commit`` (see Policy.spec.approvals)."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Git tree id of every MLflow Project directory the documents build or run."""
+    trailers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Trailers of ``commit`` by key (``Approved-by`` -> the distinct approvers)."""
     merged: bool = False
     """Whether ``commit`` arrived through a merge (a merged pull request)."""
 
@@ -54,6 +56,8 @@ class Action:
     reason: str
     command: signed.Command | None = None
     """What the plane will be sent; None for ``wait`` and ``blocked``."""
+    source: str = ""
+    """Digest of what git declares for the resource (before references are pinned)."""
 
     @property
     def ref(self) -> str:
@@ -150,10 +154,12 @@ class _Context:
 
 def _action(doc: Document, context: _Context) -> Action | None:
     key: Key = (doc.KIND, doc.name)
-    resolved = _resolve(doc, context)
-    if isinstance(resolved, Action):
-        return resolved
-    text = spec_json(resolved)
+    declared = _declared(doc, context.desired)
+    source = gates.digest(spec_json(declared))
+    gate = _gate(doc, context)
+    if isinstance(gate, gates.Gate):
+        return Action(gate.op, doc.KIND, doc.name, gate.reason, source=source)
+    text = spec_json({**declared, **gate})
     digest = gates.digest(text)
     issued = context.recorded.issued.get(key)
     if issued is not None and issued.digest == digest and issued.action != "delete":
@@ -161,10 +167,10 @@ def _action(doc: Document, context: _Context) -> Action | None:
     op, reason = _op(doc, issued)
     blocked = gates.policy_block(doc, context.policies, context.desired, context.now)
     if blocked:
-        return Action("blocked", doc.KIND, doc.name, blocked)
+        return Action("blocked", doc.KIND, doc.name, blocked, source=source)
     action = "build" if isinstance(doc, Model) else "apply"
     command = _command(f"{doc.KIND}/{doc.name}@{digest[7:19]}", action, key, text, reason)
-    return Action(op, doc.KIND, doc.name, reason, command)
+    return Action(op, doc.KIND, doc.name, reason, command, source)
 
 
 def _op(doc: Document, issued: Issued | None) -> tuple[Op, str]:
@@ -178,26 +184,47 @@ def _op(doc: Document, issued: Issued | None) -> tuple[Op, str]:
     return "update", "spec changed in git"
 
 
-def _resolve(doc: Document, context: _Context) -> dict[str, object] | Action:
-    """The document as the plane must see it: declared fields, references pinned."""
+def _declared(doc: Document, desired: Desired) -> dict[str, object]:
+    """The fields the document declares, plus the tree ids of the projects it builds or runs:
+    a change to a project's code changes the resource, a commit elsewhere does not."""
     body: dict[str, object] = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": doc.KIND,
         "metadata": doc.metadata.model_dump(by_alias=True, exclude_unset=True),
         "spec": doc.spec.model_dump(by_alias=True, exclude_unset=True),  # type: ignore[attr-defined]
     }
-    if isinstance(doc, Model):
-        body["source"] = {"commit": context.desired.commit}
+    projects = _projects(doc)
+    if projects:
+        body["inputs"] = {path: desired.inputs.get(path, "") for path in projects}
+    return body
+
+
+def plan_inputs(documents: Sequence[Document]) -> list[str]:
+    """Every project directory whose tree id ``Desired.inputs`` must carry."""
+    return sorted({path for doc in documents for path in _projects(doc)})
+
+
+def _projects(doc: Document) -> list[str]:
+    if isinstance(doc, Model) and doc.spec.source.project is not None:
+        return [doc.spec.source.project.path]
+    if isinstance(doc, DAG):
+        return sorted({step.project.path for step in doc.spec.steps})
+    return []
+
+
+def _gate(doc: Document, context: _Context) -> dict[str, object] | gates.Gate:
+    """What the plane needs resolved (a pinned model), or why it cannot go out yet."""
+    resolved: dict[str, object] = {}
     if isinstance(doc, Deployment):
         pinned = gates.pin_model(doc, context.targets, context.recorded)
         if isinstance(pinned, gates.Gate):
-            return Action(pinned.op, doc.KIND, doc.name, pinned.reason)
-        body["resolved"] = {"model": pinned}
+            return pinned
+        resolved["resolved"] = {"model": pinned}
     if isinstance(doc, Deployment | DAG):
         waiting = gates.feature_sets_ready(doc.spec.feature_sets, context.recorded)
         if waiting:
-            return Action("wait", doc.KIND, doc.name, waiting)
-    return body
+            return gates.Gate("wait", waiting)
+    return resolved
 
 
 def _deletions(

@@ -280,8 +280,11 @@ def test_model_gates(status: signed.ResourceStatus, op: str, reason: str) -> Non
     ],
 )
 def test_policy_gates(approvals: int, now: datetime, op: str, reason: str) -> None:
+    approvers = frozenset(f"person{i} <p{i}@example.com>" for i in range(approvals))
     desired = Desired(
-        COMMIT, docs(MODEL, POLICY, deployment("churn-prod", "prod")), approvals=approvals
+        COMMIT,
+        docs(MODEL, POLICY, deployment("churn-prod", "prod")),
+        trailers={"Approved-by": approvers},
     )
     recorded = recorded_after(plan(desired, {}, now), "prod", model=built())
     action = plan(desired, {"prod": recorded}, now).planes[1].actions[-1]

@@ -1,0 +1,56 @@
+"""``gitplane plan``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from reconciler import planning, render
+
+EXIT_CHANGES = 2
+
+
+@click.command("plan")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rev", default="HEAD", show_default=True, help="The commit to plan.")
+@click.option("--base", help="Show only what changes relative to this commit's plan (a PR).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, markdown for PR comments, JSON for tools.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 with no changes, 2 with changes, 1 on error (as terraform plan).",
+)
+def plan(path: Path, rev: str, base: str | None, output: str, detailed_exitcode: bool) -> None:
+    """Show what each data plane will be told to do for a commit of PATH.
+
+    The plan is grouped by plane: + create/build, ~ update, - delete,
+    ! blocked (a person must act), … waiting for a dependency. Until the
+    reconciler records state (issue 4), planes are planned as if empty.
+    """
+    request = planning.PlanRequest(path, rev, base)
+    try:
+        result = planning.make_plan(request, {}, datetime.now(UTC))
+    except planning.InvalidSpecsError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise
+    title = f"Gitplane plan for {path}" + (f" (changes since {base})" if base else "")
+    if output == "json":
+        click.echo(json.dumps(render.as_json(result), indent=2))
+    elif output == "markdown":
+        click.echo(render.markdown(result, title=title), nl=False)
+    else:
+        click.echo(render.text(result, title=title))
+    if detailed_exitcode and result.has_changes:
+        sys.exit(EXIT_CHANGES)

@@ -1,0 +1,92 @@
+"""A plan for people (terraform-like text, Markdown for pull requests) and for machines (JSON)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from reconciler.plan import Action, Plan, PlanePlan
+
+SYMBOLS = {"create": "+", "build": "+", "update": "~", "delete": "-", "blocked": "!", "wait": "…"}
+SUMMARY_ORDER = ("build", "create", "update", "delete", "wait", "blocked")
+
+
+def summary(plan: Plan) -> str:
+    """``Plan: 1 to build, 2 to create, ... 1 waiting, 0 blocked.``"""
+    counts: Counter[str] = Counter(a.op for p in plan.planes for a in p.actions)
+    if not counts:
+        return "No changes. Every plane matches git."
+    done = ", ".join(f"{counts[op]} to {op}" for op in SUMMARY_ORDER[:4])
+    return f"Plan: {done}; {counts['wait']} waiting, {counts['blocked']} blocked."
+
+
+def _plane_header(plane: PlanePlan) -> str:
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(plane.labels.items()))
+    return f"plane {plane.plane} ({plane.runtime}; {labels})"
+
+
+def _line(action: Action, width: int) -> str:
+    return f"{SYMBOLS[action.op]} {action.op:<7} {action.ref:<{width}}  {action.reason}"
+
+
+def _lines(plane: PlanePlan) -> list[str]:
+    width = max((len(a.ref) for a in plane.actions), default=0)
+    return [_line(a, width) for a in plane.actions]
+
+
+def text(plan: Plan, *, title: str) -> str:
+    """Terraform-like text, grouped by plane."""
+    out = [f"{title} (commit {plan.commit[:12]})", ""]
+    for plane in plan.planes:
+        out.append(_plane_header(plane))
+        if plane.flag:
+            out.append(f"  ! warning: {plane.flag}")
+        out += [f"  {line}" for line in _lines(plane)] or ["  (no changes)"]
+        out.append("")
+    out.append(summary(plan))
+    return "\n".join(out)
+
+
+def markdown(plan: Plan, *, title: str) -> str:
+    """A pull-request comment: one diff block per plane with changes (Atlantis style)."""
+    out = [f"### {title}", "", f"Commit `{plan.commit[:12]}` · **{summary(plan)}**", ""]
+    for plane in plan.planes:
+        if not plane.actions and not plane.flag:
+            continue
+        out.append(f"#### `{plane.plane}` ({plane.runtime})")
+        if plane.flag:
+            out.append(f"> ⚠️ {plane.flag}")
+        out += ["", "```diff", *_lines(plane), "```", ""]
+    unchanged = [p.plane for p in plan.planes if not p.actions and not p.flag]
+    if unchanged:
+        out.append("No changes on: " + ", ".join(f"`{p}`" for p in unchanged))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def as_json(plan: Plan) -> dict[str, Any]:
+    """The plan as data: every action with its command digest."""
+    counts: Counter[str] = Counter(a.op for p in plan.planes for a in p.actions)
+    return {
+        "commit": plan.commit,
+        "changes": plan.has_changes,
+        "summary": {op: counts[op] for op in SUMMARY_ORDER},
+        "planes": [
+            {
+                "plane": p.plane,
+                "runtime": p.runtime,
+                "labels": dict(p.labels),
+                "flag": p.flag,
+                "actions": [
+                    {
+                        "op": a.op,
+                        "kind": a.kind,
+                        "name": a.name,
+                        "reason": a.reason,
+                        "digest": a.command.digest if a.command else None,
+                    }
+                    for a in p.actions
+                ],
+            }
+            for p in plan.planes
+        ],
+    }
