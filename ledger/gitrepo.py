@@ -227,15 +227,31 @@ class Mirror:
             GitRepo(path).run("init", "--quiet", "--bare")
         return cls(GitRepo(path), url)
 
-    def remote_heads(self, prefix: str = "refs/heads/gitplane/") -> dict[str, str]:
-        """Ref -> commit for the remote's refs under ``prefix`` (one cheap ``ls-remote``)."""
-        out = self.repo.run("ls-remote", "--refs", self.url, f"{prefix}*").decode()
+    def remote_heads(self, *patterns: str) -> dict[str, str]:
+        """Ref -> commit on the remote (one cheap ``ls-remote``); default all ``gitplane/`` refs."""
+        wanted = patterns or ("refs/heads/gitplane/*",)
+        out = self.repo.run("ls-remote", "--refs", self.url, *wanted).decode()
         return {ref: sha for sha, ref in (line.split("\t") for line in out.splitlines())}
 
     def fetch(self, refs: Sequence[str]) -> dict[str, str]:
-        """Fetch ``refs`` that exist on the remote; return ref -> pinned commit id."""
-        heads = self.remote_heads()
+        """Fetch ``refs`` that exist on the remote; return ref -> pinned commit id.
+
+        Refs already at the advertised commit are not fetched again.
+        """
+        heads = self.remote_heads(*refs)
         wanted = [ref for ref in refs if ref in heads]
+        have = self._locals() if wanted else {}
+        stale = [ref for ref in wanted if have.get(_local(ref)) != heads[ref]]
+        if stale:
+            specs = [f"+{ref}:{_local(ref)}" for ref in stale]
+            self.repo.run(
+                "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, *specs
+            )
+        return {ref: heads[ref] for ref in wanted}
+
+    def _locals(self) -> dict[str, str]:
+        out = self.repo.run("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")
+        return {ref: sha for sha, ref in (line.split(" ", 1) for line in out.decode().splitlines())}
         if wanted:
             specs = [f"+{ref}:{_local(ref)}" for ref in wanted]
             self.repo.run(
