@@ -252,12 +252,6 @@ class Mirror:
     def _locals(self) -> dict[str, str]:
         out = self.repo.run("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")
         return {ref: sha for sha, ref in (line.split(" ", 1) for line in out.decode().splitlines())}
-        if wanted:
-            specs = [f"+{ref}:{_local(ref)}" for ref in wanted]
-            self.repo.run(
-                "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, *specs
-            )
-        return {ref: heads[ref] for ref in wanted}
 
     def read(self, commit: str, paths: Sequence[str], *, max_bytes: int) -> dict[str, bytes]:
         """Files at ``commit`` (regular blobs of at most ``max_bytes``); missing ones are absent."""
