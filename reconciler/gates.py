@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from reconciler.recorded import RecordedPlane
+from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
 from schemas.deployment import Deployment
 from schemas.document import Document
@@ -82,6 +82,27 @@ def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | No
     if status.observed.get(MODEL_SCAN) != "passed":
         return Gate("blocked", f"{version} has no passing security scan")
     return None
+
+
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 600.0
+
+
+def retry(issued: Issued, status: signed.ResourceStatus | None, now: datetime) -> str | Gate | None:
+    """After a failed apply of the current command: a retry reason once the backoff has
+    passed, a wait until then, or None (nothing failed; or Blocked, which needs a person)."""
+    if status is None or status.phase != "Failed" or status.digest != issued.digest:
+        return None
+    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (issued.attempts - 1))
+    since = now - datetime.strptime(issued.issued_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    remaining = delay - since.total_seconds()
+    if remaining > 0:
+        return Gate(
+            "wait",
+            f"failed ({status.message or 'see status'}); retry "
+            f"{issued.attempts + 1} in {remaining:.0f}s",
+        )
+    return f"retry {issued.attempts + 1} after failure: {status.message or 'see status'}"
 
 
 def feature_sets_ready(names: Sequence[str], recorded: RecordedPlane) -> str | None:

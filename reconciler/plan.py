@@ -163,8 +163,15 @@ def _action(doc: Document, context: _Context) -> Action | None:
     digest = gates.digest(text)
     issued = context.recorded.issued.get(key)
     if issued is not None and issued.digest == digest and issued.action != "delete":
-        return None
-    op, reason = _op(doc, issued)
+        retry = gates.retry(issued, context.recorded.observed.get(key), context.now)
+        if retry is None:
+            return None
+        if isinstance(retry, gates.Gate):
+            return Action(retry.op, doc.KIND, doc.name, retry.reason, source=source)
+        op: Op = "build" if isinstance(doc, Model) else "update"
+        reason = retry
+    else:
+        op, reason = _op(doc, issued)
     blocked = gates.policy_block(doc, context.policies, context.desired, context.now)
     if blocked:
         return Action("blocked", doc.KIND, doc.name, blocked, source=source)

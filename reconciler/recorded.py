@@ -25,6 +25,9 @@ class Issued:
     action: str
     digest: str
     sequence: int
+    issued_at: str = ""
+    attempts: int = 1
+    """How many bundles in a row carried this same command (retries after failure)."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,12 @@ def from_ledger(
     issued: dict[Key, Issued] = {}
     for bundle in bundles:
         for command in bundle.commands:
-            issued[(command.kind, command.name)] = Issued(
-                command.action, command.digest, bundle.sequence
+            key = (command.kind, command.name)
+            before = issued.get(key)
+            same = before is not None and before.digest == command.digest
+            attempts = before.attempts + 1 if before and same else 1
+            issued[key] = Issued(
+                command.action, command.digest, bundle.sequence, bundle.issued_at, attempts
             )
     head = bundles[-1].sequence if bundles else 0
     applied = status.applied.sequence if status else 0

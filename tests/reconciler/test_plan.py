@@ -321,3 +321,54 @@ def test_a_flagged_plane_carries_its_flag() -> None:
     flagged = RecordedPlane("dev", flag="agent reports rollback: timestamp 3 < 5")
     result = plan(Desired(COMMIT, docs(MODEL)), {"dev": flagged}, TUESDAY_NOON)
     assert result.planes[0].flag == "agent reports rollback: timestamp 3 < 5"
+
+
+@pytest.mark.parametrize(
+    ("attempts", "minutes_later", "op", "reason"),
+    [
+        pytest.param(1, 0, "wait", "retry 2 in 30s", id="backing-off"),
+        pytest.param(1, 1, "update", "retry 2 after failure: port in use", id="retried"),
+        pytest.param(6, 5, "wait", "retry 7 in 300s", id="capped-backoff"),
+        pytest.param(6, 10, "update", "retry 7", id="capped-retried"),
+    ],
+)
+def test_failed_applies_are_retried_with_backoff(
+    attempts: int, minutes_later: int, op: str, reason: str
+) -> None:
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    recorded = _sync(desired)
+    key = ("Deployment", "churn-dev")
+    issued = recorded.issued[key]
+    failing = {
+        **recorded.issued,
+        key: Issued(issued.action, issued.digest, 2, "2026-11-24T12:00:00Z", attempts),
+    }
+    failed = signed.ResourceStatus(
+        kind="Deployment",
+        name="churn-dev",
+        phase="Failed",
+        digest=issued.digest,
+        message="port in use",
+    )
+    observed = {**recorded.observed, key: failed}
+    now = TUESDAY_NOON.replace(minute=minutes_later)
+    result = plan(desired, {"dev": RecordedPlane("dev", failing, observed, 2, 2)}, now)
+    (action,) = result.planes[0].actions
+    assert (action.op, action.ref) == (op, "Deployment/churn-dev")
+    assert reason in action.reason
+    assert (action.command is not None) == (op == "update")
+
+
+def test_a_blocked_resource_is_not_retried() -> None:
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    recorded = _sync(desired)
+    key = ("Deployment", "churn-dev")
+    blocked = signed.ResourceStatus(
+        kind="Deployment", name="churn-dev", phase="Blocked", digest=recorded.issued[key].digest
+    )
+    observed = {**recorded.observed, key: blocked}
+    later = TUESDAY_NOON.replace(hour=20)
+    assert (
+        ops(plan(desired, {"dev": RecordedPlane("dev", recorded.issued, observed)}, later), "dev")
+        == []
+    )
