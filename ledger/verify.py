@@ -219,7 +219,10 @@ def verify_status(
     issued: dict[int, str],
     limits: Limits = DEFAULT_LIMITS,
 ) -> signed.Status:
-    """A plane's status report, signed by its registered agent key, newer than ``seen``.
+    """A plane's status report, signed by its registered agent key, not older than ``seen``.
+
+    ``seen`` is the newest counter accepted before (the same report read again
+    is fine: status is written on change only).
 
     ``issued`` maps each sequence the reconciler issued to its bundle digest.
     """
@@ -233,8 +236,8 @@ def verify_status(
     status = parse_payload(payload, signed.Status)
     if status.plane != plane:
         raise errors.WrongPlaneError(f"status is for plane {status.plane!r}, not {plane!r}")
-    if status.counter <= seen:
-        raise errors.ReplayError(f"status counter {status.counter} is not newer than {seen}")
+    if status.counter < seen:
+        raise errors.ReplayError(f"status counter {status.counter} is older than {seen}")
     applied = status.applied
     if applied.sequence > head.sequence or (
         applied.sequence and issued.get(applied.sequence) != applied.digest

@@ -106,6 +106,13 @@ def plan(desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime)
     )
 
 
+def plan_plane(
+    plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime
+) -> PlanePlan:
+    """The actions for one plane (what :func:`plan` computes for each)."""
+    return _plan_plane(plane, desired, recorded, now)
+
+
 def _name(document: Document) -> str:
     return document.name
 

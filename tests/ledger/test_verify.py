@@ -331,8 +331,9 @@ def test_status_checks() -> None:
     assert check(status_bytes(agent)).counter == 3
     with pytest.raises(errors.SignatureError):
         check(status_bytes(other))
+    assert check(status_bytes(agent), seen=3).counter == 3  # the same report, read again
     with pytest.raises(errors.ReplayError):
-        check(status_bytes(agent), seen=3)
+        check(status_bytes(agent), seen=4)
     with pytest.raises(errors.WrongPlaneError):
         check(status_bytes(agent, plane="prod-eu"))
     with pytest.raises(errors.UnknownCommandError):

@@ -1,0 +1,108 @@
+"""``gitplane reconcile``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from reconciler import reconcile as reconciling
+from reconciler import render, watch
+
+EXIT_INVALID = 1
+
+
+@click.command("reconcile")
+@click.option("--repo", required=True, help="The spec repository: a path or a git URL.")
+@click.option(
+    "--keys",
+    "keys_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".gitplane/reconciler"),
+    show_default=True,
+    help="Scratch space for bare mirrors.",
+)
+@click.option("--branch", default="main", show_default=True, help="The protected branch.")
+@click.option("--path", "spec_path", default="", help="Directory of the specs in the repo.")
+@click.option("--state-repo", help="Keep the command and status logs in this repository.")
+@click.option("--once", "mode", flag_value="once", default=True, help="One cycle, then exit.")
+@click.option("--watch", "mode", flag_value="watch", help="Run until stopped (SIGTERM, Ctrl-C).")
+@click.option(
+    "--interval",
+    default="30s",
+    show_default=True,
+    help="Polling interval in watch mode (a cheap ls-remote when nothing changed).",
+)
+@click.option(
+    "--listen", default=None, help="host:port for /metrics, /healthz and /webhook in watch mode."
+)
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def reconcile(
+    keys_dir: Path,
+    work_dir: Path,
+    repo: str,
+    branch: str,
+    spec_path: str,
+    state_repo: str | None,
+    mode: str,
+    interval: str,
+    listen: str | None,
+    output: str,
+) -> None:
+    """Plan every plane against its recorded state and issue signed commands."""
+    settings = reconciling.Settings(
+        repo=repo,
+        keys_dir=keys_dir,
+        work_dir=work_dir,
+        branch=branch,
+        path=spec_path,
+        state_repo=state_repo,
+    )
+    reconciler = reconciling.Reconciler(settings)
+    if mode == "watch":
+        watch.run(reconciler, watch.WatchSettings.parse(interval, listen))
+        return
+    cycle = reconciler.reconcile(datetime.now(UTC))
+    _report(cycle, output)
+    if cycle.problems:
+        sys.exit(EXIT_INVALID)
+
+
+def _report(cycle: reconciling.Cycle, output: str) -> None:
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "commit": cycle.commit,
+                    "valid": not cycle.problems,
+                    "errors": [p.as_dict() for p in cycle.problems],
+                    "issued": {plane: head.sequence for plane, head in cycle.issued.items()},
+                    "flags": cycle.flags,
+                    "plan": render.as_json(cycle.plan) if cycle.plan else None,
+                },
+                indent=2,
+            )
+        )
+        return
+    for problem in cycle.problems:
+        click.echo(str(problem), err=True)
+    if cycle.problems:
+        click.echo(
+            f"error: {len(cycle.problems)} problem(s) at {cycle.commit}: nothing issued", err=True
+        )
+        return
+    if cycle.plan is not None:
+        click.echo(render.text(cycle.plan, title="Reconcile"))
+    for plane, head in sorted(cycle.issued.items()):
+        click.echo(f"issued bundle {head.sequence} to {plane}")

@@ -1,0 +1,176 @@
+"""One reconcile cycle: pin a spec commit, read recorded state, plan, issue signed commands.
+
+The reconciler keeps no truth of its own: everything comes from git each
+cycle (the spec branch, each plane's command log and status log), pinned to
+one commit per ref. Commands are appended with compare-and-swap, and the
+plane's actions are decided again against the log as it is at the moment of
+the append, so a restart or a second reconciler never issues a command twice.
+Invalid specs issue nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ledger import commands, errors, gitrepo, keyring, keys, layout, roots, status
+from reconciler import desired, recorded
+from reconciler.plan import Desired, Plan, plan, plan_inputs, plan_plane
+from schemas import signed
+from schemas.common import parse_duration
+from schemas.dataplane import DataPlane
+from schemas.errors import UsageError
+from schemas.problems import Problem
+
+RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the specs and logs are, and the keys to sign with."""
+
+    repo: str
+    """The spec repository: a path or any git URL."""
+    keys_dir: Path
+    """Holds root.json and reconciler/{commands,timestamp}.key (``gitplane keys init``)."""
+    work_dir: Path
+    """Scratch space for bare mirrors; safe to delete."""
+    branch: str = "main"
+    path: str = ""
+    """Directory of the specs inside the repository."""
+    state_repo: str | None = None
+    """Keep the logs in this repository instead of the spec repository."""
+    identity: gitrepo.Identity = RECONCILER
+
+
+@dataclass
+class Cycle:
+    """What one cycle saw and did."""
+
+    commit: str | None
+    plan: Plan | None = None
+    issued: dict[str, signed.Head] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+class Reconciler:
+    """Reconciles every plane a spec branch declares; call :meth:`reconcile` per trigger."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.specs = gitrepo.Mirror.open(settings.work_dir / "specs.git", settings.repo)
+        state_url = settings.state_repo or settings.repo
+        self.state = gitrepo.Mirror.open(settings.work_dir / "state.git", state_url)
+        root = _read(settings.keys_dir / keyring.ROOT_FILE)
+        commands_key, timestamp_key = keyring.load_reconciler_signers(settings.keys_dir)
+        self.log = commands.CommandLog(
+            self.state, root, [commands_key], [timestamp_key], settings.identity
+        )
+        self._root = root
+        self._published = False
+        self._seen: dict[str, int] = {}
+
+    @property
+    def branch_ref(self) -> str:
+        """The protected branch: the only source of desired state."""
+        return f"refs/heads/{self.settings.branch}"
+
+    def reconcile(self, now: datetime) -> Cycle:
+        """One full cycle."""
+        if not self._published:
+            roots.publish(self.state, self._root, who=self.settings.identity)
+            self._published = True
+        commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
+        if commit is None:
+            raise UsageError(f"{self.settings.repo} has no branch {self.settings.branch}")
+        loaded = desired.load_commit(self.specs.repo, commit, prefix=self.settings.path)
+        if not loaded.valid:
+            return Cycle(commit, problems=loaded.problems)
+        want = self._desired(commit, loaded)
+        planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
+        states = {name: self._recorded(plane, now) for name, plane in planes.items()}
+        cycle = Cycle(commit, plan(want, {n: s[0] for n, s in states.items()}, now))
+        cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
+        for name, plane in planes.items():
+            head = self._issue(plane, want, states[name][1], now)
+            if head is not None:
+                cycle.issued[name] = head
+        return cycle
+
+    def _desired(self, commit: str, loaded: desired.DesiredState) -> Desired:
+        documents = [doc for _, doc in loaded.documents]
+        repo, prefix = self.specs.repo, self.settings.path
+        inputs = {
+            p: repo.tree_id(commit, f"{prefix}/{p}".strip("/")) for p in plan_inputs(documents)
+        }
+        info = repo.commit_info(commit)
+        return Desired(
+            commit, documents, inputs=inputs, trailers=info.trailers, merged=info.parents > 1
+        )
+
+    def _recorded(
+        self, plane: DataPlane, now: datetime
+    ) -> tuple[recorded.RecordedPlane, status.StatusRead]:
+        view = self.log.read(plane.name, now)
+        seen = max(
+            self._seen.get(plane.name, 0), view.timestamp.status_seen if view.timestamp else 0
+        )
+        key = _agent_key(plane)
+        read = status.read_status(
+            self.state, plane.name, key=key, seen=seen, head=view.head, issued=view.issued
+        )
+        if read.status is not None:
+            self._seen[plane.name] = read.status.counter
+        refused = f"{read.error.code}: {read.error}" if read.error else None
+        stale = timedelta(seconds=parse_duration(plane.spec.status_stale_after))
+        state = recorded.from_ledger(
+            plane.name, view.bundles, read.status, refused=refused, now=now, stale_after=stale
+        )
+        return state, read
+
+    def _issue(
+        self, plane: DataPlane, want: Desired, read: status.StatusRead, now: datetime
+    ) -> signed.Head | None:
+        """Append this plane's commands, decided again against the log at append time."""
+
+        def decide(view: commands.LogView) -> list[signed.Command]:
+            state = recorded.from_ledger(
+                plane.name,
+                view.bundles,
+                read.status,
+                refused=None,
+                now=now,
+                stale_after=timedelta.max,
+            )
+            return plan_plane(plane, want, state, now).commands
+
+        seen = self._seen.get(plane.name, 0)
+        head = self.log.append(
+            plane.name, decide, spec_commit=want.commit, now=now, status_seen=seen
+        )
+        if head is None:
+            self.log.refresh(plane.name, now, status_seen=seen)
+        return head
+
+
+def _agent_key(plane: DataPlane) -> keys.PublicKey | None:
+    if plane.spec.agent_key is None:
+        return None
+    try:
+        return keys.load_public_key(plane.spec.agent_key.public)
+    except errors.BadKeyError:
+        return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def status_refs(planes: list[str]) -> list[str]:
+    """The status branches a watcher polls for agent reports."""
+    return [layout.status_ref(p) for p in planes]

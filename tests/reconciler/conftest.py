@@ -1,0 +1,136 @@
+"""A spec repository on a bare git remote, keys, and a test agent that reports status.
+
+The test agent stands in for the data-plane agent (which applies commands for
+real): it verifies and reads its plane's commands with the real ledger, and
+reports each resource as the real agent would once applied, signed with the
+plane's real key.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import commands, gitrepo, keyring, keys, status
+from reconciler import gates
+from reconciler import reconcile as reconciling
+from schemas import signed
+from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday: prod's change window is open
+PLANES = ("local-dev", "prod-eu")
+
+
+@dataclass
+class World:
+    """Everything a reconcile test needs, all real."""
+
+    root: Path
+    work: Path
+    remote: str
+    keys_dir: Path
+    agent_keys: dict[str, keys.FileSigner]
+
+    def settings(self, name: str = "reconciler") -> reconciling.Settings:
+        return reconciling.Settings(
+            repo=self.remote, keys_dir=self.keys_dir, work_dir=self.root / name
+        )
+
+    def change(self, message: str, edit: Callable[[Path], None]) -> str:
+        """Commit an edit of the spec checkout and push it to main."""
+        edit(self.work)
+        commit = commit_all(self.work, message)
+        git(self.work, "push", "-q", "origin", "main")
+        return commit
+
+
+def _register_agent_keys(work: Path, agent_keys: dict[str, keys.FileSigner]) -> None:
+    for plane, path in (("local-dev", "planes/local-dev.yaml"), ("prod-eu", "planes/prod.yaml")):
+        text = (work / path).read_text()
+        key = agent_keys[plane].public_key.hex
+        text = text.replace("spec:\n", f"spec:\n  agentKey: {{type: ed25519, public: {key}}}\n", 1)
+        (work / path).write_text(text)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    keys_dir = tmp_path / "keys"
+    keyring.init_keys(
+        keys_dir,
+        root_keys=3,
+        threshold=2,
+        now=NOW - timedelta(days=1),
+        lifetime=timedelta(days=365),
+    )
+    agent_keys = {p: keys.FileSigner.generate() for p in PLANES}
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    work = tmp_path / "work"
+    shutil.copytree(EXAMPLE_REPO, work)
+    init_repo(work)
+    _register_agent_keys(work, agent_keys)
+    commit_all(work, "example specs")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "push", "-q", "origin", "main")
+    return World(tmp_path, work, f"file://{bare}", keys_dir, agent_keys)
+
+
+class TestAgent:
+    """Reads its plane's verified commands and reports every resource ready."""
+
+    __test__ = False
+
+    def __init__(self, world: World, plane: str) -> None:
+        mirror = gitrepo.Mirror.open(world.root / f"agent-{plane}.git", world.remote)
+        root = (world.keys_dir / keyring.ROOT_FILE).read_bytes()
+        state = world.root / f"agent-{plane}" / "trust.json"
+        self.reader = commands.CommandReader(mirror, plane, state, root)
+        who = gitrepo.Identity(f"gitplane-agent {plane}", f"{plane}@gitplane.invalid")
+        self.writer = status.StatusWriter(mirror, plane, world.agent_keys[plane], who, state, root)
+        self.resources: dict[tuple[str, str], signed.ResourceStatus] = {}
+        self.applied = signed.Head(sequence=0, digest="")
+
+    def sync(self, now: datetime = NOW, phase: str = "Ready") -> list[signed.Command]:
+        """Apply every new command (in the test's imagination) and report."""
+        received = []
+        for head, bundle in self.reader.update(now):
+            for command in bundle.commands:
+                self.resources[(command.kind, command.name)] = _report(command, phase)
+                received.append(command)
+            self.reader.mark_applied(head)
+            self.applied = head
+        stamp = self.reader.load().timestamp
+        version = 1 if stamp is None else 0
+        self.writer.write(
+            applied=self.applied,
+            timestamp_version=version,
+            resources=sorted(self.resources.values(), key=lambda r: (r.kind, r.name)),
+            error=None,
+            now=now,
+        )
+        return received
+
+
+def _report(command: signed.Command, phase: str) -> signed.ResourceStatus:
+    observed: dict[str, str | int | bool] = {}
+    if command.kind == "Model":
+        spec = json.loads(command.spec)["spec"]
+        observed = {
+            gates.MODEL_VERSION: spec["version"],
+            gates.MODEL_SCAN: "passed",
+            gates.MODEL_REGISTRY_VERSION: 1,
+            gates.MODEL_DIGEST: "sha256:" + "e" * 64,
+        }
+    return signed.ResourceStatus(
+        kind=command.kind,
+        name=command.name,
+        phase=phase,  # type: ignore[arg-type]
+        digest=command.digest,
+        observed=observed,
+    )

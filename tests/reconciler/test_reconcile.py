@@ -1,0 +1,111 @@
+"""The reconciler against a real bare repository with two planes and test agents."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from ledger import layout
+from reconciler import reconcile as reconciling
+from tests.conftest import git
+from tests.reconciler.conftest import NOW, TestAgent, World
+
+
+def _log(world: World, plane: str) -> list[tuple[int, str, str, str]]:
+    reconciler = reconciling.Reconciler(world.settings("inspector"))
+    view = reconciler.log.read(plane, NOW)
+    return [(b.sequence, c.action, c.kind, c.name) for b in view.bundles for c in b.commands]
+
+
+def _commits(world: World, ref: str) -> int:
+    bare = world.remote.removeprefix("file://")
+    done = git(Path(bare), "rev-list", "--count", ref) if _has(world, ref) else "0"
+    return int(done)
+
+
+def _has(world: World, ref: str) -> bool:
+    bare = Path(world.remote.removeprefix("file://"))
+    return bool(git(bare, "for-each-ref", ref))
+
+
+def test_a_spec_commit_becomes_exactly_the_expected_commands(world: World) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    first = reconciler.reconcile(NOW)
+    assert first.problems == []
+    assert sorted(first.issued) == ["local-dev"]  # prod: the model build is blocked by policy
+    assert _log(world, "local-dev") == [
+        (1, "build", "Model", "churn"),
+        (1, "apply", "FeatureSet", "customer-activity"),
+    ]
+    assert not _has(world, layout.commands_ref("prod-eu"))
+
+    again = reconciler.reconcile(NOW)
+    assert again.issued == {}
+    assert _commits(world, layout.commands_ref("local-dev")) == 1
+
+    agent = TestAgent(world, "local-dev")
+    assert [c.name for c in agent.sync()] == ["churn", "customer-activity"]
+    third = reconciler.reconcile(NOW + timedelta(minutes=1))
+    assert sorted(third.issued) == ["local-dev"]
+    assert _log(world, "local-dev")[2:] == [
+        (2, "apply", "Deployment", "churn-dev"),
+        (2, "apply", "DAG", "churn-batch"),
+    ]
+    agent.sync(NOW + timedelta(minutes=2))
+    last = reconciler.reconcile(NOW + timedelta(minutes=3))
+    assert last.issued == {}
+    assert last.plan is not None
+    assert [p.actions for p in last.plan.planes if p.plane == "local-dev"] == [()]
+
+
+def test_a_change_goes_to_the_planes_it_targets_only(world: World) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    reconciler.reconcile(NOW)
+    agent.sync()
+
+    def scale(work: Path) -> None:
+        path = work / "deployments" / "churn-dev.yaml"
+        path.write_text(path.read_text().replace("maxReplicas: 4", "maxReplicas: 6"))
+
+    world.change("scale churn-dev", scale)
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=5))
+    assert sorted(cycle.issued) == ["local-dev"]
+    assert _log(world, "local-dev")[-1] == (3, "apply", "Deployment", "churn-dev")
+
+
+def test_invalid_specs_issue_nothing(world: World) -> None:
+    def break_it(work: Path) -> None:
+        path = work / "models" / "churn.yaml"
+        path.write_text(path.read_text().replace('version: "1.2.0"', "version: 1.2"))
+
+    world.change("break", break_it)
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert [p.file for p in cycle.problems] == ["models/churn.yaml"]
+    assert cycle.issued == {}
+    assert not _has(world, layout.commands_ref("local-dev"))
+
+
+def test_two_reconcilers_at_once_never_fork_or_duplicate(world: World) -> None:
+    reconcilers = [reconciling.Reconciler(world.settings(f"r{i}")) for i in range(2)]
+    for reconciler in reconcilers:
+        reconciler.reconcile(NOW)  # publish root and warm mirrors
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    results = []
+
+    def run(reconciler: reconciling.Reconciler) -> None:
+        results.append(reconciler.reconcile(NOW + timedelta(minutes=1)))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in reconcilers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries = _log(world, "local-dev")
+    assert [e[0] for e in entries] == [1, 1, 2, 2]
+    assert len({e[2:] for e in entries}) == 4
+    assert sum(1 for r in results if r.issued) == 1
