@@ -27,20 +27,35 @@ EXIT_CHANGES = 2
     help="Text for people, markdown for PR comments, JSON for tools.",
 )
 @click.option(
+    "--root",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="root.json: plan against the recorded state in the logs (verified).",
+)
+@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 with no changes, 2 with changes, 1 on error (as terraform plan).",
 )
-def plan(path: Path, rev: str, base: str | None, output: str, detailed_exitcode: bool) -> None:
+def plan(
+    path: Path,
+    rev: str,
+    base: str | None,
+    output: str,
+    root: Path | None,
+    state_repo: str | None,
+    detailed_exitcode: bool,
+) -> None:
     """Show what each data plane will be told to do for a commit of PATH.
 
     The plan is grouped by plane: + create/build, ~ update, - delete,
-    ! blocked (a person must act), … waiting for a dependency. Until the
-    reconciler records state (issue 4), planes are planned as if empty.
+    ! blocked (a person must act), … waiting for a dependency. With --root,
+    planes are planned against what their verified logs and status record;
+    without it, as if every plane were empty.
     """
-    request = planning.PlanRequest(path, rev, base)
+    request = planning.PlanRequest(path, rev, base, root, state_repo)
     try:
-        result = planning.make_plan(request, {}, datetime.now(UTC))
+        result = planning.make_plan(request, datetime.now(UTC))
     except planning.InvalidSpecsError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ledger import gitrepo
+from ledger import commands, gitrepo
 from reconciler import desired
-from reconciler.plan import Action, Desired, Plan, plan, plan_inputs
+from reconciler import reconcile as reconciling
+from reconciler.plan import Action, Desired, Plan, plan
 from reconciler.recorded import RecordedPlane
+from schemas.dataplane import DataPlane
 from schemas.errors import GitplaneError, UsageError
 from schemas.problems import Problem
 
@@ -24,21 +27,44 @@ class InvalidSpecsError(GitplaneError):
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What to plan."""
+    """What to plan, and against which recorded state."""
 
     path: Path
     rev: str = "HEAD"
     base: str | None = None
+    root: Path | None = None
+    """A root.json: read recorded state from the logs (else plan as if planes were empty)."""
+    state_repo: str | None = None
+    """Where the logs are; default the repository of ``path``."""
 
 
-def make_plan(request: PlanRequest, recorded: dict[str, RecordedPlane], now: datetime) -> Plan:
+def make_plan(request: PlanRequest, now: datetime) -> Plan:
     """The plan of ``request.rev``; with a base, only the actions the change introduces."""
     repo, prefix = _repo(request.path)
-    head = plan(_desired(repo, request.rev, prefix, str(request.path)), recorded, now)
+    head_state = _desired(repo, request.rev, prefix, str(request.path))
+    recorded = _recorded(request, repo, head_state, now)
+    head = plan(head_state, recorded, now)
     if request.base is None:
         return head
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
     return _difference(head, base)
+
+
+def _recorded(
+    request: PlanRequest, repo: gitrepo.GitRepo, want: Desired, now: datetime
+) -> dict[str, RecordedPlane]:
+    if request.root is None:
+        return {}
+    try:
+        root = request.root.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {request.root}: {exc.strerror}") from None
+    with tempfile.TemporaryDirectory(prefix="gitplane-plan-") as scratch:
+        mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or str(repo.path))
+        log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
+        reader = reconciling.RecordedReader(log, mirror)
+        planes = [d for d in want.documents if isinstance(d, DataPlane)]
+        return {plane.name: reader.read(plane, now)[0] for plane in planes}
 
 
 def _repo(path: Path) -> tuple[gitrepo.GitRepo, str]:
@@ -51,19 +77,11 @@ def _repo(path: Path) -> tuple[gitrepo.GitRepo, str]:
 def _desired(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> Desired:
     try:
         state = desired.load_commit(repo, rev, prefix=prefix, display=display)
-        info = repo.commit_info(state.commit or rev)
+        if not state.valid:
+            raise InvalidSpecsError(state.problems)
+        return reconciling.desired_at(repo, state.commit or rev, prefix, state)
     except gitrepo.GitError as exc:
         raise UsageError(f"cannot read {rev}: {exc}") from None
-    if not state.valid:
-        raise InvalidSpecsError(state.problems)
-    documents = [doc for _, doc in state.documents]
-    commit = state.commit or rev
-    inputs = {
-        path: repo.tree_id(commit, f"{prefix}/{path}".strip("/")) for path in plan_inputs(documents)
-    }
-    return Desired(
-        commit, documents, inputs=inputs, trailers=info.trailers, merged=info.parents > 1
-    )
 
 
 def _difference(head: Plan, base: Plan) -> Plan:

@@ -68,9 +68,9 @@ class Reconciler:
         self.log = commands.CommandLog(
             self.state, root, [commands_key], [timestamp_key], settings.identity
         )
+        self.recorded = RecordedReader(self.log, self.state)
         self._root = root
         self._published = False
-        self._seen: dict[str, int] = {}
 
     @property
     def branch_ref(self) -> str:
@@ -88,9 +88,9 @@ class Reconciler:
         loaded = desired.load_commit(self.specs.repo, commit, prefix=self.settings.path)
         if not loaded.valid:
             return Cycle(commit, problems=loaded.problems)
-        want = self._desired(commit, loaded)
+        want = desired_at(self.specs.repo, commit, self.settings.path, loaded)
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
-        states = {name: self._recorded(plane, now) for name, plane in planes.items()}
+        states = {name: self.recorded.read(plane, now) for name, plane in planes.items()}
         cycle = Cycle(commit, plan(want, {n: s[0] for n, s in states.items()}, now))
         cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
         for name, plane in planes.items():
@@ -98,37 +98,6 @@ class Reconciler:
             if head is not None:
                 cycle.issued[name] = head
         return cycle
-
-    def _desired(self, commit: str, loaded: desired.DesiredState) -> Desired:
-        documents = [doc for _, doc in loaded.documents]
-        repo, prefix = self.specs.repo, self.settings.path
-        inputs = {
-            p: repo.tree_id(commit, f"{prefix}/{p}".strip("/")) for p in plan_inputs(documents)
-        }
-        info = repo.commit_info(commit)
-        return Desired(
-            commit, documents, inputs=inputs, trailers=info.trailers, merged=info.parents > 1
-        )
-
-    def _recorded(
-        self, plane: DataPlane, now: datetime
-    ) -> tuple[recorded.RecordedPlane, status.StatusRead]:
-        view = self.log.read(plane.name, now)
-        seen = max(
-            self._seen.get(plane.name, 0), view.timestamp.status_seen if view.timestamp else 0
-        )
-        key = _agent_key(plane)
-        read = status.read_status(
-            self.state, plane.name, key=key, seen=seen, head=view.head, issued=view.issued
-        )
-        if read.status is not None:
-            self._seen[plane.name] = read.status.counter
-        refused = f"{read.error.code}: {read.error}" if read.error else None
-        stale = timedelta(seconds=parse_duration(plane.spec.status_stale_after))
-        state = recorded.from_ledger(
-            plane.name, view.bundles, read.status, refused=refused, now=now, stale_after=stale
-        )
-        return state, read
 
     def _issue(
         self, plane: DataPlane, want: Desired, read: status.StatusRead, now: datetime
@@ -146,13 +115,59 @@ class Reconciler:
             )
             return plan_plane(plane, want, state, now).commands
 
-        seen = self._seen.get(plane.name, 0)
+        seen = self.recorded.seen.get(plane.name, 0)
         head = self.log.append(
             plane.name, decide, spec_commit=want.commit, now=now, status_seen=seen
         )
         if head is None:
             self.log.refresh(plane.name, now, status_seen=seen)
         return head
+
+
+def desired_at(
+    repo: gitrepo.GitRepo, commit: str, prefix: str, loaded: desired.DesiredState
+) -> Desired:
+    """Desired state of a valid commit: its documents, project tree ids and trailers."""
+    documents = [doc for _, doc in loaded.documents]
+    inputs = {p: repo.tree_id(commit, f"{prefix}/{p}".strip("/")) for p in plan_inputs(documents)}
+    info = repo.commit_info(commit)
+    return Desired(
+        commit, documents, inputs=inputs, trailers=info.trailers, merged=info.parents > 1
+    )
+
+
+@dataclass
+class RecordedReader:
+    """Reads each plane's recorded state: its verified log and its verified status."""
+
+    log: commands.CommandLog
+    state: gitrepo.Mirror
+    seen: dict[str, int] = field(default_factory=dict)
+    """Newest status counter accepted per plane (with the timestamps', the replay bound)."""
+
+    def read(
+        self, plane: DataPlane, now: datetime
+    ) -> tuple[recorded.RecordedPlane, status.StatusRead]:
+        """The plane's recorded state, flagged if its status is missing, stale or refused."""
+        view = self.log.read(plane.name, now)
+        stamp_seen = view.timestamp.status_seen if view.timestamp else 0
+        seen = max(self.seen.get(plane.name, 0), stamp_seen)
+        read = status.read_status(
+            self.state,
+            plane.name,
+            key=_agent_key(plane),
+            seen=seen,
+            head=view.head,
+            issued=view.issued,
+        )
+        if read.status is not None:
+            self.seen[plane.name] = read.status.counter
+        refused = f"{read.error.code}: {read.error}" if read.error else None
+        stale = timedelta(seconds=parse_duration(plane.spec.status_stale_after))
+        state = recorded.from_ledger(
+            plane.name, view.bundles, read.status, refused=refused, now=now, stale_after=stale
+        )
+        return state, read
 
 
 def _agent_key(plane: DataPlane) -> keys.PublicKey | None:

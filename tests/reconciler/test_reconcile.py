@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -109,3 +111,28 @@ def test_two_reconcilers_at_once_never_fork_or_duplicate(world: World) -> None:
     assert [e[0] for e in entries] == [1, 1, 2, 2]
     assert len({e[2:] for e in entries}) == 4
     assert sum(1 for r in results if r.issued) == 1
+
+
+def test_gitplane_plan_reads_recorded_state_with_a_root(gitplane_bin: str, world: World) -> None:
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    base = [gitplane_bin, "plan", str(world.work), "-o", "json"]
+    empty = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
+    recorded = json.loads(
+        subprocess.run(
+            [*base, "--root", str(world.keys_dir / "root.json"), "--state-repo", world.remote],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+    def local(body: dict[str, object]) -> list[tuple[str, str]]:
+        planes = body["planes"]
+        assert isinstance(planes, list)
+        return [
+            (a["op"], a["name"]) for p in planes if p["plane"] == "local-dev" for a in p["actions"]
+        ]
+
+    assert ("build", "churn") in local(empty)  # as if nothing had happened
+    assert local(recorded) == [("create", "churn-dev"), ("create", "churn-batch")]
