@@ -40,6 +40,8 @@ class DesiredState:
 
 
 Reader = Callable[[list[tree.TreeEntry]], list[bytes]]
+ParseCache = dict[tuple[str, str], parse.Parsed]
+"""(file, blob id) -> its parse: a reconciler re-parses only the blobs a commit changed."""
 
 
 def load_commit(
@@ -49,8 +51,13 @@ def load_commit(
     prefix: str = "",
     display: str = "",
     limits: parse.Limits = parse.DEFAULT_LIMITS,
+    cache: ParseCache | None = None,
 ) -> DesiredState:
-    """Every spec under ``prefix`` at ``rev``, read from the object store."""
+    """Every spec under ``prefix`` at ``rev``, read from the object store.
+
+    With a ``cache`` (kept by the caller across commits), blobs parsed before are
+    not read or parsed again; the cache is left holding exactly this commit's files.
+    """
     commit = repo.resolve(rev)
 
     def read(specs: list[tree.TreeEntry]) -> list[bytes]:
@@ -59,7 +66,7 @@ def load_commit(
 
     with _gc_paused():
         entries = repo.list_tree(commit, prefix)
-        return _load(entries, read, display=display, commit=commit, limits=limits)
+        return _load(entries, read, display=display, commit=commit, limits=limits, cache=cache)
 
 
 def load_worktree(
@@ -94,15 +101,22 @@ def _load(
     display: str,
     commit: str | None,
     limits: parse.Limits,
+    cache: ParseCache | None = None,
 ) -> DesiredState:
     prefix = f"{display.rstrip('/')}/" if display and display != "." else ""
     selection = tree.select(entries, max_bytes=limits.max_bytes, prefix=prefix)
     state = DesiredState(display or ".", commit, problems=list(selection.problems))
-    contents: dict[str, bytes] = {}
+    by_file = {prefix + e.path: e for e in selection.specs}
+    known = cache if cache is not None else {}
+    fresh = [e for f, e in by_file.items() if (f, e.oid or "") not in known or not e.oid]
+    contents = {prefix + e.path: data for e, data in zip(fresh, read(fresh), strict=True)}
+    parsed = {p.file: p for p in _parallel.parse_all(list(contents.items()), limits=limits)}
+    results = [parsed.get(f) or known[(f, e.oid or "")] for f, e in by_file.items()]
+    if cache is not None:
+        cache.clear()
+        cache.update({(r.file, by_file[r.file].oid or ""): r for r in results})
     invalid: set[tuple[str, str]] = set()
-    for entry, data in zip(selection.specs, read(selection.specs), strict=True):
-        contents[prefix + entry.path] = data
-    for result in _parallel.parse_all(list(contents.items()), limits=limits):
+    for result in results:
         file = result.file
         state.problems += result.problems
         if result.document is not None:
@@ -111,7 +125,8 @@ def _load(
             invalid.add(result.declared)
     located = crossref.check(state.documents, selection.paths, frozenset(invalid))
     for file, found in _group(located):
-        state.problems += parse.locate(file, contents[file], found)
+        data = contents[file] if file in contents else read([by_file[file]])[0]
+        state.problems += parse.locate(file, data, found)
     state.problems.sort()
     return state
 

@@ -69,6 +69,7 @@ class Reconciler:
             self.state, root, [commands_key], [timestamp_key], settings.identity
         )
         self.recorded = RecordedReader(self.log, self.state)
+        self.cache: desired.ParseCache = {}
         self._root = root
         self._published = False
 
@@ -85,7 +86,8 @@ class Reconciler:
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
             raise UsageError(f"{self.settings.repo} has no branch {self.settings.branch}")
-        loaded = desired.load_commit(self.specs.repo, commit, prefix=self.settings.path)
+        loaded = desired.load_commit(self.specs.repo, commit, prefix=self.settings.path,
+                                     cache=self.cache)
         if not loaded.valid:
             return Cycle(commit, problems=loaded.problems)
         want = desired_at(self.specs.repo, commit, self.settings.path, loaded)
