@@ -21,6 +21,7 @@ from typing import Literal
 from reconciler import gates
 from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
 from schemas import signed
+from schemas.common import LabelSelector
 from schemas.dag import DAG
 from schemas.dataplane import DataPlane
 from schemas.deployment import Deployment
@@ -96,11 +97,14 @@ class Plan:
 
 def plan(desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime) -> Plan:
     """The plan that brings every plane from ``recorded`` to ``desired``."""
+    index = _Index.of(desired.documents)
     planes = sorted((d for d in desired.documents if isinstance(d, DataPlane)), key=_name)
     return Plan(
         desired.commit,
         tuple(
-            _plan_plane(plane, desired, recorded.get(plane.name) or RecordedPlane(plane.name), now)
+            _plan_plane(
+                plane, desired, recorded.get(plane.name) or RecordedPlane(plane.name), now, index
+            )
             for plane in planes
         ),
     )
@@ -110,43 +114,61 @@ def plan_plane(
     plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime
 ) -> PlanePlan:
     """The actions for one plane (what :func:`plan` computes for each)."""
-    return _plan_plane(plane, desired, recorded, now)
+    return _plan_plane(plane, desired, recorded, now, _Index.of(desired.documents))
 
 
 def _name(document: Document) -> str:
     return document.name
 
 
-def _plan_plane(
-    plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime
-) -> PlanePlan:
-    targets = _targets(plane, desired.documents)
-    policies = [
-        p
-        for p in desired.documents
-        if isinstance(p, Policy) and p.spec.plane_selector.matches(plane.metadata.labels)
-    ]
-    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets})
-    actions = [a for doc in targets if (a := _action(doc, context)) is not None]
-    actions += list(_deletions(plane, targets, recorded))
-    return PlanePlan(
-        plane.name, plane.spec.runtime, dict(plane.metadata.labels), tuple(actions), recorded.flag
+SelectorKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]
+
+
+def _selector_key(selector: LabelSelector) -> SelectorKey:
+    return (
+        tuple(sorted(selector.match_labels.items())),
+        tuple((e.key, e.operator, tuple(e.values)) for e in selector.match_expressions),
     )
 
 
-def _targets(plane: DataPlane, documents: Sequence[Document]) -> list[Document]:
-    """Resources for ``plane`` in dependency order: selected ones, plus the models they use."""
+@dataclass(frozen=True)
+class _Index:
+    """Documents grouped by distinct plane selector: each selector is matched once per plane,
+    not once per document (10,000 specs share a handful of selectors)."""
+
+    groups: tuple[tuple[LabelSelector, tuple[Document, ...]], ...]
+    unselected_models: Mapping[str, Model]
+    policies: tuple[Policy, ...]
+
+    @classmethod
+    def of(cls, documents: Sequence[Document]) -> _Index:
+        groups: dict[SelectorKey, tuple[LabelSelector, list[Document]]] = {}
+        for doc in documents:
+            selector = doc.plane_selector
+            if doc.KIND in ORDER and selector is not None:
+                groups.setdefault(_selector_key(selector), (selector, []))[1].append(doc)
+        models = {d.name: d for d in documents if isinstance(d, Model) and d.plane_selector is None}
+        policies = tuple(d for d in documents if isinstance(d, Policy))
+        return cls(tuple((sel, tuple(docs)) for sel, docs in groups.values()), models, policies)
+
+    def targets(self, labels: Mapping[str, str]) -> list[Document]:
+        """Resources for a plane with ``labels``, in dependency order, plus the models they use."""
+        chosen = [d for sel, docs in self.groups if sel.matches(dict(labels)) for d in docs]
+        used = {d.spec.model.name for d in chosen if isinstance(d, Deployment)}
+        chosen += [self.unselected_models[n] for n in sorted(used) if n in self.unselected_models]
+        return sorted(chosen, key=lambda d: (ORDER.index(d.KIND), d.name))
+
+
+def _plan_plane(
+    plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime, index: _Index
+) -> PlanePlan:
     labels = plane.metadata.labels
-    chosen = [
-        d
-        for d in documents
-        if d.KIND in ORDER and d.plane_selector is not None and d.plane_selector.matches(labels)
-    ]
-    used = {d.spec.model.name for d in chosen if isinstance(d, Deployment)}
-    chosen += [
-        d for d in documents if isinstance(d, Model) and d.plane_selector is None and d.name in used
-    ]
-    return sorted(chosen, key=lambda d: (ORDER.index(d.KIND), d.name))
+    targets = index.targets(labels)
+    policies = [p for p in index.policies if p.spec.plane_selector.matches(labels)]
+    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets})
+    actions = [a for doc in targets if (a := _action(doc, context)) is not None]
+    actions += list(_deletions(plane, targets, recorded))
+    return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
 
 
 @dataclass(frozen=True)

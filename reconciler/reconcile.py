@@ -86,8 +86,9 @@ class Reconciler:
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
             raise UsageError(f"{self.settings.repo} has no branch {self.settings.branch}")
-        loaded = desired.load_commit(self.specs.repo, commit, prefix=self.settings.path,
-                                     cache=self.cache)
+        loaded = desired.load_commit(
+            self.specs.repo, commit, prefix=self.settings.path, cache=self.cache
+        )
         if not loaded.valid:
             return Cycle(commit, problems=loaded.problems)
         want = desired_at(self.specs.repo, commit, self.settings.path, loaded)
