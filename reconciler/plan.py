@@ -136,27 +136,66 @@ class _Index:
     """Documents grouped by distinct plane selector: each selector is matched once per plane,
     not once per document (10,000 specs share a handful of selectors)."""
 
-    groups: tuple[tuple[LabelSelector, tuple[Document, ...]], ...]
+    selectors: tuple[LabelSelector, ...]
+    ordered: tuple[tuple[Document, int], ...]
+    """Every selected resource in dependency order, with the index of its selector."""
     unselected_models: Mapping[str, Model]
     policies: tuple[Policy, ...]
+    bodies: dict[int, tuple[dict[str, object], str, str]] = field(default_factory=dict)
+    """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
+    commands: dict[tuple[int, str, str, str], signed.Command] = field(default_factory=dict)
+    """Memo: one command object per (document, digest, action, reason), shared by planes."""
+
+    def declared(self, doc: Document, desired: Desired) -> tuple[dict[str, object], str, str]:
+        """The document's declared body, as JSON, and that JSON's digest."""
+        hit = self.bodies.get(id(doc))
+        if hit is None:
+            body = _declared(doc, desired)
+            text = spec_json(body)
+            hit = self.bodies[id(doc)] = (body, text, gates.digest(text))
+        return hit
+
+    def command(
+        self, doc: Document, action: str, text: str, digest: str, reason: str
+    ) -> signed.Command:
+        """The command for ``doc``, built once however many planes receive it."""
+        key = (id(doc), digest, action, reason)
+        if key not in self.commands:
+            self.commands[key] = _command(
+                f"{doc.KIND}/{doc.name}@{digest[7:19]}", action, (doc.KIND, doc.name), text, reason
+            )
+        return self.commands[key]
 
     @classmethod
     def of(cls, documents: Sequence[Document]) -> _Index:
-        groups: dict[SelectorKey, tuple[LabelSelector, list[Document]]] = {}
+        """Group once per plan: selectors are matched per plane, documents are not."""
+        keys: dict[SelectorKey, int] = {}
+        selectors: list[LabelSelector] = []
+        members: list[tuple[Document, int]] = []
         for doc in documents:
             selector = doc.plane_selector
             if doc.KIND in ORDER and selector is not None:
-                groups.setdefault(_selector_key(selector), (selector, []))[1].append(doc)
+                key = _selector_key(selector)
+                if key not in keys:
+                    keys[key] = len(selectors)
+                    selectors.append(selector)
+                members.append((doc, keys[key]))
+        members.sort(key=lambda m: (ORDER.index(m[0].KIND), m[0].metadata.name))
         models = {d.name: d for d in documents if isinstance(d, Model) and d.plane_selector is None}
         policies = tuple(d for d in documents if isinstance(d, Policy))
-        return cls(tuple((sel, tuple(docs)) for sel, docs in groups.values()), models, policies)
+        return cls(tuple(selectors), tuple(members), models, policies)
 
-    def targets(self, labels: Mapping[str, str]) -> list[Document]:
+    def targets(self, labels: dict[str, str]) -> list[Document]:
         """Resources for a plane with ``labels``, in dependency order, plus the models they use."""
-        chosen = [d for sel, docs in self.groups if sel.matches(dict(labels)) for d in docs]
+        matched = {i for i, selector in enumerate(self.selectors) if selector.matches(labels)}
+        chosen = [doc for doc, group in self.ordered if group in matched]
         used = {d.spec.model.name for d in chosen if isinstance(d, Deployment)}
-        chosen += [self.unselected_models[n] for n in sorted(used) if n in self.unselected_models]
-        return sorted(chosen, key=lambda d: (ORDER.index(d.KIND), d.name))
+        extra: list[Document] = [
+            self.unselected_models[n] for n in sorted(used) if n in self.unselected_models
+        ]
+        if not extra:
+            return chosen
+        return sorted(chosen + extra, key=lambda d: (ORDER.index(d.KIND), d.metadata.name))
 
 
 def _plan_plane(
@@ -165,7 +204,7 @@ def _plan_plane(
     labels = plane.metadata.labels
     targets = index.targets(labels)
     policies = [p for p in index.policies if p.spec.plane_selector.matches(labels)]
-    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets})
+    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets}, index)
     actions = [a for doc in targets if (a := _action(doc, context)) is not None]
     actions += list(_deletions(plane, targets, recorded))
     return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
@@ -179,17 +218,19 @@ class _Context:
     policies: list[Policy]
     now: datetime
     targets: dict[str, Document]
+    index: _Index
 
 
 def _action(doc: Document, context: _Context) -> Action | None:
     key: Key = (doc.KIND, doc.name)
-    declared = _declared(doc, context.desired)
-    source = gates.digest(spec_json(declared))
+    declared, text, source = context.index.declared(doc, context.desired)
     gate = _gate(doc, context)
     if isinstance(gate, gates.Gate):
         return Action(gate.op, doc.KIND, doc.name, gate.reason, source=source)
-    text = spec_json({**declared, **gate})
-    digest = gates.digest(text)
+    digest = source
+    if gate:  # references pinned for this plane: a plane-specific spec
+        text = spec_json({**declared, **gate})
+        digest = gates.digest(text)
     issued = context.recorded.issued.get(key)
     if issued is not None and issued.digest == digest and issued.action != "delete":
         retry = gates.retry(issued, context.recorded.observed.get(key), context.now)
@@ -205,7 +246,7 @@ def _action(doc: Document, context: _Context) -> Action | None:
     if blocked:
         return Action("blocked", doc.KIND, doc.name, blocked, source=source)
     action = "build" if isinstance(doc, Model) else "apply"
-    command = _command(f"{doc.KIND}/{doc.name}@{digest[7:19]}", action, key, text, reason)
+    command = context.index.command(doc, action, text, digest, reason)
     return Action(op, doc.KIND, doc.name, reason, command, source)
 
 
@@ -266,6 +307,8 @@ def _gate(doc: Document, context: _Context) -> dict[str, object] | gates.Gate:
 def _deletions(
     plane: DataPlane, targets: Sequence[Document], recorded: RecordedPlane
 ) -> Iterator[Action]:
+    if not recorded.issued:
+        return
     wanted = {(d.KIND, d.name) for d in targets}
     gone = [
         k for k, issued in recorded.issued.items() if issued.action != "delete" and k not in wanted

@@ -110,7 +110,9 @@ def test_two_reconcilers_at_once_never_fork_or_duplicate(world: World) -> None:
     entries = _log(world, "local-dev")
     assert [e[0] for e in entries] == [1, 1, 2, 2]
     assert len({e[2:] for e in entries}) == 4
-    assert sum(1 for r in results if r.issued) == 1
+    # the loser of the race decides again and finds nothing left to issue -- or, when both
+    # signed in the same second, built the very same commit, which git accepts as a no-op
+    assert 1 <= sum(1 for r in results if r.issued) <= 2
 
 
 def test_gitplane_plan_reads_recorded_state_with_a_root(gitplane_bin: str, world: World) -> None:
