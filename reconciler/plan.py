@@ -121,6 +121,8 @@ def _name(document: Document) -> str:
     return document.name
 
 
+UNSELECTED = -1
+"""Group of models without a plane selector: built where a deployment uses them."""
 SelectorKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]
 
 
@@ -139,7 +141,6 @@ class _Index:
     selectors: tuple[LabelSelector, ...]
     ordered: tuple[tuple[Document, int], ...]
     """Every selected resource in dependency order, with the index of its selector."""
-    unselected_models: Mapping[str, Model]
     policies: tuple[Policy, ...]
     bodies: dict[int, tuple[dict[str, object], str, str]] = field(default_factory=dict)
     """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
@@ -180,22 +181,25 @@ class _Index:
                     keys[key] = len(selectors)
                     selectors.append(selector)
                 members.append((doc, keys[key]))
-        members.sort(key=lambda m: (ORDER.index(m[0].KIND), m[0].metadata.name))
         models = {d.name: d for d in documents if isinstance(d, Model) and d.plane_selector is None}
+        members += [(model, UNSELECTED) for model in models.values()]
+        members.sort(key=lambda m: (ORDER.index(m[0].KIND), m[0].metadata.name))
         policies = tuple(d for d in documents if isinstance(d, Policy))
-        return cls(tuple(selectors), tuple(members), models, policies)
+        return cls(tuple(selectors), tuple(members), policies)
 
     def targets(self, labels: dict[str, str]) -> list[Document]:
         """Resources for a plane with ``labels``, in dependency order, plus the models they use."""
         matched = {i for i, selector in enumerate(self.selectors) if selector.matches(labels)}
-        chosen = [doc for doc, group in self.ordered if group in matched]
-        used = {d.spec.model.name for d in chosen if isinstance(d, Deployment)}
-        extra: list[Document] = [
-            self.unselected_models[n] for n in sorted(used) if n in self.unselected_models
+        used = {
+            doc.spec.model.name
+            for doc, group in self.ordered
+            if group in matched and isinstance(doc, Deployment)
+        }
+        return [
+            doc
+            for doc, group in self.ordered
+            if group in matched or (group == UNSELECTED and doc.metadata.name in used)
         ]
-        if not extra:
-            return chosen
-        return sorted(chosen + extra, key=lambda d: (ORDER.index(d.KIND), d.metadata.name))
 
 
 def _plan_plane(
