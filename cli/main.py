@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from cli import keys_cmd, plan_cmd, reconcile_cmd, schema_cmd, validate_cmd
+from cli import agent_cmd, keys_cmd, plan_cmd, reconcile_cmd, schema_cmd, validate_cmd
 from schemas.errors import GitplaneError
 
 EXIT_CRASH = 3
@@ -30,6 +30,7 @@ gitplane.add_command(schema_cmd.schema)
 gitplane.add_command(keys_cmd.keys)
 gitplane.add_command(plan_cmd.plan)
 gitplane.add_command(reconcile_cmd.reconcile)
+gitplane.add_command(agent_cmd.agent)
 
 
 def main() -> None:

@@ -298,3 +298,10 @@ class CommandReader:
             if previous_root.roles.timestamp != root.roles.timestamp:
                 return None
         return old
+
+
+def timestamp_of(data: bytes, limits: verify.Limits = verify.DEFAULT_LIMITS) -> signed.Timestamp:
+    """The payload of a timestamp envelope already verified and persisted by the reader."""
+    return verify.parse_payload(
+        envelope.peek(data, max_bytes=limits.timestamp_bytes), signed.Timestamp
+    )

@@ -113,6 +113,11 @@ class GitRepo:
         out = self.run("ls-tree", "-r", "-z", "--long", treeish)
         return [_tree_entry(record) for record in out.split(b"\0") if record]
 
+    def archive(self, commit: str, path: str) -> bytes:
+        """A tar of the tree at ``path`` in ``commit`` (regular files only are extracted)."""
+        treeish = f"{commit}:{path}" if path else commit
+        return self.run("archive", "--format=tar", treeish)
+
     def tree_id(self, commit: str, path: str) -> str:
         """The id of the tree at ``path`` in ``commit`` (empty if there is none)."""
         done = self.execute("rev-parse", "--verify", "--quiet", f"{commit}:{path}")

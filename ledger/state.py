@@ -55,11 +55,16 @@ def persist_state(path: Path, state: TrustState) -> None:
         "applied": state.applied.model_dump(),
         "status_counter": state.status_counter,
     }
+    atomic_write(path, envelope.dumps(body))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(envelope.dumps(body))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).replace(path)

@@ -20,6 +20,7 @@ from reconciler.plan import Desired, Plan, plan, plan_inputs, plan_plane
 from schemas import signed
 from schemas.common import parse_duration
 from schemas.dataplane import DataPlane
+from schemas.document import Document
 from schemas.errors import UsageError
 from schemas.problems import Problem
 
@@ -72,6 +73,16 @@ class Reconciler:
         self.cache: desired.ParseCache = {}
         self._root = root
         self._published = False
+
+    def specs_documents(self) -> list[Document]:
+        """The valid documents at the branch's current commit (for tools and tests)."""
+        commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
+        if commit is None:
+            return []
+        loaded = desired.load_commit(
+            self.specs.repo, commit, prefix=self.settings.path, cache=self.cache
+        )
+        return [doc for _, doc in loaded.documents]
 
     @property
     def branch_ref(self) -> str:

@@ -53,6 +53,17 @@ def parse_spec(file: str, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Pa
         return Parsed(file, problems=_place(file, data, found), declared=_declared(raw))
 
 
+def load_mapping(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Strict YAML (no anchors, tags, duplicate keys...) for configuration files.
+
+    Raises ValueError with ``line:column: message``.
+    """
+    try:
+        return _yaml.load(data, limits=limits)[0]
+    except _yaml.YamlError as exc:
+        raise ValueError(f"{exc.line}:{exc.column}: {exc.message}") from None
+
+
 def locate(file: str, data: bytes, found: list[hints.Found]) -> list[Problem]:
     """Place problems found on a parsed document (cross-reference checks)."""
     return _place(file, data, found)

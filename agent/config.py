@@ -1,0 +1,72 @@
+"""The agent's configuration file (docs/agent.md documents every field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from schemas import parse
+from schemas.common import Duration, Name, parse_duration
+from schemas.errors import UsageError
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class LocalRuntimeConfig(_Config):
+    """The embedded ``local`` runtime."""
+
+    type: Literal["local"] = "local"
+    mlflow_tracking_uri: str | None = None
+    """Default: a SQLite store in the state directory (``sqlite:///<stateDir>/mlflow.db``)."""
+
+
+class AgentConfig(_Config):
+    """One agent serves one data plane."""
+
+    plane: Name
+    """The DataPlane's ``metadata.name``."""
+    remote: str
+    """The git remote holding the logs (and the specs): a path or any git URL."""
+    spec_branch: str = "main"
+    """Where the agent fetches MLflow Projects from (at the commit each command names)."""
+    root_file: Path
+    """The pinned root of trust (``root.json`` from ``gitplane keys init``)."""
+    key_file: Path
+    """The agent's private key (``gitplane keys agent``); its public half is in the DataPlane."""
+    state_dir: Path
+    """Trust state, journal, mirror, MLflow store and scratch space: keep it private."""
+    poll_interval: Duration = "10s"
+    runtime: LocalRuntimeConfig = Field(default_factory=LocalRuntimeConfig)
+    build_timeout: Annotated[Duration, Field()] = "1h"
+
+    @property
+    def poll_seconds(self) -> float:
+        """``poll_interval`` in seconds."""
+        return parse_duration(self.poll_interval)
+
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI builds are logged to."""
+        default = f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+        return self.runtime.mlflow_tracking_uri or default
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate a config file; relative paths are relative to the file."""
+    try:
+        raw = parse.load_mapping(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    for key in ("rootFile", "keyFile", "stateDir"):
+        if isinstance(raw.get(key), str):
+            raw[key] = str((path.parent / raw[key]).resolve())
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{path}: {where}: {first['msg']}") from None

@@ -1,0 +1,66 @@
+"""The agent's journal: which commands were applied, and what each resource looks like.
+
+A command is marked *started* before it is applied and *applied* (or
+*failed*) after, each step persisted atomically. After a crash, a command
+found *started* is applied again: every runtime apply is idempotent (a model
+build finds its registered version by its spec digest instead of registering
+twice), so "at least once" never becomes "twice with effect".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger import state
+from schemas import signed
+
+
+@dataclass
+class Journal:
+    """Persistent per-command progress and per-resource observed state."""
+
+    path: Path
+    steps: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, signed.ResourceStatus] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        """The journal at ``path`` (empty if there is none yet)."""
+        if not path.exists():
+            return cls(path)
+        body = json.loads(path.read_bytes())
+        resources = {
+            k: signed.ResourceStatus.model_validate(v) for k, v in body["resources"].items()
+        }
+        return cls(path, dict(body["steps"]), resources)
+
+    def step(self, sequence: int, command: signed.Command) -> str | None:
+        """``started``, ``applied`` or ``failed`` for a command, or None if never seen."""
+        return self.steps.get(_key(sequence, command))
+
+    def record(
+        self,
+        sequence: int,
+        command: signed.Command,
+        step: str,
+        resource: signed.ResourceStatus | None = None,
+    ) -> None:
+        """Persist a step (and the resource's new state) before going on."""
+        self.steps[_key(sequence, command)] = step
+        if resource is not None:
+            self.resources[f"{resource.kind}/{resource.name}"] = resource
+        body = {
+            "steps": self.steps,
+            "resources": {k: v.model_dump(mode="json") for k, v in self.resources.items()},
+        }
+        state.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
+
+    def forget(self, kind: str, name: str) -> None:
+        """Drop a deleted resource from the report."""
+        self.resources.pop(f"{kind}/{name}", None)
+
+
+def _key(sequence: int, command: signed.Command) -> str:
+    return f"{sequence}:{command.id}"

@@ -1,0 +1,1 @@
+"""Runtimes apply commands on a data plane: ``local`` (embedded) and ``kubernetes``."""

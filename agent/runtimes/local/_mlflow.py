@@ -1,0 +1,125 @@
+"""The one module that imports MLflow: run a project, find its model, register it.
+
+Every MLflow failure surfaces as :class:`MlflowError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.errors import GitplaneError
+
+
+class MlflowError(GitplaneError):
+    """MLflow refused or failed."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered model version."""
+
+    name: str
+    version: int
+    run_id: str
+    tags: Mapping[str, str]
+
+
+@contextmanager
+def _tracking(uri: str) -> Iterator[object]:
+    import mlflow  # noqa: PLC0415 - MLflow takes seconds to import: only builds pay for it
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield mlflow
+    except MlflowException as exc:
+        raise MlflowError(str(exc).splitlines()[0]) from None
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def run_project(
+    uri: str, project: Path, *, entry_point: str, parameters: Mapping[str, object], experiment: str
+) -> str:
+    """Run an MLflow Project with ``env_manager=local``; return its run id."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    with _tracking(uri) as mlflow:
+        submitted = mlflow.projects.run(  # type: ignore[attr-defined]
+            str(project),
+            entry_point=entry_point,
+            parameters={k: str(v) for k, v in parameters.items()},
+            env_manager="local",
+            experiment_name=experiment,
+            synchronous=False,
+        )
+        if not submitted.wait():
+            raise MlflowError(f"the project run {submitted.run_id} failed")
+        return str(submitted.run_id)
+
+
+def model_of_run(uri: str, run_id: str, destination: Path) -> str:
+    """Download the model the run logged into ``destination``; return its MLflow URI."""
+    with _tracking(uri) as mlflow:
+        run = mlflow.get_run(run_id)  # type: ignore[attr-defined]
+        models = mlflow.search_logged_models(  # type: ignore[attr-defined]
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}'",
+            output_format="list",
+        )
+        if not models:
+            raise MlflowError(f"run {run_id} logged no model")
+        model_uri = f"models:/{models[0].model_id}"
+        mlflow.artifacts.download_artifacts(  # type: ignore[attr-defined]
+            artifact_uri=model_uri, dst_path=str(destination)
+        )
+        return model_uri
+
+
+def download(uri: str, model_uri: str, destination: Path) -> None:
+    """Download any model URI (``models:/name/3``, ``runs:/...``) into ``destination``."""
+    with _tracking(uri) as mlflow:
+        mlflow.artifacts.download_artifacts(  # type: ignore[attr-defined]
+            artifact_uri=model_uri, dst_path=str(destination)
+        )
+
+
+def metrics(uri: str, run_id: str) -> dict[str, float]:
+    """The run's logged metrics."""
+    with _tracking(uri) as mlflow:
+        return dict(mlflow.get_run(run_id).data.metrics)  # type: ignore[attr-defined]
+
+
+def find_version(uri: str, name: str, tag: str, value: str) -> Registered | None:
+    """The version of ``name`` carrying ``tag=value`` (how a retried build finds its work)."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except Exception:  # an unknown model is "not found", whatever MLflow raises
+            return None
+        for mv in versions:
+            if mv.tags.get(tag) == value:
+                return Registered(name, int(mv.version), mv.run_id or "", dict(mv.tags))
+        return None
+
+
+def register(
+    uri: str, model_uri: str, name: str, *, tags: Mapping[str, str], aliases: list[str]
+) -> Registered:
+    """Register ``model_uri`` as a new version of ``name`` with tags, then move aliases."""
+    with _tracking(uri) as mlflow:
+        mv = mlflow.register_model(model_uri, name, tags=dict(tags))  # type: ignore[attr-defined]
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        for alias in aliases:
+            client.set_registered_model_alias(name, alias, mv.version)
+        return Registered(name, int(mv.version), mv.run_id or "", dict(tags))

@@ -1,0 +1,147 @@
+"""Build, digest, scan and register a model: the JFrog ML "build and scan" flow, locally.
+
+1. Check the model's MLflow Project out of the git object store at the
+   command's spec commit (never from a working tree; links are not extracted).
+2. Run it with MLflow Projects (``env_manager=local``); it must log a model.
+3. Digest the model's files (sha256 over sorted paths and contents).
+4. Scan them (picklescan) and block at the spec's ``scan.failOn`` severity.
+5. Register the version with tags for the source commit, spec digest,
+   artifact digest and scan result, and move the spec's aliases to it.
+
+A version already registered for the same spec digest is reused, so a build
+interrupted after registering is not registered twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import _mlflow, scan
+from ledger import gitrepo
+from schemas import signed
+
+TAG_DIGEST = "gitplane.spec_digest"
+
+
+def build(
+    command: signed.Command, context: ApplyContext, *, repo: gitrepo.GitRepo, tracking_uri: str
+) -> signed.ResourceStatus:
+    """Build (or import), scan and register the model a command describes."""
+    body = json.loads(command.spec)
+    spec, name = body["spec"], body["metadata"]["name"]
+    registered_name = spec.get("registeredName", name)
+    existing = _mlflow.find_version(tracking_uri, registered_name, TAG_DIGEST, command.digest)
+    if existing is not None:
+        return _status(command, spec, existing.version, dict(existing.tags), existing.run_id)
+    model_dir = context.scratch / "model"
+    run_id, model_uri = _produce(
+        spec, name, context=context, repo=repo, tracking_uri=tracking_uri, model_dir=model_dir
+    )
+    digest = digest_directory(model_dir)
+    policy = spec.get("scan", {})
+    report = scan.scan(model_dir, allow=policy.get("allowGlobals", []))
+    blocked = report.blocks(policy.get("failOn", "HIGH"))
+    tags = {
+        TAG_DIGEST: command.digest,
+        "gitplane.source_commit": context.spec_commit,
+        "gitplane.artifact_digest": digest,
+        "gitplane.scan": "failed" if blocked else "passed",
+        "gitplane.scan_worst": report.worst(),
+        "gitplane.version": spec["version"],
+        **spec.get("tags", {}),
+    }
+    if blocked:
+        found = ", ".join(f"{f.severity} {f.reference}" for f in report.findings) or "scan error"
+        return _blocked(command, spec, tags, run_id, f"security scan blocked it: {found}")
+    aliases = list(spec.get("aliases", []))
+    registered = _mlflow.register(
+        tracking_uri, model_uri, registered_name, tags=tags, aliases=aliases
+    )
+    return _status(command, spec, registered.version, tags, run_id)
+
+
+def _produce(
+    spec: dict[str, Any],
+    name: str,
+    *,
+    context: ApplyContext,
+    repo: gitrepo.GitRepo,
+    tracking_uri: str,
+    model_dir: Path,
+) -> tuple[str, str]:
+    source = spec["source"]
+    if "registry" in source:
+        _mlflow.download(tracking_uri, source["registry"]["uri"], model_dir)
+        return "", source["registry"]["uri"]
+    project = source["project"]
+    checkout = context.scratch / "project"
+    extract(repo.archive(context.spec_commit, project["path"]), checkout)
+    run_id = _mlflow.run_project(
+        tracking_uri,
+        checkout,
+        entry_point=project.get("entryPoint", "main"),
+        parameters=project.get("parameters", {}),
+        experiment=f"gitplane-{name}",
+    )
+    return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)
+
+
+def extract(archive: bytes, destination: Path) -> None:
+    """Unpack a git archive, refusing links, devices and paths outside ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+        tar.extractall(destination, members=members, filter="data")
+
+
+def digest_directory(directory: Path) -> str:
+    """``sha256:`` over every file's relative path and bytes, in sorted order."""
+    hasher = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        hasher.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        hasher.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + hasher.hexdigest()
+
+
+def _status(
+    command: signed.Command, spec: dict[str, Any], version: int, tags: dict[str, str], run_id: str
+) -> signed.ResourceStatus:
+    return signed.ResourceStatus(
+        kind="Model",
+        name=command.name,
+        phase="Ready",
+        digest=command.digest,
+        observed={
+            "version": spec["version"],
+            "registryVersion": version,
+            "artifactDigest": tags.get("gitplane.artifact_digest", ""),
+            "scan": tags.get("gitplane.scan", ""),
+            "runId": run_id,
+            "scanWorst": tags.get("gitplane.scan_worst", ""),
+        },
+    )
+
+
+def _blocked(
+    command: signed.Command, spec: dict[str, Any], tags: dict[str, str], run_id: str, message: str
+) -> signed.ResourceStatus:
+    return signed.ResourceStatus(
+        kind="Model",
+        name=command.name,
+        phase="Blocked",
+        digest=command.digest,
+        message=message[:4000],
+        observed={
+            "version": spec["version"],
+            "artifactDigest": tags["gitplane.artifact_digest"],
+            "scan": "failed",
+            "runId": run_id,
+            "scanWorst": tags["gitplane.scan_worst"],
+        },
+    )

@@ -1,0 +1,131 @@
+"""The agent end to end: real reconciler, real git remote, real MLflow, real process."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ledger import layout
+from reconciler import reconcile as reconciling
+from tests.conftest import git
+from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
+
+NOW = datetime.now(UTC)
+
+
+def _configure(world: World, plane: str = "local-dev") -> Path:  # noqa: F811 - fixture name
+    key = world.root / "agent" / f"{plane}.key"
+    world.agent_keys[plane].save(key)
+    config = world.root / "agent" / "agent.yaml"
+    config.write_text(
+        f"plane: {plane}\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"keyFile: {key}\nstateDir: state\n"
+    )
+    return config
+
+
+def _agent(gitplane_bin: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def _registry(state: Path) -> list[object]:
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the agent's real store
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow.db'}")
+    return list(client.search_model_versions("name = 'churn'"))
+
+
+@pytest.mark.slow
+def test_the_agent_builds_scans_registers_and_reports(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    reconciler = reconciling.Reconciler(world.settings())
+    first = reconciler.reconcile(NOW)
+    assert sorted(first.issued) == ["local-dev"]
+    config = _configure(world)
+    done = _agent(gitplane_bin, config)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (version,) = _registry(config.parent / "state")
+    spec_commit = git(world.work, "rev-parse", "HEAD")
+    tags = version.tags  # type: ignore[attr-defined]
+    assert tags["gitplane.source_commit"] == spec_commit
+    assert tags["gitplane.scan"] == "passed"
+    assert tags["gitplane.artifact_digest"].startswith("sha256:")
+    bundle = reconciler.log.read("local-dev", NOW).bundles[0]
+    assert tags["gitplane.spec_digest"] == bundle.commands[0].digest
+
+    plane = next(d for d in reconciler.specs_documents() if d.name == "local-dev")
+    recorded, read = reconciler.recorded.read(plane, NOW)
+    assert read.error is None
+    model = recorded.observed[("Model", "churn")]
+    assert (model.phase, model.observed["registryVersion"]) == ("Ready", 1)
+    assert model.observed["artifactDigest"] == tags["gitplane.artifact_digest"]
+    assert recorded.observed[("FeatureSet", "customer-activity")].phase == "Pending"
+
+    status_commits = git(
+        Path(world.remote.removeprefix("file://")),
+        "rev-list",
+        "--count",
+        layout.status_ref("local-dev"),
+    )
+    again = _agent(gitplane_bin, config)
+    assert again.returncode == 0
+    assert len(_registry(config.parent / "state")) == 1  # nothing built or registered twice
+    assert (
+        git(
+            Path(world.remote.removeprefix("file://")),
+            "rev-list",
+            "--count",
+            layout.status_ref("local-dev"),
+        )
+        == status_commits
+    )  # idle: no status commit
+
+
+def test_a_rolled_back_log_is_refused_and_reported(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    bare = Path(world.remote.removeprefix("file://"))
+    old = git(bare, "rev-parse", layout.commands_ref("local-dev"))
+    # a second append, then a force-push back to the first: a rollback after the agent saw it
+    config = _configure(world)
+    (config.parent / "state").mkdir(parents=True)
+    world.change(
+        "ttl",
+        lambda w: (w / "features/customer-activity.yaml").write_text(
+            (w / "features/customer-activity.yaml").read_text().replace("ttl: 2d", "ttl: 3d")
+        ),
+    )
+    reconciler.reconcile(NOW)
+    assert _agent_verifies_only(gitplane_bin, config, world)
+    git(bare, "update-ref", layout.commands_ref("local-dev"), old)
+    done = _agent(gitplane_bin, config)
+    assert done.returncode == 1
+    recorded, read = reconciler.recorded.read(
+        next(d for d in reconciler.specs_documents() if d.name == "local-dev"), NOW
+    )
+    assert read.status is not None and read.status.error is not None
+    assert read.status.error.code == "rollback"
+    assert recorded.flag is not None and "rollback" in recorded.flag
+
+
+def _agent_verifies_only(gitplane_bin: str, config: Path, world: World) -> bool:  # noqa: F811
+    """Let the agent see bundle 2 without building (the model build is bundle 1)."""
+    from ledger import commands, gitrepo  # noqa: PLC0415
+
+    mirror = gitrepo.Mirror.open(config.parent / "state" / "mirror.git", world.remote)
+    reader = commands.CommandReader(
+        mirror,
+        "local-dev",
+        config.parent / "state" / "trust.json",
+        (world.keys_dir / "root.json").read_bytes(),
+    )
+    return len(reader.update(NOW)) == 2
