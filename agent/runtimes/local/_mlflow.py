@@ -6,6 +6,8 @@ Every MLflow failure surfaces as :class:`MlflowError`.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,22 +51,56 @@ def _tracking(uri: str) -> Iterator[object]:
 
 
 def run_project(
-    uri: str, project: Path, *, entry_point: str, parameters: Mapping[str, object], experiment: str
+    uri: str,
+    project: Path,
+    *,
+    entry_point: str,
+    parameters: Mapping[str, object],
+    experiment: str,
+    timeout: float,
 ) -> str:
-    """Run an MLflow Project with ``env_manager=local``; return its run id."""
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    with _tracking(uri) as mlflow:
-        submitted = mlflow.projects.run(  # type: ignore[attr-defined]
-            str(project),
-            entry_point=entry_point,
-            parameters={k: str(v) for k, v in parameters.items()},
-            env_manager="local",
-            experiment_name=experiment,
-            synchronous=False,
+    """Run an MLflow Project (``env_manager=local``) in its own process; return its run id.
+
+    A failed or timed-out run raises :class:`MlflowError` carrying the tail of its log.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(project),
+        "-e",
+        entry_point,
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        experiment,
+    ]
+    for key, value in parameters.items():
+        command += ["-P", f"{key}={value}"]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+            cwd=project,
         )
-        if not submitted.wait():
-            raise MlflowError(f"the project run {submitted.run_id} failed")
-        return str(submitted.run_id)
+    except subprocess.TimeoutExpired:
+        raise MlflowError(f"the project run exceeded its {timeout:.0f}s timeout") from None
+    log = (done.stdout + done.stderr).strip().splitlines()
+    found = _RUN_ID.search(done.stdout + done.stderr)
+    if done.returncode != 0 or found is None:
+        tail = "\n".join(log[-15:])
+        raise MlflowError(f"the project run failed (exit {done.returncode}):\n{tail}")
+    return found.group(1)
+
+
+_RUN_ID = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) succeeded ===")
 
 
 def model_of_run(uri: str, run_id: str, destination: Path) -> str:

@@ -25,6 +25,7 @@ from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, scan
 from ledger import gitrepo
 from schemas import signed
+from schemas.common import parse_duration
 
 TAG_DIGEST = "gitplane.spec_digest"
 
@@ -88,6 +89,7 @@ def _produce(
         entry_point=project.get("entryPoint", "main"),
         parameters=project.get("parameters", {}),
         experiment=f"gitplane-{name}",
+        timeout=parse_duration(spec.get("timeout", "1h")),
     )
     return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)
 

@@ -1,0 +1,80 @@
+"""Model builds in the local runtime: a dangerous pickle is blocked, a failed build reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import LocalRuntime, _mlflow, scan
+from ledger import envelope, gitrepo
+from schemas import signed
+from tests.conftest import FIXTURES, commit_all, init_repo
+
+
+def _repo_with(tmp_path: Path, project: str) -> tuple[gitrepo.GitRepo, str]:
+    repo = init_repo(tmp_path / "specs")
+    shutil.copytree(FIXTURES / "projects" / project, repo / "projects" / project)
+    return gitrepo.GitRepo(repo), commit_all(repo)
+
+
+def _command(project: str, fail_on: str = "HIGH") -> signed.Command:
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": project},
+        "spec": {
+            "version": "1.0.0",
+            "source": {"project": {"path": f"projects/{project}"}},
+            "scan": {"failOn": fail_on},
+        },
+    }
+    text = json.dumps(body, sort_keys=True)
+    return signed.Command(
+        id=f"Model/{project}",
+        action="build",
+        kind="Model",
+        name=project,
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
+@pytest.mark.slow
+def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> None:
+    repo, commit = _repo_with(tmp_path, "evil")
+    runtime = LocalRuntime(repo, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    result = runtime.apply(_command("evil"), ApplyContext(commit, scratch))
+    assert result.phase == "Blocked"
+    assert "CRITICAL os.system" in result.message
+    assert result.observed["scan"] == "failed"
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.search_registered_models() == []
+
+
+@pytest.mark.slow
+def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
+    repo, commit = _repo_with(tmp_path, "broken")
+    runtime = LocalRuntime(repo, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.raises(_mlflow.MlflowError) as failure:
+        runtime.apply(_command("broken"), ApplyContext(commit, scratch))
+    assert "the project run failed" in str(failure.value)
+    assert "training data not found: /data/customers.parquet" in str(failure.value)
+
+
+def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:
+    (tmp_path / "model.pkl").write_bytes(b"cos\nsystem\n(S'x'\ntR.")
+    report = scan.scan(tmp_path, allow=[])
+    assert report.worst() == "CRITICAL"
+    assert report.blocks("HIGH") and report.blocks("CRITICAL")
+    allowed = scan.scan(tmp_path, allow=["os.system"])
+    assert allowed.findings == () and not allowed.blocks("LOW")
