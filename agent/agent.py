@@ -32,6 +32,8 @@ class Outcome:
     applied: list[signed.Command]
     error: signed.StatusError | None
     reported: bool
+    unreachable: str | None = None
+    """Why git could not be reached this cycle (nothing changed; the next cycle retries)."""
 
 
 class Agent:
@@ -57,9 +59,18 @@ class Agent:
             pending = self.reader.update(now)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
-            return Outcome([], failure, self._report(now, failure))
+            return Outcome([], failure, self._try_report(now, failure))
+        except gitrepo.GitError as exc:
+            return Outcome([], None, False, unreachable=str(exc))
         applied = [c for head, bundle in pending for c in self._apply(head, bundle)]
-        return Outcome(applied, None, self._report(now, None))
+        return Outcome(applied, None, self._try_report(now, None))
+
+    def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
+        """Report, unless git is unreachable: what runs keeps running, status waits."""
+        try:
+            return self._report(now, failure)
+        except gitrepo.GitError:
+            return False
 
     def _apply(self, head: signed.Head, bundle: signed.Bundle) -> list[signed.Command]:
         done = []

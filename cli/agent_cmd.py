@@ -48,11 +48,12 @@ def run(config_file: Path, once: bool) -> None:
                     "plane": config.plane,
                     "applied": [f"{c.kind}/{c.name}" for c in outcome.applied],
                     "error": outcome.error.code if outcome.error else None,
+                    "unreachable": outcome.unreachable,
                     "reported": outcome.reported,
                 }
             )
         )
         if once:
-            sys.exit(1 if outcome.error else 0)
+            sys.exit(1 if outcome.error or outcome.unreachable else 0)
         if stop.wait(config.poll_seconds):
             return

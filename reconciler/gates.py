@@ -114,11 +114,11 @@ def feature_sets_ready(names: Sequence[str], recorded: RecordedPlane) -> str | N
 
 
 def policy_block(
-    doc: Document, policies: Sequence[Policy], desired: Desired, now: datetime
+    kind: str, policies: Sequence[Policy], desired: Desired, now: datetime
 ) -> str | None:
-    """The first policy gate ``doc``'s change fails on this plane, or None."""
+    """The first policy gate a change to a ``kind`` resource fails on a plane, or None."""
     for policy in policies:
-        if doc.KIND not in policy.spec.kinds:
+        if kind not in policy.spec.kinds:
             continue
         reason = _approvals(policy, desired) or _windows(policy, now)
         if reason:

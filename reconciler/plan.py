@@ -145,6 +145,7 @@ class _Index:
     bodies: dict[int, tuple[dict[str, object], str, str]] = field(default_factory=dict)
     """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
     commands: dict[tuple[int, str, str, str], signed.Command] = field(default_factory=dict)
+    verdicts: dict[tuple[str, tuple[int, ...]], str | None] = field(default_factory=dict)
     """Memo: one command object per (document, digest, action, reason), shared by planes."""
 
     def declared(self, doc: Document, desired: Desired) -> tuple[dict[str, object], str, str]:
@@ -155,6 +156,16 @@ class _Index:
             text = spec_json(body)
             hit = self.bodies[id(doc)] = (body, text, gates.digest(text))
         return hit
+
+    def policy_block(
+        self, kind: str, policies: Sequence[Policy], desired: Desired, now: datetime
+    ) -> str | None:
+        """:func:`gates.policy_block`, once per kind and set of policies: a verdict depends on
+        nothing else within one plan (planes share policies; resources share kinds)."""
+        key = (kind, tuple(id(p) for p in policies))
+        if key not in self.verdicts:
+            self.verdicts[key] = gates.policy_block(kind, policies, desired, now)
+        return self.verdicts[key]
 
     def command(
         self, doc: Document, action: str, text: str, digest: str, reason: str
@@ -246,7 +257,7 @@ def _action(doc: Document, context: _Context) -> Action | None:
         reason = retry
     else:
         op, reason = _op(doc, issued)
-    blocked = gates.policy_block(doc, context.policies, context.desired, context.now)
+    blocked = context.index.policy_block(doc.KIND, context.policies, context.desired, context.now)
     if blocked:
         return Action("blocked", doc.KIND, doc.name, blocked, source=source)
     action = "build" if isinstance(doc, Model) else "apply"

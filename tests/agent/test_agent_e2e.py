@@ -129,3 +129,13 @@ def _agent_verifies_only(gitplane_bin: str, config: Path, world: World) -> bool:
         (world.keys_dir / "root.json").read_bytes(),
     )
     return len(reader.update(NOW)) == 2
+
+
+def test_an_unreachable_git_server_changes_nothing(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    config = _configure(world)
+    text = config.read_text().replace(world.remote, "git://127.0.0.1:9/nothing.git")
+    config.write_text(text)
+    done = _agent(gitplane_bin, config)
+    assert done.returncode == 1
+    assert '"unreachable": "git ls-remote' in done.stderr
+    assert "Traceback" not in done.stderr
