@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -42,7 +42,6 @@ class AgentConfig(_Config):
     """Trust state, journal, mirror, MLflow store and scratch space: keep it private."""
     poll_interval: Duration = "10s"
     runtime: LocalRuntimeConfig = Field(default_factory=LocalRuntimeConfig)
-    build_timeout: Annotated[Duration, Field()] = "1h"
 
     @property
     def poll_seconds(self) -> float:
