@@ -70,8 +70,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +80,7 @@ import yaml
 from corpus import GIT_IDENTITY, commit_all, kind_counts, write_corpus
 
 from ledger import gitrepo, keyring, layout
-from reconciler import desired, gates
+from reconciler import desired
 from reconciler.plan import Desired, Plan, plan
 from reconciler.reconcile import desired_at
 from schemas import crossref, parse, tree
@@ -369,29 +368,6 @@ def profile(label: str, run: Callable[[], object], top: int = 15) -> None:
         print(f"    {line.replace(str(ROOT) + '/', '')}")
 
 
-@contextmanager
-def policy_verdicts_memoized() -> Iterator[None]:
-    """``gates.policy_block`` memoized on all its verdict depends on (the document's kind,
-    the plane's policies, the commit, ``now``); patched in this process only, restored after."""
-    original = gates.policy_block
-    memo: dict[tuple[object, ...], tuple[object, str | None]] = {}
-
-    def memoized(
-        doc: Document, policies: Sequence[Policy], desired: Desired, now: datetime
-    ) -> str | None:
-        key = (doc.KIND, id(policies), id(desired), now)
-        hit = memo.get(key)
-        if hit is None:  # the memo keeps ``policies`` alive: its id is not reused
-            hit = memo[key] = (policies, original(doc, policies, desired, now))
-        return hit[1]
-
-    gates.policy_block = memoized
-    try:
-        yield
-    finally:
-        gates.policy_block = original
-
-
 # 1. Cold plan --------------------------------------------------------------------------
 
 
@@ -410,13 +386,6 @@ def cold_plan(repo: Path, runs: int, *, profile_it: bool = False) -> None:
     del last
     alone, result = repeated(runs, lambda: plan(want, {}, NOW))
     _print_cold(stages, alone, result, len(want.documents))
-    with policy_verdicts_memoized():
-        memo, same = repeated(runs, lambda: plan(want, {}, NOW))
-    print(
-        f"  diagnostic, plan() with gates.policy_block memoized on (kind, plane's policies,"
-        f" commit, now), patched here only: {best(memo):.3f} s;"
-        f" same plan: {'yes' if same == result else 'NO'}"
-    )
     if profile_it:
         profile(
             "load_commit + desired_at + plan", lambda: load_and_plan(gitrepo.GitRepo(repo), "HEAD")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,3 +142,26 @@ def test_an_unreachable_git_server_changes_nothing(gitplane_bin: str, world: Wor
     assert done.returncode == 1
     assert '"unreachable": "git ls-remote' in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_killing_the_agent_mid_build_never_registers_twice(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    config = _configure(world)
+    state = config.parent / "state"
+    process = subprocess.Popen(
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (state / "journal.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the journal appears when the build command is marked started
+    time.sleep(2.0)  # well inside the MLflow run
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert '"started"' in (state / "journal.json").read_text()
+    assert _agent(gitplane_bin, config).returncode == 0
+    assert len(_registry(state)) == 1
+    assert '"applied"' in (state / "journal.json").read_text()
