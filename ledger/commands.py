@@ -198,11 +198,12 @@ def _verify_chain(
     paths = [layout.bundle_path(s) for s in range(start.sequence + 1, head.sequence + 1)]
     files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
     verified, issued, previous = [], {}, start
+    known = verify.commands_keys_of(chain)
     for path in paths:
         if path not in files:
             raise errors.MixAndMatchError(f"{path} is missing from the log")
         bundle = verify.update_bundle(
-            chain, previous, head, files[path], plane=plane, limits=limits
+            chain, previous, head, files[path], plane=plane, limits=limits, commands_keys=known
         )
         previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(files[path]))
         verified.append((previous, bundle))

@@ -27,12 +27,19 @@ MAX_INT = 2**53
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise errors.MalformedError(f"duplicate JSON key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise errors.MalformedError(f"duplicate JSON key {_first_duplicate(pairs)!r}")
     return result
+
+
+def _first_duplicate(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
 
 
 def _no_constant(name: str) -> Any:
@@ -50,16 +57,15 @@ def _int(text: str) -> int:
     return value
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_constant=_no_constant, parse_float=_no_float, parse_int=_int
+)
+
+
 def loads(data: bytes) -> Any:
     """Parse strict JSON; any deviation is a :class:`~ledger.errors.MalformedError`."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_pairs,
-            parse_constant=_no_constant,
-            parse_float=_no_float,
-            parse_int=_int,
-        )
+        return _DECODER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.MalformedError(f"not strict JSON: {exc}") from None
 

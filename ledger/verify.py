@@ -12,7 +12,7 @@ signatures by a threshold of distinct keys, strict payload, then semantics
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -154,6 +154,9 @@ def _check_not_older(trusted: signed.Timestamp, new: signed.Timestamp) -> None:
         )
 
 
+RoleKeys = tuple[dict[str, keys.PublicKey], int]
+
+
 def update_bundle(
     chain: Sequence[signed.Root],
     previous: signed.Head,
@@ -162,13 +165,14 @@ def update_bundle(
     *,
     plane: str,
     limits: Limits = DEFAULT_LIMITS,
+    commands_keys: Mapping[int, RoleKeys] | None = None,
 ) -> signed.Bundle:
     """The bundle after ``previous``, chained to it and, if it is the head, matching it.
 
     ``chain`` is the verified root chain, oldest first: a bundle issued before a
     rotation verifies under the root it names, which must be in the chain.
     """
-    payload, root = _open_under_chain(data, chain, limits.bundle_bytes)
+    payload, root = _open_under_chain(data, chain, limits.bundle_bytes, commands_keys)
     bundle = parse_payload(payload, signed.Bundle)
     if bundle.root_version != root.version:
         raise errors.SignatureError(
@@ -190,8 +194,16 @@ def update_bundle(
     return bundle
 
 
+def commands_keys_of(chain: Sequence[signed.Root]) -> dict[int, RoleKeys]:
+    """Each root's validated ``commands`` keys, computed once for a run of bundles."""
+    return {root.version: role_keys(root, "commands") for root in chain}
+
+
 def _open_under_chain(
-    data: bytes, chain: Sequence[signed.Root], cap: int
+    data: bytes,
+    chain: Sequence[signed.Root],
+    cap: int,
+    known: Mapping[int, RoleKeys] | None = None,
 ) -> tuple[bytes, signed.Root]:
     """Verify a bundle under the root it names, which must be in the verified chain.
 
@@ -200,13 +212,26 @@ def _open_under_chain(
     forged name only chooses which trusted keys must have signed.
     """
     if len(chain) == 1:  # no rotation: nothing to choose, nothing to peek at
-        return _open(data, "commands", chain[0], "commands", cap), chain[0]
+        return _open_with(data, chain[0], cap, known), chain[0]
     named = envelope.loads(envelope.peek(data, max_bytes=cap))
     version = named.get("root_version") if isinstance(named, dict) else None
     root = next((r for r in chain if r.version == version), None)
     if root is None:
         raise errors.SignatureError(f"bundle names root {version!r}, which is not trusted here")
-    return _open(data, "commands", root, "commands", cap), root
+    return _open_with(data, root, cap, known), root
+
+
+def _open_with(
+    data: bytes, root: signed.Root, cap: int, known: Mapping[int, RoleKeys] | None
+) -> bytes:
+    trusted, threshold = (known or {}).get(root.version) or role_keys(root, "commands")
+    return envelope.verify(
+        data,
+        payload_type=PAYLOAD_TYPES["commands"],
+        trusted=trusted,
+        threshold=threshold,
+        max_bytes=cap,
+    )
 
 
 def verify_status(
