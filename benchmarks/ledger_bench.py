@@ -240,9 +240,14 @@ def verify_chain(root: signed.Root, chain: list[bytes]) -> int:
     """
     head = signed.Head(sequence=len(chain), digest=envelope.digest(chain[-1]))
     previous, verified, roots_in_force = state.EMPTY, 0, (root,)
+    known = verify.commands_keys_of(roots_in_force)  # once per run of bundles, as there
     for data in chain:
-        bundle = verify.update_bundle(roots_in_force, previous, head, data, plane=PLANE)
-        previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(data))
+        bundle = verify.update_bundle(
+            roots_in_force, previous, head, data, plane=PLANE, commands_keys=known
+        )
+        previous = signed.Head.model_construct(
+            sequence=bundle.sequence, digest=envelope.digest(data)
+        )
         verified += len(bundle.commands)
     return verified
 

@@ -205,7 +205,10 @@ def _verify_chain(
         bundle = verify.update_bundle(
             chain, previous, head, files[path], plane=plane, limits=limits, commands_keys=known
         )
-        previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(files[path]))
+        # computed here from verified data: no need to validate it again
+        previous = signed.Head.model_construct(
+            sequence=bundle.sequence, digest=envelope.digest(files[path])
+        )
         verified.append((previous, bundle))
         issued[previous.sequence] = previous.digest
     return verified, issued
