@@ -20,7 +20,10 @@ DIR = click.option(
 
 @click.group()
 def keys() -> None:
-    """Create and inspect signing keys (see docs/security.md)."""
+    """Create signing keys: the root of trust, the reconciler's, each agent's.
+
+    See docs/security.md for roles, rotation and keeping keys in a KMS.
+    """
 
 
 @keys.command()
