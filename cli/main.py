@@ -7,30 +7,53 @@ command); 2 a usage error; 3 a crash (a bug: the traceback is printed);
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
 import click
 
-from cli import agent_cmd, keys_cmd, plan_cmd, reconcile_cmd, schema_cmd, validate_cmd
 from schemas.errors import GitplaneError
 
 EXIT_CRASH = 3
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMANDS = {
+    "validate": "cli.validate_cmd:validate",
+    "plan": "cli.plan_cmd:plan",
+    "reconcile": "cli.reconcile_cmd:reconcile",
+    "agent": "cli.agent_cmd:agent",
+    "keys": "cli.keys_cmd:keys",
+    "schema": "cli.schema_cmd:schema",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a sub-command's module only when it runs: `gitplane validate` in a
+    pre-commit hook does not pay for the reconciler's server or MLflow."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise RuntimeError(f"{target} is not a click command")  # a wiring bug
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="gitplane")
 def gitplane() -> None:
     """GitOps for machine-learning assets: specs in git, signed commands, pull-based agents."""
-
-
-gitplane.add_command(validate_cmd.validate)
-gitplane.add_command(schema_cmd.schema)
-gitplane.add_command(keys_cmd.keys)
-gitplane.add_command(plan_cmd.plan)
-gitplane.add_command(reconcile_cmd.reconcile)
-gitplane.add_command(agent_cmd.agent)
 
 
 def main() -> None:
