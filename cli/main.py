@@ -43,7 +43,7 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
-            raise RuntimeError(f"{target} is not a click command")  # a wiring bug
+            raise TypeError(f"{target} is not a click command")  # a wiring bug
         return command
 
 
