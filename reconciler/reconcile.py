@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger import commands, errors, gitrepo, keyring, keys, layout, roots, status
+from ledger import commands, errors, gitrepo, keyring, keys, roots, status
 from reconciler import desired, recorded
 from reconciler.plan import Desired, Plan, plan, plan_inputs, plan_plane
 from schemas import signed
@@ -198,8 +198,3 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def status_refs(planes: list[str]) -> list[str]:
-    """The status branches a watcher polls for agent reports."""
-    return [layout.status_ref(p) for p in planes]
