@@ -146,6 +146,8 @@ class _Index:
     """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
     commands: dict[tuple[int, str, str, str], signed.Command] = field(default_factory=dict)
     verdicts: dict[tuple[str, tuple[int, ...]], str | None] = field(default_factory=dict)
+    actions: dict[tuple[object, ...], Action | None] = field(default_factory=dict)
+    """Memo of actions planes share (see ``_memo_key``)."""
     """Memo: one command object per (document, digest, action, reason), shared by planes."""
 
     def declared(self, doc: Document, desired: Desired) -> tuple[dict[str, object], str, str]:
@@ -219,7 +221,16 @@ def _plan_plane(
     labels = plane.metadata.labels
     targets = index.targets(labels)
     policies = [p for p in index.policies if p.spec.plane_selector.matches(labels)]
-    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets}, index)
+    context = _Context(
+        plane,
+        desired,
+        recorded,
+        policies,
+        now,
+        {k.ref: k for k in targets},
+        index,
+        tuple(id(p) for p in policies),
+    )
     actions = [a for doc in targets if (a := _action(doc, context)) is not None]
     actions += list(_deletions(plane, targets, recorded))
     return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
@@ -234,9 +245,41 @@ class _Context:
     now: datetime
     targets: dict[str, Document]
     index: _Index
+    policies_key: tuple[int, ...] = ()
 
 
 def _action(doc: Document, context: _Context) -> Action | None:
+    """The action for ``doc``; shared between planes when nothing plane-specific differs."""
+    memo = _memo_key(doc, context)
+    if memo is None:
+        return _decide(doc, context)
+    if memo not in context.index.actions:
+        context.index.actions[memo] = _decide(doc, context)
+    return context.index.actions[memo]
+
+
+def _memo_key(doc: Document, context: _Context) -> tuple[object, ...] | None:
+    """A key for actions that depend only on the document and the plane's policies: the
+    plane recorded nothing about it or what it depends on (a fleet's first reconcile)."""
+    recorded = context.recorded
+    if any(k in recorded.issued or k in recorded.observed for k in _dependencies(doc)):
+        return None
+    model_here = (
+        f"Model/{doc.spec.model.name}" in context.targets if isinstance(doc, Deployment) else None
+    )
+    return (id(doc), context.policies_key, model_here)
+
+
+def _dependencies(doc: Document) -> list[Key]:
+    keys: list[Key] = [(doc.KIND, doc.name)]
+    if isinstance(doc, Deployment):
+        keys.append(("Model", doc.spec.model.name))
+    if isinstance(doc, Deployment | DAG):
+        keys += [("FeatureSet", name) for name in doc.spec.feature_sets]
+    return keys
+
+
+def _decide(doc: Document, context: _Context) -> Action | None:
     key: Key = (doc.KIND, doc.name)
     declared, text, source = context.index.declared(doc, context.desired)
     gate = _gate(doc, context)

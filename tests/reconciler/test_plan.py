@@ -372,3 +372,22 @@ def test_a_blocked_resource_is_not_retried() -> None:
         ops(plan(desired, {"dev": RecordedPlane("dev", recorded.issued, observed)}, later), "dev")
         == []
     )
+
+
+def test_planes_share_actions_only_when_nothing_plane_specific_differs() -> None:
+    model = MODEL.replace(
+        "aliases: [champion]}", "aliases: [champion], planeSelector: {matchLabels: {env: dev}}}"
+    )
+    both = deployment(extra="").replace(
+        "planeSelector: {matchLabels: {env: dev}}",
+        "planeSelector: {matchExpressions: [{key: env, operator: In, values: [dev, prod]}]}",
+    )
+    desired = Desired(COMMIT, docs(model, both))
+    result = plan(desired, {}, TUESDAY_NOON)
+    dev, prod = (next(a for a in p.actions if a.kind == "Deployment") for p in result.planes)
+    assert (dev.op, prod.op) == ("wait", "blocked")  # the model is built on dev only
+    assert "not built on this plane" in prod.reason
+    recorded = recorded_after(result, "dev", model=built())
+    again = plan(desired, {"dev": recorded}, TUESDAY_NOON)
+    dev_action = next(a for a in again.planes[0].actions if a.kind == "Deployment")
+    assert dev_action.op == "create"  # the dev plane's own record, not a shared memo
