@@ -134,6 +134,15 @@ def _selector_key(selector: LabelSelector) -> SelectorKey:
 
 
 @dataclass(frozen=True)
+class _PlanePolicies:
+    """The policies selecting one plane, with an identity key computed once."""
+
+    items: tuple[Policy, ...]
+    key: int
+    """Small and equal for equal sets of policies (interned by the index)."""
+
+
+@dataclass(frozen=True)
 class _Index:
     """Documents grouped by distinct plane selector: each selector is matched once per plane,
     not once per document (10,000 specs share a handful of selectors)."""
@@ -145,8 +154,10 @@ class _Index:
     bodies: dict[int, tuple[dict[str, object], str, str]] = field(default_factory=dict)
     """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
     commands: dict[tuple[int, str, str, str], signed.Command] = field(default_factory=dict)
-    verdicts: dict[tuple[str, tuple[int, ...]], str | None] = field(default_factory=dict)
+    verdicts: dict[tuple[str, int], str | None] = field(default_factory=dict)
     actions: dict[tuple[object, ...], Action | None] = field(default_factory=dict)
+    policy_sets: dict[tuple[int, ...], int] = field(default_factory=dict)
+    depends: dict[int, list[Key]] = field(default_factory=dict)
     """Memo of actions planes share (see ``_memo_key``)."""
     """Memo: one command object per (document, digest, action, reason), shared by planes."""
 
@@ -159,14 +170,27 @@ class _Index:
             hit = self.bodies[id(doc)] = (body, text, gates.digest(text))
         return hit
 
+    def plane_policies(self, labels: dict[str, str]) -> _PlanePolicies:
+        """The policies selecting a plane with ``labels``, as an interned set."""
+        items = tuple(p for p in self.policies if p.spec.plane_selector.matches(labels))
+        key = self.policy_sets.setdefault(tuple(id(p) for p in items), len(self.policy_sets))
+        return _PlanePolicies(items, key)
+
+    def dependencies(self, doc: Document) -> list[Key]:
+        """``doc`` and what its action depends on (memoized per document)."""
+        found = self.depends.get(id(doc))
+        if found is None:
+            found = self.depends[id(doc)] = _dependencies(doc)
+        return found
+
     def policy_block(
-        self, kind: str, policies: Sequence[Policy], desired: Desired, now: datetime
+        self, kind: str, policies: _PlanePolicies, desired: Desired, now: datetime
     ) -> str | None:
         """:func:`gates.policy_block`, once per kind and set of policies: a verdict depends on
         nothing else within one plan (planes share policies; resources share kinds)."""
-        key = (kind, tuple(id(p) for p in policies))
+        key = (kind, policies.key)
         if key not in self.verdicts:
-            self.verdicts[key] = gates.policy_block(kind, policies, desired, now)
+            self.verdicts[key] = gates.policy_block(kind, policies.items, desired, now)
         return self.verdicts[key]
 
     def command(
@@ -220,17 +244,8 @@ def _plan_plane(
 ) -> PlanePlan:
     labels = plane.metadata.labels
     targets = index.targets(labels)
-    policies = [p for p in index.policies if p.spec.plane_selector.matches(labels)]
-    context = _Context(
-        plane,
-        desired,
-        recorded,
-        policies,
-        now,
-        {k.ref: k for k in targets},
-        index,
-        tuple(id(p) for p in policies),
-    )
+    policies = index.plane_policies(labels)
+    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets}, index)
     actions = [a for doc in targets if (a := _action(doc, context)) is not None]
     actions += list(_deletions(plane, targets, recorded))
     return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
@@ -241,11 +256,10 @@ class _Context:
     plane: DataPlane
     desired: Desired
     recorded: RecordedPlane
-    policies: list[Policy]
+    policies: _PlanePolicies
     now: datetime
     targets: dict[str, Document]
     index: _Index
-    policies_key: tuple[int, ...] = ()
 
 
 def _action(doc: Document, context: _Context) -> Action | None:
@@ -259,15 +273,18 @@ def _action(doc: Document, context: _Context) -> Action | None:
 
 
 def _memo_key(doc: Document, context: _Context) -> tuple[object, ...] | None:
-    """A key for actions that depend only on the document and the plane's policies: the
+    """A key for actions that depend only on the document and its policy verdict here: the
     plane recorded nothing about it or what it depends on (a fleet's first reconcile)."""
     recorded = context.recorded
-    if any(k in recorded.issued or k in recorded.observed for k in _dependencies(doc)):
+    if (recorded.issued or recorded.observed) and any(
+        k in recorded.issued or k in recorded.observed for k in context.index.dependencies(doc)
+    ):
         return None
     model_here = (
         f"Model/{doc.spec.model.name}" in context.targets if isinstance(doc, Deployment) else None
     )
-    return (id(doc), context.policies_key, model_here)
+    verdict = context.index.policy_block(doc.KIND, context.policies, context.desired, context.now)
+    return (id(doc), verdict, model_here)
 
 
 def _dependencies(doc: Document) -> list[Key]:
