@@ -16,9 +16,12 @@ and commits everything in it. The output depends only on ``n`` and ``seed``.
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import random
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,13 +152,14 @@ def write_corpus(root: Path, n: int, seed: int = 0) -> None:
 def commit_all(root: Path, message: str = "Benchmark corpus") -> str:
     """Stage and commit everything under ``root`` (``git init`` first if needed)."""
     if not (root / ".git").exists():
-        _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "-A")
-    _git(root, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
-    return _git(root, "rev-parse", "HEAD").strip()
+        git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
+    return git(root, "rev-parse", "HEAD").strip()
 
 
-def _git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run git with a fixed identity; raise on failure unless ``check`` is false."""
     done = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -164,9 +168,21 @@ def _git(cwd: Path, *args: str) -> str:
         text=True,
         check=False,
     )
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    """The shortest of ``repeat`` runs, each after the last one's result is collected."""
+    best = math.inf
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+        del result
+    return best
 
 
 def _write(path: Path, text: str) -> None:

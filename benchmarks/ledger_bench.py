@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import gc
 import json
 import math
 import os
@@ -62,6 +61,7 @@ from typing import Any
 
 import cryptography
 import pydantic
+from corpus import best_of
 from cryptography.hazmat.backends.openssl.backend import backend as openssl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -126,18 +126,6 @@ def _project_commit() -> str:
     commit = repo.run("rev-parse", "--short", "HEAD").decode().strip()
     dirty = repo.run("status", "--porcelain", "--", "ledger", "schemas").strip()
     return commit + (" + uncommitted changes in ledger/ or schemas/" if dirty else "")
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest of ``repeat`` runs, each after the last one's result is collected."""
-    best = math.inf
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-        del result
-    return best
 
 
 @dataclass(frozen=True)

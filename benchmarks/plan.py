@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from corpus import GIT_IDENTITY, commit_all, kind_counts, write_corpus
+from corpus import commit_all, git, kind_counts, write_corpus
 
 from ledger import gitrepo, keyring, layout
 from reconciler import desired
@@ -150,29 +150,15 @@ def _arguments() -> argparse.Namespace:
 
 def _machine() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    git = _git(ROOT, "--version").strip()
-    commit = _git(ROOT, "rev-parse", "--short", "HEAD").strip()
-    dirty = _git(ROOT, "status", "--porcelain", "--", "reconciler", "schemas", "ledger").strip()
+    version = git(ROOT, "--version").strip()
+    commit = git(ROOT, "rev-parse", "--short", "HEAD").strip()
+    dirty = git(ROOT, "status", "--porcelain", "--", "reconciler", "schemas", "ledger").strip()
     return (
         f"machine: {platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.platform()}, {os.cpu_count()} CPUs ({usable} usable), {git}\n"
+        f"{platform.platform()}, {os.cpu_count()} CPUs ({usable} usable), {version}\n"
         f"project: commit {commit}"
         + (" + uncommitted changes in reconciler/, schemas/ or ledger/" if dirty else "")
     )
-
-
-def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 def best(values: list[float]) -> float:
@@ -254,15 +240,15 @@ def land(root: Path, message: str, *paths: str) -> str:
     commit merged ``--no-ff`` into main with three ``Approved-by`` trailers, so policies
     gate only on change windows, as they would for an approved change."""
     if not (root / ".git").exists():
-        _git(root, "init", "-q", "-b", "main")
-        _git(root, "commit", "-q", "--allow-empty", "--no-verify", "-m", "empty")
-    base = _git(root, "rev-parse", "HEAD").strip()
-    _git(root, "add", "-A", "--", *paths)
-    tree_id = _git(root, "write-tree").strip()
-    topic = _git(root, "commit-tree", tree_id, "-p", base, "-m", message).strip()
+        git(root, "init", "-q", "-b", "main")
+        git(root, "commit", "-q", "--allow-empty", "--no-verify", "-m", "empty")
+    base = git(root, "rev-parse", "HEAD").strip()
+    git(root, "add", "-A", "--", *paths)
+    tree_id = git(root, "write-tree").strip()
+    topic = git(root, "commit-tree", tree_id, "-p", base, "-m", message).strip()
     merge_message = f"Merge {message}\n\n{APPROVALS}"
-    merge = _git(root, "commit-tree", tree_id, "-p", base, "-p", topic, "-m", merge_message)
-    _git(root, "update-ref", "HEAD", merge.strip())
+    merge = git(root, "commit-tree", tree_id, "-p", base, "-p", topic, "-m", merge_message)
+    git(root, "update-ref", "HEAD", merge.strip())
     return merge.strip()
 
 
@@ -270,7 +256,7 @@ def _build(repo: Path, n: int, planes: int) -> str:
     start = time.perf_counter()
     write_plane_corpus(repo, n, planes)
     land(repo, "specs")
-    _git(repo, "repack", "-adq")  # as a reconciler's fetched mirror holds it: in a pack
+    git(repo, "repack", "-adq")  # as a reconciler's fetched mirror holds it: in a pack
     took = time.perf_counter() - start
     mix = Counter(path.parts[0] for path in (p.relative_to(repo) for p in repo.rglob("*.yaml")))
     del mix["projects"]
@@ -455,7 +441,7 @@ def commit_edit(repo: Path, edit: Edit, replicas: int) -> str:
 def incremental_floor(repo: Path, old: str, new: str) -> tuple[float, float, float, parse.Parsed]:
     """Seconds of diff-tree of two commits, cat-file of the changed blob, parse_spec of it."""
     start = time.perf_counter()
-    diff = _git(repo, "diff-tree", "-r", "--no-commit-id", old, new)
+    diff = git(repo, "diff-tree", "-r", "--no-commit-id", old, new)
     meta, _, path = diff.strip().partition("\t")
     oid = meta.split()[3]
     listed = time.perf_counter()
@@ -504,16 +490,16 @@ def replan(repo: Path, runs: int, *, profile_it: bool = False) -> None:
     the previous run left (when the project has one).
     """
     print(f"\n2. Re-plan after a one-file commit (best of up to {runs} runs within {BUDGET:.0f} s)")
-    git = gitrepo.GitRepo(repo)
+    spec_repo = gitrepo.GitRepo(repo)
     edit = find_edit(repo)
-    old = git.resolve("HEAD")
+    old = spec_repo.resolve("HEAD")
     cache: ParseCache | None = {} if CACHE_SUPPORTED else None
     if cache is not None:
-        desired.load_commit(git, old, cache=cache)  # type: ignore[call-arg,unused-ignore]
+        desired.load_commit(spec_repo, old, cache=cache)  # type: ignore[call-arg,unused-ignore]
     timings = Replan()
     for run in range(runs):
         new = commit_edit(repo, edit, edit.replicas + 1 + run % 2)
-        _one_replan(repo, git, (old, new), cache, timings)
+        _one_replan(repo, spec_repo, (old, new), cache, timings)
         old = new
         if sum(s.total for s in timings.today) > BUDGET:
             break
@@ -609,7 +595,7 @@ class WatchRepo:
     def head(self) -> str:
         """Where the watched plane's commands ref points (empty before the first bundle)."""
         ref = layout.commands_ref(WATCHED_PLANE)
-        return _git(self.bare, "for-each-ref", "--format=%(objectname)", ref).strip()
+        return git(self.bare, "for-each-ref", "--format=%(objectname)", ref).strip()
 
 
 def setup_watch_repo(root: Path) -> WatchRepo:
@@ -623,12 +609,12 @@ def setup_watch_repo(root: Path) -> WatchRepo:
         lifetime=timedelta(days=365),
     )
     bare = root / "remote.git"
-    _git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(root, "init", "-q", "--bare", "-b", "main", str(bare))
     work = root / "work"
     shutil.copytree(EXAMPLE_REPO, work)
     commit_all(work, "example specs")
-    _git(work, "remote", "add", "origin", str(bare))
-    _git(work, "push", "-q", "origin", "main")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "push", "-q", "origin", "main")
     return WatchRepo(bare, work, keys_dir)
 
 
@@ -669,10 +655,8 @@ def push_change(repo: WatchRepo, ttl: str) -> float:
     """Commit ``ttl`` in the feature set and push it; ``perf_counter`` when the push returned."""
     path = repo.work / FEATURES_FILE
     path.write_text(re.sub(r"(?m)^  ttl: \w+$", f"  ttl: {ttl}", path.read_text(), count=1))
-    _git(
-        repo.work, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-am", f"ttl {ttl}"
-    )
-    _git(repo.work, "push", "-q", "origin", "main")
+    git(repo.work, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-am", f"ttl {ttl}")
+    git(repo.work, "push", "-q", "origin", "main")
     return time.perf_counter()
 
 

@@ -33,8 +33,6 @@ is not valid (a bug in the corpus or in Gitplane), 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import gc
-import math
 import os
 import platform
 import subprocess
@@ -48,7 +46,7 @@ from typing import Any
 
 import _ruamel_yaml  # type: ignore[import-not-found]  # libyaml's C event parser
 import yaml
-from corpus import commit_all, kind_counts, write_corpus
+from corpus import best_of, commit_all, kind_counts, write_corpus
 
 from ledger import gitrepo
 from reconciler import _parallel, desired
@@ -297,18 +295,6 @@ def _validate_all(raws: list[dict[str, Any]]) -> list[object]:
 
 def _crossref(state: desired.DesiredState, paths: frozenset[str]) -> object:
     return crossref.check(state.documents, paths)
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest of ``repeat`` runs, each after the last one's result is collected."""
-    best = math.inf
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-        del result
-    return best
 
 
 # Report --------------------------------------------------------------------------------
