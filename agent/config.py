@@ -63,6 +63,9 @@ def load_config(path: Path) -> AgentConfig:
     for key in ("rootFile", "keyFile", "stateDir"):
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
+    remote = raw.get("remote")
+    if isinstance(remote, str) and (path.parent / remote).exists():
+        raw["remote"] = str((path.parent / remote).resolve())  # a repository beside the file
     try:
         return AgentConfig.model_validate(raw)
     except ValidationError as exc:

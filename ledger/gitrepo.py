@@ -75,8 +75,7 @@ class GitRepo:
         """Run ``git args`` hardened; return stdout or raise :class:`GitError`."""
         done = self.execute(*args, stdin=stdin, env=env)
         if done.returncode != 0:
-            message = done.stderr.decode(errors="replace").strip().splitlines()
-            raise GitError(f"git {args[0]}: {message[-1] if message else 'failed'}")
+            raise GitError(f"git {args[0]}: {_reason(done.stderr)}")
         return done.stdout
 
     def execute(
@@ -148,6 +147,23 @@ class GitRepo:
             return {}
         out = self.run("cat-file", "--batch", stdin="\n".join(oids).encode() + b"\n")
         return _parse_batch(out, len(oids))
+
+
+def _reason(stderr: bytes) -> str:
+    """The line of git's stderr that says what went wrong (``fatal:`` first)."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    for prefix in ("fatal:", "error:"):
+        found = [line for line in lines if line.startswith(prefix)]
+        if found:
+            return found[0].removeprefix(prefix).strip()
+    return lines[-1] if lines else "failed"
+
+
+def remote_url(url: str) -> str:
+    """A git URL as given, or a local path made absolute (git runs in the mirror)."""
+    if "://" in url or (":" in url.split("/", 1)[0] and not Path(url).exists()):
+        return url
+    return str(Path(url).resolve())
 
 
 def _tree_entry(record: bytes) -> TreeEntry:
@@ -230,7 +246,7 @@ class Mirror:
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
             GitRepo(path).run("init", "--quiet", "--bare")
-        return cls(GitRepo(path), url)
+        return cls(GitRepo(path), remote_url(url))
 
     def remote_heads(self, *patterns: str) -> dict[str, str]:
         """Ref -> commit on the remote (one cheap ``ls-remote``); default all ``gitplane/`` refs."""
