@@ -38,6 +38,24 @@ class KeySet:
         payload.update(changes)
         return payload
 
+    def rotation(
+        self,
+        new_root: list[keys.FileSigner],
+        *,
+        timestamp: keys.FileSigner | None = None,
+        version: int = 2,
+        days: int = 365,
+    ) -> dict[str, object]:
+        """The payload of a root that hands the root role to ``new_root``."""
+        return roots.root_payload(
+            version=version,
+            expires=NOW + timedelta(days=days),
+            root=[k.public_key for k in new_root],
+            root_threshold=2,
+            commands=[self.commands.public_key],
+            timestamp=[(timestamp or self.timestamp).public_key],
+        )
+
     def root_bytes(self, version: int = 1) -> bytes:
         return roots.sign_root(self.root_payload(version), self.root[:2])
 

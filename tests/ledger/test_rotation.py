@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from ledger import commands, envelope, errors, keys, layout, roots, verify
@@ -15,14 +13,7 @@ def _rotate(
     keyset: KeySet, *, new_timestamp: keys.FileSigner, sign_with_old: bool = True
 ) -> tuple[bytes, list[keys.FileSigner]]:
     new_root = [keys.FileSigner.generate() for _ in range(2)]
-    payload = roots.root_payload(
-        version=2,
-        expires=NOW + timedelta(days=365),
-        root=[k.public_key for k in new_root],
-        root_threshold=2,
-        commands=[keyset.commands.public_key],
-        timestamp=[new_timestamp.public_key],
-    )
+    payload = keyset.rotation(new_root, timestamp=new_timestamp)
     signers = [*keyset.root[:2], *new_root] if sign_with_old else new_root
     return roots.sign_root(payload, signers), new_root
 

@@ -65,14 +65,7 @@ def test_the_pinned_root_must_meet_its_own_threshold(keyset: KeySet) -> None:
 
 def test_a_good_rotation_chain_is_accepted(keyset: KeySet, root: signed.Root) -> None:
     new_root_keys = [keys.FileSigner.generate() for _ in range(2)]
-    payload = roots.root_payload(
-        version=2,
-        expires=NOW + timedelta(days=30),
-        root=[k.public_key for k in new_root_keys],
-        root_threshold=2,
-        commands=[keyset.commands.public_key],
-        timestamp=[keyset.timestamp.public_key],
-    )
+    payload = keyset.rotation(new_root_keys, days=30)
     rotated = roots.sign_root(payload, [*keyset.root[:2], *new_root_keys])
     assert verify.update_root(root, rotated).version == 2
 
@@ -90,14 +83,7 @@ def test_a_broken_rotation_chain_is_refused(
     keyset: KeySet, root: signed.Root, signed_by: str, version: int, error: type[Exception]
 ) -> None:
     new_root_keys = [keys.FileSigner.generate() for _ in range(2)]
-    payload = roots.root_payload(
-        version=version,
-        expires=NOW + timedelta(days=30),
-        root=[k.public_key for k in new_root_keys],
-        root_threshold=2,
-        commands=[keyset.commands.public_key],
-        timestamp=[keyset.timestamp.public_key],
-    )
+    payload = keyset.rotation(new_root_keys, version=version, days=30)
     signers = {
         "new-only": new_root_keys,
         "old-only": keyset.root[:2],

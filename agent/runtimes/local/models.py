@@ -19,7 +19,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, scan
@@ -114,36 +114,40 @@ def digest_directory(directory: Path) -> str:
 def _status(
     command: signed.Command, spec: dict[str, Any], version: int, tags: dict[str, str], run_id: str
 ) -> signed.ResourceStatus:
-    return signed.ResourceStatus(
-        kind="Model",
-        name=command.name,
-        phase="Ready",
-        digest=command.digest,
-        observed={
-            "version": spec["version"],
-            "registryVersion": version,
-            "artifactDigest": tags.get("gitplane.artifact_digest", ""),
-            "scan": tags.get("gitplane.scan", ""),
-            "runId": run_id,
-            "scanWorst": tags.get("gitplane.scan_worst", ""),
-        },
-    )
+    return _report(command, spec, tags, run_id, phase="Ready", registry_version=version)
 
 
 def _blocked(
     command: signed.Command, spec: dict[str, Any], tags: dict[str, str], run_id: str, message: str
 ) -> signed.ResourceStatus:
+    return _report(command, spec, tags, run_id, phase="Blocked", message=message[:4000])
+
+
+def _report(
+    command: signed.Command,
+    spec: dict[str, Any],
+    tags: dict[str, str],
+    run_id: str,
+    *,
+    phase: Literal["Ready", "Blocked"],
+    registry_version: int | None = None,
+    message: str = "",
+) -> signed.ResourceStatus:
+    """What the plane reports for a model: the tags it was (or would have been) registered with."""
+    observed: dict[str, str | int | bool] = {
+        "version": spec["version"],
+        "artifactDigest": tags.get("gitplane.artifact_digest", ""),
+        "scan": tags.get("gitplane.scan", ""),
+        "runId": run_id,
+        "scanWorst": tags.get("gitplane.scan_worst", ""),
+    }
+    if registry_version is not None:
+        observed["registryVersion"] = registry_version
     return signed.ResourceStatus(
         kind="Model",
         name=command.name,
-        phase="Blocked",
+        phase=phase,
         digest=command.digest,
-        message=message[:4000],
-        observed={
-            "version": spec["version"],
-            "artifactDigest": tags["gitplane.artifact_digest"],
-            "scan": "failed",
-            "runId": run_id,
-            "scanWorst": tags["gitplane.scan_worst"],
-        },
+        message=message,
+        observed=observed,
     )
