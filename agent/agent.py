@@ -20,6 +20,7 @@ from agent.config import AgentConfig
 from agent.journal import Journal
 from agent.runtimes.base import ApplyContext, Runtime
 from agent.runtimes.local import LocalRuntime
+from agent.runtimes.local.env import LocalEnv
 from ledger import commands, errors, gitrepo, keys, status
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -50,7 +51,15 @@ class Agent:
         signer = keys.FileSigner.load(config.key_file)
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
         self.journal = Journal.load(state / "journal.json")
-        self.runtime = runtime or LocalRuntime(self.mirror.repo, config.tracking_uri())
+        self.runtime = runtime or LocalRuntime(
+            LocalEnv(
+                repo=self.mirror.repo,
+                tracking_uri=config.tracking_uri(),
+                state_dir=state,
+                data_dir=config.data_dir(),
+                ports=config.runtime.port_range(),
+            )
+        )
 
     def run_once(self, now: datetime) -> Outcome:
         """One cycle; never raises for bad data, only for a broken installation."""
@@ -63,7 +72,35 @@ class Agent:
         except gitrepo.GitError as exc:
             return Outcome([], None, False, unreachable=str(exc))
         applied = [c for head, bundle in pending for c in self._apply(head, bundle)]
+        self._observe(now)
         return Outcome(applied, None, self._try_report(now, None))
+
+    def observe_only(self, now: datetime) -> bool:
+        """Between polls: observe what runs (heal drift, run due jobs) and report changes,
+        without touching git unless something changed."""
+        if not self._observe(now):
+            return False
+        return self._try_report(now, None)
+
+    def _observe(self, now: datetime) -> bool:
+        """Ask the runtime how every applied resource is doing; True if anything changed."""
+        changed = False
+        for key, source in sorted(self.journal.sources.items()):
+            last = self.journal.resources.get(key)
+            if last is None or last.phase == "Deleted":
+                continue
+            scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
+            context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal)
+            try:
+                now_state = self.runtime.observe(source.command, last, context, now)
+            except GitplaneError as exc:
+                now_state = last.model_copy(update={"message": str(exc)[-4000:]})
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            if now_state != last:
+                self.journal.observed(now_state)
+                changed = True
+        return changed
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits."""
@@ -74,18 +111,23 @@ class Agent:
 
     def _apply(self, head: signed.Head, bundle: signed.Bundle) -> list[signed.Command]:
         done = []
+        if self.journal.self_heal != bundle.self_heal:
+            self.journal.self_heal = bundle.self_heal
+            self.journal.save()
         for command in bundle.commands:
             if self.journal.step(head.sequence, command) in ("applied", "failed"):
                 continue
             self.journal.record(head.sequence, command, "started")
-            resource = self._apply_one(command, bundle.spec_commit)
+            resource = self._apply_one(command, bundle.spec_commit, bundle.self_heal)
             step = "failed" if resource.phase == "Failed" else "applied"
-            self.journal.record(head.sequence, command, step, resource)
+            self.journal.record(head.sequence, command, step, resource, bundle.spec_commit)
             done.append(command)
         self.reader.mark_applied(head)
         return done
 
-    def _apply_one(self, command: signed.Command, spec_commit: str) -> signed.ResourceStatus:
+    def _apply_one(
+        self, command: signed.Command, spec_commit: str, self_heal: bool
+    ) -> signed.ResourceStatus:
         if command.action == "delete":
             self.runtime.delete(command)
             self.journal.forget(command.kind, command.name)
@@ -94,7 +136,7 @@ class Agent:
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
         try:
-            return self.runtime.apply(command, ApplyContext(spec_commit, scratch))
+            return self.runtime.apply(command, ApplyContext(spec_commit, scratch, self_heal))
         except GitplaneError as exc:
             return signed.ResourceStatus(
                 kind=command.kind,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -23,6 +23,16 @@ class LocalRuntimeConfig(_Config):
     type: Literal["local"] = "local"
     mlflow_tracking_uri: str | None = None
     """Default: a SQLite store in the state directory (``sqlite:///<stateDir>/mlflow.db``)."""
+    data_dir: Path | None = None
+    """Where relative data paths in specs resolve (feature sources, DAG data); default
+    ``<stateDir>/data``."""
+    ports: Annotated[str, Field(pattern=r"^\d{1,5}-\d{1,5}$")] = "20000-29999"
+    """Inclusive TCP port range endpoints are given from (``START-END``)."""
+
+    def port_range(self) -> tuple[int, int]:
+        """``ports`` as two integers."""
+        start, end = (int(p) for p in self.ports.split("-"))
+        return start, end
 
 
 class AgentConfig(_Config):
@@ -48,6 +58,10 @@ class AgentConfig(_Config):
         """``poll_interval`` in seconds."""
         return parse_duration(self.poll_interval)
 
+    def data_dir(self) -> Path:
+        """Where relative data paths in specs resolve."""
+        return self.runtime.data_dir or self.state_dir / "data"
+
     def tracking_uri(self) -> str:
         """The MLflow tracking URI builds are logged to."""
         default = f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
@@ -63,6 +77,9 @@ def load_config(path: Path) -> AgentConfig:
     for key in ("rootFile", "keyFile", "stateDir"):
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
+    runtime = raw.get("runtime")
+    if isinstance(runtime, dict) and isinstance(runtime.get("dataDir"), str):
+        runtime["dataDir"] = str((path.parent / runtime["dataDir"]).resolve())
     remote = raw.get("remote")
     if isinstance(remote, str) and (path.parent / remote).exists():
         raw["remote"] = str((path.parent / remote).resolve())  # a repository beside the file

@@ -24,6 +24,10 @@ class Journal:
     path: Path
     steps: dict[str, str] = field(default_factory=dict)
     resources: dict[str, signed.ResourceStatus] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    """Per resource, the command it was last applied from (what ``observe`` compares with)."""
+    self_heal: bool = True
+    """The newest verified bundle's ``self_heal``."""
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -34,7 +38,11 @@ class Journal:
         resources = {
             k: signed.ResourceStatus.model_validate(v) for k, v in body["resources"].items()
         }
-        return cls(path, dict(body["steps"]), resources)
+        sources = {
+            k: Source(signed.Command.model_validate(v["command"]), v["spec_commit"])
+            for k, v in body.get("sources", {}).items()
+        }
+        return cls(path, dict(body["steps"]), resources, sources, body.get("self_heal", True))
 
     def step(self, sequence: int, command: signed.Command) -> str | None:
         """``started``, ``applied`` or ``failed`` for a command, or None if never seen."""
@@ -46,20 +54,47 @@ class Journal:
         command: signed.Command,
         step: str,
         resource: signed.ResourceStatus | None = None,
+        spec_commit: str = "",
     ) -> None:
         """Persist a step (and the resource's new state) before going on."""
         self.steps[_key(sequence, command)] = step
         if resource is not None:
-            self.resources[f"{resource.kind}/{resource.name}"] = resource
-        body = {
-            "steps": self.steps,
-            "resources": {k: v.model_dump(mode="json") for k, v in self.resources.items()},
-        }
-        state.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
+            key = f"{resource.kind}/{resource.name}"
+            self.resources[key] = resource
+            if command.action != "delete":
+                self.sources[key] = Source(command, spec_commit)
+        self.save()
+
+    def observed(self, resource: signed.ResourceStatus) -> None:
+        """Persist a resource's newly observed state."""
+        self.resources[f"{resource.kind}/{resource.name}"] = resource
+        self.save()
 
     def forget(self, kind: str, name: str) -> None:
         """Drop a deleted resource from the report."""
         self.resources.pop(f"{kind}/{name}", None)
+        self.sources.pop(f"{kind}/{name}", None)
+
+    def save(self) -> None:
+        """Write the journal atomically."""
+        body = {
+            "steps": self.steps,
+            "resources": {k: v.model_dump(mode="json") for k, v in self.resources.items()},
+            "sources": {
+                k: {"command": v.command.model_dump(mode="json"), "spec_commit": v.spec_commit}
+                for k, v in self.sources.items()
+            },
+            "self_heal": self.self_heal,
+        }
+        state.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
+
+
+@dataclass(frozen=True)
+class Source:
+    """The command a resource was applied from, and the spec commit it came with."""
+
+    command: signed.Command
+    spec_commit: str
 
 
 def _key(sequence: int, command: signed.Command) -> str:

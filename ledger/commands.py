@@ -92,7 +92,14 @@ class CommandLog:
         )
 
     def append(
-        self, plane: str, decide: Decide, *, spec_commit: str, now: datetime, status_seen: int = 0
+        self,
+        plane: str,
+        decide: Decide,
+        *,
+        spec_commit: str,
+        now: datetime,
+        status_seen: int = 0,
+        self_heal: bool = True,
     ) -> signed.Head | None:
         """Append what ``decide`` returns for the current log; None when it returns nothing.
 
@@ -104,7 +111,9 @@ class CommandLog:
             commands = decide(view)
             if not commands:
                 return None
-            bundle = self._sign_bundle(plane, view, commands, spec_commit, now)
+            bundle = self._sign_bundle(
+                plane, view, commands, spec_commit=spec_commit, now=now, self_heal=self_heal
+            )
             head = signed.Head(sequence=view.head.sequence + 1, digest=envelope.digest(bundle))
             stamp = self._sign_timestamp(plane, view, head, now, status_seen)
             files = {layout.bundle_path(head.sequence): bundle, layout.TIMESTAMP: stamp}
@@ -143,8 +152,10 @@ class CommandLog:
         plane: str,
         view: LogView,
         commands: list[signed.Command],
+        *,
         spec_commit: str,
         now: datetime,
+        self_heal: bool,
     ) -> bytes:
         payload = {
             "_type": "commands",
@@ -156,6 +167,7 @@ class CommandLog:
             "spec_commit": spec_commit,
             "issued_at": verify.format_time(now),
             "commands": [c.model_dump() for c in commands],
+            "self_heal": self_heal,
         }
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["commands"], data, self.commands_signers)

@@ -131,7 +131,12 @@ class Reconciler:
 
         seen = self.recorded.seen.get(plane.name, 0)
         head = self.log.append(
-            plane.name, decide, spec_commit=want.commit, now=now, status_seen=seen
+            plane.name,
+            decide,
+            spec_commit=want.commit,
+            now=now,
+            status_seen=seen,
+            self_heal=plane.spec.sync.self_heal,
         )
         if head is None:
             self.log.refresh(plane.name, now, status_seen=seen)

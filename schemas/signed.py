@@ -111,6 +111,9 @@ class Bundle(Signed):
     spec_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
     issued_at: Time
     commands: Annotated[list[Command], Field(max_length=10_000)]
+    self_heal: bool = True
+    """The plane's ``sync.selfHeal`` when this bundle was issued: whether the agent corrects
+    drift of what it applied back to the commands."""
 
 
 class ResourceStatus(Signed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,8 @@ class ApplyContext:
     """The spec commit the command was derived from (projects are checked out at it)."""
     scratch: Path
     """A private directory for this apply; removed afterwards."""
+    self_heal: bool = True
+    """Whether drift from the command is corrected (the plane's ``sync.selfHeal``)."""
 
 
 class Runtime(Protocol):
@@ -24,6 +27,17 @@ class Runtime(Protocol):
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Make the resource match the command; report what it became."""
+        ...
+
+    def observe(
+        self,
+        command: signed.Command,
+        last: signed.ResourceStatus,
+        context: ApplyContext,
+        now: datetime,
+    ) -> signed.ResourceStatus:
+        """What the resource looks like now; heals drift when ``context.self_heal``, and runs
+        scheduled work that has fallen due. Returns ``last`` when nothing changed."""
         ...
 
     def delete(self, command: signed.Command) -> None:

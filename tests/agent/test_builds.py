@@ -10,6 +10,7 @@ import pytest
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import LocalRuntime, _mlflow, scan
+from agent.runtimes.local.env import LocalEnv
 from ledger import envelope, gitrepo
 from schemas import signed
 from tests.conftest import FIXTURES, commit_all, init_repo
@@ -19,6 +20,11 @@ def _repo_with(tmp_path: Path, project: str) -> tuple[gitrepo.GitRepo, str]:
     repo = init_repo(tmp_path / "specs")
     shutil.copytree(FIXTURES / "projects" / project, repo / "projects" / project)
     return gitrepo.GitRepo(repo), commit_all(repo)
+
+
+def _runtime(repo: gitrepo.GitRepo, tmp_path: Path) -> LocalRuntime:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return LocalRuntime(LocalEnv(repo, uri, tmp_path / "state", tmp_path / "data"))
 
 
 def _command(project: str, fail_on: str = "HIGH") -> signed.Command:
@@ -46,7 +52,7 @@ def _command(project: str, fail_on: str = "HIGH") -> signed.Command:
 @pytest.mark.slow
 def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> None:
     repo, commit = _repo_with(tmp_path, "evil")
-    runtime = LocalRuntime(repo, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runtime = _runtime(repo, tmp_path)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     result = runtime.apply(_command("evil"), ApplyContext(commit, scratch))
@@ -62,7 +68,7 @@ def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     repo, commit = _repo_with(tmp_path, "broken")
-    runtime = LocalRuntime(repo, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runtime = _runtime(repo, tmp_path)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     with pytest.raises(_mlflow.MlflowError) as failure:

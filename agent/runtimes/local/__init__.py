@@ -1,43 +1,59 @@
 """The embedded ``local`` runtime: everything on this machine, all real.
 
-Models are built, scanned and registered with MLflow (``models.py``).
-Serving deployments, computing feature sets and running DAGs locally are not
-built yet: such commands are reported ``Pending`` with a message saying so,
-never ``Ready``.
+Each kind has its own module with the same three functions (``apply``,
+``observe``, ``delete``):
+
+* ``Model`` — built, scanned and registered with MLflow (``models.py``);
+* ``FeatureSet`` — computed from its source into an online (SQLite) and an
+  offline (Parquet) store, on its schedule (``features.py``);
+* ``DAG`` — steps run as MLflow Projects, partitioned, retried, logged as
+  parent and child runs, on its schedule (``dags.py``);
+* ``Deployment`` — replicas of MLflow's scoring server behind a measuring
+  proxy, rolled and autoscaled by a supervisor process (``serving.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import models
-from ledger import gitrepo
+from agent.runtimes.local import dags, features, models, serving
+from agent.runtimes.local.env import LocalEnv
 from schemas import signed
 
-NOT_YET = "the local runtime cannot apply {kind} yet (serving and jobs are planned)"
+_KINDS: dict[str, ModuleType] = {
+    "Model": models,
+    "FeatureSet": features,
+    "DAG": dags,
+    "Deployment": serving,
+}
 
 
-@dataclass
 class LocalRuntime:
     """Applies commands on this machine."""
 
-    repo: gitrepo.GitRepo
-    """Where projects are read from (the agent's mirror, at each command's spec commit)."""
-    tracking_uri: str
+    def __init__(self, env: LocalEnv) -> None:
+        self.env = env
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Make the resource match the command."""
-        if command.kind == "Model":
-            return models.build(command, context, repo=self.repo, tracking_uri=self.tracking_uri)
-        return signed.ResourceStatus(
-            kind=command.kind,
-            name=command.name,
-            phase="Pending",
-            digest=command.digest,
-            message=NOT_YET.format(kind=command.kind),
+        result: signed.ResourceStatus = _KINDS[command.kind].apply(command, context, self.env)
+        return result
+
+    def observe(
+        self,
+        command: signed.Command,
+        last: signed.ResourceStatus,
+        context: ApplyContext,
+        now: datetime,
+    ) -> signed.ResourceStatus:
+        """What the resource looks like now (drift healed, due runs run)."""
+        result: signed.ResourceStatus = _KINDS[command.kind].observe(
+            command, last, context, self.env, now
         )
+        return result
 
     def delete(self, command: signed.Command) -> None:
-        """Registered model versions are kept (the registry is history); nothing else runs."""
-        del command
+        """Stop and remove what the resource started."""
+        _KINDS[command.kind].delete(command, self.env)

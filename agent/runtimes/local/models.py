@@ -18,11 +18,13 @@ import hashlib
 import io
 import json
 import tarfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, scan
+from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas import signed
 from schemas.common import parse_duration
@@ -30,10 +32,9 @@ from schemas.common import parse_duration
 TAG_DIGEST = "gitplane.spec_digest"
 
 
-def build(
-    command: signed.Command, context: ApplyContext, *, repo: gitrepo.GitRepo, tracking_uri: str
-) -> signed.ResourceStatus:
+def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
     """Build (or import), scan and register the model a command describes."""
+    repo, tracking_uri = env.repo, env.tracking_uri
     body = json.loads(command.spec)
     spec, name = body["spec"], body["metadata"]["name"]
     registered_name = spec.get("registeredName", name)
@@ -151,3 +152,21 @@ def _report(
         message=message,
         observed=observed,
     )
+
+
+def observe(
+    command: signed.Command,
+    last: signed.ResourceStatus,
+    context: ApplyContext,
+    env: LocalEnv,
+    now: datetime,
+) -> signed.ResourceStatus:
+    """A registered version is immutable; nothing to observe yet beyond what was reported."""
+    del command, context, env, now
+    return last
+
+
+def delete(command: signed.Command, env: LocalEnv) -> None:
+    """Registered model versions are kept: the registry is history, and deployments elsewhere
+    may still serve them."""
+    del command, env
