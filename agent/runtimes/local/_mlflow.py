@@ -159,3 +159,46 @@ def register(
         for alias in aliases:
             client.set_registered_model_alias(name, alias, mv.version)
         return Registered(name, int(mv.version), mv.run_id or "", dict(tags))
+
+
+def scoring_server(
+    model_dir: Path, *, port: int, workers: int, timeout: float
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of MLflow's own scoring server for a local model directory
+    (what ``mlflow models serve --env-manager local`` runs: uvicorn over
+    ``mlflow.pyfunc.scoring_server.app``)."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "mlflow.pyfunc.scoring_server.app:app",
+    ]
+    env = {
+        **os.environ,
+        "__pyfunc_model_path__": str(model_dir),  # scoring_server._SERVER_MODEL_PATH
+        "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": str(int(timeout)),
+    }
+    return command, env
+
+
+# DAG runs: the parent and child runs are created here, and each step's project runs
+# inside the child run made for it (``mlflow run --run-id``).
+
+
+@dataclass(frozen=True)
+class ProjectExit:
+    """How a project run inside a given MLflow run ended."""
+
+    code: int | None
+    """Its exit code; None when its timeout killed it."""
+    tail: str
+    """The last lines of its log."""
+    log: Path
+    """Its whole log (MLflow's lines and the entry point's stdout and stderr)."""

@@ -104,12 +104,23 @@ def extract(archive: bytes, destination: Path) -> None:
 
 
 def digest_directory(directory: Path) -> str:
-    """``sha256:`` over every file's relative path and bytes, in sorted order."""
+    """``sha256:`` over every file's relative path and bytes, in sorted order.
+
+    MLflow writes ``registered_model_meta`` (the registered name and version)
+    into a model's artifacts when it is registered, after the build digested
+    them; it is never loaded as code, so it is left out of the digest.
+    """
     hasher = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        hasher.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        relative = path.relative_to(directory).as_posix()
+        if relative == REGISTRY_BOOKKEEPING:
+            continue
+        hasher.update(relative.encode() + b"\0")
         hasher.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + hasher.hexdigest()
+
+
+REGISTRY_BOOKKEEPING = "registered_model_meta"
 
 
 def _status(

@@ -1,24 +1,56 @@
-"""Placeholder: being built."""
+"""``Deployment`` on the local plane: the agent's side of a served endpoint.
+
+Applying a command:
+
+1. fetches the pinned model version from the registry and checks its
+   artifacts against the digest the reconciler pinned (a registry that
+   changed under us is refused, never served);
+2. gives the endpoint a stable port from the plane's range;
+3. writes ``desired.json`` and makes sure the endpoint's supervisor
+   (``endpoint.py``) runs; the supervisor rolls replicas to it;
+4. waits for the rollout (``kubectl rollout status``) up to its progress
+   deadline and reports what the supervisor reports.
+
+Drift: a supervisor that is not running, or a ``desired.json`` that does not
+match the applied command, is restored when the plane self-heals and
+reported otherwise.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+import time
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import _mlflow, desired, models, replicas
 from agent.runtimes.local.env import LocalEnv
+from ledger import state
 from schemas import signed
+from schemas.deployment import Deployment
+from schemas.errors import GitplaneError
+
+APPLY_WAIT_SECONDS = 300.0
+STOP_WAIT_SECONDS = 30.0
+SUPERVISOR_START_SECONDS = 5.0
+
+
+class ServingError(GitplaneError):
+    """The endpoint cannot be served as commanded."""
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
-    """Not built yet: reported Pending, never Ready."""
-    del context, env
-    return signed.ResourceStatus(
-        kind=command.kind,
-        name=command.name,
-        phase="Pending",
-        digest=command.digest,
-        message=f"the local runtime cannot apply {command.kind} yet",
-    )
+    """Serve the command's model version; wait for the rollout to finish."""
+    del context
+    wanted = _write_desired(command, env)
+    return _wait(command, _directory(env, command.name), min(wanted, APPLY_WAIT_SECONDS))
 
 
 def observe(
@@ -28,11 +60,198 @@ def observe(
     env: LocalEnv,
     now: datetime,
 ) -> signed.ResourceStatus:
-    """Nothing runs, nothing changes."""
-    del command, context, env, now
-    return last
+    """The endpoint as its supervisor reports it; drift restored when the plane self-heals."""
+    del now
+    directory = _directory(env, command.name)
+    drift = _drift(command, directory)
+    if drift is None:
+        return _status(command, directory)
+    if not context.self_heal:
+        return last.model_copy(update={"phase": "Failed", "message": f"drift: {drift}"})
+    _write_desired(command, env)
+    healed = _wait(command, directory, APPLY_WAIT_SECONDS)
+    return healed.model_copy(update={"message": f"healed drift: {drift}"})
 
 
 def delete(command: signed.Command, env: LocalEnv) -> None:
-    """Nothing to remove."""
-    del command, env
+    """Stop the supervisor (it stops every replica) and remove the endpoint's files."""
+    directory = env.state_dir / "deployments" / command.name
+    if not directory.exists():
+        return
+    (directory / "desired.json").unlink(missing_ok=True)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while _supervisor_running(directory) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _wait_exit(directory / "supervisor.pid", deadline)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_exit(pid_file: Path, deadline: float) -> None:
+    """Wait for the supervisor process itself to be gone (it unlocks before exiting)."""
+    try:
+        stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    except (OSError, ValueError):
+        return
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().split(") ", 1)[1].startswith("Z"):
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.05)
+
+
+def _write_desired(command: signed.Command, env: LocalEnv) -> float:
+    """Resolve, write and hand over the command; its progress deadline in seconds."""
+    body = json.loads(command.spec)
+    deployment = Deployment.model_validate({k: body[k] for k in _DOCUMENT})
+    model: dict[str, Any] = body["resolved"]["model"]
+    directory = _directory(env, command.name)
+    wanted = desired.build(
+        command.name,
+        deployment.spec,
+        command=command.digest,
+        attempt=f"{time.time_ns()}",
+        port=_port(env, directory),
+        version=str(model["version"]),
+        model_dir=_fetch_model(env, model, directory),
+    )
+    state.atomic_write(directory / "desired.json", desired.dumps(wanted))
+    _ensure_supervisor(directory)
+    return wanted.progress_deadline
+
+
+_DOCUMENT = ("apiVersion", "kind", "metadata", "spec")
+
+
+def _directory(env: LocalEnv, name: str) -> Path:
+    return env.kind_dir("Deployment", name)
+
+
+def _fetch_model(env: LocalEnv, model: dict[str, Any], directory: Path) -> Path:
+    """The pinned version's artifacts, downloaded once and checked against the pinned digest."""
+    digest, uri = str(model["digest"]), str(model["uri"])
+    target = directory / "models" / digest.removeprefix("sha256:")[:16]
+    if target.exists():
+        return target
+    incoming = directory / "models" / ".incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    _mlflow.download(env.tracking_uri, uri, incoming)
+    found = models.digest_directory(incoming)
+    if found != digest:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise ServingError(
+            f"refusing to serve {uri}: its artifacts digest to {found}, "
+            f"but the command pins {digest} (the registry changed after the build)"
+        )
+    incoming.rename(target)
+    return target
+
+
+def _port(env: LocalEnv, directory: Path) -> int:
+    """The endpoint's port: kept for its lifetime, unique among this plane's endpoints."""
+    chosen = directory / "port"
+    if chosen.exists():
+        return int(chosen.read_text())
+    taken = {int(p.read_text()) for p in directory.parent.glob("*/port")}
+    start, end = env.ports
+    for port in range(start, end + 1):
+        if port not in taken and replicas.is_bindable(port):
+            state.atomic_write(chosen, str(port).encode())
+            return port
+    raise ServingError(f"no free port left in {start}-{end} (runtime.ports in the agent config)")
+
+
+def _ensure_supervisor(directory: Path) -> None:
+    if _supervisor_running(directory):
+        return
+    subprocess.run(
+        [sys.executable, "-m", "agent.runtimes.local.endpoint", "--detach", str(directory)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def _supervisor_running(directory: Path) -> bool:
+    """Whether a supervisor holds the endpoint's lock."""
+    lock = directory / "lock"
+    if not lock.exists():
+        return False
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _drift(command: signed.Command, directory: Path) -> str | None:
+    """What differs from the applied command, or None."""
+    try:
+        current = desired.load_desired(directory)
+    except (FileNotFoundError, ValueError, TypeError):
+        return "the endpoint's desired state is missing or unreadable"
+    if current.command != command.digest:
+        return "the endpoint's desired state was changed by hand"
+    if not _supervisor_running(directory):
+        return "the endpoint was not running"
+    return None
+
+
+def _wait(command: signed.Command, directory: Path, seconds: float) -> signed.ResourceStatus:
+    """Poll the supervisor's status until this command is Ready or Failed, or time runs out."""
+    started = time.monotonic()
+    while True:
+        status = _status(command, directory)
+        waited = time.monotonic() - started
+        if status.phase in ("Ready", "Failed") or waited > seconds:
+            return status
+        if waited > SUPERVISOR_START_SECONDS and not _supervisor_running(directory):
+            return status.model_copy(update={"phase": "Failed", "message": _crash(directory)})
+        time.sleep(0.2)
+
+
+def _crash(directory: Path) -> str:
+    with contextlib.suppress(OSError):
+        tail = (directory / "supervisor.log").read_text(errors="replace").strip().splitlines()
+        return "the endpoint supervisor exited:\n" + "\n".join(tail[-10:])
+    return "the endpoint supervisor exited"
+
+
+def _status(command: signed.Command, directory: Path) -> signed.ResourceStatus:
+    """The supervisor's report, as this command's resource status."""
+    try:
+        body = json.loads((directory / "status.json").read_bytes())
+    except (OSError, ValueError):
+        body = {}
+    phase = "Progressing"
+    if body.get("desiredCommand") == command.digest and body.get("phase") == "Failed":
+        phase = "Failed"
+    elif body.get("command") == command.digest and body.get("phase") == "Ready":
+        phase = "Ready"
+    return signed.ResourceStatus(
+        kind="Deployment",
+        name=command.name,
+        phase=phase,  # type: ignore[arg-type]
+        digest=command.digest,
+        message=str(body.get("message", "starting"))[-4000:],
+        observed=_observed(body),
+    )
+
+
+def _observed(body: dict[str, Any]) -> dict[str, str | int | bool]:
+    observed: dict[str, str | int | bool] = {
+        key: body[key]
+        for key in ("url", "servedVersion", "readyReplicas", "desiredReplicas", "restarts")
+        if key in body
+    }
+    events = body.get("events") or []
+    if events:
+        last = events[-1]
+        observed["lastScale"] = (
+            f"{last['at']} {last['from']}→{last['to']}: {last['reason']} (p95 {last['p95Ms']} ms)"
+        )
+    return observed

@@ -1,0 +1,140 @@
+"""``desired.json``: what the agent asks of an endpoint supervisor, in resolved form.
+
+The agent derives it from a verified ``Deployment`` command (``build``); the
+supervisor reads it (``load_desired``). Durations are seconds, the model is
+a verified local directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agent.runtimes.local.autoscale import Policy
+from agent.runtimes.local.replicas import Template
+from schemas.common import parse_duration
+from schemas.deployment import DeploymentSpec
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One endpoint's resolved desired state."""
+
+    name: str
+    command: str
+    """Digest of the command this came from."""
+    attempt: str
+    """Changes on every apply, so a retried command retries a failed rollout."""
+    port: int
+    version: str
+    model_dir: str
+    workers: int = 1
+    request_timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+    health_path: str = "/ping"
+    initial_delay: float = 0.0
+    period: float = 5.0
+    probe_timeout: float = 2.0
+    failure_threshold: int = 3
+    strategy: str = "rolling"
+    max_surge: int = 1
+    max_unavailable: int = 0
+    progress_deadline: float = 600.0
+    replicas: int | None = 1
+    autoscaling: Policy | None = None
+
+    def template(self) -> Template:
+        """What each replica runs; its revision changes only when a replica would differ."""
+        template = Template(
+            revision="",
+            version=self.version,
+            model_dir=Path(self.model_dir),
+            workers=self.workers,
+            request_timeout=self.request_timeout,
+            env=dict(self.env),
+            health_path=self.health_path,
+            initial_delay=self.initial_delay,
+            period=self.period,
+            probe_timeout=self.probe_timeout,
+            failure_threshold=self.failure_threshold,
+        )
+        text = json.dumps(asdict(template), sort_keys=True, default=str)
+        return Template(**{**asdict(template), "revision": _short_hash(text)})
+
+    def initial_replicas(self, current: int | None) -> int:
+        """The replica count to aim for: fixed, or the autoscaler's, kept within bounds."""
+        if self.autoscaling is None:
+            return self.replicas if self.replicas is not None else 1
+        low, high = self.autoscaling.min_replicas, self.autoscaling.max_replicas
+        return max(low, min(high, current if current is not None else low))
+
+    def scales_like(self, other: Desired) -> bool:
+        """Whether the autoscaler's current count carries over from ``other``."""
+        return self.autoscaling is not None and other.autoscaling is not None
+
+
+def build(
+    name: str,
+    spec: DeploymentSpec,
+    *,
+    command: str,
+    attempt: str,
+    port: int,
+    version: str,
+    model_dir: Path,
+) -> Desired:
+    """Resolve a Deployment spec into what the supervisor runs."""
+    policy = None
+    if spec.autoscaling is not None:
+        scaling = spec.autoscaling
+        policy = Policy(
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            rps_per_replica=scaling.targets.rps_per_replica,
+            p95_latency_ms=scaling.targets.p95_latency_ms,
+            error_rate=scaling.targets.error_rate,
+            interval=parse_duration(scaling.polling_interval),
+            up_window=parse_duration(scaling.scale_up_stabilization),
+            down_window=parse_duration(scaling.scale_down_stabilization),
+            cooldown=parse_duration(scaling.cooldown),
+        )
+    return Desired(
+        name=name,
+        command=command,
+        attempt=attempt,
+        port=port,
+        version=version,
+        model_dir=str(model_dir),
+        workers=spec.server.workers,
+        request_timeout=parse_duration(spec.server.request_timeout),
+        env=dict(spec.env),
+        health_path=spec.health.path,
+        initial_delay=parse_duration(spec.health.initial_delay),
+        period=parse_duration(spec.health.period),
+        probe_timeout=parse_duration(spec.health.timeout),
+        failure_threshold=spec.health.failure_threshold,
+        strategy=spec.rollout.strategy,
+        max_surge=spec.rollout.max_surge,
+        max_unavailable=spec.rollout.max_unavailable,
+        progress_deadline=parse_duration(spec.rollout.progress_deadline),
+        replicas=spec.replicas if spec.autoscaling is None else None,
+        autoscaling=policy,
+    )
+
+
+def dumps(desired: Desired) -> bytes:
+    """The file's bytes."""
+    return json.dumps(asdict(desired), sort_keys=True, indent=1).encode()
+
+
+def load_desired(directory: Path) -> Desired:
+    """Read ``desired.json`` (FileNotFoundError once the endpoint was deleted)."""
+    body = json.loads((directory / "desired.json").read_bytes())
+    policy = body.pop("autoscaling")
+    return Desired(**body, autoscaling=Policy(**policy) if policy is not None else None)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,228 @@
+"""The front proxy of a local endpoint: load-balances over ready replicas and measures.
+
+Requests go to the ready replica with the fewest requests in flight, over
+kept-alive connections. A replica that refuses or drops a connection before
+answering is skipped and the request is sent to another one, so a replica
+dying or being drained never fails a request while another is ready. Every
+request's latency and status feed the autoscaler (``window``) and the
+Prometheus metrics at ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from agent.runtimes.local.autoscale import Sample
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade"})
+RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, OSError)
+HISTORY_SECONDS = 600.0
+JSON = "application/json"
+
+
+@dataclass(eq=False)
+class Backend:
+    """One replica as the proxy sees it."""
+
+    port: int
+    in_flight: int = 0
+    local: threading.local = field(default_factory=threading.local)
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to the replica."""
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            self.local.conn = conn
+        return conn
+
+    def reset(self) -> None:
+        """Drop this thread's connection (after an error)."""
+        conn = getattr(self.local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.local.conn = None
+
+
+class Pool:
+    """The replicas taking traffic; changed by the supervisor, read by request threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._backends: list[Backend] = []
+
+    def replace(self, backends: list[Backend]) -> None:
+        """Replace the ready set (new replicas in, drained ones out)."""
+        with self._lock:
+            self._backends = list(backends)
+
+    def members(self) -> list[Backend]:
+        """The current ready set."""
+        with self._lock:
+            return list(self._backends)
+
+    def acquire(self, skip: set[int]) -> Backend | None:
+        """The least busy ready replica not in ``skip``, marked busy."""
+        with self._lock:
+            choices = [b for b in self._backends if b.port not in skip]
+            if not choices:
+                return None
+            chosen = min(choices, key=lambda b: b.in_flight)
+            chosen.in_flight += 1
+            return chosen
+
+    def release(self, backend: Backend) -> None:
+        """One request on ``backend`` finished."""
+        with self._lock:
+            backend.in_flight -= 1
+
+
+class Meter:
+    """Request history for the autoscaler, and Prometheus metrics."""
+
+    def __init__(self, deployment: str) -> None:
+        self._lock = threading.Lock()
+        self._events: deque[tuple[float, float, bool]] = deque()
+        self.in_flight = 0
+        self.registry = CollectorRegistry()
+        labels = {"deployment": deployment}
+        self.requests = Counter(
+            "gitplane_endpoint_requests",
+            "Requests through the proxy",
+            ["deployment", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gitplane_endpoint_request_seconds",
+            "Latency at the proxy",
+            ["deployment"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.replicas = Gauge(
+            "gitplane_endpoint_ready_replicas",
+            "Replicas taking traffic",
+            ["deployment"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.deployment = deployment
+
+    def record(self, seconds: float, code: int) -> None:
+        """One finished request."""
+        now = time.monotonic()
+        with self._lock:
+            self._events.append((now, seconds, code >= 500))
+            while self._events and now - self._events[0][0] > HISTORY_SECONDS:
+                self._events.popleft()
+        self.requests.labels(deployment=self.deployment, code=str(code)).inc()
+        self.latency.observe(seconds)
+
+    def window(self, seconds: float) -> Sample:
+        """Request rate, p95 latency and error rate over the last ``seconds``."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [e for e in self._events if now - e[0] <= seconds]
+        if not recent:
+            return Sample(rps=0.0, p95_ms=None, error_rate=None)
+        latencies = sorted(e[1] for e in recent)
+        p95 = _quantile(latencies, 0.95)
+        errors = sum(1 for e in recent if e[2]) / len(recent)
+        return Sample(rps=len(recent) / seconds, p95_ms=p95, error_rate=errors)
+
+    def percentiles(self, seconds: float) -> dict[str, float]:
+        """p50/p95/p99 in milliseconds over the last ``seconds`` (empty without requests)."""
+        now = time.monotonic()
+        with self._lock:
+            latencies = sorted(e[1] for e in self._events if now - e[0] <= seconds)
+        if not latencies:
+            return {}
+        return {f"p{round(q * 100)}": _quantile(latencies, q) for q in (0.50, 0.95, 0.99)}
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted seconds, in milliseconds."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class Proxy(ThreadingHTTPServer):
+    """An HTTP/1.1 front for one deployment."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, port: int, pool: Pool, meter: Meter, timeout: float) -> None:
+        self.pool, self.meter, self.upstream_timeout = pool, meter, timeout
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Proxy
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Access logs would cost more than the request; metrics carry the counts."""
+
+    def do_GET(self) -> None:
+        """``/metrics`` is the proxy's own; everything else goes to a replica."""
+        if self.path == "/metrics":
+            self._reply(200, generate_latest(self.server.meter.registry), "text/plain")
+            return
+        self._forward()
+
+    def do_POST(self) -> None:
+        """Forward (``/invocations``)."""
+        self._forward()
+
+    def _forward(self) -> None:
+        started = time.perf_counter()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        code, reply, kind = self._send(body, headers)
+        self._reply(code, reply, kind)
+        self.server.meter.record(time.perf_counter() - started, code)
+
+    def _send(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        tried: set[int] = set()
+        while (backend := self.server.pool.acquire(tried)) is not None:
+            try:
+                return _exchange(backend, self, body, headers)
+            except TimeoutError:
+                backend.reset()
+                return 504, b'{"error_code": "TIMEOUT", "message": "replica timed out"}', JSON
+            except RETRYABLE:
+                backend.reset()
+                tried.add(backend.port)
+            finally:
+                self.server.pool.release(backend)
+        return 503, b'{"error_code": "UNAVAILABLE", "message": "no ready replica"}', JSON
+
+    def _reply(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _exchange(
+    backend: Backend, handler: _Handler, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes, str]:
+    method, path, timeout = handler.command, handler.path, handler.server.upstream_timeout
+    conn = backend.connection(timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    except RETRYABLE:
+        backend.reset()
+        conn = backend.connection(timeout)  # a stale kept-alive connection: once more
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    return response.status, data, response.getheader("Content-Type", JSON)

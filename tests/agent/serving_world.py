@@ -1,0 +1,134 @@
+"""A registered model and Deployment commands for serving tests (real MLflow, real processes)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import _mlflow, models, serving
+from agent.runtimes.local.env import LocalEnv
+from ledger import envelope, gitrepo
+from schemas import signed
+from tests.conftest import FIXTURES, init_repo
+
+FEATURES = ["tenure_months", "support_tickets"]
+REGISTER = FIXTURES / "serving" / "register.py"
+
+
+@dataclass
+class Served:
+    """A local plane with one registered model version (and a broken second one)."""
+
+    env: LocalEnv
+    tmp: Path
+    expected: list[int]
+    """Version 1's own predictions for the test rows."""
+
+    def command(
+        self, spec: dict[str, Any], version: int = 1, name: str = "churn"
+    ) -> signed.Command:
+        """A Deployment command serving ``models:/churn/<version>`` with ``spec``."""
+        digest = self.digest(version)
+        body = {
+            "apiVersion": "gitplane.dev/v1alpha1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"model": {"name": "churn"}, "planeSelector": {}, **spec},
+            "resolved": {
+                "model": {
+                    "name": "churn",
+                    "version": f"1.0.{version}",
+                    "registryVersion": version,
+                    "digest": digest,
+                    "uri": f"models:/churn/{version}",
+                }
+            },
+        }
+        text = json.dumps(body, sort_keys=True)
+        return signed.Command(
+            id=f"Deployment/{name}",
+            action="apply",
+            kind="Deployment",
+            name=name,
+            spec=text,
+            digest=envelope.digest(text.encode()),
+        )
+
+    def digest(self, version: int) -> str:
+        """The digest the build would have pinned for a registered version."""
+        target = self.tmp / f"digest-{version}"
+        if not target.exists():
+            _mlflow.download(self.env.tracking_uri, f"models:/churn/{version}", target)
+        return models.digest_directory(target)
+
+    def apply(self, command: signed.Command) -> signed.ResourceStatus:
+        """Apply through the runtime module, as the agent would."""
+        scratch = self.tmp / "scratch"
+        scratch.mkdir(exist_ok=True)
+        return serving.apply(command, ApplyContext("0" * 40, scratch), self.env)
+
+
+def register_models(tmp: Path, rows: list[dict[str, float]]) -> tuple[LocalEnv, list[int]]:
+    """Register the fixture models in a fresh store (in a process of their own, as a build
+    would); return the plane and the model's own predictions for ``rows``."""
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    expected = tmp / "expected.json"
+    subprocess.run(
+        [sys.executable, str(REGISTER), json.dumps(rows), str(expected)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    repo = gitrepo.GitRepo(init_repo(tmp / "specs"))
+    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=(_base_port(), _base_port() + 50))
+    return env, json.loads(expected.read_text())
+
+
+def _base_port() -> int:
+    """A per-worker port range, so parallel test runs do not collide."""
+    return 30000 + (os.getpid() % 200) * 60
+
+
+def predict(url: str, rows: list[dict[str, float]]) -> list[Any]:
+    """Predictions from an endpoint in the ``dataframe_records`` format."""
+    request = urllib.request.Request(  # noqa: S310 - loopback endpoint
+        f"{url}/invocations",
+        data=json.dumps({"dataframe_records": rows}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - loopback endpoint
+        predictions: list[Any] = json.loads(reply.read())["predictions"]
+    return predictions
+
+
+def processes_of(directory: Path) -> list[int]:
+    """Every live process whose command line names ``directory`` (supervisor and replicas)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(directory).encode() in cmdline + environ:
+            found.append(int(proc.name))
+    return found
+
+
+def kill_all(directory: Path) -> None:
+    """Leave nothing running after a test, whatever happened."""
+    for pid in processes_of(directory):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

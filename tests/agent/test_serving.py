@@ -1,0 +1,158 @@
+"""Serving on the local plane: real scoring servers behind the real proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.runtimes.local import serving
+from tests.agent.serving_world import (
+    FEATURES,
+    Served,
+    kill_all,
+    predict,
+    processes_of,
+    register_models,
+)
+
+ROWS = [{f: float(i - 2) for f in FEATURES} for i in range(5)]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    env, expected = register_models(tmp_path, ROWS)
+    world = Served(env, tmp_path, expected)
+    yield world
+    kill_all(world.env.state_dir)
+
+
+@pytest.mark.slow
+def test_predictions_through_the_proxy_equal_the_models_own(served: Served) -> None:
+    command = served.command({"replicas": 2})
+    status = served.apply(command)
+    assert status.phase == "Ready", status.message
+    assert status.observed["readyReplicas"] == 2
+    url = str(status.observed["url"])
+    assert predict(url, ROWS) == served.expected
+
+    serving.delete(command, served.env)
+    left = processes_of(served.env.state_dir)
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
+    assert not (served.env.state_dir / "deployments" / "churn").exists()
+
+
+def _load(url: str, stop: threading.Event, results: list[str]) -> None:
+    """Send predictions until told to stop; record every failure."""
+    while not stop.is_set():
+        try:
+            predict(url, ROWS)
+            results.append("ok")
+        except (OSError, ValueError) as exc:
+            results.append(f"failed: {exc}")
+
+
+def _under_load(
+    url: str, clients: int = 4
+) -> tuple[threading.Event, list[str], list[threading.Thread]]:
+    stop, results = threading.Event(), []  # type: ignore[var-annotated]
+    threads = [threading.Thread(target=_load, args=(url, stop, results)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    return stop, results, threads
+
+
+@pytest.mark.slow
+def test_a_rollout_under_load_loses_no_request(served: Served) -> None:
+    first = served.apply(served.command({"replicas": 2}))
+    assert first.phase == "Ready", first.message
+    url = str(first.observed["url"])
+    stop, results, threads = _under_load(url)
+    changed = served.command({"replicas": 2, "env": {"CHURN_THRESHOLD": "0.5"}})
+    second = served.apply(changed)  # a new replica template: every replica is replaced
+    time.sleep(1)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert second.phase == "Ready", second.message
+    assert second.observed["url"] == url
+    failures = [r for r in results if r != "ok"]
+    assert failures == [] and len(results) > 20, (failures[:3], len(results))
+
+
+@pytest.mark.slow
+def test_a_version_that_fails_health_checks_is_rolled_back(served: Served) -> None:
+    good = served.apply(served.command({"replicas": 1}))
+    assert good.phase == "Ready", good.message
+    url = str(good.observed["url"])
+    broken = served.apply(
+        served.command({"replicas": 1, "rollout": {"progressDeadline": "60s"}}, version=2)
+    )
+    assert broken.phase == "Failed"
+    assert "version 1.0.2 failed" in broken.message
+    assert "rolled back, still serving 1.0.1" in broken.message
+    assert predict(url, ROWS) == served.expected  # the old version kept serving
+
+
+@pytest.mark.slow
+def test_a_replica_that_dies_is_replaced(served: Served) -> None:
+    status = served.apply(served.command({"replicas": 1}))
+    assert status.phase == "Ready", status.message
+    directory = served.env.state_dir / "deployments" / "churn"
+    (replica,) = [p for p in processes_of(directory) if b"uvicorn" in _cmdline(p)]
+    os.kill(replica, signal.SIGKILL)
+    body = _wait_for(directory, lambda b: b["restarts"] == 1 and b["readyReplicas"] == 1)
+    assert "restarted a replica" in body["message"]
+    assert predict(str(status.observed["url"]), ROWS) == served.expected
+
+
+@pytest.mark.slow
+def test_load_scales_out_then_back_in(served: Served) -> None:
+    scaling = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "targets": {"rpsPerReplica": 5},
+        "pollingInterval": "1s",
+        "scaleUpStabilization": "2s",
+        "scaleDownStabilization": "4s",
+        "cooldown": "1s",
+    }
+    status = served.apply(served.command({"autoscaling": scaling}))
+    assert status.phase == "Ready", status.message
+    directory = served.env.state_dir / "deployments" / "churn"
+    stop, results, threads = _under_load(str(status.observed["url"]))
+    started = time.monotonic()
+    out = _wait_for(directory, lambda b: b["desiredReplicas"] == 3, timeout=60)
+    scaled_after = time.monotonic() - started
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert scaled_after <= 2 + 1 + 15  # stabilisation + one interval + replica start-up
+    assert "rps at 5 per replica" in out["events"][-1]["reason"]
+    back = _wait_for(directory, lambda b: b["desiredReplicas"] == 1, timeout=60)
+    assert back["events"][-1]["to"] == 1
+    assert [r for r in results if r != "ok"] == []
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _wait_for(
+    directory: Path, check: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = json.loads((directory / "status.json").read_bytes())
+        if check(body):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"status never matched: {body}")
