@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from agent import agent as agent_loop
+from agent import agent as agent_agent
+from agent import loop
 from agent.config import load_config
-
-log = logging.getLogger("gitplane.agent")
 
 
 @click.group()
@@ -32,28 +30,31 @@ def agent() -> None:
     help="Agent configuration (see docs/agent.md).",
 )
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
-def run(config_file: Path, once: bool) -> None:
-    """Pull this plane's signed commands, verify and apply them, report signed status."""
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics here (daemon mode).",
+)
+def run(config_file: Path, once: bool, listen: str | None) -> None:
+    """Pull this plane's signed commands, verify and apply them, report signed status.
+
+    Without --once it runs until SIGTERM: polling every pollInterval (at once on
+    a pushed ref when the remote is on local disk) and observing what runs every
+    second in between.
+    """
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     config = load_config(config_file)
-    worker = agent_loop.Agent(config)
+    worker = agent_agent.Agent(config)
+    if once:
+        outcome = worker.run_once(datetime.now(UTC))
+        loop.log_cycle(config.plane, outcome)
+        sys.exit(1 if outcome.error or outcome.unreachable else 0)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
-        outcome = worker.run_once(datetime.now(UTC))
-        log.info(
-            json.dumps(
-                {
-                    "msg": "cycle",
-                    "plane": config.plane,
-                    "applied": [f"{c.kind}/{c.name}" for c in outcome.applied],
-                    "error": outcome.error.code if outcome.error else None,
-                    "unreachable": outcome.unreachable,
-                    "reported": outcome.reported,
-                }
-            )
-        )
-        if once:
-            sys.exit(1 if outcome.error or outcome.unreachable else 0)
-        if stop.wait(config.poll_seconds):
-            return
+    metrics = loop.Metrics()
+    if listen:
+        loop.serve_metrics(metrics, listen)
+    try:
+        loop.run(worker, stop, metrics)
+    except KeyboardInterrupt:
+        stop.set()

@@ -21,10 +21,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 
-import watchfiles
-
+from ledger import refwatch
 from reconciler import reconcile as reconciling
 from reconciler import server
 from schemas.common import parse_duration
@@ -151,38 +149,8 @@ class Watcher:
         )
 
     def _watch_local(self) -> threading.Thread | None:
-        paths = [
-            p
-            for p in (
-                _local_refs(self.reconciler.settings.repo),
-                _local_refs(self.reconciler.settings.state_repo),
-            )
-            if p
-        ]
-        if not paths:
-            return None
-        thread = threading.Thread(
-            target=self._watch, args=(paths,), daemon=True, name="gitplane-watch"
-        )
-        thread.start()
-        return thread
-
-    def _watch(self, paths: list[Path]) -> None:
-        for _ in watchfiles.watch(
-            *paths, stop_event=self.stop, debounce=50, step=20, raise_interrupt=False
-        ):
-            self.wake.set()
-
-
-def _local_refs(repo: str | None) -> Path | None:
-    """The directory whose changes mean a ref moved, for a repository on local disk."""
-    if not repo:
-        return None
-    path = Path(repo.removeprefix("file://"))
-    if not path.is_dir():
-        return None
-    git_dir = path / ".git" if (path / ".git").is_dir() else path
-    return git_dir if (git_dir / "refs").is_dir() else None
+        settings = self.reconciler.settings
+        return refwatch.start([settings.repo, settings.state_repo], self.stop, self.wake.set)
 
 
 def _commands_in(cycle: reconciling.Cycle, plane: str) -> int:

@@ -1,0 +1,113 @@
+"""``gitplane agent run`` as a daemon: poll, watch, observe, report, until SIGTERM.
+
+* Every ``pollInterval`` (at once when the remote is a repository on local
+  disk and one of its refs moved): fetch, verify and apply new commands.
+* Every second in between: observe what runs (replicas, scaling events,
+  drift, due schedules) and report only when something changed.
+* Prometheus metrics on ``--listen host:port`` (any path, ``/metrics`` by
+  convention); one JSON log line per cycle that did something.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from agent.agent import Agent, Outcome
+from ledger import refwatch
+
+OBSERVE_SECONDS = 1.0
+log = logging.getLogger("gitplane.agent")
+
+
+@dataclass
+class Metrics:
+    """The agent's Prometheus metrics, in their own registry."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.cycles = Counter("gitplane_agent_cycles", "Fetch-verify-apply cycles", registry=r)
+        self.applied = Counter(
+            "gitplane_agent_commands_applied", "Commands applied, by kind", ["kind"], registry=r
+        )
+        self.refused = Counter(
+            "gitplane_agent_verification_failures",
+            "Command logs refused, by attack code",
+            ["code"],
+            registry=r,
+        )
+        self.unreachable = Gauge(
+            "gitplane_agent_git_unreachable", "1 while the git remote cannot be reached", registry=r
+        )
+        self.reports = Counter("gitplane_agent_status_reports", "Status commits", registry=r)
+        self.last_cycle = Gauge(
+            "gitplane_agent_last_cycle_timestamp_seconds", "When the last cycle ended", registry=r
+        )
+
+    def record(self, outcome: Outcome) -> None:
+        """Count one cycle."""
+        self.cycles.inc()
+        for command in outcome.applied:
+            self.applied.labels(kind=command.kind).inc()
+        if outcome.error is not None:
+            self.refused.labels(code=outcome.error.code).inc()
+        self.unreachable.set(1 if outcome.unreachable else 0)
+        if outcome.reported:
+            self.reports.inc()
+        self.last_cycle.set(time.time())
+
+
+def serve_metrics(metrics: Metrics, listen: str) -> None:
+    """Expose ``metrics`` on ``host:port``."""
+    host, _, port = listen.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
+
+
+def run(
+    worker: Agent,
+    stop: threading.Event,
+    metrics: Metrics,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Cycle until ``stop`` is set."""
+    wake = threading.Event()
+    refwatch.start([worker.config.remote], stop, wake.set)
+    next_poll = 0.0
+    while not stop.is_set():
+        if time.monotonic() >= next_poll or wake.is_set():
+            wake.clear()
+            outcome = worker.run_once(clock())
+            metrics.record(outcome)
+            log_cycle(worker.config.plane, outcome)
+            next_poll = time.monotonic() + worker.config.poll_seconds
+        elif worker.observe_only(clock()):
+            metrics.reports.inc()
+            _log("observed a change and reported it", plane=worker.config.plane)
+        wake.wait(min(OBSERVE_SECONDS, max(0.0, next_poll - time.monotonic())))
+        if stop.is_set():
+            break
+
+
+def log_cycle(plane: str, outcome: Outcome) -> None:
+    """One JSON line for a cycle."""
+    _log(
+        "cycle",
+        plane=plane,
+        applied=[f"{c.kind}/{c.name}" for c in outcome.applied],
+        error=outcome.error.code if outcome.error else None,
+        unreachable=outcome.unreachable,
+        reported=outcome.reported,
+    )
+
+
+def _log(message: str, **fields: object) -> None:
+    log.info(json.dumps({"msg": message, **fields}, default=str))
