@@ -1,24 +1,76 @@
-"""Placeholder: being built."""
+"""``FeatureSet`` on the local runtime: computed from its source into an online and an
+offline store, backfilled once, run on its schedule and retried with backoff.
+
+A run, at a batch time ``at``:
+
+1. records ``at`` as pending in ``state.json`` (atomically);
+2. loads the source (resolved inside the data directory) into memory and computes every
+   batch of the run with the transformation SQL, under ``spec.timeout``
+   (``_featurecompute``, ``_featureschedule.spans``);
+3. only when every batch succeeded, writes the offline files, then upserts the online store
+   (``featurestore``);
+4. records the outcome (watermark, last and next run, or the failure and when it is retried).
+
+A command already materialised is not run again, and a run that failed or was interrupted
+is run again at its recorded batch time, so its batches and offline files are the same:
+applying twice never duplicates history. Layout and formats: ``featurestore``; the user
+guide: docs/local-runtime/featuresets.md.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import shutil
+import time
+from collections.abc import Mapping
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import _featurecompute as compute
+from agent.runtimes.local import _featureerrors as errors
+from agent.runtimes.local import _featureschedule as schedule
+from agent.runtimes.local import _featuresource as loader
+from agent.runtimes.local import _featurestatus as status
+from agent.runtimes.local import featurestore
 from agent.runtimes.local.env import LocalEnv
+from ledger import state as ledger_state
 from schemas import signed
+from schemas.common import parse_duration
+from schemas.featureset import FeatureSet, FeatureSetSpec
+
+KIND = "FeatureSet"
+STATE = "state.json"
+SUSPENDED = "the schedule is suspended: nothing runs until it is resumed"
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
-    """Not built yet: reported Pending, never Ready."""
-    del context, env
-    return signed.ResourceStatus(
-        kind=command.kind,
-        name=command.name,
-        phase="Pending",
-        digest=command.digest,
-        message=f"the local runtime cannot apply {command.kind} yet",
-    )
+    """Materialise the feature set now (see :func:`materialise`)."""
+    del context
+    return materialise(command, env, now=datetime.now(UTC))
+
+
+def materialise(command: signed.Command, env: LocalEnv, *, now: datetime) -> signed.ResourceStatus:
+    """Apply ``command`` at ``now``: backfill on the first apply, then read up to ``now``.
+    Nothing runs for a command already materialised, or while the schedule is suspended."""
+    now = now.replace(microsecond=0)
+    try:
+        spec = _spec(command)
+    except errors.StalledError as exc:
+        return status.refused(command, str(exc))
+    directory = env.kind_dir(KIND, command.name)
+    before = _load(directory)
+    if before.digest == command.digest and before.pending is None:
+        return status.status(command, spec, directory, before)
+    current = _for_command(before, command.digest)
+    if spec.schedule is not None and spec.schedule.suspend:
+        update = {"pending": None, "next_run": None, "retry_at": None, "message": SUSPENDED}
+        after = _persist(directory, current.model_copy(update=update))
+    else:
+        after = _run(command.name, spec, env, current, at=current.pending or now, now=now)
+    return status.status(command, spec, directory, after)
 
 
 def observe(
@@ -28,11 +80,149 @@ def observe(
     env: LocalEnv,
     now: datetime,
 ) -> signed.ResourceStatus:
-    """Nothing runs, nothing changes."""
-    del command, context, env, now
-    return last
+    """Run what has fallen due at ``now`` (a scheduled run or a retry) and report it;
+    ``last`` unchanged when nothing was due."""
+    del context
+    now = now.replace(microsecond=0)
+    try:
+        spec = _spec(command)
+    except errors.StalledError:
+        return last
+    directory = env.kind_dir(KIND, command.name)
+    current = _load(directory)
+    at = schedule.due(current, spec.schedule, now) if current.digest == command.digest else None
+    if at is None:
+        return last
+    after = _run(command.name, spec, env, current, at=at, now=now)
+    return status.status(command, spec, directory, after)
 
 
 def delete(command: signed.Command, env: LocalEnv) -> None:
-    """Nothing to remove."""
-    del command, env
+    """Remove the feature set's stores and state (its whole directory)."""
+    try:
+        shutil.rmtree(env.kind_dir(KIND, command.name))
+    except OSError as exc:
+        raise errors.FeatureError(f"cannot delete FeatureSet/{command.name}: {exc}") from None
+
+
+def online_lookup(
+    env: LocalEnv, name: str, keys: Mapping[str, object], now: datetime
+) -> dict[str, object] | None:
+    """The latest features of one entity of feature set ``name``, by all its join keys; None
+    when the entity is unknown or its values are older than the feature set's ttl at ``now``."""
+    directory = env.kind_dir(KIND, name)
+    ttl = _load(directory).ttl_seconds
+    return featurestore.lookup(directory, name, keys, now=now, ttl=ttl)
+
+
+def _spec(command: signed.Command) -> FeatureSetSpec:
+    try:
+        spec = FeatureSet.model_validate_json(command.spec).spec
+    except ValidationError as exc:
+        raise errors.StalledError(f"the command's spec is not a valid FeatureSet: {exc}") from None
+    schedule.check(spec)
+    return spec
+
+
+def _for_command(before: schedule.State, digest: str) -> schedule.State:
+    """The state a new command starts from: the history kept, a failing run forgotten."""
+    if before.digest == digest:
+        return before
+    update = {"digest": digest, "pending": None, "failures": 0, "retry_at": None, "message": ""}
+    # ``uncommitted`` is kept: the next run removes what the abandoned one wrote
+    return before.model_copy(update=update)
+
+
+def _run(
+    name: str,
+    spec: FeatureSetSpec,
+    env: LocalEnv,
+    before: schedule.State,
+    *,
+    at: datetime,
+    now: datetime,
+) -> schedule.State:
+    """Run at batch time ``at``; the new state, persisted."""
+    directory = env.kind_dir(KIND, name)
+    try:
+        spans = schedule.spans(spec, before, at)
+    except errors.FeatureError as exc:
+        started = schedule.start(before, at, [], now=now)
+        return _persist(directory, schedule.failed(started, spec, exc, now=now))
+    started = _start(directory, spec, before, spans, at=at, now=now)
+    try:
+        batches = _compute(spec, env.data_dir, spans)
+        _store(name, spec, directory, batches, now)
+    except errors.FeatureError as exc:
+        return _persist(directory, schedule.failed(started, spec, exc, now=now))
+    newest = max((b.newest for b in batches if b.newest is not None), default=None)
+    done = schedule.succeeded(started, spec, _outcome(spec, batches), newest, now=now)
+    return _persist(directory, done)
+
+
+def _start(
+    directory: Path,
+    spec: FeatureSetSpec,
+    before: schedule.State,
+    spans: list[schedule.Span],
+    *,
+    at: datetime,
+    now: datetime,
+) -> schedule.State:
+    """Record the run as pending, first removing what an abandoned earlier run wrote."""
+    offline = spec.stores.offline
+    names = [featurestore.offline_name(s.upper, offline.format) for s in spans if offline.enabled]
+    featurestore.remove_offline(directory, [n for n in before.uncommitted if n not in names])
+    return _persist(directory, schedule.start(before, at, names, now=now))
+
+
+def _compute(
+    spec: FeatureSetSpec, data_dir: Path, spans: list[schedule.Span]
+) -> list[compute.Batch]:
+    deadline = time.monotonic() + parse_duration(spec.timeout)
+    with closing(loader.load(spec, data_dir)) as connection:
+        return [compute.compute(connection, spec, span, deadline=deadline) for span in spans]
+
+
+def _store(
+    name: str, spec: FeatureSetSpec, directory: Path, batches: list[compute.Batch], now: datetime
+) -> None:
+    """Offline files first, then the online upsert: a failure in between is retried at the
+    same batch time, which rewrites the same files."""
+    filled = [batch for batch in batches if batch.source_rows]
+    if spec.stores.offline.enabled:
+        for batch in filled:
+            fmt = spec.stores.offline.format
+            featurestore.write_offline(directory, batch.span.upper, batch.frame, fmt)
+    if not spec.stores.online.enabled:
+        featurestore.drop_online(directory)
+        return
+    table = featurestore.table_of(spec, name)
+    featurestore.upsert_online(directory, table, [b.frame for b in filled], written_at=now)
+
+
+def _outcome(spec: FeatureSetSpec, batches: list[compute.Batch]) -> schedule.Outcome:
+    frames = [batch.frame for batch in batches if batch.source_rows]
+    keys = compute.join_keys(spec)
+    entities = len(loader.pandas().concat(frames)[keys].drop_duplicates()) if frames else 0
+    return schedule.Outcome(
+        rows=sum(len(frame) for frame in frames),
+        source_rows=sum(batch.source_rows for batch in batches),
+        entities=entities,
+        chunks=sum(batch.span.backfill for batch in batches),
+    )
+
+
+def _load(directory: Path) -> schedule.State:
+    path = directory / STATE
+    if not path.is_file():
+        return schedule.State()
+    try:
+        return schedule.State.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise errors.RunError(f"{path} is unreadable ({exc}); delete it to start over") from None
+
+
+def _persist(directory: Path, state: schedule.State) -> schedule.State:
+    ledger_state.atomic_write(directory / STATE, state.model_dump_json(indent=1).encode())
+    return state
