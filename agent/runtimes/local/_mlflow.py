@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from schemas.errors import GitplaneError
 
@@ -202,3 +204,133 @@ class ProjectExit:
     """The last lines of its log."""
     log: Path
     """Its whole log (MLflow's lines and the entry point's stdout and stderr)."""
+
+
+def ensure_experiment(uri: str, name: str, artifacts: Path) -> str:
+    """The id of experiment ``name``: created if missing (restored if deleted). A new
+    experiment keeps its artifacts under ``artifacts`` unless a tracking server stores them."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            served = uri.split(":", 1)[0] in ("http", "https", "databricks")
+            location = None if served else artifacts.as_uri()
+            return str(client.create_experiment(name, artifact_location=location))
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return str(found.experiment_id)
+
+
+def start_run(
+    uri: str,
+    experiment_id: str,
+    *,
+    name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> str:
+    """Create a run (``RUNNING``) with tags and parameters; return its id."""
+    from mlflow.entities import Param  # noqa: PLC0415
+
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        run = client.create_run(experiment_id, tags=dict(tags), run_name=name)
+        if params:
+            client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        return str(run.info.run_id)
+
+
+def end_run(uri: str, run_id: str, status: str) -> None:
+    """End a run as ``FINISHED``, ``FAILED`` or ``KILLED``, unless it has ended already."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status)
+
+
+def upload(uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    """Add a file, or every file below a directory, to the run's artifacts."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            client.log_artifact(run_id, str(path), artifact_path)
+
+
+def download_run_artifacts(uri: str, run_id: str, destination: Path) -> None:
+    """Download all of a run's artifacts into ``destination`` (created, empty if it has none)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        if client.list_artifacts(run_id):
+            mlflow.artifacts.download_artifacts(  # type: ignore[attr-defined]
+                run_id=run_id, dst_path=str(destination)
+            )
+
+
+def declared_parameters(project: Path, entry_point: str) -> frozenset[str]:
+    """The parameter names the project's entry point declares."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.projects import _project_spec  # noqa: PLC0415
+
+    try:
+        spec = _project_spec.load_project(str(project))  # type: ignore[no-untyped-call]
+        found = spec.get_entry_point(entry_point)
+    except MlflowException as exc:
+        raise MlflowError(str(exc).splitlines()[0]) from None
+    return frozenset(found.parameters)
+
+
+def run_in(
+    uri: str,
+    project: Path,
+    *,
+    run_id: str,
+    experiment_id: str,
+    entry_point: str,
+    parameters: Mapping[str, str],
+    timeout: float,
+    workdir: Path,
+) -> ProjectExit:
+    """Run an MLflow Project (``env_manager=local``) inside the existing run ``run_id``, in its
+    own process group; past ``timeout`` seconds the whole group is killed. ``workdir`` receives
+    its log and MLflow's downloads."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
+    command += ["--env-manager", "local", "--run-id", run_id, "--experiment-id", experiment_id]
+    command += ["--storage-dir", str(workdir / "storage")]
+    for key, value in parameters.items():
+        command += ["-P", f"{key}={value}"]
+    log = workdir / "log.txt"
+    with log.open("wb") as out:
+        code = _wait_or_kill(command, _project_env(uri), project, out, timeout)
+    tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
+    return ProjectExit(code, tail, log)
+
+
+def _project_env(uri: str) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
+
+
+def _wait_or_kill(
+    command: list[str], env: dict[str, str], cwd: Path, out: IO[bytes], timeout: float
+) -> int | None:
+    process = subprocess.Popen(
+        command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        return None
+    except BaseException:  # the agent is stopping: leave no project running behind it
+        _kill_group(process)
+        raise
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,24 +1,94 @@
-"""Placeholder: being built."""
+"""``DAG`` in the local runtime: Concurrent for MLflow on one machine, scheduled like a CronJob.
+
+* Without ``schedule`` a DAG is a Job: applying it runs it once, now (see ``_dagrun``),
+  and its status is the run's outcome: ``Ready`` when it succeeded, ``Failed`` with the
+  failing step's log tail when not.
+* With ``schedule`` it is a CronJob: applying registers it (``Ready``, ``nextRun``)
+  and runs nothing; ``observe`` runs it when a slot falls due (one run for any number
+  of missed slots), unless ``suspend``. Runs are synchronous, so no two ever overlap:
+  every ``concurrencyPolicy`` (Forbid, Replace, Allow) is met trivially.
+* ``<stateDir>/dags/<name>/state.json`` (written atomically) keeps the command last
+  applied, the newest slot run and the status. The same command applied again never
+  runs again and one slot never runs twice; another command for the same spec digest
+  (the reconciler's retry after a failure) runs a failed Job again.
+* A run cut short by a crash is marked ``KILLED`` in MLflow when the next one starts.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.runtimes.base import ApplyContext
+from agent.runtimes.local import _dagplan, _dagrun, _mlflow
 from agent.runtimes.local.env import LocalEnv
+from ledger import state
 from schemas import signed
+from schemas.dag import DAG
+
+MESSAGE_CHARS = 4096
+
+
+class DagState(BaseModel):
+    """What the runtime remembers of one DAG between applies and observations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    digest: str
+    """The spec digest applied."""
+    command: str
+    """sha256 of the command applied (a retry is another command for the same digest)."""
+    registered: str
+    """When the schedule was registered: only slots after it are due."""
+    last_slot: str = ""
+    """The newest schedule slot a run was started for."""
+    running: str = ""
+    """The parent run of a run in progress; left behind only by a crash."""
+    status: signed.ResourceStatus | None = None
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
-    """Not built yet: reported Pending, never Ready."""
-    del context, env
-    return signed.ResourceStatus(
-        kind=command.kind,
-        name=command.name,
-        phase="Pending",
+    """Register a scheduled DAG, or run an unscheduled one now."""
+    return apply_at(command, context, env, datetime.now(UTC))
+
+
+def apply_at(
+    command: signed.Command, context: ApplyContext, env: LocalEnv, now: datetime
+) -> signed.ResourceStatus:
+    """:func:`apply`, with the time passed in."""
+    dag = parse(command)
+    kept = load_state(env, dag.name)
+    if kept is not None and kept.status is not None and is_settled(kept, command):
+        return kept.status
+    fresh = DagState(
         digest=command.digest,
-        message=f"the local runtime cannot apply {command.kind} yet",
+        command=_key(command),
+        registered=_dagplan.stamp(now),
+        running=kept.running if kept else "",
     )
+    if dag.spec.schedule is None:
+        return _run(command, dag, context, env, kept=fresh, now=now, trigger="apply")
+    status = _status(command, dag, None, now)
+    persist_state(env, dag.name, fresh.model_copy(update={"status": status}))
+    return status
+
+
+def is_settled(kept: DagState, command: signed.Command) -> bool:
+    """Whether ``command`` is answered by the stored status without running: the same command
+    again, or another one for a spec whose run did not fail."""
+    if kept.digest != command.digest or kept.status is None:
+        return False
+    return kept.command == _key(command) or kept.status.phase != "Failed"
+
+
+def _key(command: signed.Command) -> str:
+    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
 def observe(
@@ -28,11 +98,125 @@ def observe(
     env: LocalEnv,
     now: datetime,
 ) -> signed.ResourceStatus:
-    """Nothing runs, nothing changes."""
-    del command, context, env, now
-    return last
+    """Run a scheduled DAG whose slot has fallen due; otherwise ``last``, unchanged."""
+    dag = parse(command)
+    schedule, kept = dag.spec.schedule, load_state(env, dag.name)
+    if schedule is None or schedule.suspend or kept is None or kept.digest != command.digest:
+        return last
+    slot = _dagplan.due(schedule, _dagplan.parse_stamp(kept.last_slot or kept.registered), now)
+    if slot is None:
+        return last
+    kept = kept.model_copy(update={"last_slot": _dagplan.stamp(slot)})
+    return _run(command, dag, context, env, kept=kept, now=now, trigger="schedule", at=slot)
+
+
+def _run(
+    command: signed.Command,
+    dag: DAG,
+    context: ApplyContext,
+    env: LocalEnv,
+    *,
+    kept: DagState,
+    now: datetime,
+    trigger: Literal["apply", "schedule"],
+    at: datetime | None = None,
+) -> signed.ResourceStatus:
+    """One run, with the parent run id persisted while it goes (so a crash is noticed)."""
+    if kept.running:
+        _mlflow.end_run(env.tracking_uri, kept.running, "KILLED")
+    launch = _dagrun.Launch(
+        dag, command.digest, context.spec_commit, at or now, trigger, env, context.scratch
+    )
+    begun = _dagrun.begin(launch)
+    persist_state(env, dag.name, kept.model_copy(update={"running": begun.parent.run_id}))
+    result = _dagrun.complete(launch, begun)
+    status = _status(command, dag, result, now)
+    persist_state(env, dag.name, kept.model_copy(update={"running": "", "status": status}))
+    return status
+
+
+def _status(
+    command: signed.Command, dag: DAG, result: _dagrun.Result | None, now: datetime
+) -> signed.ResourceStatus:
+    observed: dict[str, str | int | bool] = {"experiment": dag.spec.tracking.experiment or dag.name}
+    observed |= _schedule_fields(dag, now) | (_run_fields(result) if result else {})
+    failed = result is not None and not result.succeeded
+    phase: Literal["Ready", "Failed"] = (
+        "Failed" if failed and dag.spec.schedule is None else "Ready"
+    )
+    return signed.ResourceStatus(
+        kind="DAG",
+        name=command.name,
+        phase=phase,
+        digest=command.digest,
+        observed=observed,
+        message=_message(dag, result),
+    )
+
+
+def _schedule_fields(dag: DAG, now: datetime) -> dict[str, str | int | bool]:
+    schedule = dag.spec.schedule
+    if schedule is None:
+        return {}
+    fields: dict[str, str | int | bool] = {"schedule": schedule.cron, "suspended": schedule.suspend}
+    if not schedule.suspend:
+        fields["nextRun"] = _dagplan.stamp(_dagplan.next_slot(schedule, now))
+    return fields
+
+
+def _run_fields(result: _dagrun.Result) -> dict[str, str | int | bool]:
+    phases = [s.phase for s in result.steps]
+    return {
+        "lastRun": result.run_id,
+        "lastRunPhase": "Succeeded" if result.succeeded else "Failed",
+        "lastRunAt": _dagplan.stamp(result.at),
+        "steps": len(phases),
+        "stepsSucceeded": phases.count("Succeeded"),
+        "stepsFailed": phases.count("Failed"),
+        "stepsSkipped": phases.count("Skipped"),
+    }
+
+
+def _message(dag: DAG, result: _dagrun.Result | None) -> str:
+    if result is None:
+        return "suspended" if dag.spec.schedule and dag.spec.schedule.suspend else "scheduled"
+    outcome = "succeeded" if result.succeeded else "failed"
+    head = f"run {result.run_id} {outcome}"
+    if not result.message:
+        return head
+    return f"{head}:\n{result.message}"[:MESSAGE_CHARS]
+
+
+def parse(command: signed.Command) -> DAG:
+    """The command's DAG, defaults applied (only the document's own keys are read)."""
+    body = json.loads(command.spec)
+    document = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    try:
+        return DAG.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise _dagplan.DagError(f"the DAG spec is invalid at {where}: {first['msg']}") from None
+
+
+def load_state(env: LocalEnv, name: str) -> DagState | None:
+    """The DAG's remembered state, or None (never applied, deleted, or unreadable)."""
+    path = _state_path(env, name)
+    try:
+        return DagState.model_validate_json(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def persist_state(env: LocalEnv, name: str, value: DagState) -> None:
+    """Write the DAG's state atomically."""
+    state.atomic_write(_state_path(env, name), value.model_dump_json().encode())
+
+
+def _state_path(env: LocalEnv, name: str) -> Path:
+    return env.kind_dir("DAG", name) / "state.json"
 
 
 def delete(command: signed.Command, env: LocalEnv) -> None:
-    """Nothing to remove."""
-    del command, env
+    """Forget the DAG (its schedule stops); its MLflow runs are history and stay."""
+    shutil.rmtree(env.kind_dir("DAG", command.name))

@@ -1,4 +1,7 @@
-"""Score the CSV shards of this partition with the registered churn model."""
+"""Score the CSV shards of this partition with the registered churn model.
+
+The runtime puts the shards under ``<input_dir>/extract/shards/``: read them wherever they are.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ def main() -> None:
     parser.add_argument("--model-uri", default="models:/churn@champion")
     args = parser.parse_args()
     model = mlflow.pyfunc.load_model(args.model_uri)
-    frames = [pd.read_csv(p) for p in sorted(Path(args.input_dir).glob("*.csv"))]
+    frames = [pd.read_csv(p) for p in sorted(Path(args.input_dir).rglob("*.csv"))]
     data = pd.concat(frames) if frames else pd.DataFrame(columns=["customer_id", *FEATURES])
     data["churn_score"] = model.predict(data[FEATURES]) if len(data) else []
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(nested=True):

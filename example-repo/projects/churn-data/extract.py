@@ -30,7 +30,8 @@ def main() -> None:
         "spend_7d": rng.gamma(2.0, 10.0, rows),
     })
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(nested=True):
-        for index, shard in enumerate(np.array_split(frame, int(args.shards))):
+        for index, rows_of_shard in enumerate(np.array_split(np.arange(rows), int(args.shards))):
+            shard = frame.iloc[rows_of_shard]
             shard.to_csv(Path(tmp) / f"customers-{index:03d}.csv", index=False)
         mlflow.log_artifacts(tmp, artifact_path="shards")
         mlflow.log_metric("rows", rows)

@@ -1,0 +1,121 @@
+"""One attempt of one step instance: a child MLflow run with the step's project inside it.
+
+The child run is created here first (tagged ``mlflow.parentRunId``, with the
+parameters it is given), then the project runs in it with ``mlflow run --run-id``
+(``env_manager=local``) in its own process group, killed at ``timeout``. Files the
+project writes to its ``output_dir`` become the child run's artifacts; its log
+becomes an artifact of the parent run, under ``logs/<child run name>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.runtimes.local import _mlflow
+from schemas.dag import Step
+
+TAIL_CHARS = 2000  # of a failed attempt's log, in the status message
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The DAG run an attempt belongs to."""
+
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    dag: str
+    spec_commit: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One of a step's runs: the only one, or instance ``index`` of ``count``."""
+
+    step: Step
+    project: Path
+    """The step's MLflow Project, checked out."""
+    declared: frozenset[str]
+    """The parameters its entry point declares."""
+    index: int = 0
+    count: int = 0
+    """0 when the step is not partitioned."""
+    share: tuple[str, ...] = ()
+    """The files of the ``from`` step this instance gets (partitioned steps only)."""
+
+    @property
+    def name(self) -> str:
+        """The child run's name: ``score``, or ``score-part-2``."""
+        return f"{self.step.name}-part-{self.index}" if self.count else self.step.name
+
+
+def run(
+    parent: Parent,
+    unit: Instance,
+    attempt: int,
+    *,
+    parameters: Mapping[str, str],
+    workdir: Path,
+    timeout: float,
+) -> tuple[str, str]:
+    """The child run's id and ``""`` when the project succeeded, else ``""`` and why
+    (with the tail of its log)."""
+    uri = parent.tracking_uri
+    name = unit.name if attempt == 1 else f"{unit.name}-attempt-{attempt}"
+    tags = _tags(parent, unit, attempt)
+    run_id = _mlflow.start_run(uri, parent.experiment_id, name=name, tags=tags, params=parameters)
+    ended = _mlflow.run_in(
+        uri,
+        unit.project,
+        run_id=run_id,
+        experiment_id=parent.experiment_id,
+        entry_point=unit.step.project.entry_point,
+        parameters=parameters,
+        timeout=timeout,
+        workdir=workdir,
+    )
+    _mlflow.upload(uri, parent.run_id, ended.log, f"logs/{name}")
+    if ended.code == 0:
+        return _succeeded(uri, run_id, workdir / "output"), ""
+    return "", _failed(uri, run_id, ended, unit=unit, attempt=attempt, timeout=timeout)
+
+
+def _succeeded(uri: str, run_id: str, output: Path) -> str:
+    if output.is_dir() and any(output.iterdir()):
+        _mlflow.upload(uri, run_id, output)
+    _mlflow.end_run(uri, run_id, "FINISHED")
+    return run_id
+
+
+def _failed(
+    uri: str,
+    run_id: str,
+    ended: _mlflow.ProjectExit,
+    *,
+    unit: Instance,
+    attempt: int,
+    timeout: float,
+) -> str:
+    _mlflow.end_run(uri, run_id, "FAILED" if ended.code is not None else "KILLED")
+    how = (
+        f"exit {ended.code}" if ended.code is not None else f"killed at its {timeout:.0f}s timeout"
+    )
+    attempts = unit.step.retry.limit + 1
+    tail = ended.tail[-TAIL_CHARS:]
+    return f"step {unit.name} failed ({how}, attempt {attempt} of {attempts}); log tail:\n{tail}"
+
+
+def _tags(parent: Parent, unit: Instance, attempt: int) -> dict[str, str]:
+    return {
+        "mlflow.parentRunId": parent.run_id,
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": unit.step.project.path,
+        "mlflow.source.git.commit": parent.spec_commit,
+        "mlflow.project.entryPoint": unit.step.project.entry_point,
+        "gitplane.dag": parent.dag,
+        "gitplane.step": unit.step.name,
+        "gitplane.instance": str(unit.index),
+        "gitplane.attempt": str(attempt),
+    }

@@ -1,0 +1,225 @@
+"""One run of a DAG: a parent MLflow run, and a child run per step instance and attempt.
+
+* Steps run one at a time in :func:`_dagplan.order`: independent steps one after the
+  other too, and the instances of a partitioned step one after another. The local
+  runtime is one machine; a sequential run is the easiest to follow in MLflow.
+* Each attempt is a child run (``_dagattempt``) running the step's MLflow Project,
+  checked out of git at the spec commit, killed at the step's ``timeout`` or when
+  the DAG's ``timeout`` runs out, whichever comes first; a failed attempt is retried
+  after ``backoff`` (doubling, up to ``maxBackoff``) until ``retry.limit``.
+* The runtime sets the parameters an entry point declares among ``input_dir`` (its
+  upstream steps' artifacts, see ``_dagdata``), ``output_dir`` (files to log as its
+  artifacts), ``partition_index`` and ``partition_count``; they override the DAG's
+  ``parameters``, which the step's own ``parameters`` override.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from agent.runtimes.local import _dagattempt, _dagdata, _dagplan, _mlflow, models
+from agent.runtimes.local.env import LocalEnv
+from schemas.common import ParamValue, parse_duration
+from schemas.dag import DAG, Step
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything one run needs."""
+
+    dag: DAG
+    digest: str
+    spec_commit: str
+    at: datetime
+    """When the run starts, or the schedule slot it is for."""
+    trigger: Literal["apply", "schedule"]
+    env: LocalEnv
+    scratch: Path
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A run whose parent MLflow run exists."""
+
+    parent: _dagattempt.Parent
+    deadline: float
+    """``time.monotonic()`` past which nothing new starts and running projects are killed."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How one step ended."""
+
+    name: str
+    phase: Literal["Succeeded", "Failed", "Skipped"]
+    runs: tuple[str, ...] = ()
+    """The successful child run of each instance (empty where an instance failed)."""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a whole run ended."""
+
+    run_id: str
+    at: datetime
+    """When the run started, or the schedule slot it was for."""
+    succeeded: bool
+    steps: tuple[StepOutcome, ...]
+    message: str
+
+
+def begin(launch: Launch) -> Begun:
+    """Check the steps, then create the parent run (tagged with DAG, digest and commit)."""
+    dag, uri = launch.dag, launch.env.tracking_uri
+    _dagplan.order(dag.spec.steps)
+    experiment = dag.spec.tracking.experiment or dag.name
+    artifacts = launch.env.state_dir / "mlartifacts" / dag.name
+    experiment_id = _mlflow.ensure_experiment(uri, experiment, artifacts)
+    tags = {
+        "gitplane.dag": dag.name,
+        "gitplane.spec_digest": launch.digest,
+        "gitplane.spec_commit": launch.spec_commit,
+        "gitplane.trigger": launch.trigger,
+        "mlflow.source.git.commit": launch.spec_commit,
+    }
+    name = f"{dag.name}@{_dagplan.stamp(launch.at)}"
+    run_id = _mlflow.start_run(uri, experiment_id, name=name, tags=tags)
+    parent = _dagattempt.Parent(uri, experiment_id, run_id, dag.name, launch.spec_commit)
+    return Begun(parent, time.monotonic() + parse_duration(dag.spec.timeout))
+
+
+def complete(launch: Launch, begun: Begun) -> Result:
+    """Run every step (with retries); the parent run ends FINISHED or FAILED."""
+    driver, uri, run_id = _Driver(launch, begun), begun.parent.tracking_uri, begun.parent.run_id
+    try:
+        outcomes = tuple(driver.step(s) for s in _dagplan.order(launch.dag.spec.steps))
+    except BaseException:
+        _mlflow.end_run(uri, run_id, "FAILED")
+        raise
+    result = _result(launch, run_id, outcomes)
+    _mlflow.end_run(uri, run_id, "FINISHED" if result.succeeded else "FAILED")
+    return result
+
+
+def _result(launch: Launch, parent: str, outcomes: tuple[StepOutcome, ...]) -> Result:
+    """Failed unless every step succeeded or failed with ``continueOnFailure``; the message
+    holds each failure (with its log tail), then each step that did not start."""
+    tolerated = {s.name for s in launch.dag.spec.steps if s.continue_on_failure}
+    bad = [
+        o
+        for o in outcomes
+        if o.phase == "Skipped" or (o.phase == "Failed" and o.name not in tolerated)
+    ]
+    failed = [o.message for o in outcomes if o.phase == "Failed"]
+    skipped = [o.message for o in outcomes if o.phase == "Skipped"]
+    return Result(parent, launch.at, not bad, outcomes, "\n".join(failed + skipped))
+
+
+@dataclass
+class _Driver:
+    launch: Launch
+    begun: Begun
+    trees: _dagdata.Trees = field(init=False)
+    done: dict[str, StepOutcome] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
+    """Steps whose dependents may not run: failed (without continueOnFailure) or skipped."""
+    aborted: str = ""
+
+    def __post_init__(self) -> None:
+        self.trees = _dagdata.Trees(self.launch.env.tracking_uri, self.launch.scratch / "artifacts")
+
+    def step(self, step: Step) -> StepOutcome:
+        reason = self._skip_reason(step)
+        outcome = StepOutcome(step.name, "Skipped", message=reason) if reason else self._run(step)
+        self.done[step.name] = outcome
+        blocking = outcome.phase == "Failed" and not step.continue_on_failure
+        if blocking or outcome.phase == "Skipped":
+            self.stopped[step.name] = outcome.phase
+        if blocking and self.launch.dag.spec.failure_policy == "abort":
+            self.aborted = step.name
+        return outcome
+
+    def _skip_reason(self, step: Step) -> str:
+        if self.aborted:
+            return f"step {step.name} not started: step {self.aborted} failed (failurePolicy abort)"
+        if self._left() <= 0:
+            timeout = self.launch.dag.spec.timeout
+            return f"step {step.name} not started: the DAG's {timeout} timeout passed"
+        upstream = _dagplan.blocker(step, self.stopped)
+        return f"step {step.name} not started: step {upstream} did not succeed" if upstream else ""
+
+    def _left(self) -> float:
+        return self.begun.deadline - time.monotonic()
+
+    def _run(self, step: Step) -> StepOutcome:
+        project = self.launch.scratch / "projects" / step.name
+        models.extract(
+            self.launch.env.repo.archive(self.launch.spec_commit, step.project.path), project
+        )
+        declared = _mlflow.declared_parameters(project, step.project.entry_point)
+        shares = self._shares(step)
+        count = len(shares) if step.partition else 0
+        units = [
+            _dagattempt.Instance(step, project, declared, k, count, s) for k, s in enumerate(shares)
+        ]
+        ended = [self._instance(unit) for unit in units]
+        failures = [failure for _, failure in ended if failure]
+        phase: Literal["Succeeded", "Failed"] = "Failed" if failures else "Succeeded"
+        return StepOutcome(step.name, phase, tuple(run for run, _ in ended), "\n".join(failures))
+
+    def _shares(self, step: Step) -> list[tuple[str, ...]]:
+        if step.partition is None:
+            return [()]
+        found = _dagdata.files(self._tree(step.partition.from_))
+        return [tuple(share) for share in _dagplan.shares(found, step.partition)]
+
+    def _tree(self, upstream: str) -> Path:
+        step = next(s for s in self.launch.dag.spec.steps if s.name == upstream)
+        runs = self.done[upstream].runs
+        return self.trees.tree(upstream, runs, partitioned=step.partition is not None)
+
+    def _instance(self, unit: _dagattempt.Instance) -> tuple[str, str]:
+        """The successful run's id and "", or "" and why the last attempt failed."""
+        failure, retry = "", unit.step.retry
+        for attempt in range(1, retry.limit + 2):
+            if attempt > 1:
+                time.sleep(max(0.0, min(_dagplan.backoff(retry, attempt - 1), self._left())))
+            if self._left() <= 0:
+                return "", failure or f"step {unit.name} not started: the DAG's timeout passed"
+            run_id, failure = self._attempt(unit, attempt)
+            if run_id:
+                return run_id, ""
+        return "", failure
+
+    def _attempt(self, unit: _dagattempt.Instance, attempt: int) -> tuple[str, str]:
+        workdir = self.launch.scratch / "runs" / f"{unit.name}-{attempt}"
+        layers = (self.launch.dag.spec.parameters, unit.step.project.parameters)
+        parameters = _dagplan.parameters(unit.declared, *layers, self._provided(unit, workdir))
+        timeout = min(parse_duration(unit.step.timeout), self._left())
+        return _dagattempt.run(
+            self.begun.parent,
+            unit,
+            attempt,
+            parameters=parameters,
+            workdir=workdir,
+            timeout=timeout,
+        )
+
+    def _provided(self, unit: _dagattempt.Instance, workdir: Path) -> dict[str, ParamValue]:
+        """The parameters the runtime sets: where inputs are, where outputs go, which part."""
+        provided: dict[str, ParamValue] = {}
+        if unit.step.depends_on and "input_dir" in unit.declared:
+            trees = {upstream: self._tree(upstream) for upstream in unit.step.depends_on}
+            inputs = _dagdata.fill(workdir / "input", trees, unit.step.partition, unit.share)
+            provided["input_dir"] = str(inputs)
+        if "output_dir" in unit.declared:
+            (workdir / "output").mkdir(parents=True, exist_ok=True)
+            provided["output_dir"] = str(workdir / "output")
+        if unit.count:
+            provided |= {"partition_index": unit.index, "partition_count": unit.count}
+        return provided
