@@ -1,11 +1,12 @@
-# Gitplane: `make test` installs everything and runs the whole suite; `make demo` (coming
-# with the serving issue) runs the main job on the embedded default.
+# Gitplane: `make demo` runs the main job on the embedded default (git server, reconciler,
+# agent, MLflow, endpoints) and stops everything it started; `make test` installs everything
+# and runs the whole suite.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit schema-check bench install clean
+.PHONY: demo test lint unit schema-check bench install clean
 
 install: $(STAMP)
 
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[test,ml]'
 	touch $(STAMP)
+
+demo: install
+	$(BIN)/gitplane demo
 
 test: install lint unit
 
@@ -33,4 +37,4 @@ bench: install
 	$(BIN)/python benchmarks/ledger_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .gitplane-demo

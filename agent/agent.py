@@ -129,7 +129,10 @@ class Agent:
         self, command: signed.Command, spec_commit: str, self_heal: bool
     ) -> signed.ResourceStatus:
         if command.action == "delete":
-            self.runtime.delete(command)
+            try:
+                self.runtime.delete(command)
+            except GitplaneError as exc:
+                return _failed(command, exc)
             self.journal.forget(command.kind, command.name)
             return signed.ResourceStatus(
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
@@ -138,13 +141,7 @@ class Agent:
         try:
             return self.runtime.apply(command, ApplyContext(spec_commit, scratch, self_heal))
         except GitplaneError as exc:
-            return signed.ResourceStatus(
-                kind=command.kind,
-                name=command.name,
-                phase="Failed",
-                digest=command.digest,
-                message=str(exc)[-4000:],
-            )
+            return _failed(command, exc)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -170,3 +167,13 @@ class Agent:
             error=failure,
             now=now,
         )
+
+
+def _failed(command: signed.Command, exc: GitplaneError) -> signed.ResourceStatus:
+    return signed.ResourceStatus(
+        kind=command.kind,
+        name=command.name,
+        phase="Failed",
+        digest=command.digest,
+        message=str(exc)[-4000:],
+    )

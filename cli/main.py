@@ -22,10 +22,12 @@ EXIT_INTERRUPTED = 130
 COMMANDS = {
     "validate": "cli.validate_cmd:validate",
     "plan": "cli.plan_cmd:plan",
+    "status": "cli.status_cmd:status",
     "reconcile": "cli.reconcile_cmd:reconcile",
     "agent": "cli.agent_cmd:agent",
     "keys": "cli.keys_cmd:keys",
     "schema": "cli.schema_cmd:schema",
+    "demo": "cli.demo_cmd:demo",
 }
 
 

@@ -7,11 +7,14 @@ repositories are polled instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import watchfiles
+
+logging.getLogger("watchfiles").setLevel(logging.WARNING)  # not one line per change
 
 
 def local_refs(repo: str | None) -> Path | None:

@@ -95,9 +95,11 @@ class StatusWriter:
 
 
 def _same(current: signed.Status, body: dict[str, object]) -> bool:
+    """Whether a report would repeat the current one. A newer timestamp alone is no change:
+    the reconciler re-signs its timestamp when it sees a new report, so reporting that
+    would make the two answer each other forever."""
     return (
         current.applied == body["applied"]
-        and current.timestamp_version == body["timestamp_version"]
         and list(current.resources) == body["resources"]
         and current.error == body["error"]
     )

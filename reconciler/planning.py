@@ -8,10 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import commands, gitrepo
-from reconciler import desired
+from reconciler import desired, status_view
 from reconciler import reconcile as reconciling
 from reconciler.plan import Action, Desired, Plan, plan
 from reconciler.recorded import RecordedPlane
+from schemas import signed
 from schemas.dataplane import DataPlane
 from schemas.errors import GitplaneError, UsageError
 from schemas.problems import Problem
@@ -42,7 +43,7 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     """The plan of ``request.rev``; with a base, only the actions the change introduces."""
     repo, prefix = _repo(request.path)
     head_state = _desired(repo, request.rev, prefix, str(request.path))
-    recorded = _recorded(request, repo, head_state, now)
+    recorded, _ = _recorded(request, repo, head_state, now)
     head = plan(head_state, recorded, now)
     if request.base is None:
         return head
@@ -50,11 +51,19 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     return _difference(head, base)
 
 
+def make_status(request: PlanRequest, now: datetime) -> list[status_view.PlaneStatus]:
+    """Every plane's recorded state beside what ``request.rev`` wants (``gitplane status``)."""
+    repo, prefix = _repo(request.path)
+    want = _desired(repo, request.rev, prefix, str(request.path))
+    recorded, reports = _recorded(request, repo, want, now)
+    return status_view.build(plan(want, recorded, now), recorded, reports, now)
+
+
 def _recorded(
     request: PlanRequest, repo: gitrepo.GitRepo, want: Desired, now: datetime
-) -> dict[str, RecordedPlane]:
+) -> tuple[dict[str, RecordedPlane], dict[str, signed.Status | None]]:
     if request.root is None:
-        return {}
+        return {}, {}
     try:
         root = request.root.read_bytes()
     except OSError as exc:
@@ -64,7 +73,8 @@ def _recorded(
         log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
         reader = reconciling.RecordedReader(log, mirror)
         planes = [d for d in want.documents if isinstance(d, DataPlane)]
-        return {plane.name: reader.read(plane, now)[0] for plane in planes}
+        reads = {plane.name: reader.read(plane, now) for plane in planes}
+        return {n: r[0] for n, r in reads.items()}, {n: r[1].status for n, r in reads.items()}
 
 
 def _repo(path: Path) -> tuple[gitrepo.GitRepo, str]:

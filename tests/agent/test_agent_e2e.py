@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -11,21 +12,25 @@ from pathlib import Path
 
 import pytest
 
+from agent.runtimes.local import serving
 from ledger import layout
 from reconciler import reconcile as reconciling
-from tests.conftest import git
+from reconciler.plan import PlanePlan
+from reconciler.recorded import RecordedPlane
+from tests.agent.serving_world import predict
+from tests.conftest import EXAMPLE_REPO, git
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 
 NOW = datetime.now(UTC)
 
 
-def _configure(world: World, plane: str = "local-dev") -> Path:  # noqa: F811 - fixture name
+def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499") -> Path:  # noqa: F811
     key = world.root / "agent" / f"{plane}.key"
     world.agent_keys[plane].save(key)
     config = world.root / "agent" / "agent.yaml"
     config.write_text(
         f"plane: {plane}\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
-        f"keyFile: {key}\nstateDir: state\n"
+        f"keyFile: {key}\nstateDir: state\nruntime: {{type: local, ports: {ports}}}\n"
     )
     return config
 
@@ -48,49 +53,76 @@ def _registry(state: Path) -> list[object]:
 
 
 @pytest.mark.slow
-def test_the_agent_builds_scans_registers_and_reports(gitplane_bin: str, world: World) -> None:  # noqa: F811
+def test_the_local_plane_converges_end_to_end(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    """Reconcile and run the agent until the plan is empty: the model built, scanned and
+    registered, the features computed, the endpoint serving, the DAG scheduled."""
+    config = _configure(world, ports="31500-31599")
+    state = config.parent / "state"
+    (state / "data" / "data").mkdir(parents=True)
+    shutil.copy(EXAMPLE_REPO / "sample-data" / "events.csv", state / "data" / "data")
     reconciler = reconciling.Reconciler(world.settings())
-    first = reconciler.reconcile(NOW)
-    assert sorted(first.issued) == ["local-dev"]
-    config = _configure(world)
-    done = _agent(gitplane_bin, config)
-    assert done.returncode == 0, done.stderr[-3000:]
+    try:
+        local = _converge(reconciler, gitplane_bin, config)
+        assert local.actions == ()
 
-    (version,) = _registry(config.parent / "state")
-    spec_commit = git(world.work, "rev-parse", "HEAD")
-    tags = version.tags  # type: ignore[attr-defined]
-    assert tags["gitplane.source_commit"] == spec_commit
-    assert tags["gitplane.scan"] == "passed"
-    assert tags["gitplane.artifact_digest"].startswith("sha256:")
-    bundle = reconciler.log.read("local-dev", NOW).bundles[0]
-    assert tags["gitplane.spec_digest"] == bundle.commands[0].digest
+        (version,) = _registry(state)
+        tags = version.tags  # type: ignore[attr-defined]
+        assert tags["gitplane.source_commit"] == git(world.work, "rev-parse", "HEAD")
+        assert tags["gitplane.scan"] == "passed"
+        assert tags["gitplane.artifact_digest"].startswith("sha256:")
+        build = reconciler.log.read("local-dev", NOW).bundles[0].commands[0]
+        assert (build.kind, tags["gitplane.spec_digest"]) == ("Model", build.digest)
 
+        recorded = _recorded(reconciler)
+        model = recorded.observed[("Model", "churn")]
+        assert (model.phase, model.observed["registryVersion"]) == ("Ready", 1)
+        assert model.observed["artifactDigest"] == tags["gitplane.artifact_digest"]
+        assert recorded.observed[("FeatureSet", "customer-activity")].phase == "Ready"
+        assert recorded.observed[("DAG", "churn-batch")].observed["nextRun"]
+        endpoint = recorded.observed[("Deployment", "churn-dev")]
+        assert (endpoint.phase, endpoint.observed["servedVersion"]) == ("Ready", "1.2.0")
+        assert len(predict(str(endpoint.observed["url"]), [ROW])) == 1
+
+        reports = _status_commits(world)
+        assert _agent(gitplane_bin, config).returncode == 0
+        assert len(_registry(state)) == 1  # nothing built or registered twice
+        assert _status_commits(world) == reports  # idle: no status commit
+    finally:
+        serving.stop_all(state)
+
+
+ROW = {
+    "tenure_months": 3.0,
+    "monthly_spend": 80.0,
+    "support_tickets": 4.0,
+    "events_7d": 2.0,
+    "spend_7d": 5.0,
+}
+
+
+def _converge(reconciler: reconciling.Reconciler, gitplane_bin: str, config: Path) -> PlanePlan:
+    """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up)."""
+    for _ in range(6):
+        cycle = reconciler.reconcile(datetime.now(UTC))
+        assert cycle.plan is not None
+        local = next(p for p in cycle.plan.planes if p.plane == "local-dev")
+        if not local.actions:
+            return local
+        done = _agent(gitplane_bin, config)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return local
+
+
+def _recorded(reconciler: reconciling.Reconciler) -> RecordedPlane:
     plane = next(d for d in reconciler.specs_documents() if d.name == "local-dev")
-    recorded, read = reconciler.recorded.read(plane, NOW)
+    recorded, read = reconciler.recorded.read(plane, datetime.now(UTC))  # type: ignore[arg-type]
     assert read.error is None
-    model = recorded.observed[("Model", "churn")]
-    assert (model.phase, model.observed["registryVersion"]) == ("Ready", 1)
-    assert model.observed["artifactDigest"] == tags["gitplane.artifact_digest"]
-    assert recorded.observed[("FeatureSet", "customer-activity")].phase == "Pending"
+    return recorded
 
-    status_commits = git(
-        Path(world.remote.removeprefix("file://")),
-        "rev-list",
-        "--count",
-        layout.status_ref("local-dev"),
-    )
-    again = _agent(gitplane_bin, config)
-    assert again.returncode == 0
-    assert len(_registry(config.parent / "state")) == 1  # nothing built or registered twice
-    assert (
-        git(
-            Path(world.remote.removeprefix("file://")),
-            "rev-list",
-            "--count",
-            layout.status_ref("local-dev"),
-        )
-        == status_commits
-    )  # idle: no status commit
+
+def _status_commits(world: World) -> str:  # noqa: F811
+    bare = Path(world.remote.removeprefix("file://"))
+    return git(bare, "rev-list", "--count", layout.status_ref("local-dev"))
 
 
 def test_a_rolled_back_log_is_refused_and_reported(gitplane_bin: str, world: World) -> None:  # noqa: F811

@@ -25,7 +25,6 @@ from typing import Any, Literal
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, scan
 from agent.runtimes.local.env import LocalEnv
-from ledger import gitrepo
 from schemas import signed
 from schemas.common import parse_duration
 
@@ -34,7 +33,7 @@ TAG_DIGEST = "gitplane.spec_digest"
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
     """Build (or import), scan and register the model a command describes."""
-    repo, tracking_uri = env.repo, env.tracking_uri
+    tracking_uri = env.tracking_uri
     body = json.loads(command.spec)
     spec, name = body["spec"], body["metadata"]["name"]
     registered_name = spec.get("registeredName", name)
@@ -42,9 +41,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     if existing is not None:
         return _status(command, spec, existing.version, dict(existing.tags), existing.run_id)
     model_dir = context.scratch / "model"
-    run_id, model_uri = _produce(
-        spec, name, context=context, repo=repo, tracking_uri=tracking_uri, model_dir=model_dir
-    )
+    run_id, model_uri = _produce(spec, name, context=context, env=env, model_dir=model_dir)
     digest = digest_directory(model_dir)
     policy = spec.get("scan", {})
     report = scan.scan(model_dir, allow=policy.get("allowGlobals", []))
@@ -73,23 +70,30 @@ def _produce(
     name: str,
     *,
     context: ApplyContext,
-    repo: gitrepo.GitRepo,
-    tracking_uri: str,
+    env: LocalEnv,
     model_dir: Path,
 ) -> tuple[str, str]:
+    """Run the project (or fetch the registry URI) into ``model_dir``; (run id, model URI).
+
+    The experiment keeps its artifacts under ``<stateDir>/mlartifacts``: registered
+    versions point at them long after this apply's scratch space is gone.
+    """
+    tracking_uri = env.tracking_uri
     source = spec["source"]
     if "registry" in source:
         _mlflow.download(tracking_uri, source["registry"]["uri"], model_dir)
         return "", source["registry"]["uri"]
     project = source["project"]
     checkout = context.scratch / "project"
-    extract(repo.archive(context.spec_commit, project["path"]), checkout)
+    extract(env.repo.archive(context.spec_commit, project["path"]), checkout)
+    experiment = f"gitplane-{name}"
+    _mlflow.ensure_experiment(tracking_uri, experiment, env.state_dir / "mlartifacts" / experiment)
     run_id = _mlflow.run_project(
         tracking_uri,
         checkout,
         entry_point=project.get("entryPoint", "main"),
         parameters=project.get("parameters", {}),
-        experiment=f"gitplane-{name}",
+        experiment=experiment,
         timeout=parse_duration(spec.get("timeout", "1h")),
     )
     return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -255,3 +257,26 @@ def _observed(body: dict[str, Any]) -> dict[str, str | int | bool]:
             f"{last['at']} {last['from']}→{last['to']}: {last['reason']} (p95 {last['p95Ms']} ms)"
         )
     return observed
+
+
+def stop_all(state_dir: Path) -> int:
+    """Stop every endpoint of a plane (its supervisors stop their replicas); how many.
+
+    Their files stay: an agent started again on ``state_dir`` sees the drift
+    and, when the plane self-heals, serves them again.
+    """
+    directories = [d for d in (state_dir / "deployments").glob("*") if (d / "lock").exists()]
+    running = [d for d in directories if _supervisor_running(d)]
+    for directory in running:
+        _signal_supervisor(directory)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    for directory in running:
+        while _supervisor_running(directory) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _wait_exit(directory / "supervisor.pid", deadline)
+    return len(running)
+
+
+def _signal_supervisor(directory: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((directory / "supervisor.pid").read_text()), signal.SIGTERM)

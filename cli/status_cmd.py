@@ -1,0 +1,47 @@
+"""``gitplane status``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from reconciler import planning, status_view
+
+
+@click.command("status")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="root.json: every log and report is verified from it.",
+)
+@click.option("--plane", "only", help="Show only this plane.")
+@click.option("--rev", default="HEAD", show_default=True, help="The desired commit.")
+@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def status(
+    path: Path, root: Path, only: str | None, rev: str, state_repo: str | None, output: str
+) -> None:
+    """What every data plane runs, against what PATH's commit wants.
+
+    Per plane: when it last reported (signed) and how far it applied; flags for
+    planes that stopped reporting, report attacks or run ahead of what was
+    issued. Per resource: Synced / OutOfSync / Waiting / Blocked, the phase the
+    plane reports, and its version, endpoint and replicas.
+    """
+    request = planning.PlanRequest(path, rev, None, root, state_repo)
+    planes = planning.make_status(request, datetime.now(UTC))
+    if only is not None:
+        planes = [p for p in planes if p.name == only]
+        if not planes:
+            raise click.UsageError(f"no DataPlane named {only!r} at {rev}")
+    if output == "json":
+        click.echo(json.dumps(status_view.as_json(planes), indent=2))
+    else:
+        click.echo(status_view.text(planes), nl=False)

@@ -1,0 +1,192 @@
+"""``gitplane status``: per plane and resource, what git wants against what the plane reports.
+
+Pure: built from the desired commit's plan, each plane's verified recorded
+state and status report, and ``now``. The JSON form (``as_json``) is a
+documented, stable interface (docs/status.md); the text form fits 100
+columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger import verify
+from reconciler.plan import Action, Plan, PlanePlan
+from reconciler.recorded import Key, RecordedPlane
+from schemas import signed
+
+JSON_VERSION = 1
+WIDTH = 100
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource on one plane."""
+
+    kind: str
+    name: str
+    sync: str
+    """``Synced``, ``OutOfSync`` (an action is due), ``Waiting`` or ``Blocked``."""
+    phase: str
+    """What the plane reports (``Ready``, ``Failed``…), or ``Unknown``."""
+    issued: str
+    """Digest of the last command issued, with its sequence (``#3 sha256:…``)."""
+    applied: str
+    """Digest the plane reports having applied."""
+    detail: str
+    """Version, endpoint, replicas: the observed fields that matter for the kind."""
+    message: str
+    observed: Mapping[str, str | int | bool]
+
+
+@dataclass(frozen=True)
+class PlaneStatus:
+    """One plane."""
+
+    name: str
+    runtime: str
+    reported_at: str | None
+    age_seconds: float | None
+    issued: int
+    applied: int
+    flags: tuple[str, ...]
+    resources: tuple[Resource, ...]
+
+
+def build(
+    plan: Plan,
+    recorded: Mapping[str, RecordedPlane],
+    reports: Mapping[str, signed.Status | None],
+    now: datetime,
+) -> list[PlaneStatus]:
+    """Every plane of the plan, with what it reports."""
+    return [
+        _plane(p, recorded.get(p.plane, RecordedPlane(p.plane)), reports.get(p.plane), now)
+        for p in plan.planes
+    ]
+
+
+def _plane(
+    planned: PlanePlan, state: RecordedPlane, report: signed.Status | None, now: datetime
+) -> PlaneStatus:
+    actions = {(a.kind, a.name): a for a in planned.actions}
+    keys = sorted(set(actions) | set(state.issued) | set(state.observed))
+    resources = tuple(
+        _resource(k, actions.get(k), state) for k in keys if _present(k, actions, state)
+    )
+    at = verify.parse_time(report.time) if report is not None else None
+    flags = [state.flag] if state.flag else []
+    if state.applied > state.head:
+        flags.append(f"reports #{state.applied} applied, but only #{state.head} was issued")
+    return PlaneStatus(
+        name=planned.plane,
+        runtime=planned.runtime,
+        reported_at=report.time if report is not None else None,
+        age_seconds=(now - at).total_seconds() if at is not None else None,
+        issued=state.head,
+        applied=state.applied,
+        flags=tuple(flags),
+        resources=resources,
+    )
+
+
+def _present(key: Key, actions: Mapping[Key, Action], state: RecordedPlane) -> bool:
+    issued = state.issued.get(key)
+    return key in actions or (issued is not None and issued.action != "delete")
+
+
+def _resource(key: Key, action: Action | None, state: RecordedPlane) -> Resource:
+    issued = state.issued.get(key)
+    seen = state.observed.get(key)
+    return Resource(
+        kind=key[0],
+        name=key[1],
+        sync=_sync(action),
+        phase=seen.phase if seen is not None else "Unknown",
+        issued=f"#{issued.sequence} {issued.digest}" if issued else "",
+        applied=seen.digest if seen is not None else "",
+        detail=_detail(key[0], seen),
+        message=(action.reason if action is not None else "") or (seen.message if seen else ""),
+        observed=dict(seen.observed) if seen is not None else {},
+    )
+
+
+def _sync(action: Action | None) -> str:
+    if action is None:
+        return "Synced"
+    return {"wait": "Waiting", "blocked": "Blocked"}.get(action.op, "OutOfSync")
+
+
+def _detail(kind: str, seen: signed.ResourceStatus | None) -> str:
+    if seen is None:
+        return ""
+    o = seen.observed
+    if kind == "Model" and "version" in o:
+        return f"{o['version']} (v{o.get('registryVersion', '?')}, scan {o.get('scan', '?')})"
+    if kind == "Deployment" and "url" in o:
+        ready = f"{o.get('readyReplicas', 0)}/{o.get('desiredReplicas', '?')}"
+        return f"{o.get('servedVersion', '')} {ready} {o['url']}".strip()
+    if kind in ("FeatureSet", "DAG"):
+        return " ".join(f"{k}={o[k]}" for k in ("rows", "lastRunPhase", "nextRun") if k in o)
+    return ""
+
+
+def as_json(planes: list[PlaneStatus]) -> dict[str, Any]:
+    """The stable JSON form (``apiVersion`` bumps on any incompatible change)."""
+    return {
+        "apiVersion": f"gitplane.dev/status/v{JSON_VERSION}",
+        "planes": [
+            {
+                "name": p.name,
+                "runtime": p.runtime,
+                "reportedAt": p.reported_at,
+                "ageSeconds": None if p.age_seconds is None else round(p.age_seconds, 1),
+                "issuedSequence": p.issued,
+                "appliedSequence": p.applied,
+                "flags": list(p.flags),
+                "resources": [_resource_json(r) for r in p.resources],
+            }
+            for p in planes
+        ],
+    }
+
+
+def _resource_json(r: Resource) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "name": r.name,
+        "sync": r.sync,
+        "phase": r.phase,
+        "issued": r.issued,
+        "applied": r.applied,
+        "message": r.message,
+        "observed": dict(r.observed),
+    }
+
+
+def text(planes: list[PlaneStatus]) -> str:
+    """A screen per plane, 100 columns wide."""
+    lines: list[str] = []
+    for p in planes:
+        age = "never reported" if p.age_seconds is None else f"reported {_ago(p.age_seconds)}"
+        lines.append(f"{p.name} ({p.runtime}): {age}, applied #{p.applied} of #{p.issued}")
+        lines += [f"  ! {flag}"[:WIDTH] for flag in p.flags]
+        lines.append(f"  {'RESOURCE':<34} {'SYNC':<10} {'PHASE':<12} DETAIL")
+        for r in p.resources:
+            row = f"  {r.kind + '/' + r.name:<34} {r.sync:<10} {r.phase:<12} {r.detail}"
+            lines.append(row[:WIDTH])
+            if (r.message and r.sync != "Synced") or r.phase in ("Failed", "Blocked"):
+                lines.append(f"      {r.message.splitlines()[0] if r.message else ''}"[:WIDTH])
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.0f}h ago"
