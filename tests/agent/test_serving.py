@@ -8,11 +8,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import serving
 from tests.agent.serving_world import (
     FEATURES,
@@ -23,6 +25,7 @@ from tests.agent.serving_world import (
     register_models,
 )
 
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ROWS = [{f: float(i - 2) for f in FEATURES} for i in range(5)]
 
 
@@ -156,3 +159,26 @@ def _wait_for(
             return body
         time.sleep(0.2)
     raise AssertionError(f"status never matched: {body}")
+
+
+@pytest.mark.slow
+def test_a_stopped_endpoint_is_healed_or_reported_by_the_self_heal_setting(served: Served) -> None:
+    command = served.command({"replicas": 1})
+    status = served.apply(command)
+    assert status.phase == "Ready", status.message
+    scratch = served.tmp / "scratch"
+    assert serving.stop_all(served.env.state_dir) == 1  # someone stopped it by hand
+
+    kept = serving.observe(
+        command, status, ApplyContext("0" * 40, scratch, self_heal=False), served.env, NOW
+    )
+    assert kept.phase == "Failed"
+    assert kept.message == "drift: the endpoint was not running"
+
+    healed = serving.observe(command, kept, ApplyContext("0" * 40, scratch), served.env, NOW)
+    assert healed.phase == "Ready", healed.message
+    assert healed.message.startswith("healed drift: the endpoint was not running")
+    assert predict(str(healed.observed["url"]), ROWS) == served.expected
+    same = serving.observe(command, healed, ApplyContext("0" * 40, scratch), served.env, NOW)
+    assert same.phase == "Ready"  # nothing drifted since: no new message, no heal
+    assert not same.message.startswith("healed")

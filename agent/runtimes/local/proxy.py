@@ -25,30 +25,39 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "
 RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, OSError)
 HISTORY_SECONDS = 600.0
 JSON = "application/json"
+MAX_IDLE = 64
 
 
 @dataclass(eq=False)
 class Backend:
-    """One replica as the proxy sees it."""
+    """One replica as the proxy sees it, with its kept-alive connections."""
 
     port: int
     in_flight: int = 0
-    local: threading.local = field(default_factory=threading.local)
+    idle: list[http.client.HTTPConnection] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
-        """This thread's kept-alive connection to the replica."""
-        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-            self.local.conn = conn
-        return conn
+    def take(self, timeout: float) -> http.client.HTTPConnection:
+        """An idle kept-alive connection, or a new one."""
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
-    def reset(self) -> None:
-        """Drop this thread's connection (after an error)."""
-        conn = getattr(self.local, "conn", None)
-        if conn is not None:
+    def give(self, conn: http.client.HTTPConnection) -> None:
+        """Return a connection whose response was read completely."""
+        with self.lock:
+            if len(self.idle) < MAX_IDLE:
+                self.idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection (the replica is gone)."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for conn in idle:
             conn.close()
-            self.local.conn = None
 
 
 class Pool:
@@ -193,10 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 return _exchange(backend, self, body, headers)
             except TimeoutError:
-                backend.reset()
                 return 504, b'{"error_code": "TIMEOUT", "message": "replica timed out"}', JSON
             except RETRYABLE:
-                backend.reset()
                 tried.add(backend.port)
             finally:
                 self.server.pool.release(backend)
@@ -213,16 +220,30 @@ class _Handler(BaseHTTPRequestHandler):
 def _exchange(
     backend: Backend, handler: _Handler, body: bytes, headers: dict[str, str]
 ) -> tuple[int, bytes, str]:
-    method, path, timeout = handler.command, handler.path, handler.server.upstream_timeout
-    conn = backend.connection(timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-    except RETRYABLE:
-        backend.reset()
-        conn = backend.connection(timeout)  # a stale kept-alive connection: once more
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
+    """One request on a pooled connection. A kept-alive connection the replica closed while
+    idle fails at once: the request is sent again on a new connection."""
+    timeout = handler.server.upstream_timeout
+    while True:
+        conn = backend.take(timeout)
+        reused = conn.sock is not None
+        try:
+            answer = _roundtrip(conn, handler, body, headers)
+        except RETRYABLE:
+            conn.close()
+            if reused:
+                continue
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        backend.give(conn)
+        return answer
+
+
+def _roundtrip(
+    conn: http.client.HTTPConnection, handler: _Handler, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes, str]:
+    conn.request(handler.command, handler.path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
     return response.status, data, response.getheader("Content-Type", JSON)

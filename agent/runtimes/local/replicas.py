@@ -95,6 +95,7 @@ class Replica:
 def stop_all(replicas: list[Replica]) -> None:
     """Stop replicas together: SIGTERM to all, then SIGKILL whatever outlives the grace period."""
     for replica in replicas:
+        replica.backend.close()
         _signal(replica.process, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for replica in replicas:

@@ -1,0 +1,92 @@
+"""The endpoint proxy against real HTTP backends on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agent.runtimes.local import replicas
+from agent.runtimes.local.proxy import Backend, Meter, Pool, Proxy
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        reply = f"{self.server.server_port}:".encode() + body  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+@pytest.fixture
+def backend() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    front = Proxy(replicas.free_port(), Pool(), Meter("test"), timeout=5.0)
+    threading.Thread(target=front.serve_forever, daemon=True).start()
+    yield front
+    front.shutdown()
+    front.server_close()
+    for member in front.pool.members():
+        member.close()
+
+
+def _post(proxy: Proxy, body: bytes = b"{}") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.server_port, timeout=5)
+    try:
+        conn.request(
+            "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_without_a_ready_replica_the_answer_is_503(proxy: Proxy) -> None:
+    code, body = _post(proxy)
+    assert code == 503 and b"no ready replica" in body
+
+
+def test_a_replica_that_refuses_connections_is_skipped(
+    proxy: Proxy, backend: ThreadingHTTPServer
+) -> None:
+    dead = Backend(replicas.free_port())  # nothing listens there
+    proxy.pool.replace([dead, Backend(backend.server_port)])
+    answers = [_post(proxy, b'{"n": %d}' % i) for i in range(6)]
+    assert all(code == 200 for code, _ in answers)
+    assert {body.split(b":")[0] for _, body in answers} == {str(backend.server_port).encode()}
+    assert dead.in_flight == 0
+
+
+def test_requests_are_measured_and_exported(proxy: Proxy, backend: ThreadingHTTPServer) -> None:
+    proxy.pool.replace([Backend(backend.server_port)])
+    for _ in range(5):
+        _post(proxy)
+    sample = proxy.meter.window(60)
+    assert sample.rps == pytest.approx(5 / 60)
+    assert sample.error_rate == 0.0 and sample.p95_ms is not None
+    assert set(proxy.meter.percentiles(60)) == {"p50", "p95", "p99"}
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.server_port, timeout=5)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    assert 'gitplane_endpoint_requests_total{code="200",deployment="test"} 5.0' in text
