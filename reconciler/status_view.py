@@ -79,6 +79,8 @@ def _plane(
     )
     at = verify.parse_time(report.time) if report is not None else None
     flags = [state.flag] if state.flag else []
+    if report is None and not flags:
+        flags.append("no signed status report yet: is its agent running?")
     if state.applied > state.head:
         flags.append(f"reports #{state.applied} applied, but only #{state.head} was issued")
     return PlaneStatus(

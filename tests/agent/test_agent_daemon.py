@@ -1,0 +1,78 @@
+"""``gitplane agent run`` as a daemon: woken by a push, observing, metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.runtimes.local import replicas
+from ledger import layout
+from reconciler import reconcile as reconciling
+from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
+
+
+def _jobs_only(work: Path) -> None:
+    """Keep the feature set and the DAG (no model build, no endpoint)."""
+    shutil.rmtree(work / "models")
+    shutil.rmtree(work / "deployments")
+
+
+def _status_count(world: World) -> int:  # noqa: F811
+    bare = Path(world.remote.removeprefix("file://"))
+    done = subprocess.run(
+        ["git", "-C", str(bare), "rev-list", "--count", layout.status_ref("local-dev")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return int(done.stdout) if done.returncode == 0 else 0
+
+
+def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    world.change("jobs only", _jobs_only)
+    key = world.root / "agent" / "local-dev.key"
+    world.agent_keys["local-dev"].save(key)
+    config = world.root / "agent" / "agent.yaml"
+    config.write_text(
+        f"plane: local-dev\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"keyFile: {key}\nstateDir: state\npollInterval: 10m\n"
+    )
+    port = replicas.free_port()
+    daemon = subprocess.Popen(
+        [gitplane_bin, "agent", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait(lambda: _status_count(world) == 1, "the first report")
+        reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))
+        pushed = time.monotonic()
+        _wait(lambda: _status_count(world) == 2, "the report after the push")
+        assert time.monotonic() - pushed < 60  # woken by the push, not the 10-minute poll
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        # the DAG waits for its feature set, which has no source data here
+        assert b'gitplane_agent_commands_applied_total{kind="FeatureSet"} 1.0' in metrics
+        assert b"gitplane_agent_git_unreachable 0.0" in metrics
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, stderr[-2000:]
+    assert b'"applied": ["FeatureSet/customer-activity"]' in stderr
+    assert b"Traceback" not in stderr
+
+
+def _wait(check: object, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

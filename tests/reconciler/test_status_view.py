@@ -1,0 +1,70 @@
+"""``gitplane status`` against real logs: a reporting plane, a silent one, a failing one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from reconciler import reconcile as reconciling
+from tests.reconciler.conftest import NOW, TestAgent, World, world  # noqa: F401 - the fixture
+
+
+def _status(gitplane_bin: str, world: World, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+    bare = world.remote.removeprefix("file://")
+    return subprocess.run(
+        [gitplane_bin, "status", bare, "--root", str(world.keys_dir / "root.json"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    reconciler.reconcile(NOW)
+
+    done = _status(gitplane_bin, world, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["apiVersion"] == "gitplane.dev/status/v1"
+    planes = {p["name"]: p for p in body["planes"]}
+    local, prod = planes["local-dev"], planes["prod-eu"]
+    assert local["reportedAt"] is not None and local["appliedSequence"] == 1
+    assert local["issuedSequence"] == 2  # the deployment went out once the model was ready
+    model = next(r for r in local["resources"] if r["kind"] == "Model")
+    assert (model["sync"], model["phase"]) == ("Synced", "Ready")
+    assert model["issued"].startswith("#1 sha256:") and model["applied"].startswith("sha256:")
+    deployment = next(r for r in local["resources"] if r["name"] == "churn-dev")
+    assert (deployment["sync"], deployment["phase"]) == ("Synced", "Unknown")
+    assert prod["reportedAt"] is None
+    assert prod["flags"] == ["no signed status report yet: is its agent running?"]
+
+
+def test_status_text_fits_100_columns_and_filters_planes(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    TestAgent(world, "local-dev").sync(phase="Failed")
+    done = _status(gitplane_bin, world)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 100
+    assert "local-dev (local): reported" in done.stdout
+    assert "prod-eu (kubernetes): never reported" in done.stdout
+    only = _status(gitplane_bin, world, "--plane", "local-dev")
+    assert "prod-eu" not in only.stdout
+    missing = _status(gitplane_bin, world, "--plane", "nowhere")
+    assert missing.returncode == 2
+    assert "no DataPlane named 'nowhere'" in missing.stderr
+
+
+def test_status_needs_a_repository(gitplane_bin: str, tmp_path: Path, world: World) -> None:  # noqa: F811
+    done = subprocess.run(
+        [gitplane_bin, "status", str(tmp_path), "--root", str(world.keys_dir / "root.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "not a directory inside a git repository" in done.stderr
