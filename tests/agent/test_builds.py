@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import LocalRuntime, _mlflow, scan
+from agent.runtimes.local import LocalRuntime, _mlflow, models, scan
 from agent.runtimes.local.env import LocalEnv
 from ledger import envelope, gitrepo
 from schemas import signed
+from tests.agent.serving_world import register_models
 from tests.conftest import FIXTURES, commit_all, init_repo
 
 
@@ -84,3 +85,34 @@ def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:
     assert report.blocks("HIGH") and report.blocks("CRITICAL")
     allowed = scan.scan(tmp_path, allow=["os.system"])
     assert allowed.findings == () and not allowed.blocks("LOW")
+
+
+@pytest.mark.slow
+def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) -> None:
+    env, _ = register_models(tmp_path, [{"tenure_months": 1.0, "support_tickets": 0.0}])
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "imported"},
+        "spec": {"version": "2.0.0", "source": {"registry": {"uri": "models:/churn/1"}}},
+    }
+    text = json.dumps(body, sort_keys=True)
+    command = signed.Command(
+        id="Model/imported",
+        action="build",
+        kind="Model",
+        name="imported",
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    result = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch))
+    assert result.phase == "Ready", result.message
+    assert result.observed["scan"] == "passed"
+    assert result.observed["registryVersion"] == 1
+    source = tmp_path / "source"
+    _mlflow.download(env.tracking_uri, "models:/churn/1", source)
+    assert result.observed["artifactDigest"] == models.digest_directory(source)
+    again = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch))
+    assert again.observed["registryVersion"] == 1  # found by its spec digest, not re-registered
