@@ -67,3 +67,49 @@ def agent(directory: Path, plane: str) -> None:
     click.echo(f"# wrote {directory / 'agents' / (plane + '.key')} (keep it on the data plane)")
     click.echo("# paste into the DataPlane spec of " + plane + ":")
     click.echo(f"  agentKey:\n    type: ed25519\n    public: {key.hex}")
+
+
+@keys.command()
+@DIR
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["commands", "timestamp", "root"]),
+    help="Give this role new keys (repeatable).",
+)
+@click.option("--root-keys", type=int, help="With --role root: how many new root keys (n).")
+@click.option("--threshold", type=int, help="Root keys needed for the next rotation (k).")
+@click.option("--expires-days", default=365, show_default=True, help="Lifetime of the new root.")
+def rotate(
+    directory: Path,
+    roles: tuple[str, ...],
+    root_keys: int | None,
+    threshold: int | None,
+    expires_days: int,
+) -> None:
+    """Replace keys through a new root version, signed by the old and the new root keys.
+
+    The reconciler publishes the new root.json to the gitplane/root branch on its
+    next cycle and signs with the new keys from then on; agents verify the chain
+    from the root they pinned, so nothing has to be reinstalled. The old root
+    keys must be online (in DIR/root/) for the rotation.
+    """
+    done = keyring.rotate_keys(
+        directory,
+        roles=set(roles),
+        root_keys=root_keys,
+        threshold=threshold,
+        now=datetime.now(UTC),
+        lifetime=timedelta(days=expires_days),
+    )
+    click.echo(
+        f"root of trust: {directory / keyring.ROOT_FILE} (version {done.version}); "
+        f"new keys for: {', '.join(done.replaced)}; previous root kept as {done.archived}"
+    )
+    click.echo(
+        "\nNext:\n"
+        "  1. restart the reconciler: it publishes the new root and signs with the new keys\n"
+        "  2. nothing changes on the agents: they follow the signed chain from their pinned root"
+    )

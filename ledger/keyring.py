@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger import keys, roots
+from ledger import keys, roots, state, verify
+from schemas import signed
 from schemas.errors import UsageError
 
 ROOT_FILE = "root.json"
@@ -67,6 +68,16 @@ def init_keys(
     )
 
 
+def root_files(directory: Path) -> list[Path]:
+    """Every root version the directory holds, oldest first: ``roots/root-vN.json`` archived
+    by rotations, then ``root.json`` (the newest)."""
+    archived = sorted(
+        (directory / "roots").glob("root-v*.json"),
+        key=lambda p: int(p.stem.removeprefix("root-v")),
+    )
+    return [*archived, directory / ROOT_FILE]
+
+
 def create_agent_key(directory: Path, plane: str) -> keys.PublicKey:
     """A new status-signing key for ``plane``'s agent; returns its public half."""
     return _new(directory / "agents" / f"{plane}.key").public_key
@@ -86,3 +97,86 @@ def _new(path: Path) -> keys.FileSigner:
     signer = keys.FileSigner.generate()
     signer.save(path)
     return signer
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What ``rotate`` changed."""
+
+    version: int
+    replaced: list[str]
+    """Roles given new keys."""
+    archived: Path
+    """Where the previous root went."""
+
+
+def rotate_keys(
+    directory: Path,
+    *,
+    roles: set[str],
+    root_keys: int | None,
+    threshold: int | None,
+    now: datetime,
+    lifetime: timedelta,
+) -> Rotation:
+    """Root N+1: new keys for ``roles`` (``commands``, ``timestamp``, ``root``), signed by the
+    root threshold of N and of N+1. The old root is kept in ``roots/``; agents follow the
+    chain from the root they pinned, so nothing is reinstalled."""
+    current_bytes = (directory / ROOT_FILE).read_bytes()
+    current = verify.load_trusted_root(current_bytes)
+    old_signers = _root_signers(directory, current)
+    version = current.version + 1
+    new_root = _new_root_signers(directory, version, root_keys) if "root" in roles else old_signers
+    k = threshold if threshold is not None else current.roles.root.threshold
+    if not 1 <= k <= len(new_root):
+        raise UsageError(f"need 1 <= threshold ({k}) <= root keys ({len(new_root)})")
+    online = {role: _online(directory, role, version, role in roles) for role in _ONLINE}
+    payload = roots.root_payload(
+        version=version,
+        expires=now + lifetime,
+        root=[s.public_key for s in new_root],
+        root_threshold=k,
+        commands=[online["commands"]],
+        timestamp=[online["timestamp"]],
+    )
+    signers = {s.public_key.keyid: s for s in (*old_signers, *new_root)}
+    archived = directory / "roots" / f"root-v{current.version}.json"
+    archived.parent.mkdir(exist_ok=True)
+    archived.write_bytes(current_bytes)
+    state.atomic_write(directory / ROOT_FILE, roots.sign_root(payload, list(signers.values())))
+    return Rotation(version, sorted(roles), archived)
+
+
+_ONLINE = ("commands", "timestamp")
+
+
+def _root_signers(directory: Path, root: signed.Root) -> list[keys.FileSigner]:
+    """Every root key file in ``directory`` the current root lists; at least its threshold."""
+    wanted = set(root.roles.root.keyids)
+    found = [
+        signer
+        for path in sorted((directory / "root").rglob("*.key"))
+        if (signer := keys.FileSigner.load(path)).public_key.keyid in wanted
+    ]
+    if len(found) < root.roles.root.threshold:
+        raise UsageError(
+            f"root v{root.version} needs {root.roles.root.threshold} of its root keys to sign "
+            f"its successor; found {len(found)} under {directory / 'root'} (bring them online "
+            "for the rotation)"
+        )
+    return found
+
+
+def _new_root_signers(directory: Path, version: int, count: int | None) -> list[keys.FileSigner]:
+    if count is None or not 1 <= count <= 32:
+        raise UsageError("rotating the root keys needs --root-keys N (1..32)")
+    return [_new(directory / "root" / f"v{version}" / f"root-{i}.key") for i in range(1, count + 1)]
+
+
+def _online(directory: Path, role: str, version: int, replace: bool) -> keys.PublicKey:
+    """The role's key: the current one, or a new one (the old file kept as ``.retired-vN``)."""
+    path = directory / "reconciler" / f"{role}.key"
+    if replace:
+        path.rename(path.with_name(f"{role}.key.retired-v{version - 1}"))
+        return _new(path).public_key
+    return keys.FileSigner.load(path).public_key

@@ -64,14 +64,14 @@ class Reconciler:
         self.specs = gitrepo.Mirror.open(settings.work_dir / "specs.git", settings.repo)
         state_url = settings.state_repo or settings.repo
         self.state = gitrepo.Mirror.open(settings.work_dir / "state.git", state_url)
-        root = _read(settings.keys_dir / keyring.ROOT_FILE)
+        history = [_read(path) for path in keyring.root_files(settings.keys_dir)]
         commands_key, timestamp_key = keyring.load_reconciler_signers(settings.keys_dir)
         self.log = commands.CommandLog(
-            self.state, root, [commands_key], [timestamp_key], settings.identity
+            self.state, history[0], [commands_key], [timestamp_key], settings.identity
         )
         self.recorded = RecordedReader(self.log, self.state)
         self.cache: desired.ParseCache = {}
-        self._root = root
+        self._roots = history
         self._published = False
 
     def specs_documents(self) -> list[Document]:
@@ -92,7 +92,8 @@ class Reconciler:
     def reconcile(self, now: datetime) -> Cycle:
         """One full cycle."""
         if not self._published:
-            roots.publish(self.state, self._root, who=self.settings.identity)
+            for root in self._roots:  # every version, oldest first: the chain has no gap
+                roots.publish(self.state, root, who=self.settings.identity)
             self._published = True
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
