@@ -137,7 +137,9 @@ def test_load_scales_out_then_back_in(served: Served) -> None:
     stop.set()
     for thread in threads:
         thread.join()
-    assert scaled_after <= 2 + 1 + 15  # stabilisation + one interval + replica start-up
+    # the decision: within the up-stabilisation window plus one interval (and 2 s of slack for
+    # a loaded machine); the new replicas then take their start-up time to become ready
+    assert scaled_after <= 2 + 1 + 2
     assert "rps at 5 per replica" in out["events"][-1]["reason"]
     back = _wait_for(directory, lambda b: b["desiredReplicas"] == 1, timeout=60)
     assert back["events"][-1]["to"] == 1
