@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,11 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
         "metadata": {"name": "imported"},
-        "spec": {"version": "2.0.0", "source": {"registry": {"uri": "models:/churn/1"}}},
+        "spec": {
+            "version": "2.0.0",
+            "source": {"registry": {"uri": "models:/churn/1"}},
+            "aliases": ["champion"],
+        },
     }
     text = json.dumps(body, sort_keys=True)
     command = signed.Command(
@@ -116,3 +121,13 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     assert result.observed["artifactDigest"] == models.digest_directory(source)
     again = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch))
     assert again.observed["registryVersion"] == 1  # found by its spec digest, not re-registered
+
+    # someone points the alias at another version: drift, reported or healed
+    _mlflow.register(env.tracking_uri, "models:/churn/2", "imported", tags={}, aliases=["champion"])
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    kept = models.observe(command, again, ApplyContext("0" * 40, scratch, False), env, now)
+    assert kept.message == "drift: aliases champion no longer point at version 1"
+    later = now + timedelta(minutes=2)
+    healed = models.observe(command, kept, ApplyContext("0" * 40, scratch), env, later)
+    assert healed.message.startswith("healed drift: aliases champion")
+    assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}

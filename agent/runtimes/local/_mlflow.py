@@ -334,3 +334,23 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def aliases(uri: str, name: str) -> dict[str, int] | None:
+    """Every alias of registered model ``name`` and the version it points at; None if the
+    model is not registered."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        try:
+            model = client.get_registered_model(name)
+        except Exception:  # an unknown model is "not found", whatever MLflow raises
+            return None
+        return {alias: int(version) for alias, version in model.aliases.items()}
+
+
+def set_aliases(uri: str, name: str, version: int, names: list[str]) -> None:
+    """Point each alias in ``names`` at ``version``."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        for alias in names:
+            client.set_registered_model_alias(name, alias, str(version))

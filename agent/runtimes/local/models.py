@@ -176,9 +176,37 @@ def observe(
     env: LocalEnv,
     now: datetime,
 ) -> signed.ResourceStatus:
-    """A registered version is immutable; nothing to observe yet beyond what was reported."""
-    del command, context, env, now
-    return last
+    """Drift in the registry: the spec's aliases moved to another version (by hand, or by
+    another tool). Healed when the plane self-heals, reported otherwise. Checked at most
+    every ``OBSERVE_SECONDS`` per model."""
+    if last.phase != "Ready" or not _due(env, command.name, now):
+        return last
+    spec = json.loads(command.spec)["spec"]
+    name = spec.get("registeredName", command.name)
+    version = int(last.observed.get("registryVersion", 0))
+    current = _mlflow.aliases(env.tracking_uri, name) or {}
+    moved = sorted(a for a in spec.get("aliases", []) if current.get(a) != version)
+    if not moved:
+        fixed = last.message.startswith("drift:")  # put right by hand since
+        return last.model_copy(update={"message": ""}) if fixed else last
+    drift = f"aliases {', '.join(moved)} no longer point at version {version}"
+    if not context.self_heal:
+        return last.model_copy(update={"message": f"drift: {drift}"})
+    _mlflow.set_aliases(env.tracking_uri, name, version, moved)
+    return last.model_copy(update={"message": f"healed drift: {drift}"})
+
+
+OBSERVE_SECONDS = 60.0
+_checked: dict[tuple[Path, str], datetime] = {}
+
+
+def _due(env: LocalEnv, name: str, now: datetime) -> bool:
+    key = (env.state_dir, name)
+    last = _checked.get(key)
+    if last is not None and (now - last).total_seconds() < OBSERVE_SECONDS:
+        return False
+    _checked[key] = now
+    return True
 
 
 def delete(command: signed.Command, env: LocalEnv) -> None:
