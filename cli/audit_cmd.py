@@ -1,0 +1,62 @@
+"""``gitplane audit``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from reconciler import audit_read, audit_view
+
+
+@click.command("audit")
+@click.argument("resource", metavar="KIND/NAME")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="root.json: every bundle and report is verified from it.",
+)
+@click.option("--plane", "only", help="Show only this plane's commands and status.")
+@click.option("--since", help="Show only events from this date on (2026-11-24, or a UTC time).")
+@click.option("--branch", default="main", show_default=True, help="The protected spec branch.")
+@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def audit(
+    resource: str,
+    path: Path,
+    root: Path,
+    only: str | None,
+    since: str | None,
+    branch: str,
+    state_repo: str | None,
+    output: str,
+) -> None:
+    """The whole life of KIND/NAME, from git alone, every signature verified.
+
+    Each spec commit that changed it (author, committer, the merge that brought it to
+    the branch and its Approved-by: trailers), each command issued for it (plane,
+    sequence, signing key), and each change of its phase or digest each plane reported
+    (when, under which agent key). Unverified documents and gaps are shown, marked !.
+    """
+    request = audit_read.AuditRequest(path, resource, root, branch, state_repo, only, _since(since))
+    report = audit_read.load_audit(request)
+    if output == "json":
+        click.echo(json.dumps(audit_view.as_json(report), indent=2))
+    else:
+        click.echo(audit_view.text(report), nl=False)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date or time", param_hint="--since") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
