@@ -54,7 +54,7 @@ class Demo:
         self.bin = Path(sys.executable).parent / "gitplane"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.started = time.monotonic()
-        self.total = 8
+        self.total = 9
 
     def run(self) -> None:
         """Every step, then stop everything."""
@@ -67,6 +67,7 @@ class Demo:
             url = self.predict()
             self.scale(url)
             self.show_status()
+            self.show_audit()
 
     # -- steps --------------------------------------------------------------------------
 
@@ -166,6 +167,14 @@ class Demo:
         """``gitplane status``, as a user would run it."""
         _step(8, self.total, f"gitplane status {self.bare} --root keys/root.json")
         click.echo(self._gitplane("status", str(self.bare), "--root", str(self.keys / "root.json")))
+
+    def show_audit(self) -> None:
+        """``gitplane audit``: who changed the endpoint, which commands, what the plane did."""
+        _step(9, self.total, f"gitplane audit deployment/{DEPLOYMENT} {self.bare} --root …")
+        root = str(self.keys / "root.json")
+        click.echo(
+            self._gitplane("audit", f"deployment/{DEPLOYMENT}", str(self.bare), "--root", root)
+        )
 
     # -- plumbing -----------------------------------------------------------------------
 

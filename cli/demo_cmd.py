@@ -33,7 +33,7 @@ def demo(example: Path, workdir: Path, timeout: float) -> None:
 
     Builds, scans and registers the churn model, computes its features, serves
     it, sends predictions, scales it through a git commit, shows
-    `gitplane status`, then stops everything it started.
+    `gitplane status` and `gitplane audit`, then stops everything it started.
     """
     workdir = workdir.resolve()
     if workdir.exists():

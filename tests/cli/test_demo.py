@@ -26,11 +26,13 @@ def test_the_demo_runs_the_main_job_and_stops_everything(gitplane_bin: str, tmp_
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         out = done.stdout
-        for step in ("[1/8]", "[5/8]", "[6/8]", "[7/8]", "[8/8]", "[done]"):
+        for step in ("[1/9]", "[5/9]", "[6/9]", "[7/9]", "[8/9]", "[9/9]", "[done]"):
             assert step in out
         assert "→ 1 (will churn)" in out and "(stays)" in out
         assert "plane reports 2 ready replicas" in out
         assert re.search(r"Deployment/churn-dev +Synced +Ready +1.2.0 2/2 http://127.0.0.1:", out)
+        assert '"Scale churn-dev to two replicas" by Bo Builder' in out  # the audit trail
+        assert "every signature verified, no gaps" in out
         assert processes_of(workdir) == []
     finally:
         kill_all(workdir)
