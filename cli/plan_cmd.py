@@ -10,8 +10,10 @@ from pathlib import Path
 import click
 
 from reconciler import planning, render
+from schemas.errors import UsageError
 
 EXIT_CHANGES = 2
+EXIT_ERROR = 1
 
 
 @click.command("plan")
@@ -60,6 +62,11 @@ def plan(
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise
+    except UsageError as exc:
+        if not detailed_exitcode:
+            raise
+        click.echo(f"error: {exc}", err=True)  # 2 means "changes" here: errors are 1
+        sys.exit(EXIT_ERROR)
     title = f"Gitplane plan for {path}" + (f" (changes since {base})" if base else "")
     if output == "json":
         click.echo(json.dumps(render.as_json(result), indent=2))

@@ -46,7 +46,12 @@ EXIT_INVALID = 1
     "--listen", default=None, help="host:port for /metrics, /healthz and /webhook in watch mode."
 )
 @click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for tools.",
 )
 def reconcile(
     keys_dir: Path,

@@ -23,7 +23,12 @@ from reconciler import planning, status_view
 @click.option("--rev", default="HEAD", show_default=True, help="The desired commit.")
 @click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
 @click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for tools.",
 )
 def status(
     path: Path, root: Path, only: str | None, rev: str, state_repo: str | None, output: str

@@ -96,6 +96,21 @@ class GitRepo:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git {args[0]}: {exc}") from None
 
+    def logs_url(self) -> str:
+        """Where this repository's ``gitplane/*`` logs are: here when it holds them (the
+        server's repository), else its ``origin`` (a clone only has them as remote
+        branches), else here."""
+        here = self.execute("rev-parse", "--verify", "--quiet", "refs/heads/gitplane/root")
+        if here.returncode == 0:
+            return str(self.path)
+        origin = self.execute("config", "--get", "remote.origin.url")
+        url = origin.stdout.decode().strip()
+        if origin.returncode != 0 or not url:
+            return str(self.path)
+        if "://" in url or ":" in url.split("/", 1)[0]:  # a URL, or scp-like host:path
+            return url
+        return str((self.path / url).resolve())  # a local path, relative to the repository
+
     def resolve(self, rev: str) -> str:
         """The full commit id ``rev`` names."""
         if rev.startswith("-"):

@@ -198,7 +198,7 @@ def _read_logs(
     root = _read_root(request.root)
     wanted = [r for p in planes for r in (layout.commands_ref(p.name), layout.status_ref(p.name))]
     with tempfile.TemporaryDirectory(prefix="gitplane-audit-") as scratch:
-        mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or str(repo.path))
+        mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
         refs = mirror.fetch([layout.ROOT_REF, *wanted])
         chain = roots.follow(mirror, root, refs.get(layout.ROOT_REF))
         logs = [_plane_log(mirror.repo, refs, plane) for plane in planes]

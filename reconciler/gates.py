@@ -18,7 +18,7 @@ from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
 from schemas.deployment import Deployment
 from schemas.document import Document
-from schemas.model import Model
+from schemas.model import SEVERITIES, Model
 from schemas.policy import Policy, Window
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ MODEL_VERSION = "version"
 MODEL_REGISTRY_VERSION = "registryVersion"
 MODEL_DIGEST = "artifactDigest"
 MODEL_SCAN = "scan"
+MODEL_SCAN_WORST = "scanWorst"
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -111,6 +112,25 @@ def feature_sets_ready(names: Sequence[str], recorded: RecordedPlane) -> str | N
     if not missing:
         return None
     return "waiting for " + ", ".join(f"FeatureSet/{n}" for n in missing) + " to be ready"
+
+
+def security_block(
+    model: str, status: signed.ResourceStatus | None, policies: Sequence[Policy]
+) -> str | None:
+    """Why a deployment may not serve ``model`` on a plane under ``policies`` (their
+    ``security`` gates), or None. A passing scan is required everywhere anyway; a policy's
+    ``maxSeverity`` also blocks findings at or above it that the model's own policy let pass."""
+    worst = str(status.observed.get(MODEL_SCAN_WORST, "")) if status is not None else ""
+    for policy in policies:
+        gate = policy.spec.security
+        if gate is None or "Deployment" not in policy.spec.kinds or gate.max_severity is None:
+            continue
+        if worst in SEVERITIES and SEVERITIES.index(worst) >= SEVERITIES.index(gate.max_severity):
+            return (
+                f"{model} has a {worst} scan finding; Policy/{policy.name} blocks "
+                f"{gate.max_severity} and above"
+            )
+    return None
 
 
 def policy_block(

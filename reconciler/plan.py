@@ -371,6 +371,11 @@ def _gate(doc: Document, context: _Context) -> dict[str, object] | gates.Gate:
         pinned = gates.pin_model(doc, context.targets, context.recorded)
         if isinstance(pinned, gates.Gate):
             return pinned
+        model = f"Model/{doc.spec.model.name} {pinned['version']}"
+        status = context.recorded.observed.get(("Model", doc.spec.model.name))
+        insecure = gates.security_block(model, status, context.policies.items)
+        if insecure:
+            return gates.Gate("blocked", insecure)
         resolved["resolved"] = {"model": pinned}
     if isinstance(doc, Deployment | DAG):
         waiting = gates.feature_sets_ready(doc.spec.feature_sets, context.recorded)

@@ -69,7 +69,7 @@ def _recorded(
     except OSError as exc:
         raise UsageError(f"cannot read {request.root}: {exc.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="gitplane-plan-") as scratch:
-        mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or str(repo.path))
+        mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
         log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
         reader = reconciling.RecordedReader(log, mirror)
         planes = [d for d in want.documents if isinstance(d, DataPlane)]

@@ -84,3 +84,11 @@ def test_text_output_reads_like_terraform(gitplane_bin: str, example_repo: Path)
     assert lines[2] == "plane local-dev (local; env=dev, region=local)"
     assert lines[3].startswith("  + build   Model/churn")
     assert lines[-1].startswith("Plan: 1 to build, 1 to create, 0 to update, 0 to delete;")
+
+
+def test_detailed_exitcode_errors_are_1(gitplane_bin: str, example_repo: Path) -> None:
+    done = run(gitplane_bin, example_repo, "--base", "no-such-branch", "--detailed-exitcode")
+    assert done.returncode == 1  # 2 would read as "changes" in CI
+    assert "error: cannot read no-such-branch" in done.stderr
+    plain = run(gitplane_bin, example_repo, "--base", "no-such-branch")
+    assert plain.returncode == 2  # a usage error, as everywhere else

@@ -96,7 +96,11 @@ def docs(*texts: str) -> list[Document]:
 
 
 def built(
-    version: str = "1.2.0", phase: str = "Ready", scan: str = "passed", message: str = ""
+    version: str = "1.2.0",
+    phase: str = "Ready",
+    scan: str = "passed",
+    message: str = "",
+    worst: str = "NONE",
 ) -> signed.ResourceStatus:
     return signed.ResourceStatus(
         kind="Model",
@@ -108,6 +112,7 @@ def built(
             gates.MODEL_SCAN: scan,
             gates.MODEL_REGISTRY_VERSION: 3,
             gates.MODEL_DIGEST: "sha256:" + "d" * 64,
+            gates.MODEL_SCAN_WORST: worst,
         },
     )
 
@@ -290,6 +295,28 @@ def test_policy_gates(approvals: int, now: datetime, op: str, reason: str) -> No
     action = plan(desired, {"prod": recorded}, now).planes[1].actions[-1]
     assert (action.op, action.ref) == (op, "Deployment/churn-prod")
     assert reason in action.reason
+
+
+@pytest.mark.parametrize(
+    ("worst", "op", "reason"),
+    [
+        pytest.param("NONE", "create", "new in git", id="clean"),
+        pytest.param("LOW", "create", "new in git", id="below"),
+        pytest.param(
+            "MEDIUM",
+            "blocked",
+            "Model/churn 1.2.0 has a MEDIUM scan finding; "
+            "Policy/prod-gates blocks MEDIUM and above",
+            id="at-max-severity",
+        ),
+    ],
+)
+def test_a_policy_security_gate_tightens_the_models_own(worst: str, op: str, reason: str) -> None:
+    secured = POLICY.replace("  approvals: {minimum: 2}\n", "  security: {maxSeverity: MEDIUM}\n")
+    desired = Desired(COMMIT, docs(MODEL, secured, deployment("churn-prod", "prod")))
+    recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "prod", model=built(worst=worst))
+    action = plan(desired, {"prod": recorded}, TUESDAY_NOON).planes[1].actions[-1]
+    assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-prod", reason)
 
 
 def test_an_alias_is_pinned_to_the_version_and_digest() -> None:

@@ -68,3 +68,23 @@ def test_status_needs_a_repository(gitplane_bin: str, tmp_path: Path, world: Wor
     )
     assert done.returncode == 2
     assert "not a directory inside a git repository" in done.stderr
+
+
+def test_status_in_a_clone_reads_the_logs_from_its_origin(
+    gitplane_bin: str,
+    tmp_path: Path,
+    world: World,  # noqa: F811
+) -> None:
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    clone = tmp_path / "clone"
+    bare = world.remote.removeprefix("file://")
+    subprocess.run(["git", "clone", "-q", bare, str(clone)], check=True)
+    done = subprocess.run(
+        [gitplane_bin, "status", str(clone), "--root", str(world.keys_dir / "root.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "local-dev (local): reported" in done.stdout  # not "never reported"
