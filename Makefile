@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/gitplane schema export --check
 	$(BIN)/gitplane schema docs --check
+	$(BIN)/python -m cli.reference --check
 
 unit: install
 	$(BIN)/pytest --cov --cov-report=term
