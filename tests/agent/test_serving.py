@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import serving
+from schemas import signed
 from tests.agent.serving_world import (
     FEATURES,
     Served,
@@ -184,3 +185,23 @@ def test_a_stopped_endpoint_is_healed_or_reported_by_the_self_heal_setting(serve
     same = serving.observe(command, healed, ApplyContext("0" * 40, scratch), served.env, NOW)
     assert same.phase == "Ready"  # nothing drifted since: no new message, no heal
     assert not same.message.startswith("healed")
+
+
+def test_metrics_reach_status_without_a_commit_per_second() -> None:
+    """Pure: the rule that keeps a busy endpoint from writing a status commit per second."""
+    base = signed.ResourceStatus(
+        kind="Deployment", name="churn", phase="Ready", observed={"readyReplicas": 2}
+    )
+    first = serving._with_metrics(base, {"rps": 10.4, "p95Ms": 12.0, "errorRate": 0.0}, None, NOW)
+    assert first.observed["rps"] == 10 and first.observed["errorRate"] == "0.00%"
+    assert first.observed["metricsAt"] == "2026-11-24T12:00:00Z"
+    busier = {"rps": 40.0, "p95Ms": 30.0, "errorRate": 0.01}
+    soon = serving._with_metrics(base, busier, first, NOW + timedelta(minutes=1))
+    assert soon == first  # nothing else changed and it is too soon: no new report
+    later = serving._with_metrics(base, busier, first, NOW + timedelta(minutes=6))
+    assert later.observed["rps"] == 40 and later.observed["errorRate"] == "1.00%"
+    calm = serving._with_metrics(base, {"rps": 11.0}, first, NOW + timedelta(minutes=6))
+    assert calm.observed["rps"] == 10  # within 25 %: kept
+    scaled = base.model_copy(update={"observed": {"readyReplicas": 3}})
+    now = serving._with_metrics(scaled, busier, first, NOW + timedelta(minutes=1))
+    assert now.observed["rps"] == 40  # something else changed: fresh figures with it

@@ -33,6 +33,8 @@ from ledger import state
 TICK_SECONDS = 0.2
 DRAIN_SECONDS = 30.0
 EVENTS_KEPT = 10
+METRICS_SECONDS = 1.0
+METRICS_WINDOW = 60.0
 
 
 class Supervisor:
@@ -53,6 +55,7 @@ class Supervisor:
         self.events: list[dict[str, object]] = []
         self.last_event: float | None = None
         self.next_scale = 0.0
+        self.next_metrics = 0.0
         self.restarts, self.message, self.failure = 0, "", ""
         self.written = b""
         self.stopping = threading.Event()
@@ -82,6 +85,7 @@ class Supervisor:
         self.pool.replace([r.backend for r in ready])
         self.meter.replicas.set(len(ready))
         self._write_status(target, len(ready))
+        self._write_metrics(now)
 
     def shutdown(self) -> None:
         """Stop taking requests, then stop every replica."""
@@ -238,6 +242,20 @@ class Supervisor:
         if data != self.written:
             state.atomic_write(self.dir / "status.json", data)
             self.written = data
+
+    def _write_metrics(self, now: float) -> None:
+        """The last minute's traffic, for status (``metrics.json``, once a second)."""
+        if now < self.next_metrics:
+            return
+        self.next_metrics = now + METRICS_SECONDS
+        sample = self.meter.window(METRICS_WINDOW)
+        body: dict[str, float | int] = {
+            "rps": round(sample.rps, 2),
+            "errorRate": round(sample.error_rate or 0.0, 4),
+            "inFlight": sum(b.in_flight for b in self.pool.members()),
+        }
+        body |= {f"{k}Ms": round(v, 1) for k, v in self.meter.percentiles(METRICS_WINDOW).items()}
+        state.atomic_write(self.dir / "metrics.json", json.dumps(body, sort_keys=True).encode())
 
     def _phase(self, target: replicas.Template, ready: int) -> str:
         if (target.revision, self.desired.attempt) in self.failed:

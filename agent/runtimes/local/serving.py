@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +63,10 @@ def observe(
     now: datetime,
 ) -> signed.ResourceStatus:
     """The endpoint as its supervisor reports it; drift restored when the plane self-heals."""
-    del now
     directory = _directory(env, command.name)
     drift = _drift(command, directory)
     if drift is None:
-        return _status(command, directory)
+        return _status(command, directory, last, now)
     if not context.self_heal:
         return last.model_copy(update={"phase": "Failed", "message": f"drift: {drift}"})
     _write_desired(command, env)
@@ -223,18 +222,20 @@ def _crash(directory: Path) -> str:
     return "the endpoint supervisor exited"
 
 
-def _status(command: signed.Command, directory: Path) -> signed.ResourceStatus:
+def _status(
+    command: signed.Command,
+    directory: Path,
+    last: signed.ResourceStatus | None = None,
+    now: datetime | None = None,
+) -> signed.ResourceStatus:
     """The supervisor's report, as this command's resource status."""
-    try:
-        body = json.loads((directory / "status.json").read_bytes())
-    except (OSError, ValueError):
-        body = {}
+    body = _read_json(directory / "status.json")
     phase = "Progressing"
     if body.get("desiredCommand") == command.digest and body.get("phase") == "Failed":
         phase = "Failed"
     elif body.get("command") == command.digest and body.get("phase") == "Ready":
         phase = "Ready"
-    return signed.ResourceStatus(
+    status = signed.ResourceStatus(
         kind="Deployment",
         name=command.name,
         phase=phase,  # type: ignore[arg-type]
@@ -242,6 +243,72 @@ def _status(command: signed.Command, directory: Path) -> signed.ResourceStatus:
         message=str(body.get("message", "starting"))[-4000:],
         observed=_observed(body),
     )
+    return _with_metrics(status, _read_json(directory / "metrics.json"), last, now)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return body
+
+
+METRICS = ("rps", "p50Ms", "p95Ms", "p99Ms", "errorRate", "inFlight")
+METRICS_REPORT_SECONDS = 300.0
+METRICS_CHANGE = 0.25
+
+
+def _with_metrics(
+    status: signed.ResourceStatus,
+    metrics: dict[str, Any],
+    last: signed.ResourceStatus | None,
+    now: datetime | None,
+) -> signed.ResourceStatus:
+    """Status carries the endpoint's traffic (last minute): fresh figures whenever anything
+    else changes, otherwise at most every 5 minutes and only when a figure moved by more than
+    25 % — a busy endpoint must not write a status commit per second."""
+    fresh = _signable(metrics)
+    at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if last is not None and _same_but_metrics(status, last) and not _due(last, fresh, now):
+        kept = {k: v for k, v in last.observed.items() if k in (*METRICS, "metricsAt")}
+        return status.model_copy(update={"observed": {**status.observed, **kept}})
+    return status.model_copy(update={"observed": {**status.observed, **fresh, "metricsAt": at}})
+
+
+def _signable(metrics: dict[str, Any]) -> dict[str, str | int | bool]:
+    """Signed payloads hold no floats: whole requests/s and milliseconds, a percent string."""
+    out: dict[str, str | int | bool] = {
+        k: round(float(metrics[k])) for k in METRICS if k in metrics and k != "errorRate"
+    }
+    if "errorRate" in metrics:
+        out["errorRate"] = f"{float(metrics['errorRate']):.2%}"
+    return out
+
+
+def _same_but_metrics(status: signed.ResourceStatus, last: signed.ResourceStatus) -> bool:
+    ignored = (*METRICS, "metricsAt")
+    mine = {k: v for k, v in status.observed.items() if k not in ignored}
+    theirs = {k: v for k, v in last.observed.items() if k not in ignored}
+    return (status.phase, status.message, mine) == (last.phase, last.message, theirs)
+
+
+def _due(
+    last: signed.ResourceStatus, fresh: dict[str, str | int | bool], now: datetime | None
+) -> bool:
+    reported = str(last.observed.get("metricsAt", ""))
+    if not reported or now is None:
+        return bool(fresh)
+    age = now - datetime.strptime(reported, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if age.total_seconds() < METRICS_REPORT_SECONDS:
+        return False
+    return any(_moved(last.observed.get(k), value) for k, value in fresh.items())
+
+
+def _moved(before: object, after: object) -> bool:
+    if not isinstance(before, int | float) or not isinstance(after, int | float):
+        return before != after
+    return abs(after - before) > METRICS_CHANGE * max(abs(before), 1.0)
 
 
 def _observed(body: dict[str, Any]) -> dict[str, str | int | bool]:
