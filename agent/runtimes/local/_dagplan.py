@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import cronsim
-
-from schemas.common import ParamValue, Retry, Schedule, parse_duration
+from agent.runtimes.local import cron
+from schemas.common import ParamValue, Schedule
 from schemas.crossref import find_cycle
 from schemas.dag import Partition, Step
 from schemas.errors import GitplaneError
@@ -115,20 +113,7 @@ def _instance(name: str, index: int, partition: Partition) -> int:
     return int.from_bytes(digest[:8], "big") % partition.instances
 
 
-def backoff(retry: Retry, number: int) -> float:
-    """Seconds to wait before retry ``number`` (1-based): ``backoff`` doubling, capped."""
-    first, cap = parse_duration(retry.backoff), parse_duration(retry.max_backoff)
-    return float(min(cap, first * 2 ** (number - 1)))
-
-
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+backoff = cron.backoff
 
 
 def due(schedule: Schedule, after: datetime, now: datetime) -> datetime | None:
@@ -145,15 +130,9 @@ def next_slot(schedule: Schedule, now: datetime) -> datetime:
 
 def _slot(schedule: Schedule, start: datetime, *, reverse: bool) -> datetime:
     try:
-        zone = ZoneInfo(schedule.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DagError(f"unknown time zone {schedule.timezone!r}") from None
-    expression = _ALIASES.get(schedule.cron, schedule.cron)
-    try:
-        found = next(cronsim.CronSim(expression, start.astimezone(zone), reverse=reverse))
-    except (cronsim.CronSimError, StopIteration) as exc:
-        raise DagError(f"cron {schedule.cron!r} cannot be scheduled: {exc}") from None
-    return found.astimezone(UTC)
+        return cron.slot(schedule, start, reverse=reverse)
+    except cron.ScheduleError as exc:
+        raise DagError(str(exc)) from None
 
 
 def stamp(moment: datetime) -> str:

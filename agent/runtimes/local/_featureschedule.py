@@ -19,25 +19,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict
 
 from agent.runtimes.local import _featureerrors as errors
+from agent.runtimes.local import cron
 from schemas.common import Retry, Schedule, parse_duration
 from schemas.featureset import Backfill, FeatureSetSpec, Source
 
 MAX_CHUNKS = 100_000
 """More backfill chunks than this is a mistake in ``chunk``, refused rather than run."""
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 
 
 class Outcome(BaseModel):
@@ -142,19 +133,16 @@ def next_run(schedule: Schedule | None, after: datetime) -> datetime | None:
     if schedule is None or schedule.suspend:
         return None
     try:
-        zone = ZoneInfo(schedule.timezone)
-        found = next(CronSim(_MACROS.get(schedule.cron, schedule.cron), after.astimezone(zone)))
-    except (CronSimError, ZoneInfoNotFoundError, ValueError, StopIteration) as exc:
+        return cron.slot(schedule, after, reverse=False)
+    except cron.ScheduleError as exc:
         raise errors.StalledError(f"spec.schedule cannot be followed: {exc}") from None
-    return found.astimezone(UTC)
 
 
 def retry_at(retry: Retry, failures: int, failed_at: datetime) -> datetime | None:
     """When attempt ``failures + 1`` starts, or None once ``retry.limit`` retries failed."""
     if failures > retry.limit:
         return None
-    delay = parse_duration(retry.backoff) * 2.0 ** (failures - 1)
-    return failed_at + timedelta(seconds=min(delay, parse_duration(retry.max_backoff)))
+    return failed_at + timedelta(seconds=cron.backoff(retry, failures))
 
 
 def due(state: State, schedule: Schedule | None, now: datetime) -> datetime | None:
