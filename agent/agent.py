@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.config import AgentConfig
@@ -71,9 +72,11 @@ class Agent:
             return Outcome([], failure, self._try_report(now, failure))
         except gitrepo.GitError as exc:
             return Outcome([], None, False, unreachable=str(exc))
+        started = time.monotonic()
         applied = [c for head, bundle in pending for c in self._apply(head, bundle)]
         self._observe(now)
-        return Outcome(applied, None, self._try_report(now, None))
+        reported_at = now + timedelta(seconds=time.monotonic() - started)  # after a long build
+        return Outcome(applied, None, self._try_report(reported_at, None))
 
     def observe_only(self, now: datetime) -> bool:
         """Between polls: observe what runs (heal drift, run due jobs) and report changes,

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from agent.agent import Agent, Outcome
 from ledger import refwatch
+from schemas.errors import UsageError
 
 OBSERVE_SECONDS = 1.0
 log = logging.getLogger("gitplane.agent")
@@ -69,7 +70,12 @@ class Metrics:
 def serve_metrics(metrics: Metrics, listen: str) -> None:
     """Expose ``metrics`` on ``host:port``."""
     host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
+    if not port.isdigit():
+        raise UsageError(f"--listen {listen!r}: expected host:port")
+    try:
+        start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
+    except OSError as exc:
+        raise UsageError(f"--listen {listen}: {exc.strerror}") from None
 
 
 def run(
@@ -92,9 +98,15 @@ def run(
         elif worker.observe_only(clock()):
             metrics.reports.inc()
             _log("observed a change and reported it", plane=worker.config.plane)
-        wake.wait(min(OBSERVE_SECONDS, max(0.0, next_poll - time.monotonic())))
-        if stop.is_set():
-            break
+        _sleep(wake, stop, min(OBSERVE_SECONDS, max(0.0, next_poll - time.monotonic())))
+    _log("stopping", plane=worker.config.plane)
+
+
+def _sleep(wake: threading.Event, stop: threading.Event, seconds: float) -> None:
+    """Until ``seconds`` pass, a ref moves, or a stop is asked for."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not wake.is_set() and time.monotonic() < deadline:
+        wake.wait(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
 def log_cycle(plane: str, outcome: Outcome) -> None:

@@ -23,7 +23,10 @@ from reconciler import audit_read, audit_view
 @click.option("--plane", "only", help="Show only this plane's commands and status.")
 @click.option("--since", help="Show only events from this date on (2026-11-24, or a UTC time).")
 @click.option("--branch", default="main", show_default=True, help="The protected spec branch.")
-@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
+    "--state-repo",
+    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
+)
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
 )

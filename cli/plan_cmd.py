@@ -33,7 +33,10 @@ EXIT_ERROR = 1
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="root.json: plan against the recorded state in the logs (verified).",
 )
-@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
+    "--state-repo",
+    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
+)
 @click.option(
     "--detailed-exitcode",
     is_flag=True,

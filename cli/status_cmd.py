@@ -21,7 +21,10 @@ from reconciler import planning, status_view
 )
 @click.option("--plane", "only", help="Show only this plane.")
 @click.option("--rev", default="HEAD", show_default=True, help="The desired commit.")
-@click.option("--state-repo", help="Where the logs are, if not in PATH's repository.")
+@click.option(
+    "--state-repo",
+    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
+)
 @click.option(
     "--output",
     "-o",

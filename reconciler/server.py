@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from schemas.errors import UsageError
+
 MAX_BODY = 1 << 20
 
 
@@ -126,6 +128,9 @@ def serve(
         def log_message(self, format: str, *args: object) -> None:
             return  # requests are counted in metrics, not logged line by line
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise UsageError(f"--listen {host}:{port}: {exc.strerror}") from None
     threading.Thread(target=server.serve_forever, name="gitplane-http", daemon=True).start()
     return server

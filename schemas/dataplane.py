@@ -48,12 +48,18 @@ class PortRange(Strict):
 
 
 class LocalRuntime(Strict):
-    """Settings of the embedded ``local`` runtime."""
+    """What the plane's ``local`` runtime is set up with, recorded for people and tools.
+
+    The agent takes these from its own configuration file (``runtime.*`` in
+    docs/agent.md), never from git: keep the two equal.
+    """
 
     mlflow_tracking_uri: str | None = None
-    """MLflow tracking URI; default a SQLite store in the agent's state directory."""
+    """MLflow tracking URI (the agent's ``runtime.mlflowTrackingUri``); default a SQLite store
+    in the agent's state directory."""
     ports: PortRange = Field(default_factory=lambda: PortRange(start=20000, end=29999))
-    """Ports endpoints and replicas are allocated from."""
+    """Ports endpoints are given from (the agent's ``runtime.ports``); replicas listen on
+    loopback ports the system chooses."""
 
 
 class KubernetesRuntime(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -76,3 +77,35 @@ def _wait(check: object, what: str, timeout: float = 90) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_busy_listen_port_is_a_usage_error_not_a_crash(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    key = world.root / "agent" / "local-dev.key"
+    world.agent_keys["local-dev"].save(key)
+    config = world.root / "agent" / "agent.yaml"
+    config.write_text(
+        f"plane: local-dev\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"keyFile: {key}\nstateDir: state\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (
+            ["agent", "run", "--config", str(config)],
+            ["reconcile", "--repo", world.remote, "--keys", str(world.keys_dir), "--watch",
+             "--work-dir", str(world.root / "r")],
+        ):  # fmt: skip
+            done = subprocess.run(
+                [gitplane_bin, *command, "--listen", f"127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert done.returncode == 2, done.stderr
+            assert f"--listen 127.0.0.1:{port}: Address already in use" in done.stderr
+            assert "Traceback" not in done.stderr
