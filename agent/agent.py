@@ -59,6 +59,7 @@ class Agent:
                 state_dir=state,
                 data_dir=config.data_dir(),
                 ports=config.runtime.port_range(),
+                standby=config.runtime.standby_replicas,
             )
         )
 

@@ -28,6 +28,9 @@ class LocalRuntimeConfig(_Config):
     ``<stateDir>/data``."""
     ports: Annotated[str, Field(pattern=r"^\d{1,5}-\d{1,5}$")] = "20000-29999"
     """Inclusive TCP port range endpoints are given from (``START-END``)."""
+    standby_replicas: Annotated[int, Field(ge=0, le=8)] = 1
+    """Warm replicas each endpoint keeps outside its pool: a scale-up takes one at once
+    instead of waiting seconds for a cold start (0 to save the memory)."""
 
     def port_range(self) -> tuple[int, int]:
         """``ports`` as two integers."""

@@ -90,7 +90,8 @@ def register_models(tmp: Path, rows: list[dict[str, float]]) -> tuple[LocalEnv, 
         timeout=300,
     )
     repo = gitrepo.GitRepo(init_repo(tmp / "specs"))
-    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=(_base_port(), _base_port() + 50))
+    ports = (_base_port(), _base_port() + 50)
+    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=ports, standby=0)
     return env, json.loads(expected.read_text())
 
 

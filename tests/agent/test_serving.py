@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -205,3 +207,30 @@ def test_metrics_reach_status_without_a_commit_per_second() -> None:
     scaled = base.model_copy(update={"observed": {"readyReplicas": 3}})
     now = serving._with_metrics(scaled, busier, first, NOW + timedelta(minutes=1))
     assert now.observed["rps"] == 40  # something else changed: fresh figures with it
+
+
+@pytest.mark.slow
+def test_a_warm_standby_makes_a_scale_up_ready_at_once(served: Served) -> None:
+    served.env = dataclasses.replace(served.env, standby=1)
+    status = served.apply(served.command({"replicas": 1}))
+    assert status.phase == "Ready", status.message
+    directory = served.env.state_dir / "deployments" / "churn"
+    warm = _wait_for(directory, lambda b: len(b["standbyPorts"]) == 1)["standbyPorts"][0]
+    _wait_for(directory, lambda b: _answers(warm))  # the standby itself is healthy
+    started = time.monotonic()
+    scaled = served.apply(served.command({"replicas": 2}))
+    took = time.monotonic() - started
+    assert scaled.phase == "Ready" and scaled.observed["readyReplicas"] == 2, scaled.message
+    assert took < 3.0  # a cold replica takes ~5 s to import MLflow and load the model
+    body = _wait_for(
+        directory, lambda b: len(b["standbyPorts"]) == 1 and b["standbyPorts"] != [warm]
+    )
+    assert warm in body["replicaPorts"]  # the standby joined the pool; a new one warms up
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False

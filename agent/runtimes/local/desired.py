@@ -44,6 +44,9 @@ class Desired:
     progress_deadline: float = 600.0
     replicas: int | None = 1
     autoscaling: Policy | None = None
+    standby: int = 0
+    """Warm replicas kept outside the pool for fast scale-ups (the agent's
+    ``runtime.standbyReplicas``)."""
 
     def template(self) -> Template:
         """What each replica runs; its revision changes only when a replica would differ."""
@@ -84,6 +87,7 @@ def build(
     port: int,
     version: str,
     model_dir: Path,
+    standby: int = 0,
 ) -> Desired:
     """Resolve a Deployment spec into what the supervisor runs."""
     policy = None
@@ -121,6 +125,7 @@ def build(
         progress_deadline=parse_duration(spec.rollout.progress_deadline),
         replicas=spec.replicas if spec.autoscaling is None else None,
         autoscaling=policy,
+        standby=standby,
     )
 
 

@@ -45,6 +45,8 @@ class Supervisor:
         self.pool, self.meter = Pool(), Meter(desired.name)
         self.proxy = Proxy(desired.port, self.pool, self.meter, desired.request_timeout)
         self.replicas: list[replicas.Replica] = []
+        self.standby: list[replicas.Replica] = []
+        """Started and healthy but outside the pool: a scale-up takes one at once."""
         self.draining: list[tuple[replicas.Replica, float]] = []
         self.serving: replicas.Template | None = None
         self.served_command = ""
@@ -72,7 +74,7 @@ class Supervisor:
 
     def tick(self, now: float) -> None:
         """One control step."""
-        for replica in self.replicas:
+        for replica in self.replicas + self.standby:
             replica.probe(now)
         target = self.desired.template()
         if self._rolling(target):
@@ -91,8 +93,8 @@ class Supervisor:
         """Stop taking requests, then stop every replica."""
         self.proxy.shutdown()
         self.proxy.server_close()
-        replicas.stop_all(self.replicas + [r for r, _ in self.draining])
-        self.replicas, self.draining = [], []
+        replicas.stop_all(self.replicas + self.standby + [r for r, _ in self.draining])
+        self.replicas, self.standby, self.draining = [], [], []
 
     def _reload(self) -> bool:
         """Pick up a changed ``desired.json``; False once it is gone."""
@@ -119,6 +121,8 @@ class Supervisor:
         return False
 
     def _roll(self, target: replicas.Template, now: float) -> None:
+        replicas.stop_all(self.standby)  # warm for the old template: useless now
+        self.standby = []
         new = [r for r in self.replicas if r.template.revision == target.revision]
         old = [r for r in self.replicas if r.template.revision != target.revision]
         if not self.rollout_started:
@@ -189,11 +193,25 @@ class Supervisor:
             self.message = f"restarted a replica that failed:\n{replica.tail(5)}"
         missing = self.count - len(self.replicas)
         for _ in range(max(0, missing)):
-            self.replicas.append(replicas.start(self.serving, self.dir / "logs"))
+            warm = next((r for r in self.standby if r.ready), None)
+            if warm is not None:
+                self.standby.remove(warm)
+            self.replicas.append(warm or replicas.start(self.serving, self.dir / "logs"))
         extra = sorted(self.replicas, key=lambda r: r.ready)[: max(0, -missing)]
         for replica in extra:
             self._drain_later(replica)
+        self._keep_standby(self.serving)
         del now
+
+    def _keep_standby(self, serving: replicas.Template) -> None:
+        """Keep ``desired.standby`` warm replicas of the serving template once every serving
+        replica is ready (they would only slow a start-up down)."""
+        for replica in [r for r in self.standby if r.failed or r.template != serving]:
+            self.standby.remove(replica)
+            replica.stop()
+        if len(self.standby) >= self.desired.standby or not all(r.ready for r in self.replicas):
+            return
+        self.standby.append(replicas.start(serving, self.dir / "logs"))
 
     def _drain_later(self, replica: replicas.Replica) -> None:
         self.replicas.remove(replica)
@@ -237,6 +255,8 @@ class Supervisor:
             "desiredReplicas": self.count,
             "restarts": self.restarts,
             "events": self.events,
+            "replicaPorts": sorted(r.port for r in self.replicas),
+            "standbyPorts": sorted(r.port for r in self.standby),
         }
         data = json.dumps(body, sort_keys=True, indent=1).encode()
         if data != self.written:

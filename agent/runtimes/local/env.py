@@ -22,6 +22,8 @@ class LocalEnv:
     """Where relative data paths in specs (feature sources, DAG inputs) are resolved."""
     ports: tuple[int, int] = (20000, 29999)
     """Inclusive TCP port range endpoints are given from."""
+    standby: int = 1
+    """Warm replicas each endpoint keeps outside its pool, so a scale-up is ready at once."""
 
     def kind_dir(self, kind: str, name: str) -> Path:
         """A resource's own directory, e.g. ``<stateDir>/featuresets/customer-activity``."""

@@ -1,6 +1,7 @@
 """Replica processes of a local endpoint: MLflow's scoring server, started, probed, stopped.
 
-A replica is *starting* until its health path first answers 200, *ready*
+A replica is *starting* until its health path first answers 200 (probed on
+every supervisor tick until then, so it takes traffic as soon as it can), *ready*
 while it keeps answering, and *failed* when its process exits or it fails
 ``failureThreshold`` probes in a row after having answered (a server still
 importing MLflow refuses connections: that is starting, not failing; the
@@ -70,8 +71,9 @@ class Replica:
         """Run the health check if one is due."""
         if now < self.next_probe or self.process.poll() is not None:
             return
-        self.next_probe = now + self.template.period
         code = _get(self.port, self.template.health_path, self.template.probe_timeout)
+        # a starting replica is probed every tick, so it takes traffic as soon as it can
+        self.next_probe = now + (self.template.period if code == 200 or self.answered else 0.0)
         if code == 200:
             self.ready = self.answered = True
             self.failures = 0

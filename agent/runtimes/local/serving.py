@@ -116,6 +116,7 @@ def _write_desired(command: signed.Command, env: LocalEnv) -> float:
         port=_port(env, directory),
         version=str(model["version"]),
         model_dir=_fetch_model(env, model, directory),
+        standby=env.standby,
     )
     state.atomic_write(directory / "desired.json", desired.dumps(wanted))
     _ensure_supervisor(directory)
