@@ -35,7 +35,8 @@ Three things are measured, each printed beside its target or floor; nothing is a
    ``gitplane demo`` (``cli.demo.Demo``: a bare repository holding
    ``example-repo/``, keys, ``gitplane reconcile --watch`` and ``gitplane
    agent run`` daemons, the model build) until ``Deployment/churn-dev`` is
-   Ready; then P commits each raise its ``minReplicas`` by one (and
+   Ready; then, each time the endpoint is at rest (its warm standby replica
+   healthy), P commits each raise its ``minReplicas`` by one (and
    ``maxReplicas`` when needed), each pushed and timed from the moment ``git
    push`` returns to the moment the signed status, read with
    ``reconciler.planning.make_status`` (called whenever the status ref moves),
@@ -774,6 +775,7 @@ def _stop_demo(steps: demo.Demo) -> str:
 
 def _one_push(steps: demo.Demo, places: Places, index: int) -> Sample:
     time.sleep(SETTLE)  # let the previous cycle's status and observe reports land
+    _wait_for_standby(places.endpoint)  # an endpoint at rest: its warm standby is healthy
     replicas = _edit_min_replicas(steps.work)
     watch = Watch(steps, places, _git(steps.work, "rev-parse", "HEAD"), Sample(replicas))
     _git(steps.work, "push", "-q", "origin", "main")
@@ -781,6 +783,31 @@ def _one_push(steps: demo.Demo, places: Places, index: int) -> Sample:
     print(f"  push {index + 1}: minReplicas -> {replicas}, ready reported after"
           f" {watch.sample.seen['confirmed']:.2f} s")  # fmt: skip
     return watch.sample
+
+
+def _wait_for_standby(endpoint: Path, timeout: float = 120.0) -> None:
+    """Until the endpoint's warm standby replica (``runtime.standbyReplicas``, default 1)
+    answers ``/ping``: pushes are measured against an endpoint at rest, not one still
+    warming the standby the previous push used."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            ports = json.loads((endpoint / "status.json").read_bytes())["standbyPorts"]
+            if ports and _pings(int(ports[0])):
+                return
+        time.sleep(0.1)
+    raise TimeoutError("the endpoint's warm standby never became healthy")
+
+
+def _pings(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def _edit_min_replicas(work: Path) -> int:
@@ -893,16 +920,17 @@ def _print_pushes(taken: list[Sample], floor: list[float]) -> None:
     )
     print("  breakdown: stage, seconds after the push returned per push, its own share best/median")
     for key, label in STAGES:
+        if all(key not in s.seen for s in taken):
+            print(f"    {label:<42}   (none: a warm standby replica took the traffic)")
+            continue
         at = "  ".join(f"{s.seen.get(key, math.nan):6.2f}" for s in taken)
         shares = [s.share(key) for s in taken]
         print(f"    {label:<42}{at}   +{min(shares):.2f} / +{statistics.median(shares):.2f}")
-    start = [s.share("running") for s in taken]
-    rest = [t - r for t, r in zip(totals, start, strict=True)]
-    print(f"  replica start inside the push (started -> uvicorn running): {_spread(start, _s)};"
-          f" floor, a bare scoring server of the same model, Popen -> /ping 200 on the idle"
-          f" machine afterwards: {_spread(floor, _s)}")  # fmt: skip
-    print(f"  everything but the replica start (git, reconciler, agent, probes, status):"
-          f" {_spread(rest, _s)}")  # fmt: skip
+    cold = [s.share("running") for s in taken if "running" in s.seen]
+    print(f"  cold replica starts inside the pushes: {len(cold)} of {len(taken)}"
+          + (f" ({_spread(cold, _s)})" if cold else "")
+          + f"; floor of a cold start, a bare scoring server of the same model, Popen -> /ping"
+          f" 200 on the idle machine afterwards: {_spread(floor, _s)}")  # fmt: skip
     reads = [t for s in taken for t in s.make_status]
     print(f"  one make_status read: {_spread(reads, _s)}")
 
