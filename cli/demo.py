@@ -250,14 +250,17 @@ class Demo:
     def _commit(self, who: str, message: str) -> None:
         name, email = PEOPLE[who]
         self._git("add", "-A")
-        self._run(
-            ["git", "-C", str(self.work), "-c", f"user.name={name}", "-c", f"user.email={email}",
-             "commit", "-q", "-m", message],
-        )  # fmt: skip
+        identity = {  # over any GIT_AUTHOR_* the caller's environment sets
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        self._run(["git", "-C", str(self.work), "commit", "-q", "-m", message], identity)
         _say(f"commit by {name}: {message}")
 
-    def _run(self, command: list[str]) -> str:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    def _run(self, command: list[str], extra: dict[str, str] | None = None) -> str:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(extra or {})}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
             raise click.ClickException(f"{' '.join(command)} failed:\n{done.stderr.strip()}")

@@ -58,16 +58,23 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
         pushed = time.monotonic()
         _wait(lambda: _status_count(world) == 2, "the report after the push")
         assert time.monotonic() - pushed < 60  # woken by the push, not the 10-minute poll
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-        # the DAG waits for its feature set, which has no source data here
-        assert b'gitplane_agent_commands_applied_total{kind="FeatureSet"} 1.0' in metrics
-        assert b"gitplane_agent_git_unreachable 0.0" in metrics
+        # the DAG waits for its feature set, which has no source data here; the cycle is
+        # counted once it returns, just after its status commit
+        applied = b'gitplane_agent_commands_applied_total{kind="FeatureSet"} 1.0'
+        _wait(lambda: applied in _metrics(port), "the cycle counted in the metrics")
+        assert b"gitplane_agent_git_unreachable 0.0" in _metrics(port)
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, stderr[-2000:]
     assert b'"applied": ["FeatureSet/customer-activity"]' in stderr
     assert b"Traceback" not in stderr
+
+
+def _metrics(port: int) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        body: bytes = reply.read()
+    return body
 
 
 def _wait(check: object, what: str, timeout: float = 90) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,3 +91,29 @@ def test_requests_are_measured_and_exported(proxy: Proxy, backend: ThreadingHTTP
     text = conn.getresponse().read().decode()
     conn.close()
     assert 'gitplane_endpoint_requests_total{code="200",deployment="test"} 5.0' in text
+
+
+def _raw(proxy: Proxy, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", proxy.server_port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_the_proxy_speaks_http_as_clients_do(proxy: Proxy, backend: ThreadingHTTPServer) -> None:
+    proxy.pool.replace([Backend(backend.server_port)])
+    expect = _raw(
+        proxy,
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"content-length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    assert expect.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert expect.endswith(f"{backend.server_port}:{{}}".encode())
+    old = _raw(proxy, b"POST /invocations HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+    assert old.startswith(b"HTTP/1.1 200 OK") and old.endswith(b":{}")  # then closed
+    assert _raw(proxy, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    flood = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n"
+    assert _raw(proxy, flood).startswith(b"HTTP/1.1 431")
