@@ -10,6 +10,8 @@ Prometheus metrics at ``GET /metrics``.
 
 from __future__ import annotations
 
+import functools
+import http
 import threading
 import time
 from collections import deque
@@ -132,8 +134,12 @@ class Meter:
             self._events.append((now, seconds, code >= 500))
             while self._events and now - self._events[0][0] > HISTORY_SECONDS:
                 self._events.popleft()
-        self.requests.labels(deployment=self.deployment, code=str(code)).inc()
+        self._counter(code).inc()
         self.latency.observe(seconds)
+
+    @functools.cache  # noqa: B019 - one Meter per process, as many codes as HTTP has
+    def _counter(self, code: int) -> Counter:
+        return self.requests.labels(deployment=self.deployment, code=str(code))
 
     def window(self, seconds: float) -> Sample:
         """Request rate, p95 latency and error rate over the last ``seconds``."""
@@ -279,11 +285,20 @@ class _Handler(BaseHTTPRequestHandler):
         return 503, b'{"error_code": "UNAVAILABLE", "message": "no ready replica"}', JSON
 
     def _reply(self, code: int, body: bytes, kind: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        """The whole response in one write (no ``Server``/``Date`` headers to format)."""
+        head = f"HTTP/1.1 {code} {_reason(code)}\r\nContent-Type: {kind}\r\n"
+        head += f"Content-Length: {len(body)}\r\n"
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+
+
+@functools.cache
+def _reason(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
 def _exchange(
