@@ -760,16 +760,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _stop_demo(steps: demo.Demo) -> str:
-    for process in steps.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in steps.processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    stopped = serving.stop_all(steps.plane / "state")
+    stopped = steps.stop()
     return f"stopped the reconciler, the agent and {stopped} endpoint supervisor(s)"
 
 

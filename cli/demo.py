@@ -228,17 +228,22 @@ class Demo:
             yield
         finally:
             _step(None, self.total, "Stopping everything the demo started")
-            for process in self.processes:
-                process.send_signal(signal.SIGTERM)
-            for process in self.processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            stopped = serving.stop_all(self.plane / "state")
+            stopped = self.stop()
             _say(f"stopped the reconciler, the agent and {stopped} endpoint(s); "
                  f"files kept in {self.dir}")  # fmt: skip
+
+    def stop(self) -> int:
+        """SIGTERM the daemons (SIGKILL after 30 s), then stop every endpoint; how many."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return serving.stop_all(self.plane / "state")
 
     def _gitplane(self, *args: str) -> str:
         _say(f"$ gitplane {' '.join(args)}")
