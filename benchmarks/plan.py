@@ -19,17 +19,16 @@ Three things are measured, each printed beside its target; nothing is asserted:
    ``reconciler.plan.plan(desired, {}, now)`` against empty recorded state;
    then ``plan`` alone on documents already loaded. Also the plan's size:
    planes, actions by operation, commands.
-2. Re-plan after a one-file commit (target <= 50 ms). After part 1's full
-   load and plan, a Deployment's ``replicas`` is changed and landed, and what a
-   reconciler does today to plan that commit is timed: ``load_commit`` (with
-   the parse cache a ``Reconciler`` keeps, when ``load_commit`` takes one; the
-   uncached load is timed beside it) + ``desired_at`` + ``plan``. The script
-   says whether the project has an incremental path. As diagnostics: the
-   floor of an ideal incremental read (``git diff-tree -r`` of the two
-   commits, one ``git cat-file blob`` of the changed file,
-   ``parse.parse_spec`` of it), the whole-tree work a cached load still does
-   (``ls-tree -r``, ``crossref.check``), and ``plan`` of the changed resource
-   alone (the planes, the policies, the deployment and its model).
+2. Re-plan after a one-file commit (target <= 50 ms). After part 1, a
+   ``tracker.Tracker`` and a ``replan.Planner`` are given the corpus commit (a
+   full load and plan, untimed), as a running reconciler holds them. Then K
+   commits each change one Deployment's ``replicas`` and land; each is timed
+   through ``Tracker.load`` (``git diff-tree``, the changed blob read and
+   parsed, cross-references checked where the change reaches, trailers) and
+   ``Planner.plan`` against empty recorded state. The last plan is compared with
+   a full ``load_commit`` + ``plan()`` of the same commit, whose time is shown
+   beside. As the floor: ``git diff-tree -r`` of the two commits, one ``git
+   cat-file blob`` of the changed file and ``parse.parse_spec`` of it.
 3. Commit-to-command latency in watch mode (target <= 1 s). Keys from
    ``keyring.init_keys``, the example repository pushed to a bare repository
    on local disk, and ``gitplane reconcile --watch --interval 1h`` as a
@@ -43,8 +42,8 @@ Three things are measured, each printed beside its target; nothing is asserted:
    finish the cycle its own push triggers. The watcher is stopped with SIGTERM
    in a ``finally``; its process group is killed if it does not exit.
 
-Parts 1 and 2 report the best of min(K, 3) runs, fewer once a figure's runs
-have taken 15 s (one full plan can take tens of seconds); part 3 takes K
+Part 1 reports the best of min(K, 3) runs, fewer once a figure's runs have
+taken 15 s (one full plan can take tens of seconds); parts 2 and 3 take K
 samples. ``--profile`` adds cProfile's top functions for the cold
 plan and the full re-plan path. Exit 1 only when the corpus is invalid or the
 watcher cannot be started.
@@ -55,7 +54,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import inspect
 import io
 import math
 import os
@@ -74,21 +72,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from corpus import commit_all, git, kind_counts, write_corpus
 
 from ledger import gitrepo, keyring, layout
-from reconciler import desired
+from reconciler import desired, tracker
 from reconciler.plan import Desired, Plan, plan
 from reconciler.reconcile import desired_at
-from schemas import crossref, parse, tree
+from reconciler.replan import Planner
+from schemas import parse
 from schemas.dataplane import DataPlane
-from schemas.deployment import Deployment
-from schemas.document import Document
-from schemas.model import Model
-from schemas.policy import Policy
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TARGET_COLD = 5.0
@@ -107,8 +102,6 @@ WATCHED_PLANE = "local-dev"
 FEATURES_FILE = "features/customer-activity.yaml"
 REPLICAS = re.compile(rb"^  replicas: (\d+)$", re.MULTILINE)
 APPROVALS = "\n".join(f"Approved-by: {who}@example.invalid" for who in ("ana", "bo", "cy"))
-CACHE_SUPPORTED = "cache" in inspect.signature(desired.load_commit).parameters
-ParseCache = dict[Any, Any]
 T = TypeVar("T")
 
 
@@ -125,7 +118,7 @@ def main() -> int:
             return 1
         del state
         cold_plan(repo, runs, profile_it=args.profile)
-        replan(repo, runs, profile_it=args.profile)
+        replan(repo, args.repeat, profile_it=args.profile)
         return watch_latency(Path(tmp) / "watch", args.repeat)
 
 
@@ -137,7 +130,7 @@ def _arguments() -> argparse.Namespace:
         "--repeat",
         type=int,
         default=10,
-        help="watch-mode samples (default 10); parts 1 and 2 run min(K, 3) times",
+        help="re-plan and watch-mode samples (default 10); part 1 runs min(K, 3) times",
     )
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     args = parser.parse_args()
@@ -307,12 +300,11 @@ class Run:
     plan: Plan
 
 
-def load_and_plan(repo: gitrepo.GitRepo, rev: str, cache: ParseCache | None = None) -> Run:
-    """``load_commit`` + ``desired_at`` + ``plan`` of ``rev`` against empty recorded state,
-    as one reconcile cycle does (with the reconciler's parse cache when one is given)."""
-    extra: dict[str, Any] = {"cache": cache} if cache is not None else {}
+def load_and_plan(repo: gitrepo.GitRepo, rev: str) -> Run:
+    """``load_commit`` + ``desired_at`` + ``plan`` of ``rev`` against empty recorded state:
+    what a reconciler does for the first commit it sees."""
     start = time.perf_counter()
-    state = desired.load_commit(repo, rev, **extra)
+    state = desired.load_commit(repo, rev)
     loaded = time.perf_counter()
     want = desired_at(repo, state.commit or rev, "", state)
     built = time.perf_counter()
@@ -453,25 +445,16 @@ def incremental_floor(repo: Path, old: str, new: str) -> tuple[float, float, flo
     return listed - start, read - listed, time.perf_counter() - read, parsed
 
 
-def closure(documents: list[Document], changed: Document) -> list[Document]:
-    """The planes, the policies, ``changed`` and the model it serves: what an incremental
-    planner must look at to re-plan ``changed`` on every plane."""
-    model = changed.spec.model.name if isinstance(changed, Deployment) else None
-    return [
-        d
-        for d in documents
-        if isinstance(d, DataPlane | Policy)
-        or d is changed
-        or (isinstance(d, Model) and d.name == model)
-    ]
-
-
 @dataclass
 class Replan:
     """Timings of the re-plan runs, in seconds."""
 
-    today: list[Stages] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    plan: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
     diag: dict[str, list[float]] = field(default_factory=dict)
+    equal: bool | None = None
+    changed: int = 0
 
     def add(self, key: str, seconds: float) -> None:
         """Record one diagnostic timing."""
@@ -483,101 +466,84 @@ class Replan:
 
 
 def replan(repo: Path, runs: int, *, profile_it: bool = False) -> None:
-    """Part 2: a one-file commit planned the way the project can today, and diagnostics.
+    """Part 2: one-file commits planned the way a running reconciler plans them.
 
-    Runs after part 1 (the full load and plan of the first commit). Each run is the
-    next cycle of one reconciler: a new one-file commit, planned with the parse cache
-    the previous run left (when the project has one).
+    ``tracker.Tracker`` and ``replan.Planner`` are first given the corpus commit
+    (a full load and plan, untimed); then each run lands a new one-file commit
+    and times ``Tracker.load`` + ``Planner.plan`` of it, the work of one
+    reconcile cycle before recorded state is read. The last run's plan is
+    compared with a fresh full load and ``plan()`` of the same commit.
     """
-    print(f"\n2. Re-plan after a one-file commit (best of up to {runs} runs within {BUDGET:.0f} s)")
+    print(f"\n2. Re-plan after a one-file commit (best of {runs} runs; median beside it)")
     spec_repo = gitrepo.GitRepo(repo)
     edit = find_edit(repo)
+    follow = tracker.Tracker(spec_repo)
+    planner = Planner()
     old = spec_repo.resolve("HEAD")
-    cache: ParseCache | None = {} if CACHE_SUPPORTED else None
-    if cache is not None:
-        desired.load_commit(spec_repo, old, cache=cache)  # type: ignore[call-arg,unused-ignore]
+    first = follow.load(old)
+    if first.want is None:
+        raise ValueError("the corpus does not validate")
+    planner.plan(first.want, {}, NOW, None)
     timings = Replan()
+    result: Plan | None = None
     for run in range(runs):
         new = commit_edit(repo, edit, edit.replicas + 1 + run % 2)
-        _one_replan(repo, spec_repo, (old, new), cache, timings)
+        result = _one_replan(repo, (follow, planner), (old, new), timings)
         old = new
-        if sum(s.total for s in timings.today) > BUDGET:
-            break
-    _print_replan(timings, edit)
+    full = load_and_plan(spec_repo, old)
+    timings.equal = result == full.plan
+    _print_replan(timings, edit, full.stages.total)
     if profile_it:
         new = commit_edit(repo, edit, edit.replicas)
-        label = "with the parse cache" if cache is not None else "no cache in the project"
-        profile(f"re-plan of a one-file commit, {label}", lambda: load_and_plan(git, new, cache))
+        profile("re-plan of a one-file commit", lambda: _cycle(follow, planner, new))
+
+
+def _cycle(follow: tracker.Tracker, planner: Planner, commit: str) -> tuple[float, Plan]:
+    """``Tracker.load`` + ``Planner.plan`` of ``commit``; seconds of the load, and the plan."""
+    start = time.perf_counter()
+    snapshot = follow.load(commit)
+    loaded = time.perf_counter() - start
+    if snapshot.want is None:
+        raise ValueError(f"{commit} does not validate")
+    return loaded, planner.plan(snapshot.want, {}, NOW, snapshot.changed)
 
 
 def _one_replan(
     repo: Path,
-    git: gitrepo.GitRepo,
+    incremental: tuple[tracker.Tracker, Planner],
     commits: tuple[str, str],
-    cache: ParseCache | None,
     timings: Replan,
-) -> None:
-    _, done = timed(lambda: load_and_plan(git, commits[1], cache))
-    timings.today.append(done.stages)
-    if cache is not None:
-        timings.add("uncached", timed(lambda: desired.load_commit(git, commits[1]))[0])
+) -> Plan:
+    seconds, (loaded, result) = timed(lambda: _cycle(*incremental, commits[1]))
+    timings.load.append(loaded)
+    timings.plan.append(seconds - loaded)
+    timings.total.append(seconds)
     listed, read, parsed_in, parsed = incremental_floor(repo, *commits)
     timings.add("diff", listed)
     timings.add("read", read)
     timings.add("parse", parsed_in)
     if parsed.document is None:
         raise ValueError(f"{parsed.file} did not parse: {parsed.problems}")
-    paths = tree.select(git.list_tree(commits[1]), max_bytes=parse.DEFAULT_LIMITS.max_bytes).paths
-    timings.add("ls-tree", timed(lambda: git.list_tree(commits[1]))[0])
-    timings.add("crossref", timed(lambda: crossref.check(done.state.documents, paths))[0])
-    want = done.want
-    documents = closure(list(want.documents), parsed.document)
-    small = Desired(want.commit, documents, want.inputs, want.trailers, want.merged)
-    timings.add("closure", timed(lambda: plan(small, {}, NOW))[0])
+    return result
 
 
-def _print_replan(timings: Replan, edit: Edit) -> None:
-    fastest = min(timings.today, key=lambda s: s.total)
-    total = fastest.total
+def _print_replan(timings: Replan, edit: Edit, full: float) -> None:
+    total = best(timings.total)
+    median = statistics.median(timings.total)
     floor = timings.best("diff") + timings.best("read") + timings.best("parse")
-    how = "load_commit with the reconciler's parse cache" if CACHE_SUPPORTED else "full path"
     print(f"  changed: {edit.path} (spec.replicas), landed as an approved merge")
-    print(f"  {_incremental_status()}")
     print(
-        f"  today ({how}, {len(timings.today)} run(s)): load_commit {_ms(fastest.load)}"
-        f" + desired_at {_ms(fastest.desired)} + plan {_ms(fastest.plan)} = {_ms(total)}\n"
+        f"  Tracker.load {_ms(best(timings.load))} + Planner.plan {_ms(best(timings.plan))}"
+        f" = {_ms(total)} best, {_ms(median)} median\n"
         f"    target <= {_ms(TARGET_INCREMENTAL)}: {_verdict(total <= TARGET_INCREMENTAL)}"
-        f" ({total / TARGET_INCREMENTAL:.0f}x target)"
+        f" ({total / TARGET_INCREMENTAL:.2f}x target; median {median / TARGET_INCREMENTAL:.2f}x)"
     )
-    if "uncached" in timings.diag:
-        print(
-            f"  load_commit of the same commit without the cache: {_ms(timings.best('uncached'))}"
-        )
+    print(f"  the same commit loaded and planned in full: {_ms(full)}")
+    print(f"  incremental plan equal to the full plan: {'yes' if timings.equal else 'NO'}")
     print(
-        f"  diagnostic, floor of an ideal incremental read: diff-tree {_ms(timings.best('diff'))}"
+        f"  floor, an ideal incremental read: diff-tree {_ms(timings.best('diff'))}"
         f" + cat-file blob {_ms(timings.best('read'))} + parse_spec {_ms(timings.best('parse'))}"
         f" = {_ms(floor)}"
-    )
-    print(
-        f"  diagnostic, whole-tree work a cached load still does: ls-tree -r"
-        f" {_ms(timings.best('ls-tree'))}, crossref.check {_ms(timings.best('crossref'))}"
-    )
-    print(
-        f"  diagnostic, plan() of the changed resource alone (planes, policies, it, its model):"
-        f" {_ms(timings.best('closure'))}"
-    )
-
-
-def _incremental_status() -> str:
-    if CACHE_SUPPORTED:
-        return (
-            "incremental path: load_commit(cache=...) re-reads and re-parses only changed"
-            " blobs; plan() has none: it re-plans every plane from all documents"
-        )
-    return (
-        "incremental path: NONE in the project: desired.load_commit has no blob-id cache"
-        " parameter (every commit re-reads and re-parses every spec) and plan() re-plans"
-        " every plane from all documents"
     )
 
 

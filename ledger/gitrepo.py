@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,19 @@ class CommitInfo:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One path that differs between two commits (``git diff-tree --raw``)."""
+
+    path: str
+    old_mode: str
+    new_mode: str
+    old_oid: str
+    new_oid: str
+    status: str
+    """``A`` added, ``D`` deleted, ``M`` modified, ``T`` type changed."""
+
+
+@dataclass(frozen=True)
 class GitRepo:
     """A repository on disk, working or bare."""
 
@@ -95,6 +108,36 @@ class GitRepo:
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git {args[0]}: {exc}") from None
+
+    def start(self, *args: str) -> Callable[[], bytes]:
+        """Start ``git args`` hardened and go on; the returned call waits for it and returns
+        its stdout or raises :class:`GitError`. Only for small outputs: nothing reads the
+        pipe until the call."""
+        command = ["git", *_HARDENING, *args]
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=self.path,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **_ENV},
+            )
+        except OSError as exc:
+            raise GitError(f"git {args[0]}: {exc}") from None
+
+        def result() -> bytes:
+            try:
+                out, err = process.communicate(timeout=TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired as exc:
+                process.kill()
+                process.communicate()
+                raise GitError(f"git {args[0]}: {exc}") from None
+            if process.returncode != 0:
+                raise GitError(f"git {args[0]}: {_reason(err)}")
+            return out
+
+        return result
 
     def logs_url(self) -> str:
         """Where this repository's ``gitplane/*`` logs are: here when it holds them (the
@@ -132,6 +175,40 @@ class GitRepo:
         treeish = f"{commit}:{path}" if path else commit
         return self.run("archive", "--format=tar", treeish)
 
+    def diff_tree(self, old: str, new: str, prefix: str = "") -> list[Change]:
+        """What changed below ``prefix`` from commit ``old`` to ``new``: every blob, and every
+        tree with a changed blob below it, paths relative to ``prefix`` (no rename detection)."""
+        out = self.run(
+            "diff-tree", "-r", "-t", "-z", "--raw", "--no-renames", old, new, "--", prefix or "."
+        )
+        fields = out.split(b"\0")
+        cut = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        changes = []
+        for meta, path in zip(fields[0:-1:2], fields[1::2], strict=True):
+            old_mode, new_mode, old_oid, new_oid, status = meta.lstrip(b":").decode().split()
+            name = path.decode("utf-8", "surrogateescape")
+            if cut and not name.startswith(cut):
+                continue  # the prefix directory itself
+            changes.append(Change(name[len(cut) :], old_mode, new_mode, old_oid, new_oid, status))
+        return changes
+
+    def object_info(self, names: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+        """Id, type and size of objects by name (an id or ``commit:path``), in one
+        ``cat-file --batch-check``; names that do not exist are left out."""
+        if not names:
+            return {}
+        if any("\n" in name for name in names):
+            raise GitError("git cat-file: an object name holds a newline")
+        out = self.run("cat-file", "--batch-check", stdin="\n".join(names).encode() + b"\n")
+        found: dict[str, tuple[str, str, int]] = {}
+        lines = out.decode("utf-8", "surrogateescape").splitlines()
+        for name, line in zip(names, lines, strict=True):
+            if line.endswith((" missing", " ambiguous")):
+                continue
+            oid, kind, size = line.split()
+            found[name] = (oid, kind, int(size))
+        return found
+
     def tree_id(self, commit: str, path: str) -> str:
         """The id of the tree at ``path`` in ``commit`` (empty if there is none)."""
         done = self.execute("rev-parse", "--verify", "--quiet", f"{commit}:{path}")
@@ -139,14 +216,12 @@ class GitRepo:
 
     def commit_info(self, rev: str) -> CommitInfo:
         """Parents and trailers of a commit (``Approved-by: ...`` lines, unfolded)."""
-        out = self.run("show", "-s", "--format=%P%x00%(trailers:unfold,only)", rev, "--")
-        parents, _, trailers = out.decode(errors="replace").partition("\0")
-        found: dict[str, set[str]] = {}
-        for line in trailers.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and value.strip():
-                found.setdefault(key.strip(), set()).add(value.strip())
-        return CommitInfo(len(parents.split()), {k: frozenset(v) for k, v in found.items()})
+        return self.start_commit_info(rev)()
+
+    def start_commit_info(self, rev: str) -> Callable[[], CommitInfo]:
+        """:meth:`commit_info`, started now and read by the returned call."""
+        pending = self.start("show", "-s", "--format=%P%x00%(trailers:unfold,only)", rev, "--")
+        return lambda: _commit_info(pending())
 
     def is_bare(self) -> bool:
         """Whether this is a bare repository (no working tree)."""
@@ -162,6 +237,16 @@ class GitRepo:
             return {}
         out = self.run("cat-file", "--batch", stdin="\n".join(oids).encode() + b"\n")
         return _parse_batch(out, len(oids))
+
+
+def _commit_info(out: bytes) -> CommitInfo:
+    parents, _, trailers = out.decode(errors="replace").partition("\0")
+    found: dict[str, set[str]] = {}
+    for line in trailers.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip():
+            found.setdefault(key.strip(), set()).add(value.strip())
+    return CommitInfo(len(parents.split()), {k: frozenset(v) for k, v in found.items()})
 
 
 def _reason(stderr: bytes) -> str:

@@ -40,8 +40,6 @@ class DesiredState:
 
 
 Reader = Callable[[list[tree.TreeEntry]], list[bytes]]
-ParseCache = dict[tuple[str, str], parse.Parsed]
-"""(file, blob id) -> its parse: a reconciler re-parses only the blobs a commit changed."""
 
 
 def load_commit(
@@ -51,22 +49,18 @@ def load_commit(
     prefix: str = "",
     display: str = "",
     limits: parse.Limits = parse.DEFAULT_LIMITS,
-    cache: ParseCache | None = None,
 ) -> DesiredState:
-    """Every spec under ``prefix`` at ``rev``, read from the object store.
-
-    With a ``cache`` (kept by the caller across commits), blobs parsed before are
-    not read or parsed again; the cache is left holding exactly this commit's files.
-    """
+    """Every spec under ``prefix`` at ``rev``, read from the object store (a reconciler
+    following a branch uses ``tracker.Tracker``, which reads only what each commit changed)."""
     commit = repo.resolve(rev)
 
     def read(specs: list[tree.TreeEntry]) -> list[bytes]:
         blobs = repo.read_blobs([e.oid for e in specs if e.oid])
         return [blobs[e.oid] for e in specs if e.oid]
 
-    with _gc_paused():
+    with gc_paused():
         entries = repo.list_tree(commit, prefix)
-        return _load(entries, read, display=display, commit=commit, limits=limits, cache=cache)
+        return _load(entries, read, display=display, commit=commit, limits=limits)
 
 
 def load_worktree(
@@ -77,12 +71,12 @@ def load_worktree(
     def read(specs: list[tree.TreeEntry]) -> list[bytes]:
         return [_read_nofollow(root / e.path) for e in specs]
 
-    with _gc_paused():
+    with gc_paused():
         return _load(list(_walk(root)), read, display=display, commit=None, limits=limits)
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: parsing allocates millions of acyclic
     objects, and the collections they trigger cost a fifth of a large load."""
     enabled = gc.isenabled()
@@ -101,20 +95,13 @@ def _load(
     display: str,
     commit: str | None,
     limits: parse.Limits,
-    cache: ParseCache | None = None,
 ) -> DesiredState:
     prefix = f"{display.rstrip('/')}/" if display and display != "." else ""
     selection = tree.select(entries, max_bytes=limits.max_bytes, prefix=prefix)
     state = DesiredState(display or ".", commit, problems=list(selection.problems))
     by_file = {prefix + e.path: e for e in selection.specs}
-    known = cache if cache is not None else {}
-    fresh = [e for f, e in by_file.items() if (f, e.oid or "") not in known or not e.oid]
-    contents = {prefix + e.path: data for e, data in zip(fresh, read(fresh), strict=True)}
-    parsed = {p.file: p for p in _parallel.parse_all(list(contents.items()), limits=limits)}
-    results = [parsed.get(f) or known[(f, e.oid or "")] for f, e in by_file.items()]
-    if cache is not None:
-        cache.clear()
-        cache.update({(r.file, by_file[r.file].oid or ""): r for r in results})
+    contents = dict(zip(by_file, read(selection.specs), strict=True))
+    results = _parallel.parse_all(list(contents.items()), limits=limits)
     invalid: set[tuple[str, str]] = set()
     for result in results:
         file = result.file
@@ -124,14 +111,13 @@ def _load(
         elif result.declared is not None:
             invalid.add(result.declared)
     located = crossref.check(state.documents, selection.paths, frozenset(invalid))
-    for file, found in _group(located):
-        data = contents[file] if file in contents else read([by_file[file]])[0]
-        state.problems += parse.locate(file, data, found)
+    for file, found in group(located):
+        state.problems += parse.locate(file, contents[file], found)
     state.problems.sort()
     return state
 
 
-def _group(located: list[crossref.Located]) -> list[tuple[str, list[hints.Found]]]:
+def group(located: list[crossref.Located]) -> list[tuple[str, list[hints.Found]]]:
     grouped: dict[str, list[hints.Found]] = {}
     for file, found in located:
         grouped.setdefault(file, []).append(found)

@@ -140,10 +140,16 @@ def policy_block(
     for policy in policies:
         if kind not in policy.spec.kinds:
             continue
-        reason = _approvals(policy, desired) or _windows(policy, now)
+        reason = policy_reason(policy, desired, now)
         if reason:
-            return f"{reason} (Policy/{policy.name})"
+            return reason
     return None
+
+
+def policy_reason(policy: Policy, desired: Desired, now: datetime) -> str | None:
+    """Why ``policy`` holds back the change ``desired`` brings at ``now``, or None."""
+    reason = _approvals(policy, desired) or _windows(policy, now)
+    return f"{reason} (Policy/{policy.name})" if reason else None
 
 
 def _approvals(policy: Policy, desired: Desired) -> str | None:

@@ -142,6 +142,20 @@ class _PlanePolicies:
     """Small and equal for equal sets of policies (interned by the index)."""
 
 
+@dataclass
+class _DocMemo:
+    """What planning one document computes once however many planes select it."""
+
+    doc: Document
+    declared: tuple[dict[str, object], str, str] | None = None
+    """Declared body, its JSON, that JSON's digest."""
+    depends: list[Key] | None = None
+    commands: dict[tuple[str, str, str], signed.Command] = field(default_factory=dict)
+    """(digest, action, reason) -> the one command object planes share."""
+    actions: dict[tuple[object, ...], Action | None] = field(default_factory=dict)
+    """Actions planes share (see ``_memo_key``)."""
+
+
 @dataclass(frozen=True)
 class _Index:
     """Documents grouped by distinct plane selector: each selector is matched once per plane,
@@ -151,24 +165,32 @@ class _Index:
     ordered: tuple[tuple[Document, int], ...]
     """Every selected resource in dependency order, with the index of its selector."""
     policies: tuple[Policy, ...]
-    bodies: dict[int, tuple[dict[str, object], str, str]] = field(default_factory=dict)
-    """Memo per document: declared body, its JSON, its digest (the same on every plane)."""
-    commands: dict[tuple[int, str, str, str], signed.Command] = field(default_factory=dict)
+    memos: dict[int, _DocMemo] = field(default_factory=dict)
+    """Per document, by ``id`` (the memo holds the document, so the id stays its own)."""
     verdicts: dict[tuple[str, int], str | None] = field(default_factory=dict)
-    actions: dict[tuple[object, ...], Action | None] = field(default_factory=dict)
+    reasons: dict[int, str | None] = field(default_factory=dict)
+    """Per policy (by ``id``; ``policies`` holds them): :func:`gates.policy_reason`."""
     policy_sets: dict[tuple[int, ...], int] = field(default_factory=dict)
-    depends: dict[int, list[Key]] = field(default_factory=dict)
-    """Memo of actions planes share (see ``_memo_key``)."""
-    """Memo: one command object per (document, digest, action, reason), shared by planes."""
+
+    def memo(self, doc: Document) -> _DocMemo:
+        """The memo of ``doc``."""
+        found = self.memos.get(id(doc))
+        if found is None:
+            found = self.memos[id(doc)] = _DocMemo(doc)
+        return found
+
+    def forget(self, doc: Document) -> None:
+        """Drop what was computed for ``doc`` (it changed, or its project did)."""
+        self.memos.pop(id(doc), None)
 
     def declared(self, doc: Document, desired: Desired) -> tuple[dict[str, object], str, str]:
         """The document's declared body, as JSON, and that JSON's digest."""
-        hit = self.bodies.get(id(doc))
-        if hit is None:
+        memo = self.memo(doc)
+        if memo.declared is None:
             body = _declared(doc, desired)
             text = spec_json(body)
-            hit = self.bodies[id(doc)] = (body, text, gates.digest(text))
-        return hit
+            memo.declared = (body, text, gates.digest(text))
+        return memo.declared
 
     def plane_policies(self, labels: dict[str, str]) -> _PlanePolicies:
         """The policies selecting a plane with ``labels``, as an interned set."""
@@ -178,10 +200,10 @@ class _Index:
 
     def dependencies(self, doc: Document) -> list[Key]:
         """``doc`` and what its action depends on (memoized per document)."""
-        found = self.depends.get(id(doc))
-        if found is None:
-            found = self.depends[id(doc)] = _dependencies(doc)
-        return found
+        memo = self.memo(doc)
+        if memo.depends is None:
+            memo.depends = _dependencies(doc)
+        return memo.depends
 
     def policy_block(
         self, kind: str, policies: _PlanePolicies, desired: Desired, now: datetime
@@ -190,19 +212,38 @@ class _Index:
         nothing else within one plan (planes share policies; resources share kinds)."""
         key = (kind, policies.key)
         if key not in self.verdicts:
-            self.verdicts[key] = gates.policy_block(kind, policies.items, desired, now)
+            self.verdicts[key] = next(
+                (
+                    reason
+                    for policy in policies.items
+                    if kind in policy.spec.kinds
+                    and (reason := self._policy_reason(policy, desired, now))
+                ),
+                None,
+            )
         return self.verdicts[key]
+
+    def _policy_reason(self, policy: Policy, desired: Desired, now: datetime) -> str | None:
+        if id(policy) not in self.reasons:
+            self.reasons[id(policy)] = gates.policy_reason(policy, desired, now)
+        return self.reasons[id(policy)]
+
+    def forget_verdicts(self) -> None:
+        """Start a new plan: verdicts depend on the commit's approvals and on ``now``."""
+        self.verdicts.clear()
+        self.reasons.clear()
 
     def command(
         self, doc: Document, action: str, text: str, digest: str, reason: str
     ) -> signed.Command:
         """The command for ``doc``, built once however many planes receive it."""
-        key = (id(doc), digest, action, reason)
-        if key not in self.commands:
-            self.commands[key] = _command(
+        commands = self.memo(doc).commands
+        key = (digest, action, reason)
+        if key not in commands:
+            commands[key] = _command(
                 f"{doc.KIND}/{doc.name}@{digest[7:19]}", action, (doc.KIND, doc.name), text, reason
             )
-        return self.commands[key]
+        return commands[key]
 
     @classmethod
     def of(cls, documents: Sequence[Document]) -> _Index:
@@ -264,12 +305,13 @@ class _Context:
 
 def _action(doc: Document, context: _Context) -> Action | None:
     """The action for ``doc``; shared between planes when nothing plane-specific differs."""
-    memo = _memo_key(doc, context)
-    if memo is None:
+    key = _memo_key(doc, context)
+    if key is None:
         return _decide(doc, context)
-    if memo not in context.index.actions:
-        context.index.actions[memo] = _decide(doc, context)
-    return context.index.actions[memo]
+    actions = context.index.memo(doc).actions
+    if key not in actions:
+        actions[key] = _decide(doc, context)
+    return actions[key]
 
 
 def _memo_key(doc: Document, context: _Context) -> tuple[object, ...] | None:
@@ -284,7 +326,7 @@ def _memo_key(doc: Document, context: _Context) -> tuple[object, ...] | None:
         f"Model/{doc.spec.model.name}" in context.targets if isinstance(doc, Deployment) else None
     )
     verdict = context.index.policy_block(doc.KIND, context.policies, context.desired, context.now)
-    return (id(doc), verdict, model_here)
+    return (verdict, model_here)
 
 
 def _dependencies(doc: Document) -> list[Key]:
@@ -345,7 +387,7 @@ def _declared(doc: Document, desired: Desired) -> dict[str, object]:
         "metadata": doc.metadata.model_dump(by_alias=True, exclude_unset=True),
         "spec": doc.spec.model_dump(by_alias=True, exclude_unset=True),  # type: ignore[attr-defined]
     }
-    projects = _projects(doc)
+    projects = projects_of(doc)
     if projects:
         body["inputs"] = {path: desired.inputs.get(path, "") for path in projects}
     return body
@@ -353,10 +395,11 @@ def _declared(doc: Document, desired: Desired) -> dict[str, object]:
 
 def plan_inputs(documents: Sequence[Document]) -> list[str]:
     """Every project directory whose tree id ``Desired.inputs`` must carry."""
-    return sorted({path for doc in documents for path in _projects(doc)})
+    return sorted({path for doc in documents for path in projects_of(doc)})
 
 
-def _projects(doc: Document) -> list[str]:
+def projects_of(doc: Document) -> list[str]:
+    """The MLflow Project directories ``doc`` builds or runs."""
     if isinstance(doc, Model) and doc.spec.source.project is not None:
         return [doc.spec.source.project.path]
     if isinstance(doc, DAG):

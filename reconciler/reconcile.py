@@ -10,13 +10,13 @@ Invalid specs issue nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger import commands, errors, gitrepo, keyring, keys, roots, status
-from reconciler import desired, recorded
-from reconciler.plan import Desired, Plan, plan, plan_inputs, plan_plane
+from reconciler import desired, recorded, replan, tracker
+from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from schemas import signed
 from schemas.common import parse_duration
 from schemas.dataplane import DataPlane
@@ -70,7 +70,10 @@ class Reconciler:
             self.state, history[0], [commands_key], [timestamp_key], settings.identity
         )
         self.recorded = RecordedReader(self.log, self.state)
-        self.cache: desired.ParseCache = {}
+        self.tracker = tracker.Tracker(self.specs.repo, prefix=settings.path)
+        self.planner = replan.Planner()
+        self._changed: frozenset[recorded.Key] | None = None
+        """Resources changed since the last plan (None: plan everything)."""
         self._roots = history
         self._published = False
 
@@ -79,10 +82,16 @@ class Reconciler:
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
             return []
-        loaded = desired.load_commit(
-            self.specs.repo, commit, prefix=self.settings.path, cache=self.cache
-        )
-        return [doc for _, doc in loaded.documents]
+        return [doc for _, doc in self._load(commit).state.documents]
+
+    def _load(self, commit: str) -> tracker.Snapshot:
+        """The snapshot of ``commit``; what it changed adds to what the next plan must see."""
+        snapshot = self.tracker.load(commit)
+        if self._changed is not None and snapshot.changed is not None:
+            self._changed |= snapshot.changed
+        else:
+            self._changed = None
+        return snapshot
 
     @property
     def branch_ref(self) -> str:
@@ -98,32 +107,41 @@ class Reconciler:
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
             raise UsageError(f"{self.settings.repo} has no branch {self.settings.branch}")
-        loaded = desired.load_commit(
-            self.specs.repo, commit, prefix=self.settings.path, cache=self.cache
-        )
-        if not loaded.valid:
-            return Cycle(commit, problems=loaded.problems)
-        want = desired_at(self.specs.repo, commit, self.settings.path, loaded)
+        snapshot = self._load(commit)
+        if snapshot.want is None:
+            return Cycle(commit, problems=snapshot.state.problems)
+        want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         states = {name: self.recorded.read(plane, now) for name, plane in planes.items()}
-        cycle = Cycle(commit, plan(want, {n: s[0] for n, s in states.items()}, now))
+        recorded_state = {n: s[0] for n, s in states.items()}
+        result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
+        cycle = Cycle(commit, result)
+        self._changed = frozenset()
         cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
+        planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
         for name, plane in planes.items():
-            head = self._issue(plane, want, states[name][1], now)
+            head = self._issue(plane, want, states[name], planned[name], now)
             if head is not None:
                 cycle.issued[name] = head
         return cycle
 
     def _issue(
-        self, plane: DataPlane, want: Desired, read: status.StatusRead, now: datetime
+        self,
+        plane: DataPlane,
+        want: Desired,
+        read: tuple[recorded.RecordedPlane, status.StatusRead],
+        planned: PlanePlan,
+        now: datetime,
     ) -> signed.Head | None:
         """Append this plane's commands, decided again against the log at append time."""
 
         def decide(view: commands.LogView) -> list[signed.Command]:
+            if view.head.sequence == read[0].head:
+                return planned.commands  # the log is as planned against
             state = recorded.from_ledger(
                 plane.name,
                 view.bundles,
-                read.status,
+                read[1].status,
                 refused=None,
                 now=now,
                 stale_after=timedelta.max,
@@ -164,6 +182,9 @@ class RecordedReader:
     state: gitrepo.Mirror
     seen: dict[str, int] = field(default_factory=dict)
     """Newest status counter accepted per plane (with the timestamps', the replay bound)."""
+    last: dict[str, tuple[object, recorded.RecordedPlane]] = field(default_factory=dict)
+    """Per plane, what was read last and the state made of it: an unchanged log and status
+    give the same ``issued`` and ``observed`` objects, so the planner sees nothing new."""
 
     def read(
         self, plane: DataPlane, now: datetime
@@ -187,6 +208,11 @@ class RecordedReader:
         state = recorded.from_ledger(
             plane.name, view.bundles, read.status, refused=refused, now=now, stale_after=stale
         )
+        source = (view.head, read.status.counter if read.status else None, refused)
+        previous = self.last.get(plane.name)
+        if previous is not None and previous[0] == source:
+            state = replace(state, issued=previous[1].issued, observed=previous[1].observed)
+        self.last[plane.name] = (source, state)
         return state, read
 
 

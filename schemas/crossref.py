@@ -7,7 +7,7 @@ returns problems by file, not yet placed at a line (see ``parse.locate``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 
 from schemas.common import LabelSelector
@@ -25,10 +25,12 @@ Files = list[tuple[str, Document]]
 
 
 @dataclass
-class _Context:
+class Context:
+    """What checking one document needs to know of the others."""
+
     by_kind: dict[str, dict[str, Document]]
     planes: list[DataPlane]
-    paths: frozenset[str]
+    paths: Container[str]
     invalid: frozenset[tuple[str, str]]
     """(kind, name) of documents present but invalid: references to them are not errors."""
 
@@ -56,9 +58,9 @@ def check(
     by_kind: dict[str, dict[str, Document]] = defaultdict(dict)
     found = list(_duplicates(files, by_kind))
     planes = [d for d in by_kind["DataPlane"].values() if isinstance(d, DataPlane)]
-    context = _Context(by_kind, planes, paths, invalid)
+    context = Context(by_kind, planes, paths, invalid)
     for file, doc in files:
-        found += [(file, f) for f in _document_problems(doc, context)]
+        found += [(file, f) for f in document_problems(doc, context)]
     return found
 
 
@@ -74,7 +76,8 @@ def _duplicates(files: Files, by_kind: dict[str, dict[str, Document]]) -> Iterat
             by_kind[doc.KIND][doc.name] = doc
 
 
-def _document_problems(doc: Document, context: _Context) -> Iterator[Found]:
+def document_problems(doc: Document, context: Context) -> Iterator[Found]:
+    """The problems of one document against the rest of its tree."""
     planes_known = not any(kind == "DataPlane" for kind, _ in context.invalid)
     if doc.plane_selector is not None and planes_known and not context.selects(doc.plane_selector):
         known = ", ".join(f"{p.name} {p.metadata.labels}" for p in context.planes) or "none"
@@ -90,13 +93,13 @@ def _document_problems(doc: Document, context: _Context) -> Iterator[Found]:
         yield from _dag(doc, context.paths)
 
 
-def _project(loc: tuple[str | int, ...], path: str, paths: frozenset[str]) -> Iterator[Found]:
+def _project(loc: tuple[str | int, ...], path: str, paths: Container[str]) -> Iterator[Found]:
     marker = f"{path}/{MLPROJECT}" if path else MLPROJECT
     if marker not in paths:
         yield Found(loc, f"no MLflow Project at {path!r}: {marker} is missing")
 
 
-def _deployment(doc: Deployment, context: _Context) -> Iterator[Found]:
+def _deployment(doc: Deployment, context: Context) -> Iterator[Found]:
     ref = doc.spec.model
     models = context.by_kind["Model"]
     model = models.get(ref.name)
@@ -111,14 +114,14 @@ def _deployment(doc: Deployment, context: _Context) -> Iterator[Found]:
         )
 
 
-def _feature_sets(names: list[str], context: _Context) -> Iterator[Found]:
+def _feature_sets(names: list[str], context: Context) -> Iterator[Found]:
     for index, name in enumerate(names):
         if not context.exists("FeatureSet", name):
             hint = did_you_mean(name, context.by_kind["FeatureSet"])
             yield Found(("spec", "featureSets", index), f"no FeatureSet named {name!r}{hint}")
 
 
-def _dag(doc: DAG, paths: frozenset[str]) -> Iterator[Found]:
+def _dag(doc: DAG, paths: Container[str]) -> Iterator[Found]:
     steps = doc.spec.steps
     names = {s.name for s in steps}
     for i, step in enumerate(steps):

@@ -58,10 +58,20 @@ def _in_project(path: str, projects: frozenset[str]) -> bool:
         parent = parent.rpartition("/")[0]
 
 
-def select(entries: Iterable[TreeEntry], *, max_bytes: int, prefix: str = "") -> Selection:
-    """Split a listing into spec files and refusals; ``prefix`` is prepended to reported paths."""
+def select(
+    entries: Iterable[TreeEntry],
+    *,
+    max_bytes: int,
+    prefix: str = "",
+    projects: frozenset[str] | None = None,
+) -> Selection:
+    """Split a listing into spec files and refusals; ``prefix`` is prepended to reported paths.
+
+    ``projects`` are the tree's MLflow Project directories when ``entries`` is only part
+    of the tree (default: found in ``entries``)."""
     kept = [e for e in entries if not is_ignored(e.path)]
-    projects = project_dirs(e.path for e in kept)
+    if projects is None:
+        projects = project_dirs(e.path for e in kept)
     specs, problems = [], []
     for entry in kept:
         refusal = _refusal(entry, max_bytes)

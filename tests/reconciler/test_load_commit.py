@@ -10,7 +10,6 @@ import pytest
 from ledger import gitrepo
 from reconciler import desired
 from reconciler import validate as validation
-from schemas import parse
 from schemas.errors import UsageError
 from schemas.parse import Limits
 from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo, write
@@ -154,35 +153,3 @@ def test_a_bare_repository_is_validated_at_a_revision(example_repo: Path, tmp_pa
     assert result.state.valid
     assert len(result.state.documents) == 8
     assert result.notes == []
-
-
-def test_a_cache_reparses_only_changed_blobs(
-    example_repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cache: desired.ParseCache = {}
-    repo = gitrepo.GitRepo(example_repo)
-    first = desired.load_commit(repo, "HEAD", cache=cache)
-    assert len(cache) == 8
-    write(
-        example_repo,
-        {
-            "deployments/churn-dev.yaml": (example_repo / "deployments/churn-dev.yaml")
-            .read_text()
-            .replace("maxReplicas: 4", "maxReplicas: 5")
-        },
-    )
-    commit_all(example_repo)
-    parsed: list[str] = []
-    original = parse.parse_spec
-
-    def counting(file: str, data: bytes, **kwargs: object) -> parse.Parsed:
-        parsed.append(file)
-        return original(file, data, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(parse, "parse_spec", counting)
-    second = desired.load_commit(repo, "HEAD", cache=cache)
-    assert parsed == ["deployments/churn-dev.yaml"]
-    assert second.valid and len(second.documents) == len(first.documents) == 8
-    uncached = desired.load_commit(repo, "HEAD")
-    assert [d for _, d in second.documents] == [d for _, d in uncached.documents]
-    assert len(cache) == 8
