@@ -8,16 +8,14 @@ and what is validated is exactly what was committed.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger import gitrepo
-from reconciler import _parallel
+from reconciler import _gc, _parallel
 from schemas import crossref, hints, parse, tree
 from schemas.document import Document
 from schemas.problems import Problem
@@ -58,7 +56,7 @@ def load_commit(
         blobs = repo.read_blobs([e.oid for e in specs if e.oid])
         return [blobs[e.oid] for e in specs if e.oid]
 
-    with gc_paused():
+    with _gc.paused():
         entries = repo.list_tree(commit, prefix)
         return _load(entries, read, display=display, commit=commit, limits=limits)
 
@@ -71,21 +69,8 @@ def load_worktree(
     def read(specs: list[tree.TreeEntry]) -> list[bytes]:
         return [_read_nofollow(root / e.path) for e in specs]
 
-    with gc_paused():
+    with _gc.paused():
         return _load(list(_walk(root)), read, display=display, commit=None, limits=limits)
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: parsing allocates millions of acyclic
-    objects, and the collections they trigger cost a fifth of a large load."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load(

@@ -13,12 +13,13 @@ pruning disabled).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from reconciler import gates
+from reconciler import _gc, gates
 from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
 from schemas import signed
 from schemas.common import LabelSelector
@@ -97,17 +98,14 @@ class Plan:
 
 def plan(desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime) -> Plan:
     """The plan that brings every plane from ``recorded`` to ``desired``."""
-    index = _Index.of(desired.documents)
-    planes = sorted((d for d in desired.documents if isinstance(d, DataPlane)), key=_name)
-    return Plan(
-        desired.commit,
-        tuple(
-            _plan_plane(
-                plane, desired, recorded.get(plane.name) or RecordedPlane(plane.name), now, index
-            )
-            for plane in planes
-        ),
-    )
+    with _gc.paused():
+        index = _Index.of(desired.documents)
+        planes = sorted((d for d in desired.documents if isinstance(d, DataPlane)), key=_name)
+        results = []
+        for plane in planes:
+            state = recorded.get(plane.name) or RecordedPlane(plane.name)
+            results.append(_plan_plane(plane, desired, state, now, index))
+        return Plan(desired.commit, tuple(results))
 
 
 def plan_plane(
@@ -121,8 +119,6 @@ def _name(document: Document) -> str:
     return document.name
 
 
-UNSELECTED = -1
-"""Group of models without a plane selector: built where a deployment uses them."""
 SelectorKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]
 
 
@@ -162,8 +158,12 @@ class _Index:
     not once per document (10,000 specs share a handful of selectors)."""
 
     selectors: tuple[LabelSelector, ...]
-    ordered: tuple[tuple[Document, int], ...]
-    """Every selected resource in dependency order, with the index of its selector."""
+    groups: tuple[tuple[_Member, ...], ...]
+    """Per selector, the resources it is the selector of, in dependency order."""
+    uses: tuple[frozenset[str], ...]
+    """Per selector, the models its deployments serve."""
+    unselected: Mapping[str, _Member]
+    """Models without a selector, by name: built where a deployment uses them."""
     policies: tuple[Policy, ...]
     memos: dict[int, _DocMemo] = field(default_factory=dict)
     """Per document, by ``id`` (the memo holds the document, so the id stays its own)."""
@@ -250,7 +250,8 @@ class _Index:
         """Group once per plan: selectors are matched per plane, documents are not."""
         keys: dict[SelectorKey, int] = {}
         selectors: list[LabelSelector] = []
-        members: list[tuple[Document, int]] = []
+        groups: list[list[_Member]] = []
+        unselected: dict[str, _Member] = {}
         for doc in documents:
             selector = doc.plane_selector
             if doc.KIND in ORDER and selector is not None:
@@ -258,35 +259,52 @@ class _Index:
                 if key not in keys:
                     keys[key] = len(selectors)
                     selectors.append(selector)
-                members.append((doc, keys[key]))
-        models = {d.name: d for d in documents if isinstance(d, Model) and d.plane_selector is None}
-        members += [(model, UNSELECTED) for model in models.values()]
-        members.sort(key=lambda m: (ORDER.index(m[0].KIND), m[0].metadata.name))
+                    groups.append([])
+                groups[keys[key]].append(_member(doc))
+            elif isinstance(doc, Model):
+                unselected[doc.metadata.name] = _member(doc)
+        for group in groups:
+            group.sort()
+        uses = tuple(
+            frozenset(m[3].spec.model.name for m in group if isinstance(m[3], Deployment))
+            for group in groups
+        )
         policies = tuple(d for d in documents if isinstance(d, Policy))
-        return cls(tuple(selectors), tuple(members), policies)
+        return cls(tuple(selectors), tuple(map(tuple, groups)), uses, unselected, policies)
 
-    def targets(self, labels: dict[str, str]) -> list[Document]:
-        """Resources for a plane with ``labels``, in dependency order, plus the models they use."""
-        matched = {i for i, selector in enumerate(self.selectors) if selector.matches(labels)}
-        used = {
-            doc.spec.model.name
-            for doc, group in self.ordered
-            if group in matched and isinstance(doc, Deployment)
-        }
-        return [
-            doc
-            for doc, group in self.ordered
-            if group in matched or (group == UNSELECTED and doc.metadata.name in used)
-        ]
+    def targets(self, labels: dict[str, str]) -> tuple[list[Document], dict[str, Document]]:
+        """Resources for a plane with ``labels``, in dependency order, plus the models they use;
+        and the same by ``Kind/name``."""
+        matched = [i for i, selector in enumerate(self.selectors) if selector.matches(labels)]
+        used = frozenset().union(*(self.uses[i] for i in matched))
+        models = sorted(self.unselected[n] for n in used if n in self.unselected)
+        members = list(heapq.merge(*(self.groups[i] for i in matched), models))
+        return [m[3] for m in members], {m[2]: m[3] for m in members}
+
+    def plane_verdicts(
+        self, policies: _PlanePolicies, desired: Desired, now: datetime
+    ) -> dict[str, str | None]:
+        """Per kind, the policy gate a change fails on a plane under ``policies``."""
+        return {kind: self.policy_block(kind, policies, desired, now) for kind in ORDER}
+
+
+_Member = tuple[int, str, str, Document]
+"""A resource's place in dependency order (kind, name), its ``Kind/name``, and itself."""
+
+
+def _member(doc: Document) -> _Member:
+    name = doc.metadata.name
+    return (ORDER.index(doc.KIND), name, f"{doc.KIND}/{name}", doc)
 
 
 def _plan_plane(
     plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime, index: _Index
 ) -> PlanePlan:
     labels = plane.metadata.labels
-    targets = index.targets(labels)
+    targets, refs = index.targets(labels)
     policies = index.plane_policies(labels)
-    context = _Context(plane, desired, recorded, policies, now, {k.ref: k for k in targets}, index)
+    verdicts = index.plane_verdicts(policies, desired, now)
+    context = _Context(plane, desired, recorded, policies, verdicts, now, refs, index)
     actions = [a for doc in targets if (a := _action(doc, context)) is not None]
     actions += list(_deletions(plane, targets, recorded))
     return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
@@ -298,6 +316,8 @@ class _Context:
     desired: Desired
     recorded: RecordedPlane
     policies: _PlanePolicies
+    verdicts: Mapping[str, str | None]
+    """Per kind, the policy gate a change fails here (``_Index.plane_verdicts``)."""
     now: datetime
     targets: dict[str, Document]
     index: _Index
@@ -325,8 +345,7 @@ def _memo_key(doc: Document, context: _Context) -> tuple[object, ...] | None:
     model_here = (
         f"Model/{doc.spec.model.name}" in context.targets if isinstance(doc, Deployment) else None
     )
-    verdict = context.index.policy_block(doc.KIND, context.policies, context.desired, context.now)
-    return (verdict, model_here)
+    return (context.verdicts[doc.KIND], model_here)
 
 
 def _dependencies(doc: Document) -> list[Key]:
@@ -359,7 +378,7 @@ def _decide(doc: Document, context: _Context) -> Action | None:
         reason = retry
     else:
         op, reason = _op(doc, issued)
-    blocked = context.index.policy_block(doc.KIND, context.policies, context.desired, context.now)
+    blocked = context.verdicts[doc.KIND]
     if blocked:
         return Action("blocked", doc.KIND, doc.name, blocked, source=source)
     action = "build" if isinstance(doc, Model) else "apply"

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from reconciler import _gc
 from reconciler.plan import (
     ORDER,
     Action,
@@ -58,7 +59,7 @@ class _Plane:
     plane: DataPlane
     recorded: RecordedPlane
     policies: _PlanePolicies
-    verdicts: tuple[str | None, ...]
+    verdicts: dict[str, str | None]
     targets: list[Document]
     """Resources the plane selects, in plan order."""
     refs: dict[str, Document]
@@ -102,6 +103,17 @@ class Planner:
         """The plan of ``desired``; ``changed``: the resources whose declared state may differ
         from the last call's (None: unknown, plan everything); ``documents``: those of
         ``desired`` by key, when the caller has them (``tracker.Snapshot.documents``)."""
+        with _gc.paused():
+            return self._plan(desired, recorded, now, changed, documents)
+
+    def _plan(
+        self,
+        desired: Desired,
+        recorded: Mapping[str, RecordedPlane],
+        now: datetime,
+        changed: frozenset[Key] | None,
+        documents: Mapping[Key, Document] | None,
+    ) -> Plan:
         if changed is None or self._index is None or any(k[0] in WHOLE for k in changed):
             return self._full(desired, recorded, now)
         index = self._index
@@ -136,13 +148,12 @@ class Planner:
         self, plane: DataPlane, desired: Desired, state: RecordedPlane, now: datetime, index: _Index
     ) -> _Plane:
         labels = plane.metadata.labels
-        targets = index.targets(labels)
+        targets, refs = index.targets(labels)
         policies = index.plane_policies(labels)
-        refs = {doc.ref: doc for doc in targets}
-        context = _Context(plane, desired, state, policies, now, refs, index)
+        verdicts = index.plane_verdicts(policies, desired, now)
+        context = _Context(plane, desired, state, policies, verdicts, now, refs, index)
         decisions = [_action(doc, context) for doc in targets]
         deletions = tuple(_deletions(plane, targets, state))
-        verdicts = _verdicts(index, policies, desired, now)
         failed = _failed(state)
         return _Plane(plane, state, policies, verdicts, targets, refs, decisions, deletions, failed)
 
@@ -196,14 +207,16 @@ class Planner:
             plane.failed = _failed(state) if reported else plane.failed
             plane.recorded = state
         again |= reported | plane.failed
-        verdicts = _verdicts(index, plane.policies, desired, now)
+        verdicts = index.plane_verdicts(plane.policies, desired, now)
         if verdicts != plane.verdicts:
             plane.verdicts = verdicts
             again |= {(d.KIND, d.name) for d in plane.targets}
         if not again:
             return flagged
         again |= self._dependents(plane, again)
-        context = _Context(plane.plane, desired, state, plane.policies, now, plane.refs, index)
+        context = _Context(
+            plane.plane, desired, state, plane.policies, verdicts, now, plane.refs, index
+        )
         for kind, name in again:
             doc = plane.refs.get(f"{kind}/{name}")
             if doc is not None:
@@ -298,12 +311,6 @@ def _position(targets: list[Document], doc: Document) -> int:
     if at == len(targets) or targets[at] is not doc:
         raise RuntimeError(f"{doc.ref} is not where the planner put it")
     return at
-
-
-def _verdicts(
-    index: _Index, policies: _PlanePolicies, desired: Desired, now: datetime
-) -> tuple[str | None, ...]:
-    return tuple(index.policy_block(kind, policies, desired, now) for kind in ORDER)
 
 
 def _record_changes(before: RecordedPlane, after: RecordedPlane) -> set[Key]:

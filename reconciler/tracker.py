@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ledger import gitrepo
-from reconciler import _parallel, desired
+from reconciler import _gc, _parallel, desired
 from reconciler.plan import Desired, plan_inputs, projects_of
 from reconciler.recorded import Key
 from schemas import crossindex, parse, tree
@@ -84,7 +84,7 @@ class Tracker:
         """The snapshot of ``commit`` (a full commit id)."""
         changed: frozenset[Key] | None = None
         info = self.repo.start_commit_info(commit)  # runs beside the diff and the reads
-        with desired.gc_paused():
+        with _gc.paused():
             held = self._tree
             if held is not None and held.commit == commit:
                 changed = frozenset()
