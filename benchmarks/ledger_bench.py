@@ -13,13 +13,15 @@ directory, reached over ``file://`` as a real remote is. Three things are measur
    one signature per command), and the same number of commands in bundles of
    100 (what a reconcile issuing many commands writes), are built up front; the
    timed loop is what ``commands._verify_chain`` does once the bytes are read:
-   ``verify.update_bundle`` on each bundle in order, then the next ``previous``
-   head from the envelope's digest. The floor is ``cryptography``'s raw
-   ``Ed25519PublicKey.verify`` over the worst-case bundles' PAE messages (same
-   sizes, one key object reused). Each stage of ``update_bundle`` is also timed
-   alone over the same bundles, to show where the time goes, and the loop is
-   timed once more with ``keys.load_public_key`` memoized (patched in this
-   process only, restored after) as a diagnostic. Targets: >= 10,000
+   ``verify.update_bundles`` over the bundles in order (every check of
+   ``update_bundle`` on each, and each one's head from its envelope's digest).
+   The floor is ``cryptography``'s raw ``Ed25519PublicKey.verify`` over the
+   worst-case bundles' PAE messages (same sizes, one key object reused). Each
+   stage of ``update_bundle`` is also timed alone over the same bundles, to show
+   where the time goes, and the loop is timed once more with
+   ``keys.load_public_key`` memoized (patched in this process only, restored
+   after) as a diagnostic. The timed runs are taken in turn, K rounds, best of
+   each: the loop and its floor see the same load. Targets: >= 10,000
    commands/s, and worst case >= 70% of the raw verify rate.
 2. Git cost of status reports. ``status.StatusWriter`` publishes M reports,
    each a real change (a replica count and an ``rps`` figure move), applied to
@@ -86,7 +88,10 @@ def main() -> int:
     """Run the three measurements and print the report."""
     args = _arguments()
     print(_machine())
-    print(f"timing : verification loops best of {args.repeat}; git loops timed call by call")
+    print(
+        f"timing : verification runs best of {args.repeat}, taken in turn;"
+        " git loops timed call by call"
+    )
     keyset = KeySet.generate()
     verification(keyset, args.bundles, args.repeat)
     with tempfile.TemporaryDirectory(prefix="gitplane-ledger-bench-") as tmp:
@@ -215,6 +220,7 @@ def build_chain(signer: keys.Signer, bundles: int, per_bundle: int) -> list[byte
             "spec_commit": SPEC_COMMIT,
             "issued_at": verify.format_time(NOW),
             "commands": [command(i).model_dump() for i in range(first, first + per_bundle)],
+            "self_heal": True,
         }
         chain.append(envelope.sign(COMMANDS_TYPE, envelope.dumps(payload), [signer]))
         previous = envelope.digest(chain[-1])
@@ -227,17 +233,8 @@ def verify_chain(root: signed.Root, chain: list[bytes]) -> int:
     The root chain holds one root (no rotation), as it does between rotations.
     """
     head = signed.Head(sequence=len(chain), digest=envelope.digest(chain[-1]))
-    previous, verified, roots_in_force = state.EMPTY, 0, (root,)
-    known = verify.commands_keys_of(roots_in_force)  # once per run of bundles, as there
-    for data in chain:
-        bundle = verify.update_bundle(
-            roots_in_force, previous, head, data, plane=PLANE, commands_keys=known
-        )
-        previous = signed.Head.model_construct(
-            sequence=bundle.sequence, digest=envelope.digest(data)
-        )
-        verified += len(bundle.commands)
-    return verified
+    verified = verify.update_bundles((root,), state.EMPTY, head, chain, plane=PLANE)
+    return sum(len(bundle.commands) for _, bundle in verified)
 
 
 def signed_messages(chain: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -287,7 +284,7 @@ class Stage:
 
 
 def stages(root: signed.Root, chain: Chain) -> list[Stage]:
-    """Each part of ``update_bundle`` alone over the whole chain, and the whole loop last."""
+    """Each part of ``update_bundle`` alone over the whole chain, and the whole run last."""
     trusted, _ = verify.role_keys(root, "commands")
     raw = Ed25519PublicKey.from_public_bytes(next(iter(trusted.values())).raw)
     pairs = signed_messages(chain.envelopes)
@@ -322,7 +319,7 @@ def stages(root: signed.Root, chain: Chain) -> list[Stage]:
         Stage("sha", "sha256: envelope (chain link) + every spec", digests),
         Stage(
             "total",
-            "update_bundle + next head, in order",
+            "update_bundles: every check and head, in order",
             lambda: verify_chain(root, chain.envelopes),
         ),
     ]
@@ -381,13 +378,25 @@ def verification(keyset: KeySet, bundles: int, repeat: int) -> None:
     print("\n1. Verified commands per second, one core (signatures checked, chain followed)")
     print(_chain_line(worst))
     print(_chain_line(batch))
-    timed = [
-        {stage.key: best_of(repeat, stage.run) for stage in stages(root, chain)}
-        | {"memoized": best_of(repeat, lambda c=chain: memoized_keys(root, c))}
-        for chain in (worst, batch)
-    ]
+    timed = [_timings(root, chain, repeat) for chain in (worst, batch)]
     _print_rates(worst, batch, timed[0], timed[1])
     _print_breakdown(stages(root, worst), worst, batch, timed[0], timed[1])
+
+
+def _timings(root: signed.Root, chain: Chain, repeat: int) -> Timings:
+    runs = {stage.key: stage.run for stage in stages(root, chain)}
+    runs["memoized"] = lambda: memoized_keys(root, chain)
+    return _in_turn(repeat, runs)
+
+
+def _in_turn(repeat: int, runs: dict[str, Callable[[], object]]) -> Timings:
+    """Best of ``repeat`` for each run, the runs taken in turn: the loop and its raw floor are
+    timed under the same load when another process shares the cores."""
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(repeat):
+        for key, run in runs.items():
+            best[key] = min(best[key], best_of(1, run))
+    return best
 
 
 def _chain_line(chain: Chain) -> str:

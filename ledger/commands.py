@@ -8,6 +8,7 @@ state, and persists the new state only when all of it verified.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -209,21 +210,13 @@ def _verify_chain(
         raise errors.RollbackError(f"log head {head.sequence} is behind {start.sequence}")
     paths = [layout.bundle_path(s) for s in range(start.sequence + 1, head.sequence + 1)]
     files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
-    verified, issued, previous = [], {}, start
-    known = verify.commands_keys_of(chain)
-    for path in paths:
-        if path not in files:
-            raise errors.MixAndMatchError(f"{path} is missing from the log")
-        bundle = verify.update_bundle(
-            chain, previous, head, files[path], plane=plane, limits=limits, commands_keys=known
-        )
-        # computed here from verified data: no need to validate it again
-        previous = signed.Head.model_construct(
-            sequence=bundle.sequence, digest=envelope.digest(files[path])
-        )
-        verified.append((previous, bundle))
-        issued[previous.sequence] = previous.digest
-    return verified, issued
+    present = list(itertools.takewhile(files.__contains__, paths))
+    verified = verify.update_bundles(
+        chain, start, head, [files[p] for p in present], plane=plane, limits=limits
+    )
+    if len(present) < len(paths):  # after the bundles before it, as one by one
+        raise errors.MixAndMatchError(f"{paths[len(present)]} is missing from the log")
+    return verified, {h.sequence: h.digest for h, _ in verified}
 
 
 def _check_passes_through(

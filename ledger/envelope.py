@@ -60,14 +60,24 @@ def _int(text: str) -> int:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs, parse_constant=_no_constant, parse_float=_no_float, parse_int=_int
 )
+_WHITESPACE = " \t\n\r"  # JSON's, as json.decoder.WHITESPACE matches it
 
 
 def loads(data: bytes) -> Any:
-    """Parse strict JSON; any deviation is a :class:`~ledger.errors.MalformedError`."""
+    """Parse strict JSON; any deviation is a :class:`~ledger.errors.MalformedError`.
+
+    What ``JSONDecoder.decode`` does, with its two regular-expression whitespace
+    skips done by ``str.lstrip`` and ``str.strip``: the same documents accepted,
+    without a regex engine that falls out of the CPU cache between two signatures.
+    """
     try:
-        return _DECODER.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip(_WHITESPACE)))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.MalformedError(f"not strict JSON: {exc}") from None
+    if text[end:].strip(_WHITESPACE):
+        raise errors.MalformedError(f"not strict JSON: extra data after character {end}")
+    return value
 
 
 def dumps(value: Any) -> bytes:
@@ -140,14 +150,18 @@ def verify(
     return payload
 
 
+_ENVELOPE_KEYS = frozenset({"payload", "payloadType", "signatures"})
+_SIGNATURE_KEYS = frozenset({"keyid", "sig"})
+
+
 def _envelope(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or set(value) != {"payload", "payloadType", "signatures"}:
+    if not isinstance(value, dict) or value.keys() != _ENVELOPE_KEYS:
         raise errors.MalformedError("not a DSSE envelope (payload, payloadType, signatures)")
     signatures = value["signatures"]
     if not isinstance(signatures, list) or len(signatures) > MAX_SIGNATURES:
         raise errors.MalformedError(f"signatures must be a list of at most {MAX_SIGNATURES}")
     for sig in signatures:
-        if not isinstance(sig, dict) or set(sig) != {"keyid", "sig"}:
+        if not isinstance(sig, dict) or sig.keys() != _SIGNATURE_KEYS:
             raise errors.MalformedError("each signature has exactly keyid and sig")
         if not isinstance(sig["keyid"], str) or not isinstance(sig["sig"], str):
             raise errors.MalformedError("keyid and sig are strings")
@@ -157,8 +171,14 @@ def _envelope(value: Any) -> dict[str, Any]:
 
 
 def decode_b64(text: str) -> bytes:
+    """Strict base64: the standard alphabet, correct padding, nothing else (no whitespace).
+
+    ``strict_mode`` checks in C what ``b64decode(validate=True)`` checks with a
+    regular expression (and refuses misplaced padding too), without a regex engine
+    that falls out of the CPU cache between two signature checks.
+    """
     try:
-        return base64.b64decode(text, validate=True)
+        return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise errors.MalformedError("invalid base64") from None
 

@@ -12,7 +12,7 @@ signatures by a threshold of distinct keys, strict payload, then semantics
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -173,6 +173,76 @@ def update_bundle(
     rotation verifies under the root it names, which must be in the chain.
     """
     payload, root = _open_under_chain(data, chain, limits.bundle_bytes, commands_keys)
+    return _check_bundle(payload, root, data, previous=previous, head=head, plane=plane)
+
+
+def update_bundles(
+    chain: Sequence[signed.Root],
+    previous: signed.Head,
+    head: signed.Head,
+    data: Sequence[bytes],
+    *,
+    plane: str,
+    limits: Limits = DEFAULT_LIMITS,
+    commands_keys: Mapping[int, RoleKeys] | None = None,
+) -> list[tuple[signed.Head, signed.Bundle]]:
+    """The bundles after ``previous``, in order, each with its head: :func:`update_bundle` on each.
+
+    The signatures of a run of bundles (up to :data:`RUN_BYTES` of envelopes) are
+    checked before the run's payloads are parsed, so that the signature code and the
+    parsers each stay warm in the CPU cache. Each bundle still goes through every check
+    in the same order, and the error raised is the one checking bundle by bundle
+    raises: that of the first bundle that fails, at its first failing check.
+    """
+    known = commands_keys if commands_keys is not None else commands_keys_of(chain)
+    verified: list[tuple[signed.Head, signed.Bundle]] = []
+    for run in _runs(data, RUN_BYTES):
+        opened = [_open_or_error(item, chain, limits.bundle_bytes, known) for item in run]
+        for item, outcome in zip(run, opened, strict=True):
+            if isinstance(outcome, errors.VerificationError):
+                raise outcome
+            bundle = _check_bundle(*outcome, item, previous=previous, head=head, plane=plane)
+            previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(item))
+            verified.append((previous, bundle))
+    return verified
+
+
+RUN_BYTES = 256 << 10
+"""Envelope bytes whose signatures :func:`update_bundles` checks before parsing their payloads
+(the decoded payloads of a run are held at once: about 0.75 of this)."""
+
+
+def _runs(data: Sequence[bytes], budget: int) -> Iterator[Sequence[bytes]]:
+    """``data`` in consecutive runs of at most ``budget`` bytes; a larger item runs alone."""
+    start = size = 0
+    for end, item in enumerate(data):
+        if size and size + len(item) > budget:
+            yield data[start:end]
+            start, size = end, 0
+        size += len(item)
+    if start < len(data):
+        yield data[start:]
+
+
+def _open_or_error(
+    data: bytes, chain: Sequence[signed.Root], cap: int, known: Mapping[int, RoleKeys]
+) -> tuple[bytes, signed.Root] | errors.VerificationError:
+    try:
+        return _open_under_chain(data, chain, cap, known)
+    except errors.VerificationError as exc:
+        return exc
+
+
+def _check_bundle(
+    payload: bytes,
+    root: signed.Root,
+    data: bytes,
+    *,
+    previous: signed.Head,
+    head: signed.Head,
+    plane: str,
+) -> signed.Bundle:
+    """The checks after the signatures: strict payload, root, plane, chain, head, specs."""
     bundle = parse_payload(payload, signed.Bundle)
     if bundle.root_version != root.version:
         raise errors.SignatureError(

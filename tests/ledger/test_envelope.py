@@ -125,11 +125,37 @@ def test_a_zero_threshold_is_refused() -> None:
         pytest.param(b'{"a":1e3}', "floats", id="exponent"),
         pytest.param(b'{"a":9007199254740993}', r"2\^53", id="big-int"),
         pytest.param(b'{"a":', "not strict JSON", id="truncated"),
+        pytest.param(b'{"a":1} {}', "extra data", id="two-documents"),
+        pytest.param(b'{"a":1}\xc2\xa0', "extra data", id="trailing-non-json-space"),
+        pytest.param(b"\x0c{}", "not strict JSON", id="leading-non-json-space"),
+        pytest.param(b" \n", "not strict JSON", id="only-whitespace"),
     ],
 )
 def test_strict_json_refuses(text: bytes, message: str) -> None:
     with pytest.raises(errors.MalformedError, match=message):
         envelope.loads(text)
+
+
+def test_strict_json_allows_json_whitespace_around_a_document() -> None:
+    assert envelope.loads(b' \t\r\n{"a":[1]}\n\r\t ') == {"a": [1]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("YQ", id="unpadded"),
+        pytest.param("YQ=", id="short-padding"),
+        pytest.param("=YQ=", id="leading-padding"),
+        pytest.param("YQ==YQ==", id="data-after-padding"),
+        pytest.param("YQ==\n", id="newline"),
+        pytest.param("Y Q==", id="space"),
+        pytest.param("YQ-_", id="url-safe-alphabet"),
+        pytest.param("é", id="not-ascii"),
+    ],
+)
+def test_strict_base64_refuses(text: str) -> None:
+    with pytest.raises(errors.MalformedError, match="invalid base64"):
+        envelope.decode_b64(text)
 
 
 def test_dumps_is_deterministic_ascii() -> None:

@@ -285,6 +285,51 @@ def test_bad_bundles_are_refused(keyset: KeySet, root: signed.Root) -> None:
             verify.update_bundle([root], previous, signed_head, data, plane=PLANE)
 
 
+def bundle_chain(keyset: KeySet, count: int) -> list[bytes]:
+    chain: list[bytes] = []
+    for sequence in range(1, count + 1):
+        previous = envelope.digest(chain[-1]) if chain else ""
+        chain.append(sign("commands", bundle_payload(sequence, previous), keyset.commands))
+    return chain
+
+
+def head_of(chain: list[bytes]) -> signed.Head:
+    return signed.Head(sequence=len(chain), digest=envelope.digest(chain[-1]))
+
+
+@pytest.mark.parametrize("run_bytes", [1, 5_000, 1 << 20], ids=["one-per-run", "runs", "one-run"])
+def test_update_bundles_is_update_bundle_on_each(
+    keyset: KeySet, root: signed.Root, monkeypatch: pytest.MonkeyPatch, run_bytes: int
+) -> None:
+    monkeypatch.setattr(verify, "RUN_BYTES", run_bytes)
+    chain = bundle_chain(keyset, 7)
+    verified = verify.update_bundles([root], EMPTY, head_of(chain), chain, plane=PLANE)
+    previous, expected = EMPTY, []
+    for data in chain:
+        bundle = verify.update_bundle([root], previous, head_of(chain), data, plane=PLANE)
+        previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(data))
+        expected.append((previous, bundle))
+    assert verified == expected
+
+
+def test_update_bundles_raises_the_first_failure_in_order(
+    keyset: KeySet, root: signed.Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later bad signature is checked first (same run) but an earlier broken link is raised."""
+    monkeypatch.setattr(verify, "RUN_BYTES", 1 << 20)
+    chain = bundle_chain(keyset, 4)
+    chain[3] = sign("commands", bundle_payload(4, envelope.digest(chain[2])), keyset.timestamp)
+    with pytest.raises(errors.SignatureError):
+        verify.update_bundles([root], EMPTY, head_of(chain), chain, plane=PLANE)
+    chain[1] = sign("commands", bundle_payload(2, "sha256:" + "0" * 64), keyset.commands)
+    with pytest.raises(errors.MixAndMatchError, match="bundle 2 does not follow bundle 1"):
+        verify.update_bundles([root], EMPTY, head_of(chain), chain, plane=PLANE)
+
+
+def test_update_bundles_of_nothing_is_nothing(root: signed.Root) -> None:
+    assert verify.update_bundles([root], EMPTY, EMPTY, [], plane=PLANE) == []
+
+
 # --- status -----------------------------------------------------------------------------
 
 
