@@ -300,14 +300,22 @@ def _member(doc: Document) -> _Member:
 def _plan_plane(
     plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime, index: _Index
 ) -> PlanePlan:
+    targets, context = _plane_context(plane, desired, recorded, now, index)
+    actions = [a for doc in targets if (a := _action(doc, context)) is not None]
+    actions += list(_deletions(plane, targets, recorded))
+    labels = dict(plane.metadata.labels)
+    return PlanePlan(plane.name, plane.spec.runtime, labels, tuple(actions), recorded.flag)
+
+
+def _plane_context(
+    plane: DataPlane, desired: Desired, recorded: RecordedPlane, now: datetime, index: _Index
+) -> tuple[list[Document], _Context]:
+    """The resources ``plane`` selects, in plan order, and what deciding them needs."""
     labels = plane.metadata.labels
     targets, refs = index.targets(labels)
     policies = index.plane_policies(labels)
     verdicts = index.plane_verdicts(policies, desired, now)
-    context = _Context(plane, desired, recorded, policies, verdicts, now, refs, index)
-    actions = [a for doc in targets if (a := _action(doc, context)) is not None]
-    actions += list(_deletions(plane, targets, recorded))
-    return PlanePlan(plane.name, plane.spec.runtime, dict(labels), tuple(actions), recorded.flag)
+    return targets, _Context(plane, desired, recorded, policies, verdicts, now, refs, index)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from reconciler.plan import (
     _Context,
     _deletions,
     _Index,
+    _plane_context,
     _PlanePolicies,
 )
 from reconciler.recorded import Key, RecordedPlane
@@ -147,15 +148,20 @@ class Planner:
     def _decide_all(
         self, plane: DataPlane, desired: Desired, state: RecordedPlane, now: datetime, index: _Index
     ) -> _Plane:
-        labels = plane.metadata.labels
-        targets, refs = index.targets(labels)
-        policies = index.plane_policies(labels)
-        verdicts = index.plane_verdicts(policies, desired, now)
-        context = _Context(plane, desired, state, policies, verdicts, now, refs, index)
+        targets, context = _plane_context(plane, desired, state, now, index)
         decisions = [_action(doc, context) for doc in targets]
         deletions = tuple(_deletions(plane, targets, state))
-        failed = _failed(state)
-        return _Plane(plane, state, policies, verdicts, targets, refs, decisions, deletions, failed)
+        return _Plane(
+            plane,
+            state,
+            context.policies,
+            dict(context.verdicts),
+            targets,
+            context.targets,
+            decisions,
+            deletions,
+            _failed(state),
+        )
 
     # A change ------------------------------------------------------------------------
 
