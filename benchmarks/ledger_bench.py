@@ -1,7 +1,8 @@
 """How fast the ledger verifies commands, and what status and idle cycles cost in git.
 
 Run: ``.venv/bin/python benchmarks/ledger_bench.py [--bundles N] [--status-changes M]
-[--repeat K]``. Default: 5,000 bundles, 1,000 status changes, best of 3. (Not named
+[--log-bundles L] [--repeat K]``. Default: 5,000 bundles, 1,000 status changes, a
+2,000-bundle log, best of 3. (Not named
 ``ledger.py``: a script's own directory comes first on ``sys.path``, so a
 ``benchmarks/ledger.py`` would shadow the ``ledger`` package for every script here.)
 
@@ -36,6 +37,12 @@ directory, reached over ``file://`` as a real remote is. Three things are measur
    the timestamp's life; the commits on every ``gitplane/*`` branch of the
    remote are counted before and after. Also the cost of one idle cycle
    (``CommandLog.read``, ``CommandReader.update`` and each idle call).
+4. A long log: L bundles (``--log-bundles``, one command each) committed to a
+   plane's log, then what a reconciler's ``CommandLog.read`` costs: the first read
+   (every bundle fetched and verified), a read of the unchanged log, and a read
+   after one more append, which verifies only the new bundle. A reconcile cycle
+   reads each plane's log (``RecordedReader``, then ``append``, then ``refresh``);
+   before reads were incremental each of them cost the first-read figure.
 
 The script reports; it does not assert targets. Exit 0.
 """
@@ -97,6 +104,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gitplane-ledger-bench-") as tmp:
         status_log(Path(tmp), keyset, args.status_changes)
         idle(Path(tmp), keyset, args.repeat)
+        long_log(Path(tmp), keyset, args.log_bundles, args.repeat)
     return 0
 
 
@@ -106,10 +114,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--status-changes", type=int, default=1_000, help="status reports to write (1000)"
     )
+    parser.add_argument(
+        "--log-bundles", type=int, default=2_000, help="bundles in the long log (2000)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per timed figure (3)")
     args = parser.parse_args()
-    if min(args.bundles, args.status_changes, args.repeat) < 1:
-        parser.error("--bundles, --status-changes and --repeat must be at least 1")
+    if min(args.bundles, args.status_changes, args.log_bundles, args.repeat) < 1:
+        parser.error("--bundles, --status-changes, --log-bundles and --repeat must be at least 1")
     return args
 
 
@@ -775,6 +786,95 @@ def _print_idle(
     print(f"  one idle cycle, best of {repeat}:")
     for label, (seconds, processes) in best.items():
         print(f"  {label:<52}{seconds * 1e3:>9.1f}{processes:>15.0f}")
+
+
+# 4. A long log ---------------------------------------------------------------------------
+
+
+def long_log(tmp: Path, keyset: KeySet, bundles: int, repeat: int) -> None:
+    """Section 4: a reconciler's reads of a log with ``bundles`` bundles of history."""
+    base = tmp / "long"
+    base.mkdir()
+    remote = base / "remote.git"
+    gitrepo.GitRepo(base).run("init", "--quiet", "--bare", str(remote))
+    url, spend, root = f"file://{remote}", GitSpend(), keyset.root_bytes()
+    writer = gitrepo.Mirror.open(base / "writer", url)
+    roots.publish(writer, root, who=RECONCILER)
+    chain = build_chain(keyset.commands, bundles, 1)
+    head = signed.Head(sequence=bundles, digest=envelope.digest(chain[-1]))
+    files = {layout.bundle_path(i + 1): data for i, data in enumerate(chain)}
+    files[layout.TIMESTAMP] = timestamp(keyset, head)
+    writer.push(bulk_commit(writer, files), layout.commands_ref(PLANE))
+
+    def reconciler() -> commands.CommandLog:
+        mirror = counted_mirror(base / "reconciler", url, spend)
+        return commands.CommandLog(mirror, root, [keyset.commands], [keyset.timestamp], RECONCILER)
+
+    first = [_timed(spend, lambda: reconciler().read(PLANE, NOW)) for _ in range(repeat)]
+    log = reconciler()
+    log.read(PLANE, NOW)
+    unchanged = [_timed(spend, lambda: log.read(PLANE, NOW)) for _ in range(repeat)]
+    appended = []
+    for i in range(repeat):  # the append's own read is of the log before it
+        log.append(PLANE, lambda _, i=i: [command(bundles + i)], spec_commit=SPEC_COMMIT, now=NOW)
+        appended.append(_timed(spend, lambda: log.read(PLANE, NOW)))
+    print(f"\n4. A long log: {bundles:,} bundles of one command, read by a reconciler")
+    print(f"  {'':<52}{'ms/read':>9}{'git processes':>15}")
+    for label, runs in (
+        ("first read: every bundle fetched and verified", first),
+        ("the same log read again", unchanged),
+        ("read after one more append", appended),
+    ):
+        seconds, processes = min(runs)
+        print(f"  {label:<52}{seconds * 1e3:>9.1f}{processes:>15.0f}")
+    print(
+        "  a reconcile cycle reads each plane's log up to three times"
+        " (RecordedReader, append, refresh); before reads were incremental,"
+        " each one cost the first-read figure"
+    )
+
+
+def timestamp(keyset: KeySet, head: signed.Head) -> bytes:
+    """Timestamp version 1 of PLANE's log, pointing at ``head``."""
+    payload = {
+        "_type": "timestamp",
+        "spec_version": signed.SPEC_VERSION,
+        "plane": PLANE,
+        "version": 1,
+        "expires": verify.format_time(NOW + timedelta(days=7)),
+        "root_version": 1,
+        "head": head.model_dump(),
+        "status_seen": 0,
+    }
+    return envelope.sign(
+        verify.PAYLOAD_TYPES["timestamp"], envelope.dumps(payload), [keyset.timestamp]
+    )
+
+
+def bulk_commit(mirror: gitrepo.Mirror, files: dict[str, bytes]) -> str:
+    """One root commit of ``files``, written by five git processes rather than two per file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, data in enumerate(files.values()):
+            paths.append(Path(tmp) / str(i))
+            paths[-1].write_bytes(data)
+        listing = "\n".join(str(p) for p in paths).encode() + b"\n"
+        oids = mirror.repo.run("hash-object", "-w", "--stdin-paths", stdin=listing).split()
+        env = {**RECONCILER.env(), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        index = b"".join(
+            b"100644 %s\t%s\n" % (oid, path.encode()) for oid, path in zip(oids, files, strict=True)
+        )
+        mirror.repo.run("update-index", "--index-info", stdin=index, env=env)
+        tree = mirror.repo.run("write-tree", env=env).decode().strip()
+        return mirror.repo.run("commit-tree", tree, "-m", "long log", env=env).decode().strip()
+
+
+def _timed(spend: GitSpend, run: Callable[[], object]) -> tuple[float, int]:
+    """Seconds one call took and the git processes it ran."""
+    spend.reset()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start, spend.processes()
 
 
 if __name__ == "__main__":

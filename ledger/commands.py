@@ -58,27 +58,71 @@ class CommandLog:
     sleep: Callable[[float], None] = time.sleep
     limits: verify.Limits = verify.DEFAULT_LIMITS
 
+    _verified: dict[str, tuple[LogView, bytes]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """Per plane, the log as last verified and its timestamp's bytes: the next read checks
+    only what was added."""
+
     def read(self, plane: str, now: datetime) -> LogView:
-        """Fetch and verify ``plane``'s whole log."""
+        """Fetch ``plane``'s log and verify what this object has not verified before.
+
+        The root chain and the timestamp are verified on every read (the timestamp is
+        not read from git again while the log's commit is the same). Bundles are
+        verified once: while the log still runs through the head last verified, only
+        the bundles after it are read, each chained to the one before as the agent
+        follows its log from the bundle it last applied, so a cycle costs what was
+        appended since, not the whole history. A log that does not run through that
+        head (rewritten, or force-pushed to an older commit) is verified whole again,
+        as on the first read.
+        """
         refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
         chain = roots.follow(self.mirror, self.root, refs.get(layout.ROOT_REF), limits=self.limits)
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
+            self._verified.pop(plane, None)
             return LogView(None, None, root_version=chain.newest.version)
+        known, stamp_bytes = self._verified.get(plane, (None, b""))
+        if known is None or known.commit != tip:  # a commit id names its files for good
+            stamp_bytes = self._timestamp_bytes(tip, plane)
+        stamp = self._own_timestamp(chain, stamp_bytes, plane, now)
+        view = None
+        if known is not None and stamp.head.sequence >= known.head.sequence:
+            try:
+                view = self._verify_after(known, tip, stamp, chain, plane)
+            except errors.VerificationError:
+                view = None  # not the log verified before: verify it whole, as the first time
+        if view is None:
+            view = self._verify_after(LogView(None, None), tip, stamp, chain, plane)
+        self._verified[plane] = (view, stamp_bytes)
+        return view
+
+    def _timestamp_bytes(self, tip: str, plane: str) -> bytes:
         files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
         if layout.TIMESTAMP not in files:
             raise errors.MalformedError(f"command log of {plane} has no timestamp")
-        stamp = self._own_timestamp(chain, files[layout.TIMESTAMP], plane, now)
+        return files[layout.TIMESTAMP]
+
+    def _verify_after(
+        self, known: LogView, tip: str, stamp: signed.Timestamp, chain: roots.Chain, plane: str
+    ) -> LogView:
+        """``known`` and the bundles after its head up to ``stamp``'s, verified at ``tip``."""
         bundles, issued = _verify_chain(
             self.mirror,
             tip,
             chain=chain.roots,
-            start=state.EMPTY,
+            start=known.head,
             head=stamp.head,
             plane=plane,
             limits=self.limits,
         )
-        return LogView(tip, stamp, tuple(b for _, b in bundles), issued, chain.newest.version)
+        return LogView(
+            tip,
+            stamp,
+            known.bundles + tuple(b for _, b in bundles),
+            known.issued | issued,
+            chain.newest.version,
+        )
 
     def _own_timestamp(
         self, chain: roots.Chain, data: bytes, plane: str, now: datetime

@@ -42,6 +42,8 @@ _HARDENING = (
     "-c",
     "http.lowSpeedTime=30",
 )
+NAMED_PATHS = 64
+"""Up to this many, :meth:`Mirror.read` lists the files it reads by name, not the whole tree."""
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -164,10 +166,14 @@ class GitRepo:
             .strip()
         )
 
-    def list_tree(self, commit: str, prefix: str = "") -> list[TreeEntry]:
-        """Every entry below ``prefix`` at ``commit``, paths relative to ``prefix``."""
+    def list_tree(
+        self, commit: str, prefix: str = "", paths: Sequence[str] = ()
+    ) -> list[TreeEntry]:
+        """Every entry below ``prefix`` at ``commit``, paths relative to ``prefix``; only
+        those at or below ``paths`` (taken literally, no wildcards) when any are given."""
         treeish = f"{commit}:{prefix}" if prefix else commit
-        out = self.run("ls-tree", "-r", "-z", "--long", treeish)
+        literally = {"GIT_LITERAL_PATHSPECS": "1"}
+        out = self.run("ls-tree", "-r", "-z", "--long", treeish, "--", *paths, env=literally)
         return [_tree_entry(record) for record in out.split(b"\0") if record]
 
     def archive(self, commit: str, path: str) -> bytes:
@@ -375,8 +381,15 @@ class Mirror:
         return {ref: sha for sha, ref in (line.split(" ", 1) for line in out.decode().splitlines())}
 
     def read(self, commit: str, paths: Sequence[str], *, max_bytes: int) -> dict[str, bytes]:
-        """Files at ``commit`` (regular blobs of at most ``max_bytes``); missing ones are absent."""
-        entries = {e.path: e for e in self.repo.list_tree(commit)}
+        """Files at ``commit`` (regular blobs of at most ``max_bytes``); missing ones are absent.
+
+        A few files are listed by name, so that reading the newest bundle of a long log
+        does not list the whole log; many are picked from one listing of the tree.
+        """
+        if not paths:
+            return {}
+        named = paths if len(paths) <= NAMED_PATHS else ()
+        entries = {e.path: e for e in self.repo.list_tree(commit, paths=named)}
         wanted = [entries[p] for p in paths if p in entries]
         for entry in wanted:
             if entry.mode not in ("100644", "100755") or entry.oid is None:

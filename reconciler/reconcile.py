@@ -140,7 +140,7 @@ class Reconciler:
                 return planned.commands  # the log is as planned against
             state = recorded.from_ledger(
                 plane.name,
-                view.bundles,
+                self.recorded.issued_log(plane.name, view.bundles),
                 read[1].status,
                 refused=None,
                 now=now,
@@ -185,6 +185,14 @@ class RecordedReader:
     last: dict[str, tuple[object, recorded.RecordedPlane]] = field(default_factory=dict)
     """Per plane, what was read last and the state made of it: an unchanged log and status
     give the same ``issued`` and ``observed`` objects, so the planner sees nothing new."""
+    folded: dict[str, recorded.IssuedLog] = field(default_factory=dict)
+    """Per plane, its log folded so far: a cycle folds only the bundles appended since."""
+
+    def issued_log(self, plane: str, bundles: tuple[signed.Bundle, ...]) -> recorded.IssuedLog:
+        """``plane``'s verified ``bundles`` folded, carrying on from the last fold."""
+        log = self.folded.get(plane, recorded.IssuedLog()).extend(bundles)
+        self.folded[plane] = log
+        return log
 
     def read(
         self, plane: DataPlane, now: datetime
@@ -206,7 +214,12 @@ class RecordedReader:
         refused = f"{read.error.code}: {read.error}" if read.error else None
         stale = timedelta(seconds=parse_duration(plane.spec.status_stale_after))
         state = recorded.from_ledger(
-            plane.name, view.bundles, read.status, refused=refused, now=now, stale_after=stale
+            plane.name,
+            self.issued_log(plane.name, view.bundles),
+            read.status,
+            refused=refused,
+            now=now,
+            stale_after=stale,
         )
         source = (view.head, read.status.counter if read.status else None, refused)
         previous = self.last.get(plane.name)

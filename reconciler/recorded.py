@@ -50,9 +50,38 @@ class RecordedPlane:
         return status.phase if status else None
 
 
+@dataclass(frozen=True)
+class IssuedLog:
+    """What a plane was issued: the last command per resource, folded over its verified
+    bundles. :meth:`extend` folds only the bundles after those already folded."""
+
+    bundles: tuple[signed.Bundle, ...] = ()
+    issued: Mapping[Key, Issued] = field(default_factory=dict)
+
+    def extend(self, bundles: tuple[signed.Bundle, ...]) -> IssuedLog:
+        """The fold over ``bundles``: this one carried on when ``bundles`` starts with the
+        bundles folded here (the same verified objects, so the check is cheap), else anew."""
+        done = len(self.bundles)
+        if bundles[:done] != self.bundles:
+            return IssuedLog().extend(bundles)
+        if len(bundles) == done:
+            return self
+        issued = dict(self.issued)
+        for bundle in bundles[done:]:
+            for command in bundle.commands:
+                key = (command.kind, command.name)
+                before = issued.get(key)
+                same = before is not None and before.digest == command.digest
+                attempts = before.attempts + 1 if before and same else 1
+                issued[key] = Issued(
+                    command.action, command.digest, bundle.sequence, bundle.issued_at, attempts
+                )
+        return IssuedLog(bundles, issued)
+
+
 def from_ledger(
     name: str,
-    bundles: tuple[signed.Bundle, ...],
+    log: IssuedLog,
     status: signed.Status | None,
     *,
     refused: str | None,
@@ -60,16 +89,7 @@ def from_ledger(
     stale_after: timedelta,
 ) -> RecordedPlane:
     """Recorded state from a verified command log and a status report (or its refusal)."""
-    issued: dict[Key, Issued] = {}
-    for bundle in bundles:
-        for command in bundle.commands:
-            key = (command.kind, command.name)
-            before = issued.get(key)
-            same = before is not None and before.digest == command.digest
-            attempts = before.attempts + 1 if before and same else 1
-            issued[key] = Issued(
-                command.action, command.digest, bundle.sequence, bundle.issued_at, attempts
-            )
+    bundles = log.bundles
     head = bundles[-1].sequence if bundles else 0
     applied = status.applied.sequence if status else 0
     observed: dict[Key, signed.ResourceStatus] = (
@@ -77,7 +97,7 @@ def from_ledger(
     )
     late = next((b for b in bundles if b.sequence > applied), None)
     flag = _flag(status, refused) or _stale(late, now, stale_after)
-    return RecordedPlane(name, issued, observed, head, applied, flag)
+    return RecordedPlane(name, log.issued, observed, head, applied, flag)
 
 
 def _flag(status: signed.Status | None, refused: str | None) -> str | None:

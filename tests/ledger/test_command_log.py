@@ -337,3 +337,90 @@ def test_an_idle_update_writes_nothing_locally(
     before = reader.state_path.stat().st_mtime_ns
     assert reader.update(NOW + timedelta(minutes=1))
     assert reader.state_path.stat().st_mtime_ns == before
+
+
+# --- the reconciler's reads --------------------------------------------------------------
+
+
+def _fresh(log: commands.CommandLog) -> commands.CommandLog:
+    """Another reconciler on the same state repository: it has verified nothing yet."""
+    return commands.CommandLog(
+        log.mirror, log.root, log.commands_signers, log.timestamp_signers, RECONCILER
+    )
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many bundles each call of ``verify.update_bundles`` checks."""
+    checked: list[int] = []
+    real = verify.update_bundles
+
+    def update_bundles(*args: object, **kwargs: object) -> object:
+        checked.append(len(args[3]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify, "update_bundles", update_bundles)
+    return checked
+
+
+def test_a_read_verifies_only_the_bundles_appended_since_the_last(
+    log: commands.CommandLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a", "b", "c"):
+        issue(log, command(name))
+    log.read(PLANE, NOW)
+    checked = _counting(monkeypatch)
+    issue(log, command("d"))  # append reads the log first: nothing new to verify then
+    view = log.read(PLANE, NOW)
+    assert checked == [1]  # bundle 4 alone: 1 to 3 were verified by the reads before
+    whole = _fresh(log).read(PLANE, NOW)
+    assert (view.commit, view.timestamp, view.bundles, view.issued) == (
+        whole.commit,
+        whole.timestamp,
+        whole.bundles,
+        whole.issued,
+    )
+    assert [c.name for b in view.bundles for c in b.commands] == ["a", "b", "c", "d"]
+
+
+def test_a_read_of_an_unchanged_log_verifies_no_bundle_but_the_timestamp_again(
+    log: commands.CommandLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue(log)
+    log.read(PLANE, NOW)
+    checked = _counting(monkeypatch)
+    assert log.read(PLANE, NOW).head.sequence == 1
+    assert checked == []
+    with pytest.raises(errors.ExpiredError):  # the timestamp still answers to the clock
+        log.read(PLANE, NOW + timedelta(days=30))
+
+
+def test_a_log_rewritten_after_a_read_is_verified_whole_again(
+    log: commands.CommandLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue(log, command("a"))
+    issue(log, command("b"))
+    assert log.read(PLANE, NOW).head.sequence == 2
+    # another history, validly signed, replaces the branch: bundle 3 chains to a bundle 2
+    # that is not the one verified before
+    other = _fresh(log)
+    log.mirror.repo.run("push", log.mirror.url, f":{layout.commands_ref(PLANE)}")
+    for name in ("x", "y", "z"):
+        issue(other, command(name))
+    checked = _counting(monkeypatch)
+    view = log.read(PLANE, NOW)
+    assert checked == [1, 3]  # the new bundle alone fails to chain; then the whole log
+    assert [c.name for b in view.bundles for c in b.commands] == ["x", "y", "z"]
+
+
+def test_a_log_force_pushed_to_an_older_commit_reads_as_that_commit(
+    log: commands.CommandLog,
+) -> None:
+    issue(log, command("a"))
+    old = log.mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
+    issue(log, command("b"))
+    assert log.read(PLANE, NOW).head.sequence == 2
+    log.mirror.repo.run("push", "--force", log.mirror.url, f"{old}:{layout.commands_ref(PLANE)}")
+    view = log.read(PLANE, NOW)
+    assert view.commit == old
+    assert [c.name for b in view.bundles for c in b.commands] == ["a"]
+    assert view.issued == _fresh(log).read(PLANE, NOW).issued
