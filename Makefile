@@ -36,6 +36,7 @@ unit: install
 bench: install
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/ledger_bench.py
+	$(BIN)/python benchmarks/fleet.py
 	$(BIN)/python benchmarks/serving.py
 
 clean:

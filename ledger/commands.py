@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,9 +63,15 @@ class CommandLog:
     )
     """Per plane, the log as last verified and its timestamp's bytes: the next read checks
     only what was added."""
+    _chain: tuple[str | None, roots.Chain] | None = field(default=None, init=False, repr=False)
+    """The root chain as last followed, and the root branch's commit it was read at."""
 
-    def read(self, plane: str, now: datetime) -> LogView:
+    def read(self, plane: str, now: datetime, *, refs: Mapping[str, str] | None = None) -> LogView:
         """Fetch ``plane``'s log and verify what this object has not verified before.
+
+        ``refs`` is a snapshot of the remote's branches already fetched into the mirror
+        (:meth:`gitrepo.Mirror.fetch_all`): given, the read asks the remote nothing, so
+        a cycle over many planes asks it once.
 
         The root chain and the timestamp are verified on every read (the timestamp is
         not read from git again while the log's commit is the same). Bundles are
@@ -76,8 +82,9 @@ class CommandLog:
         head (rewritten, or force-pushed to an older commit) is verified whole again,
         as on the first read.
         """
-        refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
-        chain = roots.follow(self.mirror, self.root, refs.get(layout.ROOT_REF), limits=self.limits)
+        if refs is None:
+            refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
+        chain = self._follow(refs.get(layout.ROOT_REF))
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
             self._verified.pop(plane, None)
@@ -96,6 +103,12 @@ class CommandLog:
             view = self._verify_after(LogView(None, None), tip, stamp, chain, plane)
         self._verified[plane] = (view, stamp_bytes)
         return view
+
+    def _follow(self, tip: str | None) -> roots.Chain:
+        """The root chain at ``tip`` of the root branch (followed again only when it moved)."""
+        if self._chain is None or self._chain[0] != tip:
+            self._chain = (tip, roots.follow(self.mirror, self.root, tip, limits=self.limits))
+        return self._chain[1]
 
     def _timestamp_bytes(self, tip: str, plane: str) -> bytes:
         files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
@@ -145,14 +158,17 @@ class CommandLog:
         now: datetime,
         status_seen: int = 0,
         self_heal: bool = True,
+        refs: Mapping[str, str] | None = None,
     ) -> signed.Head | None:
         """Append what ``decide`` returns for the current log; None when it returns nothing.
 
         ``decide`` runs again after every lost race, on the log as it then is,
-        so concurrent reconcilers never issue the same command twice.
+        so concurrent reconcilers never issue the same command twice. The first
+        attempt reads the log from ``refs`` when given (see :meth:`read`): if the log
+        has moved since, the push is refused and the next attempt fetches.
         """
         for attempt in range(self.attempts):
-            view = self.read(plane, now)
+            view = self.read(plane, now, refs=refs if attempt == 0 else None)
             commands = decide(view)
             if not commands:
                 return None
@@ -168,9 +184,19 @@ class CommandLog:
             self.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter only
         raise gitrepo.GitError(f"could not append to {plane}'s log: it kept moving")
 
-    def refresh(self, plane: str, now: datetime, *, status_seen: int = 0) -> bool:
-        """Re-sign the timestamp if it is in the last half of its life; True if it did."""
-        view = self.read(plane, now)
+    def refresh(
+        self,
+        plane: str,
+        now: datetime,
+        *,
+        status_seen: int = 0,
+        refs: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Re-sign the timestamp if it is in the last half of its life; True if it did.
+
+        False also when the log moved since ``refs`` (the push is refused): the next
+        cycle re-signs it, long before it expires."""
+        view = self.read(plane, now, refs=refs)
         if view.timestamp is None:
             return False
         expires = verify.parse_time(view.timestamp.expires)

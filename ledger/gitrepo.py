@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -366,15 +366,27 @@ class Mirror:
         Refs already at the advertised commit are not fetched again.
         """
         heads = self.remote_heads(*refs)
-        wanted = [ref for ref in refs if ref in heads]
-        have = self._locals() if wanted else {}
-        stale = [ref for ref in wanted if have.get(_local(ref)) != heads[ref]]
+        wanted = {ref: heads[ref] for ref in refs if ref in heads}
+        self._fetch_moved(wanted)
+        return wanted
+
+    def fetch_all(self) -> dict[str, str]:
+        """Fetch every ``gitplane/`` branch of the remote (one ``ls-remote``, and one
+        ``fetch`` of those that moved); return ref -> pinned commit id: a snapshot to
+        read many logs from without asking the remote again."""
+        heads = self.remote_heads()
+        self._fetch_moved(heads)
+        return heads
+
+    def _fetch_moved(self, heads: Mapping[str, str]) -> None:
+        """Fetch the refs of ``heads`` whose local copy is not at the given commit."""
+        have = self._locals() if heads else {}
+        stale = [ref for ref, commit in heads.items() if have.get(_local(ref)) != commit]
         if stale:
             specs = [f"+{ref}:{_local(ref)}" for ref in stale]
             self.repo.run(
                 "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, *specs
             )
-        return {ref: heads[ref] for ref in wanted}
 
     def _locals(self) -> dict[str, str]:
         out = self.repo.run("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")

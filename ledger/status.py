@@ -9,7 +9,7 @@ bundle that was actually issued.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -117,26 +117,40 @@ class StatusRead:
 def read_status(
     mirror: gitrepo.Mirror, plane: str, *, key: keys.PublicKey | None, seen: int,
     head: signed.Head, issued: dict[int, str], limits: verify.Limits = verify.DEFAULT_LIMITS,
+    refs: Mapping[str, str] | None = None, read: dict[str, tuple[str, bytes]] | None = None,
 ) -> StatusRead:  # fmt: skip
     """The newest status of ``plane``, verified under its registered ``key``.
 
     Never raises for bad data: a refused report is returned with its error so
     that the plane is flagged, not silently trusted.
+
+    ``refs``: a snapshot of the remote's branches already fetched into the mirror
+    (:meth:`gitrepo.Mirror.fetch_all`); without it the status branch is fetched.
+    ``read``: per plane, the status branch's commit and report last read, kept across
+    calls by the caller, so that a report is not read from git again while the branch
+    has not moved (it is verified again every time).
     """
-    tip = mirror.fetch([layout.status_ref(plane)]).get(layout.status_ref(plane))
+    ref = layout.status_ref(plane)
+    tip = (refs if refs is not None else mirror.fetch([ref])).get(ref)
     if tip is None:
         return StatusRead(None, None)
     if key is None:
         return StatusRead(tip, None, errors.SignatureError(f"no agentKey registered for {plane}"))
     try:
-        data = roots.read_signed(mirror, tip, [layout.STATUS], limits.status_bytes).get(
-            layout.STATUS
-        )
-        if data is None:
-            raise errors.MalformedError("the status branch has no status.json")
+        known = read.get(plane) if read is not None else None
+        data = known[1] if known and known[0] == tip else _report(mirror, tip, limits)
+        if read is not None:
+            read[plane] = (tip, data)
         status = verify.verify_status(
             data, plane=plane, key=key, seen=seen, head=head, issued=issued, limits=limits
         )
     except errors.VerificationError as exc:
         return StatusRead(tip, None, exc)
     return StatusRead(tip, status)
+
+
+def _report(mirror: gitrepo.Mirror, tip: str, limits: verify.Limits) -> bytes:
+    data = roots.read_signed(mirror, tip, [layout.STATUS], limits.status_bytes).get(layout.STATUS)
+    if data is None:
+        raise errors.MalformedError("the status branch has no status.json")
+    return data

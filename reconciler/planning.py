@@ -73,7 +73,8 @@ def _recorded(
         log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
         reader = reconciling.RecordedReader(log, mirror)
         planes = [d for d in want.documents if isinstance(d, DataPlane)]
-        reads = {plane.name: reader.read(plane, now) for plane in planes}
+        refs = mirror.fetch_all()
+        reads = {plane.name: reader.read(plane, now, refs) for plane in planes}
         return {n: r[0] for n, r in reads.items()}, {n: r[1].status for n, r in reads.items()}
 
 

@@ -10,6 +10,7 @@ Invalid specs issue nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,7 +113,8 @@ class Reconciler:
             return Cycle(commit, problems=snapshot.state.problems)
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
-        states = {name: self.recorded.read(plane, now) for name, plane in planes.items()}
+        refs = self.state.fetch_all()  # one snapshot of every log for the whole cycle
+        states = {name: self.recorded.read(plane, now, refs) for name, plane in planes.items()}
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result)
@@ -120,7 +122,7 @@ class Reconciler:
         cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
         for name, plane in planes.items():
-            head = self._issue(plane, want, states[name], planned[name], now)
+            head = self._issue(plane, want, states[name], planned[name], now, refs=refs)
             if head is not None:
                 cycle.issued[name] = head
         return cycle
@@ -132,6 +134,8 @@ class Reconciler:
         read: tuple[recorded.RecordedPlane, status.StatusRead],
         planned: PlanePlan,
         now: datetime,
+        *,
+        refs: Mapping[str, str],
     ) -> signed.Head | None:
         """Append this plane's commands, decided again against the log at append time."""
 
@@ -156,9 +160,10 @@ class Reconciler:
             now=now,
             status_seen=seen,
             self_heal=plane.spec.sync.self_heal,
+            refs=refs,
         )
         if head is None:
-            self.log.refresh(plane.name, now, status_seen=seen)
+            self.log.refresh(plane.name, now, status_seen=seen, refs=refs)
         return head
 
 
@@ -185,6 +190,8 @@ class RecordedReader:
     last: dict[str, tuple[object, recorded.RecordedPlane]] = field(default_factory=dict)
     """Per plane, what was read last and the state made of it: an unchanged log and status
     give the same ``issued`` and ``observed`` objects, so the planner sees nothing new."""
+    reports: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Per plane, the status branch's commit and the report read at it."""
     folded: dict[str, recorded.IssuedLog] = field(default_factory=dict)
     """Per plane, its log folded so far: a cycle folds only the bundles appended since."""
 
@@ -195,10 +202,13 @@ class RecordedReader:
         return log
 
     def read(
-        self, plane: DataPlane, now: datetime
+        self, plane: DataPlane, now: datetime, refs: Mapping[str, str] | None = None
     ) -> tuple[recorded.RecordedPlane, status.StatusRead]:
-        """The plane's recorded state, flagged if its status is missing, stale or refused."""
-        view = self.log.read(plane.name, now)
+        """The plane's recorded state, flagged if its status is missing, stale or refused.
+
+        ``refs``: the cycle's snapshot of the state repository's branches, if it took one.
+        """
+        view = self.log.read(plane.name, now, refs=refs)
         stamp_seen = view.timestamp.status_seen if view.timestamp else 0
         seen = max(self.seen.get(plane.name, 0), stamp_seen)
         read = status.read_status(
@@ -208,6 +218,8 @@ class RecordedReader:
             seen=seen,
             head=view.head,
             issued=view.issued,
+            refs=refs,
+            read=self.reports,
         )
         if read.status is not None:
             self.seen[plane.name] = read.status.counter

@@ -424,3 +424,32 @@ def test_a_log_force_pushed_to_an_older_commit_reads_as_that_commit(
     assert view.commit == old
     assert [c.name for b in view.bundles for c in b.commands] == ["a"]
     assert view.issued == _fresh(log).read(PLANE, NOW).issued
+
+
+def test_a_read_from_a_snapshot_is_pinned_to_it(log: commands.CommandLog) -> None:
+    issue(log, command("a"))
+    snapshot = log.mirror.fetch_all()
+    issue(_fresh(log), command("b"))  # the log moves on after the snapshot
+    assert [c.name for b in log.read(PLANE, NOW, refs=snapshot).bundles for c in b.commands] == [
+        "a"
+    ]
+    assert log.read(PLANE, NOW).head.sequence == 2  # without a snapshot: fetched
+
+
+def test_an_append_from_a_stale_snapshot_decides_again_on_the_fetched_log(
+    log: commands.CommandLog,
+) -> None:
+    issue(log, command("a"))
+    snapshot = log.mirror.fetch_all()
+    issue(_fresh(log), command("b"))
+    seen: list[int] = []
+
+    def decide(view: commands.LogView) -> list[signed.Command]:
+        seen.append(view.head.sequence)
+        return [command("c")]
+
+    head = log.append(PLANE, decide, spec_commit="a" * 40, now=NOW, refs=snapshot)
+    assert seen == [1, 2]  # the snapshot's log, refused at push; then the fetched one
+    assert head is not None and head.sequence == 3
+    names = [c.name for b in _fresh(log).read(PLANE, NOW).bundles for c in b.commands]
+    assert names == ["a", "b", "c"]

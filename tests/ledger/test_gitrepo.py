@@ -29,3 +29,40 @@ def test_an_unreachable_remote_says_why(tmp_path: Path) -> None:
     with pytest.raises(gitrepo.GitError) as failure:
         mirror.remote_heads()
     assert "does not appear to be a git repository" in str(failure.value)
+
+
+class _Recording(gitrepo.GitRepo):
+    """A GitRepo that records the git subcommands it runs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.ran: list[str] = []
+
+    def execute(self, *args: str, **kwargs: object) -> object:  # type: ignore[override]
+        self.ran.append(args[0])
+        return super().execute(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_fetch_all_snapshots_every_gitplane_branch_and_fetches_only_what_moved(
+    tmp_path: Path,
+) -> None:
+    remote = tmp_path / "remote.git"
+    gitrepo.GitRepo(tmp_path).run("init", "--quiet", "--bare", str(remote))
+    writer = gitrepo.Mirror.open(tmp_path / "writer", f"file://{remote}")
+    who = gitrepo.Identity("writer", "writer@gitplane.invalid")
+    refs = ["refs/heads/gitplane/commands/a", "refs/heads/gitplane/status/a", "refs/heads/main"]
+    for ref in refs:
+        writer.push(writer.commit(None, {"f": ref.encode()}, message=ref, who=who), ref)
+    gitrepo.Mirror.open(tmp_path / "reader", f"file://{remote}")
+    recording = _Recording(tmp_path / "reader")
+    reader = gitrepo.Mirror(recording, f"file://{remote}")
+
+    snapshot = reader.fetch_all()
+    assert recording.ran == ["ls-remote", "for-each-ref", "fetch"]  # one fetch for all
+    assert sorted(snapshot) == refs[:2]  # only gitplane/ branches
+    for ref, commit in snapshot.items():
+        assert reader.read(commit, ["f"], max_bytes=100) == {"f": ref.encode()}
+
+    recording.ran.clear()
+    assert reader.fetch_all() == snapshot
+    assert recording.ran == ["ls-remote", "for-each-ref"]  # nothing moved: no fetch

@@ -8,7 +8,9 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from ledger import layout
+import pytest
+
+from ledger import gitrepo, layout
 from reconciler import reconcile as reconciling
 from tests.conftest import git
 from tests.reconciler.conftest import NOW, TestAgent, World
@@ -138,3 +140,28 @@ def test_gitplane_plan_reads_recorded_state_with_a_root(gitplane_bin: str, world
 
     assert ("build", "churn") in local(empty)  # as if nothing had happened
     assert local(recorded) == [("create", "churn-dev"), ("create", "churn-batch")]
+
+
+def test_an_idle_cycle_asks_the_remote_once_for_every_log(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    reconciler.reconcile(NOW)  # issues what the report unblocked
+    TestAgent(world, "local-dev").sync()
+    reconciler.reconcile(NOW + timedelta(minutes=1))  # re-signs the timestamp: report seen
+    reconciler.reconcile(NOW + timedelta(minutes=2))  # reads that timestamp
+    ran: list[str] = []
+    execute = gitrepo.GitRepo.execute
+
+    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
+        ran.append(args[0])
+        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    idle = reconciler.reconcile(NOW + timedelta(minutes=3))
+    assert idle.issued == {}
+    # one ls-remote for the spec branch, one for every plane's logs; nothing read again
+    assert ran.count("ls-remote") == 2
+    assert "fetch" not in ran and "cat-file" not in ran
