@@ -43,6 +43,16 @@ class LogView:
 Decide = Callable[[LogView], list[signed.Command]]
 
 
+@dataclass(frozen=True)
+class Update:
+    """A new commit of one plane's log, built on the commit it was read at, not yet pushed."""
+
+    plane: str
+    commit: str
+    head: signed.Head | None = None
+    """The bundle it appends; None when it only re-signs the timestamp."""
+
+
 @dataclass
 class CommandLog:
     """The reconciler's side: read and append the logs of every plane."""
@@ -65,6 +75,10 @@ class CommandLog:
     only what was added."""
     _chain: tuple[str | None, roots.Chain] | None = field(default=None, init=False, repr=False)
     """The root chain as last followed, and the root branch's commit it was read at."""
+    _prepared: dict[str, tuple[LogView, bytes | None, bytes, datetime]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """Per prepared commit: the view it was built on, its bundle, its timestamp, and when."""
 
     def read(self, plane: str, now: datetime, *, refs: Mapping[str, str] | None = None) -> LogView:
         """Fetch ``plane``'s log and verify what this object has not verified before.
@@ -137,6 +151,33 @@ class CommandLog:
             chain.newest.version,
         )
 
+    def _verify_bytes(
+        self,
+        known: LogView,
+        tip: str,
+        stamp: signed.Timestamp,
+        chain: roots.Chain,
+        plane: str,
+        *,
+        data: list[bytes],
+    ) -> LogView:
+        """``known`` and the bundle envelopes ``data`` after it, which must end at ``stamp``'s
+        head: :meth:`_verify_after` on bytes in hand."""
+        if stamp.head.sequence != known.head.sequence + len(data):
+            raise errors.MixAndMatchError("the timestamp does not name the bundles in hand")
+        if not data and stamp.head != known.head:
+            raise errors.MixAndMatchError("the timestamp names another head")
+        verified = verify.update_bundles(
+            chain.roots, known.head, stamp.head, data, plane=plane, limits=self.limits
+        )
+        return LogView(
+            tip,
+            stamp,
+            known.bundles + tuple(b for _, b in verified),
+            known.issued | {h.sequence: h.digest for h, _ in verified},
+            chain.newest.version,
+        )
+
     def _own_timestamp(
         self, chain: roots.Chain, data: bytes, plane: str, now: datetime
     ) -> signed.Timestamp:
@@ -168,21 +209,49 @@ class CommandLog:
         has moved since, the push is refused and the next attempt fetches.
         """
         for attempt in range(self.attempts):
-            view = self.read(plane, now, refs=refs if attempt == 0 else None)
-            commands = decide(view)
-            if not commands:
-                return None
-            bundle = self._sign_bundle(
-                plane, view, commands, spec_commit=spec_commit, now=now, self_heal=self_heal
+            update = self.prepare_append(
+                plane,
+                decide,
+                spec_commit=spec_commit,
+                now=now,
+                status_seen=status_seen,
+                self_heal=self_heal,
+                refs=refs if attempt == 0 else None,
             )
-            head = signed.Head(sequence=view.head.sequence + 1, digest=envelope.digest(bundle))
-            stamp = self._sign_timestamp(plane, view, head, now, status_seen)
-            files = {layout.bundle_path(head.sequence): bundle, layout.TIMESTAMP: stamp}
-            message = f"commands: {plane} #{head.sequence} from {spec_commit[:12]}"
-            if self._push(plane, view.commit, files, message):
-                return head
+            if update is None:
+                return None
+            if not self.publish([update]):
+                return update.head
             self.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter only
         raise gitrepo.GitError(f"could not append to {plane}'s log: it kept moving")
+
+    def prepare_append(
+        self,
+        plane: str,
+        decide: Decide,
+        *,
+        spec_commit: str,
+        now: datetime,
+        status_seen: int = 0,
+        self_heal: bool = True,
+        refs: Mapping[str, str] | None = None,
+    ) -> Update | None:
+        """The commit appending what ``decide`` returns to the log as read now, not yet
+        pushed (:meth:`publish`); None when it returns nothing."""
+        view = self.read(plane, now, refs=refs)
+        commands = decide(view)
+        if not commands:
+            return None
+        bundle = self._sign_bundle(
+            plane, view, commands, spec_commit=spec_commit, now=now, self_heal=self_heal
+        )
+        head = signed.Head(sequence=view.head.sequence + 1, digest=envelope.digest(bundle))
+        stamp = self._sign_timestamp(plane, view, head, now, status_seen)
+        files = {layout.bundle_path(head.sequence): bundle, layout.TIMESTAMP: stamp}
+        message = f"commands: {plane} #{head.sequence} from {spec_commit[:12]}"
+        commit = self._commit(view, files, message)
+        self._prepared[commit] = (view, bundle, stamp, now)
+        return Update(plane, commit, head)
 
     def refresh(
         self,
@@ -196,9 +265,21 @@ class CommandLog:
 
         False also when the log moved since ``refs`` (the push is refused): the next
         cycle re-signs it, long before it expires."""
+        update = self.prepare_refresh(plane, now, status_seen=status_seen, refs=refs)
+        return update is not None and not self.publish([update])
+
+    def prepare_refresh(
+        self,
+        plane: str,
+        now: datetime,
+        *,
+        status_seen: int = 0,
+        refs: Mapping[str, str] | None = None,
+    ) -> Update | None:
+        """The commit re-signing the timestamp if :meth:`refresh` would, not yet pushed."""
         view = self.read(plane, now, refs=refs)
         if view.timestamp is None:
-            return False
+            return None
         expires = verify.parse_time(view.timestamp.expires)
         current = (
             expires - now > self.lifetime / 2
@@ -206,17 +287,50 @@ class CommandLog:
             and view.timestamp.root_version == view.root_version
         )
         if current:
-            return False
+            return None
         stamp = self._sign_timestamp(plane, view, view.head, now, status_seen)
-        return self._push(plane, view.commit, {layout.TIMESTAMP: stamp}, f"timestamp: {plane}")
+        commit = self._commit(view, {layout.TIMESTAMP: stamp}, f"timestamp: {plane}")
+        self._prepared[commit] = (view, None, stamp, now)
+        return Update(plane, commit)
 
-    def _push(self, plane: str, parent: str | None, files: dict[str, bytes], message: str) -> bool:
-        commit = self.mirror.commit(parent, files, message=message, who=self.who)
+    def publish(self, updates: Sequence[Update]) -> set[str]:
+        """Push the prepared updates of many logs at once, each ref compare-and-swap; the
+        planes whose log moved since it was read (refused: prepare again and retry).
+
+        A log that took its update is known without reading it back from git: its new
+        bundle and timestamp are verified here, from the bytes just signed.
+        """
+        refs = {layout.commands_ref(u.plane): u.commit for u in updates}
+        refused = {
+            u.plane for u in updates if layout.commands_ref(u.plane) in self.mirror.push_many(refs)
+        }
+        for update in updates:
+            prepared = self._prepared.pop(update.commit, None)
+            if update.plane not in refused and prepared is not None:
+                self._learn(update, *prepared)
+        self._prepared.clear()  # anything prepared and not published was built on a stale read
+        return refused
+
+    def _learn(
+        self, update: Update, view: LogView, bundle: bytes | None, stamp: bytes, now: datetime
+    ) -> None:
+        """Remember ``update``'s log as verified, as a read of its commit would."""
+        chain = self._chain[1] if self._chain else None
         try:
-            self.mirror.push(commit, layout.commands_ref(plane))
-        except gitrepo.PushRejectedError:
-            return False
-        return True
+            if chain is None or chain.newest.version != view.root_version:
+                raise errors.MixAndMatchError("the root chain moved since the update was built")
+            timestamp = self._own_timestamp(chain, stamp, update.plane, now)
+            data = [] if bundle is None else [bundle]
+            after = self._verify_bytes(
+                view, update.commit, timestamp, chain, update.plane, data=data
+            )
+        except errors.VerificationError:
+            self._verified.pop(update.plane, None)  # the next read verifies it from git
+            return
+        self._verified[update.plane] = (after, stamp)
+
+    def _commit(self, view: LogView, files: dict[str, bytes], message: str) -> str:
+        return self.mirror.commit(view.commit, files, message=message, who=self.who)
 
     def _sign_bundle(
         self,

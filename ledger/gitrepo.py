@@ -443,13 +443,50 @@ class Mirror:
 
         Raises :class:`PushRejectedError` when the remote moved (a race).
         """
-        done = self.repo.execute("push", "--porcelain", self.url, f"{commit}:{ref}")
-        if done.returncode != 0:
-            if b"[rejected]" in done.stdout or b"[remote rejected]" in done.stdout:
-                raise PushRejectedError(f"{ref}: the remote moved; fetch and retry")
+        if self.push_many({ref: commit}):
+            raise PushRejectedError(f"{ref}: the remote moved; fetch and retry")
+
+    def push_many(self, updates: Mapping[str, str]) -> set[str]:
+        """Fast-forward each ref of ``updates`` to its commit, never forcing, in as few
+        pushes as the command line allows (:data:`PUSH_BATCH` refs each); return the
+        refs the remote refused because they moved (a race). Each ref is its own
+        compare-and-swap: one refused does not hold back the others."""
+        items = list(updates.items())
+        refused: set[str] = set()
+        for start in range(0, len(items), PUSH_BATCH):
+            batch = dict(items[start : start + PUSH_BATCH])
+            refused |= self._push_batch(batch)
+        return refused
+
+    def _push_batch(self, updates: dict[str, str]) -> set[str]:
+        specs = [f"{commit}:{ref}" for ref, commit in updates.items()]
+        done = self.repo.execute("push", "--porcelain", self.url, *specs)
+        refused = _refused(done.stdout) & updates.keys()
+        if done.returncode != 0 and not refused:
             lines = done.stderr.decode(errors="replace").strip().splitlines()
             raise GitError(f"git push: {lines[-1] if lines else 'failed'}")
-        self.repo.run("update-ref", _local(ref), commit)
+        pushed = "".join(
+            f"update {_local(ref)} {commit}\n"
+            for ref, commit in updates.items()
+            if ref not in refused
+        )
+        if pushed:
+            self.repo.run("update-ref", "--stdin", stdin=pushed.encode())
+        return refused
+
+
+PUSH_BATCH = 500
+"""Refs per ``git push`` in :meth:`Mirror.push_many` (about 50 KB of arguments)."""
+
+
+def _refused(porcelain: bytes) -> set[str]:
+    """The refs ``git push --porcelain`` reports as refused: lines ``!<TAB>from:to<TAB>why``."""
+    refused = set()
+    for line in porcelain.decode(errors="replace").splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and ":" in rest:
+            refused.add(rest.split("\t", 1)[0].split(":", 1)[1])
+    return refused
 
 
 def _local(ref: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from ledger import commands, errors, gitrepo, keyring, keys, roots, status
 from reconciler import desired, recorded, replan, tracker
@@ -121,50 +122,79 @@ class Reconciler:
         self._changed = frozenset()
         cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
-        for name, plane in planes.items():
-            head = self._issue(plane, want, states[name], planned[name], now, refs=refs)
+        issuing = {
+            name: _Issuing(plane, states[name], planned[name]) for name, plane in planes.items()
+        }
+        updates = [u for i in issuing.values() if (u := self._prepare(i, want, now, refs))]
+        refused = self.log.publish(updates)  # every plane's log in one push
+        for update in updates:
+            head = (
+                self._issue(issuing[update.plane], want, now)
+                if update.plane in refused  # its log moved since the snapshot: as in a race
+                else update.head
+            )
             if head is not None:
-                cycle.issued[name] = head
+                cycle.issued[update.plane] = head
         return cycle
 
-    def _issue(
-        self,
-        plane: DataPlane,
-        want: Desired,
-        read: tuple[recorded.RecordedPlane, status.StatusRead],
-        planned: PlanePlan,
-        now: datetime,
-        *,
-        refs: Mapping[str, str],
-    ) -> signed.Head | None:
-        """Append this plane's commands, decided again against the log at append time."""
+    def _prepare(
+        self, issuing: _Issuing, want: Desired, now: datetime, refs: Mapping[str, str]
+    ) -> commands.Update | None:
+        """The plane's new log commit, from the cycle's snapshot: its commands, or else a
+        timestamp re-signed if it is due."""
+        name, seen = issuing.plane.name, self.recorded.seen.get(issuing.plane.name, 0)
+        update = self.log.prepare_append(
+            name,
+            self._decide(issuing, want, now),
+            spec_commit=want.commit,
+            now=now,
+            status_seen=seen,
+            self_heal=issuing.plane.spec.sync.self_heal,
+            refs=refs,
+        )
+        return update or self.log.prepare_refresh(name, now, status_seen=seen, refs=refs)
+
+    def _issue(self, issuing: _Issuing, want: Desired, now: datetime) -> signed.Head | None:
+        """Append this plane's commands to its log as fetched now, retrying every race."""
+        name, seen = issuing.plane.name, self.recorded.seen.get(issuing.plane.name, 0)
+        head = self.log.append(
+            name,
+            self._decide(issuing, want, now),
+            spec_commit=want.commit,
+            now=now,
+            status_seen=seen,
+            self_heal=issuing.plane.spec.sync.self_heal,
+        )
+        if head is None:
+            self.log.refresh(name, now, status_seen=seen)
+        return head
+
+    def _decide(self, issuing: _Issuing, want: Desired, now: datetime) -> commands.Decide:
+        """The plane's commands, decided again against the log at append time."""
+        plane, (state, read), planned = issuing
 
         def decide(view: commands.LogView) -> list[signed.Command]:
-            if view.head.sequence == read[0].head:
+            if view.head.sequence == state.head:
                 return planned.commands  # the log is as planned against
-            state = recorded.from_ledger(
+            again = recorded.from_ledger(
                 plane.name,
                 self.recorded.issued_log(plane.name, view.bundles),
-                read[1].status,
+                read.status,
                 refused=None,
                 now=now,
                 stale_after=timedelta.max,
             )
-            return plan_plane(plane, want, state, now).commands
+            return plan_plane(plane, want, again, now).commands
 
-        seen = self.recorded.seen.get(plane.name, 0)
-        head = self.log.append(
-            plane.name,
-            decide,
-            spec_commit=want.commit,
-            now=now,
-            status_seen=seen,
-            self_heal=plane.spec.sync.self_heal,
-            refs=refs,
-        )
-        if head is None:
-            self.log.refresh(plane.name, now, status_seen=seen, refs=refs)
-        return head
+        return decide
+
+
+class _Issuing(NamedTuple):
+    """One plane of a cycle: its spec, what was recorded of it, and its plan."""
+
+    plane: DataPlane
+    read: tuple[recorded.RecordedPlane, status.StatusRead]
+    planned: PlanePlan
 
 
 def desired_at(

@@ -453,3 +453,55 @@ def test_an_append_from_a_stale_snapshot_decides_again_on_the_fetched_log(
     assert head is not None and head.sequence == 3
     names = [c.name for b in _fresh(log).read(PLANE, NOW).bundles for c in b.commands]
     assert names == ["a", "b", "c"]
+
+
+def test_updates_of_many_logs_are_published_together_and_a_moved_one_is_refused(
+    log: commands.CommandLog,
+) -> None:
+    planes = ["plane-a", "plane-b", "plane-c"]
+    for plane in planes:
+        issue(log, command("first"), plane=plane)
+    snapshot = log.mirror.fetch_all()
+    issue(_fresh(log), command("theirs"), plane="plane-b")  # after the snapshot
+    updates = [
+        log.prepare_append(
+            plane, lambda _: [command("second")], spec_commit="a" * 40, now=NOW, refs=snapshot
+        )
+        for plane in planes
+    ]
+    assert all(u is not None and u.head is not None and u.head.sequence == 2 for u in updates)
+    assert log.publish([u for u in updates if u]) == {"plane-b"}
+    logs = {
+        p: [c.name for b in _fresh(log).read(p, NOW).bundles for c in b.commands] for p in planes
+    }
+    assert logs == {
+        "plane-a": ["first", "second"],
+        "plane-b": ["first", "theirs"],  # ours was refused: prepared on a log that moved
+        "plane-c": ["first", "second"],
+    }
+
+
+def test_a_log_just_appended_to_is_known_without_reading_it_back(
+    log: commands.CommandLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue(log, command("a"))
+    issue(log, command("b"))
+    snapshot = log.mirror.fetch_all()
+    ran: list[str] = []
+    execute = gitrepo.GitRepo.execute
+
+    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
+        ran.append(args[0])
+        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    view = log.read(PLANE, NOW, refs=snapshot)
+    assert ran == []  # bundle 2 and its timestamp were verified when they were pushed
+    monkeypatch.undo()
+    whole = _fresh(log).read(PLANE, NOW)
+    assert (view.commit, view.timestamp, view.bundles, view.issued) == (
+        whole.commit,
+        whole.timestamp,
+        whole.bundles,
+        whole.issued,
+    )

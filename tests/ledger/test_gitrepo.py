@@ -66,3 +66,32 @@ def test_fetch_all_snapshots_every_gitplane_branch_and_fetches_only_what_moved(
     recording.ran.clear()
     assert reader.fetch_all() == snapshot
     assert recording.ran == ["ls-remote", "for-each-ref"]  # nothing moved: no fetch
+
+
+def test_push_many_updates_every_ref_that_did_not_move_in_one_push(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    gitrepo.GitRepo(tmp_path).run("init", "--quiet", "--bare", str(remote))
+    who = gitrepo.Identity("writer", "writer@gitplane.invalid")
+    mine = gitrepo.Mirror.open(tmp_path / "mine", f"file://{remote}")
+    theirs = gitrepo.Mirror.open(tmp_path / "theirs", f"file://{remote}")
+    refs = [f"refs/heads/gitplane/commands/p{i}" for i in range(3)]
+    for ref in refs:
+        mine.push(mine.commit(None, {"f": b"1"}, message="1", who=who), ref)
+    tips = theirs.fetch(refs)
+    moved = refs[1]
+    theirs.push(theirs.commit(tips[moved], {"f": b"theirs"}, message="2", who=who), moved)
+
+    updates = {ref: mine.commit(tips[ref], {"f": b"mine"}, message="2", who=who) for ref in refs}
+    recording = _Recording(mine.repo.path)
+    refused = gitrepo.Mirror(recording, mine.url).push_many(updates)
+
+    assert refused == {moved}  # the race lost; the others landed all the same
+    assert recording.ran.count("push") == 1
+    now = mine.remote_heads()
+    assert {ref: now[ref] for ref in refs if ref != moved} == {
+        ref: updates[ref] for ref in refs if ref != moved
+    }
+    assert now[moved] != updates[moved]
+    assert mine.fetch([refs[0]])[refs[0]] == updates[refs[0]]
+    with pytest.raises(gitrepo.PushRejectedError):
+        mine.push(updates[moved], moved)

@@ -165,3 +165,30 @@ def test_an_idle_cycle_asks_the_remote_once_for_every_log(
     # one ls-remote for the spec branch, one for every plane's logs; nothing read again
     assert ran.count("ls-remote") == 2
     assert "fetch" not in ran and "cat-file" not in ran
+
+
+def test_a_cycle_pushes_the_commands_of_every_plane_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def another_dev_plane(work: Path) -> None:
+        text = (work / "planes" / "local-dev.yaml").read_text()
+        text = text.replace("name: local-dev", "name: local-dev-2")
+        text = text.replace("{start: 20000, end: 20999}", "{start: 21000, end: 21999}")
+        (work / "planes" / "local-dev-2.yaml").write_text(text)
+
+    world.change("a second dev plane", another_dev_plane)
+    pushes: list[list[str]] = []
+    execute = gitrepo.GitRepo.execute
+
+    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
+        if args[0] == "push":
+            pushes.append([a.split(":", 1)[1] for a in args if "gitplane/commands/" in a])
+        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert sorted(cycle.issued) == ["local-dev", "local-dev-2"]
+    assert [sorted(p) for p in pushes if p] == [
+        [layout.commands_ref("local-dev"), layout.commands_ref("local-dev-2")]
+    ]
+    assert _log(world, "local-dev-2") == _log(world, "local-dev")
