@@ -300,10 +300,10 @@ class CommandLog:
         A log that took its update is known without reading it back from git: its new
         bundle and timestamp are verified here, from the bytes just signed.
         """
-        refs = {layout.commands_ref(u.plane): u.commit for u in updates}
-        refused = {
-            u.plane for u in updates if layout.commands_ref(u.plane) in self.mirror.push_many(refs)
-        }
+        refused_refs = self.mirror.push_many(
+            {layout.commands_ref(u.plane): u.commit for u in updates}
+        )
+        refused = {u.plane for u in updates if layout.commands_ref(u.plane) in refused_refs}
         for update in updates:
             prepared = self._prepared.pop(update.commit, None)
             if update.plane not in refused and prepared is not None:
