@@ -425,11 +425,19 @@ class Mirror:
             env = {**who.env(), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if parent:
                 self.repo.run("read-tree", parent, env=env)
-            for path, data in sorted(files.items()):
-                oid = self.repo.run("hash-object", "-w", "--stdin", stdin=data).decode().strip()
-                self.repo.run(
-                    "update-index", "--add", "--cacheinfo", f"100644,{oid},{path}", env=env
-                )
+            paths = sorted(files)
+            if any(c in path for path in paths for c in '\t\n"\\'):
+                raise ValueError(f"a path git would have to quote: {paths!r}")
+            blobs = []  # one hash-object and one update-index for all the files
+            for i, path in enumerate(paths):
+                blobs.append(Path(tmp) / f"blob-{i}")
+                blobs[-1].write_bytes(files[path])
+            listed = "".join(f"{blob}\n" for blob in blobs).encode()
+            oids = self.repo.run("hash-object", "-w", "--stdin-paths", stdin=listed).split()
+            entries = "".join(
+                f"100644 {oid.decode()}\t{path}\n" for oid, path in zip(oids, paths, strict=True)
+            )
+            self.repo.run("update-index", "--index-info", stdin=entries.encode(), env=env)
             tree = self.repo.run("write-tree", env=env).decode().strip()
             parents = ["-p", parent] if parent else []
             return (
