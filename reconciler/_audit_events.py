@@ -24,6 +24,15 @@ AgentKey = keys.PublicKey | errors.VerificationError
 
 
 @dataclass(frozen=True)
+class EarlierKey:
+    """An agent key registered for a plane before its current one, on the branch."""
+
+    key: keys.PublicKey
+    replaced: str
+    """The branch commit (first-parent line) that registered the next key."""
+
+
+@dataclass(frozen=True)
 class LogFile:
     """One version of a file in a log branch's history, as read: nothing is verified yet."""
 
@@ -80,6 +89,8 @@ class StatusEvent:
     keyids: tuple[str, ...]
     """The agent key whose signature verified."""
     error: Verdict | None = None
+    key_replaced: str | None = None
+    """When an earlier agent key signed the report: the branch commit that replaced it."""
 
 
 @dataclass(frozen=True)

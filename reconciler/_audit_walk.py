@@ -18,6 +18,7 @@ from reconciler._audit_events import (
     GAP,
     AgentKey,
     CommandEvent,
+    EarlierKey,
     GapEvent,
     Key,
     LogFile,
@@ -164,8 +165,13 @@ class StatusWalk:
     key: AgentKey
     issued: dict[int, str]
     """Sequence -> digest of every bundle of the plane's log that verified."""
+    earlier: Sequence[EarlierKey] = ()
+    """The plane's agent keys before ``key``, oldest first."""
     _counter: int = 0
     _state: tuple[str, str] | None = None
+    _rank: int = 0
+    """The newest key a report verified under so far (its index, ``key`` last): a key
+    once replaced never signs for the plane again after its successor has."""
 
     def run(self, files: Sequence[LogFile]) -> list[StatusEvent | GapEvent]:
         """Transitions of the resource, every refused report, and holes in the counters."""
@@ -179,7 +185,7 @@ class StatusWalk:
             why = Verdict(GAP, f"status.json was deleted in commit {file.commit[:12]}")
             return [GapEvent(file.committed_at, self.plane, "status", file.commit, why)]
         try:
-            status, key = self._verify(file)
+            status, key, replaced = self._verify(file)
         except errors.VerificationError as exc:
             return [self._refused(file, verdict(exc))]
         events: list[StatusEvent | GapEvent] = []
@@ -188,27 +194,48 @@ class StatusWalk:
             why = Verdict(GAP, f"status reports {missing} are not in the history")
             events.append(GapEvent(file.committed_at, self.plane, "status", file.commit, why))
         self._counter = status.counter
-        return events + self._transition(file, status, key)
+        return events + self._transition(file, status, key, replaced)
 
-    def _verify(self, file: LogFile) -> tuple[signed.Status, keys.PublicKey]:
+    def _verify(self, file: LogFile) -> tuple[signed.Status, keys.PublicKey, str | None]:
+        """The report, the key it verified under, and when that key was replaced (if it was).
+
+        The current key is tried first, then earlier ones from newest to oldest; a report
+        signed by a key that was replaced is refused once a report under a newer key came
+        before it in the log (the old key may have been replaced because it leaked).
+        """
         if file.problem is not None:
             raise file.problem
         if isinstance(self.key, errors.VerificationError):
             raise self.key
+        ranked: list[tuple[int, keys.PublicKey, str | None]] = [(len(self.earlier), self.key, None)]
+        ranked += [(i, e.key, e.replaced) for i, e in reversed(list(enumerate(self.earlier)))]
         top = max(self.issued, default=0)
         head = signed.Head.model_construct(sequence=top, digest=self.issued.get(top, ""))
-        status = verify.verify_status(
-            file.data or b"",
-            plane=self.plane,
-            key=self.key,
-            seen=self._counter + 1,
-            head=head,
-            issued=self.issued,
-        )
-        return status, self.key
+        refused: errors.SignatureError | None = None
+        for rank, key, replaced in ranked:
+            try:
+                status = verify.verify_status(
+                    file.data or b"",
+                    plane=self.plane,
+                    key=key,
+                    seen=self._counter + 1,
+                    head=head,
+                    issued=self.issued,
+                )
+            except errors.SignatureError as exc:
+                refused = refused or exc
+                continue
+            if rank < self._rank:
+                raise errors.SignatureError(
+                    f"signed by agent key {key.keyid[:12]}, replaced in commit"
+                    f" {(replaced or '')[:12]}, after a report under a newer key"
+                )
+            self._rank = rank
+            return status, key, replaced
+        raise refused or errors.SignatureError("no agent key verifies the report")
 
     def _transition(
-        self, file: LogFile, status: signed.Status, key: keys.PublicKey
+        self, file: LogFile, status: signed.Status, key: keys.PublicKey, replaced: str | None
     ) -> list[StatusEvent | GapEvent]:
         found = next((r for r in status.resources if (r.kind, r.name) == self.resource), None)
         state = (found.phase, found.digest) if found else None
@@ -226,6 +253,7 @@ class StatusWalk:
                 applied=status.applied.sequence,
                 message=found.message if found else "",
                 keyids=signed_by(file.data or b"", "status", {key.keyid: key}),
+                key_replaced=replaced,
             )
         ]
 

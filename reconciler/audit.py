@@ -2,7 +2,7 @@
 
 Pure: :func:`build` takes what :mod:`reconciler.audit_read` read from git (the spec
 commits that touched the resource's files, every version of each plane's bundle and
-status files, the verified root chain, the agent keys registered at the branch head)
+status files, the verified root chain, each plane's agent keys along the branch)
 and returns the events in time order, with what each plane runs now (:class:`Live`).
 
 Invariants:
@@ -27,6 +27,7 @@ from reconciler._audit_events import (
     ABSENT,
     AgentKey,
     CommandEvent,
+    EarlierKey,
     GapEvent,
     LogFile,
     StatusEvent,
@@ -42,6 +43,7 @@ __all__ = [
     "Audit",
     "AuditInput",
     "CommandEvent",
+    "EarlierKey",
     "Event",
     "GapEvent",
     "GitCommit",
@@ -110,6 +112,9 @@ class PlaneLog:
     agent_key: AgentKey
     bundles: Sequence[LogFile]
     reports: Sequence[LogFile]
+    earlier_keys: Sequence[EarlierKey] = ()
+    """The plane's agent keys before ``agent_key``, oldest first: reports they signed
+    before a newer key was in use verify under them."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,9 @@ def build(data: AuditInput, *, since: datetime | None = None) -> Audit:
     for plane in data.planes:
         commands = walk.CommandWalk(plane.name, (data.kind, data.name), tuple(data.chain))
         events += commands.run(plane.bundles, change_at)
-        reports = walk.StatusWalk(plane.name, commands.resource, plane.agent_key, commands.issued)
+        reports = walk.StatusWalk(
+            plane.name, commands.resource, plane.agent_key, commands.issued, plane.earlier_keys
+        )
         events += reports.run(plane.reports)
     events.sort(key=_order)
     live = tuple(_live(plane.name, events, specs) for plane in data.planes)

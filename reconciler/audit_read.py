@@ -3,7 +3,9 @@
 What is read, and how:
 
 * The spec branch's head is loaded (``desired.load_commit``): the files that declare
-  KIND/NAME there, and the ``DataPlane`` specs whose ``agentKey`` status is checked under.
+  KIND/NAME there, and the ``DataPlane`` specs whose ``agentKey`` status is checked under;
+  each plane's file is followed back along the branch's first-parent line for the keys
+  it registered before, under which older reports verify.
 * Files the branch deleted are searched too: every file a commit of the branch deleted
   whose last content declares ``kind: KIND`` with ``metadata.name: NAME`` (a text match:
   an old file may not validate under today's schemas). A resource removed from git, or
@@ -19,6 +21,7 @@ What is read, and how:
 
 from __future__ import annotations
 
+import itertools
 import re
 import tempfile
 from collections.abc import Sequence
@@ -71,7 +74,8 @@ def load_audit(request: AuditRequest) -> AuditReport:
     branch = _lines(repo.run("rev-list", "--first-parent", "--reverse", head))
     changes = [c for path in files for c in _changes(repo, head, path, branch)]
     planes = _planes(loaded, request.plane, request.branch)
-    logs, chain = _read_logs(request, repo, planes)
+    earlier = {p.name: _earlier_keys(repo, head, prefix, loaded, p) for p in planes}
+    logs, chain = _read_logs(request, repo, planes, earlier)
     data = audit.AuditInput(kind, name, branch, changes, chain, logs)
     return AuditReport(request.branch, head, files, audit.build(data, since=request.since))
 
@@ -192,8 +196,61 @@ def _agent_key(plane: DataPlane) -> audit.AgentKey:
         return exc
 
 
+def _earlier_keys(
+    repo: gitrepo.GitRepo,
+    head: str,
+    prefix: str,
+    loaded: desired.DesiredState,
+    plane: DataPlane,
+) -> list[audit.EarlierKey]:
+    """The agent keys the plane's file registered on the branch's first-parent line before
+    the current one, oldest first, each with the commit that registered the next one.
+
+    Only the file that declares the plane at the head is followed (a plane moved from
+    another file keeps the keys of its current file's history only)."""
+    file = next((f for f, d in loaded.documents if d is plane), None)
+    if file is None:
+        return []
+    path = f"{prefix}/{file}".strip("/")
+    walk = ("--reverse", "--first-parent", "--no-renames", "--raw", "--no-abbrev")
+    out = repo.run("log", *walk, "--format=%x00%H %cI", head, "--", path).decode(errors="replace")
+    changes = [
+        change
+        for chunk in out.split("\0")[1:]
+        for change in _audit_git.raw_changes(chunk, *chunk.split("\n", 1)[0].split(" "))
+    ]
+    blobs = _audit_git.read_capped(
+        repo, sorted({c.new for c in changes if c.status != "D"}), parse.DEFAULT_LIMITS.max_bytes
+    )
+    registered: list[tuple[str, keys.PublicKey]] = []  # (commit, key), each a change of key
+    for change in changes:
+        key = _registered_key(path, blobs.get(change.new))
+        if key is not None and (not registered or registered[-1][1] != key):
+            registered.append((change.commit, key))
+    return [
+        audit.EarlierKey(key, replaced)
+        for (_, key), (replaced, _) in itertools.pairwise(registered)
+    ]
+
+
+def _registered_key(path: str, data: bytes | None) -> keys.PublicKey | None:
+    """The agent key a version of a DataPlane file registers, if it parses and has one."""
+    if data is None:
+        return None
+    document = parse.parse_spec(path, data).document
+    if not isinstance(document, DataPlane) or document.spec.agent_key is None:
+        return None
+    try:
+        return keys.load_public_key(document.spec.agent_key.public)
+    except errors.BadKeyError:
+        return None
+
+
 def _read_logs(
-    request: AuditRequest, repo: gitrepo.GitRepo, planes: Sequence[DataPlane]
+    request: AuditRequest,
+    repo: gitrepo.GitRepo,
+    planes: Sequence[DataPlane],
+    earlier: dict[str, list[audit.EarlierKey]],
 ) -> tuple[list[audit.PlaneLog], tuple[signed.Root, ...]]:
     root = _read_root(request.root)
     wanted = [r for p in planes for r in (layout.commands_ref(p.name), layout.status_ref(p.name))]
@@ -201,11 +258,16 @@ def _read_logs(
         mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
         refs = mirror.fetch([layout.ROOT_REF, *wanted])
         chain = roots.follow(mirror, root, refs.get(layout.ROOT_REF))
-        logs = [_plane_log(mirror.repo, refs, plane) for plane in planes]
+        logs = [_plane_log(mirror.repo, refs, plane, earlier[plane.name]) for plane in planes]
     return logs, chain.roots
 
 
-def _plane_log(repo: gitrepo.GitRepo, refs: dict[str, str], plane: DataPlane) -> audit.PlaneLog:
+def _plane_log(
+    repo: gitrepo.GitRepo,
+    refs: dict[str, str],
+    plane: DataPlane,
+    earlier: Sequence[audit.EarlierKey],
+) -> audit.PlaneLog:
     limits = verify.DEFAULT_LIMITS
     commands_tip = refs.get(layout.commands_ref(plane.name))
     status_tip = refs.get(layout.status_ref(plane.name))
@@ -214,6 +276,7 @@ def _plane_log(repo: gitrepo.GitRepo, refs: dict[str, str], plane: DataPlane) ->
         _agent_key(plane),
         bundles=_audit_git.history(repo, commands_tip, "bundles/", limits.bundle_bytes),
         reports=_audit_git.history(repo, status_tip, layout.STATUS, limits.status_bytes),
+        earlier_keys=earlier,
     )
 
 

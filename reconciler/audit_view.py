@@ -74,6 +74,7 @@ def _event_json(event: audit.Event) -> dict[str, Any]:
         "appliedSequence": event.applied,
         "message": event.message,
         **_signature(event),
+        "keyReplacedIn": event.key_replaced,
     }
 
 
@@ -226,7 +227,13 @@ def _details(event: audit.Event) -> list[str]:
         issued = f"{event.plane} #{event.sequence} {event.action} {_short(event.digest)}"
         return [f"{issued} from {event.spec_commit[:12]}", f"signed by commands key {signers}"]
     reported = f"{event.plane} #{event.counter} {event.phase} {_short(event.digest)}"
-    return [f"{reported} (applied bundle #{event.applied})", f"signed by agent key {signers}"]
+    earlier = (
+        f" (an earlier key, replaced in {event.key_replaced[:12]})" if event.key_replaced else ""
+    )
+    return [
+        f"{reported} (applied bundle #{event.applied})",
+        f"signed by agent key {signers}{earlier}",
+    ]
 
 
 def _claims(event: audit.CommandEvent | audit.StatusEvent) -> list[str]:

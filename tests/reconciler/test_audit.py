@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ledger import envelope, errors, gitrepo, keyring, keys, layout, roots, verify
-from reconciler import audit, audit_read
+from reconciler import audit, audit_read, audit_view
 from reconciler import reconcile as reconciling
 from schemas import signed
 from tests.conftest import git
@@ -406,7 +406,12 @@ class LogSimulator:
         self.minute += 1
         return NOW + timedelta(minutes=self.minute)
 
-    def build(self, agent_key: audit.AgentKey | None = None, **options: Any) -> audit.Audit:
+    def build(
+        self,
+        agent_key: audit.AgentKey | None = None,
+        earlier: tuple[audit.EarlierKey, ...] = (),
+        **options: Any,
+    ) -> audit.Audit:
         payload = roots.root_payload(
             version=1,
             expires=NOW + timedelta(days=365),
@@ -417,7 +422,7 @@ class LogSimulator:
         )
         root = verify.load_trusted_root(roots.sign_root(payload, [self.commands]))
         key = self.agent.public_key if agent_key is None else agent_key
-        plane = audit.PlaneLog(PLANE, key, self.bundles, self.reports)
+        plane = audit.PlaneLog(PLANE, key, self.bundles, self.reports, earlier)
         data = audit.AuditInput(*RESOURCE, BRANCH, CHANGES, (root,), (plane,))
         return audit.build(data, **options)
 
@@ -673,3 +678,71 @@ def test_who_deployed_to_prod_who_approved_it_and_when_it_went_live(
     done = _run(gitplane_bin, world, *args)
     assert "prod-eu     Ready since 2026-11-24T12:04:00Z" in done.stdout
     assert f"merged in {merge[:12]} by Bob Merger <bob@example.com> at" in done.stdout
+
+
+REKEYED = "f" * 40
+"""The branch commit that registered the plane's new agent key."""
+
+
+def test_reports_signed_before_a_re_key_verify_under_the_earlier_key(sim: LogSimulator) -> None:
+    digest = sim.issue('{"replicas":2}')
+    sim.report("Progressing", digest)
+    old = sim.agent
+    sim.agent = keys.FileSigner.generate()  # the plane is re-keyed on the branch
+    sim.report("Ready", digest)
+    result = sim.build(earlier=(audit.EarlierKey(old.public_key, REKEYED),))
+    assert _codes(result) == []
+    reports = [e for e in result.events if isinstance(e, audit.StatusEvent)]
+    assert [(e.counter, e.keyids, e.key_replaced) for e in reports] == [
+        (1, (old.public_key.keyid,), REKEYED),
+        (2, (sim.agent.public_key.keyid,), None),
+    ]
+    shown = audit_view.text(audit_read.AuditReport("main", BRANCH[-1], ("x.yaml",), result))
+    assert "(an earlier key, replaced in ffffffffffff)" in " ".join(shown.split())
+    assert _codes(sim.build()) == [("status", 1, "bad-signature")]  # without the key history
+
+
+def test_a_replaced_key_signing_after_its_successor_is_refused(sim: LogSimulator) -> None:
+    digest = sim.issue('{"replicas":2}')
+    old, new = sim.agent, keys.FileSigner.generate()
+    sim.agent = new
+    sim.report("Ready", digest)
+    sim.agent = old  # the old key, perhaps leaked, signs after the new one took over
+    sim.report("Failed", digest)
+    sim.agent = new
+    result = sim.build(earlier=(audit.EarlierKey(old.public_key, REKEYED),))
+    assert _codes(result) == [("status", 2, "bad-signature")]
+    assert result.live[0].status is not None
+    assert result.live[0].status.phase == "Ready"
+
+
+def test_a_re_keyed_plane_keeps_its_older_reports_verified(world: World) -> None:
+    story = _story(world)
+    old = world.agent_keys["local-dev"]
+    new = keys.FileSigner.generate()
+
+    def re_key(work: Path) -> None:
+        path = work / "planes" / "local-dev.yaml"
+        path.write_text(path.read_text().replace(old.public_key.hex, new.public_key.hex))
+
+    rekeyed = world.change("Re-key local-dev", re_key)
+    world.agent_keys["local-dev"] = new
+    agent = TestAgent(world, "local-dev")
+    agent.resources = dict(story.agent.resources)
+    agent.applied = story.agent.applied
+    agent.sync(NOW + timedelta(minutes=25))  # the same report, now under the new key
+    _pull_request(world, 3, ANN, _scale(10), NOW + timedelta(minutes=30))
+    story.reconciler.reconcile(NOW + timedelta(minutes=40))
+    agent.sync(NOW + timedelta(minutes=41))
+
+    request = audit_read.AuditRequest(
+        world.work, "deployment/churn-dev", world.keys_dir / "root.json", state_repo=world.remote
+    )
+    result = audit_read.load_audit(request).audit
+    assert result.verified
+    reports = [e for e in result.events if isinstance(e, audit.StatusEvent)]
+    assert [(e.keyids, e.key_replaced) for e in reports] == [
+        *[((old.public_key.keyid,), rekeyed)] * (len(reports) - 1),
+        ((new.public_key.keyid,), None),
+    ]
+    assert len(reports) >= 3
