@@ -118,6 +118,12 @@ class CommandLog:
         self._verified[plane] = (view, stamp_bytes)
         return view
 
+    def follow_roots(self, refs: Mapping[str, str] | None = None) -> roots.Chain:
+        """The verified root chain, at ``refs`` (a snapshot, see :meth:`read`) or as fetched."""
+        if refs is None:
+            refs = self.mirror.fetch([layout.ROOT_REF])
+        return self._follow(refs.get(layout.ROOT_REF))
+
     def _follow(self, tip: str | None) -> roots.Chain:
         """The root chain at ``tip`` of the root branch (followed again only when it moved)."""
         if self._chain is None or self._chain[0] != tip:

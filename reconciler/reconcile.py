@@ -115,7 +115,14 @@ class Reconciler:
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         refs = self.state.fetch_all()  # one snapshot of every log for the whole cycle
-        states = {name: self.recorded.read(plane, now, refs) for name, plane in planes.items()}
+        self.log.follow_roots(refs)  # a root chain that does not verify fails the whole cycle
+        states, refused_logs = {}, set()
+        for name, plane in planes.items():
+            try:
+                states[name] = self.recorded.read(plane, now, refs)
+            except errors.VerificationError as exc:  # this plane alone: flagged, not issued to
+                states[name] = self.recorded.refused(name, exc)
+                refused_logs.add(name)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result)
@@ -123,7 +130,9 @@ class Reconciler:
         cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
         issuing = {
-            name: _Issuing(plane, states[name], planned[name]) for name, plane in planes.items()
+            name: _Issuing(plane, states[name], planned[name])
+            for name, plane in planes.items()
+            if name not in refused_logs
         }
         updates = [u for i in issuing.values() if (u := self._prepare(i, want, now, refs))]
         refused = self.log.publish(updates)  # every plane's log in one push
@@ -224,6 +233,16 @@ class RecordedReader:
     """Per plane, the status branch's commit and the report read at it."""
     folded: dict[str, recorded.IssuedLog] = field(default_factory=dict)
     """Per plane, its log folded so far: a cycle folds only the bundles appended since."""
+
+    def refused(
+        self, plane: str, error: errors.VerificationError
+    ) -> tuple[recorded.RecordedPlane, status.StatusRead]:
+        """A plane whose command log does not verify: what was recorded of it last (or
+        nothing), flagged with why; the reconciler issues it nothing until it verifies."""
+        previous = self.last.get(plane)
+        state = previous[1] if previous else recorded.RecordedPlane(plane)
+        flag = f"command log refused: {error.code}: {error}"
+        return replace(state, flag=flag), status.StatusRead(None, None)
 
     def issued_log(self, plane: str, bundles: tuple[signed.Bundle, ...]) -> recorded.IssuedLog:
         """``plane``'s verified ``bundles`` folded, carrying on from the last fold."""

@@ -170,13 +170,7 @@ def test_an_idle_cycle_asks_the_remote_once_for_every_log(
 def test_a_cycle_pushes_the_commands_of_every_plane_at_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def another_dev_plane(work: Path) -> None:
-        text = (work / "planes" / "local-dev.yaml").read_text()
-        text = text.replace("name: local-dev", "name: local-dev-2")
-        text = text.replace("{start: 20000, end: 20999}", "{start: 21000, end: 21999}")
-        (work / "planes" / "local-dev-2.yaml").write_text(text)
-
-    world.change("a second dev plane", another_dev_plane)
+    world.change("a second dev plane", _another_dev_plane)
     pushes: list[list[str]] = []
     execute = gitrepo.GitRepo.execute
 
@@ -192,3 +186,34 @@ def test_a_cycle_pushes_the_commands_of_every_plane_at_once(
         [layout.commands_ref("local-dev"), layout.commands_ref("local-dev-2")]
     ]
     assert _log(world, "local-dev-2") == _log(world, "local-dev")
+
+
+def _another_dev_plane(work: Path) -> None:
+    text = (work / "planes" / "local-dev.yaml").read_text()
+    text = text.replace("name: local-dev", "name: local-dev-2")
+    text = text.replace("{start: 20000, end: 20999}", "{start: 21000, end: 21999}")
+    (work / "planes" / "local-dev-2.yaml").write_text(text)
+
+
+def test_a_plane_whose_log_does_not_verify_is_flagged_and_the_others_go_on(
+    world: World,
+) -> None:
+    world.change("a second dev plane", _another_dev_plane)
+    reconciler = reconciling.Reconciler(world.settings())
+    assert sorted(reconciler.reconcile(NOW).issued) == ["local-dev", "local-dev-2"]
+    mirror = gitrepo.Mirror.open(world.root / "attacker.git", world.remote)
+    ref = layout.commands_ref("local-dev")
+    tip = mirror.fetch([ref])[ref]
+    who = gitrepo.Identity("attacker", "attacker@example.com")
+    mirror.push(mirror.commit(tip, {layout.TIMESTAMP: b"not json"}, message="x", who=who), ref)
+    tampered = mirror.fetch([ref])[ref]
+
+    def reschedule(work: Path) -> None:
+        path = work / "features" / "customer-activity.yaml"
+        path.write_text(path.read_text().replace('cron: "0 */4 * * *"', 'cron: "0 */6 * * *"'))
+
+    world.change("compute customer-activity every 6 hours", reschedule)  # for both planes
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=1))
+    assert list(cycle.issued) == ["local-dev-2"]
+    assert cycle.flags["local-dev"].startswith("command log refused: malformed:")
+    assert mirror.fetch([ref])[ref] == tampered  # nothing was written on the refused log
