@@ -40,7 +40,8 @@ directory, reached over ``file://`` as a real remote is. Three things are measur
 4. A long log: L bundles (``--log-bundles``, one command each) committed to a
    plane's log, then what a reconciler's ``CommandLog.read`` costs: the first read
    (every bundle fetched and verified), a read of the unchanged log, and a read
-   after one more append, which verifies only the new bundle. A reconcile cycle
+   after one more append by the same reconciler (the bundle it pushed was verified
+   from the bytes it signed, so nothing is read back). A reconcile cycle
    reads each plane's log (``RecordedReader``, then ``append``, then ``refresh``);
    before reads were incremental each of them cost the first-read figure.
 

@@ -137,9 +137,17 @@ class CommandLog:
         return files[layout.TIMESTAMP]
 
     def _verify_after(
-        self, known: LogView, tip: str, stamp: signed.Timestamp, chain: roots.Chain, plane: str
+        self,
+        known: LogView,
+        tip: str,
+        stamp: signed.Timestamp,
+        chain: roots.Chain,
+        plane: str,
+        *,
+        files: Mapping[str, bytes] | None = None,
     ) -> LogView:
-        """``known`` and the bundles after its head up to ``stamp``'s, verified at ``tip``."""
+        """``known`` and the bundles after its head up to ``stamp``'s, verified at ``tip``
+        (or in ``files``, bundle envelopes in hand by path, instead of read from git)."""
         bundles, issued = _verify_chain(
             self.mirror,
             tip,
@@ -148,39 +156,13 @@ class CommandLog:
             head=stamp.head,
             plane=plane,
             limits=self.limits,
+            files=files,
         )
         return LogView(
             tip,
             stamp,
             known.bundles + tuple(b for _, b in bundles),
             known.issued | issued,
-            chain.newest.version,
-        )
-
-    def _verify_bytes(
-        self,
-        known: LogView,
-        tip: str,
-        stamp: signed.Timestamp,
-        chain: roots.Chain,
-        plane: str,
-        *,
-        data: list[bytes],
-    ) -> LogView:
-        """``known`` and the bundle envelopes ``data`` after it, which must end at ``stamp``'s
-        head: :meth:`_verify_after` on bytes in hand."""
-        if stamp.head.sequence != known.head.sequence + len(data):
-            raise errors.MixAndMatchError("the timestamp does not name the bundles in hand")
-        if not data and stamp.head != known.head:
-            raise errors.MixAndMatchError("the timestamp names another head")
-        verified = verify.update_bundles(
-            chain.roots, known.head, stamp.head, data, plane=plane, limits=self.limits
-        )
-        return LogView(
-            tip,
-            stamp,
-            known.bundles + tuple(b for _, b in verified),
-            known.issued | {h.sequence: h.digest for h, _ in verified},
             chain.newest.version,
         )
 
@@ -326,9 +308,9 @@ class CommandLog:
             if chain is None or chain.newest.version != view.root_version:
                 raise errors.MixAndMatchError("the root chain moved since the update was built")
             timestamp = self._own_timestamp(chain, stamp, update.plane, now)
-            data = [] if bundle is None else [bundle]
-            after = self._verify_bytes(
-                view, update.commit, timestamp, chain, update.plane, data=data
+            files = {} if bundle is None else {layout.bundle_path(view.head.sequence + 1): bundle}
+            after = self._verify_after(
+                view, update.commit, timestamp, chain, update.plane, files=files
             )
         except errors.VerificationError:
             self._verified.pop(update.plane, None)  # the next read verifies it from git
@@ -390,8 +372,10 @@ def _verify_chain(
     head: signed.Head,
     plane: str,
     limits: verify.Limits,
+    files: Mapping[str, bytes] | None = None,
 ) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:
-    """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip``, in order."""
+    """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip`` (or in ``files``,
+    by path, when given), in order."""
     if head.sequence == start.sequence:
         if head.digest != start.digest:
             raise errors.MixAndMatchError(f"the log was rewritten at bundle {head.sequence}")
@@ -399,7 +383,8 @@ def _verify_chain(
     if head.sequence < start.sequence:
         raise errors.RollbackError(f"log head {head.sequence} is behind {start.sequence}")
     paths = [layout.bundle_path(s) for s in range(start.sequence + 1, head.sequence + 1)]
-    files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
+    if files is None:
+        files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
     present = list(itertools.takewhile(files.__contains__, paths))
     verified = verify.update_bundles(
         chain, start, head, [files[p] for p in present], plane=plane, limits=limits

@@ -23,6 +23,22 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
+def record_git(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """From now on, the arguments of every git process Gitplane runs to completion
+    (``GitRepo.execute``, which ``run`` goes through); the processes still run."""
+    from ledger import gitrepo  # noqa: PLC0415 - only the tests that record need it
+
+    ran: list[tuple[str, ...]] = []
+    execute = gitrepo.GitRepo.execute
+
+    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
+        ran.append(args)
+        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    return ran
+
+
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` and return its stdout; fail the test on error."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)

@@ -15,6 +15,7 @@ import pytest
 
 from ledger import commands, envelope, errors, gitrepo, layout, state, verify
 from schemas import signed
+from tests.conftest import record_git
 from tests.ledger.conftest import NOW, PLANE, RECONCILER, KeySet, command, issue, snapshot
 
 
@@ -349,6 +350,11 @@ def _fresh(log: commands.CommandLog) -> commands.CommandLog:
     )
 
 
+def _verified(view: commands.LogView) -> tuple[object, ...]:
+    """What a read verified: compare with :func:`_fresh`'s read of the whole log."""
+    return (view.commit, view.timestamp, view.bundles, view.issued)
+
+
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many bundles each call of ``verify.update_bundles`` checks."""
     checked: list[int] = []
@@ -372,13 +378,7 @@ def test_a_read_verifies_only_the_bundles_appended_since_the_last(
     issue(log, command("d"))  # append reads the log first: nothing new to verify then
     view = log.read(PLANE, NOW)
     assert checked == [1]  # bundle 4 alone: 1 to 3 were verified by the reads before
-    whole = _fresh(log).read(PLANE, NOW)
-    assert (view.commit, view.timestamp, view.bundles, view.issued) == (
-        whole.commit,
-        whole.timestamp,
-        whole.bundles,
-        whole.issued,
-    )
+    assert _verified(view) == _verified(_fresh(log).read(PLANE, NOW))
     assert [c.name for b in view.bundles for c in b.commands] == ["a", "b", "c", "d"]
 
 
@@ -487,21 +487,8 @@ def test_a_log_just_appended_to_is_known_without_reading_it_back(
     issue(log, command("a"))
     issue(log, command("b"))
     snapshot = log.mirror.fetch_all()
-    ran: list[str] = []
-    execute = gitrepo.GitRepo.execute
-
-    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
-        ran.append(args[0])
-        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    ran = record_git(monkeypatch)
     view = log.read(PLANE, NOW, refs=snapshot)
     assert ran == []  # bundle 2 and its timestamp were verified when they were pushed
     monkeypatch.undo()
-    whole = _fresh(log).read(PLANE, NOW)
-    assert (view.commit, view.timestamp, view.bundles, view.issued) == (
-        whole.commit,
-        whole.timestamp,
-        whole.bundles,
-        whole.issued,
-    )
+    assert _verified(view) == _verified(_fresh(log).read(PLANE, NOW))

@@ -12,7 +12,7 @@ import pytest
 
 from ledger import gitrepo, layout
 from reconciler import reconcile as reconciling
-from tests.conftest import git
+from tests.conftest import git, record_git
 from tests.reconciler.conftest import NOW, TestAgent, World
 
 
@@ -152,15 +152,9 @@ def test_an_idle_cycle_asks_the_remote_once_for_every_log(
     TestAgent(world, "local-dev").sync()
     reconciler.reconcile(NOW + timedelta(minutes=1))  # re-signs the timestamp: report seen
     reconciler.reconcile(NOW + timedelta(minutes=2))  # reads that timestamp
-    ran: list[str] = []
-    execute = gitrepo.GitRepo.execute
-
-    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
-        ran.append(args[0])
-        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    runs = record_git(monkeypatch)
     idle = reconciler.reconcile(NOW + timedelta(minutes=3))
+    ran = [args[0] for args in runs]
     assert idle.issued == {}
     # one ls-remote for the spec branch, one for every plane's logs; nothing read again
     assert ran.count("ls-remote") == 2
@@ -171,16 +165,13 @@ def test_a_cycle_pushes_the_commands_of_every_plane_at_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.change("a second dev plane", _another_dev_plane)
-    pushes: list[list[str]] = []
-    execute = gitrepo.GitRepo.execute
-
-    def recording(self: gitrepo.GitRepo, *args: str, **kwargs: object) -> object:
-        if args[0] == "push":
-            pushes.append([a.split(":", 1)[1] for a in args if "gitplane/commands/" in a])
-        return execute(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(gitrepo.GitRepo, "execute", recording)
+    runs = record_git(monkeypatch)
     cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    pushes = [
+        [a.split(":", 1)[1] for a in args if "gitplane/commands/" in a]
+        for args in runs
+        if args[0] == "push"
+    ]
     assert sorted(cycle.issued) == ["local-dev", "local-dev-2"]
     assert [sorted(p) for p in pushes if p] == [
         [layout.commands_ref("local-dev"), layout.commands_ref("local-dev-2")]
