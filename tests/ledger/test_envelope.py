@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger import envelope, errors, keys
 
@@ -118,22 +120,54 @@ def test_a_zero_threshold_is_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param(b'{"a":1,"a":2}', "duplicate JSON key", id="duplicate"),
-        pytest.param(b'{"a":NaN}', "NaN", id="nan"),
-        pytest.param(b'{"a":Infinity}', "Infinity", id="infinity"),
+        pytest.param(b'{"a":1,"a":2}', 'duplicate key "a" at line 1 column 12', id="duplicate"),
+        pytest.param(b'{"a":1,"\\u0061":2}', 'duplicate key "a"', id="duplicate-escaped"),
+        pytest.param(b'{"b":{"a":1,"a":2}}', 'duplicate key "a"', id="duplicate-nested"),
+        pytest.param(b'{"a":NaN}', "expected value at line 1 column 6", id="nan"),
+        pytest.param(b'{"a":Infinity}', "expected value", id="infinity"),
         pytest.param(b'{"a":1.5}', "floats", id="float"),
         pytest.param(b'{"a":1e3}', "floats", id="exponent"),
+        pytest.param(b'{"a":[{"b":1.0}]}', "floats", id="nested-float"),
         pytest.param(b'{"a":9007199254740993}', r"2\^53", id="big-int"),
+        pytest.param(b'{"a":-9007199254740993}', r"2\^53", id="big-negative-int"),
         pytest.param(b'{"a":', "not strict JSON", id="truncated"),
-        pytest.param(b'{"a":1} {}', "extra data", id="two-documents"),
-        pytest.param(b'{"a":1}\xc2\xa0', "extra data", id="trailing-non-json-space"),
+        pytest.param(b'{"a":1} {}', "trailing characters", id="two-documents"),
+        pytest.param(b'{"a":1}\xc2\xa0', "trailing characters", id="trailing-non-json-space"),
         pytest.param(b"\x0c{}", "not strict JSON", id="leading-non-json-space"),
         pytest.param(b" \n", "not strict JSON", id="only-whitespace"),
+        pytest.param(b'{"a":[1,]}', "trailing comma", id="trailing-comma"),
+        pytest.param(b'{"a":"\xff"}', "invalid unicode", id="invalid-utf8"),
+        pytest.param(b'{"a":"\\ud800"}', "not strict JSON", id="lone-surrogate"),
+        pytest.param(b"\xef\xbb\xbf{}", "not strict JSON", id="byte-order-mark"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "recursion limit", id="deep-nesting"),
     ],
 )
 def test_strict_json_refuses(text: bytes, message: str) -> None:
     with pytest.raises(errors.MalformedError, match=message):
         envelope.loads(text)
+
+
+def test_a_deeply_nested_envelope_is_refused_before_any_signature_check() -> None:
+    nested = b'{"payload":' * 5_000 + b"1" + b"}" * 5_000
+    with pytest.raises(errors.MalformedError, match="recursion limit"):
+        envelope.verify(nested, payload_type=TYPE, trusted=TRUSTED, threshold=1, max_bytes=1 << 20)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-envelope.MAX_INT, envelope.MAX_INT)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_strict_json_reads_what_dumps_writes_as_the_standard_parser_does(value: Any) -> None:
+    """No parser differential on what signers write: the value, as Python's own json reads it."""
+    text = envelope.dumps(value)
+    assert envelope.loads(text) == json.loads(text) == value
 
 
 def test_strict_json_allows_json_whitespace_around_a_document() -> None:
