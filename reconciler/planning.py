@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ledger import commands, gitrepo
+from ledger import commands, errors, gitrepo
 from reconciler import desired, status_view
 from reconciler import reconcile as reconciling
 from reconciler.plan import Action, Desired, Plan, plan
@@ -44,11 +44,21 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     repo, prefix = _repo(request.path)
     head_state = _desired(repo, request.rev, prefix, str(request.path))
     recorded, _ = _recorded(request, repo, head_state, now)
-    head = plan(head_state, recorded, now)
+    head = _unissued(plan(head_state, recorded, now), recorded)
     if request.base is None:
         return head
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
     return _difference(head, base)
+
+
+def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
+    """``result`` without actions for planes whose command log was refused: the reconciler
+    issues such a plane nothing until its log verifies, so the plan shows only its flag."""
+    refused = {name for name, state in recorded.items() if state.log_refused}
+    return replace(
+        result,
+        planes=tuple(replace(p, actions=()) if p.plane in refused else p for p in result.planes),
+    )
 
 
 def make_status(request: PlanRequest, now: datetime) -> list[status_view.PlaneStatus]:
@@ -74,7 +84,13 @@ def _recorded(
         reader = reconciling.RecordedReader(log, mirror)
         planes = [d for d in want.documents if isinstance(d, DataPlane)]
         refs = mirror.fetch_all()
-        reads = {plane.name: reader.read(plane, now, refs) for plane in planes}
+        log.follow_roots(refs)  # as the reconciler: a root that does not verify fails them all
+        reads = {}
+        for plane in planes:
+            try:
+                reads[plane.name] = reader.read(plane, now, refs)
+            except errors.VerificationError as exc:  # this plane alone is flagged
+                reads[plane.name] = reader.refused(plane.name, exc)
         return {n: r[0] for n, r in reads.items()}, {n: r[1].status for n, r in reads.items()}
 
 

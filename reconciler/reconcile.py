@@ -242,7 +242,7 @@ class RecordedReader:
         previous = self.last.get(plane)
         state = previous[1] if previous else recorded.RecordedPlane(plane)
         flag = f"command log refused: {error.code}: {error}"
-        return replace(state, flag=flag), status.StatusRead(None, None)
+        return replace(state, flag=flag, log_refused=True), status.StatusRead(None, None)
 
     def issued_log(self, plane: str, bundles: tuple[signed.Bundle, ...]) -> recorded.IssuedLog:
         """``plane``'s verified ``bundles`` folded, carrying on from the last fold."""

@@ -43,6 +43,8 @@ class RecordedPlane:
     """Sequence of the newest bundle the plane reports applied."""
     flag: str | None = None
     """Why the plane's own report is not trusted or not current, if it is not."""
+    log_refused: bool = False
+    """Its command log did not verify: nothing is issued to it until it does."""
 
     def observed_phase(self, key: Key) -> str | None:
         """The phase the plane reports for ``key``, if it reports one."""

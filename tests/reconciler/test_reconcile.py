@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ledger import gitrepo, layout
+from reconciler import planning
 from reconciler import reconcile as reconciling
 from tests.conftest import git, record_git
 from tests.reconciler.conftest import NOW, TestAgent, World
@@ -204,6 +205,13 @@ def test_a_plane_whose_log_does_not_verify_is_flagged_and_the_others_go_on(
         path.write_text(path.read_text().replace('cron: "0 */4 * * *"', 'cron: "0 */6 * * *"'))
 
     world.change("compute customer-activity every 6 hours", reschedule)  # for both planes
+    request = planning.PlanRequest(world.work, root=world.keys_dir / "root.json")
+    planned = {p.plane: p for p in planning.make_plan(request, NOW).planes}
+    assert ("update", "customer-activity") in [
+        (a.op, a.name) for a in planned["local-dev-2"].actions
+    ]
+    assert planned["local-dev"].actions == ()  # as the reconciler: nothing issued to it
+    assert (planned["local-dev"].flag or "").startswith("command log refused: malformed:")
     cycle = reconciler.reconcile(NOW + timedelta(minutes=1))
     assert list(cycle.issued) == ["local-dev-2"]
     assert cycle.flags["local-dev"].startswith("command log refused: malformed:")
