@@ -6,14 +6,21 @@ code), apply each new command through the runtime in sequence order with a
 journal (so a crash mid-apply resumes without applying twice), then publish
 a signed status report if anything changed. When the git server is
 unreachable, nothing already running is touched and the next cycle retries.
+
+A daemon cycle (``run_once(now, wait=False)``) hands an apply to a worker
+thread and returns: a model build or a DAG run takes minutes, and meanwhile
+the agent keeps observing and healing everything else, reports the resource
+as ``Progressing``, and answers a stop at once. Commands still apply one at
+a time, in order: the next waits until the one in progress has finished.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +29,7 @@ from agent.journal import Journal
 from agent.runtimes.base import ApplyContext, Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
-from ledger import commands, errors, gitrepo, keys, status
+from ledger import commands, errors, gitrepo, keys, status, verify
 from schemas import signed
 from schemas.errors import GitplaneError
 
@@ -36,6 +43,34 @@ class Outcome:
     reported: bool
     unreachable: str | None = None
     """Why git could not be reached this cycle (nothing changed; the next cycle retries)."""
+    in_progress: str | None = None
+    """``Kind/name`` of the apply still running on the worker thread, if one is."""
+
+
+@dataclass
+class _Flight:
+    """An apply running on the worker thread; the agent's own thread records its result."""
+
+    sequence: int
+    command: signed.Command
+    thread: threading.Thread = field(init=False)
+    result: signed.ResourceStatus | None = None
+    offered: bool = False
+    """A cycle has seen it finished (and recorded it, unless that cycle failed)."""
+
+    @property
+    def ref(self) -> str:
+        """``Kind/name`` of the resource being applied."""
+        return f"{self.command.kind}/{self.command.name}"
+
+    @property
+    def landed(self) -> bool:
+        """Whether the apply has finished (its result waits to be recorded)."""
+        return not self.thread.is_alive()
+
+
+ABANDON_WAIT_SECONDS = 10.0
+"""How long a stopping agent waits for a cancelled apply to unwind."""
 
 
 class Agent:
@@ -52,6 +87,7 @@ class Agent:
         signer = keys.FileSigner.load(config.key_file)
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
         self.journal = Journal.load(state / "journal.json")
+        self._flight: _Flight | None = None
         self.runtime = runtime or LocalRuntime(
             LocalEnv(
                 repo=self.mirror.repo,
@@ -63,21 +99,58 @@ class Agent:
             )
         )
 
-    def run_once(self, now: datetime) -> Outcome:
-        """One cycle; never raises for bad data, only for a broken installation."""
+    def run_once(self, now: datetime, *, wait: bool = True) -> Outcome:
+        """One cycle; never raises for bad data, only for a broken installation.
+
+        ``wait=False`` (the daemon) starts an apply on the worker thread and goes on
+        without it; a later cycle records its result and applies what follows it.
+        """
+        if self._flight is not None and self._flight.landed:
+            self._flight.offered = True  # if this cycle fails, the next poll tries again
         try:
             self.mirror.fetch([f"refs/heads/{self.config.spec_branch}"])
             pending = self.reader.update(now)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
-            return Outcome([], failure, self._try_report(now, failure))
+            reported = self._try_report(now, failure)
+            return Outcome([], failure, reported, in_progress=self.in_progress)
         except gitrepo.GitError as exc:
-            return Outcome([], None, False, unreachable=str(exc))
+            return Outcome([], None, False, unreachable=str(exc), in_progress=self.in_progress)
         started = time.monotonic()
-        applied = [c for head, bundle in pending for c in self._apply(head, bundle)]
+        applied: list[signed.Command] = []
+        for head, bundle in pending:
+            done, complete = self._apply(head, bundle, now, wait=wait)
+            applied += done
+            if not complete:  # a command is still in progress: the rest waits for it
+                break
         self._observe(now)
         reported_at = now + timedelta(seconds=time.monotonic() - started)  # after a long build
-        return Outcome(applied, None, self._try_report(reported_at, None))
+        reported = self._try_report(reported_at, None)
+        return Outcome(applied, None, reported, in_progress=self.in_progress)
+
+    @property
+    def landed(self) -> bool:
+        """Whether an apply started by an earlier cycle has finished and no cycle has run
+        since: the daemon runs one at once to record it and apply what follows."""
+        return self._flight is not None and self._flight.landed and not self._flight.offered
+
+    def abandon(self) -> str | None:
+        """Stop an apply in progress (the agent is stopping); ``Kind/name`` if there was one.
+
+        Its journal step stays ``started``, so the next start applies it again: every
+        apply is idempotent.
+        """
+        flight, self._flight = self._flight, None
+        if flight is None or flight.landed:
+            return None
+        self.runtime.cancel()
+        flight.thread.join(timeout=ABANDON_WAIT_SECONDS)
+        return flight.ref
+
+    @property
+    def in_progress(self) -> str | None:
+        """``Kind/name`` of the apply running on the worker thread, if one is."""
+        return self._flight.ref if self._flight else None
 
     def observe_only(self, now: datetime) -> bool:
         """Between polls: observe what runs (heal drift, run due jobs) and report changes,
@@ -87,11 +160,14 @@ class Agent:
         return self._try_report(now, None)
 
     def _observe(self, now: datetime) -> bool:
-        """Ask the runtime how every applied resource is doing; True if anything changed."""
+        """Ask the runtime how every applied resource is doing; True if anything changed.
+
+        The resource an apply is in progress for is left to that apply."""
         changed = False
+        busy = self._flight.ref if self._flight else None
         for key, source in sorted(self.journal.sources.items()):
             last = self.journal.resources.get(key)
-            if last is None or last.phase == "Deleted":
+            if last is None or last.phase == "Deleted" or key == busy:
                 continue
             scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
             context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal)
@@ -113,21 +189,63 @@ class Agent:
         except gitrepo.GitError:
             return False
 
-    def _apply(self, head: signed.Head, bundle: signed.Bundle) -> list[signed.Command]:
-        done = []
+    def _apply(
+        self, head: signed.Head, bundle: signed.Bundle, now: datetime, *, wait: bool
+    ) -> tuple[list[signed.Command], bool]:
+        """Apply ``bundle``'s commands not applied yet; those applied, and whether all are."""
+        done: list[signed.Command] = []
         if self.journal.self_heal != bundle.self_heal:
             self.journal.self_heal = bundle.self_heal
             self.journal.save()
         for command in bundle.commands:
             if self.journal.step(head.sequence, command) in ("applied", "failed"):
                 continue
-            self.journal.record(head.sequence, command, "started")
-            resource = self._apply_one(command, bundle.spec_commit, bundle.self_heal)
+            resource = self._outcome(head.sequence, command, bundle, now, wait=wait)
+            if resource is None:
+                return done, False
             step = "failed" if resource.phase == "Failed" else "applied"
             self.journal.record(head.sequence, command, step, resource, bundle.spec_commit)
             done.append(command)
         self.reader.mark_applied(head)
-        return done
+        return done, True
+
+    def _outcome(
+        self,
+        sequence: int,
+        command: signed.Command,
+        bundle: signed.Bundle,
+        now: datetime,
+        *,
+        wait: bool,
+    ) -> signed.ResourceStatus | None:
+        """What applying ``command`` made of its resource; None while that is in progress."""
+        flight = self._flight
+        if flight is not None:
+            if not flight.landed:
+                return None  # one apply at a time, in order
+            self._flight = None
+            if (flight.sequence, flight.command) == (sequence, command):
+                return flight.result or _failed(command, GitplaneError("the apply ended early"))
+        self.journal.record(sequence, command, "started")
+        if wait or command.action == "delete":
+            return self._apply_one(command, bundle.spec_commit, bundle.self_heal)
+        self._flight = self._launch(sequence, command, bundle)
+        self.journal.observed(_progressing(command, self.journal.resources, now))
+        return None
+
+    def _launch(self, sequence: int, command: signed.Command, bundle: signed.Bundle) -> _Flight:
+        flight = _Flight(sequence, command)
+
+        def work() -> None:
+            try:
+                flight.result = self._apply_one(command, bundle.spec_commit, bundle.self_heal)
+            except Exception as exc:  # a bug in a runtime: reported as Failed, not a lost thread
+                problem = GitplaneError(f"the apply raised {type(exc).__name__}: {exc}")
+                flight.result = _failed(command, problem)
+
+        flight.thread = threading.Thread(target=work, name=f"apply {flight.ref}", daemon=True)
+        flight.thread.start()
+        return flight
 
     def _apply_one(
         self, command: signed.Command, spec_commit: str, self_heal: bool
@@ -171,6 +289,19 @@ class Agent:
             error=failure,
             now=now,
         )
+
+
+def _progressing(
+    command: signed.Command, known: dict[str, signed.ResourceStatus], now: datetime
+) -> signed.ResourceStatus:
+    """The resource while its apply runs: what was observed of it before, now Progressing."""
+    message = f"{command.action} in progress since {verify.format_time(now)}"
+    before = known.get(f"{command.kind}/{command.name}")
+    if before is None or before.phase == "Deleted":
+        before = signed.ResourceStatus(kind=command.kind, name=command.name, phase="Pending")
+    return before.model_copy(
+        update={"phase": "Progressing", "digest": command.digest, "message": message}
+    )
 
 
 def _failed(command: signed.Command, exc: GitplaneError) -> signed.ResourceStatus:

@@ -2,8 +2,12 @@
 
 * Every ``pollInterval`` (at once when the remote is a repository on local
   disk and one of its refs moved): fetch, verify and apply new commands.
+  An apply runs on a worker thread (a model build, a DAG run): the cycle
+  after it finishes records it and applies what follows.
 * Every second in between: observe what runs (replicas, scaling events,
   drift, due schedules) and report only when something changed.
+* On SIGTERM: an apply in progress is stopped (its MLflow runs killed) and
+  applied again at the next start.
 * Prometheus metrics on ``--listen host:port`` (any path, ``/metrics`` by
   convention); one JSON log line per cycle that did something.
 """
@@ -53,6 +57,11 @@ class Metrics:
         self.last_cycle = Gauge(
             "gitplane_agent_last_cycle_timestamp_seconds", "When the last cycle ended", registry=r
         )
+        self.in_progress = Gauge(
+            "gitplane_agent_apply_in_progress",
+            "1 while an apply runs on the worker thread (a build, a DAG run)",
+            registry=r,
+        )
 
     def record(self, outcome: Outcome) -> None:
         """Count one cycle."""
@@ -64,6 +73,7 @@ class Metrics:
         self.unreachable.set(1 if outcome.unreachable else 0)
         if outcome.reported:
             self.reports.inc()
+        self.in_progress.set(1 if outcome.in_progress else 0)
         self.last_cycle.set(time.time())
 
 
@@ -89,9 +99,9 @@ def run(
     refwatch.start([worker.config.remote], stop, wake.set)
     next_poll = 0.0
     while not stop.is_set():
-        if time.monotonic() >= next_poll or wake.is_set():
+        if time.monotonic() >= next_poll or wake.is_set() or worker.landed:
             wake.clear()
-            outcome = worker.run_once(clock())
+            outcome = worker.run_once(clock(), wait=False)
             metrics.record(outcome)
             log_cycle(worker.config.plane, outcome)
             next_poll = time.monotonic() + worker.config.poll_seconds
@@ -99,7 +109,8 @@ def run(
             metrics.reports.inc()
             _log("observed a change and reported it", plane=worker.config.plane)
         _sleep(wake, stop, min(OBSERVE_SECONDS, max(0.0, next_poll - time.monotonic())))
-    _log("stopping", plane=worker.config.plane)
+    abandoned = worker.abandon()
+    _log("stopping", plane=worker.config.plane, abandoned=abandoned)
 
 
 def _sleep(wake: threading.Event, stop: threading.Event, seconds: float) -> None:
@@ -118,6 +129,7 @@ def log_cycle(plane: str, outcome: Outcome) -> None:
         error=outcome.error.code if outcome.error else None,
         unreachable=outcome.unreachable,
         reported=outcome.reported,
+        in_progress=outcome.in_progress,
     )
 
 

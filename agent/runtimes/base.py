@@ -43,3 +43,8 @@ class Runtime(Protocol):
     def delete(self, command: signed.Command) -> None:
         """Remove the resource and everything it started."""
         ...
+
+    def cancel(self) -> None:
+        """Stop the processes of applies in progress (the agent is stopping); those applies
+        then end early, and are applied again at the next start."""
+        ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import signal
 import socket
@@ -11,7 +13,9 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.runtimes.local import replicas
+import pytest
+
+from agent.runtimes.local import replicas, serving
 from ledger import layout
 from reconciler import reconcile as reconciling
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
@@ -34,24 +38,35 @@ def _status_count(world: World) -> int:  # noqa: F811
     return int(done.stdout) if done.returncode == 0 else 0
 
 
-def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
-    gitplane_bin: str,
-    world: World,  # noqa: F811
-) -> None:
-    world.change("jobs only", _jobs_only)
+def _agent_config(world: World, settings: str) -> Path:  # noqa: F811
+    """local-dev's agent configuration (its key saved beside it), with ``settings`` added."""
     key = world.root / "agent" / "local-dev.key"
     world.agent_keys["local-dev"].save(key)
     config = world.root / "agent" / "agent.yaml"
     config.write_text(
         f"plane: local-dev\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
-        f"keyFile: {key}\nstateDir: state\npollInterval: 10m\n"
+        f"keyFile: {key}\nstateDir: state\n{settings}"
     )
-    port = replicas.free_port()
-    daemon = subprocess.Popen(
+    return config
+
+
+def _daemon(gitplane_bin: str, config: Path, port: int) -> subprocess.Popen[bytes]:
+    """``gitplane agent run`` until SIGTERM, serving metrics on ``port``; stderr piped."""
+    return subprocess.Popen(
         [gitplane_bin, "agent", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    world.change("jobs only", _jobs_only)
+    config = _agent_config(world, "pollInterval: 10m\n")
+    port = replicas.free_port()
+    daemon = _daemon(gitplane_bin, config, port)
     try:
         _wait(lambda: _status_count(world) == 1, "the first report")
         reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))
@@ -90,13 +105,7 @@ def test_a_busy_listen_port_is_a_usage_error_not_a_crash(
     gitplane_bin: str,
     world: World,  # noqa: F811
 ) -> None:
-    key = world.root / "agent" / "local-dev.key"
-    world.agent_keys["local-dev"].save(key)
-    config = world.root / "agent" / "agent.yaml"
-    config.write_text(
-        f"plane: local-dev\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
-        f"keyFile: {key}\nstateDir: state\n"
-    )
+    config = _agent_config(world, "")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -116,3 +125,71 @@ def test_a_busy_listen_port_is_a_usage_error_not_a_crash(
             assert done.returncode == 2, done.stderr
             assert f"--listen 127.0.0.1:{port}: Address already in use" in done.stderr
             assert "Traceback" not in done.stderr
+
+
+def _reported(world: World, kind: str, name: str) -> str | None:  # noqa: F811
+    """The phase the plane's newest status report gives ``kind/name`` (unverified: a probe)."""
+    bare = Path(world.remote.removeprefix("file://"))
+    shown = subprocess.run(
+        ["git", "-C", str(bare), "show", f"{layout.status_ref('local-dev')}:{layout.STATUS}"],
+        capture_output=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        return None
+    report = json.loads(base64.b64decode(json.loads(shown.stdout)["payload"]))
+    phases = [r["phase"] for r in report["resources"] if (r["kind"], r["name"]) == (kind, name)]
+    return phases[0] if phases else None
+
+
+def _processes_under(path: Path) -> list[str]:
+    """Command lines of live processes that name ``path`` (the agent's project runs do)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.slow
+def test_the_daemon_reports_a_build_in_progress_and_a_stop_abandons_it(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    """A model build runs beside the loop: reported Progressing while it runs, a SIGTERM stops
+    it at once (its project run killed), and the next start builds it, once."""
+    reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))  # the build comes first
+    config = _agent_config(world, "runtime: {type: local, ports: 31600-31699}\n")
+    state = config.parent / "state"
+    port = replicas.free_port()
+    daemon = _daemon(gitplane_bin, config, port)
+    try:
+        _wait(lambda: _reported(world, "Model", "churn") == "Progressing", "a Progressing report")
+        _wait(lambda: b"gitplane_agent_apply_in_progress 1.0" in _metrics(port), "the gauge")
+        _wait(lambda: _processes_under(state / "scratch"), "the project run")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        _, stderr = daemon.communicate(timeout=60)
+    assert time.monotonic() - stopping < 20  # not after the build
+    assert daemon.returncode == 0, stderr[-2000:]
+    assert b'"abandoned": "Model/churn"' in stderr
+    assert b"Traceback" not in stderr
+    assert _processes_under(state / "scratch") == []  # nothing left running behind it
+    assert '"started"' in (state / "journal.json").read_text()
+    once = subprocess.run(
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    try:
+        assert once.returncode == 0, once.stderr[-3000:]
+        assert _reported(world, "Model", "churn") == "Ready"
+    finally:
+        serving.stop_all(state)

@@ -29,15 +29,27 @@ def _runtime(repo: gitrepo.GitRepo, tmp_path: Path) -> LocalRuntime:
     return LocalRuntime(LocalEnv(repo, uri, tmp_path / "state", tmp_path / "data"))
 
 
-def _command(project: str, fail_on: str = "HIGH") -> signed.Command:
+def _build_in(tmp_path: Path, project: str) -> tuple[LocalRuntime, ApplyContext]:
+    """A runtime over a repository holding fixture ``project``, and a context at its commit."""
+    repo, commit = _repo_with(tmp_path, project)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return _runtime(repo, tmp_path), ApplyContext(commit, scratch)
+
+
+def _command(project: str, fail_on: str = "HIGH", **extra: object) -> signed.Command:
+    source: dict[str, object] = {"path": f"projects/{project}"}
+    if "parameters" in extra:
+        source["parameters"] = extra.pop("parameters")
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
         "metadata": {"name": project},
         "spec": {
             "version": "1.0.0",
-            "source": {"project": {"path": f"projects/{project}"}},
+            "source": {"project": source},
             "scan": {"failOn": fail_on},
+            **extra,
         },
     }
     text = json.dumps(body, sort_keys=True)
@@ -53,11 +65,8 @@ def _command(project: str, fail_on: str = "HIGH") -> signed.Command:
 
 @pytest.mark.slow
 def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> None:
-    repo, commit = _repo_with(tmp_path, "evil")
-    runtime = _runtime(repo, tmp_path)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    result = runtime.apply(_command("evil"), ApplyContext(commit, scratch))
+    runtime, context = _build_in(tmp_path, "evil")
+    result = runtime.apply(_command("evil"), context)
     assert result.phase == "Blocked"
     assert "CRITICAL os.system" in result.message
     assert result.observed["scan"] == "failed"
@@ -69,14 +78,31 @@ def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
-    repo, commit = _repo_with(tmp_path, "broken")
-    runtime = _runtime(repo, tmp_path)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
+    runtime, context = _build_in(tmp_path, "broken")
     with pytest.raises(_mlflow.MlflowError) as failure:
-        runtime.apply(_command("broken"), ApplyContext(commit, scratch))
+        runtime.apply(_command("broken"), context)
     assert "the project run failed" in str(failure.value)
     assert "training data not found: /data/customers.parquet" in str(failure.value)
+
+
+@pytest.mark.slow
+def test_a_build_past_its_timeout_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    """The project's own process (started by ``mlflow run``) goes too, not only MLflow's."""
+    runtime, context = _build_in(tmp_path, "dag-sleep")
+    pid_file = tmp_path / "training.pid"
+    command = _command("dag-sleep", timeout="20s", parameters={"pid_file": str(pid_file)})
+    with pytest.raises(_mlflow.MlflowError, match="exceeded its 20s timeout"):
+        runtime.apply(command, context)
+    training = int(pid_file.read_text())  # it had started
+    assert not _alive(training)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from types import ModuleType
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import dags, features, models, serving
+from agent.runtimes.local import _mlflow, dags, features, models, serving
 from agent.runtimes.local.env import LocalEnv
 from schemas import signed
 
@@ -57,3 +57,7 @@ class LocalRuntime:
     def delete(self, command: signed.Command) -> None:
         """Stop and remove what the resource started."""
         _KINDS[command.kind].delete(command, self.env)
+
+    def cancel(self) -> None:
+        """Kill every MLflow Project run in progress (model builds, DAG steps)."""
+        _mlflow.kill_projects()

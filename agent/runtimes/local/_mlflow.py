@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,23 +35,30 @@ class Registered:
     tags: Mapping[str, str]
 
 
+_TRACKING_LOCK = threading.RLock()
+"""MLflow's tracking URI is process-wide: one thread at a time talks to MLflow (an apply on
+the agent's worker thread, observing on its own). Project runs are processes: never held
+while one runs."""
+
+
 @contextmanager
 def _tracking(uri: str) -> Iterator[object]:
     import mlflow  # noqa: PLC0415 - MLflow takes seconds to import: only builds pay for it
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield mlflow
-    except MlflowException as exc:
-        raise MlflowError(str(exc).splitlines()[0]) from None
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
+    with _TRACKING_LOCK:  # the tracking URI is process-wide; an apply thread shares it
+        previous = os.environ.get("MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield mlflow
+        except MlflowException as exc:
+            raise MlflowError(str(exc).splitlines()[0]) from None
+        finally:
+            if previous is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 def run_project(
@@ -80,25 +89,16 @@ def run_project(
     ]
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-            cwd=project,
-        )
-    except subprocess.TimeoutExpired:
-        raise MlflowError(f"the project run exceeded its {timeout:.0f}s timeout") from None
-    log = (done.stdout + done.stderr).strip().splitlines()
-    found = _RUN_ID.search(done.stdout + done.stderr)
-    if done.returncode != 0 or found is None:
-        tail = "\n".join(log[-15:])
-        raise MlflowError(f"the project run failed (exit {done.returncode}):\n{tail}")
+    with tempfile.TemporaryFile() as out:  # its own process group: a timeout kills it all
+        code = _wait_or_kill(command, _project_env(uri), project, out, timeout)
+        out.seek(0)
+        output = out.read().decode(errors="replace")
+    if code is None:
+        raise MlflowError(f"the project run exceeded its {timeout:.0f}s timeout")
+    found = _RUN_ID.search(output)
+    if code != 0 or found is None:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        raise MlflowError(f"the project run failed (exit {code}):\n{tail}")
     return found.group(1)
 
 
@@ -314,12 +314,27 @@ def _project_env(uri: str) -> dict[str, str]:
     return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
 
 
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+"""Project runs in progress, on whichever thread started them."""
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_projects() -> None:
+    """Kill the process group of every project run in progress (the agent is stopping)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _kill_group(process)
+
+
 def _wait_or_kill(
     command: list[str], env: dict[str, str], cwd: Path, out: IO[bytes], timeout: float
 ) -> int | None:
     process = subprocess.Popen(
         command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
     )
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -328,6 +343,9 @@ def _wait_or_kill(
     except BaseException:  # the agent is stopping: leave no project running behind it
         _kill_group(process)
         raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
