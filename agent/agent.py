@@ -57,6 +57,16 @@ class _Flight:
     result: signed.ResourceStatus | None = None
     offered: bool = False
     """A cycle has seen it finished (and recorded it, unless that cycle failed)."""
+    superseded_by: int = 0
+    """The bundle carrying a newer command for the same resource, once one arrived: the
+    apply was cancelled, and fails unless it had finished anyway."""
+
+    def outcome(self) -> signed.ResourceStatus:
+        """What the apply made of its resource (once it has landed)."""
+        if self.superseded_by and (self.result is None or self.result.phase == "Failed"):
+            why = f"superseded by bundle {self.superseded_by} before it finished"
+            return _failed(self.command, GitplaneError(why))
+        return self.result or _failed(self.command, GitplaneError("the apply ended early"))
 
     @property
     def ref(self) -> str:
@@ -116,6 +126,7 @@ class Agent:
             return Outcome([], failure, reported, in_progress=self.in_progress)
         except gitrepo.GitError as exc:
             return Outcome([], None, False, unreachable=str(exc), in_progress=self.in_progress)
+        self._supersede(pending)
         started = time.monotonic()
         applied: list[signed.Command] = []
         for head, bundle in pending:
@@ -146,6 +157,28 @@ class Agent:
         self.runtime.cancel()
         flight.thread.join(timeout=ABANDON_WAIT_SECONDS)
         return flight.ref
+
+    def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
+        """Cancel the apply in progress if a later bundle carries a newer command for the
+        same resource (a fix pushed while a build runs): the newer one goes next, now, not
+        when the old one ends or times out."""
+        flight = self._flight
+        if flight is None or flight.landed or flight.superseded_by:
+            return
+        same = (flight.command.kind, flight.command.name)
+        newer = next(
+            (
+                head.sequence
+                for head, bundle in pending
+                if head.sequence > flight.sequence
+                for command in bundle.commands
+                if (command.kind, command.name) == same
+            ),
+            0,
+        )
+        if newer:
+            flight.superseded_by = newer
+            self.runtime.cancel()
 
     @property
     def in_progress(self) -> str | None:
@@ -225,7 +258,7 @@ class Agent:
                 return None  # one apply at a time, in order
             self._flight = None
             if (flight.sequence, flight.command) == (sequence, command):
-                return flight.result or _failed(command, GitplaneError("the apply ended early"))
+                return flight.outcome()
         self.journal.record(sequence, command, "started")
         if wait or command.action == "delete":
             return self._apply_one(command, bundle.spec_commit, bundle.self_heal)

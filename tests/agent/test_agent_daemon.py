@@ -12,6 +12,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,8 +128,8 @@ def test_a_busy_listen_port_is_a_usage_error_not_a_crash(
             assert "Traceback" not in done.stderr
 
 
-def _reported(world: World, kind: str, name: str) -> str | None:  # noqa: F811
-    """The phase the plane's newest status report gives ``kind/name`` (unverified: a probe)."""
+def _newest_report(world: World) -> dict[str, Any] | None:  # noqa: F811
+    """The plane's newest status report, decoded (unverified: a probe)."""
     bare = Path(world.remote.removeprefix("file://"))
     shown = subprocess.run(
         ["git", "-C", str(bare), "show", f"{layout.status_ref('local-dev')}:{layout.STATUS}"],
@@ -137,9 +138,14 @@ def _reported(world: World, kind: str, name: str) -> str | None:  # noqa: F811
     )
     if shown.returncode != 0:
         return None
-    report = json.loads(base64.b64decode(json.loads(shown.stdout)["payload"]))
-    phases = [r["phase"] for r in report["resources"] if (r["kind"], r["name"]) == (kind, name)]
-    return phases[0] if phases else None
+    report: dict[str, Any] = json.loads(base64.b64decode(json.loads(shown.stdout)["payload"]))
+    return report
+
+
+def _reported(world: World, kind: str, name: str) -> str | None:  # noqa: F811
+    """The phase the plane's newest status report gives ``kind/name``."""
+    found = _reported_digest(world, kind, name)
+    return found[0] if found else None
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -193,3 +199,65 @@ def test_the_daemon_reports_a_build_in_progress_and_a_stop_abandons_it(
         assert _reported(world, "Model", "churn") == "Ready"
     finally:
         serving.stop_all(state)
+
+
+def _reported_digest(world: World, kind: str, name: str) -> tuple[str, str] | None:  # noqa: F811
+    """(phase, digest) the newest status report gives ``kind/name`` (unverified: a probe)."""
+    report = _newest_report(world)
+    found = [
+        (r["phase"], r.get("digest", ""))
+        for r in (report or {}).get("resources", [])
+        if (r["kind"], r["name"]) == (kind, name)
+    ]
+    return found[0] if found else None
+
+
+@pytest.mark.slow
+def test_a_newer_command_supersedes_a_build_in_progress(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    """A fix pushed while a build runs is built at once: the old build is cancelled and
+    recorded failed, and only the new one is registered."""
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(datetime.now(UTC))
+    config = _agent_config(world, "runtime: {type: local, ports: 31700-31799}\n")
+    state = config.parent / "state"
+    daemon = _daemon(gitplane_bin, config, replicas.free_port())
+    try:
+        _wait(lambda: _processes_under(state / "scratch"), "the first build's project run")
+
+        def retrain(work: Path) -> None:
+            path = work / "models" / "churn.yaml"
+            path.write_text(path.read_text().replace("seed: 7", "seed: 8"))
+
+        world.change("retrain churn with another seed", retrain)
+        reconciler.reconcile(datetime.now(UTC))
+        bundles = reconciler.log.read("local-dev", datetime.now(UTC)).bundles
+        assert len(bundles) == 2
+        rebuild = bundles[1].commands[0]
+        assert (rebuild.kind, rebuild.name, rebuild.action) == ("Model", "churn", "build")
+        _wait(
+            lambda: _reported_digest(world, "Model", "churn") == ("Ready", rebuild.digest),
+            "the newer build, Ready",
+            timeout=300,
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+        serving.stop_all(state)
+    assert daemon.returncode == 0, stderr[-2000:]
+    journal = json.loads((state / "journal.json").read_text())
+    assert journal["steps"]["1:" + _first_build_id(reconciler)] == "failed"
+    assert b"Traceback" not in stderr
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the agent's real store
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'churn'")
+    assert [v.tags["gitplane.spec_digest"] for v in versions] == [rebuild.digest]
+
+
+def _first_build_id(reconciler: reconciling.Reconciler) -> str:
+    first = reconciler.log.read("local-dev", datetime.now(UTC)).bundles[0].commands[0]
+    assert (first.kind, first.name) == ("Model", "churn")
+    return first.id
