@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.journal import Journal
+from agent.journal import Journal, Source
 from agent.runtimes.base import ApplyContext, Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
@@ -79,6 +79,25 @@ class _Flight:
         return not self.thread.is_alive()
 
 
+JOB_KINDS = frozenset({"DAG", "FeatureSet"})
+"""Kinds whose observing runs scheduled work (a DAG run, a feature computation)."""
+
+
+@dataclass
+class _JobRound:
+    """One pass over the scheduled jobs on the jobs thread: each observed, due runs run."""
+
+    watched: dict[str, tuple[Source, signed.ResourceStatus]]
+    """Per resource, the command it was applied from and its state when the pass began."""
+    thread: threading.Thread = field(init=False)
+    results: dict[str, signed.ResourceStatus] = field(default_factory=dict)
+
+    @property
+    def landed(self) -> bool:
+        """Whether the pass has finished (its results wait to be recorded)."""
+        return not self.thread.is_alive()
+
+
 ABANDON_WAIT_SECONDS = 10.0
 """How long a stopping agent waits for a cancelled apply to unwind."""
 
@@ -98,6 +117,9 @@ class Agent:
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
         self.journal = Journal.load(state / "journal.json")
         self._flight: _Flight | None = None
+        self._jobs: _JobRound | None = None
+        self._held: set[str] = set()
+        """Resources whose command waits for the jobs pass observing them to end."""
         self.runtime = runtime or LocalRuntime(
             LocalEnv(
                 repo=self.mirror.repo,
@@ -117,6 +139,7 @@ class Agent:
         """
         if self._flight is not None and self._flight.landed:
             self._flight.offered = True  # if this cycle fails, the next poll tries again
+        self._held.clear()
         try:
             self.mirror.fetch([f"refs/heads/{self.config.spec_branch}"])
             pending = self.reader.update(now)
@@ -134,7 +157,7 @@ class Agent:
             applied += done
             if not complete:  # a command is still in progress: the rest waits for it
                 break
-        self._observe(now)
+        self._observe(now, wait=wait)
         reported_at = now + timedelta(seconds=time.monotonic() - started)  # after a long build
         reported = self._try_report(reported_at, None)
         return Outcome(applied, None, reported, in_progress=self.in_progress)
@@ -142,21 +165,32 @@ class Agent:
     @property
     def landed(self) -> bool:
         """Whether an apply started by an earlier cycle has finished and no cycle has run
-        since: the daemon runs one at once to record it and apply what follows."""
-        return self._flight is not None and self._flight.landed and not self._flight.offered
+        since, or a command held back by a jobs pass can go now: the daemon runs a cycle
+        at once to record it and apply what follows."""
+        flight, jobs = self._flight, self._jobs
+        if flight is not None and flight.landed and not flight.offered:
+            return True
+        return bool(self._held) and (jobs is None or jobs.landed)
 
     def abandon(self) -> str | None:
-        """Stop an apply in progress (the agent is stopping); ``Kind/name`` if there was one.
+        """Stop an apply and a jobs pass in progress (the agent is stopping); ``Kind/name``
+        of the apply if there was one.
 
         Its journal step stays ``started``, so the next start applies it again: every
-        apply is idempotent.
+        apply is idempotent. A scheduled run stopped here is the runtime's to resume (a DAG
+        run left ``running`` is ended as killed and run again).
         """
         flight, self._flight = self._flight, None
-        if flight is None or flight.landed:
+        jobs, self._jobs = self._jobs, None
+        running = [work for work in (flight, jobs) if work is not None and not work.landed]
+        if not running:
             return None
-        self.runtime.cancel()
-        flight.thread.join(timeout=ABANDON_WAIT_SECONDS)
-        return flight.ref
+        for work in running:
+            self.runtime.cancel(work.thread)
+        deadline = time.monotonic() + ABANDON_WAIT_SECONDS
+        for work in running:
+            work.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return flight.ref if flight in running else None
 
     def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
         """Cancel the apply in progress if a later bundle carries a newer command for the
@@ -178,7 +212,7 @@ class Agent:
         )
         if newer:
             flight.superseded_by = newer
-            self.runtime.cancel()
+            self.runtime.cancel(flight.thread)
 
     @property
     def in_progress(self) -> str | None:
@@ -187,33 +221,87 @@ class Agent:
 
     def observe_only(self, now: datetime) -> bool:
         """Between polls: observe what runs (heal drift, run due jobs) and report changes,
-        without touching git unless something changed."""
-        if not self._observe(now):
+        without touching git unless something changed. Scheduled jobs run on the jobs
+        thread, as in a daemon cycle."""
+        if not self._observe(now, wait=False):
             return False
         return self._try_report(now, None)
 
-    def _observe(self, now: datetime) -> bool:
+    def _observe(self, now: datetime, *, wait: bool = True) -> bool:
         """Ask the runtime how every applied resource is doing; True if anything changed.
 
-        The resource an apply is in progress for is left to that apply."""
-        changed = False
+        The resource an apply is in progress for is left to that apply. Without ``wait``,
+        feature sets and DAGs (whose due runs take as long as they take) are observed by a
+        pass on the jobs thread, and what the last finished pass found is recorded here."""
+        changed = self._record_jobs()
         busy = self._flight.ref if self._flight else None
+        jobs: dict[str, tuple[Source, signed.ResourceStatus]] = {}
         for key, source in sorted(self.journal.sources.items()):
             last = self.journal.resources.get(key)
-            if last is None or last.phase == "Deleted" or key == busy:
+            if last is None or last.phase == "Deleted" or key == busy or key in self._held:
                 continue
-            scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
-            context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal)
-            try:
-                now_state = self.runtime.observe(source.command, last, context, now)
-            except GitplaneError as exc:
-                now_state = last.model_copy(update={"message": str(exc)[-4000:]})
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            if not wait and source.command.kind in JOB_KINDS:
+                jobs[key] = (source, last)
+                continue
+            now_state = self._observe_one(source, last, now)
             if now_state != last:
                 self.journal.observed(now_state)
                 changed = True
+        if jobs and self._jobs is None:
+            self._jobs = self._launch_jobs(jobs, now)
         return changed
+
+    def _observe_one(
+        self, source: Source, last: signed.ResourceStatus, now: datetime
+    ) -> signed.ResourceStatus:
+        scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
+        context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal)
+        try:
+            return self.runtime.observe(source.command, last, context, now)
+        except GitplaneError as exc:
+            return last.model_copy(update={"message": str(exc)[-4000:]})
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _launch_jobs(
+        self, watched: dict[str, tuple[Source, signed.ResourceStatus]], now: datetime
+    ) -> _JobRound:
+        jobs = _JobRound(watched)
+
+        def work() -> None:
+            for key, (source, last) in watched.items():
+                try:
+                    jobs.results[key] = self._observe_one(source, last, now)
+                except Exception as exc:  # a bug in a runtime: reported, not a lost thread
+                    why = f"observing raised {type(exc).__name__}: {exc}"
+                    jobs.results[key] = last.model_copy(update={"message": why[-4000:]})
+
+        jobs.thread = threading.Thread(target=work, name="scheduled jobs", daemon=True)
+        jobs.thread.start()
+        return jobs
+
+    def _record_jobs(self) -> bool:
+        """Record what a finished jobs pass found; True if anything changed. A resource
+        applied again or deleted since the pass began keeps what the apply made of it."""
+        jobs = self._jobs
+        if jobs is None or not jobs.landed:
+            return False
+        self._jobs = None
+        changed = False
+        for key, found in jobs.results.items():
+            source, before = jobs.watched[key]
+            if self.journal.sources.get(key) != source or self.journal.resources.get(key) != before:
+                continue
+            if found != before:
+                self.journal.observed(found)
+                changed = True
+        return changed
+
+    def _job_running(self, command: signed.Command) -> bool:
+        """Whether the jobs pass in progress is observing ``command``'s resource."""
+        jobs = self._jobs
+        key = f"{command.kind}/{command.name}"
+        return jobs is not None and not jobs.landed and key in jobs.watched
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits."""
@@ -259,6 +347,9 @@ class Agent:
             self._flight = None
             if (flight.sequence, flight.command) == (sequence, command):
                 return flight.outcome()
+        if self._job_running(command):  # its scheduled run goes on: the command waits
+            self._held.add(f"{command.kind}/{command.name}")
+            return None
         self.journal.record(sequence, command, "started")
         if wait or command.action == "delete":
             return self._apply_one(command, bundle.spec_commit, bundle.self_heal)

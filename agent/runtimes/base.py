@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +45,8 @@ class Runtime(Protocol):
         """Remove the resource and everything it started."""
         ...
 
-    def cancel(self) -> None:
-        """Stop the processes of applies in progress (the agent is stopping); those applies
-        then end early, and are applied again at the next start."""
+    def cancel(self, started_by: threading.Thread) -> None:
+        """Stop the processes ``started_by`` started for an apply or a scheduled run, and any
+        it would start after; that work ends early (the agent is stopping, or a newer command
+        superseded the apply)."""
         ...

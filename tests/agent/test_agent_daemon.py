@@ -10,15 +10,18 @@ import socket
 import subprocess
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.agent import Agent
+from agent.config import load_config
 from agent.runtimes.local import replicas, serving
 from ledger import layout
 from reconciler import reconcile as reconciling
+from tests.conftest import FIXTURES
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 
 
@@ -261,3 +264,51 @@ def _first_build_id(reconciler: reconciling.Reconciler) -> str:
     first = reconciler.log.read("local-dev", datetime.now(UTC)).bundles[0].commands[0]
     assert (first.kind, first.name) == ("Model", "churn")
     return first.id
+
+
+SLEEPY = """\
+apiVersion: gitplane.dev/v1alpha1
+kind: DAG
+metadata: {name: sleepy}
+spec:
+  planeSelector: {matchLabels: {env: dev}}
+  steps:
+    - name: nap
+      project: {path: projects/dag-sleep, parameters: {seconds: 20, pid_file: PID_FILE}}
+  schedule: {cron: "0 0 * * *"}
+"""
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_goes_on_beside_the_loop(world: World) -> None:  # noqa: F811
+    """A DAG run that fell due runs on the jobs thread: observing and cycling return at
+    once while it runs, and its result is recorded when it ends."""
+    pid_file = world.root / "nap.pid"
+
+    def sleepy_dag(work: Path) -> None:
+        _jobs_only(work)
+        (work / "dags" / "churn-batch.yaml").unlink()  # only the nap runs
+        shutil.copytree(FIXTURES / "projects" / "dag-sleep", work / "projects" / "dag-sleep")
+        (work / "dags" / "sleepy.yaml").write_text(SLEEPY.replace("PID_FILE", str(pid_file)))
+
+    world.change("a DAG that naps", sleepy_dag)
+    reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))
+    worker = Agent(load_config(_agent_config(world, "")))
+    now = datetime.now(UTC)
+    try:
+        assert worker.run_once(now).applied  # registered: nothing has run yet
+        assert not pid_file.exists()
+        due = now + timedelta(days=2)  # past a midnight: the nap is due
+        started = time.monotonic()
+        worker.observe_only(due)
+        worker.run_once(due, wait=False)
+        assert time.monotonic() - started < 15  # neither waited for the 20 s nap
+        _wait(pid_file.exists, "the nap to start", timeout=120)
+        _wait(lambda: _last_run(worker, due) == "Succeeded", "the nap recorded", timeout=180)
+    finally:
+        worker.abandon()
+
+
+def _last_run(worker: Agent, now: datetime) -> object:
+    worker.observe_only(now)
+    return worker.journal.resources["DAG/sleepy"].observed.get("lastRunPhase")

@@ -14,6 +14,7 @@ Each kind has its own module with the same three functions (``apply``,
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from types import ModuleType
 
@@ -58,6 +59,6 @@ class LocalRuntime:
         """Stop and remove what the resource started."""
         _KINDS[command.kind].delete(command, self.env)
 
-    def cancel(self) -> None:
-        """Kill every MLflow Project run in progress (model builds, DAG steps)."""
-        _mlflow.kill_projects()
+    def cancel(self, started_by: threading.Thread) -> None:
+        """Kill the MLflow Project runs (model builds, DAG steps) ``started_by`` started."""
+        _mlflow.kill_projects(started_by)

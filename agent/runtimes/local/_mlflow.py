@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -314,15 +315,21 @@ def _project_env(uri: str) -> dict[str, str]:
     return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
 
 
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-"""Project runs in progress, on whichever thread started them."""
+_RUNNING: dict[subprocess.Popen[bytes], threading.Thread] = {}
+"""Project runs in progress, and the thread that started each."""
 _RUNNING_LOCK = threading.Lock()
 
 
-def kill_projects() -> None:
-    """Kill the process group of every project run in progress (the agent is stopping)."""
+_CANCELLED: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+"""Threads whose project runs were killed: they may start no more (a DAG's retry, say)."""
+
+
+def kill_projects(started_by: threading.Thread) -> None:
+    """Kill the process group of every project run ``started_by`` started, and refuse the
+    runs it would start after."""
     with _RUNNING_LOCK:
-        running = list(_RUNNING)
+        _CANCELLED.add(started_by)
+        running = [p for p, t in _RUNNING.items() if t is started_by]
     for process in running:
         _kill_group(process)
 
@@ -330,11 +337,13 @@ def kill_projects() -> None:
 def _wait_or_kill(
     command: list[str], env: dict[str, str], cwd: Path, out: IO[bytes], timeout: float
 ) -> int | None:
-    process = subprocess.Popen(
-        command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
-    )
-    with _RUNNING_LOCK:
-        _RUNNING.add(process)
+    with _RUNNING_LOCK:  # checked and registered at once: a kill cannot slip in between
+        if threading.current_thread() in _CANCELLED:
+            raise MlflowError("cancelled: the agent is stopping or a newer command superseded")
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+        _RUNNING[process] = threading.current_thread()
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -345,7 +354,7 @@ def _wait_or_kill(
         raise
     finally:
         with _RUNNING_LOCK:
-            _RUNNING.discard(process)
+            _RUNNING.pop(process, None)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
