@@ -16,20 +16,21 @@ a time, in order: the next waits until the one in progress has finished.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from agent import background
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes.base import ApplyContext, Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
-from ledger import commands, errors, gitrepo, keys, status, verify
+from ledger import commands, errors, gitrepo, keys, status
 from schemas import signed
 from schemas.errors import GitplaneError
 
@@ -47,61 +48,6 @@ class Outcome:
     """``Kind/name`` of the apply still running on the worker thread, if one is."""
 
 
-@dataclass
-class _Flight:
-    """An apply running on the worker thread; the agent's own thread records its result."""
-
-    sequence: int
-    command: signed.Command
-    thread: threading.Thread = field(init=False)
-    result: signed.ResourceStatus | None = None
-    offered: bool = False
-    """A cycle has seen it finished (and recorded it, unless that cycle failed)."""
-    superseded_by: int = 0
-    """The bundle carrying a newer command for the same resource, once one arrived: the
-    apply was cancelled, and fails unless it had finished anyway."""
-
-    def outcome(self) -> signed.ResourceStatus:
-        """What the apply made of its resource (once it has landed)."""
-        if self.superseded_by and (self.result is None or self.result.phase == "Failed"):
-            why = f"superseded by bundle {self.superseded_by} before it finished"
-            return _failed(self.command, GitplaneError(why))
-        return self.result or _failed(self.command, GitplaneError("the apply ended early"))
-
-    @property
-    def ref(self) -> str:
-        """``Kind/name`` of the resource being applied."""
-        return f"{self.command.kind}/{self.command.name}"
-
-    @property
-    def landed(self) -> bool:
-        """Whether the apply has finished (its result waits to be recorded)."""
-        return not self.thread.is_alive()
-
-
-JOB_KINDS = frozenset({"DAG", "FeatureSet"})
-"""Kinds whose observing runs scheduled work (a DAG run, a feature computation)."""
-
-
-@dataclass
-class _JobRound:
-    """One pass over the scheduled jobs on the jobs thread: each observed, due runs run."""
-
-    watched: dict[str, tuple[Source, signed.ResourceStatus]]
-    """Per resource, the command it was applied from and its state when the pass began."""
-    thread: threading.Thread = field(init=False)
-    results: dict[str, signed.ResourceStatus] = field(default_factory=dict)
-
-    @property
-    def landed(self) -> bool:
-        """Whether the pass has finished (its results wait to be recorded)."""
-        return not self.thread.is_alive()
-
-
-ABANDON_WAIT_SECONDS = 10.0
-"""How long a stopping agent waits for a cancelled apply to unwind."""
-
-
 class Agent:
     """One plane's agent."""
 
@@ -116,8 +62,8 @@ class Agent:
         signer = keys.FileSigner.load(config.key_file)
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
         self.journal = Journal.load(state / "journal.json")
-        self._flight: _Flight | None = None
-        self._jobs: _JobRound | None = None
+        self._flight: background.Flight | None = None
+        self._jobs: background.JobRound | None = None
         self._held: set[str] = set()
         """Resources whose command waits for the jobs pass observing them to end."""
         self.runtime = runtime or LocalRuntime(
@@ -187,7 +133,7 @@ class Agent:
             return None
         for work in running:
             self.runtime.cancel(work.thread)
-        deadline = time.monotonic() + ABANDON_WAIT_SECONDS
+        deadline = time.monotonic() + background.ABANDON_WAIT_SECONDS
         for work in running:
             work.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         return flight.ref if flight in running else None
@@ -199,17 +145,7 @@ class Agent:
         flight = self._flight
         if flight is None or flight.landed or flight.superseded_by:
             return
-        same = (flight.command.kind, flight.command.name)
-        newer = next(
-            (
-                head.sequence
-                for head, bundle in pending
-                if head.sequence > flight.sequence
-                for command in bundle.commands
-                if (command.kind, command.name) == same
-            ),
-            0,
-        )
+        newer = flight.newer_in(pending)
         if newer:
             flight.superseded_by = newer
             self.runtime.cancel(flight.thread)
@@ -240,7 +176,7 @@ class Agent:
             last = self.journal.resources.get(key)
             if last is None or last.phase == "Deleted" or key == busy or key in self._held:
                 continue
-            if not wait and source.command.kind in JOB_KINDS:
+            if not wait and source.command.kind in background.JOB_KINDS:
                 jobs[key] = (source, last)
                 continue
             now_state = self._observe_one(source, last, now)
@@ -248,7 +184,8 @@ class Agent:
                 self.journal.observed(now_state)
                 changed = True
         if jobs and self._jobs is None:
-            self._jobs = self._launch_jobs(jobs, now)
+            observe = functools.partial(self._observe_one, now=now)
+            self._jobs = background.JobRound.start(jobs, observe)
         return changed
 
     def _observe_one(
@@ -263,45 +200,16 @@ class Agent:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _launch_jobs(
-        self, watched: dict[str, tuple[Source, signed.ResourceStatus]], now: datetime
-    ) -> _JobRound:
-        jobs = _JobRound(watched)
-
-        def work() -> None:
-            for key, (source, last) in watched.items():
-                try:
-                    jobs.results[key] = self._observe_one(source, last, now)
-                except Exception as exc:  # a bug in a runtime: reported, not a lost thread
-                    why = f"observing raised {type(exc).__name__}: {exc}"
-                    jobs.results[key] = last.model_copy(update={"message": why[-4000:]})
-
-        jobs.thread = threading.Thread(target=work, name="scheduled jobs", daemon=True)
-        jobs.thread.start()
-        return jobs
-
     def _record_jobs(self) -> bool:
-        """Record what a finished jobs pass found; True if anything changed. A resource
-        applied again or deleted since the pass began keeps what the apply made of it."""
+        """Record what a finished jobs pass found; True if anything changed."""
         jobs = self._jobs
         if jobs is None or not jobs.landed:
             return False
         self._jobs = None
-        changed = False
-        for key, found in jobs.results.items():
-            source, before = jobs.watched[key]
-            if self.journal.sources.get(key) != source or self.journal.resources.get(key) != before:
-                continue
-            if found != before:
-                self.journal.observed(found)
-                changed = True
-        return changed
-
-    def _job_running(self, command: signed.Command) -> bool:
-        """Whether the jobs pass in progress is observing ``command``'s resource."""
-        jobs = self._jobs
-        key = f"{command.kind}/{command.name}"
-        return jobs is not None and not jobs.landed and key in jobs.watched
+        found = jobs.found(self.journal.sources, self.journal.resources)
+        for state in found:
+            self.journal.observed(state)
+        return bool(found)
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits."""
@@ -347,29 +255,16 @@ class Agent:
             self._flight = None
             if (flight.sequence, flight.command) == (sequence, command):
                 return flight.outcome()
-        if self._job_running(command):  # its scheduled run goes on: the command waits
+        if self._jobs is not None and self._jobs.watches(command):  # its scheduled run goes on
             self._held.add(f"{command.kind}/{command.name}")
             return None
         self.journal.record(sequence, command, "started")
         if wait or command.action == "delete":
             return self._apply_one(command, bundle.spec_commit, bundle.self_heal)
-        self._flight = self._launch(sequence, command, bundle)
-        self.journal.observed(_progressing(command, self.journal.resources, now))
+        apply = functools.partial(self._apply_one, command, bundle.spec_commit, bundle.self_heal)
+        self._flight = background.Flight.start(sequence, command, apply)
+        self.journal.observed(background.progressing(command, self.journal.resources, now))
         return None
-
-    def _launch(self, sequence: int, command: signed.Command, bundle: signed.Bundle) -> _Flight:
-        flight = _Flight(sequence, command)
-
-        def work() -> None:
-            try:
-                flight.result = self._apply_one(command, bundle.spec_commit, bundle.self_heal)
-            except Exception as exc:  # a bug in a runtime: reported as Failed, not a lost thread
-                problem = GitplaneError(f"the apply raised {type(exc).__name__}: {exc}")
-                flight.result = _failed(command, problem)
-
-        flight.thread = threading.Thread(target=work, name=f"apply {flight.ref}", daemon=True)
-        flight.thread.start()
-        return flight
 
     def _apply_one(
         self, command: signed.Command, spec_commit: str, self_heal: bool
@@ -378,7 +273,7 @@ class Agent:
             try:
                 self.runtime.delete(command)
             except GitplaneError as exc:
-                return _failed(command, exc)
+                return background.failed(command, str(exc))
             self.journal.forget(command.kind, command.name)
             return signed.ResourceStatus(
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
@@ -387,7 +282,7 @@ class Agent:
         try:
             return self.runtime.apply(command, ApplyContext(spec_commit, scratch, self_heal))
         except GitplaneError as exc:
-            return _failed(command, exc)
+            return background.failed(command, str(exc))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -413,26 +308,3 @@ class Agent:
             error=failure,
             now=now,
         )
-
-
-def _progressing(
-    command: signed.Command, known: dict[str, signed.ResourceStatus], now: datetime
-) -> signed.ResourceStatus:
-    """The resource while its apply runs: what was observed of it before, now Progressing."""
-    message = f"{command.action} in progress since {verify.format_time(now)}"
-    before = known.get(f"{command.kind}/{command.name}")
-    if before is None or before.phase == "Deleted":
-        before = signed.ResourceStatus(kind=command.kind, name=command.name, phase="Pending")
-    return before.model_copy(
-        update={"phase": "Progressing", "digest": command.digest, "message": message}
-    )
-
-
-def _failed(command: signed.Command, exc: GitplaneError) -> signed.ResourceStatus:
-    return signed.ResourceStatus(
-        kind=command.kind,
-        name=command.name,
-        phase="Failed",
-        digest=command.digest,
-        message=str(exc)[-4000:],
-    )
