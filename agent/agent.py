@@ -123,8 +123,8 @@ class Agent:
         of the apply if there was one.
 
         Its journal step stays ``started``, so the next start applies it again: every
-        apply is idempotent. A scheduled run stopped here is the runtime's to resume (a DAG
-        run left ``running`` is ended as killed and run again).
+        apply is idempotent. A scheduled run stopped here counts as that slot's run: the local
+        runtime marks its MLflow run KILLED when the DAG next runs.
         """
         flight, self._flight = self._flight, None
         jobs, self._jobs = self._jobs, None
