@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ledger import commands, errors, gitrepo
+from ledger import commands, gitrepo
 from reconciler import desired, status_view
 from reconciler import reconcile as reconciling
 from reconciler.plan import Action, Desired, Plan, plan
@@ -83,14 +83,7 @@ def _recorded(
         log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
         reader = reconciling.RecordedReader(log, mirror)
         planes = [d for d in want.documents if isinstance(d, DataPlane)]
-        refs = mirror.fetch_all()
-        log.follow_roots(refs)  # as the reconciler: a root that does not verify fails them all
-        reads = {}
-        for plane in planes:
-            try:
-                reads[plane.name] = reader.read(plane, now, refs)
-            except errors.VerificationError as exc:  # this plane alone is flagged
-                reads[plane.name] = reader.refused(plane.name, exc)
+        reads = reader.read_each(planes, now, mirror.fetch_all())  # as the reconciler reads
         return {n: r[0] for n, r in reads.items()}, {n: r[1].status for n, r in reads.items()}
 
 

@@ -10,7 +10,7 @@ Invalid specs issue nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -115,14 +115,7 @@ class Reconciler:
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         refs = self.state.fetch_all()  # one snapshot of every log for the whole cycle
-        self.log.follow_roots(refs)  # a root chain that does not verify fails the whole cycle
-        states, refused_logs = {}, set()
-        for name, plane in planes.items():
-            try:
-                states[name] = self.recorded.read(plane, now, refs)
-            except errors.VerificationError as exc:  # this plane alone: flagged, not issued to
-                states[name] = self.recorded.refused(name, exc)
-                refused_logs.add(name)
+        states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result)
@@ -132,7 +125,7 @@ class Reconciler:
         issuing = {
             name: _Issuing(plane, states[name], planned[name])
             for name, plane in planes.items()
-            if name not in refused_logs
+            if not states[name][0].log_refused
         }
         updates = [u for i in issuing.values() if (u := self._prepare(i, want, now, refs))]
         refused = self.log.publish(updates)  # every plane's log in one push
@@ -243,6 +236,21 @@ class RecordedReader:
         state = previous[1] if previous else recorded.RecordedPlane(plane)
         flag = f"command log refused: {error.code}: {error}"
         return replace(state, flag=flag, log_refused=True), status.StatusRead(None, None)
+
+    def read_each(
+        self, planes: Iterable[DataPlane], now: datetime, refs: Mapping[str, str]
+    ) -> dict[str, tuple[recorded.RecordedPlane, status.StatusRead]]:
+        """Every plane's recorded state from the snapshot ``refs``. A root chain that does not
+        verify fails them all; a plane whose own command log does not verify is flagged
+        alone (:meth:`refused`), and nothing is issued to it."""
+        self.log.follow_roots(refs)
+        states = {}
+        for plane in planes:
+            try:
+                states[plane.name] = self.read(plane, now, refs)
+            except errors.VerificationError as exc:
+                states[plane.name] = self.refused(plane.name, exc)
+        return states
 
     def issued_log(self, plane: str, bundles: tuple[signed.Bundle, ...]) -> recorded.IssuedLog:
         """``plane``'s verified ``bundles`` folded, carrying on from the last fold."""
