@@ -192,7 +192,7 @@ class Agent:
         self, source: Source, last: signed.ResourceStatus, now: datetime
     ) -> signed.ResourceStatus:
         scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
-        context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal)
+        context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal, now=now)
         try:
             return self.runtime.observe(source.command, last, context, now)
         except GitplaneError as exc:
@@ -260,14 +260,16 @@ class Agent:
             return None
         self.journal.record(sequence, command, "started")
         if wait or command.action == "delete":
-            return self._apply_one(command, bundle.spec_commit, bundle.self_heal)
-        apply = functools.partial(self._apply_one, command, bundle.spec_commit, bundle.self_heal)
+            return self._apply_one(command, bundle.spec_commit, bundle.self_heal, now)
+        apply = functools.partial(
+            self._apply_one, command, bundle.spec_commit, bundle.self_heal, now
+        )
         self._flight = background.Flight.start(sequence, command, apply)
         self.journal.observed(background.progressing(command, self.journal.resources, now))
         return None
 
     def _apply_one(
-        self, command: signed.Command, spec_commit: str, self_heal: bool
+        self, command: signed.Command, spec_commit: str, self_heal: bool, now: datetime
     ) -> signed.ResourceStatus:
         if command.action == "delete":
             try:
@@ -280,7 +282,8 @@ class Agent:
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
         try:
-            return self.runtime.apply(command, ApplyContext(spec_commit, scratch, self_heal))
+            context = ApplyContext(spec_commit, scratch, self_heal, now=now)
+            return self.runtime.apply(command, context)
         except GitplaneError as exc:
             return background.failed(command, str(exc))
         finally:

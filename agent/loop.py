@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
@@ -63,8 +63,8 @@ class Metrics:
             registry=r,
         )
 
-    def record(self, outcome: Outcome) -> None:
-        """Count one cycle."""
+    def record(self, outcome: Outcome, now: datetime) -> None:
+        """Count one cycle, which started at ``now``."""
         self.cycles.inc()
         for command in outcome.applied:
             self.applied.labels(kind=command.kind).inc()
@@ -74,7 +74,7 @@ class Metrics:
         if outcome.reported:
             self.reports.inc()
         self.in_progress.set(1 if outcome.in_progress else 0)
-        self.last_cycle.set(time.time())
+        self.last_cycle.set(now.timestamp())
 
 
 def serve_metrics(metrics: Metrics, listen: str) -> None:
@@ -92,7 +92,8 @@ def run(
     worker: Agent,
     stop: threading.Event,
     metrics: Metrics,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    clock: Callable[[], datetime],
 ) -> None:
     """Cycle until ``stop`` is set."""
     wake = threading.Event()
@@ -101,8 +102,9 @@ def run(
     while not stop.is_set():
         if time.monotonic() >= next_poll or wake.is_set() or worker.landed:
             wake.clear()
-            outcome = worker.run_once(clock(), wait=False)
-            metrics.record(outcome)
+            now = clock()
+            outcome = worker.run_once(now, wait=False)
+            metrics.record(outcome, now)
             log_cycle(worker.config.plane, outcome)
             next_poll = time.monotonic() + worker.config.poll_seconds
         elif worker.observe_only(clock()):

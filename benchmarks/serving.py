@@ -457,7 +457,7 @@ def serve(env: LocalEnv, command: signed.Command) -> Targets:
     started = time.perf_counter()
     scratch = env.state_dir / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    status = serving.apply(command, ApplyContext("0" * 40, scratch), env)
+    status = serving.apply(command, ApplyContext("0" * 40, scratch, now=datetime.now(UTC)), env)
     if status.phase != "Ready":
         raise SetupError(f"the endpoint did not become Ready: {status.message}")
     directory = env.kind_dir("Deployment", command.name)

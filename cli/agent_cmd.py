@@ -6,7 +6,6 @@ import logging
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ import click
 from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
+from cli import clock
 
 
 @click.group()
@@ -46,7 +46,7 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     config = load_config(config_file)
     worker = agent_agent.Agent(config)
     if once:
-        outcome = worker.run_once(datetime.now(UTC))
+        outcome = worker.run_once(clock.now())
         loop.log_cycle(config.plane, outcome)
         sys.exit(1 if outcome.error or outcome.unreachable else 0)
     stop = threading.Event()
@@ -55,6 +55,6 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     if listen:
         loop.serve_metrics(metrics, listen)
     try:
-        loop.run(worker, stop, metrics)
+        loop.run(worker, stop, metrics, clock=clock.now)
     except KeyboardInterrupt:
         stop.set()

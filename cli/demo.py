@@ -19,13 +19,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from agent.runtimes.local import serving
+from cli import clock
 from reconciler import planning, status_view
 
 PLANE = "local-dev"
@@ -198,7 +198,7 @@ class Demo:
 
     def _resources(self) -> list[dict[str, Any]]:
         request = planning.PlanRequest(self.bare, root=self.keys / "root.json")
-        planes = planning.make_status(request, datetime.now(UTC))
+        planes = planning.make_status(request, clock.now())
         body = status_view.as_json([p for p in planes if p.name == PLANE])
         resources: list[dict[str, Any]] = body["planes"][0]["resources"]
         return resources

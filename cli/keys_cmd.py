@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
+from cli import clock
 from ledger import keyring
 
 DIR = click.option(
@@ -39,7 +40,7 @@ def init(directory: Path, root_keys: int, threshold: int, expires_days: int) -> 
         directory,
         root_keys=root_keys,
         threshold=threshold,
-        now=datetime.now(UTC),
+        now=clock.now(),
         lifetime=timedelta(days=expires_days),
     )
     click.echo(
@@ -101,7 +102,7 @@ def rotate(
         roles=set(roles),
         root_keys=root_keys,
         threshold=threshold,
-        now=datetime.now(UTC),
+        now=clock.now(),
         lifetime=timedelta(days=expires_days),
     )
     click.echo(

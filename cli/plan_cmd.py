@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from cli import clock
 from reconciler import planning, render
 from schemas.errors import UsageError
 
@@ -60,7 +60,7 @@ def plan(
     """
     request = planning.PlanRequest(path, rev, base, root, state_repo)
     try:
-        result = planning.make_plan(request, datetime.now(UTC))
+        result = planning.make_plan(request, clock.now())
     except planning.InvalidSpecsError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

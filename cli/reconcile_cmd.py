@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from cli import clock
 from reconciler import reconcile as reconciling
 from reconciler import render, watch
 
@@ -76,9 +76,9 @@ def reconcile(
     )
     reconciler = reconciling.Reconciler(settings)
     if mode == "watch":
-        watch.run(reconciler, watch.WatchSettings.parse(interval, listen))
+        watch.run(reconciler, watch.WatchSettings.parse(interval, listen), clock=clock.now)
         return
-    cycle = reconciler.reconcile(datetime.now(UTC))
+    cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)
     if cycle.problems:
         sys.exit(EXIT_INVALID)

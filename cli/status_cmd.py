@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from cli import clock
 from reconciler import planning, status_view
 
 
@@ -44,7 +44,7 @@ def status(
     plane reports, and its version, endpoint and replicas.
     """
     request = planning.PlanRequest(path, rev, None, root, state_repo)
-    planes = planning.make_status(request, datetime.now(UTC))
+    planes = planning.make_status(request, clock.now())
     if only is not None:
         planes = [p for p in planes if p.name == only]
         if not planes:

@@ -88,7 +88,9 @@ class CommandLog:
         a cycle over many planes asks it once.
 
         The root chain and the timestamp are verified on every read (the timestamp is
-        not read from git again while the log's commit is the same). Bundles are
+        not read from git again while the log's commit is the same), except for the
+        timestamp's expiry at ``now``: the reconciler re-signs an expired timestamp, and a
+        read-only view flags it (:func:`verify.is_expired`); only the agent refuses it. Bundles are
         verified once: while the log still runs through the head last verified, only
         the bundles after it are read, each chained to the one before as the agent
         follows its log from the bundle it last applied, so a cycle costs what was
@@ -106,7 +108,7 @@ class CommandLog:
         known, stamp_bytes = self._verified.get(plane, (None, b""))
         if known is None or known.commit != tip:  # a commit id names its files for good
             stamp_bytes = self._timestamp_bytes(tip, plane)
-        stamp = self._own_timestamp(chain, stamp_bytes, plane, now)
+        stamp = self._own_timestamp(chain, stamp_bytes, plane)
         view = None
         if known is not None and stamp.head.sequence >= known.head.sequence:
             try:
@@ -166,17 +168,16 @@ class CommandLog:
             chain.newest.version,
         )
 
-    def _own_timestamp(
-        self, chain: roots.Chain, data: bytes, plane: str, now: datetime
-    ) -> signed.Timestamp:
+    def _own_timestamp(self, chain: roots.Chain, data: bytes, plane: str) -> signed.Timestamp:
         """Our timestamp, verified under the root it names: after a rotation the old one
-        is still ours until it is re-signed (``refresh`` does that at once)."""
+        is still ours until it is re-signed (``refresh`` does that at once). Its expiry is
+        not checked: it is ours to re-sign, and a reconciler that was stopped for longer
+        than its lifetime must refresh it, not refuse it (:attr:`LogView.timestamp` tells
+        when it expires)."""
         named = verify.parse_payload(
             envelope.peek(data, max_bytes=self.limits.timestamp_bytes), signed.Timestamp
         ).root_version
-        return verify.update_timestamp(
-            chain.at(named), None, data, plane=plane, now=now, limits=self.limits
-        )
+        return verify.read_timestamp(chain.at(named), None, data, plane=plane, limits=self.limits)
 
     def append(
         self,
@@ -307,7 +308,7 @@ class CommandLog:
         try:
             if chain is None or chain.newest.version != view.root_version:
                 raise errors.MixAndMatchError("the root chain moved since the update was built")
-            timestamp = self._own_timestamp(chain, stamp, update.plane, now)
+            timestamp = self._own_timestamp(chain, stamp, update.plane)
             files = {} if bundle is None else {layout.bundle_path(view.head.sequence + 1): bundle}
             after = self._verify_after(
                 view, update.commit, timestamp, chain, update.plane, files=files

@@ -125,7 +125,25 @@ def update_timestamp(
     now: datetime,
     limits: Limits = DEFAULT_LIMITS,
 ) -> signed.Timestamp:
-    """A plane's new timestamp: signed, for this plane, not older, not expired."""
+    """A plane's new timestamp: signed, for this plane, not older, not expired (the agent's
+    check: it applies nothing from a log whose timestamp has expired)."""
+    new = read_timestamp(root, trusted, data, plane=plane, limits=limits)
+    if is_expired(new, now):
+        raise errors.ExpiredError(f"timestamp version {new.version} expired at {new.expires}")
+    return new
+
+
+def read_timestamp(
+    root: signed.Root,
+    trusted: signed.Timestamp | None,
+    data: bytes,
+    *,
+    plane: str,
+    limits: Limits = DEFAULT_LIMITS,
+) -> signed.Timestamp:
+    """A plane's timestamp, verified in every way but expiry: how its writer (which re-signs
+    it) and read-only views (which flag it, :func:`is_expired`) read it. Nothing is applied
+    from a timestamp read this way."""
     payload = _open(data, "timestamp", root, "timestamp", limits.timestamp_bytes)
     new = parse_payload(payload, signed.Timestamp)
     if new.plane != plane:
@@ -136,9 +154,12 @@ def update_timestamp(
         )
     if trusted is not None:
         _check_not_older(trusted, new)
-    if parse_time(new.expires) <= now:
-        raise errors.ExpiredError(f"timestamp version {new.version} expired at {new.expires}")
     return new
+
+
+def is_expired(stamp: signed.Timestamp, now: datetime) -> bool:
+    """Whether ``stamp`` is past its expiry at ``now`` (a freeze, or a stopped reconciler)."""
+    return parse_time(stamp.expires) <= now
 
 
 def _check_not_older(trusted: signed.Timestamp, new: signed.Timestamp) -> None:

@@ -304,7 +304,7 @@ def _plan_plane(
     actions = [a for doc in targets if (a := _action(doc, context)) is not None]
     actions += list(_deletions(plane, targets, recorded))
     labels = dict(plane.metadata.labels)
-    return PlanePlan(plane.name, plane.spec.runtime, labels, tuple(actions), recorded.flag)
+    return PlanePlan(plane.name, plane.spec.runtime, labels, tuple(actions), recorded.summary)
 
 
 def _plane_context(

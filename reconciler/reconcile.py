@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from ledger import commands, errors, gitrepo, keyring, keys, roots, status
+from ledger import commands, errors, gitrepo, keyring, keys, roots, status, verify
 from reconciler import desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from schemas import signed
@@ -120,7 +120,7 @@ class Reconciler:
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result)
         self._changed = frozenset()
-        cycle.flags = {n: s[0].flag for n, s in states.items() if s[0].flag}
+        cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
         issuing = {
             name: _Issuing(plane, states[name], planned[name])
@@ -235,7 +235,8 @@ class RecordedReader:
         previous = self.last.get(plane)
         state = previous[1] if previous else recorded.RecordedPlane(plane)
         flag = f"command log refused: {error.code}: {error}"
-        return replace(state, flag=flag, log_refused=True), status.StatusRead(None, None)
+        refused = replace(state, flag=flag, log_flag=None, log_refused=True)
+        return refused, status.StatusRead(None, None)
 
     def read_each(
         self, planes: Iterable[DataPlane], now: datetime, refs: Mapping[str, str]
@@ -289,6 +290,7 @@ class RecordedReader:
             refused=refused,
             now=now,
             stale_after=stale,
+            expires=verify.parse_time(view.timestamp.expires) if view.timestamp else None,
         )
         source = (view.head, read.status.counter if read.status else None, refused)
         previous = self.last.get(plane.name)

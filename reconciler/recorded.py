@@ -43,8 +43,20 @@ class RecordedPlane:
     """Sequence of the newest bundle the plane reports applied."""
     flag: str | None = None
     """Why the plane's own report is not trusted or not current, if it is not."""
+    log_flag: str | None = None
+    """Why its command log needs attention though it verified (its timestamp expired)."""
     log_refused: bool = False
     """Its command log did not verify: nothing is issued to it until it does."""
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every flag raised on the plane, the command log's first."""
+        return tuple(f for f in (self.log_flag, self.flag) if f)
+
+    @property
+    def summary(self) -> str | None:
+        """:attr:`flags` as one line, or None."""
+        return "; ".join(self.flags) or None
 
     def observed_phase(self, key: Key) -> str | None:
         """The phase the plane reports for ``key``, if it reports one."""
@@ -89,8 +101,10 @@ def from_ledger(
     refused: str | None,
     now: datetime,
     stale_after: timedelta,
+    expires: datetime | None = None,
 ) -> RecordedPlane:
-    """Recorded state from a verified command log and a status report (or its refusal)."""
+    """Recorded state from a verified command log and a status report (or its refusal);
+    ``expires``: when the log's timestamp expires (flagged once it has)."""
     bundles = log.bundles
     head = bundles[-1].sequence if bundles else 0
     applied = status.applied.sequence if status else 0
@@ -99,7 +113,25 @@ def from_ledger(
     )
     late = next((b for b in bundles if b.sequence > applied), None)
     flag = _flag(status, refused) or _stale(late, now, stale_after)
-    return RecordedPlane(name, log.issued, observed, head, applied, flag)
+    expired = _expired(expires, now)
+    return RecordedPlane(name, log.issued, observed, head, applied, flag, log_flag=expired)
+
+
+def _expired(expires: datetime | None, now: datetime) -> str | None:
+    """The flag of a log whose timestamp expired: the agent applies nothing from it (a freeze
+    is refused), so the reconciler has not re-signed it for the timestamp's whole life."""
+    if expires is None or expires > now:
+        return None
+    return f"timestamp expired {_age(now - expires)} ago: is the reconciler running?"
+
+
+def _age(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    if seconds < 7200:
+        return f"{max(1, round(seconds / 60))} minutes"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)} hours"
+    return f"{span.days} days"
 
 
 def _flag(status: signed.Status | None, refused: str | None) -> str | None:

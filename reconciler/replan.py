@@ -78,7 +78,7 @@ class _Plane:
         actions = tuple(a for a in self.decisions if a is not None) + self.deletions
         labels = self.plane.metadata.labels
         return PlanePlan(
-            self.plane.name, self.plane.spec.runtime, dict(labels), actions, self.recorded.flag
+            self.plane.name, self.plane.spec.runtime, dict(labels), actions, self.recorded.summary
         )
 
 
@@ -209,7 +209,7 @@ class Planner:
         flagged = False
         if state is not plane.recorded:
             reported = _record_changes(plane.recorded, state)
-            flagged = state.flag != plane.recorded.flag
+            flagged = state.summary != plane.recorded.summary
             plane.failed = _failed(state) if reported else plane.failed
             plane.recorded = state
         again |= reported | plane.failed

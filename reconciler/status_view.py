@@ -78,8 +78,8 @@ def _plane(
         _resource(k, actions.get(k), state) for k in keys if _present(k, actions, state)
     )
     at = verify.parse_time(report.time) if report is not None else None
-    flags = [state.flag] if state.flag else []
-    if report is None and not flags:
+    flags = list(state.flags)
+    if report is None and not state.flag:
         flags.append("no signed status report yet: is its agent running?")
     if state.applied > state.head:
         flags.append(f"reports #{state.applied} applied, but only #{state.head} was issued")
@@ -191,4 +191,6 @@ def _ago(seconds: float) -> str:
         return f"{seconds:.0f}s ago"
     if seconds < 7200:
         return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.0f}h ago"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{seconds / 86400:.0f}d ago"

@@ -18,8 +18,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import ThreadingHTTPServer
 
 from ledger import refwatch
@@ -58,9 +59,16 @@ class WatchSettings:
 class Watcher:
     """The loop, its triggers and its endpoint."""
 
-    def __init__(self, reconciler: reconciling.Reconciler, settings: WatchSettings) -> None:
+    def __init__(
+        self,
+        reconciler: reconciling.Reconciler,
+        settings: WatchSettings,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.reconciler = reconciler
         self.settings = settings
+        self.clock = clock
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.metrics = server.Metrics()
@@ -84,9 +92,9 @@ class Watcher:
                 watcher.join(timeout=2)
 
     def _cycle(self) -> bool:
-        started = time.monotonic()
+        started, now = time.monotonic(), self.clock()
         try:
-            cycle = self.reconciler.reconcile(datetime.now(UTC))
+            cycle = self.reconciler.reconcile(now)
         except GitplaneError as exc:
             self._failed(type(exc).__name__, str(exc))
             return False
@@ -99,7 +107,7 @@ class Watcher:
         if cycle.problems:
             self._failed("invalid_specs", f"{len(cycle.problems)} problem(s) at {cycle.commit}")
             return True  # nothing to retry: the next commit fixes it
-        self.metrics.last_success.set(time.time())
+        self.metrics.last_success.set(now.timestamp())
         self.health.set(True, commit=cycle.commit, flags=cycle.flags)
         return True
 
@@ -163,10 +171,16 @@ def _log(message: str, *, level: int = logging.INFO, **fields: object) -> None:
     log.log(level, json.dumps({"msg": message, **fields}, default=str))
 
 
-def run(reconciler: reconciling.Reconciler, settings: WatchSettings) -> None:
-    """Run the watch loop in this thread until SIGTERM or Ctrl-C."""
+def run(
+    reconciler: reconciling.Reconciler,
+    settings: WatchSettings,
+    *,
+    clock: Callable[[], datetime],
+) -> None:
+    """Run the watch loop in this thread until SIGTERM or Ctrl-C; ``clock`` gives each
+    cycle its ``now``."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    watcher = Watcher(reconciler, settings)
+    watcher = Watcher(reconciler, settings, clock=clock)
 
     def stop(signum: int, _frame: object) -> None:
         _log("stopping", signal=signal.Signals(signum).name)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from tests import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_REPO = ROOT / "example-repo"
@@ -39,17 +43,22 @@ def record_git(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     return ran
 
 
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` and return its stdout; fail the test on error."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+def git(cwd: Path, *args: str, at: datetime | None = None) -> str:
+    """Run git in ``cwd`` and return its stdout; fail the test on error. ``at`` dates the
+    commits it makes (else the real clock does)."""
+    dated = {} if at is None else {f"GIT_{r}_DATE": at.isoformat() for r in ("AUTHOR", "COMMITTER")}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
+        env={**os.environ, **dated},
+    )  # fmt: skip
     assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 
 
-def commit_all(repo: Path, message: str = "change") -> str:
-    """Stage everything and commit; return the commit id."""
+def commit_all(repo: Path, message: str = "change", *, at: datetime | None = None) -> str:
+    """Stage everything and commit (dated ``at``, else now); return the commit id."""
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    git(repo, "commit", "-q", "--allow-empty", "-m", message, at=at)
     return git(repo, "rev-parse", "HEAD")
 
 
@@ -77,6 +86,13 @@ def example_repo(tmp_path: Path) -> Iterator[Path]:
     init_repo(repo)
     commit_all(repo, "example repository")
     yield repo
+
+
+@pytest.fixture
+def running() -> clock.Running:
+    """The clock of a test that runs real daemons: NOW as the test starts, then real time;
+    ``running.env()`` gives a process the same clock."""
+    return clock.Running(clock.NOW)
 
 
 @pytest.fixture

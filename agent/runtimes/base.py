@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,8 @@ class ApplyContext:
     """A private directory for this apply; removed afterwards."""
     self_heal: bool = True
     """Whether drift from the command is corrected (the plane's ``sync.selfHeal``)."""
+    now: datetime = field(kw_only=True)
+    """When the apply or observation starts: the agent's one clock, never read here."""
 
 
 class Runtime(Protocol):

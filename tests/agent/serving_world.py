@@ -18,6 +18,7 @@ from agent.runtimes.local import _mlflow, models, serving
 from agent.runtimes.local.env import LocalEnv
 from ledger import envelope, gitrepo
 from schemas import signed
+from tests.clock import NOW
 from tests.conftest import FIXTURES, init_repo
 
 FEATURES = ["tenure_months", "support_tickets"]
@@ -74,7 +75,7 @@ class Served:
         """Apply through the runtime module, as the agent would."""
         scratch = self.tmp / "scratch"
         scratch.mkdir(exist_ok=True)
-        return serving.apply(command, ApplyContext("0" * 40, scratch), self.env)
+        return serving.apply(command, ApplyContext("0" * 40, scratch, now=NOW), self.env)
 
 
 def register_models(tmp: Path, rows: list[dict[str, float]]) -> tuple[LocalEnv, list[int]]:

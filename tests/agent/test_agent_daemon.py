@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from agent.config import load_config
 from agent.runtimes.local import replicas, serving
 from ledger import layout
 from reconciler import reconcile as reconciling
+from tests import clock
 from tests.conftest import FIXTURES
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 
@@ -54,26 +55,31 @@ def _agent_config(world: World, settings: str) -> Path:  # noqa: F811
     return config
 
 
-def _daemon(gitplane_bin: str, config: Path, port: int) -> subprocess.Popen[bytes]:
-    """``gitplane agent run`` until SIGTERM, serving metrics on ``port``; stderr piped."""
+def _daemon(
+    gitplane_bin: str, config: Path, port: int, running: clock.Running
+) -> subprocess.Popen[bytes]:
+    """``gitplane agent run`` on the test's clock until SIGTERM, serving metrics on ``port``;
+    stderr piped."""
     return subprocess.Popen(
         [gitplane_bin, "agent", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=running.env(),
     )
 
 
 def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
     gitplane_bin: str,
     world: World,  # noqa: F811
+    running: clock.Running,
 ) -> None:
     world.change("jobs only", _jobs_only)
     config = _agent_config(world, "pollInterval: 10m\n")
     port = replicas.free_port()
-    daemon = _daemon(gitplane_bin, config, port)
+    daemon = _daemon(gitplane_bin, config, port, running)
     try:
         _wait(lambda: _status_count(world) == 1, "the first report")
-        reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))
+        reconciling.Reconciler(world.settings()).reconcile(running())
         pushed = time.monotonic()
         _wait(lambda: _status_count(world) == 2, "the report after the push")
         assert time.monotonic() - pushed < 60  # woken by the push, not the 10-minute poll
@@ -168,14 +174,15 @@ def _processes_under(path: Path) -> list[str]:
 def test_the_daemon_reports_a_build_in_progress_and_a_stop_abandons_it(
     gitplane_bin: str,
     world: World,  # noqa: F811
+    running: clock.Running,
 ) -> None:
     """A model build runs beside the loop: reported Progressing while it runs, a SIGTERM stops
     it at once (its project run killed), and the next start builds it, once."""
-    reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))  # the build comes first
+    reconciling.Reconciler(world.settings()).reconcile(running())  # the build comes first
     config = _agent_config(world, "runtime: {type: local, ports: 31600-31699}\n")
     state = config.parent / "state"
     port = replicas.free_port()
-    daemon = _daemon(gitplane_bin, config, port)
+    daemon = _daemon(gitplane_bin, config, port, running)
     try:
         _wait(lambda: _reported(world, "Model", "churn") == "Progressing", "a Progressing report")
         _wait(lambda: b"gitplane_agent_apply_in_progress 1.0" in _metrics(port), "the gauge")
@@ -196,6 +203,7 @@ def test_the_daemon_reports_a_build_in_progress_and_a_stop_abandons_it(
         text=True,
         check=False,
         timeout=600,
+        env=running.env(),
     )
     try:
         assert once.returncode == 0, once.stderr[-3000:]
@@ -219,14 +227,15 @@ def _reported_digest(world: World, kind: str, name: str) -> tuple[str, str] | No
 def test_a_newer_command_supersedes_a_build_in_progress(
     gitplane_bin: str,
     world: World,  # noqa: F811
+    running: clock.Running,
 ) -> None:
     """A fix pushed while a build runs is built at once: the old build is cancelled and
     recorded failed, and only the new one is registered."""
     reconciler = reconciling.Reconciler(world.settings())
-    reconciler.reconcile(datetime.now(UTC))
+    reconciler.reconcile(running())
     config = _agent_config(world, "runtime: {type: local, ports: 31700-31799}\n")
     state = config.parent / "state"
-    daemon = _daemon(gitplane_bin, config, replicas.free_port())
+    daemon = _daemon(gitplane_bin, config, replicas.free_port(), running)
     try:
         _wait(lambda: _processes_under(state / "scratch"), "the first build's project run")
 
@@ -235,8 +244,8 @@ def test_a_newer_command_supersedes_a_build_in_progress(
             path.write_text(path.read_text().replace("seed: 7", "seed: 8"))
 
         world.change("retrain churn with another seed", retrain)
-        reconciler.reconcile(datetime.now(UTC))
-        bundles = reconciler.log.read("local-dev", datetime.now(UTC)).bundles
+        reconciler.reconcile(running())
+        bundles = reconciler.log.read("local-dev", running()).bundles
         assert len(bundles) == 2
         rebuild = bundles[1].commands[0]
         assert (rebuild.kind, rebuild.name, rebuild.action) == ("Model", "churn", "build")
@@ -251,7 +260,7 @@ def test_a_newer_command_supersedes_a_build_in_progress(
         serving.stop_all(state)
     assert daemon.returncode == 0, stderr[-2000:]
     journal = json.loads((state / "journal.json").read_text())
-    assert journal["steps"]["1:" + _first_build_id(reconciler)] == "failed"
+    assert journal["steps"]["1:" + _first_build_id(reconciler, running())] == "failed"
     assert b"Traceback" not in stderr
     from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the agent's real store
 
@@ -260,8 +269,8 @@ def test_a_newer_command_supersedes_a_build_in_progress(
     assert [v.tags["gitplane.spec_digest"] for v in versions] == [rebuild.digest]
 
 
-def _first_build_id(reconciler: reconciling.Reconciler) -> str:
-    first = reconciler.log.read("local-dev", datetime.now(UTC)).bundles[0].commands[0]
+def _first_build_id(reconciler: reconciling.Reconciler, now: datetime) -> str:
+    first = reconciler.log.read("local-dev", now).bundles[0].commands[0]
     assert (first.kind, first.name) == ("Model", "churn")
     return first.id
 
@@ -280,7 +289,10 @@ spec:
 
 
 @pytest.mark.slow
-def test_a_scheduled_run_goes_on_beside_the_loop(world: World) -> None:  # noqa: F811
+def test_a_scheduled_run_goes_on_beside_the_loop(
+    world: World,  # noqa: F811
+    running: clock.Running,
+) -> None:
     """A DAG run that fell due runs on the jobs thread: observing and cycling return at
     once while it runs, and its result is recorded when it ends."""
     pid_file = world.root / "nap.pid"
@@ -292,9 +304,9 @@ def test_a_scheduled_run_goes_on_beside_the_loop(world: World) -> None:  # noqa:
         (work / "dags" / "sleepy.yaml").write_text(SLEEPY.replace("PID_FILE", str(pid_file)))
 
     world.change("a DAG that naps", sleepy_dag)
-    reconciling.Reconciler(world.settings()).reconcile(datetime.now(UTC))
+    reconciling.Reconciler(world.settings()).reconcile(running())
     worker = Agent(load_config(_agent_config(world, "")))
-    now = datetime.now(UTC)
+    now = running()
     try:
         assert worker.run_once(now).applied  # registered: nothing has run yet
         assert not pid_file.exists()

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,10 @@ from ledger import layout
 from reconciler import reconcile as reconciling
 from reconciler.plan import PlanePlan
 from reconciler.recorded import RecordedPlane
+from tests import clock
 from tests.agent.serving_world import predict
 from tests.conftest import EXAMPLE_REPO, git
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
-
-NOW = datetime.now(UTC)
 
 
 def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499") -> Path:  # noqa: F811
@@ -35,13 +33,17 @@ def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499
     return config
 
 
-def _agent(gitplane_bin: str, config: Path) -> subprocess.CompletedProcess[str]:
+def _agent(
+    gitplane_bin: str, config: Path, running: clock.Running
+) -> subprocess.CompletedProcess[str]:
+    """One cycle of the agent, on the test's clock."""
     return subprocess.run(
         [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
+        env=running.env(),
     )
 
 
@@ -53,7 +55,11 @@ def _registry(state: Path) -> list[object]:
 
 
 @pytest.mark.slow
-def test_the_local_plane_converges_end_to_end(gitplane_bin: str, world: World) -> None:  # noqa: F811
+def test_the_local_plane_converges_end_to_end(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    running: clock.Running,
+) -> None:
     """Reconcile and run the agent until the plan is empty: the model built, scanned and
     registered, the features computed, the endpoint serving, the DAG scheduled."""
     config = _configure(world, ports="31500-31599")
@@ -62,7 +68,7 @@ def test_the_local_plane_converges_end_to_end(gitplane_bin: str, world: World) -
     shutil.copy(EXAMPLE_REPO / "sample-data" / "events.csv", state / "data" / "data")
     reconciler = reconciling.Reconciler(world.settings())
     try:
-        local = _converge(reconciler, gitplane_bin, config)
+        local = _converge(reconciler, gitplane_bin, config, running)
         assert local.actions == ()
 
         (version,) = _registry(state)
@@ -70,10 +76,10 @@ def test_the_local_plane_converges_end_to_end(gitplane_bin: str, world: World) -
         assert tags["gitplane.source_commit"] == git(world.work, "rev-parse", "HEAD")
         assert tags["gitplane.scan"] == "passed"
         assert tags["gitplane.artifact_digest"].startswith("sha256:")
-        build = reconciler.log.read("local-dev", NOW).bundles[0].commands[0]
+        build = reconciler.log.read("local-dev", running()).bundles[0].commands[0]
         assert (build.kind, tags["gitplane.spec_digest"]) == ("Model", build.digest)
 
-        recorded = _recorded(reconciler)
+        recorded = _recorded(reconciler, running)
         model = recorded.observed[("Model", "churn")]
         assert (model.phase, model.observed["registryVersion"]) == ("Ready", 1)
         assert model.observed["artifactDigest"] == tags["gitplane.artifact_digest"]
@@ -84,7 +90,7 @@ def test_the_local_plane_converges_end_to_end(gitplane_bin: str, world: World) -
         assert len(predict(str(endpoint.observed["url"]), [ROW])) == 1
 
         reports = _status_commits(world)
-        assert _agent(gitplane_bin, config).returncode == 0
+        assert _agent(gitplane_bin, config, running).returncode == 0
         assert len(_registry(state)) == 1  # nothing built or registered twice
         assert _status_commits(world) == reports  # idle: no status commit
     finally:
@@ -100,22 +106,24 @@ ROW = {
 }
 
 
-def _converge(reconciler: reconciling.Reconciler, gitplane_bin: str, config: Path) -> PlanePlan:
+def _converge(
+    reconciler: reconciling.Reconciler, gitplane_bin: str, config: Path, running: clock.Running
+) -> PlanePlan:
     """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up)."""
     for _ in range(6):
-        cycle = reconciler.reconcile(datetime.now(UTC))
+        cycle = reconciler.reconcile(running())
         assert cycle.plan is not None
         local = next(p for p in cycle.plan.planes if p.plane == "local-dev")
         if not local.actions:
             return local
-        done = _agent(gitplane_bin, config)
+        done = _agent(gitplane_bin, config, running)
         assert done.returncode == 0, done.stderr[-3000:]
     return local
 
 
-def _recorded(reconciler: reconciling.Reconciler) -> RecordedPlane:
+def _recorded(reconciler: reconciling.Reconciler, running: clock.Running) -> RecordedPlane:
     plane = next(d for d in reconciler.specs_documents() if d.name == "local-dev")
-    recorded, read = reconciler.recorded.read(plane, datetime.now(UTC))  # type: ignore[arg-type]
+    recorded, read = reconciler.recorded.read(plane, running())  # type: ignore[arg-type]
     assert read.error is None
     return recorded
 
@@ -125,9 +133,13 @@ def _status_commits(world: World) -> str:  # noqa: F811
     return git(bare, "rev-list", "--count", layout.status_ref("local-dev"))
 
 
-def test_a_rolled_back_log_is_refused_and_reported(gitplane_bin: str, world: World) -> None:  # noqa: F811
+def test_a_rolled_back_log_is_refused_and_reported(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    running: clock.Running,
+) -> None:
     reconciler = reconciling.Reconciler(world.settings())
-    reconciler.reconcile(NOW)
+    reconciler.reconcile(running())
     bare = Path(world.remote.removeprefix("file://"))
     old = git(bare, "rev-parse", layout.commands_ref("local-dev"))
     # a second append, then a force-push back to the first: a rollback after the agent saw it
@@ -139,20 +151,20 @@ def test_a_rolled_back_log_is_refused_and_reported(gitplane_bin: str, world: Wor
             (w / "features/customer-activity.yaml").read_text().replace("ttl: 2d", "ttl: 3d")
         ),
     )
-    reconciler.reconcile(NOW)
-    assert _agent_verifies_only(gitplane_bin, config, world)
+    reconciler.reconcile(running())
+    assert _agent_verifies_only(config, world, running)
     git(bare, "update-ref", layout.commands_ref("local-dev"), old)
-    done = _agent(gitplane_bin, config)
+    done = _agent(gitplane_bin, config, running)
     assert done.returncode == 1
     recorded, read = reconciler.recorded.read(
-        next(d for d in reconciler.specs_documents() if d.name == "local-dev"), NOW
+        next(d for d in reconciler.specs_documents() if d.name == "local-dev"), running()
     )
     assert read.status is not None and read.status.error is not None
     assert read.status.error.code == "rollback"
     assert recorded.flag is not None and "rollback" in recorded.flag
 
 
-def _agent_verifies_only(gitplane_bin: str, config: Path, world: World) -> bool:  # noqa: F811
+def _agent_verifies_only(config: Path, world: World, running: clock.Running) -> bool:  # noqa: F811
     """Let the agent see bundle 2 without building (the model build is bundle 1)."""
     from ledger import commands, gitrepo  # noqa: PLC0415
 
@@ -163,22 +175,30 @@ def _agent_verifies_only(gitplane_bin: str, config: Path, world: World) -> bool:
         config.parent / "state" / "trust.json",
         (world.keys_dir / "root.json").read_bytes(),
     )
-    return len(reader.update(NOW)) == 2
+    return len(reader.update(running())) == 2
 
 
-def test_an_unreachable_git_server_changes_nothing(gitplane_bin: str, world: World) -> None:  # noqa: F811
+def test_an_unreachable_git_server_changes_nothing(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    running: clock.Running,
+) -> None:
     config = _configure(world)
     text = config.read_text().replace(world.remote, "git://127.0.0.1:9/nothing.git")
     config.write_text(text)
-    done = _agent(gitplane_bin, config)
+    done = _agent(gitplane_bin, config, running)
     assert done.returncode == 1
     assert '"unreachable": "git ls-remote' in done.stderr
     assert "Traceback" not in done.stderr
 
 
 @pytest.mark.slow
-def test_killing_the_agent_mid_build_never_registers_twice(gitplane_bin: str, world: World) -> None:  # noqa: F811
-    reconciling.Reconciler(world.settings()).reconcile(NOW)
+def test_killing_the_agent_mid_build_never_registers_twice(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    running: clock.Running,
+) -> None:
+    reconciling.Reconciler(world.settings()).reconcile(running())
     config = _configure(world)
     state = config.parent / "state"
     process = subprocess.Popen(
@@ -186,6 +206,7 @@ def test_killing_the_agent_mid_build_never_registers_twice(gitplane_bin: str, wo
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=running.env(),
     )
     deadline = time.monotonic() + 120
     while not (state / "journal.json").exists() and time.monotonic() < deadline:
@@ -194,6 +215,6 @@ def test_killing_the_agent_mid_build_never_registers_twice(gitplane_bin: str, wo
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert '"started"' in (state / "journal.json").read_text()
-    assert _agent(gitplane_bin, config).returncode == 0
+    assert _agent(gitplane_bin, config, running).returncode == 0
     assert len(_registry(state)) == 1
     assert '"applied"' in (state / "journal.json").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from agent.runtimes.local.env import LocalEnv
 from ledger import envelope, gitrepo
 from schemas import signed
 from tests.agent.serving_world import register_models
+from tests.clock import NOW
 from tests.conftest import FIXTURES, commit_all, init_repo
 
 
@@ -34,7 +35,7 @@ def _build_in(tmp_path: Path, project: str) -> tuple[LocalRuntime, ApplyContext]
     repo, commit = _repo_with(tmp_path, project)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    return _runtime(repo, tmp_path), ApplyContext(commit, scratch)
+    return _runtime(repo, tmp_path), ApplyContext(commit, scratch, now=NOW)
 
 
 def _command(project: str, fail_on: str = "HIGH", **extra: object) -> signed.Command:
@@ -138,22 +139,22 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     )
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    result = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch))
+    result = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch, now=NOW))
     assert result.phase == "Ready", result.message
     assert result.observed["scan"] == "passed"
     assert result.observed["registryVersion"] == 1
     source = tmp_path / "source"
     _mlflow.download(env.tracking_uri, "models:/churn/1", source)
     assert result.observed["artifactDigest"] == models.digest_directory(source)
-    again = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch))
+    again = LocalRuntime(env).apply(command, ApplyContext("0" * 40, scratch, now=NOW))
     assert again.observed["registryVersion"] == 1  # found by its spec digest, not re-registered
 
     # someone points the alias at another version: drift, reported or healed
     _mlflow.register(env.tracking_uri, "models:/churn/2", "imported", tags={}, aliases=["champion"])
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    kept = models.observe(command, again, ApplyContext("0" * 40, scratch, False), env, now)
+    now = NOW
+    kept = models.observe(command, again, ApplyContext("0" * 40, scratch, False, now=now), env, now)
     assert kept.message == "drift: aliases champion no longer point at version 1"
     later = now + timedelta(minutes=2)
-    healed = models.observe(command, kept, ApplyContext("0" * 40, scratch), env, later)
+    healed = models.observe(command, kept, ApplyContext("0" * 40, scratch, now=later), env, later)
     assert healed.message.startswith("healed drift: aliases champion")
     assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}

@@ -68,9 +68,9 @@ def _command(name: str, spec: dict[str, Any], reason: str = "new in git") -> sig
     )
 
 
-def _context(env: LocalEnv, commit: str) -> ApplyContext:
+def _context(env: LocalEnv, commit: str, now: str = "2024-01-10T00:00:00") -> ApplyContext:
     env.state_dir.mkdir(parents=True, exist_ok=True)
-    return ApplyContext(commit, Path(tempfile.mkdtemp(dir=env.state_dir.parent)))
+    return ApplyContext(commit, Path(tempfile.mkdtemp(dir=env.state_dir.parent)), now=_at(now))
 
 
 def _runs(env: LocalEnv, experiment: str) -> list[Any]:
@@ -303,7 +303,7 @@ def _at(text: str) -> datetime:
 def test_a_scheduled_dag_runs_only_when_due_and_once_per_slot(plane: tuple[LocalEnv, str]) -> None:
     env, commit = plane
     command = _command("nightly", SCHEDULED)
-    registered = dags.apply_at(command, _context(env, commit), env, _at("2024-01-10T00:00:00"))
+    registered = dags.apply(command, _context(env, commit, "2024-01-10T00:00:00"), env)
     assert registered.phase == "Ready"
     assert registered.observed["nextRun"] == "2024-01-10T01:30:00Z"  # 02:30 in Paris, UTC+1
     assert "lastRun" not in registered.observed
@@ -323,14 +323,15 @@ def test_a_scheduled_dag_runs_only_when_due_and_once_per_slot(plane: tuple[Local
     assert len(_runs(env, "nightly")) == 2  # parent and one child
     parent = _runs(env, "nightly")[0]
     assert parent.data.tags["gitplane.trigger"] == "schedule"
-    assert dags.apply(command, _context(env, commit), env) == ran  # re-apply: no reset, no run
+    later = _context(env, commit, "2024-01-20T00:00:00")  # slots are due: apply runs none
+    assert dags.apply(command, later, env) == ran  # re-apply: no reset, no run
 
 
 def test_a_suspended_schedule_registers_but_never_runs(plane: tuple[LocalEnv, str]) -> None:
     env, commit = plane
     spec = {**SCHEDULED, "schedule": {**SCHEDULED["schedule"], "suspend": True}}
     command = _command("paused", spec)
-    status = dags.apply_at(command, _context(env, commit), env, _at("2024-01-10T00:00:00"))
+    status = dags.apply(command, _context(env, commit, "2024-01-10T00:00:00"), env)
     assert (status.phase, status.observed["suspended"], status.message) == (
         "Ready",
         True,

@@ -187,7 +187,7 @@ def test_a_backfill_with_an_end_is_followed_by_a_run_up_to_now() -> None:
 
 def test_the_local_runtime_applies_the_example(env: LocalEnv, tmp_path: Path) -> None:
     runtime = LocalRuntime(env)
-    result = runtime.apply(_command(), ApplyContext("0" * 40, tmp_path))
+    result = runtime.apply(_command(), ApplyContext("0" * 40, tmp_path, now=APRIL))
     assert result.phase == "Ready", result.message
     assert result.observed["onlineRows"] == 50
     assert result.observed["sourceRows"] == 2000
@@ -245,7 +245,7 @@ def test_new_only_reads_only_new_rows_on_a_scheduled_run(env: LocalEnv) -> None:
 def _observe(
     env: LocalEnv, command: signed.Command, last: signed.ResourceStatus, now: datetime
 ) -> signed.ResourceStatus:
-    return features.observe(command, last, ApplyContext("0" * 40, env.state_dir), env, now)
+    return features.observe(command, last, ApplyContext("0" * 40, env.state_dir, now=now), env, now)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ledger import layout
 from reconciler import reconcile as reconciling
+from tests import clock
 from tests.conftest import git
 from tests.reconciler.conftest import NOW, TestAgent, World, world  # noqa: F401 - the fixture
 
@@ -18,6 +19,7 @@ def _rotate(gitplane_bin: str, keys_dir: Path, *args: str) -> subprocess.Complet
         capture_output=True,
         text=True,
         check=False,
+        env=clock.env_at(NOW),  # the clock the world's keys and logs were signed at
     )
 
 

@@ -12,7 +12,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,10 @@ from ledger import commands, gitrepo, keyring, keys, status
 from reconciler import gates
 from reconciler import reconcile as reconciling
 from schemas import signed
+from tests import clock
 from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday: prod's change window is open
+NOW = clock.NOW
 PLANES = ("local-dev", "prod-eu")
 
 
@@ -42,10 +43,10 @@ class World:
             repo=self.remote, keys_dir=self.keys_dir, work_dir=self.root / name
         )
 
-    def change(self, message: str, edit: Callable[[Path], None]) -> str:
-        """Commit an edit of the spec checkout and push it to main."""
+    def change(self, message: str, edit: Callable[[Path], None], *, at: datetime = NOW) -> str:
+        """Commit an edit of the spec checkout, dated ``at``, and push it to main."""
         edit(self.work)
-        commit = commit_all(self.work, message)
+        commit = commit_all(self.work, message, at=at)
         git(self.work, "push", "-q", "origin", "main")
         return commit
 
@@ -75,7 +76,7 @@ def world(tmp_path: Path) -> World:
     shutil.copytree(EXAMPLE_REPO, work)
     init_repo(work)
     _register_agent_keys(work, agent_keys)
-    commit_all(work, "example specs")
+    commit_all(work, "example specs", at=NOW - timedelta(days=1))  # with the keys
     git(work, "remote", "add", "origin", str(bare))
     git(work, "push", "-q", "origin", "main")
     return World(tmp_path, work, f"file://{bare}", keys_dir, agent_keys)

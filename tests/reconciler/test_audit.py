@@ -24,6 +24,7 @@ from ledger import envelope, errors, gitrepo, keyring, keys, layout, roots, veri
 from reconciler import audit, audit_read, audit_view
 from reconciler import reconcile as reconciling
 from schemas import signed
+from tests import clock
 from tests.conftest import git
 from tests.reconciler.conftest import NOW, TestAgent, World
 
@@ -114,14 +115,18 @@ def _story(world: World) -> Story:
     return Story(initial, first, second, reconciler, agent)
 
 
-def _run(gitplane_bin: str, world: World, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    gitplane_bin: str, world: World, *args: str, at: datetime = NOW
+) -> subprocess.CompletedProcess[str]:
     root = str(world.keys_dir / "root.json")
     command = [gitplane_bin, "audit", *args, "--root", root, "--state-repo", world.remote]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, env=clock.env_at(at)
+    )
 
 
-def _audit_json(gitplane_bin: str, world: World, *args: str) -> dict[str, Any]:
-    done = _run(gitplane_bin, world, *args, "--output", "json")
+def _audit_json(gitplane_bin: str, world: World, *args: str, at: datetime = NOW) -> dict[str, Any]:
+    done = _run(gitplane_bin, world, *args, "--output", "json", at=at)
     assert done.returncode == 0, done.stderr
     body: dict[str, Any] = json.loads(done.stdout)
     return body
@@ -140,6 +145,11 @@ def _step(event: dict[str, Any]) -> tuple[object, ...]:
 def test_audit_shows_every_step_in_order_verified(world: World, gitplane_bin: str) -> None:
     story = _story(world)
     body = _audit_json(gitplane_bin, world, "deployment/churn-dev", str(world.work))
+    years_on = NOW + timedelta(days=400)  # every timestamp long expired: history stands
+    assert (
+        _audit_json(gitplane_bin, world, "deployment/churn-dev", str(world.work), at=years_on)
+        == body
+    )
     events = [e for e in body["events"] if e.get("commit") != story.initial]
     first, second = story.first[0], story.second[0]
     assert [_step(e) for e in events] == [
@@ -725,7 +735,7 @@ def test_a_re_keyed_plane_keeps_its_older_reports_verified(world: World) -> None
         path = work / "planes" / "local-dev.yaml"
         path.write_text(path.read_text().replace(old.public_key.hex, new.public_key.hex))
 
-    rekeyed = world.change("Re-key local-dev", re_key)
+    rekeyed = world.change("Re-key local-dev", re_key, at=NOW + timedelta(minutes=20))
     world.agent_keys["local-dev"] = new
     agent = TestAgent(world, "local-dev")
     agent.resources = dict(story.agent.resources)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import reconcile as reconciling
+from tests import clock
 from tests.reconciler.conftest import NOW, World
 
 RUNS = 50
@@ -32,6 +33,7 @@ def _start(gitplane_bin: str, world: World) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=clock.env_at(NOW),  # the world's keys were made at NOW: its clock, not today's
     )
 
 
@@ -71,6 +73,7 @@ def _one_cycle_seconds(gitplane_bin: str, world: World) -> float:
          "--work-dir", str(world.root / "timing"), "--once"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=clock.env_at(NOW),  # the world's keys were made at NOW: its clock, not today's
     )  # fmt: skip
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr.decode()

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger import gitrepo, layout
+from ledger import errors, gitrepo, layout
 from reconciler import planning
 from reconciler import reconcile as reconciling
+from tests import clock
 from tests.conftest import git, record_git
 from tests.reconciler.conftest import NOW, TestAgent, World
 
@@ -122,13 +123,17 @@ def test_gitplane_plan_reads_recorded_state_with_a_root(gitplane_bin: str, world
     reconciling.Reconciler(world.settings()).reconcile(NOW)
     TestAgent(world, "local-dev").sync()
     base = [gitplane_bin, "plan", str(world.work), "-o", "json"]
-    empty = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
+    at = clock.env_at(NOW)  # the clock the logs were signed at
+    empty = json.loads(
+        subprocess.run(base, capture_output=True, text=True, check=True, env=at).stdout
+    )
     recorded = json.loads(
         subprocess.run(
             [*base, "--root", str(world.keys_dir / "root.json"), "--state-repo", world.remote],
             capture_output=True,
             text=True,
             check=True,
+            env=at,
         ).stdout
     )
 
@@ -141,6 +146,18 @@ def test_gitplane_plan_reads_recorded_state_with_a_root(gitplane_bin: str, world
 
     assert ("build", "churn") in local(empty)  # as if nothing had happened
     assert local(recorded) == [("create", "churn-dev"), ("create", "churn-batch")]
+
+    frozen = subprocess.run(  # the reconciler stopped: a PR's plan still reads recorded state
+        [*base, "--root", str(world.keys_dir / "root.json"), "--state-repo", world.remote],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clock.env_at(NOW + timedelta(days=10)),
+    )
+    body = json.loads(frozen.stdout)
+    assert local(body) == local(recorded)
+    flags = {p["plane"]: p["flag"] for p in body["planes"]}
+    assert flags["local-dev"] == "timestamp expired 3 days ago: is the reconciler running?"
 
 
 def test_an_idle_cycle_asks_the_remote_once_for_every_log(
@@ -216,3 +233,22 @@ def test_a_plane_whose_log_does_not_verify_is_flagged_and_the_others_go_on(
     assert list(cycle.issued) == ["local-dev-2"]
     assert cycle.flags["local-dev"].startswith("command log refused: malformed:")
     assert mirror.fetch([ref])[ref] == tampered  # nothing was written on the refused log
+
+
+def test_a_reconciler_stopped_past_the_timestamps_life_re_signs_them(world: World) -> None:
+    """A reconciler down for a month (a holiday, a broken deploy) finds every timestamp it
+    signed expired. They are its own to re-sign: it flags them for that cycle, refreshes
+    them, and issues as before; agents, which refused the frozen log, follow again."""
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    with pytest.raises(errors.ExpiredError):
+        agent.sync(NOW + timedelta(days=30))  # the agent refuses a frozen log
+
+    later = NOW + timedelta(days=30)
+    cycle = reconciling.Reconciler(world.settings("restarted")).reconcile(later)
+    assert cycle.flags["local-dev"].startswith("timestamp expired 23 days ago")
+    assert cycle.issued["local-dev"].sequence == 2  # the deployment, now the model is ready
+    assert [c.name for c in agent.sync(later)] == ["churn-dev", "churn-batch"]
+    again = reconciling.Reconciler(world.settings("restarted")).reconcile(later)
+    assert again.flags == {}

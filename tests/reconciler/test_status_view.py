@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconciler import reconcile as reconciling
+from tests import clock
 from tests.reconciler.conftest import NOW, TestAgent, World, world  # noqa: F401 - the fixture
 
 
-def _status(gitplane_bin: str, world: World, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def _status(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    *args: str,
+    at: datetime = NOW,
+) -> subprocess.CompletedProcess[str]:
     bare = world.remote.removeprefix("file://")
     return subprocess.run(
         [gitplane_bin, "status", bare, "--root", str(world.keys_dir / "root.json"), *args],
@@ -18,6 +25,7 @@ def _status(gitplane_bin: str, world: World, *args: str) -> subprocess.Completed
         text=True,
         check=False,
         timeout=120,
+        env=clock.env_at(at),  # the clock the fixtures were signed at, unless told
     )
 
 
@@ -85,6 +93,35 @@ def test_status_in_a_clone_reads_the_logs_from_its_origin(
         capture_output=True,
         text=True,
         check=False,
+        env=clock.env_at(NOW),
     )
     assert done.returncode == 0, done.stderr
     assert "local-dev (local): reported" in done.stdout  # not "never reported"
+
+
+def test_status_of_an_expired_log_shows_the_last_verified_state_flagged(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    """The reconciler stopped: its timestamps expired a week after the last cycle. The agent
+    refuses such a log (a freeze), but a read-only view still shows what was last verified,
+    with the flag that says why nothing moves."""
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    reconciler.reconcile(NOW)  # issues #2: its timestamp expires at NOW + 7 days
+
+    done = _status(gitplane_bin, world, "--output", "json", at=NOW + timedelta(days=19))
+    assert done.returncode == 0, done.stderr
+    local = next(p for p in json.loads(done.stdout)["planes"] if p["name"] == "local-dev")
+    assert local["flags"][0] == "timestamp expired 12 days ago: is the reconciler running?"
+    assert (local["issuedSequence"], local["appliedSequence"]) == (2, 1)
+    model = next(r for r in local["resources"] if r["kind"] == "Model")
+    assert (model["sync"], model["phase"]) == ("Synced", "Ready")  # not Unknown
+
+    text = _status(gitplane_bin, world, "--plane", "local-dev", at=NOW + timedelta(days=19))
+    assert text.stdout.splitlines()[:3] == [
+        "local-dev (local): reported 19d ago, applied #1 of #2",
+        "  ! timestamp expired 12 days ago: is the reconciler running?",
+        "  ! stale: bundle 2 issued 2026-11-24T12:00:00Z is not applied yet",
+    ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -54,14 +54,8 @@ class DagState(BaseModel):
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
-    """Register a scheduled DAG, or run an unscheduled one now."""
-    return apply_at(command, context, env, datetime.now(UTC))
-
-
-def apply_at(
-    command: signed.Command, context: ApplyContext, env: LocalEnv, now: datetime
-) -> signed.ResourceStatus:
-    """:func:`apply`, with the time passed in."""
+    """Register a scheduled DAG, or run an unscheduled one, at ``context.now``."""
+    now = context.now
     dag = parse(command)
     kept = load_state(env, dag.name)
     if kept is not None and kept.status is not None and is_settled(kept, command):

@@ -23,7 +23,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -47,9 +47,8 @@ SUSPENDED = "the schedule is suspended: nothing runs until it is resumed"
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
-    """Materialise the feature set now (see :func:`materialise`)."""
-    del context
-    return materialise(command, env, now=datetime.now(UTC))
+    """Materialise the feature set at ``context.now`` (see :func:`materialise`)."""
+    return materialise(command, env, now=context.now)
 
 
 def materialise(command: signed.Command, env: LocalEnv, *, now: datetime) -> signed.ResourceStatus:

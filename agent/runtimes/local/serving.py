@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,9 @@ class ServingError(GitplaneError):
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
     """Serve the command's model version; wait for the rollout to finish."""
-    del context
     wanted = _write_desired(command, env)
-    return _wait(command, _directory(env, command.name), min(wanted, APPLY_WAIT_SECONDS))
+    seconds = min(wanted, APPLY_WAIT_SECONDS)
+    return _wait(command, _directory(env, command.name), seconds, context.now)
 
 
 def observe(
@@ -70,7 +70,7 @@ def observe(
     if not context.self_heal:
         return last.model_copy(update={"phase": "Failed", "message": f"drift: {drift}"})
     _write_desired(command, env)
-    healed = _wait(command, directory, APPLY_WAIT_SECONDS)
+    healed = _wait(command, directory, APPLY_WAIT_SECONDS, now)
     return healed.model_copy(update={"message": f"healed drift: {drift}"})
 
 
@@ -203,12 +203,15 @@ def _drift(command: signed.Command, directory: Path) -> str | None:
     return None
 
 
-def _wait(command: signed.Command, directory: Path, seconds: float) -> signed.ResourceStatus:
-    """Poll the supervisor's status until this command is Ready or Failed, or time runs out."""
+def _wait(
+    command: signed.Command, directory: Path, seconds: float, now: datetime
+) -> signed.ResourceStatus:
+    """Poll the supervisor's status until this command is Ready or Failed, or time runs out
+    (``now``: when the wait starts)."""
     started = time.monotonic()
     while True:
-        status = _status(command, directory)
         waited = time.monotonic() - started
+        status = _status(command, directory, None, now + timedelta(seconds=waited))
         if status.phase in ("Ready", "Failed") or waited > seconds:
             return status
         if waited > SUPERVISOR_START_SECONDS and not _supervisor_running(directory):
@@ -226,8 +229,8 @@ def _crash(directory: Path) -> str:
 def _status(
     command: signed.Command,
     directory: Path,
-    last: signed.ResourceStatus | None = None,
-    now: datetime | None = None,
+    last: signed.ResourceStatus | None,
+    now: datetime,
 ) -> signed.ResourceStatus:
     """The supervisor's report, as this command's resource status."""
     body = _read_json(directory / "status.json")
@@ -264,13 +267,13 @@ def _with_metrics(
     status: signed.ResourceStatus,
     metrics: dict[str, Any],
     last: signed.ResourceStatus | None,
-    now: datetime | None,
+    now: datetime,
 ) -> signed.ResourceStatus:
     """Status carries the endpoint's traffic (last minute): fresh figures whenever anything
     else changes, otherwise at most every 5 minutes and only when a figure moved by more than
     25 % — a busy endpoint must not write a status commit per second."""
     fresh = _signable(metrics)
-    at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if last is not None and _same_but_metrics(status, last) and not _due(last, fresh, now):
         kept = {k: v for k, v in last.observed.items() if k in (*METRICS, "metricsAt")}
         return status.model_copy(update={"observed": {**status.observed, **kept}})
@@ -294,11 +297,9 @@ def _same_but_metrics(status: signed.ResourceStatus, last: signed.ResourceStatus
     return (status.phase, status.message, mine) == (last.phase, last.message, theirs)
 
 
-def _due(
-    last: signed.ResourceStatus, fresh: dict[str, str | int | bool], now: datetime | None
-) -> bool:
+def _due(last: signed.ResourceStatus, fresh: dict[str, str | int | bool], now: datetime) -> bool:
     reported = str(last.observed.get("metricsAt", ""))
-    if not reported or now is None:
+    if not reported:
         return bool(fresh)
     age = now - datetime.strptime(reported, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     if age.total_seconds() < METRICS_REPORT_SECONDS:
