@@ -14,6 +14,7 @@ import traceback
 import click
 
 from schemas.errors import GitplaneError
+from schemas.inert import inert
 
 EXIT_CRASH = 3
 EXIT_INTERRUPTED = 130
@@ -71,7 +72,8 @@ def main() -> None:
     except click.Abort:
         sys.exit(EXIT_INTERRUPTED)
     except GitplaneError as exc:
-        click.echo(f"error: {exc}", err=True)
+        lines = str(exc).split("\n")  # a message's own lines stay; nothing else it carries acts
+        click.echo("\n".join([f"error: {inert(lines[0])}", *map(inert, lines[1:])]), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)

@@ -8,6 +8,7 @@ state, and persists the new state only when all of it verified.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger import envelope, errors, gitrepo, keys, layout, roots, state, verify
+from ledger import envelope, errors, gitrepo, keys, layout, roots, state, verify, watermark
 from schemas import signed
 
 DEFAULT_LIFETIME = timedelta(days=7)
@@ -67,6 +68,8 @@ class CommandLog:
     attempts: int = 8
     sleep: Callable[[float], None] = time.sleep
     limits: verify.Limits = verify.DEFAULT_LIMITS
+    watermarks: watermark.Watermarks = field(default_factory=watermark.Watermarks)
+    """The newest head seen per plane: a log that no longer holds it is a rollback."""
 
     _verified: dict[str, tuple[LogView, bytes]] = field(
         default_factory=dict, init=False, repr=False
@@ -104,6 +107,7 @@ class CommandLog:
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
             self._verified.pop(plane, None)
+            self.watermarks.check_present(plane)
             return LogView(None, None, root_version=chain.newest.version)
         known, stamp_bytes = self._verified.get(plane, (None, b""))
         if known is None or known.commit != tip:  # a commit id names its files for good
@@ -117,6 +121,8 @@ class CommandLog:
                 view = None  # not the log verified before: verify it whole, as the first time
         if view is None:
             view = self._verify_after(LogView(None, None), tip, stamp, chain, plane)
+        self.watermarks.check(plane, view.head, view.issued)
+        self.watermarks.raise_to(plane, view.head)
         self._verified[plane] = (view, stamp_bytes)
         return view
 
@@ -173,11 +179,18 @@ class CommandLog:
         is still ours until it is re-signed (``refresh`` does that at once). Its expiry is
         not checked: it is ours to re-sign, and a reconciler that was stopped for longer
         than its lifetime must refresh it, not refuse it (:attr:`LogView.timestamp` tells
-        when it expires)."""
-        named = verify.parse_payload(
-            envelope.peek(data, max_bytes=self.limits.timestamp_bytes), signed.Timestamp
-        ).root_version
-        return verify.read_timestamp(chain.at(named), None, data, plane=plane, limits=self.limits)
+        when it expires).
+
+        Nothing of it is parsed before a signature verifies: it is tried under the roots of
+        the chain, newest first (one signature check unless a rotation is under way)."""
+        *older, newest = chain.roots
+        try:
+            return verify.read_timestamp(newest, None, data, plane=plane, limits=self.limits)
+        except (errors.SignatureError, errors.MixAndMatchError) as exc:
+            for root in reversed(older):  # signed under an older root, or not ours at all
+                with contextlib.suppress(errors.SignatureError, errors.MixAndMatchError):
+                    return verify.read_timestamp(root, None, data, plane=plane, limits=self.limits)
+            raise exc from None
 
     def append(
         self,
@@ -316,6 +329,7 @@ class CommandLog:
         except errors.VerificationError:
             self._verified.pop(update.plane, None)  # the next read verifies it from git
             return
+        self.watermarks.raise_to(update.plane, after.head)
         self._verified[update.plane] = (after, stamp)
 
     def _commit(self, view: LogView, files: dict[str, bytes], message: str) -> str:

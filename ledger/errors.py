@@ -8,6 +8,7 @@ trusted state, report the code".
 
 from __future__ import annotations
 
+from schemas import signed
 from schemas.errors import GitplaneError
 
 
@@ -81,3 +82,13 @@ class UnknownCommandError(VerificationError):
     """A status report claiming a command that was never issued."""
 
     code = "unknown-command"
+
+
+class AheadOfLogError(UnknownCommandError):
+    """A report, signed by the plane's registered key, that the plane applied a bundle the log
+    does not hold: the log was rolled back or rewritten after the agent read it (or the key
+    signs what never happened). The verified report is kept: it is the evidence."""
+
+    def __init__(self, message: str, status: signed.Status) -> None:
+        super().__init__(message)
+        self.status = status

@@ -358,7 +358,10 @@ def verify_status(
     if applied.sequence > head.sequence or (
         applied.sequence and issued.get(applied.sequence) != applied.digest
     ):
-        raise errors.UnknownCommandError(
-            f"status claims bundle {applied.sequence}, which was never issued"
+        raise errors.AheadOfLogError(
+            f"status signed by the plane's agent says bundle #{applied.sequence} "
+            f"({applied.digest[:19]}) was applied; this log holds up to #{head.sequence}"
+            + ("" if applied.sequence > head.sequence else " and another bundle at that number"),
+            status,
         )
     return status

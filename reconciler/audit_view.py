@@ -14,6 +14,7 @@ from typing import Any
 from ledger import verify
 from reconciler import audit
 from reconciler.audit_read import AuditReport
+from schemas.inert import inert
 
 JSON_VERSION = 1
 WIDTH = 100
@@ -164,7 +165,7 @@ def text(report: AuditReport) -> str:
     lines += ["", "HISTORY (oldest first)"]
     for event in result.events:
         lines += _event_text(event)
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return "\n".join(inert(line.rstrip()) for line in lines) + "\n"
 
 
 def _wrap(indent: int, details: list[str], first: str = "") -> list[str]:

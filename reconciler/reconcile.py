@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from ledger import commands, errors, gitrepo, keyring, keys, roots, status, verify
+from ledger import commands, errors, gitrepo, keyring, keys, roots, status, verify, watermark
 from reconciler import desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from schemas import signed
@@ -27,6 +27,8 @@ from schemas.errors import UsageError
 from schemas.problems import Problem
 
 RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
+WATERMARKS = "watermarks.json"
+"""In the work directory: the newest head seen per plane (rollback protection)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Settings:
     keys_dir: Path
     """Holds root.json and reconciler/{commands,timestamp}.key (``gitplane keys init``)."""
     work_dir: Path
-    """Scratch space for bare mirrors; safe to delete."""
+    """Bare mirrors (a cache) and the watermarks of every plane's log (rollback protection:
+    deleting them falls back to what the planes' signed status proves)."""
     branch: str = "main"
     path: str = ""
     """Directory of the specs inside the repository."""
@@ -69,7 +72,12 @@ class Reconciler:
         history = [_read(path) for path in keyring.root_files(settings.keys_dir)]
         commands_key, timestamp_key = keyring.load_reconciler_signers(settings.keys_dir)
         self.log = commands.CommandLog(
-            self.state, history[0], [commands_key], [timestamp_key], settings.identity
+            self.state,
+            history[0],
+            [commands_key],
+            [timestamp_key],
+            settings.identity,
+            watermarks=watermark.Watermarks.load(settings.work_dir / WATERMARKS),
         )
         self.recorded = RecordedReader(self.log, self.state)
         self.tracker = tracker.Tracker(self.specs.repo, prefix=settings.path)
@@ -279,6 +287,8 @@ class RecordedReader:
             refs=refs,
             read=self.reports,
         )
+        if isinstance(read.error, errors.AheadOfLogError):  # the log moved under the agent
+            raise errors.RollbackError(_rolled_back(read.error))
         if read.status is not None:
             self.seen[plane.name] = read.status.counter
         refused = f"{read.error.code}: {read.error}" if read.error else None
@@ -298,6 +308,13 @@ class RecordedReader:
             state = replace(state, issued=previous[1].issued, observed=previous[1].observed)
         self.last[plane.name] = (source, state)
         return state, read
+
+
+def _rolled_back(evidence: errors.AheadOfLogError) -> str:
+    """Why a log is taken for rolled back, with the agent's own signed alarm if it raised one."""
+    alarm = evidence.status.error
+    cause = f"; the agent reports {alarm.code}: {alarm.message}" if alarm else ""
+    return f"{evidence}{cause}"
 
 
 def _agent_key(plane: DataPlane) -> keys.PublicKey | None:

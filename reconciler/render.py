@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from reconciler.plan import Action, Plan, PlanePlan
+from schemas.inert import inert
 
 SYMBOLS = {"create": "+", "build": "+", "update": "~", "delete": "-", "blocked": "!", "wait": "…"}
 SUMMARY_ORDER = ("build", "create", "update", "delete", "wait", "blocked")
@@ -26,7 +27,7 @@ def _plane_header(plane: PlanePlan) -> str:
 
 
 def _line(action: Action, width: int) -> str:
-    return f"{SYMBOLS[action.op]} {action.op:<7} {action.ref:<{width}}  {action.reason}"
+    return f"{SYMBOLS[action.op]} {action.op:<7} {action.ref:<{width}}  {inert(action.reason)}"
 
 
 def _lines(plane: PlanePlan) -> list[str]:
@@ -40,7 +41,7 @@ def text(plan: Plan, *, title: str) -> str:
     for plane in plan.planes:
         out.append(_plane_header(plane))
         if plane.flag:
-            out.append(f"  ! warning: {plane.flag}")
+            out.append(f"  ! warning: {inert(plane.flag)}")
         out += [f"  {line}" for line in _lines(plane)] or ["  (no changes)"]
         out.append("")
     out.append(summary(plan))
@@ -55,7 +56,7 @@ def markdown(plan: Plan, *, title: str) -> str:
             continue
         out.append(f"#### `{plane.plane}` ({plane.runtime})")
         if plane.flag:
-            out.append(f"> ⚠️ {plane.flag}")
+            out.append(f"> ⚠️ {inert(plane.flag)}")
         out += ["", "```diff", *_lines(plane), "```", ""]
     unchanged = [p.plane for p in plan.planes if not p.actions and not p.flag]
     if unchanged:

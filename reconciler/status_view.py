@@ -17,6 +17,7 @@ from ledger import verify
 from reconciler.plan import Action, Plan, PlanePlan
 from reconciler.recorded import Key, RecordedPlane
 from schemas import signed
+from schemas.inert import inert
 
 JSON_VERSION = 1
 WIDTH = 100
@@ -175,13 +176,14 @@ def text(planes: list[PlaneStatus]) -> str:
     for p in planes:
         age = "never reported" if p.age_seconds is None else f"reported {_ago(p.age_seconds)}"
         lines.append(f"{p.name} ({p.runtime}): {age}, applied #{p.applied} of #{p.issued}")
-        lines += [f"  ! {flag}"[:WIDTH] for flag in p.flags]
+        lines += [f"  ! {inert(flag)}"[:WIDTH] for flag in p.flags]
         lines.append(f"  {'RESOURCE':<34} {'SYNC':<10} {'PHASE':<12} DETAIL")
         for r in p.resources:
-            row = f"  {r.kind + '/' + r.name:<34} {r.sync:<10} {r.phase:<12} {r.detail}"
+            row = f"  {r.kind + '/' + r.name:<34} {r.sync:<10} {r.phase:<12} {inert(r.detail)}"
             lines.append(row[:WIDTH])
             if (r.message and r.sync != "Synced") or r.phase in ("Failed", "Blocked"):
-                lines.append(f"      {r.message.splitlines()[0] if r.message else ''}"[:WIDTH])
+                first = r.message.split("\n", 1)[0]  # a plane's own line breaks end it
+                lines.append(f"      {inert(first)}"[:WIDTH])
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

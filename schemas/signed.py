@@ -8,13 +8,26 @@ a command as exact JSON text with its sha256 digest, so that a spec's floats
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SPEC_VERSION = "1"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-Time = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
+
+def _a_real_time(text: str) -> str:
+    """A time that exists: ``2026-02-30T00:00:00Z`` matches the pattern and is refused."""
+    datetime.strptime(text, TIME_FORMAT)
+    return text
+
+
+Time = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"),
+    AfterValidator(_a_real_time),
+]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 PlaneName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledger import commands, envelope, errors, gitrepo, layout, state, verify
+from ledger import commands, envelope, errors, gitrepo, layout, state, verify, watermark
 from schemas import signed
 from tests.conftest import record_git
 from tests.ledger.conftest import NOW, PLANE, RECONCILER, KeySet, command, issue, snapshot
@@ -244,9 +246,46 @@ def test_a_rewritten_history_of_the_same_length_is_refused(
     base = log.mirror.remote_heads()[layout.ROOT_REF]
     log.mirror.repo.run("push", log.mirror.url, f":{layout.commands_ref(PLANE)}")
     assert base
-    # a second, validly signed history: the reconciler's keys re-issue bundle 1 differently
-    issue(log, command("other"))
+    # a second, validly signed history: the reconciler's keys (without its watermarks, which
+    # would refuse: see below) re-issue bundle 1 differently
+    amnesiac = commands.CommandLog(
+        log.mirror, log.root, [keyset.commands], [keyset.timestamp], RECONCILER
+    )
+    issue(amnesiac, command("other"))
     _refused(reader, errors.VerificationError)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(lambda tip, first: first, id="pushed-back-to-an-older-commit"),
+        pytest.param(lambda tip, first: None, id="deleted"),
+    ],
+)
+def test_the_reconciler_never_appends_below_a_head_it_saw(
+    log: commands.CommandLog,
+    tmp_path: Path,
+    attack: Callable[[str, str], str | None],
+) -> None:
+    """A pusher moves the log back: the reconciler refuses it as the agent would, issues
+    nothing, and still refuses after a restart (its watermarks persist)."""
+    log.watermarks = watermark.Watermarks.load(tmp_path / "watermarks.json")
+    issue(log, command("a"))
+    first = log.mirror.remote_heads()[layout.commands_ref(PLANE)]
+    issue(log, command("b"))
+    tip = log.mirror.remote_heads()[layout.commands_ref(PLANE)]
+    target = attack(tip, first)
+    log.mirror.repo.run(
+        "push", "-f", log.mirror.url, f"{target or ''}:{layout.commands_ref(PLANE)}"
+    )
+    with pytest.raises(errors.RollbackError):
+        issue(log, command("c"))
+    restarted = replace(log, watermarks=watermark.Watermarks.load(tmp_path / "watermarks.json"))
+    with pytest.raises(errors.RollbackError):
+        issue(restarted, command("c"))
+    assert log.mirror.remote_heads().get(layout.commands_ref(PLANE)) == target  # nothing written
+    log.mirror.repo.run("push", "-f", log.mirror.url, f"{tip}:{layout.commands_ref(PLANE)}")
+    assert issue(restarted, command("c")) is not None  # restored from a backup: on it goes
 
 
 # --- writers -----------------------------------------------------------------------------
@@ -390,8 +429,27 @@ def test_a_read_of_an_unchanged_log_verifies_no_bundle_but_the_timestamp_again(
     checked = _counting(monkeypatch)
     assert log.read(PLANE, NOW).head.sequence == 1
     assert checked == []
-    with pytest.raises(errors.ExpiredError):  # the timestamp still answers to the clock
-        log.read(PLANE, NOW + timedelta(days=30))
+    checks = _counting_timestamps(monkeypatch)
+    later = log.read(
+        PLANE, NOW + timedelta(days=30)
+    )  # the reconciler's own: re-signed, not refused
+    assert later.timestamp is not None and verify.is_expired(
+        later.timestamp, NOW + timedelta(days=30)
+    )
+    assert len(checks) == 1  # but verified again, as on every read
+
+
+def _counting_timestamps(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """From now on, every timestamp ``verify.read_timestamp`` checks."""
+    seen: list[object] = []
+    original = verify.read_timestamp
+
+    def counting(*args: Any, **kwargs: Any) -> signed.Timestamp:
+        seen.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "read_timestamp", counting)
+    return seen
 
 
 def test_a_log_rewritten_after_a_read_is_verified_whole_again(
@@ -407,12 +465,14 @@ def test_a_log_rewritten_after_a_read_is_verified_whole_again(
     for name in ("x", "y", "z"):
         issue(other, command(name))
     checked = _counting(monkeypatch)
-    view = log.read(PLANE, NOW)
+    with pytest.raises(errors.RollbackError, match="rewritten: it no longer holds #2"):
+        log.read(PLANE, NOW)
     assert checked == [1, 3]  # the new bundle alone fails to chain; then the whole log
+    view = _fresh(log).read(PLANE, NOW)  # a reader that never saw the first history
     assert [c.name for b in view.bundles for c in b.commands] == ["x", "y", "z"]
 
 
-def test_a_log_force_pushed_to_an_older_commit_reads_as_that_commit(
+def test_a_log_force_pushed_to_an_older_commit_is_a_rollback_to_who_saw_it(
     log: commands.CommandLog,
 ) -> None:
     issue(log, command("a"))
@@ -420,7 +480,9 @@ def test_a_log_force_pushed_to_an_older_commit_reads_as_that_commit(
     issue(log, command("b"))
     assert log.read(PLANE, NOW).head.sequence == 2
     log.mirror.repo.run("push", "--force", log.mirror.url, f"{old}:{layout.commands_ref(PLANE)}")
-    view = log.read(PLANE, NOW)
+    with pytest.raises(errors.RollbackError, match="moved back to #1: #2 was issued before"):
+        log.read(PLANE, NOW)
+    view = _fresh(log).read(PLANE, NOW)  # to a reader that never saw #2, it is that commit
     assert view.commit == old
     assert [c.name for b in view.bundles for c in b.commands] == ["a"]
     assert view.issued == _fresh(log).read(PLANE, NOW).issued

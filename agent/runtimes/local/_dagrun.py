@@ -190,7 +190,11 @@ class _Driver:
             if attempt > 1:
                 time.sleep(max(0.0, min(_dagplan.backoff(retry, attempt - 1), self._left())))
             if self._left() <= 0:
-                return "", failure or f"step {unit.name} not started: the DAG's timeout passed"
+                timeout = self.launch.dag.spec.timeout  # the same words as _skip_reason's
+                return (
+                    "",
+                    failure or f"step {unit.name} not started: the DAG's {timeout} timeout passed",
+                )
             run_id, failure = self._attempt(unit, attempt)
             if run_id:
                 return run_id, ""

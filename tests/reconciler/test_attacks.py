@@ -1,0 +1,126 @@
+"""Attacks by anyone with push access, against the reconciler and the read-only views.
+
+Each test pushes what an attacker can push (raw git on the shared remote), runs the real
+reconciler or the real CLI, and asserts the typed code, that nothing was issued, and that
+the trust the reconciler keeps did not move back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import errors, layout
+from reconciler import reconcile as reconciling
+from schemas import signed
+from tests import clock
+from tests.conftest import git
+from tests.reconciler.conftest import NOW, TestAgent, World
+
+
+def _tip(world: World, ref: str) -> str | None:
+    bare = Path(world.remote.removeprefix("file://"))
+    done = subprocess.run(
+        ["git", "-C", str(bare), "rev-parse", "--verify", "-q", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+def _force(world: World, ref: str, commit: str) -> None:
+    """What a pusher can do: move a branch of the shared remote anywhere."""
+    bare = Path(world.remote.removeprefix("file://"))
+    git(bare, "update-ref", ref, commit)
+
+
+def _retune(replicas: int):  # type: ignore[no-untyped-def]
+    def edit(work: Path) -> None:
+        path = work / "deployments" / "churn-dev.yaml"
+        path.write_text(re.sub(r"maxReplicas: \d+", f"maxReplicas: {replicas}", path.read_text()))
+
+    return edit
+
+
+def _three_bundles_applied(world: World) -> tuple[reconciling.Reconciler, TestAgent, str]:
+    """local-dev applied #1 (the build), #2 (what waited for it) and #3 (a change); returns
+    the reconciler, the agent and the commit of the log when #1 was its head."""
+    reconciler = reconciling.Reconciler(world.settings())
+    agent = TestAgent(world, "local-dev")
+    reconciler.reconcile(NOW)
+    first = _tip(world, layout.commands_ref("local-dev"))
+    assert first is not None
+    agent.sync(NOW + timedelta(minutes=1))
+    reconciler.reconcile(NOW + timedelta(minutes=2))
+    agent.sync(NOW + timedelta(minutes=3))
+    world.change("six replicas", _retune(6), at=NOW + timedelta(minutes=4))
+    assert reconciler.reconcile(NOW + timedelta(minutes=5)).issued["local-dev"].sequence == 3
+    agent.sync(NOW + timedelta(minutes=6))
+    return reconciler, agent, first
+
+
+def _alarm(agent: TestAgent, now: object) -> None:
+    """The agent meets the rolled-back log, refuses it and says so in signed status, as the
+    real agent does."""
+    with pytest.raises(errors.RollbackError) as refused:
+        agent.reader.update(now)  # type: ignore[arg-type]
+    agent.writer.write(
+        applied=agent.applied,
+        timestamp_version=0,
+        resources=sorted(agent.resources.values(), key=lambda r: (r.kind, r.name)),
+        error=signed.StatusError(code="rollback", message=str(refused.value)),
+        now=now,  # type: ignore[arg-type]
+    )
+
+
+def test_a_rolled_back_log_is_refused_by_the_reconciler_and_nothing_is_issued(
+    world: World, gitplane_bin: str
+) -> None:
+    reconciler, agent, first = _three_bundles_applied(world)
+    ref = layout.commands_ref("local-dev")
+    backup = _tip(world, ref)  # what an operator's backup of the remote holds
+    assert backup is not None
+    _force(world, ref, first)  # back to when #1 was the head
+    _alarm(agent, NOW + timedelta(minutes=7))
+    world.change("eight replicas", _retune(8), at=NOW + timedelta(minutes=8))
+
+    # the reconciler that issued #3 remembers it (its watermarks)
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=9))
+    assert "local-dev" not in cycle.issued
+    assert cycle.flags["local-dev"].startswith("command log refused: rollback: ")
+    assert _tip(world, ref) == first
+
+    # a reconciler installed afresh (no watermarks) sees the agent's signed word for #3
+    done = subprocess.run(
+        [gitplane_bin, "reconcile", "--once", "--repo", world.remote, "--keys",
+         str(world.keys_dir), "--work-dir", str(world.root / "fresh"), "--output", "json"],
+        capture_output=True, text=True, check=False, env=clock.env_at(NOW + timedelta(minutes=10)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert "local-dev" not in body["issued"]
+    flag = body["flags"]["local-dev"]
+    assert flag.startswith("command log refused: rollback: status signed by the plane's agent")
+    assert "bundle #3" in flag and "the agent reports rollback:" in flag
+    assert _tip(world, ref) == first  # nothing appended: no second, different #2
+
+    # status shows the same refusal, with the agent's alarm, not "unknown-command"
+    status = subprocess.run(
+        [gitplane_bin, "status", world.remote.removeprefix("file://"), "--root",
+         str(world.keys_dir / "root.json"), "--output", "json"],
+        capture_output=True, text=True, check=False, env=clock.env_at(NOW + timedelta(minutes=10)),
+    )  # fmt: skip
+    local = next(p for p in json.loads(status.stdout)["planes"] if p["name"] == "local-dev")
+    assert local["flags"][0].startswith("command log refused: rollback:")
+    assert "unknown-command" not in json.dumps(local["flags"])
+
+    # recovery: the real history is pushed back (from a backup): issuing resumes at #4
+    _force(world, ref, backup)
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=11))
+    assert cycle.issued["local-dev"].sequence == 4
