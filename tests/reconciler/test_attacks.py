@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledger import errors, layout
+from ledger import envelope, errors, gitrepo, layout, verify
 from reconciler import reconcile as reconciling
 from schemas import signed
 from tests import clock
@@ -124,3 +126,71 @@ def test_a_rolled_back_log_is_refused_by_the_reconciler_and_nothing_is_issued(
     _force(world, ref, backup)
     cycle = reconciler.reconcile(NOW + timedelta(minutes=11))
     assert cycle.issued["local-dev"].sequence == 4
+
+
+def _hostile_report(world: World, plane: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """A report signed with ``plane``'s real agent key (a compromised agent), edited first."""
+    agent = TestAgent(world, plane)
+    agent.sync()
+    ref = layout.status_ref(plane)
+    mirror = agent.writer.mirror
+    tip = mirror.fetch([ref])[ref]
+    shown = git(mirror.repo.path, "show", f"{tip}:{layout.STATUS}")
+    current = json.loads(envelope.peek(shown.encode(), max_bytes=1 << 20))
+    edit(current)
+    data = envelope.sign(
+        verify.PAYLOAD_TYPES["status"], envelope.dumps(current), [world.agent_keys[plane]]
+    )
+    who = gitrepo.Identity("mallory", "mallory@example.invalid")
+    mirror.push(mirror.commit(tip, {layout.STATUS: data}, message="status", who=who), ref)
+
+
+def _status_cli(gitplane_bin: str, world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [gitplane_bin, "status", world.remote.removeprefix("file://"), "--root",
+         str(world.keys_dir / "root.json"), *args],
+        capture_output=True, text=True, check=False, env=clock.env_at(NOW + timedelta(minutes=5)),
+    )  # fmt: skip
+
+
+def _bump(report: dict[str, Any], **changes: Any) -> None:
+    report.update(counter=report["counter"] + 1, **changes)
+
+
+@pytest.mark.parametrize(
+    ("edit", "code"),
+    [
+        pytest.param(lambda r: _bump(r, time="2026-02-30T00:00:00Z"), "malformed", id="feb-30"),
+        pytest.param(
+            lambda r: _bump(r, error={"code": "x", "message": "ok\nprod-eu (kubernetes): reported"
+                                      " 1s ago, applied #9 of #9\x1b[2K\r"}),
+            None,
+            id="forged-line",
+        ),
+    ],
+)  # fmt: skip
+def test_a_compromised_agent_cannot_break_or_spoof_another_plane(
+    world: World,
+    gitplane_bin: str,
+    edit: Callable[[dict[str, Any]], None],
+    code: str | None,
+) -> None:
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    _hostile_report(world, "local-dev", edit)
+    for args in ((), ("--plane", "prod-eu"), ("--output", "json")):
+        done = _status_cli(gitplane_bin, world, *args)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    text = _status_cli(gitplane_bin, world).stdout
+    assert [line for line in text.splitlines() if line.startswith("prod-eu")] == [
+        "prod-eu (kubernetes): never reported, applied #0 of #0"
+    ]  # nothing local-dev's agent signed is a line of another plane
+    flags = _status_cli(gitplane_bin, world, "--output", "json").stdout
+    local = next(p for p in json.loads(flags)["planes"] if p["name"] == "local-dev")
+    if code is not None:
+        assert local["flags"][0].startswith(f"status refused: {code}:")
+    else:
+        assert "\\nprod-eu (kubernetes)" in text  # shown, escaped, on local-dev's own line
+    cycle = reconciling.Reconciler(world.settings("again")).reconcile(NOW + timedelta(minutes=6))
+    assert cycle.commit is not None  # the reconciler goes on
