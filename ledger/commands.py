@@ -104,6 +104,7 @@ class CommandLog:
         if refs is None:
             refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
         chain = self._follow(refs.get(layout.ROOT_REF))
+        check_fetched(refs, layout.commands_ref(plane))
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
             self._verified.pop(plane, None)
@@ -443,6 +444,7 @@ class CommandReader:
         """
         trust = self.load()
         refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(self.plane)])
+        check_fetched(refs, layout.ROOT_REF, layout.commands_ref(self.plane))
         chain = roots.follow(self.mirror, trust.root, refs.get(layout.ROOT_REF), limits=self.limits)
         root = chain.newest
         verify.check_root_fresh(root, now)
@@ -497,6 +499,15 @@ class CommandReader:
             if previous_root.roles.timestamp != root.roles.timestamp:
                 return None
         return old
+
+
+def check_fetched(refs: Mapping[str, str], *wanted: str) -> None:
+    """MalformedError if git refused the objects of one of the ``wanted`` refs of a snapshot
+    (:class:`gitrepo.Snapshot`): a hostile object fails its own branch, with a code."""
+    broken = getattr(refs, "broken", {})
+    for ref in wanted:
+        if ref in broken:
+            raise errors.MalformedError(f"git refused the objects of {ref}: {broken[ref]}")
 
 
 def timestamp_of(data: bytes, limits: verify.Limits = verify.DEFAULT_LIMITS) -> signed.Timestamp:

@@ -339,6 +339,17 @@ class PushRejectedError(GitError):
     """The remote moved since it was fetched: fetch, decide again, retry."""
 
 
+class Snapshot(dict[str, str]):
+    """Ref -> pinned commit of the branches fetched, without those git refused to take:
+    :attr:`broken` names them, with git's reason (a hostile object that fails its fsck)."""
+
+    broken: dict[str, str]
+
+    def __init__(self, heads: Mapping[str, str], broken: Mapping[str, str] | None = None) -> None:
+        super().__init__({r: c for r, c in heads.items() if r not in (broken or {})})
+        self.broken = dict(broken or {})
+
+
 @dataclass(frozen=True)
 class Mirror:
     """A bare local mirror of a remote's ``gitplane/`` branches: read, commit, push."""
@@ -360,30 +371,48 @@ class Mirror:
         out = self.repo.run("ls-remote", "--refs", self.url, *wanted).decode()
         return {ref: sha for sha, ref in (line.split("\t") for line in out.splitlines())}
 
-    def fetch(self, refs: Sequence[str]) -> dict[str, str]:
+    def fetch(self, refs: Sequence[str]) -> Snapshot:
         """Fetch ``refs`` that exist on the remote; return ref -> pinned commit id.
 
         Refs already at the advertised commit are not fetched again.
         """
         heads = self.remote_heads(*refs)
         wanted = {ref: heads[ref] for ref in refs if ref in heads}
-        self._fetch_moved(wanted)
-        return wanted
+        return Snapshot(wanted, self._fetch_moved(wanted))
 
-    def fetch_all(self) -> dict[str, str]:
+    def fetch_all(self) -> Snapshot:
         """Fetch every ``gitplane/`` branch of the remote (one ``ls-remote``, and one
         ``fetch`` of those that moved); return ref -> pinned commit id: a snapshot to
         read many logs from without asking the remote again."""
         heads = self.remote_heads()
-        self._fetch_moved(heads)
-        return heads
+        return Snapshot(heads, self._fetch_moved(heads))
 
-    def _fetch_moved(self, heads: Mapping[str, str]) -> None:
-        """Fetch the refs of ``heads`` whose local copy is not at the given commit."""
+    def _fetch_moved(self, heads: Mapping[str, str]) -> dict[str, str]:
+        """Fetch the refs of ``heads`` whose local copy is not at the given commit; the refs
+        git refused to take (objects failing its fsck), each with why.
+
+        One fetch takes them all. When it fails, each ref is fetched alone, so that one
+        hostile branch fails only itself; when every ref fails for a reason other than
+        fsck, the remote is unreachable and the error is raised."""
         have = self._locals() if heads else {}
         stale = [ref for ref, commit in heads.items() if have.get(_local(ref)) != commit]
-        if stale:
-            specs = [f"+{ref}:{_local(ref)}" for ref in stale]
+        try:
+            self._fetch_refs(stale)
+        except GitError as together:
+            broken = {}
+            for ref in stale:
+                try:
+                    self._fetch_refs([ref])
+                except GitError as alone:
+                    broken[ref] = str(alone)
+            if len(broken) == len(stale) and not any(_is_fsck(r) for r in broken.values()):
+                raise together from None
+            return broken
+        return {}
+
+    def _fetch_refs(self, refs: Sequence[str]) -> None:
+        if refs:
+            specs = [f"+{ref}:{_local(ref)}" for ref in refs]
             self.repo.run(
                 "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, *specs
             )
@@ -499,3 +528,8 @@ def _refused(porcelain: bytes) -> set[str]:
 
 def _local(ref: str) -> str:
     return "refs/remotes/origin/" + ref.removeprefix("refs/heads/")
+
+
+def _is_fsck(reason: str) -> bool:
+    """Whether git refused objects it received (a hostile or broken object, not the network)."""
+    return "fsck" in reason or "index-pack failed" in reason

@@ -131,7 +131,11 @@ def read_status(
     has not moved (it is verified again every time).
     """
     ref = layout.status_ref(plane)
-    tip = (refs if refs is not None else mirror.fetch([ref])).get(ref)
+    snapshot = refs if refs is not None else mirror.fetch([ref])
+    broken = getattr(snapshot, "broken", {})
+    if ref in broken:
+        return StatusRead(None, None, errors.MalformedError(f"git refused {ref}: {broken[ref]}"))
+    tip = snapshot.get(ref)
     if tip is None:
         return StatusRead(None, None)
     if key is None:

@@ -554,3 +554,26 @@ def test_a_log_just_appended_to_is_known_without_reading_it_back(
     assert ran == []  # bundle 2 and its timestamp were verified when they were pushed
     monkeypatch.undo()
     assert _verified(view) == _verified(_fresh(log).read(PLANE, NOW))
+
+
+def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
+    log: commands.CommandLog, reader: commands.CommandReader, tmp_path: Path
+) -> None:
+    """A tree listing one file twice passes a default bare repository but not git's fsck:
+    the agent refuses it with a code it can report, instead of taking git for unreachable."""
+    issue(log)
+    reader.update(NOW)
+    repo = gitrepo.GitRepo(tmp_path / "mallory")
+    repo.path.mkdir()
+    repo.run("init", "--quiet")
+    (repo.path / "f").write_text("{}")
+    entry = b"100644 timestamp.json\x00" + bytes.fromhex(
+        repo.run("hash-object", "-w", "f").decode().strip()
+    )
+    (repo.path / "tree").write_bytes(entry + entry)
+    tree = repo.run("hash-object", "-t", "tree", "-w", "--literally", "tree").decode().strip()
+    commit = repo.run("commit-tree", tree, "-m", "hostile").decode().strip()
+    repo.run("push", "--quiet", "--force", log.mirror.url, f"{commit}:{layout.commands_ref(PLANE)}")
+    _refused(reader, errors.MalformedError)
+    with pytest.raises(errors.MalformedError, match="git refused the objects"):
+        log.read(PLANE, NOW)

@@ -194,3 +194,46 @@ def test_a_compromised_agent_cannot_break_or_spoof_another_plane(
         assert "\\nprod-eu (kubernetes)" in text  # shown, escaped, on local-dev's own line
     cycle = reconciling.Reconciler(world.settings("again")).reconcile(NOW + timedelta(minutes=6))
     assert cycle.commit is not None  # the reconciler goes on
+
+
+def _push_duplicate_entries(world: World, ref: str) -> str:
+    """A commit whose tree lists status.json twice: a default bare repository takes it, git's
+    fsck refuses to fetch it."""
+    work = world.root / "mallory"
+    if not work.exists():
+        git(world.root, "init", "-q", str(work))
+    (work / "status.json").write_text("{}")
+    blob = git(work, "hash-object", "-w", "status.json")
+    entry = b"100644 status.json\x00" + bytes.fromhex(blob)
+    raw = work / "tree.bin"
+    raw.write_bytes(entry + entry)
+    tree = git(work, "hash-object", "-t", "tree", "-w", "--literally", str(raw))
+    commit = git(work, "commit-tree", tree, "-m", "hostile")
+    git(work, "push", "-q", "-f", world.remote, f"{commit}:{ref}")
+    return commit
+
+
+@pytest.mark.parametrize("log", ["status", "commands"])
+def test_a_hostile_git_object_in_one_planes_branch_fails_only_that_plane(
+    world: World, gitplane_bin: str, log: str
+) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+    ref = layout.status_ref("local-dev") if log == "status" else layout.commands_ref("local-dev")
+    hostile = _push_duplicate_entries(world, ref)
+
+    world.change("a change for every plane", _retune(6), at=NOW + timedelta(minutes=1))
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=2))
+    assert cycle.flags["local-dev"].startswith(
+        "command log refused: malformed: git refused" if log == "commands"
+        else "status refused: malformed: git refused"
+    )  # fmt: skip
+    assert "prod-eu" not in cycle.flags or "malformed" not in cycle.flags["prod-eu"]
+    assert _tip(world, ref) == hostile  # the reconciler wrote nothing over it
+    for args in (("--plane", "prod-eu"), ("--output", "json")):
+        done = _status_cli(gitplane_bin, world, *args)
+        assert done.returncode == 0, done.stderr
+    body = json.loads(_status_cli(gitplane_bin, world, "--output", "json").stdout)
+    local = next(p for p in body["planes"] if p["name"] == "local-dev")
+    assert "malformed: git refused" in local["flags"][0]
