@@ -6,6 +6,13 @@ HMAC-SHA256 of the body) or GitLab (``X-Gitlab-Token``) push event, verified
 with the secret in ``GITPLANE_WEBHOOK_SECRET``, triggers a cycle at once.
 Without a secret the webhook answers 404: an unauthenticated trigger is
 never accepted.
+
+The server is exposed to whoever can reach ``--listen``, before any secret is
+checked: a body is read only when ``Content-Length`` is a plain decimal number
+within :data:`MAX_BODY`, exactly that many bytes are read, a client has
+:data:`READ_TIMEOUT` seconds per read, and every bad request gets a 4xx
+answer, never a traceback. Bind it to 127.0.0.1 and put a TLS-terminating
+reverse proxy in front of it to expose it (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +31,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from schemas.errors import UsageError
 
+log = logging.getLogger("gitplane.reconciler")
+
 MAX_BODY = 1 << 20
+READ_TIMEOUT = 10.0  # seconds a client may take per read: no slow-drip connection holds a thread
 
 
 @dataclass
@@ -71,13 +82,36 @@ class Health:
 
 
 def verify_webhook(headers: dict[str, str], body: bytes, secret: str) -> bool:
-    """Whether a GitHub or GitLab webhook delivery carries the shared secret."""
+    """Whether a GitHub or GitLab webhook delivery carries the shared secret (compared as
+    bytes, in constant time, whatever characters a header holds)."""
     signature = headers.get("x-hub-signature-256", "")
     if signature.startswith("sha256="):
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(signature[7:], expected)
+        return hmac.compare_digest(_raw(signature[7:]), expected.encode())
     token = headers.get("x-gitlab-token")
-    return token is not None and hmac.compare_digest(token, secret)
+    return token is not None and hmac.compare_digest(_raw(token), secret.encode())
+
+
+def _refusal(declared: str | None) -> tuple[int, bytes]:
+    if declared is None:
+        return 411, b"Content-Length required\n"
+    if declared.isascii() and declared.isdigit():
+        return 413, b"too large\n"
+    return 400, b"bad Content-Length\n"
+
+
+def _raw(header: str) -> bytes:
+    """A header value as the bytes received (http.server decodes them as Latin-1)."""
+    return header.encode("latin-1", errors="replace")
+
+
+def body_length(value: str | None) -> int | None:
+    """``Content-Length`` as a byte count, or None unless it is a plain decimal number
+    (no sign, no spaces, no non-ASCII digits) of at most :data:`MAX_BODY`."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
+        return None
+    length = int(value)
+    return length if length <= MAX_BODY else None
 
 
 def serve(
@@ -92,6 +126,8 @@ def serve(
     """Start the endpoint in a daemon thread; ``shutdown()`` the result to stop it."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT
+
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
@@ -106,11 +142,18 @@ def serve(
             if self.path != "/webhook" or not secret:
                 self._send(404, b"not found\n", "text/plain")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, b"too large\n", "text/plain")
+            declared = self.headers.get("Content-Length")
+            length = body_length(declared)
+            if length is None:
+                code, why = _refusal(declared)
+                self.close_connection = True  # the rest of what it sent is not read
+                self._send(code, why, "text/plain")
                 return
             body = self.rfile.read(length)
+            if len(body) != length:
+                self.close_connection = True
+                self._send(400, b"short body\n", "text/plain")
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             if not verify_webhook(headers, body, secret):
                 self._send(401, b"bad signature\n", "text/plain")
@@ -129,8 +172,16 @@ def serve(
             return  # requests are counted in metrics, not logged line by line
 
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = _Server((host, port), Handler)
     except OSError as exc:
         raise UsageError(f"--listen {host}:{port}: {exc.strerror}") from None
     threading.Thread(target=server.serve_forever, name="gitplane-http", daemon=True).start()
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client that hangs up or times out costs a log line, never a traceback."""
+        log.warning(json.dumps({"msg": "http request failed", "client": client_address[0]}))

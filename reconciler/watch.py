@@ -88,6 +88,7 @@ class Watcher:
             self.stop.set()
             if endpoint is not None:
                 endpoint.shutdown()
+                endpoint.server_close()
             if watcher is not None:
                 watcher.join(timeout=2)
 

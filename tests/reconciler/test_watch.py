@@ -145,3 +145,53 @@ def test_webhook_verification() -> None:
     assert server.verify_webhook({"x-gitlab-token": "k"}, body, "k")
     assert not server.verify_webhook({"x-gitlab-token": "K"}, body, "k")
     assert not server.verify_webhook({}, body, "k")
+
+
+def _raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """Send bytes as they are (no client library tidies them up); the status line answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(head + b"\r\n\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "code"),
+    [
+        pytest.param(b"Content-Length: -1", b"x" * 4096, b"400", id="negative-length"),
+        pytest.param(b"Content-Length: abc", b"{}", b"400", id="not-a-number"),
+        pytest.param(b"Content-Length: \xd9\xa5", b"{}", b"400", id="arabic-indic-digit"),
+        pytest.param(b"Content-Length:  +2", b"{}", b"400", id="signed"),
+        pytest.param(b"", b"{}", b"411", id="no-length"),
+        pytest.param(b"Content-Length: 99999999999", b"{}", b"413", id="too-large"),
+        pytest.param(
+            b"Content-Length: 2\r\nX-Hub-Signature-256: sha256=\xe9\xe9", b"{}", b"401",
+            id="non-ascii-signature",
+        ),
+        pytest.param(
+            b"Content-Length: 2\r\nX-Gitlab-Token: \xff", b"{}", b"401", id="non-ascii-token"
+        ),
+        pytest.param(b"Content-Length: 10", b"{}", b"400", id="short-body"),
+    ],
+)  # fmt: skip
+def test_the_webhook_answers_bad_requests_with_4xx_and_keeps_serving(
+    headers: bytes, body: bytes, code: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    triggered: list[int] = []
+    endpoint = server.serve(
+        "127.0.0.1", 0, metrics=server.Metrics(), health=server.Health(), secret="k",
+        trigger=lambda: triggered.append(1),
+    )  # fmt: skip
+    try:
+        port = endpoint.server_address[1]
+        head = b"POST /webhook HTTP/1.1\r\nHost: x" + (b"\r\n" + headers if headers else b"")
+        assert _raw_request(port, head, body).split(b" ")[1] == code
+        assert _raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x").split(b" ")[1] == b"200"
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+    assert triggered == []
+    assert "Traceback" not in caplog.text
