@@ -22,47 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger import errors
-
-_P = 2**255 - 19
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-# Encodings of the eight small-order points, canonical and not (y >= p), from
-# "Taming the many EdDSAs" (Chalkias et al.) and quirks.ed25519.info.
-_SMALL_ORDER = frozenset(
-    bytes.fromhex(h)
-    for h in (
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "0100000000000000000000000000000000000000000000000000000000000080",
-    )
-)
+from schemas import ed25519
 
 
 def keyid_of(raw: bytes) -> str:
     """The key id of a raw 32-byte public key: its sha256, lower-case hex."""
     return hashlib.sha256(raw).hexdigest()
-
-
-def _is_curve_point(raw: bytes) -> bool:
-    """Whether ``raw`` is the canonical encoding of a point on edwards25519 (RFC 8032 5.1.3)."""
-    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
-    if y >= _P:
-        return False
-    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
-    x2 = u * pow(v, _P - 2, _P) % _P
-    if x2 == 0:
-        return not raw[31] & 0x80
-    return pow(x2, (_P - 1) // 2, _P) == 1
 
 
 @dataclass(frozen=True)
@@ -96,12 +61,9 @@ def load_public_key(value: bytes | str) -> PublicKey:
 def _load(raw: bytes) -> PublicKey:
     """Validation costs two 255-bit exponentiations (more than a signature check), and
     the same few keys verify every document: validate each once. Failures are not cached."""
-    if len(raw) != 32:
-        raise errors.BadKeyError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
-    if raw in _SMALL_ORDER:
-        raise errors.BadKeyError("public key is a small-order point (wildcard signatures)")
-    if not _is_curve_point(raw):
-        raise errors.BadKeyError("public key is not a canonical edwards25519 point")
+    why = ed25519.problem(raw)
+    if why is not None:
+        raise errors.BadKeyError(why)
     return PublicKey(raw, keyid_of(raw), Ed25519PublicKey.from_public_bytes(raw))
 
 

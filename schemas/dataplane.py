@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from schemas import ed25519
 from schemas.common import Duration, Strict
 from schemas.document import Document
+
+
+def _a_usable_key(value: str) -> str:
+    """The checks the ledger makes of every key it verifies with (``schemas.ed25519``)."""
+    why = ed25519.problem(bytes.fromhex(value))
+    if why is not None:
+        raise ValueError(why)
+    return value
 
 
 class AgentKey(Strict):
     """The public half of the agent's Ed25519 key (``gitplane keys agent`` prints it)."""
 
     type: Literal["ed25519"] = "ed25519"
-    public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    """32-byte public key, lower-case hex."""
+    public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$"), AfterValidator(_a_usable_key)]
+    """32-byte public key, lower-case hex: a canonical point that is not of small order."""
 
 
 class SyncPolicy(Strict):

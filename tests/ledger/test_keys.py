@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ledger import errors, keys
+from schemas import ed25519
 
-SMALL_ORDER = sorted(k.hex() for k in keys._SMALL_ORDER)
+SMALL_ORDER = sorted(k.hex() for k in ed25519.SMALL_ORDER)
 
 
 @pytest.mark.parametrize("hex_key", SMALL_ORDER)
