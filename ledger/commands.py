@@ -8,7 +8,6 @@ state, and persists the new state only when all of it verified.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import time
@@ -184,14 +183,7 @@ class CommandLog:
 
         Nothing of it is parsed before a signature verifies: it is tried under the roots of
         the chain, newest first (one signature check unless a rotation is under way)."""
-        *older, newest = chain.roots
-        try:
-            return verify.read_timestamp(newest, None, data, plane=plane, limits=self.limits)
-        except (errors.SignatureError, errors.MixAndMatchError) as exc:
-            for root in reversed(older):  # signed under an older root, or not ours at all
-                with contextlib.suppress(errors.SignatureError, errors.MixAndMatchError):
-                    return verify.read_timestamp(root, None, data, plane=plane, limits=self.limits)
-            raise exc from None
+        return verify.read_timestamp_under(chain.roots, data, plane=plane, limits=self.limits)
 
     def append(
         self,

@@ -12,6 +12,7 @@ signatures by a threshold of distinct keys, strict payload, then semantics
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,6 +156,22 @@ def read_timestamp(
     if trusted is not None:
         _check_not_older(trusted, new)
     return new
+
+
+def read_timestamp_under(
+    chain: Sequence[signed.Root], data: bytes, *, plane: str, limits: Limits = DEFAULT_LIMITS
+) -> signed.Timestamp:
+    """A timestamp verified (but for expiry) under the root it was signed under, found by
+    trying the chain's roots newest first: nothing of it is parsed before a signature
+    verifies (one check, unless a rotation is under way)."""
+    *older, newest = chain
+    try:
+        return read_timestamp(newest, None, data, plane=plane, limits=limits)
+    except (errors.SignatureError, errors.MixAndMatchError) as exc:
+        for root in reversed(older):  # signed under an older root, or not ours at all
+            with contextlib.suppress(errors.SignatureError, errors.MixAndMatchError):
+                return read_timestamp(root, None, data, plane=plane, limits=limits)
+        raise exc from None
 
 
 def is_expired(stamp: signed.Timestamp, now: datetime) -> bool:

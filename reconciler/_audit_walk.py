@@ -173,6 +173,11 @@ class StatusWalk:
     """The newest key a report verified under so far (its index, ``key`` last): a key
     once replaced never signs for the plane again after its successor has."""
 
+    @property
+    def counter(self) -> int:
+        """The counter of the newest report that verified so far."""
+        return self._counter
+
     def run(self, files: Sequence[LogFile]) -> list[StatusEvent | GapEvent]:
         """Transitions of the resource, every refused report, and holes in the counters."""
         events: list[StatusEvent | GapEvent] = []
@@ -274,6 +279,30 @@ class StatusWalk:
             keyids=(),
             error=error,
         )
+
+
+def rewound(
+    plane: str, chain: tuple[signed.Root, ...], stamp: LogFile | None, counter: int
+) -> list[GapEvent]:
+    """A gap when the status log ends before the newest report the reconciler signed (in
+    the command log's timestamp) that it had seen: the status branch was rewound, as
+    ``gitplane status`` finds too (``replay``)."""
+    if stamp is None or (stamp.data is None and stamp.problem is None):
+        return []
+    try:
+        if stamp.problem is not None:
+            raise stamp.problem
+        seen = verify.read_timestamp_under(chain, stamp.data or b"", plane=plane).status_seen
+    except errors.VerificationError as exc:
+        return [GapEvent(stamp.committed_at, plane, "commands", stamp.commit, verdict(exc))]
+    if seen <= counter:
+        return []
+    why = Verdict(
+        "replay",
+        f"the status log ends at report #{counter}, but the reconciler signed that it saw "
+        f"#{seen}: the branch was rewound",
+    )
+    return [GapEvent(stamp.committed_at, plane, "status", stamp.commit, why)]
 
 
 def _head(sequence: int, digest: str) -> signed.Head:

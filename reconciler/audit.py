@@ -115,6 +115,9 @@ class PlaneLog:
     earlier_keys: Sequence[EarlierKey] = ()
     """The plane's agent keys before ``agent_key``, oldest first: reports they signed
     before a newer key was in use verify under them."""
+    timestamp: LogFile | None = None
+    """The command log's current timestamp: what it says the reconciler saw of the status
+    log bounds where that log may end (a branch rewound to an older report is a replay)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ def build(data: AuditInput, *, since: datetime | None = None) -> Audit:
             plane.name, commands.resource, plane.agent_key, commands.issued, plane.earlier_keys
         )
         events += reports.run(plane.reports)
+        events += walk.rewound(plane.name, tuple(data.chain), plane.timestamp, reports.counter)
     events.sort(key=_order)
     live = tuple(_live(plane.name, events, specs) for plane in data.planes)
     shown = tuple(e for e in events if since is None or e.time >= since)

@@ -277,7 +277,14 @@ def _plane_log(
         bundles=_audit_git.history(repo, commands_tip, "bundles/", limits.bundle_bytes),
         reports=_audit_git.history(repo, status_tip, layout.STATUS, limits.status_bytes),
         earlier_keys=earlier,
+        timestamp=_current(
+            _audit_git.history(repo, commands_tip, layout.TIMESTAMP, limits.timestamp_bytes)
+        ),
     )
+
+
+def _current(versions: Sequence[audit.LogFile]) -> audit.LogFile | None:
+    return versions[-1] if versions else None
 
 
 def _read_root(path: Path) -> bytes:

@@ -756,3 +756,21 @@ def test_a_re_keyed_plane_keeps_its_older_reports_verified(world: World) -> None
         ((new.public_key.keyid,), None),
     ]
     assert len(reports) >= 3
+
+
+def test_a_rewound_status_branch_is_a_replay_not_the_live_state(
+    world: World, gitplane_bin: str
+) -> None:
+    """A pusher resets the status branch to an older report: the reconciler signed (in its
+    timestamp) that it saw a newer one, so the audit says so, as ``gitplane status`` does."""
+    story = _story(world)
+    story.reconciler.reconcile(NOW + timedelta(minutes=18))  # signs that it saw the newest
+    bare = Path(world.remote.removeprefix("file://"))
+    ref = layout.status_ref("local-dev")
+    first = git(bare, "rev-list", "--max-parents=0", ref)
+    git(bare, "update-ref", ref, first)
+    body = _audit_json(gitplane_bin, world, "deployment/churn-dev", str(world.work))
+    assert body["verified"] is False
+    gaps = [e for e in body["events"] if e["type"] == "gap"]
+    assert [(g["plane"], g["error"]["code"]) for g in gaps] == [("local-dev", "replay")]
+    assert "the branch was rewound" in gaps[0]["error"]["message"]
