@@ -11,6 +11,7 @@ import click
 from cli import clock
 from reconciler import reconcile as reconciling
 from reconciler import render, watch
+from schemas.inert import inert
 
 EXIT_INVALID = 1
 
@@ -94,6 +95,7 @@ def _report(cycle: reconciling.Cycle, output: str) -> None:
                     "errors": [p.as_dict() for p in cycle.problems],
                     "issued": {plane: head.sequence for plane, head in cycle.issued.items()},
                     "flags": cycle.flags,
+                    "alarms": cycle.alarms,
                     "plan": render.as_json(cycle.plan) if cycle.plan else None,
                 },
                 indent=2,
@@ -111,3 +113,5 @@ def _report(cycle: reconciling.Cycle, output: str) -> None:
         click.echo(render.text(cycle.plan, title="Reconcile"))
     for plane, head in sorted(cycle.issued.items()):
         click.echo(f"issued bundle {head.sequence} to {plane}")
+    for alarm in cycle.alarms:
+        click.echo(f"! {inert(alarm)}", err=True)

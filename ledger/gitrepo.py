@@ -447,12 +447,19 @@ class Mirror:
         return [e.path for e in self.repo.list_tree(commit)]
 
     def commit(
-        self, parent: str | None, files: dict[str, bytes], *, message: str, who: Identity
+        self,
+        parent: str | None,
+        files: dict[str, bytes],
+        *,
+        message: str,
+        who: Identity,
+        only: bool = False,
     ) -> str:
-        """A commit of ``parent``'s tree with ``files`` added or replaced."""
+        """A commit of ``parent``'s tree with ``files`` added or replaced (with ``only``: a
+        tree of ``files`` alone, still a child of ``parent``)."""
         with tempfile.TemporaryDirectory() as tmp:
             env = {**who.env(), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            if parent:
+            if parent and not only:
                 self.repo.run("read-tree", parent, env=env)
             paths = sorted(files)
             if any(c in path for path in paths for c in '\t\n"\\'):

@@ -65,6 +65,39 @@ def publish(
     raise gitrepo.GitError(f"could not publish root version {version}: the branch kept moving")
 
 
+def repair(
+    mirror: gitrepo.Mirror, history: Sequence[bytes], *, who: gitrepo.Identity
+) -> str | None:
+    """Put the root branch back to the roots in ``history`` (every version the reconciler
+    holds, oldest first) when it holds anything else: a version rewritten, or a newer one
+    nobody with the root keys signed. What was wrong, or None if nothing was.
+
+    Only the reconciler repairs: it holds the chain from its keys directory. The branch
+    moves forward (a new commit whose tree holds exactly ``history``), never by force."""
+    tip = mirror.fetch([layout.ROOT_REF]).get(layout.ROOT_REF)
+    held = {layout.root_path(_version(root)): root for root in history}
+    found = (
+        {path: _read_or_none(mirror, tip, path) for path in mirror.list_paths(tip)} if tip else {}
+    )
+    wrong = ", ".join(sorted(p for p in set(found) | set(held) if found.get(p) != held.get(p)))
+    if not wrong:
+        return None
+    message = f"root: repaired ({wrong} did not match the roots the reconciler holds)"
+    mirror.push(mirror.commit(tip, held, message=message, who=who, only=True), layout.ROOT_REF)
+    return f"the root branch held files that are not the signed chain ({wrong}): repaired"
+
+
+def _read_or_none(mirror: gitrepo.Mirror, tip: str, path: str) -> bytes | None:
+    try:
+        return mirror.read(tip, [path], max_bytes=1 << 20).get(path)
+    except gitrepo.GitError:  # a link, a submodule, a huge blob: not a root either
+        return None
+
+
+def _version(root: bytes) -> int:
+    return verify.parse_payload(envelope.peek(root, max_bytes=1 << 20), signed.Root).version
+
+
 @dataclass(frozen=True)
 class Chain:
     """The roots from the trusted one to the newest, each verified by its predecessor."""

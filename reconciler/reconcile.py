@@ -59,6 +59,8 @@ class Cycle:
     issued: dict[str, signed.Head] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     flags: dict[str, str] = field(default_factory=dict)
+    alarms: list[str] = field(default_factory=list)
+    """Attacks on what every plane shares (the root branch), found and undone this cycle."""
 
 
 class Reconciler:
@@ -122,11 +124,11 @@ class Reconciler:
             return Cycle(commit, problems=snapshot.state.problems)
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
-        refs = self.state.fetch_all()  # one snapshot of every log for the whole cycle
+        refs, alarms = self._snapshot()
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
-        cycle = Cycle(commit, result)
+        cycle = Cycle(commit, result, alarms=alarms)
         self._changed = frozenset()
         cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
@@ -146,6 +148,23 @@ class Reconciler:
             if head is not None:
                 cycle.issued[update.plane] = head
         return cycle
+
+    def _snapshot(self) -> tuple[gitrepo.Snapshot, list[str]]:
+        """One snapshot of every log for the whole cycle, with a root chain that verifies: a
+        root branch that does not is put back to the roots this reconciler holds (an
+        attack, reported), instead of stopping every plane."""
+        refs = self.state.fetch_all()
+        try:
+            chain = self.log.follow_roots(refs)
+            why = None if chain.newest.version >= len(self._roots) else "versions are missing"
+        except errors.VerificationError as exc:
+            why = f"{exc.code}: {exc}"
+        if why is None:
+            return refs, []
+        repaired = roots.repair(self.state, self._roots, who=self.settings.identity)
+        if repaired is None:
+            raise errors.MixAndMatchError(f"the roots this reconciler holds do not verify: {why}")
+        return self.state.fetch_all(), [f"{repaired} ({why})"]
 
     def _prepare(
         self, issuing: _Issuing, want: Desired, now: datetime, refs: Mapping[str, str]

@@ -101,6 +101,8 @@ class Watcher:
             return False
         self.metrics.duration.observe(time.monotonic() - started)
         self.metrics.flagged.set(len(cycle.flags))
+        for alarm in cycle.alarms:
+            _log("attack undone", level=logging.WARNING, alarm=alarm)
         for plane, head in cycle.issued.items():
             count = _commands_in(cycle, plane)
             self.metrics.issued.labels(plane=plane).inc(count)
@@ -109,7 +111,7 @@ class Watcher:
             self._failed("invalid_specs", f"{len(cycle.problems)} problem(s) at {cycle.commit}")
             return True  # nothing to retry: the next commit fixes it
         self.metrics.last_success.set(now.timestamp())
-        self.health.set(True, commit=cycle.commit, flags=cycle.flags)
+        self.health.set(True, commit=cycle.commit, flags=cycle.flags, alarms=cycle.alarms)
         return True
 
     def _failed(self, reason: str, message: str) -> None:

@@ -237,3 +237,29 @@ def test_a_hostile_git_object_in_one_planes_branch_fails_only_that_plane(
     body = json.loads(_status_cli(gitplane_bin, world, "--output", "json").stdout)
     local = next(p for p in body["planes"] if p["name"] == "local-dev")
     assert "malformed: git refused" in local["flags"][0]
+
+
+def test_a_bad_root_file_is_repaired_by_the_reconciler_not_a_fleet_wide_stop(world: World) -> None:
+    """A root/2.json nobody with the root keys signed: agents and the reconciler refuse to
+    follow it, so until it is gone no plane gets commands. The reconciler, which holds the
+    real chain, puts the branch back and reports it."""
+    path = "root/2.json"
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    mirror = gitrepo.Mirror.open(world.root / "mallory.git", world.remote)
+    tip = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
+    who = gitrepo.Identity("mallory", "mallory@example.invalid")
+    mirror.push(
+        mirror.commit(tip, {path: b'{"not": "a root"}'}, message="x", who=who), layout.ROOT_REF
+    )
+
+    world.change("six replicas", _retune(6), at=NOW + timedelta(minutes=1))
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=2))
+    assert len(cycle.alarms) == 1 and f"({path})" in cycle.alarms[0]
+    assert cycle.issued["local-dev"].sequence == 2  # the fleet goes on
+    repaired = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
+    assert mirror.list_paths(repaired) == ["root/1.json"]
+    assert "churn-dev" in [c.name for c in agent.sync(NOW + timedelta(minutes=3))]
+    assert reconciler.reconcile(NOW + timedelta(minutes=4)).alarms == []
