@@ -17,6 +17,8 @@ a time, in order: the next waits until the one in progress has finished.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import shutil
 import tempfile
 import time
@@ -33,6 +35,8 @@ from agent.runtimes.local.env import LocalEnv
 from ledger import commands, errors, gitrepo, keys, status
 from schemas import signed
 from schemas.errors import GitplaneError
+
+log = logging.getLogger("gitplane.agent")
 
 
 @dataclass
@@ -212,10 +216,13 @@ class Agent:
         return bool(found)
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
-        """Report, unless git is unreachable: what runs keeps running, status waits."""
+        """Report, unless git is unreachable: what runs keeps running, status waits (and
+        the failure is logged: a report that cannot be written is never silent)."""
         try:
             return self._report(now, failure)
-        except gitrepo.GitError:
+        except gitrepo.GitError as exc:
+            log.warning(json.dumps({"msg": "status not written", "plane": self.config.plane,
+                                    "error": str(exc)[-2000:]}))  # fmt: skip
             return False
 
     def _apply(

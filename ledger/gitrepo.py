@@ -490,6 +490,15 @@ class Mirror:
         if self.push_many({ref: commit}):
             raise PushRejectedError(f"{ref}: the remote moved; fetch and retry")
 
+    def replace(self, commit: str, ref: str, *, expected: str) -> None:
+        """Move ``ref`` on the remote to ``commit``, which does not descend from it, only if
+        the remote still has it at ``expected`` (a compare-and-swap; PushRejectedError if
+        not). For a writer replacing what git refused to fetch from its own branch."""
+        spec = f"--force-with-lease={ref}:{expected}"
+        done = self.repo.execute("push", "--porcelain", spec, self.url, f"{commit}:{ref}")
+        if _refused(done.stdout) & {ref} or done.returncode != 0:
+            raise PushRejectedError(f"{ref}: the remote moved; fetch and retry")
+
     def push_many(self, updates: Mapping[str, str]) -> set[str]:
         """Fast-forward each ref of ``updates`` to its commit, never forcing, in as few
         pushes as the command line allows (:data:`PUSH_BATCH` refs each); return the

@@ -34,12 +34,26 @@ class StatusWriter:
         self, *, applied: signed.Head, timestamp_version: int,
         resources: Sequence[signed.ResourceStatus], error: signed.StatusError | None, now: datetime,
     ) -> bool:  # fmt: skip
-        """Publish a report unless it would only repeat the current one; True if written."""
+        """Publish a report unless it would only repeat the current one; True if written.
+
+        What the branch holds that is not a report of ours is replaced by this report. When
+        it is not a report at all (a link, an oversized or malformed file, objects git's
+        fsck refuses), the report says so if it has no other error to report (code
+        ``malformed``): an attack on the status log is neither silent nor a reason to stop
+        reporting."""
+        ref = layout.status_ref(self.plane)
         for _ in range(self.attempts):
-            tip = self.mirror.fetch([layout.status_ref(self.plane)]).get(
-                layout.status_ref(self.plane)
-            )
-            current = self._current(tip)
+            refs = self.mirror.fetch([ref])
+            tip, lease, found = refs.get(ref), None, None
+            if ref in refs.broken:
+                lease, found = self.mirror.remote_heads(ref).get(ref), refs.broken[ref]
+            current, foreign = self._current(tip)
+            found = found or foreign
+            if found is not None and error is None:
+                error = signed.StatusError(
+                    code=errors.MalformedError.code,
+                    message=f"the status branch held what is not a report: {found}"[:4000],
+                )
             body = {
                 "applied": applied,
                 "timestamp_version": timestamp_version,
@@ -54,19 +68,28 @@ class StatusWriter:
             message = f"status: {self.plane} #{counter} applied {applied.sequence}"
             commit = self.mirror.commit(tip, {layout.STATUS: data}, message=message, who=self.who)
             try:
-                self.mirror.push(commit, layout.status_ref(self.plane))
+                if lease is None:
+                    self.mirror.push(commit, ref)
+                else:  # what git refused cannot be built on: replace it, if it is still there
+                    self.mirror.replace(commit, ref, expected=lease)
             except gitrepo.PushRejectedError:
                 continue
             state.persist_state(self.state_path, replace(trust, status_counter=counter))
             return True
         raise gitrepo.GitError(f"could not publish status of {self.plane}: the branch kept moving")
 
-    def _current(self, tip: str | None) -> signed.Status | None:
+    def _current(self, tip: str | None) -> tuple[signed.Status | None, str | None]:
+        """The report at ``tip`` if it is ours, else what is there instead (None: nothing)."""
         if tip is None:
-            return None
-        files = self.mirror.read(tip, [layout.STATUS], max_bytes=verify.DEFAULT_LIMITS.status_bytes)
+            return None, None
+        try:
+            files = self.mirror.read(
+                tip, [layout.STATUS], max_bytes=verify.DEFAULT_LIMITS.status_bytes
+            )
+        except (gitrepo.UnsafeEntryError, gitrepo.BlobTooLargeError) as exc:
+            return None, str(exc)
         if layout.STATUS not in files:
-            return None
+            return None, None
         try:
             payload = envelope.verify(
                 files[layout.STATUS],
@@ -75,9 +98,11 @@ class StatusWriter:
                 threshold=1,
                 max_bytes=verify.DEFAULT_LIMITS.status_bytes,
             )
-            return verify.parse_payload(payload, signed.Status)
-        except errors.VerificationError:
-            return None  # not ours: overwrite it with a report we sign
+            return verify.parse_payload(payload, signed.Status), None
+        except errors.SignatureError:  # another key's (a re-keyed plane): overwrite it
+            return None, None
+        except errors.VerificationError as exc:  # not a report at all: overwrite it, and say so
+            return None, f"{layout.STATUS} that is not a report ({exc.code}: {exc})"
 
     def _sign(self, counter: int, now: datetime, body: dict[str, object]) -> bytes:
         report = signed.Status.model_validate(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.runtimes.local import serving
-from ledger import layout
+from ledger import errors, layout
 from reconciler import reconcile as reconciling
 from reconciler.plan import PlanePlan
 from reconciler.recorded import RecordedPlane
@@ -156,11 +156,13 @@ def test_a_rolled_back_log_is_refused_and_reported(
     git(bare, "update-ref", layout.commands_ref("local-dev"), old)
     done = _agent(gitplane_bin, config, running)
     assert done.returncode == 1
-    recorded, read = reconciler.recorded.read(
-        next(d for d in reconciler.specs_documents() if d.name == "local-dev"), running()
-    )
+    plane = next(d for d in reconciler.specs_documents() if d.name == "local-dev")
+    with pytest.raises(errors.RollbackError):  # the reconciler that issued #2 refuses too
+        reconciler.recorded.read(plane, running())  # type: ignore[arg-type]
+    fresh = reconciling.Reconciler(world.settings("fresh"))  # one that never saw #2
+    recorded, read = fresh.recorded.read(plane, running())  # type: ignore[arg-type]
     assert read.status is not None and read.status.error is not None
-    assert read.status.error.code == "rollback"
+    assert read.status.error.code == "rollback"  # the agent's signed alarm
     assert recorded.flag is not None and "rollback" in recorded.flag
 
 

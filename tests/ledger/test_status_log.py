@@ -150,3 +150,39 @@ def test_a_report_with_an_attack_code_is_published(
 def test_no_status_yet(log: commands.CommandLog, agent_key: keys.FileSigner) -> None:
     read = _read(log, agent_key.public_key)
     assert (read.commit, read.status, read.error) == (None, None, None)
+
+
+def _hostile_status_branch(writer: status.StatusWriter, tmp_path: Path, kind: str) -> None:
+    """What a pusher leaves on the plane's status branch instead of a report."""
+    repo = gitrepo.GitRepo(tmp_path / "mallory")
+    repo.path.mkdir()
+    repo.run("init", "--quiet")
+    ref = layout.status_ref(PLANE)
+    content = b" " * (9 << 20) if kind == "oversized" else b"/etc/passwd"
+    (repo.path / "content").write_bytes(content)
+    blob = repo.run("hash-object", "-w", "content").decode().strip()
+    mode = "120000" if kind == "symlink" else "100644"
+    entry = f"{mode} {layout.STATUS}\0".encode() + bytes.fromhex(blob)
+    (repo.path / "tree").write_bytes(entry * (2 if kind == "fsck" else 1))
+    tree = repo.run("hash-object", "-t", "tree", "-w", "--literally", "tree").decode().strip()
+    commit = repo.run("commit-tree", tree, "-m", "hostile").decode().strip()
+    repo.run("push", "--quiet", "--force", writer.mirror.url, f"{commit}:{ref}")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "oversized", "fsck"])
+def test_a_hostile_status_branch_is_replaced_and_reported_not_silently_stuck(
+    log: commands.CommandLog,
+    writer: status.StatusWriter,
+    agent_key: keys.FileSigner,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    head = issue(log)
+    assert head is not None
+    _hostile_status_branch(writer, tmp_path, kind)
+    assert _write(writer, head, [READY])  # written: the agent is not silenced
+    read = _read(log, agent_key.public_key)
+    assert read.error is None and read.status is not None and read.status.error is not None
+    assert read.status.error.code == "malformed"
+    assert read.status.error.message.startswith("the status branch held what is not a report")
+    assert list(read.status.resources) == [READY]
