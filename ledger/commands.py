@@ -165,6 +165,7 @@ class CommandLog:
             plane=plane,
             limits=self.limits,
             files=files,
+            floor=known.bundles[-1].root_version if known.bundles else 1,
         )
         return LogView(
             tip,
@@ -381,9 +382,11 @@ def _verify_chain(
     plane: str,
     limits: verify.Limits,
     files: Mapping[str, bytes] | None = None,
+    floor: int | None = None,
 ) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:
     """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip`` (or in ``files``,
-    by path, when given), in order."""
+    by path, when given), in order. ``floor``: the root version the bundle at ``start``
+    names (read from the log when not given: root versions only go up along it)."""
     if head.sequence == start.sequence:
         if head.digest != start.digest:
             raise errors.MixAndMatchError(f"the log was rewritten at bundle {head.sequence}")
@@ -394,12 +397,29 @@ def _verify_chain(
     if files is None:
         files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
     present = list(itertools.takewhile(files.__contains__, paths))
+    if floor is None:
+        floor = _root_of(mirror, tip, start, limits)
     verified = verify.update_bundles(
-        chain, start, head, [files[p] for p in present], plane=plane, limits=limits
+        chain, start, head, [files[p] for p in present], plane=plane, limits=limits, floor=floor
     )
     if len(present) < len(paths):  # after the bundles before it, as one by one
         raise errors.MixAndMatchError(f"{paths[len(present)]} is missing from the log")
     return verified, {h.sequence: h.digest for h, _ in verified}
+
+
+def _root_of(mirror: gitrepo.Mirror, tip: str, start: signed.Head, limits: verify.Limits) -> int:
+    """The root version the bundle at ``start`` names: its bytes are the ones verified before
+    (their digest is ``start``'s), so they are parsed without checking signatures again."""
+    if start.sequence == 0:
+        return 1
+    path = layout.bundle_path(start.sequence)
+    data = roots.read_signed(mirror, tip, [path], limits.bundle_bytes).get(path)
+    if data is None or envelope.digest(data) != start.digest:
+        raise errors.MixAndMatchError(
+            f"bundle {start.sequence}, verified before, is not in the log"
+        )
+    payload = envelope.peek(data, max_bytes=limits.bundle_bytes)
+    return verify.parse_payload(payload, signed.Bundle).root_version
 
 
 def _check_passes_through(
@@ -460,8 +480,16 @@ class CommandReader:
             limits=self.limits,
         )
         _check_passes_through(pending, trust)
+        latest = max([trust.latest_signed, *(b.issued_at for _, b in pending)])
+        _check_clock(latest, now)
         verified = pending[-1][0] if pending else trust.applied
-        updated = replace(trust, root=chain.newest_bytes, timestamp=stamp_bytes, verified=verified)
+        updated = replace(
+            trust,
+            root=chain.newest_bytes,
+            timestamp=stamp_bytes,
+            verified=verified,
+            latest_signed=latest,
+        )
         if updated != trust:  # an idle cycle writes nothing, not even locally
             state.persist_state(self.state_path, updated)
         return pending
@@ -491,6 +519,20 @@ class CommandReader:
             if previous_root.roles.timestamp != root.roles.timestamp:
                 return None
         return old
+
+
+CLOCK_SKEW = timedelta(minutes=10)
+"""How far the agent's clock may lag a time it verified as signed (the reconciler's clock)."""
+
+
+def _check_clock(latest: str, now: datetime) -> None:
+    """ClockSkewError when ``now`` is earlier than ``latest`` (a signed time, possibly "")
+    by more than :data:`CLOCK_SKEW`."""
+    if latest and now + CLOCK_SKEW < verify.parse_time(latest):
+        raise errors.ClockSkewError(
+            f"this machine's clock ({verify.format_time(now)}) is earlier than {latest}, "
+            f"when a bundle it verified was signed: fix the clock (NTP)"
+        )
 
 
 def check_fetched(refs: Mapping[str, str], *wanted: str) -> None:

@@ -84,6 +84,13 @@ class UnknownCommandError(VerificationError):
     code = "unknown-command"
 
 
+class ClockSkewError(VerificationError):
+    """This machine's clock is earlier than a time already verified as signed: expiry cannot
+    be judged (a clock set back would take a frozen log for a fresh one)."""
+
+    code = "clock-skew"
+
+
 class AheadOfLogError(UnknownCommandError):
     """A report, signed by the plane's registered key, that the plane applied a bundle the log
     does not hold: the log was rolled back or rewritten after the agent read it (or the key

@@ -34,6 +34,8 @@ class TrustState:
     """The newest bundle fully applied; never ahead of ``verified``."""
     status_counter: int = 0
     """Counter of the last status report written."""
+    latest_signed: str = ""
+    """The newest ``issued_at`` of a bundle verified: the agent's clock must not be earlier."""
 
     def with_applied(self, head: signed.Head) -> TrustState:
         """This state with ``head`` applied."""
@@ -54,6 +56,7 @@ def persist_state(path: Path, state: TrustState) -> None:
         "verified": state.verified.model_dump(),
         "applied": state.applied.model_dump(),
         "status_counter": state.status_counter,
+        "latest_signed": state.latest_signed,
     }
     atomic_write(path, envelope.dumps(body))
 
@@ -96,6 +99,7 @@ def load_state(path: Path, *, pinned_root: bytes) -> TrustState:
             verified=signed.Head.model_validate(body["verified"]),
             applied=signed.Head.model_validate(body["applied"]),
             status_counter=int(body["status_counter"]),
+            latest_signed=str(body.get("latest_signed", "")),  # absent before it was kept
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise errors.MalformedError(f"{path}: damaged trust state ({exc})") from None

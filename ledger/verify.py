@@ -223,8 +223,13 @@ def update_bundles(
     plane: str,
     limits: Limits = DEFAULT_LIMITS,
     commands_keys: Mapping[int, RoleKeys] | None = None,
+    floor: int = 1,
 ) -> list[tuple[signed.Head, signed.Bundle]]:
     """The bundles after ``previous``, in order, each with its head: :func:`update_bundle` on each.
+
+    Root versions only go up along a log: a bundle naming a root older than the one the
+    bundle before it named (``floor`` for the first: the root of ``previous``) is a
+    rollback, even when a key of that older root signed it (a retired, perhaps leaked key).
 
     The signatures of a run of bundles (up to :data:`RUN_BYTES` of envelopes) are
     checked before the run's payloads are parsed, so that the signature code and the
@@ -240,6 +245,12 @@ def update_bundles(
             if isinstance(outcome, errors.VerificationError):
                 raise outcome
             bundle = _check_bundle(*outcome, item, previous=previous, head=head, plane=plane)
+            if bundle.root_version < floor:
+                raise errors.RollbackError(
+                    f"bundle {bundle.sequence} names root {bundle.root_version}, older than "
+                    f"root {floor} named before it: a retired key cannot issue after its successor"
+                )
+            floor = bundle.root_version
             previous = signed.Head(sequence=bundle.sequence, digest=envelope.digest(item))
             verified.append((previous, bundle))
     return verified

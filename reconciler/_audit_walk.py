@@ -50,6 +50,8 @@ class CommandWalk:
     def __post_init__(self) -> None:
         self._known = verify.commands_keys_of(self.chain)
         self._previous = _head(0, "")
+        self._floor = 1
+        """The root the last bundle that verified named: root versions only go up."""
 
     def run(
         self, files: Sequence[LogFile], change_at: Callable[[str], str | None]
@@ -122,16 +124,18 @@ class CommandWalk:
         if problem is not None:
             return None, verdict(problem)
         try:
-            bundle = verify.update_bundle(
+            ((_, bundle),) = verify.update_bundles(
                 self.chain,
                 self._previous,
                 _ANY_HEAD,
-                data,
+                [data],
                 plane=self.plane,
                 commands_keys=self._known,
+                floor=self._floor,
             )
         except errors.VerificationError as exc:
             return None, verdict(exc)
+        self._floor = bundle.root_version
         return bundle, None
 
     def _refused(self, sequence: int, file: LogFile, error: Verdict | None) -> list[CommandEvent]:

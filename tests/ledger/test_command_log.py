@@ -577,3 +577,18 @@ def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
     _refused(reader, errors.MalformedError)
     with pytest.raises(errors.MalformedError, match="git refused the objects"):
         log.read(PLANE, NOW)
+
+
+def test_an_agent_clock_earlier_than_a_signed_time_is_clock_skew(
+    log: commands.CommandLog, reader: commands.CommandReader
+) -> None:
+    """A clock set back 10 days would take a frozen log for a fresh one: the agent refuses
+    to judge expiry with it, applies nothing, and its trust state stays as it was."""
+    issue(log, now=NOW)
+    ((head, _),) = reader.update(NOW)
+    reader.mark_applied(head)
+    issue(log, command("b"), now=NOW + timedelta(days=10))
+    _refused(reader, errors.ClockSkewError, NOW)  # a bundle signed 10 days from "now"
+    assert len(reader.update(NOW + timedelta(days=10))) == 1
+    _refused(reader, errors.ClockSkewError, NOW + timedelta(days=1))  # set back after
+    assert len(reader.update(NOW + timedelta(days=10, minutes=-9))) == 1  # within tolerance

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from ledger import commands, envelope, errors, keys, layout, roots, verify
@@ -70,3 +72,62 @@ def test_the_writer_refuses_to_append_to_a_log_it_cannot_verify(
     log.mirror.push(commit, layout.commands_ref(PLANE))
     with pytest.raises(errors.SignatureError):
         issue(log, command("more"))
+
+
+def _forge(
+    log: commands.CommandLog, *, bundle_root: int, commands_key: keys.Signer, stamp_key: keys.Signer
+) -> None:
+    """Append a bundle naming ``bundle_root``, signed by ``commands_key``, and a timestamp of
+    root 2 naming it as the head: what someone holding those keys can push."""
+    view = log.read(PLANE, NOW)
+    assert view.timestamp is not None
+    bundle = envelope.sign(verify.PAYLOAD_TYPES["commands"], envelope.dumps({
+        "_type": "commands", "spec_version": signed.SPEC_VERSION, "plane": PLANE,
+        "sequence": view.head.sequence + 1, "previous": view.head.digest,
+        "root_version": bundle_root, "spec_commit": "c" * 40,
+        "issued_at": verify.format_time(NOW), "self_heal": True,
+        "commands": [command("forged").model_dump()],
+    }), [commands_key])  # fmt: skip
+    head = {"sequence": view.head.sequence + 1, "digest": envelope.digest(bundle)}
+    stamp = envelope.sign(verify.PAYLOAD_TYPES["timestamp"], envelope.dumps({
+        "_type": "timestamp", "spec_version": signed.SPEC_VERSION, "plane": PLANE,
+        "version": view.timestamp.version + 1,
+        "expires": verify.format_time(NOW + timedelta(days=7)),
+        "root_version": 2, "head": head, "status_seen": 0,
+    }), [stamp_key])  # fmt: skip
+    files = {layout.bundle_path(head["sequence"]): bundle, layout.TIMESTAMP: stamp}
+    ref = layout.commands_ref(PLANE)
+    log.mirror.push(log.mirror.commit(view.commit, files, message="x", who=RECONCILER), ref)
+
+
+def test_a_retired_commands_key_cannot_issue_after_its_successor(
+    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+) -> None:
+    """The commands key was rotated out (it leaked). Bundles under the new root follow;
+    a bundle naming the old root after them, signed by the retired key, is a rollback for
+    every reader, even with a valid timestamp over it."""
+    issue(log)
+    ((applied, _),) = reader.update(NOW)
+    reader.mark_applied(applied)
+    new_root = [keys.FileSigner.generate() for _ in range(2)]
+    new_commands = keys.FileSigner.generate()
+    payload = roots.root_payload(
+        version=2, expires=NOW + timedelta(days=365), root=[k.public_key for k in new_root],
+        root_threshold=2, commands=[new_commands.public_key],
+        timestamp=[keyset.timestamp.public_key],
+    )  # fmt: skip
+    roots.publish(
+        log.mirror, roots.sign_root(payload, [*keyset.root[:2], *new_root]), who=RECONCILER
+    )
+    rotated = commands.CommandLog(
+        log.mirror, log.root, [new_commands], [keyset.timestamp], RECONCILER
+    )
+    assert issue(rotated, command("after")) is not None  # bundle 2 names root 2
+    before = snapshot(reader)  # an agent still on root 1: offline during the rotation
+    _forge(rotated, bundle_root=1, commands_key=keyset.commands, stamp_key=keyset.timestamp)
+    with pytest.raises(errors.RollbackError, match="names root 1, older than root 2"):
+        reader.update(NOW)
+    assert snapshot(reader) == before
+    fresh = commands.CommandLog(log.mirror, log.root, [], [], RECONCILER)
+    with pytest.raises(errors.RollbackError):
+        fresh.read(PLANE, NOW)
