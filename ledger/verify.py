@@ -211,7 +211,10 @@ def update_bundle(
     rotation verifies under the root it names, which must be in the chain.
     """
     payload, root = _open_under_chain(data, chain, limits.bundle_bytes, commands_keys)
-    return _check_bundle(payload, root, data, previous=previous, head=head, plane=plane)
+    known = commands_keys if commands_keys is not None else commands_keys_of(chain)
+    return _check_bundle(
+        payload, root, data, previous=previous, head=head, plane=plane, known=known
+    )
 
 
 def update_bundles(
@@ -244,7 +247,9 @@ def update_bundles(
         for item, outcome in zip(run, opened, strict=True):
             if isinstance(outcome, errors.VerificationError):
                 raise outcome
-            bundle = _check_bundle(*outcome, item, previous=previous, head=head, plane=plane)
+            bundle = _check_bundle(
+                *outcome, item, previous=previous, head=head, plane=plane, known=known
+            )
             if bundle.root_version < floor:
                 raise errors.RollbackError(
                     f"bundle {bundle.sequence} names root {bundle.root_version}, older than "
@@ -290,12 +295,16 @@ def _check_bundle(
     previous: signed.Head,
     head: signed.Head,
     plane: str,
+    known: Mapping[int, RoleKeys],
 ) -> signed.Bundle:
-    """The checks after the signatures: strict payload, root, plane, chain, head, specs."""
+    """The checks after the signatures: strict payload, root, plane, chain, head, specs.
+    ``root`` is the root whose ``commands`` keys verified it; ``known``, each trusted root's
+    keys: the bundle must name a root of the chain with those very keys."""
     bundle = parse_payload(payload, signed.Bundle)
-    if bundle.root_version != root.version:
+    named = known.get(bundle.root_version)
+    if bundle.root_version != root.version and (named is None or named != known[root.version]):
         raise errors.SignatureError(
-            f"bundle names root {bundle.root_version}, which is not trusted here"
+            f"bundle names root {bundle.root_version}, whose commands keys did not sign it"
         )
     if bundle.plane != plane:
         raise errors.WrongPlaneError(f"bundle is for plane {bundle.plane!r}, not {plane!r}")
@@ -324,20 +333,25 @@ def _open_under_chain(
     cap: int,
     known: Mapping[int, RoleKeys] | None = None,
 ) -> tuple[bytes, signed.Root]:
-    """Verify a bundle under the root it names, which must be in the verified chain.
+    """Verify a bundle under the roots of the verified chain, newest first, and return its
+    payload with the root whose ``commands`` keys signed it (:func:`_check_bundle` then
+    requires that the bundle names a root with those very keys).
 
-    The name is read from the unverified payload with the same strict parser
-    that reads it after verification, so there is no parser differential; a
-    forged name only chooses which trusted keys must have signed.
+    Nothing of the payload is read before a signature verifies: roots are tried by their
+    distinct ``commands`` keys, so without a rotation of that role there is one check.
     """
-    if len(chain) == 1:  # no rotation: nothing to choose, nothing to peek at
-        return _open_with(data, chain[0], cap, known), chain[0]
-    named = envelope.loads(envelope.peek(data, max_bytes=cap))
-    version = named.get("root_version") if isinstance(named, dict) else None
-    root = next((r for r in chain if r.version == version), None)
-    if root is None:
-        raise errors.SignatureError(f"bundle names root {version!r}, which is not trusted here")
-    return _open_with(data, root, cap, known), root
+    first: errors.SignatureError | None = None
+    tried: list[RoleKeys] = []
+    for root in reversed(chain):
+        keys_ = (known or {}).get(root.version) or role_keys(root, "commands")
+        if keys_ in tried:
+            continue
+        tried.append(keys_)
+        try:
+            return _open_with(data, root, cap, known), root
+        except errors.SignatureError as exc:
+            first = first or exc
+    raise first or errors.SignatureError("no root of the chain verifies the bundle")
 
 
 def _open_with(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ledger import envelope, errors, gitrepo, layout, verify
+from ledger import envelope, errors, gitrepo, keys, layout, verify
 from reconciler import reconcile as reconciling
 from schemas import signed
 from tests import clock
@@ -263,3 +263,57 @@ def test_a_bad_root_file_is_repaired_by_the_reconciler_not_a_fleet_wide_stop(wor
     assert mirror.list_paths(repaired) == ["root/1.json"]
     assert "churn-dev" in [c.name for c in agent.sync(NOW + timedelta(minutes=3))]
     assert reconciler.reconcile(NOW + timedelta(minutes=4)).alarms == []
+
+
+def _replace_timestamp(world: World, data: bytes) -> None:
+    mirror = gitrepo.Mirror.open(world.root / "mallory.git", world.remote)
+    ref = layout.commands_ref("local-dev")
+    tip = mirror.fetch([ref])[ref]
+    who = gitrepo.Identity("mallory", "mallory@example.invalid")
+    mirror.push(mirror.commit(tip, {layout.TIMESTAMP: data}, message="x", who=who), ref)
+
+
+def _bundle_of(world: World) -> bytes:
+    """The log's own bundle 1: validly signed, of another role."""
+    bare = Path(world.remote.removeprefix("file://"))
+    ref = layout.commands_ref("local-dev")
+    return git(bare, "show", f"{ref}:{layout.bundle_path(1)}").encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("forge", "code"),
+    [
+        pytest.param(
+            lambda world: envelope.sign(
+                verify.PAYLOAD_TYPES["timestamp"],
+                envelope.dumps({"\n! forged line\x1b[2K\r": 1}),
+                [keys.FileSigner.generate()],
+            ),
+            "bad-signature",
+            id="unsigned-hostile-key-names",
+        ),
+        pytest.param(
+            _bundle_of,
+            "wrong-type",
+            id="a-bundle-as-the-timestamp",
+        ),
+    ],
+)
+def test_a_timestamp_is_verified_before_it_is_parsed(
+    world: World, gitplane_bin: str, forge: Callable[[World], bytes], code: str
+) -> None:
+    """Nothing of an unverified timestamp reaches a parser, so nothing an attacker wrote
+    reaches an error message, and the codes are the agent's."""
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    _replace_timestamp(world, forge(world))
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=1))
+    flag = cycle.flags["local-dev"]
+    assert flag.startswith(f"command log refused: {code}: "), flag
+    assert "forged" not in flag and "\x1b" not in flag and "\n" not in flag
+    agent = TestAgent(world, "local-dev")
+    with pytest.raises(errors.VerificationError) as refused:
+        agent.reader.update(NOW + timedelta(minutes=1))
+    assert refused.value.code == code  # the agent says the same
+    text = _status_cli(gitplane_bin, world).stdout
+    assert "forged" not in text and "\x1b" not in text
