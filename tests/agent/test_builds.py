@@ -158,3 +158,27 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     healed = models.observe(command, kept, ApplyContext("0" * 40, scratch, now=later), env, later)
     assert healed.message.startswith("healed drift: aliases champion")
     assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}
+
+
+def test_a_tracking_store_is_created_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent killed while MLflow created its SQLite store (the first build does) left it
+    part-way, and every later build failed on "out-of-date database schema". The store is
+    now made in a temporary file and renamed into place."""
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the store for real
+    from mlflow.store.db import utils  # noqa: PLC0415
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    upgrade = utils._upgrade_db
+
+    def killed(engine: object) -> None:
+        raise KeyboardInterrupt  # the process dies in the middle of the migrations
+
+    monkeypatch.setattr(utils, "_upgrade_db", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _mlflow.ensure_store(uri)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing half-made where MLflow looks
+    monkeypatch.setattr(utils, "_upgrade_db", upgrade)
+    _mlflow.ensure_store(uri)  # the next start makes it whole
+    assert MlflowClient(tracking_uri=uri).search_registered_models() == []

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from schemas.errors import GitplaneError
 
@@ -48,6 +48,7 @@ def _tracking(uri: str) -> Iterator[object]:
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     with _TRACKING_LOCK:  # the tracking URI is process-wide; an apply thread shares it
+        ensure_store(uri)
         previous = os.environ.get("MLFLOW_TRACKING_URI")
         os.environ["MLFLOW_TRACKING_URI"] = uri
         mlflow.set_tracking_uri(uri)
@@ -60,6 +61,41 @@ def _tracking(uri: str) -> Iterator[object]:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
             else:
                 os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+_ENSURED: set[str] = set()
+
+
+def ensure_store(uri: str) -> None:
+    """The plane's own SQLite tracking store, whole: created in a temporary file and renamed
+    into place (a process killed while MLflow creates its tables leaves no half-made
+    store), and brought to MLflow's schema when an earlier run stopped part-way through a
+    migration (what ``mlflow db upgrade`` does). Other stores are MLflow's to manage."""
+    if not uri.startswith("sqlite:///") or uri in _ENSURED:
+        return
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow imports slowly
+    from mlflow.store.db import utils as untyped  # noqa: PLC0415
+
+    utils: Any = untyped  # MLflow's store set-up, untyped
+    path = Path(uri.removeprefix("sqlite:///"))
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
+            fresh.unlink(missing_ok=True)
+            engine = utils.create_sqlalchemy_engine_with_retry(f"sqlite:///{fresh}")
+            utils._initialize_tables(engine)
+            engine.dispose()
+            with suppress(FileExistsError):  # another process made it first: keep theirs
+                os.link(fresh, path)
+            fresh.unlink()
+        engine = utils.create_sqlalchemy_engine_with_retry(uri)
+        if utils._get_schema_version(engine) != utils._get_latest_schema_revision():
+            utils._upgrade_db(engine)
+        engine.dispose()
+    except (MlflowException, OSError) as exc:
+        raise MlflowError(f"the tracking store {path}: {str(exc).splitlines()[0]}") from None
+    _ENSURED.add(uri)
 
 
 def run_project(
@@ -311,6 +347,7 @@ def run_in(
 
 
 def _project_env(uri: str) -> dict[str, str]:
+    ensure_store(uri)  # before a project run creates it: a kill then could leave it half made
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
 
