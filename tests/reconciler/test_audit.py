@@ -774,3 +774,19 @@ def test_a_rewound_status_branch_is_a_replay_not_the_live_state(
     gaps = [e for e in body["events"] if e["type"] == "gap"]
     assert [(g["plane"], g["error"]["code"]) for g in gaps] == [("local-dev", "replay")]
     assert "the branch was rewound" in gaps[0]["error"]["message"]
+
+
+def test_what_a_refused_document_claims_is_shown_inert(sim: LogSimulator) -> None:
+    """A report nobody trusted signed (another key) claims a phase with ESC, CR and a
+    newline: the audit shows the claim, escaped, on its own line."""
+    digest = sim.issue('{"replicas":2}')
+    sim.report("Ready", digest)
+    liar = sim.agent
+    sim.agent = keys.FileSigner.generate()
+    sim.report("Ready\x1b[2K\r\nlocal-dev #9 Ready (forged)", digest)
+    sim.agent = liar
+    result = sim.build()
+    shown = audit_view.text(audit_read.AuditReport("main", BRANCH[-1], ("x.yaml",), result))
+    assert "\x1b" not in shown and "\r" not in shown
+    assert "\n  local-dev #9" not in shown and "\nlocal-dev #9" not in shown
+    assert "Ready\\x1b[2K" in shown  # shown, escaped
