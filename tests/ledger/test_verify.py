@@ -168,6 +168,9 @@ def test_a_timestamp_is_accepted(keyset: KeySet, root: signed.Root) -> None:
         pytest.param({"version": 1.5}, "timestamp", errors.MalformedError, id="float"),
         pytest.param({"_type": "commands"}, "timestamp", errors.MalformedError, id="wrong-type"),
         pytest.param({"extra": 1}, "timestamp", errors.MalformedError, id="unknown-field"),
+        pytest.param(
+            {"expires": "2026-02-30T00:00:00Z"}, "timestamp", errors.MalformedError, id="feb-30"
+        ),
     ],
 )
 def test_a_bad_timestamp_is_refused(
