@@ -73,9 +73,17 @@ def repair(
     nobody with the root keys signed. What was wrong, or None if nothing was.
 
     Only the reconciler repairs: it holds the chain from its keys directory. The branch
-    moves forward (a new commit whose tree holds exactly ``history``), never by force."""
-    tip = mirror.fetch([layout.ROOT_REF]).get(layout.ROOT_REF)
+    moves forward (a new commit whose tree holds exactly ``history``); only objects git
+    refuses to fetch, which nothing can build on, are replaced (a compare-and-swap)."""
+    refs = mirror.fetch([layout.ROOT_REF])
+    tip = refs.get(layout.ROOT_REF)
     held = {layout.root_path(_version(root)): root for root in history}
+    if layout.ROOT_REF in refs.broken:
+        lease = mirror.remote_heads(layout.ROOT_REF).get(layout.ROOT_REF, "")
+        why = f"objects git refused ({refs.broken[layout.ROOT_REF]})"
+        commit = mirror.commit(None, held, message=f"root: repaired ({why})", who=who)
+        mirror.replace(commit, layout.ROOT_REF, expected=lease)
+        return f"the root branch held {why}: repaired"
     found = (
         {path: _read_or_none(mirror, tip, path) for path in mirror.list_paths(tip)} if tip else {}
     )

@@ -16,7 +16,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from ledger import commands, errors, gitrepo, keyring, keys, roots, status, verify, watermark
+from ledger import (
+    commands,
+    errors,
+    gitrepo,
+    keyring,
+    keys,
+    layout,
+    roots,
+    status,
+    verify,
+    watermark,
+)
 from reconciler import desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from schemas import signed
@@ -155,6 +166,7 @@ class Reconciler:
         attack, reported), instead of stopping every plane."""
         refs = self.state.fetch_all()
         try:
+            commands.check_fetched(refs, layout.ROOT_REF)
             chain = self.log.follow_roots(refs)
             why = None if chain.newest.version >= len(self._roots) else "versions are missing"
         except errors.VerificationError as exc:

@@ -317,3 +317,22 @@ def test_a_timestamp_is_verified_before_it_is_parsed(
     assert refused.value.code == code  # the agent says the same
     text = _status_cli(gitplane_bin, world).stdout
     assert "forged" not in text and "\x1b" not in text
+
+
+def test_a_hostile_git_object_on_the_root_branch_is_replaced_by_the_reconciler(
+    world: World,
+) -> None:
+    """Every agent refuses a root branch git will not fetch (malformed); the reconciler,
+    which holds the chain, replaces it within a cycle and reports it."""
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    _push_duplicate_entries(world, layout.ROOT_REF)
+    with pytest.raises(errors.MalformedError, match="git refused the objects"):
+        agent.reader.update(NOW + timedelta(minutes=1))
+    world.change("six replicas", _retune(6), at=NOW + timedelta(minutes=1))
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=2))
+    assert len(cycle.alarms) == 1 and "objects git refused" in cycle.alarms[0]
+    assert cycle.issued["local-dev"].sequence == 2
+    assert "churn-dev" in [c.name for c in agent.sync(NOW + timedelta(minutes=3))]
