@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from tests import clock
 from tests.agent.serving_world import kill_all, processes_of
 from tests.conftest import EXAMPLE_REPO
 
 
 @pytest.mark.slow
-def test_the_demo_runs_the_main_job_and_stops_everything(gitplane_bin: str, tmp_path: Path) -> None:
+def test_the_demo_runs_the_main_job_and_stops_everything(
+    gitplane_bin: str, tmp_path: Path, running: clock.Running
+) -> None:
+    """On the tests' clock (a Tuesday noon, then real time): no scheduled feature or DAG run
+    of the example falls due while it runs, whatever the time of day."""
     workdir = tmp_path / ".gitplane-demo"
     try:
         done = subprocess.run(
@@ -23,6 +28,7 @@ def test_the_demo_runs_the_main_job_and_stops_everything(gitplane_bin: str, tmp_
             check=False,
             timeout=900,
             cwd=tmp_path,
+            env=running.env(),
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         out = done.stdout
