@@ -6,12 +6,20 @@ import json
 import subprocess
 from pathlib import Path
 
+from tests import clock
 from tests.conftest import commit_all, git
 
 
 def run(gitplane_bin: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gitplane plan`` on the tests' clock: prod's change windows are open on a Tuesday noon,
+    whatever day the suite runs."""
     return subprocess.run(
-        [gitplane_bin, "plan", ".", *args], capture_output=True, text=True, cwd=cwd, check=False
+        [gitplane_bin, "plan", ".", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        env=clock.env_at(clock.NOW),
     )
 
 
