@@ -29,9 +29,8 @@ from pathlib import Path
 from agent import background
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
+from agent.runtimes import select
 from agent.runtimes.base import ApplyContext, Runtime
-from agent.runtimes.local import LocalRuntime
-from agent.runtimes.local.env import LocalEnv
 from ledger import commands, errors, gitrepo, keys, status
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -70,16 +69,7 @@ class Agent:
         self._jobs: background.JobRound | None = None
         self._held: set[str] = set()
         """Resources whose command waits for the jobs pass observing them to end."""
-        self.runtime = runtime or LocalRuntime(
-            LocalEnv(
-                repo=self.mirror.repo,
-                tracking_uri=config.tracking_uri(),
-                state_dir=state,
-                data_dir=config.data_dir(),
-                ports=config.runtime.port_range(),
-                standby=config.runtime.standby_replicas,
-            )
-        )
+        self.runtime = runtime or select.for_config(config, self.mirror.repo)
 
     def run_once(self, now: datetime, *, wait: bool = True) -> Outcome:
         """One cycle; never raises for bad data, only for a broken installation.
@@ -180,7 +170,7 @@ class Agent:
             last = self.journal.resources.get(key)
             if last is None or last.phase == "Deleted" or key == busy or key in self._held:
                 continue
-            if not wait and source.command.kind in background.JOB_KINDS:
+            if not wait and source.command.kind in self.runtime.jobs:
                 jobs[key] = (source, last)
                 continue
             now_state = self._observe_one(source, last, now)
@@ -318,3 +308,10 @@ class Agent:
             error=failure,
             now=now,
         )
+
+
+def stop_serving(config: AgentConfig) -> int:
+    """Stop what the plane of ``config`` serves (its runtime's :meth:`Runtime.stop_serving`),
+    with no agent running: for an operator, or ``gitplane demo``, taking the plane down."""
+    mirror = gitrepo.Mirror.open(config.state_dir / "mirror.git", config.remote)
+    return select.for_config(config, mirror.repo).stop_serving()

@@ -17,9 +17,6 @@ from agent.journal import Source
 from ledger import verify
 from schemas import signed
 
-JOB_KINDS = frozenset({"DAG", "FeatureSet"})
-"""Kinds whose observing runs scheduled work (a DAG run, a feature computation)."""
-
 ABANDON_WAIT_SECONDS = 10.0
 """How long a stopping agent waits for cancelled work to unwind."""
 

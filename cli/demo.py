@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from agent.runtimes.local import serving
+from agent import agent, config
 from cli import clock
 from reconciler import planning, status_view
 
@@ -243,7 +243,7 @@ class Demo:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        return serving.stop_all(self.plane / "state")
+        return agent.stop_serving(config.load_config(self.plane / "agent.yaml"))
 
     def _gitplane(self, *args: str) -> str:
         _say(f"$ gitplane {' '.join(args)}")

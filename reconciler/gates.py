@@ -1,8 +1,9 @@
 """Gates: what turns a planned action into *wait* or *blocked*, and alias pinning.
 
 Pure functions of the desired documents, the plane's recorded state and
-``now``. Observed fields the agent reports for a built model (see
-``MODEL_*``) are the contract with the data plane.
+``now``. The observed fields the agent reports for a built model are the
+contract with the data plane: ``schemas.observed.ModelObserved`` names them
+for both sides.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from reconciler.recorded import Issued, RecordedPlane
-from schemas import signed
+from schemas import commands, observed, signed
 from schemas.deployment import Deployment
 from schemas.document import Document
 from schemas.model import SEVERITIES, Model
@@ -24,11 +25,6 @@ from schemas.policy import Policy, Window
 if TYPE_CHECKING:
     from reconciler.plan import Desired
 
-MODEL_VERSION = "version"
-MODEL_REGISTRY_VERSION = "registryVersion"
-MODEL_DIGEST = "artifactDigest"
-MODEL_SCAN = "scan"
-MODEL_SCAN_WORST = "scanWorst"
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -47,7 +43,7 @@ def digest(text: str) -> str:
 
 def pin_model(
     doc: Deployment, targets: Mapping[str, Document], recorded: RecordedPlane
-) -> dict[str, object] | Gate:
+) -> commands.PinnedModel | Gate:
     """The exact model version and artifact digest a deployment serves, or why not yet."""
     ref = doc.spec.model
     model = targets.get(f"Model/{ref.name}")
@@ -60,27 +56,30 @@ def pin_model(
     if gate is not None or status is None:
         return gate or Gate("wait", f"waiting for Model/{ref.name}")
     name = model.spec.registered_name or model.name
-    registry_version = status.observed.get(MODEL_REGISTRY_VERSION)
-    return {
-        "name": name,
-        "version": model.spec.version,
-        "registryVersion": registry_version,
-        "digest": status.observed.get(MODEL_DIGEST),
-        "uri": f"models:/{name}/{registry_version}",
-    }
+    seen = observed.ModelObserved.of(status)
+    if seen.registry_version is None:
+        return Gate("wait", f"waiting for Model/{ref.name} to be registered")
+    return commands.PinnedModel(
+        name=name,
+        version=model.spec.version,
+        registry_version=seen.registry_version,
+        digest=seen.artifact_digest,
+        uri=f"models:/{name}/{seen.registry_version}",
+    )
 
 
 def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | None:
     """Why the model's current version cannot be served yet (None: built, scanned, ready)."""
     version = f"Model/{model.name} {model.spec.version}"
-    if status is None or status.observed.get(MODEL_VERSION) != model.spec.version:
+    seen = observed.ModelObserved.of(status)
+    if status is None or seen.version != model.spec.version:
         return Gate("wait", f"waiting for {version} to be built and scanned")
     if status.phase in ("Failed", "Blocked"):
         detail = status.message or "see its status"
         return Gate("blocked", f"{version} {status.phase.lower()}: {detail}")
     if status.phase != "Ready":
         return Gate("wait", f"waiting for {version} ({status.phase})")
-    if status.observed.get(MODEL_SCAN) != "passed":
+    if seen.scan != "passed":
         return Gate("blocked", f"{version} has no passing security scan")
     return None
 
@@ -120,7 +119,7 @@ def security_block(
     """Why a deployment may not serve ``model`` on a plane under ``policies`` (their
     ``security`` gates), or None. A passing scan is required everywhere anyway; a policy's
     ``maxSeverity`` also blocks findings at or above it that the model's own policy let pass."""
-    worst = str(status.observed.get(MODEL_SCAN_WORST, "")) if status is not None else ""
+    worst = observed.ModelObserved.of(status).scan_worst or ""
     for policy in policies:
         gate = policy.spec.security
         if gate is None or "Deployment" not in policy.spec.kinds or gate.max_severity is None:

@@ -21,7 +21,7 @@ from typing import Literal
 
 from reconciler import _gc, gates
 from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
-from schemas import signed
+from schemas import commands, signed
 from schemas.common import LabelSelector
 from schemas.dag import DAG
 from schemas.dataplane import DataPlane
@@ -441,12 +441,12 @@ def _gate(doc: Document, context: _Context) -> dict[str, object] | gates.Gate:
         pinned = gates.pin_model(doc, context.targets, context.recorded)
         if isinstance(pinned, gates.Gate):
             return pinned
-        model = f"Model/{doc.spec.model.name} {pinned['version']}"
+        model = f"Model/{doc.spec.model.name} {pinned.version}"
         status = context.recorded.observed.get(("Model", doc.spec.model.name))
         insecure = gates.security_block(model, status, context.policies.items)
         if insecure:
             return gates.Gate("blocked", insecure)
-        resolved["resolved"] = {"model": pinned}
+        resolved.update(commands.resolved(pinned))
     if isinstance(doc, Deployment | DAG):
         waiting = gates.feature_sets_ready(doc.spec.feature_sets, context.recorded)
         if waiting:

@@ -8,7 +8,6 @@ plane's real key.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from ledger import commands, gitrepo, keyring, keys, status
-from reconciler import gates
 from reconciler import reconcile as reconciling
+from schemas import commands as typed
 from schemas import signed
+from schemas.observed import ModelObserved
 from tests import clock
 from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo
 
@@ -121,13 +121,13 @@ class TestAgent:
 def _report(command: signed.Command, phase: str) -> signed.ResourceStatus:
     observed: dict[str, str | int | bool] = {}
     if command.kind == "Model":
-        spec = json.loads(command.spec)["spec"]
-        observed = {
-            gates.MODEL_VERSION: spec["version"],
-            gates.MODEL_SCAN: "passed",
-            gates.MODEL_REGISTRY_VERSION: 1,
-            gates.MODEL_DIGEST: "sha256:" + "e" * 64,
-        }
+        model = typed.read(command, typed.ModelCommand)
+        observed = ModelObserved(
+            version=model.spec.version,
+            scan="passed",
+            registry_version=1,
+            artifact_digest="sha256:" + "e" * 64,
+        ).flat()
     return signed.ResourceStatus(
         kind=command.kind,
         name=command.name,

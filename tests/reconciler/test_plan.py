@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler import gates
 from reconciler.plan import Desired, Plan, plan
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
 from schemas.document import Document
+from schemas.observed import ModelObserved
 from schemas.parse import parse_spec
 
 FRIDAY_EVENING = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
@@ -107,13 +107,13 @@ def built(
         name="churn",
         phase=phase,
         message=message,
-        observed={
-            gates.MODEL_VERSION: version,
-            gates.MODEL_SCAN: scan,
-            gates.MODEL_REGISTRY_VERSION: 3,
-            gates.MODEL_DIGEST: "sha256:" + "d" * 64,
-            gates.MODEL_SCAN_WORST: worst,
-        },
+        observed=ModelObserved(
+            version=version,
+            scan=scan,
+            registry_version=3,
+            artifact_digest="sha256:" + "d" * 64,
+            scan_worst=worst,
+        ).flat(),
     )
 
 

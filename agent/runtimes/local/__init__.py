@@ -18,7 +18,7 @@ import threading
 from datetime import datetime
 from types import ModuleType
 
-from agent.runtimes.base import ApplyContext
+from agent.runtimes.base import ApplyContext, Capabilities
 from agent.runtimes.local import _mlflow, dags, features, models, serving
 from agent.runtimes.local.env import LocalEnv
 from schemas import signed
@@ -33,6 +33,10 @@ _KINDS: dict[str, ModuleType] = {
 
 class LocalRuntime:
     """Applies commands on this machine."""
+
+    kinds = frozenset(_KINDS)
+    jobs = frozenset({"DAG", "FeatureSet"})
+    capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=False)
 
     def __init__(self, env: LocalEnv) -> None:
         self.env = env
@@ -58,6 +62,10 @@ class LocalRuntime:
     def delete(self, command: signed.Command) -> None:
         """Stop and remove what the resource started."""
         _KINDS[command.kind].delete(command, self.env)
+
+    def stop_serving(self) -> int:
+        """Stop every endpoint's supervisor and replicas; their files stay."""
+        return serving.stop_all(self.env.state_dir)
 
     def cancel(self, started_by: threading.Thread) -> None:
         """Kill the MLflow Project runs (model builds, DAG steps) ``started_by`` started."""

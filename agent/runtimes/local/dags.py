@@ -17,19 +17,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _dagplan, _dagrun, _mlflow
 from agent.runtimes.local.env import LocalEnv
 from ledger import state
-from schemas import signed
+from schemas import commands, signed
 from schemas.dag import DAG
 
 MESSAGE_CHARS = 4096
@@ -182,15 +181,11 @@ def _message(dag: DAG, result: _dagrun.Result | None) -> str:
 
 
 def parse(command: signed.Command) -> DAG:
-    """The command's DAG, defaults applied (only the document's own keys are read)."""
-    body = json.loads(command.spec)
-    document = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    """The command's DAG, every default applied (``schemas.commands``)."""
     try:
-        return DAG.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise _dagplan.DagError(f"the DAG spec is invalid at {where}: {first['msg']}") from None
+        return commands.read(command, commands.DAGCommand)
+    except commands.CommandSpecError as exc:
+        raise _dagplan.DagError(str(exc)) from None
 
 
 def load_state(env: LocalEnv, name: str) -> DagState | None:

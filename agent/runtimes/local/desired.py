@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.runtimes.local.autoscale import Policy
@@ -30,21 +30,24 @@ class Desired:
     port: int
     version: str
     model_dir: str
-    workers: int = 1
-    request_timeout: float = 60.0
-    env: dict[str, str] = field(default_factory=dict)
-    health_path: str = "/ping"
-    initial_delay: float = 0.0
-    period: float = 5.0
-    probe_timeout: float = 2.0
-    failure_threshold: int = 3
-    strategy: str = "rolling"
-    max_surge: int = 1
-    max_unavailable: int = 0
-    progress_deadline: float = 600.0
-    replicas: int | None = 1
-    autoscaling: Policy | None = None
-    standby: int = 0
+    # Every value below comes from the Deployment spec, its defaults applied by the schema
+    # (``build``): none is restated here. A desired.json missing one is unreadable, which
+    # the agent treats as drift and writes again.
+    workers: int
+    request_timeout: float
+    env: dict[str, str]
+    health_path: str
+    initial_delay: float
+    period: float
+    probe_timeout: float
+    failure_threshold: int
+    strategy: str
+    max_surge: int
+    max_unavailable: int
+    progress_deadline: float
+    replicas: int | None
+    autoscaling: Policy | None
+    standby: int
     """Warm replicas kept outside the pool for fast scale-ups (the agent's
     ``runtime.standbyReplicas``)."""
 

@@ -37,9 +37,9 @@ from agent.runtimes.local import _featurestatus as status
 from agent.runtimes.local import featurestore
 from agent.runtimes.local.env import LocalEnv
 from ledger import state as ledger_state
-from schemas import signed
+from schemas import commands, signed
 from schemas.common import parse_duration
-from schemas.featureset import FeatureSet, FeatureSetSpec
+from schemas.featureset import FeatureSetSpec
 
 KIND = "FeatureSet"
 STATE = "state.json"
@@ -116,9 +116,9 @@ def online_lookup(
 
 def _spec(command: signed.Command) -> FeatureSetSpec:
     try:
-        spec = FeatureSet.model_validate_json(command.spec).spec
-    except ValidationError as exc:
-        raise errors.StalledError(f"the command's spec is not a valid FeatureSet: {exc}") from None
+        spec = commands.read(command, commands.FeatureSetCommand).spec
+    except commands.CommandSpecError as exc:
+        raise errors.StalledError(str(exc)) from None
     schedule.check(spec)
     return spec
 

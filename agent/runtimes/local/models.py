@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tarfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, scan
 from agent.runtimes.local.env import LocalEnv
-from schemas import signed
+from schemas import commands, signed
 from schemas.common import parse_duration
+from schemas.model import ModelSpec
+from schemas.observed import ModelObserved
 
 TAG_DIGEST = "gitplane.spec_digest"
 
@@ -34,39 +35,37 @@ TAG_DIGEST = "gitplane.spec_digest"
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
     """Build (or import), scan and register the model a command describes."""
     tracking_uri = env.tracking_uri
-    body = json.loads(command.spec)
-    spec, name = body["spec"], body["metadata"]["name"]
-    registered_name = spec.get("registeredName", name)
+    model = commands.read(command, commands.ModelCommand)
+    spec, name = model.spec, model.name
+    registered_name = spec.registered_name or name
     existing = _mlflow.find_version(tracking_uri, registered_name, TAG_DIGEST, command.digest)
     if existing is not None:
         return _status(command, spec, existing.version, dict(existing.tags), existing.run_id)
     model_dir = context.scratch / "model"
     run_id, model_uri = _produce(spec, name, context=context, env=env, model_dir=model_dir)
     digest = digest_directory(model_dir)
-    policy = spec.get("scan", {})
-    report = scan.scan(model_dir, allow=policy.get("allowGlobals", []))
-    blocked = report.blocks(policy.get("failOn", "HIGH"))
+    report = scan.scan(model_dir, allow=spec.scan.allow_globals)
+    blocked = report.blocks(spec.scan.fail_on)
     tags = {
         TAG_DIGEST: command.digest,
         "gitplane.source_commit": context.spec_commit,
         "gitplane.artifact_digest": digest,
         "gitplane.scan": "failed" if blocked else "passed",
         "gitplane.scan_worst": report.worst(),
-        "gitplane.version": spec["version"],
-        **spec.get("tags", {}),
+        "gitplane.version": spec.version,
+        **spec.tags,
     }
     if blocked:
         found = ", ".join(f"{f.severity} {f.reference}" for f in report.findings) or "scan error"
         return _blocked(command, spec, tags, run_id, f"security scan blocked it: {found}")
-    aliases = list(spec.get("aliases", []))
     registered = _mlflow.register(
-        tracking_uri, model_uri, registered_name, tags=tags, aliases=aliases
+        tracking_uri, model_uri, registered_name, tags=tags, aliases=list(spec.aliases)
     )
     return _status(command, spec, registered.version, tags, run_id)
 
 
 def _produce(
-    spec: dict[str, Any],
+    spec: ModelSpec,
     name: str,
     *,
     context: ApplyContext,
@@ -79,22 +78,24 @@ def _produce(
     versions point at them long after this apply's scratch space is gone.
     """
     tracking_uri = env.tracking_uri
-    source = spec["source"]
-    if "registry" in source:
-        _mlflow.download(tracking_uri, source["registry"]["uri"], model_dir)
-        return "", source["registry"]["uri"]
-    project = source["project"]
+    source = spec.source
+    if source.registry is not None:
+        _mlflow.download(tracking_uri, source.registry.uri, model_dir)
+        return "", source.registry.uri
+    project = source.project
+    if project is None:  # the schema requires one of the two
+        raise commands.CommandSpecError(f"Model/{name}: neither a project nor a registry URI")
     checkout = context.scratch / "project"
-    extract(env.repo.archive(context.spec_commit, project["path"]), checkout)
+    extract(env.repo.archive(context.spec_commit, project.path), checkout)
     experiment = f"gitplane-{name}"
     _mlflow.ensure_experiment(tracking_uri, experiment, env.state_dir / "mlartifacts" / experiment)
     run_id = _mlflow.run_project(
         tracking_uri,
         checkout,
-        entry_point=project.get("entryPoint", "main"),
-        parameters=project.get("parameters", {}),
+        entry_point=project.entry_point,
+        parameters=project.parameters,
         experiment=experiment,
-        timeout=parse_duration(spec.get("timeout", "1h")),
+        timeout=parse_duration(spec.timeout),
     )
     return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)
 
@@ -128,20 +129,20 @@ REGISTRY_BOOKKEEPING = "registered_model_meta"
 
 
 def _status(
-    command: signed.Command, spec: dict[str, Any], version: int, tags: dict[str, str], run_id: str
+    command: signed.Command, spec: ModelSpec, version: int, tags: dict[str, str], run_id: str
 ) -> signed.ResourceStatus:
     return _report(command, spec, tags, run_id, phase="Ready", registry_version=version)
 
 
 def _blocked(
-    command: signed.Command, spec: dict[str, Any], tags: dict[str, str], run_id: str, message: str
+    command: signed.Command, spec: ModelSpec, tags: dict[str, str], run_id: str, message: str
 ) -> signed.ResourceStatus:
     return _report(command, spec, tags, run_id, phase="Blocked", message=message[:4000])
 
 
 def _report(
     command: signed.Command,
-    spec: dict[str, Any],
+    spec: ModelSpec,
     tags: dict[str, str],
     run_id: str,
     *,
@@ -150,15 +151,14 @@ def _report(
     message: str = "",
 ) -> signed.ResourceStatus:
     """What the plane reports for a model: the tags it was (or would have been) registered with."""
-    observed: dict[str, str | int | bool] = {
-        "version": spec["version"],
-        "artifactDigest": tags.get("gitplane.artifact_digest", ""),
-        "scan": tags.get("gitplane.scan", ""),
-        "runId": run_id,
-        "scanWorst": tags.get("gitplane.scan_worst", ""),
-    }
-    if registry_version is not None:
-        observed["registryVersion"] = registry_version
+    observed = ModelObserved(
+        version=spec.version,
+        artifact_digest=tags.get("gitplane.artifact_digest", ""),
+        scan=tags.get("gitplane.scan", ""),
+        run_id=run_id,
+        scan_worst=tags.get("gitplane.scan_worst", ""),
+        registry_version=registry_version,
+    ).flat()
     return signed.ResourceStatus(
         kind="Model",
         name=command.name,
@@ -181,11 +181,11 @@ def observe(
     every ``OBSERVE_SECONDS`` per model."""
     if last.phase != "Ready" or not _due(env, command.name, now):
         return last
-    spec = json.loads(command.spec)["spec"]
-    name = spec.get("registeredName", command.name)
-    version = int(last.observed.get("registryVersion", 0))
+    spec = commands.read(command, commands.ModelCommand).spec
+    name = spec.registered_name or command.name
+    version = ModelObserved.of(last).registry_version or 0
     current = _mlflow.aliases(env.tracking_uri, name) or {}
-    moved = sorted(a for a in spec.get("aliases", []) if current.get(a) != version)
+    moved = sorted(a for a in spec.aliases if current.get(a) != version)
     if not moved:
         fixed = last.message.startswith("drift:")  # put right by hand since
         return last.model_copy(update={"message": ""}) if fixed else last

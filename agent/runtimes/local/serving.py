@@ -35,8 +35,7 @@ from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, desired, models, replicas
 from agent.runtimes.local.env import LocalEnv
 from ledger import state
-from schemas import signed
-from schemas.deployment import Deployment
+from schemas import commands, signed
 from schemas.errors import GitplaneError
 
 APPLY_WAIT_SECONDS = 300.0
@@ -104,9 +103,8 @@ def _wait_exit(pid_file: Path, deadline: float) -> None:
 
 def _write_desired(command: signed.Command, env: LocalEnv) -> float:
     """Resolve, write and hand over the command; its progress deadline in seconds."""
-    body = json.loads(command.spec)
-    deployment = Deployment.model_validate({k: body[k] for k in _DOCUMENT})
-    model: dict[str, Any] = body["resolved"]["model"]
+    deployment = commands.read(command, commands.DeploymentCommand)
+    model = deployment.resolved.model
     directory = _directory(env, command.name)
     wanted = desired.build(
         command.name,
@@ -114,7 +112,7 @@ def _write_desired(command: signed.Command, env: LocalEnv) -> float:
         command=command.digest,
         attempt=f"{time.time_ns()}",
         port=_port(env, directory),
-        version=str(model["version"]),
+        version=model.version,
         model_dir=_fetch_model(env, model, directory),
         standby=env.standby,
     )
@@ -123,16 +121,15 @@ def _write_desired(command: signed.Command, env: LocalEnv) -> float:
     return wanted.progress_deadline
 
 
-_DOCUMENT = ("apiVersion", "kind", "metadata", "spec")
-
-
 def _directory(env: LocalEnv, name: str) -> Path:
     return env.kind_dir("Deployment", name)
 
 
-def _fetch_model(env: LocalEnv, model: dict[str, Any], directory: Path) -> Path:
+def _fetch_model(env: LocalEnv, model: commands.PinnedModel, directory: Path) -> Path:
     """The pinned version's artifacts, downloaded once and checked against the pinned digest."""
-    digest, uri = str(model["digest"]), str(model["uri"])
+    digest, uri = model.digest, model.uri
+    if digest is None:
+        raise ServingError(f"refusing to serve {uri}: the command pins no artifact digest")
     target = directory / "models" / digest.removeprefix("sha256:")[:16]
     if target.exists():
         return target

@@ -1,0 +1,85 @@
+"""Typed commands and observed state: one model per kind, defaults from the schemas."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ledger import envelope
+from schemas import commands, signed
+from schemas.observed import EndpointObserved, ModelObserved
+
+
+def _command(kind: str, body: dict[str, object]) -> signed.Command:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return signed.Command(
+        id=f"{kind}/x", action="apply", kind=kind, name="x",  # type: ignore[arg-type]
+        spec=text, digest=envelope.digest(text.encode()),
+    )  # fmt: skip
+
+
+MODEL = {
+    "apiVersion": "gitplane.dev/v1alpha1",
+    "kind": "Model",
+    "metadata": {"name": "x"},
+    "spec": {"version": "1.0.0", "source": {"project": {"path": "projects/x"}}},
+    "inputs": {"projects/x": "a" * 40},
+}
+
+
+def test_a_command_carries_only_what_was_declared_and_reads_with_every_default() -> None:
+    model = commands.read(_command("Model", MODEL), commands.ModelCommand)
+    assert model.inputs == {"projects/x": "a" * 40}
+    assert (model.spec.scan.fail_on, model.spec.timeout) == ("HIGH", "1h")  # the schema's
+    assert model.spec.source.project is not None
+    assert model.spec.source.project.entry_point == "main"
+
+
+def test_a_deployment_command_carries_its_pinned_model() -> None:
+    pinned = commands.PinnedModel(
+        name="churn", version="1.2.0", registry_version=3, digest="sha256:" + "d" * 64,
+        uri="models:/churn/3",
+    )  # fmt: skip
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"model": {"name": "churn"}, "planeSelector": {"matchLabels": {"env": "dev"}}},
+        **commands.resolved(pinned),
+    }
+    assert body["resolved"]["model"]["registryVersion"] == 3  # type: ignore[index]
+    deployment = commands.read(_command("Deployment", body), commands.DeploymentCommand)
+    assert deployment.resolved.model == pinned
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "error"),
+    [
+        pytest.param("Model", MODEL, "a Model command is not a DAGCommand", id="other-kind"),
+        pytest.param(
+            "DAG", {**MODEL, "kind": "DAG"}, "not a valid DAG: invalid at ", id="bad-body"
+        ),
+    ],
+)
+def test_a_command_that_does_not_fit_its_kind_is_refused(
+    kind: str, body: dict[str, object], error: str
+) -> None:
+    with pytest.raises(commands.CommandSpecError, match=error):
+        commands.read(_command(kind, body), commands.DAGCommand)
+
+
+def test_observed_fields_are_named_once_and_a_wrong_type_reads_as_missing() -> None:
+    flat = ModelObserved(version="1.0.0", registry_version=3, scan="passed").flat()
+    assert flat == {"version": "1.0.0", "registryVersion": 3, "scan": "passed"}
+    status = signed.ResourceStatus(
+        kind="Model", name="x", phase="Ready",
+        observed={**flat, "registryVersion": "3", "scanWorst": True, "other": 1},
+    )  # fmt: skip
+    seen = ModelObserved.of(status)
+    assert (seen.version, seen.registry_version, seen.scan_worst) == ("1.0.0", None, None)
+    assert ModelObserved.of(None) == ModelObserved()
+    ready = signed.ResourceStatus(
+        kind="Deployment", name="x", phase="Ready", observed={"readyReplicas": True}
+    )
+    assert EndpointObserved.of(ready).ready_replicas is None  # a bool is not a count
