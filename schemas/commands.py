@@ -99,8 +99,7 @@ def read(command: signed.Command, kind: type[T]) -> T:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top)"
         raise CommandSpecError(
-            f"the command's spec is not a valid {command.kind}: invalid at {where}: "
-            f"{first['msg']}"
+            f"the command's spec is not a valid {command.kind}: invalid at {where}: {first['msg']}"
         ) from None
 
 
