@@ -14,6 +14,7 @@ from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
 from cli import clock
+from schemas.errors import ReportedError
 
 
 @click.group()
@@ -48,7 +49,8 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
         loop.log_cycle(config.plane, outcome)
-        sys.exit(1 if outcome.error or outcome.unreachable else 0)
+        if outcome.error or outcome.unreachable:
+            raise ReportedError  # the cycle's line on stderr says why
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     metrics = loop.Metrics()

@@ -13,7 +13,7 @@ import traceback
 
 import click
 
-from schemas.errors import GitplaneError
+from schemas.errors import ChangesPendingError, GitplaneError, ReportedError
 from schemas.inert import inert
 
 EXIT_CRASH = 3
@@ -71,6 +71,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.Abort:
         sys.exit(EXIT_INTERRUPTED)
+    except (ReportedError, ChangesPendingError) as exc:  # said already: only the code is left
+        sys.exit(exc.exit_code)
     except GitplaneError as exc:
         lines = str(exc).split("\n")  # a message's own lines stay; nothing else it carries acts
         click.echo("\n".join([f"error: {inert(lines[0])}", *map(inert, lines[1:])]), err=True)

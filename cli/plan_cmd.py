@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from cli import clock
 from reconciler import planning, render
-from schemas.errors import UsageError
-
-EXIT_CHANGES = 2
-EXIT_ERROR = 1
+from schemas.errors import ChangesPendingError, ReportedError, UsageError
+from schemas.inert import inert
 
 
 @click.command("plan")
@@ -68,8 +65,8 @@ def plan(
     except UsageError as exc:
         if not detailed_exitcode:
             raise
-        click.echo(f"error: {exc}", err=True)  # 2 means "changes" here: errors are 1
-        sys.exit(EXIT_ERROR)
+        click.echo(f"error: {inert(str(exc))}", err=True)  # 2 means "changes" here: errors are 1
+        raise ReportedError from None
     title = f"Gitplane plan for {path}" + (f" (changes since {base})" if base else "")
     if output == "json":
         click.echo(json.dumps(render.as_json(result), indent=2))
@@ -78,4 +75,4 @@ def plan(
     else:
         click.echo(render.text(result, title=title))
     if detailed_exitcode and result.has_changes:
-        sys.exit(EXIT_CHANGES)
+        raise ChangesPendingError

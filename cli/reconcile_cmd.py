@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -11,9 +10,8 @@ import click
 from cli import clock
 from reconciler import reconcile as reconciling
 from reconciler import render, watch
+from schemas.errors import ReportedError
 from schemas.inert import inert
-
-EXIT_INVALID = 1
 
 
 @click.command("reconcile")
@@ -82,7 +80,7 @@ def reconcile(
     cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)
     if cycle.problems:
-        sys.exit(EXIT_INVALID)
+        raise ReportedError
 
 
 def _report(cycle: reconciling.Cycle, output: str) -> None:

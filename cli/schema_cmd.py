@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from schemas import jsonschema_export, reference
+from schemas.errors import ReportedError
 
 
 @click.group()
@@ -31,7 +31,7 @@ def export(directory: Path, check: bool) -> None:
     for path in stale:
         click.echo(f"{'stale' if check else 'wrote'} {path}")
     if check and stale:
-        sys.exit(1)
+        raise ReportedError
 
 
 @schema.command()
@@ -50,7 +50,7 @@ def docs(out: Path, check: bool) -> None:
     if check:
         if current != text:
             click.echo(f"stale {out}")
-            sys.exit(1)
+            raise ReportedError
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

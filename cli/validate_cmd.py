@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from reconciler import desired
 from reconciler import validate as validation
-
-EXIT_INVALID = 1
+from schemas.errors import ReportedError
 
 
 @click.command()
@@ -51,7 +49,7 @@ def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
     else:
         _print_text(state)
     if not state.valid:
-        sys.exit(EXIT_INVALID)
+        raise ReportedError
 
 
 def _print_text(state: desired.DesiredState) -> None:
