@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from reconciler import audit_read, audit_view
+from reconciler.audit import read as audit_read
+from reconciler.audit import view as audit_view
 
 
 @click.command("audit")

@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 from ledger import envelope, errors, gitrepo, keyring, keys, layout, roots, verify
-from reconciler import audit, audit_read, audit_view
 from reconciler import reconcile as reconciling
+from reconciler.audit import model as audit
+from reconciler.audit import read as audit_read
+from reconciler.audit import view as audit_view
 from schemas import signed
 from tests import clock
 from tests.conftest import git

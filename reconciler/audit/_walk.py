@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ledger import envelope, errors, keys, verify
-from reconciler._audit_events import (
+from reconciler.audit._events import (
     ABSENT,
     GAP,
     AgentKey,

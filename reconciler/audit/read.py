@@ -30,7 +30,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import errors, gitrepo, keys, layout, roots, verify
-from reconciler import _audit_git, audit, desired
+from reconciler import desired
+from reconciler.audit import _git as _audit_git
+from reconciler.audit import model as audit
 from schemas import kinds, parse, signed
 from schemas.dataplane import DataPlane
 from schemas.errors import UsageError

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger import verify
-from reconciler import audit
-from reconciler.audit_read import AuditReport
+from reconciler.audit import model as audit
+from reconciler.audit.read import AuditReport
 from schemas.inert import inert
 
 JSON_VERSION = 1

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from ledger import errors, gitrepo
-from reconciler import audit
+from reconciler.audit import model as audit
 
 REGULAR = ("100644", "100755")
 

@@ -1,6 +1,6 @@
 """The life of one resource, from git alone: spec changes, commands, status transitions.
 
-Pure: :func:`build` takes what :mod:`reconciler.audit_read` read from git (the spec
+Pure: :func:`build` takes what :mod:`reconciler.audit.read` read from git (the spec
 commits that touched the resource's files, every version of each plane's bundle and
 status files, the verified root chain, each plane's agent keys along the branch)
 and returns the events in time order, with what each plane runs now (:class:`Live`).
@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler import _audit_walk as walk
-from reconciler._audit_events import (
+from reconciler.audit import _walk as walk
+from reconciler.audit._events import (
     ABSENT,
     AgentKey,
     CommandEvent,

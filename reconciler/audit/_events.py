@@ -1,6 +1,6 @@
 """The audit's data: what was read of a log, and the events found in it.
 
-Plain frozen data and small pure helpers shared by :mod:`reconciler._audit_walk` and
+Plain frozen data and small pure helpers shared by :mod:`reconciler.audit._walk` and
 :mod:`reconciler.audit` (which re-exports the public names).
 """
 
