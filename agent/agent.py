@@ -31,7 +31,8 @@ from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
 from agent.runtimes.base import ApplyContext, Runtime
-from ledger import commands, errors, gitrepo, keys, status
+from ledger import errors, gitrepo, keys, status
+from ledger import reader as log_reader
 from schemas import signed
 from schemas.errors import GitplaneError
 
@@ -60,7 +61,7 @@ class Agent:
         self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.remote)
         root = config.root_file.read_bytes()
         trust = state / "trust.json"
-        self.reader = commands.CommandReader(self.mirror, config.plane, trust, root)
+        self.reader = log_reader.CommandReader(self.mirror, config.plane, trust, root)
         who = gitrepo.Identity(f"gitplane-agent {config.plane}", f"{config.plane}@gitplane.invalid")
         signer = keys.FileSigner.load(config.key_file)
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
@@ -295,7 +296,7 @@ class Agent:
         trust = self.reader.load()
         version = 0
         if trust.timestamp is not None:
-            stamp = commands.timestamp_of(trust.timestamp)
+            stamp = log_reader.timestamp_of(trust.timestamp)
             version = stamp.version
         resources = sorted(
             (r for r in self.journal.resources.values() if r.phase != "Deleted"),

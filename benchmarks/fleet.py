@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ledger import commands, gitrepo, keyring, keys, status
+from ledger import gitrepo, keyring, keys, status
+from ledger import reader as log_reader
 from reconciler import reconcile
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -198,7 +199,7 @@ def report_one(fleet: Fleet, plane: str, now: datetime) -> None:
     mirror = gitrepo.Mirror.open(fleet.base / f"agent-{plane}", fleet.remote)
     root = (fleet.keys_dir / keyring.ROOT_FILE).read_bytes()
     trust = fleet.base / f"agent-{plane}-trust.json"
-    reader = commands.CommandReader(mirror, plane, trust, root)
+    reader = log_reader.CommandReader(mirror, plane, trust, root)
     pending = reader.update(now)
     head = pending[-1][0]
     reader.mark_applied(head)

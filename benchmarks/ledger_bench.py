@@ -75,6 +75,7 @@ from cryptography.hazmat.backends.openssl.backend import backend as openssl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import commands, envelope, gitrepo, keys, layout, roots, state, status, verify
+from ledger import reader as log_reader
 from schemas import signed
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -532,7 +533,7 @@ class Ledger:
     remote: Path
     log: commands.CommandLog
     writer: status.StatusWriter
-    reader: commands.CommandReader
+    reader: log_reader.CommandReader
     head: signed.Head
     spend: GitSpend
 
@@ -557,7 +558,9 @@ def make_ledger(base: Path, keyset: KeySet) -> Ledger:
     writer = status.StatusWriter(
         counted_mirror(base / "agent-status", url, spend), PLANE, keyset.agent, AGENT, trust, root
     )
-    reader = commands.CommandReader(counted_mirror(base / "agent", url, spend), PLANE, trust, root)
+    reader = log_reader.CommandReader(
+        counted_mirror(base / "agent", url, spend), PLANE, trust, root
+    )
     return Ledger(remote, log, writer, reader, head, spend)
 
 

@@ -1,22 +1,31 @@
-"""Per-plane command logs: the reconciler appends, the agent follows.
+"""Per-plane command logs, the reconciler's side: read, verify and append.
 
 Appends are compare-and-swap: build on the fetched tip, push fast-forward only,
-and on a race fetch, verify and decide again. The reader verifies the root
-chain, the timestamp and every new bundle against the agent's persisted trust
-state, and persists the new state only when all of it verified.
+and on a race fetch, verify and decide again. The agent's side is
+:mod:`ledger.reader` (as python-tuf keeps its repository and client apart);
+the checks both run on what they fetched are :mod:`ledger.logcheck`.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from ledger import envelope, errors, gitrepo, keys, layout, roots, state, verify, watermark
+from ledger import (
+    envelope,
+    errors,
+    gitrepo,
+    keys,
+    layout,
+    logcheck,
+    roots,
+    state,
+    verify,
+    watermark,
+)
 from schemas import signed
 
 DEFAULT_LIFETIME = timedelta(days=7)
@@ -103,7 +112,7 @@ class CommandLog:
         if refs is None:
             refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(plane)])
         chain = self._follow(refs.get(layout.ROOT_REF))
-        check_fetched(refs, layout.commands_ref(plane))
+        logcheck.check_fetched(refs, layout.commands_ref(plane))
         tip = refs.get(layout.commands_ref(plane))
         if tip is None:
             self._verified.pop(plane, None)
@@ -156,7 +165,7 @@ class CommandLog:
     ) -> LogView:
         """``known`` and the bundles after its head up to ``stamp``'s, verified at ``tip``
         (or in ``files``, bundle envelopes in hand by path, instead of read from git)."""
-        bundles, issued = _verify_chain(
+        bundles, issued = logcheck.verify_chain(
             self.mirror,
             tip,
             chain=chain.roots,
@@ -370,182 +379,3 @@ class CommandLog:
         }
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["timestamp"], data, self.timestamp_signers)
-
-
-def _verify_chain(
-    mirror: gitrepo.Mirror,
-    tip: str,
-    *,
-    chain: tuple[signed.Root, ...],
-    start: signed.Head,
-    head: signed.Head,
-    plane: str,
-    limits: verify.Limits,
-    files: Mapping[str, bytes] | None = None,
-    floor: int | None = None,
-) -> tuple[list[tuple[signed.Head, signed.Bundle]], dict[int, str]]:
-    """Verify bundles ``start.sequence + 1 .. head.sequence`` at ``tip`` (or in ``files``,
-    by path, when given), in order. ``floor``: the root version the bundle at ``start``
-    names (read from the log when not given: root versions only go up along it)."""
-    if head.sequence == start.sequence:
-        if head.digest != start.digest:
-            raise errors.MixAndMatchError(f"the log was rewritten at bundle {head.sequence}")
-        return [], {}
-    if head.sequence < start.sequence:
-        raise errors.RollbackError(f"log head {head.sequence} is behind {start.sequence}")
-    paths = [layout.bundle_path(s) for s in range(start.sequence + 1, head.sequence + 1)]
-    if files is None:
-        files = roots.read_signed(mirror, tip, paths, limits.bundle_bytes)
-    present = list(itertools.takewhile(files.__contains__, paths))
-    if floor is None:
-        floor = _root_of(mirror, tip, start, limits)
-    verified = verify.update_bundles(
-        chain, start, head, [files[p] for p in present], plane=plane, limits=limits, floor=floor
-    )
-    if len(present) < len(paths):  # after the bundles before it, as one by one
-        raise errors.MixAndMatchError(f"{paths[len(present)]} is missing from the log")
-    return verified, {h.sequence: h.digest for h, _ in verified}
-
-
-def _root_of(mirror: gitrepo.Mirror, tip: str, start: signed.Head, limits: verify.Limits) -> int:
-    """The root version the bundle at ``start`` names: its bytes are the ones verified before
-    (their digest is ``start``'s), so they are parsed without checking signatures again."""
-    if start.sequence == 0:
-        return 1
-    path = layout.bundle_path(start.sequence)
-    data = roots.read_signed(mirror, tip, [path], limits.bundle_bytes).get(path)
-    if data is None or envelope.digest(data) != start.digest:
-        raise errors.MixAndMatchError(
-            f"bundle {start.sequence}, verified before, is not in the log"
-        )
-    payload = envelope.peek(data, max_bytes=limits.bundle_bytes)
-    return verify.parse_payload(payload, signed.Bundle).root_version
-
-
-def _check_passes_through(
-    pending: list[tuple[signed.Head, signed.Bundle]], trust: state.TrustState
-) -> None:
-    """The chain re-verified from the applied bundle must contain the verified one."""
-    if trust.verified.sequence == trust.applied.sequence:
-        return
-    heads = {h.sequence: h.digest for h, _ in pending}
-    if heads.get(trust.verified.sequence) != trust.verified.digest:
-        raise errors.MixAndMatchError(
-            f"the log was rewritten at or before bundle {trust.verified.sequence}"
-        )
-
-
-@dataclass
-class CommandReader:
-    """The agent's side: follow one plane's log, trusting only what verifies."""
-
-    mirror: gitrepo.Mirror
-    plane: str
-    state_path: Path
-    pinned_root: bytes
-    limits: verify.Limits = verify.DEFAULT_LIMITS
-
-    def load(self) -> state.TrustState:
-        """The persisted trust state (a fresh one on first start)."""
-        return state.load_state(self.state_path, pinned_root=self.pinned_root)
-
-    def update(self, now: datetime) -> list[tuple[signed.Head, signed.Bundle]]:
-        """Fetch, verify and persist; return every bundle verified but not yet applied.
-
-        On any verification error nothing is persisted and the error is raised.
-        """
-        trust = self.load()
-        refs = self.mirror.fetch([layout.ROOT_REF, layout.commands_ref(self.plane)])
-        check_fetched(refs, layout.ROOT_REF, layout.commands_ref(self.plane))
-        chain = roots.follow(self.mirror, trust.root, refs.get(layout.ROOT_REF), limits=self.limits)
-        root = chain.newest
-        verify.check_root_fresh(root, now)
-        tip = refs.get(layout.commands_ref(self.plane))
-        if tip is None:
-            if trust.timestamp is not None:
-                raise errors.RollbackError("the command log disappeared from the remote")
-            return []
-        stamp_bytes = self._timestamp(tip)
-        trusted_stamp = self._trusted_timestamp(trust, root)
-        stamp = verify.update_timestamp(
-            root, trusted_stamp, stamp_bytes, plane=self.plane, now=now, limits=self.limits
-        )
-        pending, _ = _verify_chain(
-            self.mirror,
-            tip,
-            chain=chain.roots,
-            start=trust.applied,
-            head=stamp.head,
-            plane=self.plane,
-            limits=self.limits,
-        )
-        _check_passes_through(pending, trust)
-        latest = max([trust.latest_signed, *(b.issued_at for _, b in pending)])
-        _check_clock(latest, now)
-        verified = pending[-1][0] if pending else trust.applied
-        updated = replace(
-            trust,
-            root=chain.newest_bytes,
-            timestamp=stamp_bytes,
-            verified=verified,
-            latest_signed=latest,
-        )
-        if updated != trust:  # an idle cycle writes nothing, not even locally
-            state.persist_state(self.state_path, updated)
-        return pending
-
-    def mark_applied(self, head: signed.Head) -> state.TrustState:
-        """Persist that every bundle up to ``head`` is applied."""
-        updated = self.load().with_applied(head)
-        state.persist_state(self.state_path, updated)
-        return updated
-
-    def _timestamp(self, tip: str) -> bytes:
-        files = roots.read_signed(self.mirror, tip, [layout.TIMESTAMP], self.limits.timestamp_bytes)
-        if layout.TIMESTAMP not in files:
-            raise errors.MalformedError("the command log has no timestamp")
-        return files[layout.TIMESTAMP]
-
-    def _trusted_timestamp(
-        self, trust: state.TrustState, root: signed.Root
-    ) -> signed.Timestamp | None:
-        """The trusted timestamp, unless the timestamp keys rotated (fast-forward recovery)."""
-        if trust.timestamp is None:
-            return None
-        payload = envelope.peek(trust.timestamp, max_bytes=self.limits.timestamp_bytes)
-        old = verify.parse_payload(payload, signed.Timestamp)
-        if old.root_version != root.version:
-            previous_root = verify.load_trusted_root(trust.root, limits=self.limits)
-            if previous_root.roles.timestamp != root.roles.timestamp:
-                return None
-        return old
-
-
-CLOCK_SKEW = timedelta(minutes=10)
-"""How far the agent's clock may lag a time it verified as signed (the reconciler's clock)."""
-
-
-def _check_clock(latest: str, now: datetime) -> None:
-    """ClockSkewError when ``now`` is earlier than ``latest`` (a signed time, possibly "")
-    by more than :data:`CLOCK_SKEW`."""
-    if latest and now + CLOCK_SKEW < verify.parse_time(latest):
-        raise errors.ClockSkewError(
-            f"this machine's clock ({verify.format_time(now)}) is earlier than {latest}, "
-            f"when a bundle it verified was signed: fix the clock (NTP)"
-        )
-
-
-def check_fetched(refs: Mapping[str, str], *wanted: str) -> None:
-    """MalformedError if git refused the objects of one of the ``wanted`` refs of a snapshot
-    (:class:`gitrepo.Snapshot`): a hostile object fails its own branch, with a code."""
-    broken = getattr(refs, "broken", {})
-    for ref in wanted:
-        if ref in broken:
-            raise errors.MalformedError(f"git refused the objects of {ref}: {broken[ref]}")
-
-
-def timestamp_of(data: bytes, limits: verify.Limits = verify.DEFAULT_LIMITS) -> signed.Timestamp:
-    """The payload of a timestamp envelope already verified and persisted by the reader."""
-    return verify.parse_payload(
-        envelope.peek(data, max_bytes=limits.timestamp_bytes), signed.Timestamp
-    )

@@ -23,6 +23,7 @@ from ledger import (
     keyring,
     keys,
     layout,
+    logcheck,
     roots,
     status,
     verify,
@@ -166,7 +167,7 @@ class Reconciler:
         attack, reported), instead of stopping every plane."""
         refs = self.state.fetch_all()
         try:
-            commands.check_fetched(refs, layout.ROOT_REF)
+            logcheck.check_fetched(refs, layout.ROOT_REF)
             chain = self.log.follow_roots(refs)
             why = None if chain.newest.version >= len(self._roots) else "versions are missing"
         except errors.VerificationError as exc:

@@ -13,6 +13,7 @@ import pytest
 
 from agent.runtimes.local import serving
 from ledger import errors, layout
+from ledger import reader as log_reader
 from reconciler import reconcile as reconciling
 from reconciler.plan import PlanePlan
 from reconciler.recorded import RecordedPlane
@@ -168,10 +169,10 @@ def test_a_rolled_back_log_is_refused_and_reported(
 
 def _agent_verifies_only(config: Path, world: World, running: clock.Running) -> bool:  # noqa: F811
     """Let the agent see bundle 2 without building (the model build is bundle 1)."""
-    from ledger import commands, gitrepo  # noqa: PLC0415
+    from ledger import gitrepo  # noqa: PLC0415
 
     mirror = gitrepo.Mirror.open(config.parent / "state" / "mirror.git", world.remote)
-    reader = commands.CommandReader(
+    reader = log_reader.CommandReader(
         mirror,
         "local-dev",
         config.parent / "state" / "trust.json",

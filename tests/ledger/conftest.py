@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger import commands, envelope, gitrepo, keys, roots, state
+from ledger import reader as log_reader
 from schemas import signed
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -103,9 +104,9 @@ def log(keyset: KeySet, make_mirror: Callable[[str], gitrepo.Mirror]) -> command
 @pytest.fixture
 def reader(
     keyset: KeySet, make_mirror: Callable[[str], gitrepo.Mirror], tmp_path: Path
-) -> commands.CommandReader:
+) -> log_reader.CommandReader:
     """The agent's reader, with the root pinned out of band."""
-    return commands.CommandReader(
+    return log_reader.CommandReader(
         make_mirror("agent"), PLANE, tmp_path / "agent" / "trust.json", keyset.root_bytes()
     )
 
@@ -127,7 +128,7 @@ def issue(
     return log.append(plane, lambda _: list(cmds or [command()]), spec_commit="a" * 40, now=now)
 
 
-def snapshot(reader: commands.CommandReader) -> bytes | None:
+def snapshot(reader: log_reader.CommandReader) -> bytes | None:
     """The persisted trust state's bytes, to assert a refusal changed nothing."""
     path = reader.state_path
     return path.read_bytes() if path.exists() else None

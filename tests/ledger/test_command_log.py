@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from ledger import commands, envelope, errors, gitrepo, layout, state, verify, watermark
+from ledger import reader as log_reader
 from schemas import signed
 from tests.conftest import record_git
 from tests.ledger.conftest import NOW, PLANE, RECONCILER, KeySet, command, issue, snapshot
 
 
 def test_appended_bundles_are_verified_in_order(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     first = issue(log, command("a"))
     second = issue(log, command("b"), command("c"))
@@ -37,7 +38,7 @@ def test_appended_bundles_are_verified_in_order(
 
 
 def test_applied_bundles_are_not_returned_again(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     ((head, _),) = reader.update(NOW)
@@ -48,16 +49,16 @@ def test_applied_bundles_are_not_returned_again(
 
 
 def test_verified_but_unapplied_bundles_survive_a_restart(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     issue(log, command("b"))
     reader.update(NOW)  # verified and persisted, then the agent "crashes" before applying
-    again = commands.CommandReader(reader.mirror, PLANE, reader.state_path, reader.pinned_root)
+    again = log_reader.CommandReader(reader.mirror, PLANE, reader.state_path, reader.pinned_root)
     assert [b.sequence for _, b in again.update(NOW)] == [1, 2]
 
 
-def test_an_empty_log_yields_nothing(reader: commands.CommandReader) -> None:
+def test_an_empty_log_yields_nothing(reader: log_reader.CommandReader) -> None:
     assert reader.update(NOW) == []
 
 
@@ -109,7 +110,7 @@ def _file(log: commands.CommandLog, path: str, plane: str = PLANE) -> bytes:
 
 
 def _refused(
-    reader: commands.CommandReader, error: type[errors.VerificationError], now: object = NOW
+    reader: log_reader.CommandReader, error: type[errors.VerificationError], now: object = NOW
 ) -> None:
     before = snapshot(reader)
     with pytest.raises(error):
@@ -118,7 +119,7 @@ def _refused(
 
 
 def test_force_push_to_an_older_signed_commit_is_a_rollback(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     old = log.mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
@@ -129,7 +130,7 @@ def test_force_push_to_an_older_signed_commit_is_a_rollback(
 
 
 def test_a_deleted_log_is_a_rollback(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -138,7 +139,7 @@ def test_a_deleted_log_is_a_rollback(
 
 
 def test_tampered_bundle_bytes_are_refused(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     data = _file(log, layout.bundle_path(1)).replace(b'"signatures":[{', b'"signatures":[{"x":1,')
@@ -147,7 +148,7 @@ def test_tampered_bundle_bytes_are_refused(
 
 
 def test_a_bundle_signed_by_an_unknown_key_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+    log: commands.CommandLog, reader: log_reader.CommandReader, keyset: KeySet
 ) -> None:
     """An attacker with push access signs with a key root does not list for commands."""
     rogue = commands.CommandLog(
@@ -163,7 +164,7 @@ def test_a_bundle_signed_by_an_unknown_key_is_refused(
 
 
 def test_files_mixed_from_two_versions_are_refused(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     issue(log, command("b"))
@@ -177,7 +178,7 @@ def test_files_mixed_from_two_versions_are_refused(
 
 
 def test_a_log_replayed_to_another_plane_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log, plane="prod-eu")
     other = log.mirror.fetch([layout.commands_ref("prod-eu")])[layout.commands_ref("prod-eu")]
@@ -186,7 +187,7 @@ def test_a_log_replayed_to_another_plane_is_refused(
 
 
 def test_an_empty_log_replayed_to_another_plane_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     log.append("prod-eu", lambda _: [command()], spec_commit="a" * 40, now=NOW)
     stamp = _file(log, layout.TIMESTAMP, plane="prod-eu")
@@ -197,14 +198,14 @@ def test_an_empty_log_replayed_to_another_plane_is_refused(
 
 
 def test_an_expired_timestamp_is_a_freeze(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     _refused(reader, errors.ExpiredError, now=NOW + timedelta(days=8))
 
 
 def test_an_oversized_bundle_is_refused_before_reading(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     _push_files(log, {layout.bundle_path(1): b" " * (verify.DEFAULT_LIMITS.bundle_bytes + 1)})
@@ -212,7 +213,7 @@ def test_an_oversized_bundle_is_refused_before_reading(
 
 
 def test_a_symlink_in_the_log_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     mirror = log.mirror
@@ -239,7 +240,7 @@ def _tree_with(mirror: gitrepo.Mirror, parent: str, path: str, mode: str, oid: s
 
 
 def test_a_rewritten_history_of_the_same_length_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+    log: commands.CommandLog, reader: log_reader.CommandReader, keyset: KeySet
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -295,7 +296,7 @@ def test_two_writers_at_once_never_fork_the_log(
     keyset: KeySet,
     make_mirror: Callable[[str], gitrepo.Mirror],
     log: commands.CommandLog,
-    reader: commands.CommandReader,
+    reader: log_reader.CommandReader,
 ) -> None:
     writers = [
         commands.CommandLog(
@@ -349,7 +350,7 @@ def test_refresh_re_signs_only_near_expiry(log: commands.CommandLog) -> None:
 
 
 def test_a_crash_before_persisting_keeps_the_previous_state(
-    log: commands.CommandLog, reader: commands.CommandReader, monkeypatch: pytest.MonkeyPatch
+    log: commands.CommandLog, reader: log_reader.CommandReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -370,7 +371,7 @@ def test_a_crash_before_persisting_keeps_the_previous_state(
 
 
 def test_an_idle_update_writes_nothing_locally(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -557,7 +558,7 @@ def test_a_log_just_appended_to_is_known_without_reading_it_back(
 
 
 def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
-    log: commands.CommandLog, reader: commands.CommandReader, tmp_path: Path
+    log: commands.CommandLog, reader: log_reader.CommandReader, tmp_path: Path
 ) -> None:
     """A tree listing one file twice passes a default bare repository but not git's fsck:
     the agent refuses it with a code it can report, instead of taking git for unreachable."""
@@ -580,7 +581,7 @@ def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
 
 
 def test_an_agent_clock_earlier_than_a_signed_time_is_clock_skew(
-    log: commands.CommandLog, reader: commands.CommandReader
+    log: commands.CommandLog, reader: log_reader.CommandReader
 ) -> None:
     """A clock set back 10 days would take a frozen log for a fresh one: the agent refuses
     to judge expiry with it, applies nothing, and its trust state stays as it was."""

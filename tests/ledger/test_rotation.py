@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ledger import commands, envelope, errors, keys, layout, roots, verify
+from ledger import reader as log_reader
 from schemas import signed
 from tests.ledger.conftest import NOW, PLANE, RECONCILER, KeySet, command, issue, snapshot
 
@@ -21,7 +22,7 @@ def _rotate(
 
 
 def test_agents_follow_a_rotation_and_drop_a_timestamp_of_rotated_keys(
-    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+    log: commands.CommandLog, reader: log_reader.CommandReader, keyset: KeySet
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -42,7 +43,7 @@ def test_agents_follow_a_rotation_and_drop_a_timestamp_of_rotated_keys(
 
 
 def test_a_rotation_not_signed_by_the_old_root_is_refused(
-    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+    log: commands.CommandLog, reader: log_reader.CommandReader, keyset: KeySet
 ) -> None:
     issue(log)
     reader.update(NOW)
@@ -101,7 +102,7 @@ def _forge(
 
 
 def test_a_retired_commands_key_cannot_issue_after_its_successor(
-    log: commands.CommandLog, reader: commands.CommandReader, keyset: KeySet
+    log: commands.CommandLog, reader: log_reader.CommandReader, keyset: KeySet
 ) -> None:
     """The commands key was rotated out (it leaked). Bundles under the new root follow;
     a bundle naming the old root after them, signed by the retired key, is a rollback for

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ledger import commands, gitrepo, keys, roots, status
+from ledger import reader as log_reader
 from schemas import signed
 from tests.ledger.conftest import AGENT, NOW, PLANE, RECONCILER, KeySet, command, issue
 
@@ -70,7 +71,7 @@ def test_append_follow_and_report_over_git_daemon(
     )
     head = issue(log, command("a"))
     assert head is not None
-    reader = commands.CommandReader(
+    reader = log_reader.CommandReader(
         gitrepo.Mirror.open(tmp_path / "agent.git", daemon_url),
         PLANE,
         tmp_path / "trust.json",

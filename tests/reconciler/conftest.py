@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import commands, gitrepo, keyring, keys, status
+from ledger import gitrepo, keyring, keys, status
+from ledger import reader as log_reader
 from reconciler import reconcile as reconciling
 from schemas import commands as typed
 from schemas import signed
@@ -91,7 +92,7 @@ class TestAgent:
         mirror = gitrepo.Mirror.open(world.root / f"agent-{plane}.git", world.remote)
         root = (world.keys_dir / keyring.ROOT_FILE).read_bytes()
         state = world.root / f"agent-{plane}" / "trust.json"
-        self.reader = commands.CommandReader(mirror, plane, state, root)
+        self.reader = log_reader.CommandReader(mirror, plane, state, root)
         who = gitrepo.Identity(f"gitplane-agent {plane}", f"{plane}@gitplane.invalid")
         self.writer = status.StatusWriter(mirror, plane, world.agent_keys[plane], who, state, root)
         self.resources: dict[tuple[str, str], signed.ResourceStatus] = {}
