@@ -322,7 +322,6 @@ def stages(root: signed.Root, chain: Chain) -> list[Stage]:
             "  of which keys.load_public_key (point check)",
             lambda: [keys.load_public_key(public_hex) for _ in chain.envelopes],
         ),
-        Stage("peek", "peek root_version (only under a rotated root)", lambda: _peek(chain)),
         Stage("open", "envelope.verify: strict envelope, base64, Ed25519", open_all),
         Stage("raw", "  of which raw Ed25519 verify (the floor)", lambda: raw_verify(raw, pairs)),
         Stage("parse", "parse_payload: strict JSON + pydantic Bundle", lambda: _parse(chain)),
@@ -339,12 +338,6 @@ def stages(root: signed.Root, chain: Chain) -> list[Stage]:
 
 def _role_keys(root: signed.Root, chain: Chain) -> object:
     return [verify.role_keys(root, "commands") for _ in chain.envelopes]
-
-
-def _peek(chain: Chain) -> object:
-    """What ``verify._open_under_chain`` parses before any signature is checked."""
-    cap = verify.DEFAULT_LIMITS.bundle_bytes
-    return [envelope.loads(envelope.peek(data, max_bytes=cap)) for data in chain.envelopes]
 
 
 def _parse(chain: Chain) -> object:

@@ -340,6 +340,8 @@ def _open_under_chain(
     Nothing of the payload is read before a signature verifies: roots are tried by their
     distinct ``commands`` keys, so without a rotation of that role there is one check.
     """
+    if len(chain) == 1:  # no rotation: one set of keys to try
+        return _open_with(data, chain[0], cap, known), chain[0]
     first: errors.SignatureError | None = None
     tried: list[RoleKeys] = []
     for root in reversed(chain):
