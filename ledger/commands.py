@@ -314,6 +314,7 @@ class CommandLog:
             if update.plane not in refused and prepared is not None:
                 self._learn(update, *prepared)
         self._prepared.clear()  # anything prepared and not published was built on a stale read
+        self.watermarks.flush()  # what was pushed is remembered before anything else happens
         return refused
 
     def _learn(

@@ -28,6 +28,7 @@ class Watermarks:
 
     path: Path | None = None
     heads: dict[str, signed.Head] = field(default_factory=dict)
+    _dirty: bool = field(default=False, repr=False)
 
     @classmethod
     def load(cls, path: Path | None) -> Watermarks:
@@ -67,17 +68,17 @@ class Watermarks:
             )
 
     def raise_to(self, plane: str, head: signed.Head) -> None:
-        """Remember ``head`` as ``plane``'s newest, if it is newer; persist the change."""
+        """Remember ``head`` as ``plane``'s newest, if it is newer (persisted by :meth:`flush`:
+        once per push and per cycle, not once per plane)."""
         mark = self.heads.get(plane)
         if mark is not None and mark.sequence >= head.sequence:
             return
         self.heads[plane] = head
-        if self.path is not None:
-            body = {"heads": {p: h.model_dump() for p, h in sorted(self.heads.items())}}
-            state.atomic_write(self.path, envelope.dumps(body))
+        self._dirty = True
 
-    def forget(self, plane: str) -> None:
-        """Drop ``plane``'s watermark (an operator's deliberate recovery)."""
-        if self.heads.pop(plane, None) is not None and self.path is not None:
+    def flush(self) -> None:
+        """Persist what changed since the last flush (temporary file, fsync, rename)."""
+        if self._dirty and self.path is not None:
             body = {"heads": {p: h.model_dump() for p, h in sorted(self.heads.items())}}
             state.atomic_write(self.path, envelope.dumps(body))
+        self._dirty = False

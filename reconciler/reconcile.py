@@ -159,6 +159,7 @@ class Reconciler:
             )
             if head is not None:
                 cycle.issued[update.plane] = head
+        self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
 
     def _snapshot(self) -> tuple[gitrepo.Snapshot, list[str]]:
