@@ -137,6 +137,7 @@ class Reconciler:
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         refs, alarms = self._snapshot()
+        alarms += _root_alarm(self.log.follow_roots(refs).newest, now)
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
@@ -341,6 +342,24 @@ class RecordedReader:
             state = replace(state, issued=previous[1].issued, observed=previous[1].observed)
         self.last[plane.name] = (source, state)
         return state, read
+
+
+ROOT_WARNING = timedelta(days=30)
+"""How long before the root in force expires the reconciler starts saying so."""
+
+
+def _root_alarm(root: signed.Root, now: datetime) -> list[str]:
+    """Say so when the root in force has expired (every agent refuses every log: nothing
+    moves until ``gitplane keys rotate``) or expires within :data:`ROOT_WARNING`."""
+    expires = verify.parse_time(root.expires)
+    if expires <= now:
+        return [
+            f"root version {root.version} expired at {root.expires}: agents refuse every "
+            "command log until the root is rotated (gitplane keys rotate)"
+        ]
+    if expires - now <= ROOT_WARNING:
+        return [f"root version {root.version} expires at {root.expires}: rotate it before then"]
+    return []
 
 
 def _rolled_back(evidence: errors.AheadOfLogError) -> str:

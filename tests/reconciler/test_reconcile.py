@@ -252,3 +252,14 @@ def test_a_reconciler_stopped_past_the_timestamps_life_re_signs_them(world: Worl
     assert [c.name for c in agent.sync(later)] == ["churn-dev", "churn-batch"]
     again = reconciling.Reconciler(world.settings("restarted")).reconcile(later)
     assert again.flags == {}
+
+
+def test_a_root_near_or_past_its_expiry_is_an_alarm(world: World) -> None:
+    """The root expires 365 days after the keys were made (NOW - 1 day): a month before, the
+    reconciler says so; after, it says every agent refuses every log."""
+    reconciler = reconciling.Reconciler(world.settings())
+    assert reconciler.reconcile(NOW).alarms == []
+    soon = reconciler.reconcile(NOW + timedelta(days=340)).alarms
+    assert soon == ["root version 1 expires at 2027-11-23T12:00:00Z: rotate it before then"]
+    late = reconciler.reconcile(NOW + timedelta(days=370)).alarms
+    assert len(late) == 1 and late[0].startswith("root version 1 expired at 2027-11-23")
