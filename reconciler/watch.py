@@ -102,7 +102,7 @@ class Watcher:
         self.metrics.duration.observe(time.monotonic() - started)
         self.metrics.flagged.set(len(cycle.flags))
         for alarm in cycle.alarms:
-            _log("attack undone", level=logging.WARNING, alarm=alarm)
+            _log("alarm", level=logging.WARNING, alarm=alarm)
         for plane, head in cycle.issued.items():
             count = _commands_in(cycle, plane)
             self.metrics.issued.labels(plane=plane).inc(count)
