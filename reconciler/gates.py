@@ -12,18 +12,16 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
+from reconciler.planned import Desired
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, observed, signed
 from schemas.deployment import Deployment
 from schemas.document import Document
 from schemas.model import SEVERITIES, Model
 from schemas.policy import Policy, Window
-
-if TYPE_CHECKING:
-    from reconciler.plan import Desired
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

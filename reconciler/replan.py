@@ -29,20 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler import _gc
-from reconciler.plan import (
-    ORDER,
-    Action,
-    Desired,
-    Plan,
-    PlanePlan,
-    _action,
-    _Context,
-    _deletions,
-    _Index,
-    _plane_context,
-    _PlanePolicies,
-)
+from reconciler import _gc, decide
+from reconciler.planned import ORDER, Action, Desired, Plan, PlanePlan
 from reconciler.recorded import Key, RecordedPlane
 from schemas.dag import DAG
 from schemas.dataplane import DataPlane
@@ -59,7 +47,7 @@ class _Plane:
 
     plane: DataPlane
     recorded: RecordedPlane
-    policies: _PlanePolicies
+    policies: decide.PlanePolicies
     verdicts: dict[str, str | None]
     targets: list[Document]
     """Resources the plane selects, in plan order."""
@@ -86,7 +74,7 @@ class Planner:
     """``plan()`` that remembers; call :meth:`plan` once per commit or report."""
 
     def __init__(self) -> None:
-        self._index: _Index | None = None
+        self._index: decide.Index | None = None
         self._docs: dict[Key, Document] = {}
         self._users: dict[str, set[Key]] = {}
         """Model name -> the deployments using it."""
@@ -131,7 +119,7 @@ class Planner:
     # Everything ----------------------------------------------------------------------
 
     def _full(self, desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime) -> Plan:
-        index = self._index = _Index.of(desired.documents)
+        index = self._index = decide.Index.of(desired.documents)
         self._docs = {(d.KIND, d.name): d for d in desired.documents}
         self._users = {}
         for doc in desired.documents:
@@ -146,11 +134,16 @@ class Planner:
         return Plan(desired.commit, tuple(self._results.values()))
 
     def _decide_all(
-        self, plane: DataPlane, desired: Desired, state: RecordedPlane, now: datetime, index: _Index
+        self,
+        plane: DataPlane,
+        desired: Desired,
+        state: RecordedPlane,
+        now: datetime,
+        index: decide.Index,
     ) -> _Plane:
-        targets, context = _plane_context(plane, desired, state, now, index)
-        decisions = [_action(doc, context) for doc in targets]
-        deletions = tuple(_deletions(plane, targets, state))
+        targets, context = decide.plane_context(plane, desired, state, now, index)
+        decisions = [decide.action(doc, context) for doc in targets]
+        deletions = tuple(decide.deletions(plane, targets, state))
         return _Plane(
             plane,
             state,
@@ -220,15 +213,15 @@ class Planner:
         if not again:
             return flagged
         again |= self._dependents(plane, again)
-        context = _Context(
+        context = decide.Context(
             plane.plane, desired, state, plane.policies, verdicts, now, plane.refs, index
         )
         for kind, name in again:
             doc = plane.refs.get(f"{kind}/{name}")
             if doc is not None:
-                plane.decisions[_position(plane.targets, doc)] = _action(doc, context)
+                plane.decisions[_position(plane.targets, doc)] = decide.action(doc, context)
         if reported or any(k in state.issued for k in again):
-            plane.deletions = tuple(_deletions(plane.plane, plane.targets, state))
+            plane.deletions = tuple(decide.deletions(plane.plane, plane.targets, state))
         return True
 
     def _retarget(self, plane: _Plane, news: dict[Key, Document | None]) -> set[Key]:

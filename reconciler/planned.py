@@ -1,0 +1,79 @@
+"""The shapes of a plan: the desired state it starts from, and the actions it ends in.
+
+Pure data, shared by the planner (:mod:`reconciler.decide`, :mod:`reconciler.plan`,
+:mod:`reconciler.replan`), the gates and the views; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from schemas import signed
+from schemas.document import Document
+
+Op = Literal["create", "update", "delete", "build", "wait", "blocked"]
+ORDER = ("Model", "FeatureSet", "Deployment", "DAG")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Desired state: the documents of one commit of the protected branch."""
+
+    commit: str
+    documents: Sequence[Document]
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Git tree id of every MLflow Project directory the documents build or run."""
+    trailers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Trailers of ``commit`` by key (``Approved-by`` -> the distinct approvers)."""
+    merged: bool = False
+    """Whether ``commit`` arrived through a merge (a merged pull request)."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step for one resource on one plane."""
+
+    op: Op
+    kind: str
+    name: str
+    reason: str
+    command: signed.Command | None = None
+    """What the plane will be sent; None for ``wait`` and ``blocked``."""
+    source: str = ""
+    """Digest of what git declares for the resource (before references are pinned)."""
+
+    @property
+    def ref(self) -> str:
+        """``Kind/name``."""
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PlanePlan:
+    """The ordered actions for one plane."""
+
+    plane: str
+    runtime: str
+    labels: Mapping[str, str]
+    actions: tuple[Action, ...] = ()
+    flag: str | None = None
+
+    @property
+    def commands(self) -> list[signed.Command]:
+        """The commands to issue, in order."""
+        return [a.command for a in self.actions if a.command is not None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every plane's actions for one commit."""
+
+    commit: str
+    planes: tuple[PlanePlan, ...] = field(default_factory=tuple)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any plane has any action (including waiting and blocked ones)."""
+        return any(p.actions for p in self.planes)
