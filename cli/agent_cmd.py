@@ -51,6 +51,7 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
         loop.log_cycle(config.plane, outcome)
         if outcome.error or outcome.unreachable:
             raise ReportedError  # the cycle's line on stderr says why
+        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     metrics = loop.Metrics()

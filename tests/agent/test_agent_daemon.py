@@ -18,7 +18,8 @@ import pytest
 
 from agent.agent import Agent
 from agent.config import load_config
-from agent.runtimes.local import replicas, serving
+from agent.runtimes.local import serving
+from agent.runtimes.local.serving import replicas
 from ledger import layout
 from reconciler import reconcile as reconciling
 from tests import clock

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.runtimes.local.autoscale import Policy, Recommendation, Sample, decide, prune, recommend
+from agent.runtimes.local.serving.autoscale import (
+    Policy,
+    Recommendation,
+    Sample,
+    decide,
+    prune,
+    recommend,
+)
 
 POLICY = Policy(
     min_replicas=1,

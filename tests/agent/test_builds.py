@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import LocalRuntime, _mlflow, models, scan
+from agent.runtimes.local import LocalRuntime, _mlflow, models
 from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.models import scan
 from ledger import envelope, gitrepo
 from schemas import signed
 from tests.agent.serving_world import register_models

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import LocalRuntime, _dagplan, dags
+from agent.runtimes.local import LocalRuntime, dags
+from agent.runtimes.local.dags import _plan as _dagplan
 from agent.runtimes.local.env import LocalEnv
 from ledger import envelope, gitrepo
 from schemas import signed

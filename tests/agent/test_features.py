@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import LocalRuntime, features, featurestore
-from agent.runtimes.local import _featureerrors as errors
-from agent.runtimes.local import _featureschedule as schedule
+from agent.runtimes.local import LocalRuntime, features
 from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.features import _errors as errors
+from agent.runtimes.local.features import _schedule as schedule
+from agent.runtimes.local.features import store as featurestore
 from ledger import envelope, gitrepo
 from schemas import parse, signed
 from schemas.common import Retry, Schedule

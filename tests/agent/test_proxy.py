@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.runtimes.local import replicas
-from agent.runtimes.local.proxy import Backend, Meter, Pool, Proxy
+from agent.runtimes.local.serving import replicas
+from agent.runtimes.local.serving.proxy import Backend, Meter, Pool, Proxy
 
 
 class _Echo(BaseHTTPRequestHandler):

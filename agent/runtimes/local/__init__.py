@@ -1,15 +1,20 @@
 """The embedded ``local`` runtime: everything on this machine, all real.
 
-Each kind has its own module with the same three functions (``apply``,
-``observe``, ``delete``):
+Each kind is a package whose ``__init__`` offers the same three functions
+(``apply``, ``observe``, ``delete``), its helpers beside it:
 
-* ``Model`` — built, scanned and registered with MLflow (``models.py``);
+* ``Model`` — built, scanned and registered with MLflow (``models/``, with
+  ``scan``);
 * ``FeatureSet`` — computed from its source into an online (SQLite) and an
-  offline (Parquet) store, on its schedule (``features.py``);
+  offline (Parquet) store, on its schedule (``features/``, with ``store``);
 * ``DAG`` — steps run as MLflow Projects, partitioned, retried, logged as
-  parent and child runs, on its schedule (``dags.py``);
+  parent and child runs, on its schedule (``dags/``);
 * ``Deployment`` — replicas of MLflow's scoring server behind a measuring
-  proxy, rolled and autoscaled by a supervisor process (``serving.py``).
+  proxy, rolled and autoscaled by a supervisor process (``serving/``, with
+  ``endpoint``, ``proxy``, ``replicas``, ``desired``, ``autoscale``).
+
+Shared by them: ``_mlflow`` (the one module that imports MLflow), ``env`` and
+``cron``.
 """
 
 from __future__ import annotations

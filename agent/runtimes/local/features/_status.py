@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.runtimes.local import _featureschedule as schedule
-from agent.runtimes.local import featurestore
+from agent.runtimes.local.features import _schedule as schedule
+from agent.runtimes.local.features import store as featurestore
 from schemas import signed
 from schemas.featureset import FeatureSetSpec
 

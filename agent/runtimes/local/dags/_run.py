@@ -21,7 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.runtimes.local import _dagattempt, _dagdata, _dagplan, _mlflow, models
+from agent.runtimes.local import _mlflow, models
+from agent.runtimes.local.dags import _attempt as _dagattempt
+from agent.runtimes.local.dags import _data as _dagdata
+from agent.runtimes.local.dags import _plan as _dagplan
 from agent.runtimes.local.env import LocalEnv
 from schemas.common import ParamValue, parse_duration
 from schemas.dag import DAG, Step

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.runtimes.local import _featureerrors as errors
+from agent.runtimes.local.features import _errors as errors
 from schemas.featureset import FeatureSetSpec, Source
 
 ROWS = "_gitplane_rows"

@@ -6,7 +6,7 @@ A run, at a batch time ``at``:
 1. records ``at`` as pending in ``state.json`` (atomically);
 2. loads the source (resolved inside the data directory) into memory and computes every
    batch of the run with the transformation SQL, under ``spec.timeout``
-   (``_featurecompute``, ``_featureschedule.spans``);
+   (``_compute``, ``_schedule.spans``);
 3. only when every batch succeeded, writes the offline files, then upserts the online store
    (``featurestore``);
 4. records the outcome (watermark, last and next run, or the failure and when it is retried).
@@ -29,13 +29,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _featurecompute as compute
-from agent.runtimes.local import _featureerrors as errors
-from agent.runtimes.local import _featureschedule as schedule
-from agent.runtimes.local import _featuresource as loader
-from agent.runtimes.local import _featurestatus as status
-from agent.runtimes.local import featurestore
 from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.features import _compute as compute
+from agent.runtimes.local.features import _errors as errors
+from agent.runtimes.local.features import _schedule as schedule
+from agent.runtimes.local.features import _source as loader
+from agent.runtimes.local.features import _status as status
+from agent.runtimes.local.features import store as featurestore
 from ledger import state as ledger_state
 from schemas import commands, signed
 from schemas.common import parse_duration

@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent.runtimes.local.autoscale import Policy
-from agent.runtimes.local.replicas import Template
+from agent.runtimes.local.serving.autoscale import Policy
+from agent.runtimes.local.serving.replicas import Template
 from schemas.common import parse_duration
 from schemas.deployment import DeploymentSpec
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.runtimes.local import _featureerrors as errors
-from agent.runtimes.local import _featureschedule as schedule
-from agent.runtimes.local import _featuresource as loader
+from agent.runtimes.local.features import _errors as errors
+from agent.runtimes.local.features import _schedule as schedule
+from agent.runtimes.local.features import _source as loader
 from schemas.featureset import FeatureSetSpec
 
 _CASTS = {"int64": "Int64", "float64": "float64", "string": "string", "bool": "boolean"}

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _mlflow, desired, models, replicas
+from agent.runtimes.local import _mlflow, models
 from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.serving import desired, replicas
 from ledger import state
 from schemas import commands, signed
 from schemas.errors import GitplaneError
@@ -165,7 +166,7 @@ def _ensure_supervisor(directory: Path) -> None:
     if _supervisor_running(directory):
         return
     subprocess.run(
-        [sys.executable, "-m", "agent.runtimes.local.endpoint", "--detach", str(directory)],
+        [sys.executable, "-m", "agent.runtimes.local.serving.endpoint", "--detach", str(directory)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         check=True,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.runtimes.local import _mlflow
-from agent.runtimes.local.proxy import Backend
+from agent.runtimes.local.serving.proxy import Backend
 
 STOP_GRACE_SECONDS = 5.0
 

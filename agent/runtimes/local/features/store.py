@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.runtimes.local import _featureerrors as errors
-from agent.runtimes.local import _featuresource as loader
+from agent.runtimes.local.features import _errors as errors
+from agent.runtimes.local.features import _source as loader
 from ledger import state
 from schemas.featureset import FeatureSetSpec
 

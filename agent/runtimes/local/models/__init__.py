@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _mlflow, scan
+from agent.runtimes.local import _mlflow
 from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.models import scan
 from schemas import commands, signed
 from schemas.common import parse_duration
 from schemas.model import ModelSpec

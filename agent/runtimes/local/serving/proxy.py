@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from agent.runtimes.local import upstream
-from agent.runtimes.local.autoscale import Sample
+from agent.runtimes.local.serving import upstream
+from agent.runtimes.local.serving.autoscale import Sample
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade"})
 RETRYABLE = (OSError, ValueError)  # ValueError: a malformed length or chunk size

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.runtimes.local import _featureerrors as errors
 from agent.runtimes.local import cron
+from agent.runtimes.local.features import _errors as errors
 from schemas.common import Retry, Schedule, parse_duration
 from schemas.featureset import Backfill, FeatureSetSpec, Source
 

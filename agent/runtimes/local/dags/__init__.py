@@ -25,7 +25,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _dagplan, _dagrun, _mlflow
+from agent.runtimes.local import _mlflow
+from agent.runtimes.local.dags import _plan as _dagplan
+from agent.runtimes.local.dags import _run as _dagrun
 from agent.runtimes.local.env import LocalEnv
 from ledger import state
 from schemas import commands, signed

@@ -1,4 +1,4 @@
-"""The supervisor of one local endpoint: ``python -m agent.runtimes.local.endpoint DIR``.
+"""The supervisor of one local endpoint: ``python -m agent.runtimes.local.serving.endpoint DIR``.
 
 It owns everything a ``Deployment`` runs on the local plane, as a kubelet
 and a Deployment controller would: the front proxy on the endpoint's port,
@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from agent.runtimes.local import autoscale, replicas
-from agent.runtimes.local.desired import Desired, load_desired
-from agent.runtimes.local.proxy import Meter, Pool, Proxy
+from agent.runtimes.local.serving import autoscale, replicas
+from agent.runtimes.local.serving.desired import Desired, load_desired
+from agent.runtimes.local.serving.proxy import Meter, Pool, Proxy
 from ledger import state
 
 TICK_SECONDS = 0.2
