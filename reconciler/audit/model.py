@@ -118,6 +118,8 @@ class PlaneLog:
     timestamp: LogFile | None = None
     """The command log's current timestamp: what it says the reconciler saw of the status
     log bounds where that log may end (a branch rewound to an older report is a replay)."""
+    gaps: Sequence[GapEvent] = ()
+    """Logs that could not be read at all (objects git refused to fetch)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ def build(data: AuditInput, *, since: datetime | None = None) -> Audit:
         )
         events += reports.run(plane.reports)
         events += walk.rewound(plane.name, tuple(data.chain), plane.timestamp, reports.counter)
+        events += plane.gaps
     events.sort(key=_order)
     live = tuple(_live(plane.name, events, specs) for plane in data.planes)
     shown = tuple(e for e in events if since is None or e.time >= since)

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from ledger import errors, gitrepo, keys, layout, roots, verify
 from reconciler import desired
@@ -77,7 +78,8 @@ def load_audit(request: AuditRequest) -> AuditReport:
     changes = [c for path in files for c in _changes(repo, head, path, branch)]
     planes = _planes(loaded, request.plane, request.branch)
     earlier = {p.name: _earlier_keys(repo, head, prefix, loaded, p) for p in planes}
-    logs, chain = _read_logs(request, repo, planes, earlier)
+    at = datetime.fromisoformat(repo.run("show", "-s", "--format=%cI", head).decode().strip())
+    logs, chain = _read_logs(request, repo, planes, earlier, at)
     data = audit.AuditInput(kind, name, branch, changes, chain, logs)
     return AuditReport(request.branch, head, files, audit.build(data, since=request.since))
 
@@ -253,6 +255,7 @@ def _read_logs(
     repo: gitrepo.GitRepo,
     planes: Sequence[DataPlane],
     earlier: dict[str, list[audit.EarlierKey]],
+    at: datetime,
 ) -> tuple[list[audit.PlaneLog], tuple[signed.Root, ...]]:
     root = _read_root(request.root)
     wanted = [r for p in planes for r in (layout.commands_ref(p.name), layout.status_ref(p.name))]
@@ -260,17 +263,33 @@ def _read_logs(
         mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
         refs = mirror.fetch([layout.ROOT_REF, *wanted])
         chain = roots.follow(mirror, root, refs.get(layout.ROOT_REF))
-        logs = [_plane_log(mirror.repo, refs, plane, earlier[plane.name]) for plane in planes]
+        logs = [_plane_log(mirror.repo, refs, plane, earlier[plane.name], at) for plane in planes]
     return logs, chain.roots
 
 
 def _plane_log(
     repo: gitrepo.GitRepo,
-    refs: dict[str, str],
+    refs: gitrepo.Snapshot,
     plane: DataPlane,
     earlier: Sequence[audit.EarlierKey],
+    at: datetime,
 ) -> audit.PlaneLog:
     limits = verify.DEFAULT_LIMITS
+    refused: list[tuple[Literal["commands", "status"], str]] = [
+        ("commands", layout.commands_ref(plane.name)),
+        ("status", layout.status_ref(plane.name)),
+    ]
+    gaps = [
+        audit.GapEvent(
+            at,
+            plane.name,
+            log,
+            "",
+            audit.Verdict("malformed", f"git refused the objects of {ref}: {refs.broken[ref]}"),
+        )
+        for log, ref in refused
+        if ref in refs.broken
+    ]  # dated at the audited commit: the newest time the audit knows
     commands_tip = refs.get(layout.commands_ref(plane.name))
     status_tip = refs.get(layout.status_ref(plane.name))
     return audit.PlaneLog(
@@ -282,6 +301,7 @@ def _plane_log(
         timestamp=_current(
             _audit_git.history(repo, commands_tip, layout.TIMESTAMP, limits.timestamp_bytes)
         ),
+        gaps=gaps,
     )
 
 

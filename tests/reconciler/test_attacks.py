@@ -237,6 +237,16 @@ def test_a_hostile_git_object_in_one_planes_branch_fails_only_that_plane(
     body = json.loads(_status_cli(gitplane_bin, world, "--output", "json").stdout)
     local = next(p for p in body["planes"] if p["name"] == "local-dev")
     assert "malformed: git refused" in local["flags"][0]
+    audited = subprocess.run(
+        [gitplane_bin, "audit", "deployment/churn-dev", str(world.work), "--root",
+         str(world.keys_dir / "root.json"), "--state-repo", world.remote, "--output", "json"],
+        capture_output=True, text=True, check=False, env=clock.env_at(NOW + timedelta(minutes=5)),
+    )  # fmt: skip
+    assert audited.returncode == 0, audited.stderr
+    report = json.loads(audited.stdout)
+    assert report["verified"] is False  # not "every signature verified, no gaps"
+    gaps = [e for e in report["events"] if e["type"] == "gap"]
+    assert [(g["plane"], g["error"]["code"]) for g in gaps] == [("local-dev", "malformed")]
 
 
 def test_a_bad_root_file_is_repaired_by_the_reconciler_not_a_fleet_wide_stop(world: World) -> None:
