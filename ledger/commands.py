@@ -86,10 +86,10 @@ class CommandLog:
     only what was added."""
     _chain: tuple[str | None, roots.Chain] | None = field(default=None, init=False, repr=False)
     """The root chain as last followed, and the root branch's commit it was read at."""
-    _prepared: dict[str, tuple[LogView, bytes | None, bytes, datetime]] = field(
+    _prepared: dict[str, tuple[LogView, bytes | None, bytes]] = field(
         default_factory=dict, init=False, repr=False
     )
-    """Per prepared commit: the view it was built on, its bundle, its timestamp, and when."""
+    """Per prepared commit: the view it was built on, its bundle and its timestamp."""
 
     def read(self, plane: str, now: datetime, *, refs: Mapping[str, str] | None = None) -> LogView:
         """Fetch ``plane``'s log and verify what this object has not verified before.
@@ -255,7 +255,7 @@ class CommandLog:
         files = {layout.bundle_path(head.sequence): bundle, layout.TIMESTAMP: stamp}
         message = f"commands: {plane} #{head.sequence} from {spec_commit[:12]}"
         commit = self._commit(view, files, message)
-        self._prepared[commit] = (view, bundle, stamp, now)
+        self._prepared[commit] = (view, bundle, stamp)
         return Update(plane, commit, head)
 
     def refresh(
@@ -295,7 +295,7 @@ class CommandLog:
             return None
         stamp = self._sign_timestamp(plane, view, view.head, now, status_seen)
         commit = self._commit(view, {layout.TIMESTAMP: stamp}, f"timestamp: {plane}")
-        self._prepared[commit] = (view, None, stamp, now)
+        self._prepared[commit] = (view, None, stamp)
         return Update(plane, commit)
 
     def publish(self, updates: Sequence[Update]) -> set[str]:
@@ -317,9 +317,7 @@ class CommandLog:
         self.watermarks.flush()  # what was pushed is remembered before anything else happens
         return refused
 
-    def _learn(
-        self, update: Update, view: LogView, bundle: bytes | None, stamp: bytes, now: datetime
-    ) -> None:
+    def _learn(self, update: Update, view: LogView, bundle: bytes | None, stamp: bytes) -> None:
         """Remember ``update``'s log as verified, as a read of its commit would."""
         chain = self._chain[1] if self._chain else None
         try:

@@ -391,22 +391,22 @@ class Mirror:
         """Fetch the refs of ``heads`` whose local copy is not at the given commit; the refs
         git refused to take (objects failing its fsck), each with why.
 
-        One fetch takes them all. When it fails, each ref is fetched alone, so that one
-        hostile branch fails only itself; when every ref fails for a reason other than
-        fsck, the remote is unreachable and the error is raised."""
+        One fetch takes them all. When git's fsck refuses what it received, each ref is
+        fetched alone, so that one hostile branch fails only itself; any other failure (an
+        unreachable remote) is raised at once, not once per ref."""
         have = self._locals() if heads else {}
         stale = [ref for ref, commit in heads.items() if have.get(_local(ref)) != commit]
         try:
             self._fetch_refs(stale)
         except GitError as together:
+            if not _is_fsck(str(together)):
+                raise
             broken = {}
             for ref in stale:
                 try:
                     self._fetch_refs([ref])
                 except GitError as alone:
                     broken[ref] = str(alone)
-            if len(broken) == len(stale) and not any(_is_fsck(r) for r in broken.values()):
-                raise together from None
             return broken
         return {}
 

@@ -136,8 +136,7 @@ class Reconciler:
             return Cycle(commit, problems=snapshot.state.problems)
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
-        refs, alarms = self._snapshot()
-        alarms += _root_alarm(self.log.follow_roots(refs).newest, now)
+        refs, alarms = self._snapshot(now)
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
@@ -163,10 +162,11 @@ class Reconciler:
         self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
 
-    def _snapshot(self) -> tuple[gitrepo.Snapshot, list[str]]:
+    def _snapshot(self, now: datetime) -> tuple[gitrepo.Snapshot, list[str]]:
         """One snapshot of every log for the whole cycle, with a root chain that verifies: a
         root branch that does not is put back to the roots this reconciler holds (an
-        attack, reported), instead of stopping every plane."""
+        attack, reported), instead of stopping every plane. Alarms: that, and a root in
+        force that expires soon or has."""
         refs = self.state.fetch_all()
         try:
             logcheck.check_fetched(refs, layout.ROOT_REF)
@@ -175,11 +175,12 @@ class Reconciler:
         except errors.VerificationError as exc:
             why = f"{exc.code}: {exc}"
         if why is None:
-            return refs, []
+            return refs, _root_alarm(chain.newest, now)
         repaired = roots.repair(self.state, self._roots, who=self.settings.identity)
         if repaired is None:
             raise errors.MixAndMatchError(f"the roots this reconciler holds do not verify: {why}")
-        return self.state.fetch_all(), [f"{repaired} ({why})"]
+        refs = self.state.fetch_all()
+        return refs, [f"{repaired} ({why})", *_root_alarm(self.log.follow_roots(refs).newest, now)]
 
     def _prepare(
         self, issuing: _Issuing, want: Desired, now: datetime, refs: Mapping[str, str]

@@ -73,6 +73,13 @@ def ensure_store(uri: str) -> None:
     migration (what ``mlflow db upgrade`` does). Other stores are MLflow's to manage."""
     if not uri.startswith("sqlite:///") or uri in _ENSURED:
         return
+    with _TRACKING_LOCK:  # an apply and a scheduled run may both start first
+        if uri not in _ENSURED:
+            _create_or_upgrade(uri)
+            _ENSURED.add(uri)
+
+
+def _create_or_upgrade(uri: str) -> None:
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow imports slowly
     from mlflow.store.db import utils as untyped  # noqa: PLC0415
 
@@ -95,7 +102,6 @@ def ensure_store(uri: str) -> None:
         engine.dispose()
     except (MlflowException, OSError) as exc:
         raise MlflowError(f"the tracking store {path}: {str(exc).splitlines()[0]}") from None
-    _ENSURED.add(uri)
 
 
 def run_project(
