@@ -16,6 +16,7 @@ a time, in order: the next waits until the one in progress has finished.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import logging
@@ -25,12 +26,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from agent import background
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
-from agent.runtimes.base import ApplyContext, Runtime
+from agent.runtimes.base import ApplyContext, CancelToken, Runtime
 from ledger import errors, gitrepo, keys, status
 from ledger import reader as log_reader
 from schemas import signed
@@ -127,10 +129,12 @@ class Agent:
         if not running:
             return None
         for work in running:
-            self.runtime.cancel(work.thread)
-        deadline = time.monotonic() + background.ABANDON_WAIT_SECONDS
-        for work in running:
-            work.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            work.cancel.cancel("the agent is stopping")
+        futures: list[concurrent.futures.Future[Any]] = [work.future for work in running]
+        _, unfinished = concurrent.futures.wait(futures, timeout=background.ABANDON_WAIT_SECONDS)
+        if unfinished:  # a runtime that does not heed its token: the process exits when it ends
+            why = {"msg": "cancelled work still running", "plane": self.config.plane}
+            log.warning(json.dumps({**why, "seconds": background.ABANDON_WAIT_SECONDS}))
         return flight.ref if flight in running else None
 
     def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
@@ -143,7 +147,7 @@ class Agent:
         newer = flight.newer_in(pending)
         if newer:
             flight.superseded_by = newer
-            self.runtime.cancel(flight.thread)
+            flight.cancel.cancel(f"superseded by bundle {newer}")
 
     @property
     def in_progress(self) -> str | None:
@@ -174,7 +178,7 @@ class Agent:
             if not wait and source.command.kind in self.runtime.jobs:
                 jobs[key] = (source, last)
                 continue
-            now_state = self._observe_one(source, last, now)
+            now_state = self._observe_one(source, last, CancelToken(), now=now)
             if now_state != last:
                 self.journal.observed(now_state)
                 changed = True
@@ -184,12 +188,13 @@ class Agent:
         return changed
 
     def _observe_one(
-        self, source: Source, last: signed.ResourceStatus, now: datetime
+        self, source: Source, last: signed.ResourceStatus, cancel: CancelToken, *, now: datetime
     ) -> signed.ResourceStatus:
         scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
-        context = ApplyContext(source.spec_commit, scratch, self.journal.self_heal, now=now)
+        heal = self.journal.self_heal
+        context = ApplyContext(source.spec_commit, scratch, heal, now=now, cancel=cancel)
         try:
-            return self.runtime.observe(source.command, last, context, now)
+            return self.runtime.observe(source.command, last, context)
         except GitplaneError as exc:
             return last.model_copy(update={"message": str(exc)[-4000:]})
         finally:
@@ -258,7 +263,9 @@ class Agent:
             return None
         self.journal.record(sequence, command, "started")
         if wait or command.action == "delete":
-            return self._apply_one(command, bundle.spec_commit, bundle.self_heal, now)
+            return self._apply_one(
+                command, bundle.spec_commit, bundle.self_heal, now, CancelToken()
+            )
         apply = functools.partial(
             self._apply_one, command, bundle.spec_commit, bundle.self_heal, now
         )
@@ -267,7 +274,12 @@ class Agent:
         return None
 
     def _apply_one(
-        self, command: signed.Command, spec_commit: str, self_heal: bool, now: datetime
+        self,
+        command: signed.Command,
+        spec_commit: str,
+        self_heal: bool,
+        now: datetime,
+        cancel: CancelToken,
     ) -> signed.ResourceStatus:
         if command.action == "delete":
             try:
@@ -280,7 +292,7 @@ class Agent:
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
         try:
-            context = ApplyContext(spec_commit, scratch, self_heal, now=now)
+            context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
             return self.runtime.apply(command, context)
         except GitplaneError as exc:
             return background.failed(command, str(exc))

@@ -1,26 +1,40 @@
 """Work the agent daemon runs beside its loop: one apply at a time, and one pass over the
 scheduled jobs.
 
-Each runs on a thread of its own and only computes resource states: the agent's own thread
-records them in the journal, so the journal has one writer. Cancelling goes through the
-runtime, per thread (the runtime kills the processes that thread started).
+Each is a future on a worker thread of its own and only computes resource states: the
+agent's own thread records them in the journal, so the journal has one writer. Each carries
+a cancel token the runtime receives in its context: cancelling it stops the processes the
+work started and refuses any it would start after.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from agent.journal import Source
+from agent.runtimes.base import CancelToken
 from ledger import verify
 from schemas import signed
+
+_T = TypeVar("_T")
 
 ABANDON_WAIT_SECONDS = 10.0
 """How long a stopping agent waits for cancelled work to unwind."""
 
-Observe = Callable[[Source, signed.ResourceStatus], signed.ResourceStatus]
+Observe = Callable[[Source, signed.ResourceStatus, CancelToken], signed.ResourceStatus]
+
+
+def _submit(name: str, work: Callable[[], _T]) -> Future[_T]:
+    """``work`` on a worker thread of its own, which ends with it."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(work)
+    finally:
+        pool.shutdown(wait=False)  # the work still runs; no idle thread is left behind
 
 
 @dataclass
@@ -29,8 +43,8 @@ class Flight:
 
     sequence: int
     command: signed.Command
-    thread: threading.Thread = field(init=False)
-    result: signed.ResourceStatus | None = None
+    future: Future[signed.ResourceStatus] = field(init=False)
+    cancel: CancelToken = field(default_factory=CancelToken)
     offered: bool = False
     """A cycle has seen it finished (and recorded it, unless that cycle failed)."""
     superseded_by: int = 0
@@ -39,28 +53,31 @@ class Flight:
 
     @classmethod
     def start(
-        cls, sequence: int, command: signed.Command, apply: Callable[[], signed.ResourceStatus]
+        cls,
+        sequence: int,
+        command: signed.Command,
+        apply: Callable[[CancelToken], signed.ResourceStatus],
     ) -> Flight:
-        """``apply`` on a new worker thread."""
+        """``apply`` (given the flight's cancel token) on a new worker thread."""
         flight = cls(sequence, command)
 
-        def work() -> None:
+        def work() -> signed.ResourceStatus:
             try:
-                flight.result = apply()
+                return apply(flight.cancel)
             except Exception as exc:  # a bug in a runtime: reported as Failed, not a lost thread
-                flight.result = failed(command, f"the apply raised {type(exc).__name__}: {exc}")
+                return failed(command, f"the apply raised {type(exc).__name__}: {exc}")
 
-        flight.thread = threading.Thread(target=work, name=f"apply {flight.ref}", daemon=True)
-        flight.thread.start()
+        flight.future = _submit(f"apply {flight.ref}", work)
         return flight
 
     def outcome(self) -> signed.ResourceStatus:
         """What the apply made of its resource (once it has landed)."""
-        if self.superseded_by and (self.result is None or self.result.phase == "Failed"):
+        result = self.future.result() if self.future.done() else None
+        if self.superseded_by and (result is None or result.phase == "Failed"):
             return failed(
                 self.command, f"superseded by bundle {self.superseded_by} before it finished"
             )
-        return self.result or failed(self.command, "the apply ended early")
+        return result or failed(self.command, "the apply ended early")
 
     def newer_in(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> int:
         """The first later bundle in ``pending`` with a command for the same resource, or 0."""
@@ -84,7 +101,7 @@ class Flight:
     @property
     def landed(self) -> bool:
         """Whether the apply has finished (its result waits to be recorded)."""
-        return not self.thread.is_alive()
+        return self.future.done()
 
 
 @dataclass
@@ -93,26 +110,29 @@ class JobRound:
 
     watched: dict[str, tuple[Source, signed.ResourceStatus]]
     """Per resource, the command it was applied from and its state when the pass began."""
-    thread: threading.Thread = field(init=False)
+    future: Future[None] = field(init=False)
+    cancel: CancelToken = field(default_factory=CancelToken)
     results: dict[str, signed.ResourceStatus] = field(default_factory=dict)
 
     @classmethod
     def start(
         cls, watched: dict[str, tuple[Source, signed.ResourceStatus]], observe: Observe
     ) -> JobRound:
-        """Observe every resource in ``watched`` in turn on a new jobs thread."""
+        """Observe every resource in ``watched`` in turn on a new jobs thread (each given the
+        pass's cancel token); a cancelled pass observes nothing more."""
         jobs = cls(watched)
 
         def work() -> None:
             for key, (source, last) in watched.items():
+                if jobs.cancel.cancelled:
+                    return
                 try:
-                    jobs.results[key] = observe(source, last)
+                    jobs.results[key] = observe(source, last, jobs.cancel)
                 except Exception as exc:  # a bug in a runtime: reported, not a lost thread
                     why = f"observing raised {type(exc).__name__}: {exc}"
                     jobs.results[key] = last.model_copy(update={"message": why[-4000:]})
 
-        jobs.thread = threading.Thread(target=work, name="scheduled jobs", daemon=True)
-        jobs.thread.start()
+        jobs.future = _submit("scheduled jobs", work)
         return jobs
 
     def found(
@@ -134,7 +154,7 @@ class JobRound:
     @property
     def landed(self) -> bool:
         """Whether the pass has finished (its results wait to be recorded)."""
-        return not self.thread.is_alive()
+        return self.future.done()
 
 
 def progressing(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from pydantic.alias_generators import to_camel
 
 from schemas import parse
@@ -37,6 +37,34 @@ class LocalRuntimeConfig(_Config):
         start, end = (int(p) for p in self.ports.split("-"))
         return start, end
 
+    def data_path(self, state_dir: Path) -> Path:
+        """Where relative data paths in specs resolve."""
+        return self.data_dir or state_dir / "data"
+
+    def tracking_uri(self, state_dir: Path) -> str:
+        """The MLflow tracking URI builds are logged to."""
+        return self.mlflow_tracking_uri or f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
+
+
+def _runtime_type(value: Any) -> str:
+    """A runtime's ``type``; ``local`` when it is left out."""
+    if isinstance(value, dict):
+        kind = value.get("type", "local")
+        return kind if isinstance(kind, str) else ""
+    return str(getattr(value, "type", ""))
+
+
+RuntimeConfig = Annotated[
+    Annotated[LocalRuntimeConfig, Tag("local")],
+    Discriminator(
+        _runtime_type,
+        custom_error_type="runtime_type",
+        custom_error_message="unknown runtime type (this release has: local)",
+    ),
+]
+"""The runtime a plane runs on, chosen by ``type`` (:mod:`agent.runtimes.select` builds it):
+each runtime's settings are a member of this union."""
+
 
 class AgentConfig(_Config):
     """One agent serves one data plane."""
@@ -54,21 +82,12 @@ class AgentConfig(_Config):
     state_dir: Path
     """Trust state, journal, mirror, MLflow store and scratch space: keep it private."""
     poll_interval: Duration = "10s"
-    runtime: LocalRuntimeConfig = Field(default_factory=LocalRuntimeConfig)
+    runtime: RuntimeConfig = Field(default_factory=LocalRuntimeConfig)
 
     @property
     def poll_seconds(self) -> float:
         """``poll_interval`` in seconds."""
         return parse_duration(self.poll_interval)
-
-    def data_dir(self) -> Path:
-        """Where relative data paths in specs resolve."""
-        return self.runtime.data_dir or self.state_dir / "data"
-
-    def tracking_uri(self) -> str:
-        """The MLflow tracking URI builds are logged to."""
-        default = f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
-        return self.runtime.mlflow_tracking_uri or default
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -90,5 +109,8 @@ def load_config(path: Path) -> AgentConfig:
         return AgentConfig.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        loc = first["loc"]
+        if loc[:1] == ("runtime",) and len(loc) > 2:  # runtime.<type>.field: the tag is noise
+            loc = ("runtime", *loc[2:])
+        where = ".".join(str(p) for p in loc)
         raise UsageError(f"{path}: {where}: {first['msg']}") from None

@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import state
-from schemas import signed
+from schemas import files, signed
 
 
 @dataclass
@@ -86,7 +85,7 @@ class Journal:
             },
             "self_heal": self.self_heal,
         }
-        state.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
+        files.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
 
 
 @dataclass(frozen=True)

@@ -729,7 +729,7 @@ def idle(tmp: Path, keyset: KeySet, repeat: int) -> None:
     after = branch_commits(ledger.remote)
     later = NOW + timedelta(hours=2)
     cycles: dict[str, Callable[[int], object]] = {
-        "CommandLog.read (reconciler, every cycle)": lambda _: ledger.log.read(PLANE, later),
+        "CommandLog.read (reconciler, every cycle)": lambda _: ledger.log.read(PLANE),
         "CommandReader.update (agent, every cycle)": lambda _: ledger.reader.update(later),
     }
     best = {label: _idle_best(ledger.spend, run, repeat) for label, run in cycles.items()}
@@ -798,14 +798,14 @@ def long_log(tmp: Path, keyset: KeySet, bundles: int, repeat: int) -> None:
         mirror = counted_mirror(base / "reconciler", url, spend)
         return commands.CommandLog(mirror, root, [keyset.commands], [keyset.timestamp], RECONCILER)
 
-    first = [_timed(spend, lambda: reconciler().read(PLANE, NOW)) for _ in range(repeat)]
+    first = [_timed(spend, lambda: reconciler().read(PLANE)) for _ in range(repeat)]
     log = reconciler()
-    log.read(PLANE, NOW)
-    unchanged = [_timed(spend, lambda: log.read(PLANE, NOW)) for _ in range(repeat)]
+    log.read(PLANE)
+    unchanged = [_timed(spend, lambda: log.read(PLANE)) for _ in range(repeat)]
     appended = []
     for i in range(repeat):  # the append's own read is of the log before it
         log.append(PLANE, lambda _, i=i: [command(bundles + i)], spec_commit=SPEC_COMMIT, now=NOW)
-        appended.append(_timed(spend, lambda: log.read(PLANE, NOW)))
+        appended.append(_timed(spend, lambda: log.read(PLANE)))
     print(f"\n4. A long log: {bundles:,} bundles of one command, read by a reconciler")
     print(f"  {'':<52}{'ms/read':>9}{'git processes':>15}")
     for label, runs in (

@@ -13,7 +13,7 @@ import click
 from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
-from cli import clock
+from cli import clock, options
 from schemas.errors import ReportedError
 
 
@@ -31,11 +31,7 @@ def agent() -> None:
     help="Agent configuration (see docs/agent.md).",
 )
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
-@click.option(
-    "--listen",
-    metavar="HOST:PORT",
-    help="Serve Prometheus metrics here (daemon mode).",
-)
+@options.listen("Serve Prometheus metrics here (daemon mode).")
 def run(config_file: Path, once: bool, listen: str | None) -> None:
     """Pull this plane's signed commands, verify and apply them, report signed status.
 

@@ -8,29 +8,20 @@ from pathlib import Path
 
 import click
 
+from cli import options
 from reconciler.audit import read as audit_read
 from reconciler.audit import view as audit_view
 
 
 @click.command("audit")
 @click.argument("resource", metavar="KIND/NAME")
-@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--root",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="root.json: every bundle and report is verified from it.",
-)
-@click.option("--plane", "only", help="Show only this plane's commands and status.")
+@options.spec_path
+@options.root(required=True, what="every bundle and report is verified from it")
+@options.plane_filter("Show only this plane's commands and status.")
 @click.option("--since", help="Show only events from this date on (2026-11-24, or a UTC time).")
 @click.option("--branch", default="main", show_default=True, help="The protected spec branch.")
-@click.option(
-    "--state-repo",
-    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
-)
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@options.state_repo
+@options.output("text", "json")
 def audit(
     resource: str,
     path: Path,

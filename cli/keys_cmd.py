@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli import clock
+from cli import clock, options
 from ledger import keyring
 
 DIR = click.option(
@@ -33,7 +33,7 @@ def keys() -> None:
 @click.option(
     "--threshold", default=2, show_default=True, help="Root keys needed to sign a new root (k)."
 )
-@click.option("--expires-days", default=365, show_default=True, help="Lifetime of root v1.")
+@options.expires_days("Lifetime of root v1.")
 def init(directory: Path, root_keys: int, threshold: int, expires_days: int) -> None:
     """Create a root of trust (k of n offline keys) and the reconciler's online keys."""
     ring = keyring.init_keys(
@@ -82,7 +82,7 @@ def agent(directory: Path, plane: str) -> None:
 )
 @click.option("--root-keys", type=int, help="With --role root: how many new root keys (n).")
 @click.option("--threshold", type=int, help="Root keys needed for the next rotation (k).")
-@click.option("--expires-days", default=365, show_default=True, help="Lifetime of the new root.")
+@options.expires_days("Lifetime of the new root.")
 def rotate(
     directory: Path,
     roles: tuple[str, ...],

@@ -7,33 +7,19 @@ from pathlib import Path
 
 import click
 
-from cli import clock
+from cli import clock, options
 from reconciler import planning, render
 from schemas.errors import ChangesPendingError, ReportedError, UsageError
 from schemas.inert import inert
 
 
 @click.command("plan")
-@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@options.spec_path
 @click.option("--rev", default="HEAD", show_default=True, help="The commit to plan.")
 @click.option("--base", help="Show only what changes relative to this commit's plan (a PR).")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, markdown for PR comments, JSON for tools.",
-)
-@click.option(
-    "--root",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="root.json: plan against the recorded state in the logs (verified).",
-)
-@click.option(
-    "--state-repo",
-    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
-)
+@options.output("text", "markdown", "json")
+@options.root(required=False, what="plan against the recorded state in the logs (verified)")
+@options.state_repo
 @click.option(
     "--detailed-exitcode",
     is_flag=True,

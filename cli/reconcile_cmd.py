@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli import clock
+from cli import clock, options
 from reconciler import reconcile as reconciling
 from reconciler import render, watch
 from schemas.errors import ReportedError
@@ -41,17 +41,8 @@ from schemas.inert import inert
     show_default=True,
     help="Polling interval in watch mode (a cheap ls-remote when nothing changed).",
 )
-@click.option(
-    "--listen", default=None, help="host:port for /metrics, /healthz and /webhook in watch mode."
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, JSON for tools.",
-)
+@options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
+@options.output("text", "json")
 def reconcile(
     keys_dir: Path,
     work_dir: Path,

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from cli import main as cli_main
+from cli import options
 from schemas.errors import GitplaneError, UsageError
 
 DEFAULT_OUT = Path("docs/cli.md")
@@ -264,7 +265,7 @@ def _cell(text: str) -> str:
     show_default=True,
     help="Where to write the Markdown reference.",
 )
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the file is stale.")
+@options.check("the file")
 def write(out: Path, check: bool) -> None:
     """Write the CLI reference, or check that it is up to date."""
     if check:

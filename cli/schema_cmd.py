@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cli import options
 from schemas import jsonschema_export, reference
 from schemas.errors import ReportedError
 
@@ -24,7 +25,7 @@ def schema() -> None:
     show_default=True,
     help="Where to write one <kind>.json per kind.",
 )
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file is stale.")
+@options.check("any file")
 def export(directory: Path, check: bool) -> None:
     """Write the JSON Schema (draft 2020-12) of every kind, generated from the models."""
     stale = jsonschema_export.export(directory, check=check)
@@ -42,7 +43,7 @@ def export(directory: Path, check: bool) -> None:
     show_default=True,
     help="Where to write the Markdown reference.",
 )
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the file is stale.")
+@options.check("the file")
 def docs(out: Path, check: bool) -> None:
     """Write the spec reference (every kind, field, type and default) as Markdown."""
     text = reference.render()

@@ -7,32 +7,17 @@ from pathlib import Path
 
 import click
 
-from cli import clock
+from cli import clock, options
 from reconciler import planning, status_view
 
 
 @click.command("status")
-@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--root",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="root.json: every log and report is verified from it.",
-)
-@click.option("--plane", "only", help="Show only this plane.")
+@options.spec_path
+@options.root(required=True, what="every log and report is verified from it")
+@options.plane_filter("Show only this plane.")
 @click.option("--rev", default="HEAD", show_default=True, help="The desired commit.")
-@click.option(
-    "--state-repo",
-    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, JSON for tools.",
-)
+@options.state_repo
+@options.output("text", "json")
 def status(
     path: Path, root: Path, only: str | None, rev: str, state_repo: str | None, output: str
 ) -> None:

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import click
 
+from cli import options
 from reconciler import desired
 from reconciler import validate as validation
 from schemas.errors import ReportedError
 
 
 @click.command()
-@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@options.spec_path
 @click.option("--rev", help="Validate this commit (branch, tag or id). Default: HEAD.")
 @click.option("--worktree", is_flag=True, help="Validate the files on disk (for pre-commit).")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Text for people, JSON for scripts.",
-)
+@options.output("text", "json")
 def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
     """Check every spec under PATH: syntax, fields, and references between specs.
 

@@ -91,7 +91,7 @@ class CommandLog:
     )
     """Per prepared commit: the view it was built on, its bundle and its timestamp."""
 
-    def read(self, plane: str, now: datetime, *, refs: Mapping[str, str] | None = None) -> LogView:
+    def read(self, plane: str, *, refs: Mapping[str, str] | None = None) -> LogView:
         """Fetch ``plane``'s log and verify what this object has not verified before.
 
         ``refs`` is a snapshot of the remote's branches already fetched into the mirror
@@ -100,7 +100,7 @@ class CommandLog:
 
         The root chain and the timestamp are verified on every read (the timestamp is
         not read from git again while the log's commit is the same), except for the
-        timestamp's expiry at ``now``: the reconciler re-signs an expired timestamp, and a
+        timestamp's expiry: the reconciler re-signs an expired timestamp, and a
         read-only view flags it (:func:`verify.is_expired`); only the agent refuses it. Bundles are
         verified once: while the log still runs through the head last verified, only
         the bundles after it are read, each chained to the one before as the agent
@@ -243,7 +243,7 @@ class CommandLog:
     ) -> Update | None:
         """The commit appending what ``decide`` returns to the log as read now, not yet
         pushed (:meth:`publish`); None when it returns nothing."""
-        view = self.read(plane, now, refs=refs)
+        view = self.read(plane, refs=refs)
         commands = decide(view)
         if not commands:
             return None
@@ -282,7 +282,7 @@ class CommandLog:
         refs: Mapping[str, str] | None = None,
     ) -> Update | None:
         """The commit re-signing the timestamp if :meth:`refresh` would, not yet pushed."""
-        view = self.read(plane, now, refs=refs)
+        view = self.read(plane, refs=refs)
         if view.timestamp is None:
             return None
         expires = verify.parse_time(view.timestamp.expires)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger import keys, roots, state, verify
-from schemas import signed
+from ledger import keys, roots, verify
+from schemas import files, signed
 from schemas.errors import UsageError
 
 ROOT_FILE = "root.json"
@@ -143,7 +143,7 @@ def rotate_keys(
     archived = directory / "roots" / f"root-v{current.version}.json"
     archived.parent.mkdir(exist_ok=True)
     archived.write_bytes(current_bytes)
-    state.atomic_write(directory / ROOT_FILE, roots.sign_root(payload, list(signers.values())))
+    files.atomic_write(directory / ROOT_FILE, roots.sign_root(payload, list(signers.values())))
     return Rotation(version, sorted(roles), archived)
 
 

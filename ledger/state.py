@@ -1,21 +1,18 @@
 """The agent's trust state: what it has verified and applied, persisted atomically.
 
-Written with a temporary file, ``fsync`` and ``os.replace`` (as python-tuf
-persists metadata), so a crash at any point leaves either the old state or
-the new one on disk, never a mix. Deleting this file resets rollback
+Written with :func:`schemas.files.atomic_write`, so a crash at any point leaves
+either the old state or the new one on disk, never a mix. Deleting this file resets rollback
 protection to the pinned root: keep it readable and writable by the agent only.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ledger import envelope, errors
-from schemas import signed
+from schemas import files, signed
 
 EMPTY = signed.Head(sequence=0, digest="")
 
@@ -58,31 +55,7 @@ def persist_state(path: Path, state: TrustState) -> None:
         "status_counter": state.status_counter,
         "latest_signed": state.latest_signed,
     }
-    atomic_write(path, envelope.dumps(body))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    files.atomic_write(path, envelope.dumps(body))
 
 
 def load_state(path: Path, *, pinned_root: bytes) -> TrustState:

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import envelope, errors, state
-from schemas import signed
+from ledger import envelope, errors
+from schemas import files, signed
 
 
 @dataclass
@@ -80,5 +80,5 @@ class Watermarks:
         """Persist what changed since the last flush (temporary file, fsync, rename)."""
         if self._dirty and self.path is not None:
             body = {"heads": {p: h.model_dump() for p, h in sorted(self.heads.items())}}
-            state.atomic_write(self.path, envelope.dumps(body))
+            files.atomic_write(self.path, envelope.dumps(body))
         self._dirty = False

@@ -309,7 +309,7 @@ class RecordedReader:
 
         ``refs``: the cycle's snapshot of the state repository's branches, if it took one.
         """
-        view = self.log.read(plane.name, now, refs=refs)
+        view = self.log.read(plane.name, refs=refs)
         stamp_seen = view.timestamp.status_seen if view.timestamp else 0
         seen = max(self.seen.get(plane.name, 0), stamp_seen)
         read = status.read_status(

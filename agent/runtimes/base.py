@@ -3,12 +3,75 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from schemas import signed
+from schemas.errors import GitplaneError
+
+
+class CancelledError(GitplaneError):
+    """The work was cancelled: the agent is stopping, or a newer command superseded it."""
+
+
+class CancelToken:
+    """Set once, by whoever handed the work out, when it must end early.
+
+    A runtime checks it before each step that starts work, waits on it instead of
+    sleeping, and holds a hook while a process runs (the hook kills the process). Work
+    started after the token is set is refused with :class:`CancelledError`.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: dict[int, Callable[[], None]] = {}
+        self._next = 0
+        self.why = ""
+
+    def cancel(self, why: str) -> None:
+        """Cancel: run every hook held now; later checks raise :class:`CancelledError`."""
+        with self._lock:
+            if self._event.is_set():
+                return
+            self.why = why
+            self._event.set()
+            hooks = list(self._hooks.values())
+        for hook in hooks:
+            hook()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the work must end."""
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`CancelledError` if the work must end."""
+        if self._event.is_set():
+            raise CancelledError(f"cancelled: {self.why}")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking at once on a cancel; whether it was cancelled."""
+        return self._event.wait(seconds)
+
+    @contextmanager
+    def hook(self, on_cancel: Callable[[], None]) -> Iterator[None]:
+        """Run ``on_cancel`` if the token is cancelled while the block runs. Raises
+        :class:`CancelledError` at once, running nothing, if it already is: checking and holding
+        are one step, so a cancel cannot slip in between."""
+        with self._lock:
+            self.check()
+            key, self._next = self._next, self._next + 1
+            self._hooks[key] = on_cancel
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._hooks[key]
 
 
 @dataclass(frozen=True)
@@ -23,6 +86,9 @@ class ApplyContext:
     """Whether drift from the command is corrected (the plane's ``sync.selfHeal``)."""
     now: datetime = field(kw_only=True)
     """When the apply or observation starts: the agent's one clock, never read here."""
+    cancel: CancelToken = field(default_factory=CancelToken, kw_only=True)
+    """Set when the work must end early (the agent is stopping, or a newer command
+    superseded the apply): the runtime stops what it started and reports ``Failed``."""
 
 
 @dataclass(frozen=True)
@@ -54,14 +120,11 @@ class Runtime(Protocol):
         ...
 
     def observe(
-        self,
-        command: signed.Command,
-        last: signed.ResourceStatus,
-        context: ApplyContext,
-        now: datetime,
+        self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
     ) -> signed.ResourceStatus:
-        """What the resource looks like now; heals drift when ``context.self_heal``, and runs
-        scheduled work that has fallen due. Returns ``last`` when nothing changed."""
+        """What the resource looks like at ``context.now``; heals drift when
+        ``context.self_heal``, and runs scheduled work that has fallen due. Returns ``last``
+        when nothing changed."""
         ...
 
     def delete(self, command: signed.Command) -> None:
@@ -72,10 +135,4 @@ class Runtime(Protocol):
         """Stop what keeps running between the agent's cycles (endpoints), leaving its state,
         so that an agent started again serves it again (a self-healing plane does); how
         many were stopped. For an operator taking the plane down, not for the agent."""
-        ...
-
-    def cancel(self, started_by: threading.Thread) -> None:
-        """Stop the processes ``started_by`` started for an apply or a scheduled run, and any
-        it would start after; that work ends early (the agent is stopping, or a newer command
-        superseded the apply)."""
         ...

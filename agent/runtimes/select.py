@@ -7,7 +7,7 @@ adding its configuration to the union in ``agent.config`` and a branch here.
 
 from __future__ import annotations
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, LocalRuntimeConfig
 from agent.runtimes.base import Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
@@ -17,16 +17,15 @@ from ledger import gitrepo
 def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
     """The runtime ``config.runtime`` names, set up on ``repo`` (the agent's mirror, where
     MLflow Projects are read at the commit each command names)."""
-    settings = config.runtime
-    if settings.type == "local":
-        return LocalRuntime(
-            LocalEnv(
-                repo=repo,
-                tracking_uri=config.tracking_uri(),
-                state_dir=config.state_dir,
-                data_dir=config.data_dir(),
-                ports=settings.port_range(),
-                standby=settings.standby_replicas,
+    match config.runtime:
+        case LocalRuntimeConfig() as local:
+            return LocalRuntime(
+                LocalEnv(
+                    repo=repo,
+                    tracking_uri=local.tracking_uri(config.state_dir),
+                    state_dir=config.state_dir,
+                    data_dir=local.data_path(config.state_dir),
+                    ports=local.port_range(),
+                    standby=local.standby_replicas,
+                )
             )
-        )
-    raise RuntimeError(f"no runtime of type {settings.type!r}")  # the config union forbids it

@@ -246,7 +246,7 @@ def test_a_newer_command_supersedes_a_build_in_progress(
 
         world.change("retrain churn with another seed", retrain)
         reconciler.reconcile(running())
-        bundles = reconciler.log.read("local-dev", running()).bundles
+        bundles = reconciler.log.read("local-dev").bundles
         assert len(bundles) == 2
         rebuild = bundles[1].commands[0]
         assert (rebuild.kind, rebuild.name, rebuild.action) == ("Model", "churn", "build")
@@ -271,7 +271,7 @@ def test_a_newer_command_supersedes_a_build_in_progress(
 
 
 def _first_build_id(reconciler: reconciling.Reconciler, now: datetime) -> str:
-    first = reconciler.log.read("local-dev", now).bundles[0].commands[0]
+    first = reconciler.log.read("local-dev").bundles[0].commands[0]
     assert (first.kind, first.name) == ("Model", "churn")
     return first.id
 

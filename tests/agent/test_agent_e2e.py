@@ -77,7 +77,7 @@ def test_the_local_plane_converges_end_to_end(
         assert tags["gitplane.source_commit"] == git(world.work, "rev-parse", "HEAD")
         assert tags["gitplane.scan"] == "passed"
         assert tags["gitplane.artifact_digest"].startswith("sha256:")
-        build = reconciler.log.read("local-dev", running()).bundles[0].commands[0]
+        build = reconciler.log.read("local-dev").bundles[0].commands[0]
         assert (build.kind, tags["gitplane.spec_digest"]) == ("Model", build.digest)
 
         recorded = _recorded(reconciler, running)

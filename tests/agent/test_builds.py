@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from agent.runtimes.base import ApplyContext
+from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.local import LocalRuntime, _mlflow, models
 from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.models import scan
@@ -99,6 +100,32 @@ def test_a_build_past_its_timeout_is_killed_with_everything_it_started(tmp_path:
     assert not _alive(training)
 
 
+@pytest.mark.slow
+def test_a_cancelled_build_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    """The token in the apply context reaches the processes: the build's whole process
+    group is killed when the agent cancels (it is stopping, or a newer command came)."""
+    runtime, context = _build_in(tmp_path, "dag-sleep")
+    pid_file = tmp_path / "training.pid"
+    command = _command("dag-sleep", timeout="10m", parameters={"pid_file": str(pid_file)})
+
+    def cancel_once_training() -> None:
+        while not pid_file.exists() or not pid_file.read_text():
+            if context.cancel.wait(0.1):
+                return
+        context.cancel.cancel("superseded by bundle 7")
+
+    canceller = threading.Thread(target=cancel_once_training)
+    canceller.start()
+    try:
+        with pytest.raises(CancelledError, match="cancelled: superseded by bundle 7"):
+            runtime.apply(command, context)
+    finally:
+        context.cancel.cancel("the test ended")
+        canceller.join()
+    training = int(pid_file.read_text())
+    assert not _alive(training)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
@@ -153,10 +180,10 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     # someone points the alias at another version: drift, reported or healed
     _mlflow.register(env.tracking_uri, "models:/churn/2", "imported", tags={}, aliases=["champion"])
     now = NOW
-    kept = models.observe(command, again, ApplyContext("0" * 40, scratch, False, now=now), env, now)
+    kept = models.observe(command, again, ApplyContext("0" * 40, scratch, False, now=now), env)
     assert kept.message == "drift: aliases champion no longer point at version 1"
     later = now + timedelta(minutes=2)
-    healed = models.observe(command, kept, ApplyContext("0" * 40, scratch, now=later), env, later)
+    healed = models.observe(command, kept, ApplyContext("0" * 40, scratch, now=later), env)
     assert healed.message.startswith("healed drift: aliases champion")
     assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}
 

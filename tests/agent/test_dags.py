@@ -311,7 +311,7 @@ def test_a_scheduled_dag_runs_only_when_due_and_once_per_slot(plane: tuple[Local
     assert _runs(env, "nightly") == []
 
     def observe(now: str, last: signed.ResourceStatus) -> signed.ResourceStatus:
-        return dags.observe(command, last, _context(env, commit), env, _at(now))
+        return dags.observe(command, last, _context(env, commit, now), env)
 
     assert observe("2024-01-10T01:29:00", registered) is registered
     ran = observe("2024-01-12T05:00:00", registered)  # two slots missed: one run
@@ -340,8 +340,7 @@ def test_a_suspended_schedule_registers_but_never_runs(plane: tuple[LocalEnv, st
     )
     assert "nextRun" not in status.observed
     assert (
-        dags.observe(command, status, _context(env, commit), env, _at("2024-02-01T00:00:00"))
-        is status
+        dags.observe(command, status, _context(env, commit, "2024-02-01T00:00:00"), env) is status
     )
 
     dags.delete(command, env)

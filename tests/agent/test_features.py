@@ -246,7 +246,7 @@ def test_new_only_reads_only_new_rows_on_a_scheduled_run(env: LocalEnv) -> None:
 def _observe(
     env: LocalEnv, command: signed.Command, last: signed.ResourceStatus, now: datetime
 ) -> signed.ResourceStatus:
-    return features.observe(command, last, ApplyContext("0" * 40, env.state_dir, now=now), env, now)
+    return features.observe(command, last, ApplyContext("0" * 40, env.state_dir, now=now), env)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ the suite is known to be able to fail.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,12 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtimes.base import ApplyContext, Capabilities, Runtime
+from agent.runtimes.base import (
+    ApplyContext,
+    CancelledError,
+    CancelToken,
+    Capabilities,
+    Runtime,
+)
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas import signed
-from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill
+from schemas.errors import GitplaneError
+from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
 from tests.conftest import init_repo
 
 
@@ -32,12 +39,17 @@ class Subject:
 
     runtime: Runtime
     command: signed.Command
+    """A command the runtime carries out."""
+    impossible: signed.Command
+    """A command for the same resource that it cannot carry out (its input is missing)."""
     scratch: Path
 
-    def context(self, at: timedelta = timedelta(0)) -> ApplyContext:
+    def context(
+        self, at: timedelta = timedelta(0), cancel: CancelToken | None = None
+    ) -> ApplyContext:
         scratch = self.scratch / f"apply-{at.total_seconds():.0f}"
         scratch.mkdir(parents=True, exist_ok=True)
-        return ApplyContext("0" * 40, scratch, now=APRIL + at)
+        return ApplyContext("0" * 40, scratch, now=APRIL + at, cancel=cancel or CancelToken())
 
 
 def _local(tmp_path: Path) -> Runtime:
@@ -59,6 +71,13 @@ class ForgetfulRuntime(LocalRuntime):
         return done.model_copy(update={"message": f"apply #{ForgetfulRuntime.applies}"})
 
 
+class DeafRuntime(LocalRuntime):
+    """Deliberately broken: it does not hear a cancel."""
+
+    def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        return super().apply(command, dataclasses.replace(context, cancel=CancelToken()))
+
+
 def _forgetful(tmp_path: Path) -> Runtime:
     local = _local(tmp_path)
     assert isinstance(local, LocalRuntime)
@@ -71,7 +90,8 @@ RUNTIMES: dict[str, Callable[[Path], Runtime]] = {"local": _local}
 @pytest.fixture(params=sorted(RUNTIMES))
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     runtime = RUNTIMES[request.param](tmp_path)
-    yield Subject(runtime, _command(no_backfill), tmp_path / "scratch")
+    impossible = _command(no_backfill, source(path="data/missing.csv"))
+    yield Subject(runtime, _command(no_backfill), impossible, tmp_path / "scratch")
     runtime.delete(_command(no_backfill))
 
 
@@ -97,9 +117,7 @@ def applies_idempotently(subject: Subject) -> None:
 
 def observes_what_it_applied(subject: Subject) -> None:
     applied = subject.runtime.apply(subject.command, subject.context())
-    seen = subject.runtime.observe(
-        subject.command, applied, subject.context(), APRIL + timedelta(seconds=1)
-    )
+    seen = subject.runtime.observe(subject.command, applied, subject.context(timedelta(seconds=1)))
     assert (seen.phase, seen.digest) == (applied.phase, applied.digest)
 
 
@@ -111,11 +129,30 @@ def deletes_and_applies_again(subject: Subject) -> None:
     assert again.phase == "Ready", again.message
 
 
-def cancels_what_is_not_running_harmlessly(subject: Subject) -> None:
-    idle = threading.Thread(target=lambda: None)
-    subject.runtime.cancel(idle)  # nothing runs for it: nothing happens
+def reports_what_it_cannot_do(subject: Subject) -> None:
+    """A command it cannot carry out is reported ``Failed`` with why (or raises an error of
+    Gitplane's, which the agent reports ``Failed``): never a traceback, never ``Ready``."""
+    try:
+        failed = subject.runtime.apply(subject.impossible, subject.context())
+    except GitplaneError as exc:
+        assert str(exc)
+    else:
+        assert failed.phase == "Failed", failed
+        assert failed.digest == subject.impossible.digest
+        assert failed.message
+    fixed = subject.runtime.apply(subject.command, subject.context(timedelta(seconds=1)))
+    assert fixed.phase == "Ready", fixed.message  # the next command recovers it
+
+
+def starts_nothing_once_cancelled(subject: Subject) -> None:
+    """A cancelled token refuses the work at once; the same command applies afterwards
+    with a fresh token, as if the cancelled apply had never been asked for."""
+    cancel = CancelToken()
+    cancel.cancel("the agent is stopping")
+    with pytest.raises(CancelledError, match="the agent is stopping"):
+        subject.runtime.apply(subject.command, subject.context(cancel=cancel))
     done = subject.runtime.apply(subject.command, subject.context())
-    assert done.phase == "Ready", done.message  # and this thread was never cancelled
+    assert done.phase == "Ready", done.message
 
 
 CONTRACT = [
@@ -123,7 +160,8 @@ CONTRACT = [
     applies_idempotently,
     observes_what_it_applied,
     deletes_and_applies_again,
-    cancels_what_is_not_running_harmlessly,
+    reports_what_it_cannot_do,
+    starts_nothing_once_cancelled,
 ]
 
 
@@ -135,6 +173,16 @@ def test_every_runtime_keeps_the_contract(
 
 
 def test_a_broken_runtime_fails_the_contract(tmp_path: Path) -> None:
-    broken = Subject(_forgetful(tmp_path), _command(no_backfill), tmp_path / "scratch")
+    command = _command(no_backfill)
+    broken = Subject(_forgetful(tmp_path), command, command, tmp_path / "scratch")
     with pytest.raises(AssertionError, match="the same command twice changed something"):
         applies_idempotently(broken)
+
+
+def test_a_runtime_deaf_to_cancel_fails_the_contract(tmp_path: Path) -> None:
+    local = _local(tmp_path)
+    assert isinstance(local, LocalRuntime)
+    command = _command(no_backfill)
+    deaf = Subject(DeafRuntime(local.env), command, command, tmp_path / "scratch")
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        starts_nothing_once_cancelled(deaf)

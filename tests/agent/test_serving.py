@@ -175,20 +175,16 @@ def test_a_stopped_endpoint_is_healed_or_reported_by_the_self_heal_setting(serve
     assert serving.stop_all(served.env.state_dir) == 1  # someone stopped it by hand
 
     kept = serving.observe(
-        command, status, ApplyContext("0" * 40, scratch, self_heal=False, now=NOW), served.env, NOW
+        command, status, ApplyContext("0" * 40, scratch, self_heal=False, now=NOW), served.env
     )
     assert kept.phase == "Failed"
     assert kept.message == "drift: the endpoint was not running"
 
-    healed = serving.observe(
-        command, kept, ApplyContext("0" * 40, scratch, now=NOW), served.env, NOW
-    )
+    healed = serving.observe(command, kept, ApplyContext("0" * 40, scratch, now=NOW), served.env)
     assert healed.phase == "Ready", healed.message
     assert healed.message.startswith("healed drift: the endpoint was not running")
     assert predict(str(healed.observed["url"]), ROWS) == served.expected
-    same = serving.observe(
-        command, healed, ApplyContext("0" * 40, scratch, now=NOW), served.env, NOW
-    )
+    same = serving.observe(command, healed, ApplyContext("0" * 40, scratch, now=NOW), served.env)
     assert same.phase == "Ready"  # nothing drifted since: no new message, no heal
     assert not same.message.startswith("healed")
 

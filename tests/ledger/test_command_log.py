@@ -64,7 +64,7 @@ def test_an_empty_log_yields_nothing(reader: log_reader.CommandReader) -> None:
 
 def test_the_reconciler_sees_what_it_issued(log: commands.CommandLog) -> None:
     issue(log)
-    view = log.read(PLANE, NOW)
+    view = log.read(PLANE)
     assert view.head.sequence == 1
     assert list(view.issued) == [1]
     assert view.bundles[0].commands[0].name == "churn-dev"
@@ -337,14 +337,14 @@ def test_a_race_makes_the_writer_decide_again(
 
     assert log.append(PLANE, decide, spec_commit="a" * 40, now=NOW) is None
     assert seen == [0, 1]
-    assert [c.name for b in log.read(PLANE, NOW).bundles for c in b.commands] == ["theirs"]
+    assert [c.name for b in log.read(PLANE).bundles for c in b.commands] == ["theirs"]
 
 
 def test_refresh_re_signs_only_near_expiry(log: commands.CommandLog) -> None:
     issue(log)
     assert not log.refresh(PLANE, NOW + timedelta(days=1))
     assert log.refresh(PLANE, NOW + timedelta(days=4))
-    view = log.read(PLANE, NOW + timedelta(days=4))
+    view = log.read(PLANE)
     assert view.timestamp is not None and view.timestamp.version == 2
     assert view.head.sequence == 1
 
@@ -413,12 +413,12 @@ def test_a_read_verifies_only_the_bundles_appended_since_the_last(
 ) -> None:
     for name in ("a", "b", "c"):
         issue(log, command(name))
-    log.read(PLANE, NOW)
+    log.read(PLANE)
     checked = _counting(monkeypatch)
     issue(log, command("d"))  # append reads the log first: nothing new to verify then
-    view = log.read(PLANE, NOW)
+    view = log.read(PLANE)
     assert checked == [1]  # bundle 4 alone: 1 to 3 were verified by the reads before
-    assert _verified(view) == _verified(_fresh(log).read(PLANE, NOW))
+    assert _verified(view) == _verified(_fresh(log).read(PLANE))
     assert [c.name for b in view.bundles for c in b.commands] == ["a", "b", "c", "d"]
 
 
@@ -426,14 +426,12 @@ def test_a_read_of_an_unchanged_log_verifies_no_bundle_but_the_timestamp_again(
     log: commands.CommandLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issue(log)
-    log.read(PLANE, NOW)
+    log.read(PLANE)
     checked = _counting(monkeypatch)
-    assert log.read(PLANE, NOW).head.sequence == 1
+    assert log.read(PLANE).head.sequence == 1
     assert checked == []
     checks = _counting_timestamps(monkeypatch)
-    later = log.read(
-        PLANE, NOW + timedelta(days=30)
-    )  # the reconciler's own: re-signed, not refused
+    later = log.read(PLANE)  # the reconciler's own, 30 days on: re-signed, not refused
     assert later.timestamp is not None and verify.is_expired(
         later.timestamp, NOW + timedelta(days=30)
     )
@@ -458,7 +456,7 @@ def test_a_log_rewritten_after_a_read_is_verified_whole_again(
 ) -> None:
     issue(log, command("a"))
     issue(log, command("b"))
-    assert log.read(PLANE, NOW).head.sequence == 2
+    assert log.read(PLANE).head.sequence == 2
     # another history, validly signed, replaces the branch: bundle 3 chains to a bundle 2
     # that is not the one verified before
     other = _fresh(log)
@@ -467,9 +465,9 @@ def test_a_log_rewritten_after_a_read_is_verified_whole_again(
         issue(other, command(name))
     checked = _counting(monkeypatch)
     with pytest.raises(errors.RollbackError, match="rewritten: it no longer holds #2"):
-        log.read(PLANE, NOW)
+        log.read(PLANE)
     assert checked == [1, 3]  # the new bundle alone fails to chain; then the whole log
-    view = _fresh(log).read(PLANE, NOW)  # a reader that never saw the first history
+    view = _fresh(log).read(PLANE)  # a reader that never saw the first history
     assert [c.name for b in view.bundles for c in b.commands] == ["x", "y", "z"]
 
 
@@ -479,24 +477,22 @@ def test_a_log_force_pushed_to_an_older_commit_is_a_rollback_to_who_saw_it(
     issue(log, command("a"))
     old = log.mirror.fetch([layout.commands_ref(PLANE)])[layout.commands_ref(PLANE)]
     issue(log, command("b"))
-    assert log.read(PLANE, NOW).head.sequence == 2
+    assert log.read(PLANE).head.sequence == 2
     log.mirror.repo.run("push", "--force", log.mirror.url, f"{old}:{layout.commands_ref(PLANE)}")
     with pytest.raises(errors.RollbackError, match="moved back to #1: #2 was issued before"):
-        log.read(PLANE, NOW)
-    view = _fresh(log).read(PLANE, NOW)  # to a reader that never saw #2, it is that commit
+        log.read(PLANE)
+    view = _fresh(log).read(PLANE)  # to a reader that never saw #2, it is that commit
     assert view.commit == old
     assert [c.name for b in view.bundles for c in b.commands] == ["a"]
-    assert view.issued == _fresh(log).read(PLANE, NOW).issued
+    assert view.issued == _fresh(log).read(PLANE).issued
 
 
 def test_a_read_from_a_snapshot_is_pinned_to_it(log: commands.CommandLog) -> None:
     issue(log, command("a"))
     snapshot = log.mirror.fetch_all()
     issue(_fresh(log), command("b"))  # the log moves on after the snapshot
-    assert [c.name for b in log.read(PLANE, NOW, refs=snapshot).bundles for c in b.commands] == [
-        "a"
-    ]
-    assert log.read(PLANE, NOW).head.sequence == 2  # without a snapshot: fetched
+    assert [c.name for b in log.read(PLANE, refs=snapshot).bundles for c in b.commands] == ["a"]
+    assert log.read(PLANE).head.sequence == 2  # without a snapshot: fetched
 
 
 def test_an_append_from_a_stale_snapshot_decides_again_on_the_fetched_log(
@@ -514,7 +510,7 @@ def test_an_append_from_a_stale_snapshot_decides_again_on_the_fetched_log(
     head = log.append(PLANE, decide, spec_commit="a" * 40, now=NOW, refs=snapshot)
     assert seen == [1, 2]  # the snapshot's log, refused at push; then the fetched one
     assert head is not None and head.sequence == 3
-    names = [c.name for b in _fresh(log).read(PLANE, NOW).bundles for c in b.commands]
+    names = [c.name for b in _fresh(log).read(PLANE).bundles for c in b.commands]
     assert names == ["a", "b", "c"]
 
 
@@ -534,9 +530,7 @@ def test_updates_of_many_logs_are_published_together_and_a_moved_one_is_refused(
     ]
     assert all(u is not None and u.head is not None and u.head.sequence == 2 for u in updates)
     assert log.publish([u for u in updates if u]) == {"plane-b"}
-    logs = {
-        p: [c.name for b in _fresh(log).read(p, NOW).bundles for c in b.commands] for p in planes
-    }
+    logs = {p: [c.name for b in _fresh(log).read(p).bundles for c in b.commands] for p in planes}
     assert logs == {
         "plane-a": ["first", "second"],
         "plane-b": ["first", "theirs"],  # ours was refused: prepared on a log that moved
@@ -551,10 +545,10 @@ def test_a_log_just_appended_to_is_known_without_reading_it_back(
     issue(log, command("b"))
     snapshot = log.mirror.fetch_all()
     ran = record_git(monkeypatch)
-    view = log.read(PLANE, NOW, refs=snapshot)
+    view = log.read(PLANE, refs=snapshot)
     assert ran == []  # bundle 2 and its timestamp were verified when they were pushed
     monkeypatch.undo()
-    assert _verified(view) == _verified(_fresh(log).read(PLANE, NOW))
+    assert _verified(view) == _verified(_fresh(log).read(PLANE))
 
 
 def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
@@ -577,7 +571,7 @@ def test_a_hostile_git_object_on_the_log_is_malformed_not_unreachable(
     repo.run("push", "--quiet", "--force", log.mirror.url, f"{commit}:{layout.commands_ref(PLANE)}")
     _refused(reader, errors.MalformedError)
     with pytest.raises(errors.MalformedError, match="git refused the objects"):
-        log.read(PLANE, NOW)
+        log.read(PLANE)
 
 
 def test_an_agent_clock_earlier_than_a_signed_time_is_clock_skew(

@@ -80,7 +80,7 @@ def _forge(
 ) -> None:
     """Append a bundle naming ``bundle_root``, signed by ``commands_key``, and a timestamp of
     root 2 naming it as the head: what someone holding those keys can push."""
-    view = log.read(PLANE, NOW)
+    view = log.read(PLANE)
     assert view.timestamp is not None
     bundle = envelope.sign(verify.PAYLOAD_TYPES["commands"], envelope.dumps({
         "_type": "commands", "spec_version": signed.SPEC_VERSION, "plane": PLANE,
@@ -131,4 +131,4 @@ def test_a_retired_commands_key_cannot_issue_after_its_successor(
     assert snapshot(reader) == before
     fresh = commands.CommandLog(log.mirror, log.root, [], [], RECONCILER)
     with pytest.raises(errors.RollbackError):
-        fresh.read(PLANE, NOW)
+        fresh.read(PLANE)

@@ -60,7 +60,7 @@ def _write(
 
 
 def _read(log: commands.CommandLog, key: keys.PublicKey | None, seen: int = 0) -> status.StatusRead:
-    view = log.read(PLANE, NOW)
+    view = log.read(PLANE)
     return status.read_status(
         log.mirror, PLANE, key=key, seen=seen, head=view.head, issued=view.issued
     )

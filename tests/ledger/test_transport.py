@@ -84,7 +84,7 @@ def test_append_follow_and_report_over_git_daemon(
         reader.mirror, PLANE, agent_key, AGENT, tmp_path / "trust.json", keyset.root_bytes()
     )
     assert writer.write(applied=head, timestamp_version=1, resources=[], error=None, now=NOW)
-    view = log.read(PLANE, NOW)
+    view = log.read(PLANE)
     read = status.read_status(
         writer_mirror, PLANE, key=agent_key.public_key, seen=0, head=view.head, issued=view.issued
     )

@@ -55,7 +55,7 @@ def test_killing_the_reconciler_at_random_points(gitplane_bin: str, world: World
     last = _start(gitplane_bin, world)
     _, stderr = last.communicate(timeout=120)
     assert last.returncode == 0, stderr.decode()
-    view = reconciling.Reconciler(world.settings("inspector")).log.read("local-dev", NOW)
+    view = reconciling.Reconciler(world.settings("inspector")).log.read("local-dev")
     assert [b.sequence for b in view.bundles] == [1]  # issued once, never again, never forked
     assert [c.name for c in view.bundles[0].commands] == ["churn", "customer-activity"]
     assert finished < RUNS, "kill points must fall inside a cycle"

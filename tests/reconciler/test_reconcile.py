@@ -20,7 +20,7 @@ from tests.reconciler.conftest import NOW, TestAgent, World
 
 def _log(world: World, plane: str) -> list[tuple[int, str, str, str]]:
     reconciler = reconciling.Reconciler(world.settings("inspector"))
-    view = reconciler.log.read(plane, NOW)
+    view = reconciler.log.read(plane)
     return [(b.sequence, c.action, c.kind, c.name) for b in view.bundles for c in b.commands]
 
 

@@ -19,12 +19,10 @@ Shared by them: ``_mlflow`` (the one module that imports MLflow), ``env`` and
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime
 from types import ModuleType
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.local import _mlflow, dags, features, models, serving
+from agent.runtimes.local import dags, features, models, serving
 from agent.runtimes.local.env import LocalEnv
 from schemas import signed
 
@@ -47,20 +45,17 @@ class LocalRuntime:
         self.env = env
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
-        """Make the resource match the command."""
+        """Make the resource match the command (nothing starts once ``context.cancel`` is set)."""
+        context.cancel.check()
         result: signed.ResourceStatus = _KINDS[command.kind].apply(command, context, self.env)
         return result
 
     def observe(
-        self,
-        command: signed.Command,
-        last: signed.ResourceStatus,
-        context: ApplyContext,
-        now: datetime,
+        self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
     ) -> signed.ResourceStatus:
-        """What the resource looks like now (drift healed, due runs run)."""
+        """What the resource looks like at ``context.now`` (drift healed, due runs run)."""
         result: signed.ResourceStatus = _KINDS[command.kind].observe(
-            command, last, context, self.env, now
+            command, last, context, self.env
         )
         return result
 
@@ -71,7 +66,3 @@ class LocalRuntime:
     def stop_serving(self) -> int:
         """Stop every endpoint's supervisor and replicas; their files stay."""
         return serving.stop_all(self.env.state_dir)
-
-    def cancel(self, started_by: threading.Thread) -> None:
-        """Kill the MLflow Project runs (model builds, DAG steps) ``started_by`` started."""
-        _mlflow.kill_projects(started_by)

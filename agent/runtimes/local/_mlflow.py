@@ -12,13 +12,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.runtimes.base import CancelToken
 from schemas.errors import GitplaneError
 
 
@@ -112,10 +112,12 @@ def run_project(
     parameters: Mapping[str, object],
     experiment: str,
     timeout: float,
+    cancel: CancelToken,
 ) -> str:
     """Run an MLflow Project (``env_manager=local``) in its own process; return its run id.
 
-    A failed or timed-out run raises :class:`MlflowError` carrying the tail of its log.
+    A failed or timed-out run raises :class:`MlflowError` carrying the tail of its log; a
+    cancelled one raises :class:`agent.runtimes.base.CancelledError`.
     """
     command = [
         sys.executable,
@@ -133,7 +135,9 @@ def run_project(
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
     with tempfile.TemporaryFile() as out:  # its own process group: a timeout kills it all
-        code = _wait_or_kill(command, _project_env(uri), project, out, timeout)
+        code = _wait_or_kill(
+            command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
+        )
         out.seek(0)
         output = out.read().decode(errors="replace")
     if code is None:
@@ -335,6 +339,7 @@ def run_in(
     parameters: Mapping[str, str],
     timeout: float,
     workdir: Path,
+    cancel: CancelToken,
 ) -> ProjectExit:
     """Run an MLflow Project (``env_manager=local``) inside the existing run ``run_id``, in its
     own process group; past ``timeout`` seconds the whole group is killed. ``workdir`` receives
@@ -347,7 +352,9 @@ def run_in(
         command += ["-P", f"{key}={value}"]
     log = workdir / "log.txt"
     with log.open("wb") as out:
-        code = _wait_or_kill(command, _project_env(uri), project, out, timeout)
+        code = _wait_or_kill(
+            command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
+        )
     tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
     return ProjectExit(code, tail, log)
 
@@ -358,46 +365,40 @@ def _project_env(uri: str) -> dict[str, str]:
     return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
 
 
-_RUNNING: dict[subprocess.Popen[bytes], threading.Thread] = {}
-"""Project runs in progress, and the thread that started each."""
-_RUNNING_LOCK = threading.Lock()
-
-
-_CANCELLED: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-"""Threads whose project runs were killed: they may start no more (a DAG's retry, say)."""
-
-
-def kill_projects(started_by: threading.Thread) -> None:
-    """Kill the process group of every project run ``started_by`` started, and refuse the
-    runs it would start after."""
-    with _RUNNING_LOCK:
-        _CANCELLED.add(started_by)
-        running = [p for p, t in _RUNNING.items() if t is started_by]
-    for process in running:
-        _kill_group(process)
-
-
 def _wait_or_kill(
-    command: list[str], env: dict[str, str], cwd: Path, out: IO[bytes], timeout: float
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    out: IO[bytes],
+    *,
+    timeout: float,
+    cancel: CancelToken,
 ) -> int | None:
-    with _RUNNING_LOCK:  # checked and registered at once: a kill cannot slip in between
-        if threading.current_thread() in _CANCELLED:
-            raise MlflowError("cancelled: the agent is stopping or a newer command superseded")
+    """The project's exit code, or None when it outlived ``timeout``; its process group is
+    killed on a timeout, on a cancel (which then raises) and on any exception."""
+    killed: list[subprocess.Popen[bytes]] = []
+
+    def kill() -> None:
+        for process in killed:
+            _kill_group(process)
+
+    with cancel.hook(kill):  # refuses at once if already cancelled: nothing starts
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
-        _RUNNING[process] = threading.current_thread()
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        return None
-    except BaseException:  # the agent is stopping: leave no project running behind it
-        _kill_group(process)
-        raise
-    finally:
-        with _RUNNING_LOCK:
-            _RUNNING.pop(process, None)
+        killed.append(process)
+        if cancel.cancelled:  # cancelled as it started, before the hook could see it
+            _kill_group(process)
+        try:
+            code: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            code = None
+        except BaseException:  # the agent is stopping: leave no project running behind it
+            _kill_group(process)
+            raise
+    cancel.check()  # killed by the cancel: not a failure of the project
+    return code
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -29,8 +29,7 @@ from agent.runtimes.local import _mlflow
 from agent.runtimes.local.dags import _plan as _dagplan
 from agent.runtimes.local.dags import _run as _dagrun
 from agent.runtimes.local.env import LocalEnv
-from ledger import state
-from schemas import commands, signed
+from schemas import commands, files, signed
 from schemas.dag import DAG
 
 MESSAGE_CHARS = 4096
@@ -91,9 +90,9 @@ def observe(
     last: signed.ResourceStatus,
     context: ApplyContext,
     env: LocalEnv,
-    now: datetime,
 ) -> signed.ResourceStatus:
     """Run a scheduled DAG whose slot has fallen due; otherwise ``last``, unchanged."""
+    now = context.now
     dag = parse(command)
     schedule, kept = dag.spec.schedule, load_state(env, dag.name)
     if schedule is None or schedule.suspend or kept is None or kept.digest != command.digest:
@@ -120,7 +119,14 @@ def _run(
     if kept.running:
         _mlflow.end_run(env.tracking_uri, kept.running, "KILLED")
     launch = _dagrun.Launch(
-        dag, command.digest, context.spec_commit, at or now, trigger, env, context.scratch
+        dag,
+        command.digest,
+        context.spec_commit,
+        at or now,
+        trigger,
+        env,
+        context.scratch,
+        context.cancel,
     )
     begun = _dagrun.begin(launch)
     persist_state(env, dag.name, kept.model_copy(update={"running": begun.parent.run_id}))
@@ -201,7 +207,7 @@ def load_state(env: LocalEnv, name: str) -> DagState | None:
 
 def persist_state(env: LocalEnv, name: str, value: DagState) -> None:
     """Write the DAG's state atomically."""
-    state.atomic_write(_state_path(env, name), value.model_dump_json().encode())
+    files.atomic_write(_state_path(env, name), value.model_dump_json().encode())
 
 
 def _state_path(env: LocalEnv, name: str) -> Path:

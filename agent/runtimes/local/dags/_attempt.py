@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.runtimes.base import CancelledError, CancelToken
 from agent.runtimes.local import _mlflow
 from schemas.dag import Step
 
@@ -59,6 +60,7 @@ def run(
     parameters: Mapping[str, str],
     workdir: Path,
     timeout: float,
+    cancel: CancelToken,
 ) -> tuple[str, str]:
     """The child run's id and ``""`` when the project succeeded, else ``""`` and why
     (with the tail of its log)."""
@@ -66,16 +68,21 @@ def run(
     name = unit.name if attempt == 1 else f"{unit.name}-attempt-{attempt}"
     tags = _tags(parent, unit, attempt)
     run_id = _mlflow.start_run(uri, parent.experiment_id, name=name, tags=tags, params=parameters)
-    ended = _mlflow.run_in(
-        uri,
-        unit.project,
-        run_id=run_id,
-        experiment_id=parent.experiment_id,
-        entry_point=unit.step.project.entry_point,
-        parameters=parameters,
-        timeout=timeout,
-        workdir=workdir,
-    )
+    try:
+        ended = _mlflow.run_in(
+            uri,
+            unit.project,
+            run_id=run_id,
+            experiment_id=parent.experiment_id,
+            entry_point=unit.step.project.entry_point,
+            parameters=parameters,
+            timeout=timeout,
+            workdir=workdir,
+            cancel=cancel,
+        )
+    except CancelledError:
+        _mlflow.end_run(uri, run_id, "KILLED")
+        raise
     _mlflow.upload(uri, parent.run_id, ended.log, f"logs/{name}")
     if ended.code == 0:
         return _succeeded(uri, run_id, workdir / "output"), ""

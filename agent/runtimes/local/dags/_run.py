@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from agent.runtimes.base import CancelledError, CancelToken
 from agent.runtimes.local import _mlflow, models
 from agent.runtimes.local.dags import _attempt as _dagattempt
 from agent.runtimes.local.dags import _data as _dagdata
@@ -42,6 +43,7 @@ class Launch:
     trigger: Literal["apply", "schedule"]
     env: LocalEnv
     scratch: Path
+    cancel: CancelToken
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,14 @@ def begin(launch: Launch) -> Begun:
 
 
 def complete(launch: Launch, begun: Begun) -> Result:
-    """Run every step (with retries); the parent run ends FINISHED or FAILED."""
+    """Run every step (with retries); the parent run ends FINISHED or FAILED (KILLED when
+    the run was cancelled)."""
     driver, uri, run_id = _Driver(launch, begun), begun.parent.tracking_uri, begun.parent.run_id
     try:
         outcomes = tuple(driver.step(s) for s in _dagplan.order(launch.dag.spec.steps))
+    except CancelledError:
+        _mlflow.end_run(uri, run_id, "KILLED")
+        raise
     except BaseException:
         _mlflow.end_run(uri, run_id, "FAILED")
         raise
@@ -191,7 +197,9 @@ class _Driver:
         failure, retry = "", unit.step.retry
         for attempt in range(1, retry.limit + 2):
             if attempt > 1:
-                time.sleep(max(0.0, min(_dagplan.backoff(retry, attempt - 1), self._left())))
+                self.launch.cancel.wait(
+                    max(0.0, min(_dagplan.backoff(retry, attempt - 1), self._left()))
+                )
             if self._left() <= 0:
                 timeout = self.launch.dag.spec.timeout  # the same words as _skip_reason's
                 return (
@@ -215,6 +223,7 @@ class _Driver:
             parameters=parameters,
             workdir=workdir,
             timeout=timeout,
+            cancel=self.launch.cancel,
         )
 
     def _provided(self, unit: _dagattempt.Instance, workdir: Path) -> dict[str, ParamValue]:

@@ -36,8 +36,7 @@ from agent.runtimes.local.features import _schedule as schedule
 from agent.runtimes.local.features import _source as loader
 from agent.runtimes.local.features import _status as status
 from agent.runtimes.local.features import store as featurestore
-from ledger import state as ledger_state
-from schemas import commands, signed
+from schemas import commands, files, signed
 from schemas.common import parse_duration
 from schemas.featureset import FeatureSetSpec
 
@@ -77,12 +76,10 @@ def observe(
     last: signed.ResourceStatus,
     context: ApplyContext,
     env: LocalEnv,
-    now: datetime,
 ) -> signed.ResourceStatus:
     """Run what has fallen due at ``now`` (a scheduled run or a retry) and report it;
     ``last`` unchanged when nothing was due."""
-    del context
-    now = now.replace(microsecond=0)
+    now = context.now.replace(microsecond=0)
     try:
         spec = _spec(command)
     except errors.StalledError:
@@ -223,5 +220,5 @@ def _load(directory: Path) -> schedule.State:
 
 
 def _persist(directory: Path, state: schedule.State) -> schedule.State:
-    ledger_state.atomic_write(directory / STATE, state.model_dump_json(indent=1).encode())
+    files.atomic_write(directory / STATE, state.model_dump_json(indent=1).encode())
     return state

@@ -31,7 +31,7 @@ from typing import Any
 
 from agent.runtimes.local.features import _errors as errors
 from agent.runtimes.local.features import _source as loader
-from ledger import state
+from schemas import files
 from schemas.featureset import FeatureSetSpec
 
 ONLINE = "online.db"
@@ -80,7 +80,7 @@ def write_offline(directory: Path, batch_time: datetime, frame: Any, fmt: str) -
     path = directory / OFFLINE / offline_name(batch_time, fmt)
     try:
         data = frame.to_parquet(index=False) if fmt == "parquet" else frame.to_csv(index=False)
-        state.atomic_write(path, data if isinstance(data, bytes) else data.encode())
+        files.atomic_write(path, data if isinstance(data, bytes) else data.encode())
     except (OSError, ValueError, TypeError) as exc:
         raise errors.RunError(f"cannot write the offline store {path}: {exc}") from None
     return path

@@ -97,6 +97,7 @@ def _produce(
         parameters=project.parameters,
         experiment=experiment,
         timeout=parse_duration(spec.timeout),
+        cancel=context.cancel,
     )
     return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)
 
@@ -175,11 +176,11 @@ def observe(
     last: signed.ResourceStatus,
     context: ApplyContext,
     env: LocalEnv,
-    now: datetime,
 ) -> signed.ResourceStatus:
     """Drift in the registry: the spec's aliases moved to another version (by hand, or by
     another tool). Healed when the plane self-heals, reported otherwise. Checked at most
     every ``OBSERVE_SECONDS`` per model."""
+    now = context.now
     if last.phase != "Ready" or not _due(env, command.name, now):
         return last
     spec = commands.read(command, commands.ModelCommand).spec

@@ -35,8 +35,7 @@ from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, models
 from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.serving import desired, replicas
-from ledger import state
-from schemas import commands, signed
+from schemas import commands, files, signed
 from schemas.errors import GitplaneError
 
 APPLY_WAIT_SECONDS = 300.0
@@ -52,7 +51,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     """Serve the command's model version; wait for the rollout to finish."""
     wanted = _write_desired(command, env)
     seconds = min(wanted, APPLY_WAIT_SECONDS)
-    return _wait(command, _directory(env, command.name), seconds, context.now)
+    return _wait(command, _directory(env, command.name), seconds, context)
 
 
 def observe(
@@ -60,9 +59,9 @@ def observe(
     last: signed.ResourceStatus,
     context: ApplyContext,
     env: LocalEnv,
-    now: datetime,
 ) -> signed.ResourceStatus:
     """The endpoint as its supervisor reports it; drift restored when the plane self-heals."""
+    now = context.now
     directory = _directory(env, command.name)
     drift = _drift(command, directory)
     if drift is None:
@@ -70,7 +69,7 @@ def observe(
     if not context.self_heal:
         return last.model_copy(update={"phase": "Failed", "message": f"drift: {drift}"})
     _write_desired(command, env)
-    healed = _wait(command, directory, APPLY_WAIT_SECONDS, now)
+    healed = _wait(command, directory, APPLY_WAIT_SECONDS, context)
     return healed.model_copy(update={"message": f"healed drift: {drift}"})
 
 
@@ -117,7 +116,7 @@ def _write_desired(command: signed.Command, env: LocalEnv) -> float:
         model_dir=_fetch_model(env, model, directory),
         standby=env.standby,
     )
-    state.atomic_write(directory / "desired.json", desired.dumps(wanted))
+    files.atomic_write(directory / "desired.json", desired.dumps(wanted))
     _ensure_supervisor(directory)
     return wanted.progress_deadline
 
@@ -157,7 +156,7 @@ def _port(env: LocalEnv, directory: Path) -> int:
     start, end = env.ports
     for port in range(start, end + 1):
         if port not in taken and replicas.is_bindable(port):
-            state.atomic_write(chosen, str(port).encode())
+            files.atomic_write(chosen, str(port).encode())
             return port
     raise ServingError(f"no free port left in {start}-{end} (runtime.ports in the agent config)")
 
@@ -202,19 +201,21 @@ def _drift(command: signed.Command, directory: Path) -> str | None:
 
 
 def _wait(
-    command: signed.Command, directory: Path, seconds: float, now: datetime
+    command: signed.Command, directory: Path, seconds: float, context: ApplyContext
 ) -> signed.ResourceStatus:
     """Poll the supervisor's status until this command is Ready or Failed, or time runs out
-    (``now``: when the wait starts)."""
+    (from ``context.now``), or the wait is cancelled (the rollout goes on: the supervisor
+    owns it)."""
     started = time.monotonic()
     while True:
         waited = time.monotonic() - started
-        status = _status(command, directory, None, now + timedelta(seconds=waited))
+        status = _status(command, directory, None, context.now + timedelta(seconds=waited))
         if status.phase in ("Ready", "Failed") or waited > seconds:
             return status
         if waited > SUPERVISOR_START_SECONDS and not _supervisor_running(directory):
             return status.model_copy(update={"phase": "Failed", "message": _crash(directory)})
-        time.sleep(0.2)
+        if context.cancel.wait(0.2):
+            context.cancel.check()
 
 
 def _crash(directory: Path) -> str:

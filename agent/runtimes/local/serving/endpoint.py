@@ -28,7 +28,7 @@ from types import FrameType
 from agent.runtimes.local.serving import autoscale, replicas
 from agent.runtimes.local.serving.desired import Desired, load_desired
 from agent.runtimes.local.serving.proxy import Meter, Pool, Proxy
-from ledger import state
+from schemas import files
 
 TICK_SECONDS = 0.2
 DRAIN_SECONDS = 30.0
@@ -260,7 +260,7 @@ class Supervisor:
         }
         data = json.dumps(body, sort_keys=True, indent=1).encode()
         if data != self.written:
-            state.atomic_write(self.dir / "status.json", data)
+            files.atomic_write(self.dir / "status.json", data)
             self.written = data
 
     def _write_metrics(self, now: float) -> None:
@@ -275,7 +275,7 @@ class Supervisor:
             "inFlight": sum(b.in_flight for b in self.pool.members()),
         }
         body |= {f"{k}Ms": round(v, 1) for k, v in self.meter.percentiles(METRICS_WINDOW).items()}
-        state.atomic_write(self.dir / "metrics.json", json.dumps(body, sort_keys=True).encode())
+        files.atomic_write(self.dir / "metrics.json", json.dumps(body, sort_keys=True).encode())
 
     def _phase(self, target: replicas.Template, ready: int) -> str:
         if (target.revision, self.desired.attempt) in self.failed:

@@ -1,0 +1,66 @@
+"""Options that several commands share, declared once: the same flag means the same thing,
+with the same default and help, in every command that takes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+spec_path = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+"""PATH: a checkout of the spec repository (default: the current directory)."""
+
+state_repo = click.option(
+    "--state-repo",
+    help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
+)
+
+
+def root(*, required: bool, what: str) -> Callable[[F], F]:
+    """``--root root.json``: the pinned root of trust ``what`` is verified from."""
+    return click.option(
+        "--root",
+        required=required,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"root.json: {what}.",
+    )
+
+
+_FOR = {"text": "text for people", "markdown": "markdown for PR comments", "json": "JSON for tools"}
+
+
+def output(*formats: str) -> Callable[[F], F]:
+    """``--output/-o``: the first of ``formats`` (text, for people) by default."""
+    said = ", ".join(_FOR[f] for f in formats)
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(list(formats)),
+        default=formats[0],
+        show_default=True,
+        help=f"{said[0].upper()}{said[1:]}.",
+    )
+
+
+def plane_filter(help_text: str) -> Callable[[F], F]:
+    """``--plane NAME``: show only this plane (passed as ``only``)."""
+    return click.option("--plane", "only", help=help_text)
+
+
+def listen(help_text: str) -> Callable[[F], F]:
+    """``--listen HOST:PORT``: where a daemon serves its HTTP endpoints."""
+    return click.option("--listen", metavar="HOST:PORT", default=None, help=help_text)
+
+
+def check(what: str) -> Callable[[F], F]:
+    """``--check``: write nothing, exit 1 if ``what`` is stale (for CI)."""
+    return click.option("--check", is_flag=True, help=f"Write nothing; exit 1 if {what} is stale.")
+
+
+def expires_days(help_text: str) -> Callable[[F], F]:
+    """``--expires-days N``: the lifetime of a root that is signed."""
+    return click.option("--expires-days", default=365, show_default=True, help=help_text)
