@@ -20,7 +20,7 @@ from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, observed, signed
 from schemas.deployment import Deployment
 from schemas.document import Document
-from schemas.model import SEVERITIES, Model
+from schemas.model import METRICS_GATE_FAILED, SEVERITIES, Model
 from schemas.policy import Policy, Window
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -74,12 +74,23 @@ def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | No
         return Gate("wait", f"waiting for {version} to be built and scanned")
     if status.phase in ("Failed", "Blocked"):
         detail = status.message or "see its status"
+        if seen.metrics_gate == "failed" and detail.startswith(METRICS_GATE_FAILED):
+            return Gate("blocked", f"{version} {detail}")
         return Gate("blocked", f"{version} {status.phase.lower()}: {detail}")
     if status.phase != "Ready":
         return Gate("wait", f"waiting for {version} ({status.phase})")
+    missing = _missing_verdict(model, seen)
+    return Gate("blocked", f"{version} has no passing {missing}") if missing else None
+
+
+def _missing_verdict(model: Model, seen: observed.ModelObserved) -> str:
+    """Which gate a Ready version has no passing verdict of (a plane whose agent skipped
+    it, or an older agent): the reconciler never takes Ready for passed."""
     if seen.scan != "passed":
-        return Gate("blocked", f"{version} has no passing security scan")
-    return None
+        return "security scan"
+    if model.spec.metrics_gate and seen.metrics_gate != "passed":
+        return "metrics gate (its plane did not hold it)"
+    return ""
 
 
 RETRY_BASE_SECONDS = 30.0

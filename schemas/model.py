@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
@@ -50,11 +52,41 @@ class ScanPolicy(Strict):
 
 
 class MetricGate(Strict):
-    """A condition on a metric the build logged; the version is blocked unless it holds."""
+    """A condition on a metric the build's MLflow run logged (for an import, the run that
+    logged the imported model); the version is blocked unless it holds. A metric the run
+    did not log fails the gate."""
 
-    metric: str
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./ ]{1,250}$")]
+    """The metric's key, as the run logged it (``mlflow.log_metric``)."""
     op: Literal[">", ">=", "<", "<="]
-    threshold: float
+    threshold: Annotated[float, Field(allow_inf_nan=False)]
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` passes (NaN never does)."""
+        return bool(_OPS[self.op](value, self.threshold))
+
+    def failure(self, metrics: Mapping[str, float]) -> str | None:
+        """Why ``metrics`` fail this gate (``rmse 0.859, needs < 0.7``), or None."""
+        needs = f"needs {self.op} {self.threshold:g}"
+        value = metrics.get(self.metric)
+        if value is None:
+            return f"{self.metric} not logged, {needs}"
+        return None if self.holds(value) else f"{self.metric} {value:.4g}, {needs}"
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+METRICS_GATE_FAILED = "failed its metrics gate"
+
+
+def metrics_gate_failures(gates: Sequence[MetricGate], metrics: Mapping[str, float]) -> list[str]:
+    """Why ``metrics`` fail ``gates``, one line per failing gate (empty: every gate holds)."""
+    return [why for gate in gates if (why := gate.failure(metrics)) is not None]
 
 
 class ModelSpec(Strict):
@@ -71,6 +103,8 @@ class ModelSpec(Strict):
     """The MLflow flavor deployments load the model with."""
     scan: ScanPolicy = Field(default_factory=ScanPolicy)
     metrics_gate: list[MetricGate] = Field(default_factory=list)
+    """Conditions on the metrics the build logged. A version that fails one is not
+    registered: no alias moves to it and no deployment can pin it."""
     aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]] = Field(
         default_factory=list
     )

@@ -75,6 +75,9 @@ class ModelObserved(_Observed):
     """The most severe finding (``NONE`` when none)."""
     run_id: str | None = None
     """The MLflow run that produced it."""
+    metrics_gate: str | None = None
+    """``passed`` or ``failed``: the spec's ``metricsGate`` on the run's metrics (absent when
+    the spec has none)."""
 
 
 class EndpointObserved(_Observed):

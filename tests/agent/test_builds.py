@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +134,74 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+def test_a_version_failing_its_metrics_gate_is_never_registered(tmp_path: Path) -> None:
+    """The gate holds the metrics the build's own MLflow run logged: rmse 0.859 against
+    ``rmse < 0.7`` blocks the version (not registered, its aliases never move), with the
+    numbers in the message and on the run; the same build under a gate it meets is
+    registered, and an import is held to the metrics of the run that logged it."""
+    runtime, context = _build_in(tmp_path, "regressor")
+    gate = [
+        {"metric": "rmse", "op": "<", "threshold": 0.7},
+        {"metric": "r2", "op": ">", "threshold": 0.5},
+    ]
+    command = _command("regressor", metricsGate=gate, aliases=["champion"])
+    blocked = runtime.apply(command, context)
+    assert blocked.phase == "Blocked"
+    assert blocked.message.startswith("failed its metrics gate: rmse 0.8")
+    assert blocked.message.endswith(", needs < 0.7")  # r2 held: only rmse is named
+    assert blocked.observed["metricsGate"] == "failed"
+    assert "registryVersion" not in blocked.observed
+    assert _mlflow.aliases(runtime.env.tracking_uri, "regressor") is None  # never registered
+    run = _mlflow_run(runtime.env.tracking_uri, str(blocked.observed["runId"]))
+    assert run.data.tags["gitplane.blocked"] == blocked.message
+    assert run.data.tags["gitplane.metrics_gate"] == "failed"
+
+    lenient = [{"metric": "rmse", "op": "<=", "threshold": 0.9}]
+    passed = runtime.apply(
+        _command("regressor", metricsGate=lenient, aliases=["champion"]), context
+    )
+    assert passed.phase == "Ready", passed.message
+    assert passed.observed["metricsGate"] == "passed"
+    assert _mlflow.aliases(runtime.env.tracking_uri, "regressor") == {"champion": 1}
+
+    imported = _import(
+        "models:/regressor@champion", gate=[{"metric": "rmse", "op": "<", "threshold": 0.5}]
+    )
+    held = runtime.apply(imported, _fresh(context, tmp_path / "import"))
+    assert (held.phase, held.observed["metricsGate"]) == ("Blocked", "failed")
+    assert held.observed["runId"] == passed.observed["runId"]  # the run that logged it
+    missing = _import("models:/regressor/1", gate=[{"metric": "auc", "op": ">", "threshold": 0.5}])
+    assert runtime.apply(missing, _fresh(context, tmp_path / "missing")).message == (
+        "failed its metrics gate: auc not logged, needs > 0.5"
+    )
+
+
+def _fresh(context: ApplyContext, scratch: Path) -> ApplyContext:
+    scratch.mkdir()
+    return dataclasses.replace(context, scratch=scratch)
+
+
+def _import(uri: str, gate: list[dict[str, object]]) -> signed.Command:
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "imported"},
+        "spec": {"version": "1.0.0", "source": {"registry": {"uri": uri}}, "metricsGate": gate},
+    }
+    text = json.dumps(body, sort_keys=True)
+    digest = envelope.digest(text.encode())
+    return signed.Command(
+        id="Model/imported", action="build", kind="Model", name="imported", spec=text, digest=digest
+    )
+
+
+def _mlflow_run(uri: str, run_id: str) -> Any:
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    return MlflowClient(tracking_uri=uri).get_run(run_id)
 
 
 def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:

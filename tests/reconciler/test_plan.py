@@ -101,6 +101,8 @@ def built(
     scan: str = "passed",
     message: str = "",
     worst: str = "NONE",
+    *,
+    metrics_gate: str | None = None,
 ) -> signed.ResourceStatus:
     return signed.ResourceStatus(
         kind="Model",
@@ -113,6 +115,7 @@ def built(
             registry_version=3,
             artifact_digest="sha256:" + "d" * 64,
             scan_worst=worst,
+            metrics_gate=metrics_gate,
         ).flat(),
     )
 
@@ -272,6 +275,44 @@ def test_model_gates(status: signed.ResourceStatus, op: str, reason: str) -> Non
     assert (action.op, action.ref) == (op, "Deployment/churn-dev")
     assert reason in action.reason
     assert action.command is None
+
+
+GATED = MODEL.replace(
+    "aliases: [champion]}",
+    'aliases: [champion], metricsGate: [{metric: rmse, op: "<", threshold: 0.7}]}',
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "op", "reason"),
+    [
+        pytest.param(
+            built(
+                phase="Blocked",
+                metrics_gate="failed",
+                message="failed its metrics gate: rmse 0.859, needs < 0.7",
+            ),
+            "blocked",
+            "Model/churn 1.2.0 failed its metrics gate: rmse 0.859, needs < 0.7",
+            id="gate-failed",
+        ),
+        pytest.param(
+            built(),  # Ready, scanned, but no verdict on the gate: an agent that skipped it
+            "blocked",
+            "Model/churn 1.2.0 has no passing metrics gate (its plane did not hold it)",
+            id="gate-not-held",
+        ),
+        pytest.param(built(metrics_gate="passed"), "create", "new in git", id="gate-passed"),
+    ],
+)
+def test_a_metrics_gate_blocks_every_deployment_of_the_version(
+    status: signed.ResourceStatus, op: str, reason: str
+) -> None:
+    desired = Desired(COMMIT, docs(GATED, deployment()))
+    recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "dev", model=status)
+    action = plan(desired, {"dev": recorded}, TUESDAY_NOON).planes[0].actions[-1]
+    assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-dev", reason)
+    assert (action.command is None) == (op == "blocked")
 
 
 @pytest.mark.parametrize(

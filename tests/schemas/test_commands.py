@@ -8,6 +8,7 @@ import pytest
 
 from ledger import envelope
 from schemas import commands, signed
+from schemas.model import MetricGate, metrics_gate_failures
 from schemas.observed import EndpointObserved, ModelObserved
 
 
@@ -83,3 +84,22 @@ def test_observed_fields_are_named_once_and_a_wrong_type_reads_as_missing() -> N
         kind="Deployment", name="x", phase="Ready", observed={"readyReplicas": True}
     )
     assert EndpointObserved.of(ready).ready_replicas is None  # a bool is not a count
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "why"),
+    [
+        pytest.param("<", 0.859, "rmse 0.859, needs < 0.7", id="above"),
+        pytest.param("<", 0.7, "rmse 0.7, needs < 0.7", id="equal-is-not-less"),
+        pytest.param("<=", 0.7, None, id="equal-holds-<="),
+        pytest.param(">=", 0.7, None, id="equal-holds->="),
+        pytest.param(">", 0.69, "rmse 0.69, needs > 0.7", id="below"),
+        pytest.param("<", float("nan"), "rmse nan, needs < 0.7", id="nan-never-holds"),
+        pytest.param("<", None, "rmse not logged, needs < 0.7", id="not-logged"),
+    ],
+)
+def test_a_metric_gate_says_why_with_numbers(op: str, value: float | None, why: str | None) -> None:
+    gate = MetricGate.model_validate({"metric": "rmse", "op": op, "threshold": 0.7})
+    metrics = {} if value is None else {"rmse": value}
+    assert gate.failure(metrics) == why
+    assert metrics_gate_failures([gate, gate], metrics) == ([why, why] if why else [])

@@ -179,9 +179,42 @@ def download(uri: str, model_uri: str, destination: Path) -> None:
 
 
 def metrics(uri: str, run_id: str) -> dict[str, float]:
-    """The run's logged metrics."""
+    """The latest value of each metric the run logged (none without a run)."""
+    if not run_id:
+        return {}
     with _tracking(uri) as mlflow:
-        return dict(mlflow.get_run(run_id).data.metrics)  # type: ignore[attr-defined]
+        try:
+            return dict(mlflow.get_run(run_id).data.metrics)  # type: ignore[attr-defined]
+        except Exception as exc:  # a run that is gone: its metrics are unknown, say why
+            raise MlflowError(f"run {run_id}: {str(exc).splitlines()[0]}") from None
+
+
+def source_run(uri: str, model_uri: str) -> str:
+    """The run that logged the model ``model_uri`` names (``runs:/<id>/...``,
+    ``models:/name/3``, ``models:/name@alias``), or ``""`` when it has none."""
+    if model_uri.startswith("runs:/"):
+        return model_uri.removeprefix("runs:/").split("/", 1)[0]
+    name, _, rest = model_uri.removeprefix("models:/").partition("/")
+    name, _, alias = name.partition("@")
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        try:
+            found = (
+                client.get_model_version_by_alias(name, alias)
+                if alias
+                else client.get_model_version(name, rest)
+            )
+        except Exception as exc:
+            raise MlflowError(f"{model_uri}: {str(exc).splitlines()[0]}") from None
+        return str(found.run_id or "")
+
+
+def tag_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set ``tags`` on the run (what Gitplane decided about what it built)."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
 
 
 def find_version(uri: str, name: str, tag: str, value: str) -> Registered | None:

@@ -4,12 +4,17 @@
    command's spec commit (never from a working tree; links are not extracted).
 2. Run it with MLflow Projects (``env_manager=local``); it must log a model.
 3. Digest the model's files (sha256 over sorted paths and contents).
-4. Scan them (picklescan) and block at the spec's ``scan.failOn`` severity.
-5. Register the version with tags for the source commit, spec digest,
-   artifact digest and scan result, and move the spec's aliases to it.
+4. Hold the metrics the run logged to the spec's ``metricsGate``.
+5. Scan the files (picklescan) and block at the spec's ``scan.failOn`` severity.
+6. Register the version with tags for the source commit, spec digest,
+   artifact digest, scan result and metrics gate, and move the spec's aliases
+   to it — only when it passed both gates. A blocked version is never
+   registered: no alias moves to it and no deployment can pin it; its MLflow
+   run is tagged with why (``gitplane.blocked``).
 
-A version already registered for the same spec digest is reused, so a build
-interrupted after registering is not registered twice.
+A version already registered for the same spec digest is reused (its gate held
+again against its run's metrics), so a build interrupted after registering is
+not registered twice.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.models import scan
 from schemas import commands, signed
 from schemas.common import parse_duration
-from schemas.model import ModelSpec
+from schemas.model import METRICS_GATE_FAILED, ModelSpec, metrics_gate_failures
 from schemas.observed import ModelObserved
 
 TAG_DIGEST = "gitplane.spec_digest"
@@ -41,7 +46,11 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     registered_name = spec.registered_name or name
     existing = _mlflow.find_version(tracking_uri, registered_name, TAG_DIGEST, command.digest)
     if existing is not None:
-        return _status(command, spec, existing.version, dict(existing.tags), existing.run_id)
+        tags = dict(existing.tags)
+        failing = _metrics_gate(spec, env, existing.run_id, tags)
+        if failing:  # registered by an agent that did not hold the gate: it still blocks
+            return _blocked(command, spec, tags, existing.run_id, failing)
+        return _status(command, spec, existing.version, tags, existing.run_id)
     model_dir = context.scratch / "model"
     run_id, model_uri = _produce(spec, name, context=context, env=env, model_dir=model_dir)
     digest = digest_directory(model_dir)
@@ -56,13 +65,29 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         "gitplane.version": spec.version,
         **spec.tags,
     }
+    reasons = [_metrics_gate(spec, env, run_id, tags)]
     if blocked:
         found = ", ".join(f"{f.severity} {f.reference}" for f in report.findings) or "scan error"
-        return _blocked(command, spec, tags, run_id, f"security scan blocked it: {found}")
+        reasons.append(f"security scan blocked it: {found}")
+    why = "; ".join(r for r in reasons if r)
+    if why:
+        if run_id:
+            _mlflow.tag_run(tracking_uri, run_id, {"gitplane.blocked": why[:5000], **tags})
+        return _blocked(command, spec, tags, run_id, why)
     registered = _mlflow.register(
         tracking_uri, model_uri, registered_name, tags=tags, aliases=list(spec.aliases)
     )
     return _status(command, spec, registered.version, tags, run_id)
+
+
+def _metrics_gate(spec: ModelSpec, env: LocalEnv, run_id: str, tags: dict[str, str]) -> str:
+    """Hold the run's metrics to the spec's gate; why it fails (``""``: it holds, or there
+    is none). Records the verdict in ``tags``."""
+    if not spec.metrics_gate:
+        return ""
+    failures = metrics_gate_failures(spec.metrics_gate, _mlflow.metrics(env.tracking_uri, run_id))
+    tags["gitplane.metrics_gate"] = "failed" if failures else "passed"
+    return f"{METRICS_GATE_FAILED}: {'; '.join(failures)}" if failures else ""
 
 
 def _produce(
@@ -80,9 +105,9 @@ def _produce(
     """
     tracking_uri = env.tracking_uri
     source = spec.source
-    if source.registry is not None:
+    if source.registry is not None:  # gated on the metrics of the run that logged it
         _mlflow.download(tracking_uri, source.registry.uri, model_dir)
-        return "", source.registry.uri
+        return _mlflow.source_run(tracking_uri, source.registry.uri), source.registry.uri
     project = source.project
     if project is None:  # the schema requires one of the two
         raise commands.CommandSpecError(f"Model/{name}: neither a project nor a registry URI")
@@ -160,6 +185,7 @@ def _report(
         run_id=run_id,
         scan_worst=tags.get("gitplane.scan_worst", ""),
         registry_version=registry_version,
+        metrics_gate=tags.get("gitplane.metrics_gate") if spec.metrics_gate else None,
     ).flat()
     return signed.ResourceStatus(
         kind="Model",
