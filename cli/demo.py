@@ -198,7 +198,7 @@ class Demo:
 
     def _resources(self) -> list[dict[str, Any]]:
         request = planning.PlanRequest(self.bare, root=self.keys / "root.json")
-        planes = planning.make_status(request, clock.now())
+        planes = planning.make_status(request, clock.now()).planes
         body = status_view.as_json([p for p in planes if p.name == PLANE])
         resources: list[dict[str, Any]] = body["planes"][0]["resources"]
         return resources

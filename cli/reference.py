@@ -48,6 +48,10 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
         "but prints no plan: treat 2 with an empty output as an error",
     },
     "reconcile": {1: "`--once`: the specs on the branch are invalid, so nothing was issued"},
+    "status": {
+        1: "the specs at `--rev` are invalid: their problems are printed, and each plane "
+        "still shows what it last recorded (sync `Unknown`)"
+    },
     "agent run": {1: "`--once`: the command log was refused, or git was unreachable"},
     "schema export": {1: "`--check`: a schema file is stale"},
     "schema docs": {1: "`--check`: the reference is stale"},

@@ -9,6 +9,7 @@ import click
 
 from cli import clock, options
 from reconciler import planning, status_view
+from schemas.errors import ReportedError
 
 
 @click.command("status")
@@ -26,15 +27,31 @@ def status(
     Per plane: when it last reported (signed) and how far it applied; flags for
     planes that stopped reporting, report attacks or run ahead of what was
     issued. Per resource: Synced / OutOfSync / Waiting / Blocked, the phase the
-    plane reports, and its version, endpoint and replicas.
+    plane reports, and its version, endpoint and replicas. When the specs at REV do
+    not validate, their problems are listed (exit 1) and each plane still shows what
+    it last recorded.
     """
     request = planning.PlanRequest(path, rev, None, root, state_repo)
-    planes = planning.make_status(request, clock.now())
+    result = planning.make_status(request, clock.now())
+    planes = result.planes
     if only is not None:
         planes = [p for p in planes if p.name == only]
         if not planes:
             raise click.UsageError(f"no DataPlane named {only!r} at {rev}")
+    for problem in result.problems:
+        click.echo(str(problem), err=True)
+    if result.problems:
+        count = len(result.problems)
+        click.echo(
+            f"error: {count} problem(s) in the specs at {rev}: the reconciler issues nothing "
+            "from it; each plane shows what it last recorded, its sync Unknown",
+            err=True,
+        )
     if output == "json":
-        click.echo(json.dumps(status_view.as_json(planes), indent=2))
+        body = status_view.as_json(planes)
+        body["specProblems"] = [problem.as_dict() for problem in result.problems]
+        click.echo(json.dumps(body, indent=2))
     else:
         click.echo(status_view.text(planes), nl=False)
+    if result.problems:
+        raise ReportedError

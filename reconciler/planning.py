@@ -11,6 +11,7 @@ from ledger import commands, gitrepo
 from reconciler import desired, status_view
 from reconciler import reconcile as reconciling
 from reconciler.plan import Action, Desired, Plan, plan
+from reconciler.planned import PlanePlan
 from reconciler.recorded import RecordedPlane
 from schemas import signed
 from schemas.dataplane import DataPlane
@@ -61,12 +62,36 @@ def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
     )
 
 
-def make_status(request: PlanRequest, now: datetime) -> list[status_view.PlaneStatus]:
+@dataclass(frozen=True)
+class StatusResult:
+    """``gitplane status``: every plane, and the problems of the specs when they are invalid."""
+
+    planes: list[status_view.PlaneStatus]
+    problems: list[Problem]
+    """Why ``rev`` does not validate. The reconciler issues nothing from such a commit, so
+    nothing is compared: each plane shows what it last recorded, every resource ``Unknown``
+    to sync (planes whose own DataPlane spec is broken cannot be verified, and are left out)."""
+
+
+def make_status(request: PlanRequest, now: datetime) -> StatusResult:
     """Every plane's recorded state beside what ``request.rev`` wants (``gitplane status``)."""
     repo, prefix = _repo(request.path)
-    want = _desired(repo, request.rev, prefix, str(request.path))
-    recorded, reports = _recorded(request, repo, want, now)
-    return status_view.build(plan(want, recorded, now), recorded, reports, now)
+    state = _load(repo, request.rev, prefix, str(request.path))
+    if state.valid:
+        want = _resolved(repo, request.rev, prefix, state)
+        recorded, reports = _recorded(request, repo, want, now)
+        return StatusResult(
+            status_view.build(plan(want, recorded, now), recorded, reports, now), []
+        )
+    broken = {problem.file for problem in state.problems}
+    planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
+    recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)
+    unplanned = Plan(
+        state.commit or "",
+        tuple(PlanePlan(p.name, p.spec.runtime, dict(p.metadata.labels)) for p in planes),
+    )
+    views = status_view.build(unplanned, recorded, reports, now, compared=False)
+    return StatusResult(views, state.problems)
 
 
 def _recorded(
@@ -95,10 +120,21 @@ def _repo(path: Path) -> tuple[gitrepo.GitRepo, str]:
 
 
 def _desired(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> Desired:
+    state = _load(repo, rev, prefix, display)
+    if not state.valid:
+        raise InvalidSpecsError(state.problems)
+    return _resolved(repo, rev, prefix, state)
+
+
+def _load(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> desired.DesiredState:
     try:
-        state = desired.load_commit(repo, rev, prefix=prefix, display=display)
-        if not state.valid:
-            raise InvalidSpecsError(state.problems)
+        return desired.load_commit(repo, rev, prefix=prefix, display=display)
+    except gitrepo.GitError as exc:
+        raise UsageError(f"cannot read {rev}: {exc}") from None
+
+
+def _resolved(repo: gitrepo.GitRepo, rev: str, prefix: str, state: desired.DesiredState) -> Desired:
+    try:
         return reconciling.desired_at(repo, state.commit or rev, prefix, state)
     except gitrepo.GitError as exc:
         raise UsageError(f"cannot read {rev}: {exc}") from None

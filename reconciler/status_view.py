@@ -30,7 +30,8 @@ class Resource:
     kind: str
     name: str
     sync: str
-    """``Synced``, ``OutOfSync`` (an action is due), ``Waiting`` or ``Blocked``."""
+    """``Synced``, ``OutOfSync`` (an action is due), ``Waiting`` or ``Blocked``; ``Unknown``
+    when the desired commit does not validate (nothing is compared)."""
     phase: str
     """What the plane reports (``Ready``, ``Failed``…), or ``Unknown``."""
     issued: str
@@ -62,21 +63,30 @@ def build(
     recorded: Mapping[str, RecordedPlane],
     reports: Mapping[str, signed.Status | None],
     now: datetime,
+    *,
+    compared: bool = True,
 ) -> list[PlaneStatus]:
-    """Every plane of the plan, with what it reports."""
+    """Every plane of the plan, with what it reports; without ``compared`` (the desired
+    commit is invalid, so nothing was planned), every resource's sync is ``Unknown``."""
     return [
-        _plane(p, recorded.get(p.plane, RecordedPlane(p.plane)), reports.get(p.plane), now)
+        _plane(
+            p, recorded.get(p.plane, RecordedPlane(p.plane)), reports.get(p.plane), now, compared
+        )
         for p in plan.planes
     ]
 
 
 def _plane(
-    planned: PlanePlan, state: RecordedPlane, report: signed.Status | None, now: datetime
+    planned: PlanePlan,
+    state: RecordedPlane,
+    report: signed.Status | None,
+    now: datetime,
+    compared: bool,
 ) -> PlaneStatus:
     actions = {(a.kind, a.name): a for a in planned.actions}
     keys = sorted(set(actions) | set(state.issued) | set(state.observed))
     resources = tuple(
-        _resource(k, actions.get(k), state) for k in keys if _present(k, actions, state)
+        _resource(k, actions.get(k), state, compared) for k in keys if _present(k, actions, state)
     )
     at = verify.parse_time(report.time) if report is not None else None
     flags = list(state.flags)
@@ -101,13 +111,13 @@ def _present(key: Key, actions: Mapping[Key, Action], state: RecordedPlane) -> b
     return key in actions or (issued is not None and issued.action != "delete")
 
 
-def _resource(key: Key, action: Action | None, state: RecordedPlane) -> Resource:
+def _resource(key: Key, action: Action | None, state: RecordedPlane, compared: bool) -> Resource:
     issued = state.issued.get(key)
     seen = state.observed.get(key)
     return Resource(
         kind=key[0],
         name=key[1],
-        sync=_sync(action),
+        sync=_sync(action) if compared else "Unknown",
         phase=seen.phase if seen is not None else "Unknown",
         issued=f"#{issued.sequence} {issued.digest}" if issued else "",
         applied=seen.digest if seen is not None else "",
@@ -181,7 +191,10 @@ def text(planes: list[PlaneStatus]) -> str:
         for r in p.resources:
             row = f"  {r.kind + '/' + r.name:<34} {r.sync:<10} {r.phase:<12} {inert(r.detail)}"
             lines.append(row[:WIDTH])
-            if (r.message and r.sync != "Synced") or r.phase in ("Failed", "Blocked"):
+            if (r.message and r.sync not in ("Synced", "Unknown")) or r.phase in (
+                "Failed",
+                "Blocked",
+            ):
                 first = r.message.split("\n", 1)[0]  # a plane's own line breaks end it
                 lines.append(f"      {inert(first)}"[:WIDTH])
         lines.append("")

@@ -125,3 +125,54 @@ def test_status_of_an_expired_log_shows_the_last_verified_state_flagged(
         "  ! timestamp expired 12 days ago: is the reconciler running?",
         "  ! stale: bundle 2 issued 2026-11-24T12:00:00Z is not applied yet",
     ]
+
+
+def test_a_bad_spec_on_main_lists_its_problems_and_still_shows_every_plane(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    """As Argo CD shows the live state beside a comparison error: the problems with file,
+    line and column, then each plane as it last recorded (nothing compared: sync Unknown);
+    a plane whose own DataPlane spec is broken cannot be verified and is left out."""
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    TestAgent(world, "local-dev").sync()
+
+    def typo(work: Path) -> None:
+        path = work / "deployments" / "churn-dev.yaml"
+        path.write_text(
+            path.read_text().replace("  planeSelector:", "  replcas: 3\n  planeSelector:")
+        )
+        prod = work / "planes" / "prod.yaml"
+        prod.write_text(prod.read_text().replace("runtime: kubernetes", "runtime: nomad"))
+
+    world.change("a typo and an unknown runtime", typo)
+    done = _status(gitplane_bin, world, "--output", "json")
+    assert done.returncode == 1
+    problems = [line for line in done.stderr.splitlines() if ".yaml:" in line]
+    assert len(problems) == 2, done.stderr
+    bare = world.remote.removeprefix("file://")  # files are named as PATH was given
+    assert problems[0] == (
+        f"{bare}/deployments/churn-dev.yaml:10:3: spec.replcas: "
+        "unknown field 'replcas' (did you mean 'replicas'?)"
+    )
+    assert problems[1].startswith(f"{bare}/planes/prod.yaml:")
+    assert "2 problem(s) in the specs at HEAD" in done.stderr
+    assert "Traceback" not in done.stderr
+    body = json.loads(done.stdout)
+    assert [p["file"] for p in body["specProblems"]] == [
+        f"{bare}/deployments/churn-dev.yaml",
+        f"{bare}/planes/prod.yaml",
+    ]
+    assert [p["name"] for p in body["planes"]] == ["local-dev"]  # prod-eu cannot be verified
+    [local] = body["planes"]
+    assert local["reportedAt"] is not None and local["appliedSequence"] == 1
+    model = next(r for r in local["resources"] if r["kind"] == "Model")
+    assert (model["sync"], model["phase"]) == ("Unknown", "Ready")
+
+    text = _status(gitplane_bin, world)
+    assert text.returncode == 1
+    assert "local-dev (local): reported" in text.stdout
+    assert any(
+        line.split()[:3] == ["Model/churn", "Unknown", "Ready"] for line in text.stdout.splitlines()
+    )
