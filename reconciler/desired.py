@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger import gitrepo
 from reconciler import _gc, _parallel
-from schemas import crossref, hints, parse, tree
+from schemas import crossref, hints, mlproject, parse, tree
 from schemas.document import Document
 from schemas.problems import Problem
 
@@ -95,11 +95,42 @@ def _load(
             state.documents.append((file, result.document))
         elif result.declared is not None:
             invalid.add(result.declared)
-    located = crossref.check(state.documents, selection.paths, frozenset(invalid))
+    projects = read_projects(entries, read, state.documents, limits)
+    located = crossref.check(state.documents, selection.paths, frozenset(invalid), projects)
     for file, found in group(located):
         state.problems += parse.locate(file, contents[file], found)
     state.problems.sort()
     return state
+
+
+def read_projects(
+    entries: list[tree.TreeEntry],
+    read: Reader,
+    documents: list[tuple[str, Document]],
+    limits: parse.Limits,
+) -> dict[str, mlproject.Project | str]:
+    """The ``MLproject`` of every project ``documents`` build or run, read, or why it cannot
+    be (so that parameters are checked against what the entry point declares)."""
+    wanted = {path for _, doc in documents for path in crossref.referenced_projects(doc)}
+    by_path = {entry.path: entry for entry in entries}
+    projects: dict[str, mlproject.Project | str] = {}
+    readable: dict[str, tree.TreeEntry] = {}
+    for path in sorted(wanted):
+        entry = by_path.get(f"{path}/{tree.MLPROJECT}" if path else tree.MLPROJECT)
+        if entry is None:
+            continue  # reported as a missing project
+        if entry.mode in (tree.SYMLINK, tree.SUBMODULE):
+            projects[path] = "a link or submodule, not a file: it is not followed"
+        elif entry.size > limits.max_bytes:
+            projects[path] = f"{entry.size} bytes, over the {limits.max_bytes}-byte limit"
+        else:
+            readable[path] = entry
+    for (path, _), data in zip(readable.items(), read(list(readable.values())), strict=True):
+        try:
+            projects[path] = mlproject.read(data)
+        except ValueError as exc:
+            projects[path] = str(exc)
+    return projects
 
 
 def group(located: list[crossref.Located]) -> list[tuple[str, list[hints.Found]]]:

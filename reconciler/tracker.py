@@ -107,7 +107,8 @@ class Tracker:
         parsed = {f: parsed.get(f) or known[f] for f in specs}
         found = [(f, p.document) for f, p in sorted(parsed.items()) if p.document is not None]
         flawed = {f for f, p in parsed.items() if p.problems or p.document is None}
-        index = crossindex.CrossIndex(found, selection.paths, _invalid(parsed, flawed))
+        projects = desired.read_projects(entries, self._read_entries, found, self.limits)
+        index = crossindex.CrossIndex(found, selection.paths, _invalid(parsed, flawed), projects)
         state = _Tree(
             commit,
             tree.project_dirs(selection.paths),
@@ -120,6 +121,10 @@ class Tracker:
         )
         state.inputs = self._tree_ids(commit, plan_inputs([d for _, d in found]))
         return state
+
+    def _read_entries(self, entries: list[tree.TreeEntry]) -> list[bytes]:
+        blobs = self.repo.read_blobs([e.oid or "" for e in entries])
+        return [blobs[e.oid or ""] for e in entries]
 
     def _parse(self, files: list[str], specs: dict[str, tree.TreeEntry]) -> dict[str, parse.Parsed]:
         oids = [specs[f].oid or "" for f in files]
@@ -238,8 +243,9 @@ class Tracker:
 
 
 def _moves_project(change: gitrepo.Change) -> bool:
-    """An MLproject file added or removed: which YAML files are specs changes."""
-    return change.path.rpartition("/")[2] == tree.MLPROJECT and change.status in ("A", DELETED)
+    """An MLproject file added, removed or edited: which YAML files are specs changes, or
+    what the specs' parameters are checked against."""
+    return change.path.rpartition("/")[2] == tree.MLPROJECT
 
 
 def _document(result: parse.Parsed | None) -> Document | None:

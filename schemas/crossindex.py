@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
-from schemas import crossref
+from schemas import crossref, mlproject
 from schemas.dag import DAG
 from schemas.dataplane import DataPlane
 from schemas.deployment import Deployment
@@ -35,6 +35,7 @@ class CrossIndex:
         files: crossref.Files,
         paths: frozenset[str],
         invalid: frozenset[Key] = frozenset(),
+        projects: Mapping[str, mlproject.Project | str] | None = None,
     ) -> None:
         self.docs: dict[str, Document] = dict(files)
         self.paths = set(paths)
@@ -46,7 +47,9 @@ class CrossIndex:
         for owners in self.owners.values():
             owners.sort()
         planes = [d for d in self.docs.values() if isinstance(d, DataPlane)]
-        self.context = crossref.Context(defaultdict(dict), planes, self.paths, invalid)
+        self.context = crossref.Context(
+            defaultdict(dict), planes, self.paths, invalid, dict(projects or {})
+        )
         for key in self.owners:
             self._elect(key)
         self.found: dict[str, list[Found]] = {}
@@ -78,6 +81,7 @@ class CrossIndex:
             (invalid is not None and invalid != self.invalid)
             or any(isinstance(d, DataPlane) for d in (*before, *after))
             or any(p.rpartition("/")[2] == MLPROJECT for p in added | removed)
+            or not self._knows_projects(after)
         ):
             return False
         self.paths |= added
@@ -100,6 +104,17 @@ class CrossIndex:
             self.found.pop(file, None)
         self._refresh({f: self.docs[f] for f in again if f in self.docs})
         return True
+
+    def _knows_projects(self, docs: Iterable[Document]) -> bool:
+        """Whether every project ``docs`` build or run was read when the index was built (a
+        new reference needs its ``MLproject``: a new index reads it)."""
+        if not self.context.projects:
+            return True  # built without projects: nothing is checked against them
+        return all(
+            p in self.context.projects or f"{p}/{MLPROJECT}".lstrip("/") not in self.paths
+            for d in docs
+            for p in crossref.referenced_projects(d)
+        )
 
     def _add(self, file: str, doc: Document, *, ordered: bool = False) -> None:
         owners = self.owners[_key(doc)]

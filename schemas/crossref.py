@@ -7,11 +7,12 @@ returns problems by file, not yet placed at a line (see ``parse.locate``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from schemas.common import LabelSelector
-from schemas.dag import DAG
+from schemas import mlproject
+from schemas.common import LabelSelector, ProjectRef
+from schemas.dag import DAG, PROVIDED_PARAMETERS
 from schemas.dataplane import DataPlane
 from schemas.deployment import Deployment
 from schemas.document import Document
@@ -33,6 +34,9 @@ class Context:
     paths: Container[str]
     invalid: frozenset[tuple[str, str]]
     """(kind, name) of documents present but invalid: references to them are not errors."""
+    projects: Mapping[str, mlproject.Project | str] = field(default_factory=dict)
+    """Project directory -> its ``MLproject`` read, or why it cannot be read. A project not
+    here is not checked against (a caller that did not read it)."""
 
     selected: dict[str, bool] = field(default_factory=dict)
     """Memo: selector (as JSON) -> whether it matches any plane. Selectors repeat a lot."""
@@ -48,7 +52,10 @@ class Context:
 
 
 def check(
-    files: Files, paths: frozenset[str], invalid: frozenset[tuple[str, str]] = frozenset()
+    files: Files,
+    paths: frozenset[str],
+    invalid: frozenset[tuple[str, str]] = frozenset(),
+    projects: Mapping[str, mlproject.Project | str] | None = None,
 ) -> list[Located]:
     """Every cross-document problem of a tree; ``files`` pairs each file with its document.
 
@@ -58,7 +65,7 @@ def check(
     by_kind: dict[str, dict[str, Document]] = defaultdict(dict)
     found = list(_duplicates(files, by_kind))
     planes = [d for d in by_kind["DataPlane"].values() if isinstance(d, DataPlane)]
-    context = Context(by_kind, planes, paths, invalid)
+    context = Context(by_kind, planes, paths, invalid, projects or {})
     for file, doc in files:
         found += [(file, f) for f in document_problems(doc, context)]
     return found
@@ -83,20 +90,74 @@ def document_problems(doc: Document, context: Context) -> Iterator[Found]:
         known = ", ".join(f"{p.name} {p.metadata.labels}" for p in context.planes) or "none"
         yield Found(("spec", "planeSelector"), f"selects no DataPlane (planes: {known})")
     if isinstance(doc, Model) and doc.spec.source.project is not None:
-        loc = ("spec", "source", "project", "path")
-        yield from _project(loc, doc.spec.source.project.path, context.paths)
+        loc = ("spec", "source", "project")
+        yield from _project((*loc, "path"), doc.spec.source.project.path, context.paths)
+        yield from _parameters(loc, doc.spec.source.project, context)
     if isinstance(doc, Deployment):
         yield from _deployment(doc, context)
     if isinstance(doc, Deployment | DAG):
         yield from _feature_sets(doc.spec.feature_sets, context)
     if isinstance(doc, DAG):
         yield from _dag(doc, context.paths)
+        yield from _dag_parameters(doc, context)
 
 
 def _project(loc: tuple[str | int, ...], path: str, paths: Container[str]) -> Iterator[Found]:
     marker = f"{path}/{MLPROJECT}" if path else MLPROJECT
     if marker not in paths:
         yield Found(loc, f"no MLflow Project at {path!r}: {marker} is missing")
+
+
+def referenced_projects(doc: Document) -> list[str]:
+    """The project directories ``doc`` builds or runs."""
+    if isinstance(doc, Model) and doc.spec.source.project is not None:
+        return [doc.spec.source.project.path]
+    if isinstance(doc, DAG):
+        return [step.project.path for step in doc.spec.steps]
+    return []
+
+
+def _parameters(
+    loc: tuple[str | int, ...],
+    ref: ProjectRef,
+    context: Context,
+    provided: frozenset[str] = frozenset(),
+) -> Iterator[Found]:
+    project = context.projects.get(ref.path)
+    if project is None:
+        return
+    if isinstance(project, str):
+        yield Found((*loc, "path"), f"cannot read {ref.path or '.'}/{MLPROJECT}: {project}")
+        return
+    found = mlproject.problems(
+        project, ref.path, ref.entry_point, ref.parameters, files=context.paths, provided=provided
+    )
+    for at, message, on_key in found:
+        yield Found((*loc, *at), message, on_key=on_key)
+
+
+def _dag_parameters(doc: DAG, context: Context) -> Iterator[Found]:
+    shared = frozenset(doc.spec.parameters)
+    for i, step in enumerate(doc.spec.steps):
+        loc = ("spec", "steps", i, "project")
+        yield from _parameters(loc, step.project, context, PROVIDED_PARAMETERS | shared)
+    declared: set[str] = set()
+    for step in doc.spec.steps:
+        project = context.projects.get(step.project.path)
+        point = (
+            project.entry_points.get(step.project.entry_point)
+            if isinstance(project, mlproject.Project)
+            else None
+        )
+        if point is None:
+            return  # a step whose declarations are unknown (or a script): it may take any
+        declared |= set(point.parameters)
+    for name in sorted(shared - declared):
+        yield Found(
+            ("spec", "parameters", name),
+            f"no step's entry point declares {name!r}" + did_you_mean(name, declared),
+            on_key=True,
+        )
 
 
 def _deployment(doc: Deployment, context: Context) -> Iterator[Found]:

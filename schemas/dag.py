@@ -19,6 +19,10 @@ from schemas.common import (
 )
 from schemas.document import Document
 
+PROVIDED_PARAMETERS = frozenset({"input_dir", "output_dir", "partition_index", "partition_count"})
+"""Parameters a runtime sets for a step whose entry point declares them: where its inputs
+are, where its outputs go, and which part of a partitioned step it is."""
+
 
 class Partition(Strict):
     """Split an upstream step's artifacts across ``instances`` parallel runs of this step."""
@@ -58,7 +62,8 @@ class DAGSpec(Strict):
     plane_selector: LabelSelector
     schedule: Schedule | None = None
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
-    """Defaults every step sees; step parameters override them."""
+    """Defaults every step sees, if its entry point declares them; step parameters override
+    them. Each must be declared by some step's entry point."""
     feature_sets: list[Name] = Field(default_factory=list)
     """FeatureSets the pipeline reads; they are materialised before it runs."""
     tracking: Tracking = Field(default_factory=Tracking)

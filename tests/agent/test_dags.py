@@ -549,3 +549,17 @@ def test_backoff_doubles_up_to_its_cap() -> None:
         _step("a", "p", retry={"limit": 5, "backoff": "1s", "maxBackoff": "5s"})
     ).retry
     assert [_dagplan.backoff(retry, n) for n in range(1, 5)] == [1.0, 2.0, 4.0, 5.0]
+
+
+def test_a_step_parameter_its_entry_point_does_not_declare_fails_the_step(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    """``validate`` refuses it; a command that carries one anyway fails the step with the
+    name, never runs the project without it (MLflow would pass it on, unread)."""
+    env, commit = plane
+    spec = {"steps": [_step("produce", "dag-produce", {"nmaes": "a.txt"})]}
+    status = dags.apply(_command("typo", spec), _context(env, commit), env)
+    assert status.phase == "Failed"
+    assert "step produce: entry point 'main' declares no 'nmaes'" in status.message
+    children = _children(_runs(env, "typo"))
+    assert children == {}  # no project ran

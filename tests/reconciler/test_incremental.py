@@ -201,6 +201,25 @@ def change_project(c: Corpus) -> None:
     path.write_text(path.read_text() + "print(1)\n")
 
 
+def declare_parameter(c: Corpus) -> None:
+    """An MLproject starts or stops declaring ``lr``: models passing it become valid or not."""
+    path = c.root / f"projects/p{c.rng.randrange(PROJECTS)}/MLproject"
+    text = path.read_text()
+    declared = "{main: {parameters: {lr: {type: float, default: 0.1}}, command: 'true'}}"
+    bare = "{main: {command: 'true'}}"
+    path.write_text(text.replace(bare, declared) if bare in text else text.replace(declared, bare))
+
+
+def pass_parameter(c: Corpus) -> None:
+    """A model starts or stops passing ``lr`` (a problem where its entry point lacks it)."""
+    path = c.rng.choice(c.files("models"))
+    text = path.read_text()
+    if ", parameters: {lr: 0.5}" in text:
+        path.write_text(text.replace(", parameters: {lr: 0.5}", ""))
+    else:
+        path.write_text(text.replace("}}\n  aliases", ", parameters: {lr: 0.5}}}\n  aliases"))
+
+
 def move_feature_set(c: Corpus) -> None:
     path = c.rng.choice(c.files("features"))
     env = path.read_text().split("matchLabels: {env: ")[1].split("}")[0]
@@ -249,6 +268,8 @@ EDITS = [
     bump_model,
     toggle_model_selector,
     change_project,
+    declare_parameter,
+    pass_parameter,
     move_feature_set,
     relabel_plane,
     change_policy,
@@ -261,6 +282,11 @@ EDITS = [
 def mend(c: Corpus) -> None:
     for leftover in ("deployments/zz-broken.yaml", "models/zz-copy.yaml"):
         (c.root / leftover).unlink(missing_ok=True)
+    for path in c.files("models"):  # lr stays only where its project declares it
+        text = path.read_text()
+        project = text.split("path: ")[1].split(",")[0].split("}")[0]
+        if "lr:" not in (c.root / project / "MLproject").read_text():
+            path.write_text(text.replace(", parameters: {lr: 0.5}", ""))
     for path, text in c.hidden.items():
         path.write_text(text)
     c.hidden.clear()
@@ -324,7 +350,12 @@ def test_incremental_load_and_plan_equal_the_full_ones(tmp_path: Path, seed: int
     followed = 0
     for step in range(40):
         done = "seed" if step == 0 else corpus.edit()
-        if step and done not in ("break_then_mend", "duplicate_name", "hide_referenced"):
+        if step and done not in (
+            "break_then_mend",
+            "duplicate_name",
+            "hide_referenced",
+            "pass_parameter",
+        ):
             mend(corpus)
         approvals = "".join(
             f"\nApproved-by: {w}" for w in rng.sample(["a", "b", "c"], rng.randint(0, 3))

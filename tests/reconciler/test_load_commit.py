@@ -153,3 +153,79 @@ def test_a_bare_repository_is_validated_at_a_revision(example_repo: Path, tmp_pa
     assert result.state.valid
     assert len(result.state.documents) == 8
     assert result.notes == []
+
+
+WINE = """name: wine
+entry_points:
+  main:
+    parameters:
+      alpha: {type: float, default: 0.5}
+      l1_ratio: {type: float, default: 0.1}
+      data: path
+    command: "python train.py {alpha} {l1_ratio} {data}"
+  train:
+    parameters: {data: {type: path, default: wine.csv}}
+    command: "python train.py 0.5 0.1 {data}"
+"""
+H = "apiVersion: gitplane.dev/v1alpha1\nkind: "
+PLANE = H + "DataPlane\nmetadata: {name: dev}\nspec: {runtime: local}\n"
+
+
+def _model(name: str, project: str) -> str:
+    return H + f'Model\nmetadata: {{name: {name}}}\nspec:\n  version: "1"\n  source:\n{project}'
+
+
+def test_parameters_are_checked_against_the_entry_point_mlproject_declares(
+    tmp_path: Path,
+) -> None:
+    """As MLflow's wine example declares them: a misspelt name, a value that is no number,
+    a required parameter left out, an entry point that is not there; a script entry point
+    takes any parameter, and a DAG step gets what the runtime provides."""
+    repo = init_repo(tmp_path / "specs")
+    typos = "      parameters: {l1ratio: 0.2, alpha: abc}\n"
+    write(
+        repo,
+        {
+            "planes/dev.yaml": PLANE,
+            "projects/wine/MLproject": WINE,
+            "projects/wine/score.sh": "echo\n",
+            "projects/broken/MLproject": "name: [broken\n",
+            "models/typos.yaml": _model(
+                "typos", "    project:\n      path: projects/wine\n" + typos
+            ),
+            "models/tain.yaml": _model(
+                "tain", "    project: {path: projects/wine, entryPoint: tain}\n"
+            ),
+            "models/script.yaml": _model(
+                "script",
+                "    project: {path: projects/wine, entryPoint: score.sh, parameters: {x: 1}}\n",
+            ),
+            "models/trained.yaml": _model(
+                "trained", "    project: {path: projects/wine, entryPoint: train}\n"
+            ),
+            "models/broken.yaml": _model("broken", "    project: {path: projects/broken}\n"),
+            "dags/nightly.yaml": H + "DAG\nmetadata: {name: nightly}\nspec:\n  planeSelector: {}\n"
+            "  parameters: {shards: 8, data: wine.csv}\n"
+            "  steps:\n"
+            "    - name: fit\n"
+            "      project: {path: projects/wine, entryPoint: train, parameters: {alfa: 1}}\n",
+        },
+    )
+    commit_all(repo)
+    problems = [str(p) for p in validation.validate(repo).state.problems]
+    assert problems == [
+        f"{repo}/dags/nightly.yaml:6:16: spec.parameters.shards: "
+        "no step's entry point declares 'shards'",
+        f"{repo}/dags/nightly.yaml:9:70: spec.steps[0].project.parameters.alfa: "
+        "entry point 'train' of projects/wine declares no parameter 'alfa' (it declares: data)",
+        f"{repo}/models/broken.yaml:7:21: spec.source.project.path: cannot read "
+        "projects/broken/MLproject: 2:1: invalid YAML: did not find expected ',' or ']'",
+        f"{repo}/models/tain.yaml:7:48: spec.source.project.entryPoint: no entry point 'tain' "
+        "in projects/wine/MLproject (it has: main, train) (did you mean 'train'?)",
+        f"{repo}/models/typos.yaml:9:7: spec.source.project.parameters: entry point 'main' of "
+        "projects/wine requires 'data' (declared without a default)",
+        f"{repo}/models/typos.yaml:9:20: spec.source.project.parameters.l1ratio: entry point "
+        "'main' of projects/wine declares no parameter 'l1ratio' (did you mean 'l1_ratio'?)",
+        f"{repo}/models/typos.yaml:9:41: spec.source.project.parameters.alpha: 'alpha' is "
+        "declared float in projects/wine/MLproject; 'abc' is not a number",
+    ]

@@ -349,8 +349,9 @@ def download_run_artifacts(uri: str, run_id: str, destination: Path) -> None:
             )
 
 
-def declared_parameters(project: Path, entry_point: str) -> frozenset[str]:
-    """The parameter names the project's entry point declares."""
+def declared_parameters(project: Path, entry_point: str) -> frozenset[str] | None:
+    """The parameter names the project's entry point declares; None for a script entry
+    point (a ``.py`` or ``.sh`` file the MLproject does not list), which takes any."""
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
     from mlflow.projects import _project_spec  # noqa: PLC0415
 
@@ -359,6 +360,8 @@ def declared_parameters(project: Path, entry_point: str) -> frozenset[str]:
         found = spec.get_entry_point(entry_point)
     except MlflowException as exc:
         raise MlflowError(str(exc).splitlines()[0]) from None
+    if entry_point not in spec._entry_points:
+        return None
     return frozenset(found.parameters)
 
 

@@ -171,6 +171,14 @@ class _Driver:
             self.launch.env.repo.archive(self.launch.spec_commit, step.project.path), project
         )
         declared = _mlflow.declared_parameters(project, step.project.entry_point)
+        if declared is None:  # a script: it is passed every parameter given
+            declared = frozenset(self.launch.dag.spec.parameters) | set(step.project.parameters)
+        undeclared = sorted(set(step.project.parameters) - declared)
+        if undeclared:  # validate refuses these: a spec that skipped it fails, never drops them
+            why = f"step {step.name}: entry point {step.project.entry_point!r} declares no " + (
+                ", ".join(repr(name) for name in undeclared)
+            )
+            return StepOutcome(step.name, "Failed", message=why)
         shares = self._shares(step)
         count = len(shares) if step.partition else 0
         units = [
