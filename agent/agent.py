@@ -180,6 +180,7 @@ class Agent:
                 continue
             now_state = self._observe_one(source, last, CancelToken(), now=now)
             if now_state != last:
+                self._log_if_failed(now_state, last)
                 self.journal.observed(now_state)
                 changed = True
         if jobs and self._jobs is None:
@@ -208,8 +209,24 @@ class Agent:
         self._jobs = None
         found = jobs.found(self.journal.sources, self.journal.resources)
         for state in found:
+            self._log_if_failed(state, self.journal.resources.get(f"{state.kind}/{state.name}"))
             self.journal.observed(state)
         return bool(found)
+
+    def _log_if_failed(
+        self, state: signed.ResourceStatus, before: signed.ResourceStatus | None
+    ) -> None:
+        """One log line when a resource becomes Failed or Blocked (or fails again with
+        another message): a failure is never only in the status branch."""
+        if state.phase not in ("Failed", "Blocked"):
+            return
+        if before is not None and (before.phase, before.message) == (state.phase, state.message):
+            return
+        line = {
+            "msg": f"{state.kind}/{state.name} {state.phase.lower()}",
+            "plane": self.config.plane,
+        }
+        log.warning(json.dumps({**line, "digest": state.digest, "cause": state.cause[:2000]}))
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits (and
@@ -236,6 +253,7 @@ class Agent:
             if resource is None:
                 return done, False
             step = "failed" if resource.phase == "Failed" else "applied"
+            self._log_if_failed(resource, None)
             self.journal.record(head.sequence, command, step, resource, bundle.spec_commit)
             done.append(command)
         self.reader.mark_applied(head)

@@ -195,8 +195,7 @@ def text(planes: list[PlaneStatus]) -> str:
                 "Failed",
                 "Blocked",
             ):
-                first = r.message.split("\n", 1)[0]  # a plane's own line breaks end it
-                lines.append(f"      {inert(first)}"[:WIDTH])
+                lines.append(f"      {inert(signed.cause_of(r.message))}"[:WIDTH])
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

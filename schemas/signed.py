@@ -8,6 +8,7 @@ a command as exact JSON text with its sha256 digest, so that a spec's floats
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -140,6 +141,27 @@ class ResourceStatus(Signed):
     """Digest of the command spec this state was applied from."""
     observed: dict[str, str | int | bool] = Field(default_factory=dict)
     message: Annotated[str, Field(max_length=4096)] = ""
+
+    @property
+    def cause(self) -> str:
+        """The message in one line: its first line; when more follow (a log's tail), the last
+        one that names an error first (``FileNotFoundError: data/x.csv (the project run
+        failed …)``), else the first and the last."""
+        return cause_of(self.message)
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b|error:|ERROR\b)")
+
+
+def cause_of(message: str) -> str:
+    """See :attr:`ResourceStatus.cause`."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    errors = [line for line in lines[1:] if _ERROR_LINE.match(line)]
+    if errors:
+        return f"{errors[-1]} ({lines[0].rstrip(':')})"
+    return f"{lines[0]} {lines[-1]}"
 
 
 class StatusError(Signed):

@@ -94,6 +94,13 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
         _, stderr = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, stderr[-2000:]
     assert b'"applied": ["FeatureSet/customer-activity"]' in stderr
+    failed = [
+        json.loads(line)
+        for line in stderr.decode().splitlines()
+        if '"FeatureSet/customer-activity failed"' in line
+    ]
+    assert len(failed) == 1, stderr[-2000:]  # logged once, not on every observation
+    assert failed[0]["cause"].startswith("source not found: ")
     assert b"Traceback" not in stderr
 
 

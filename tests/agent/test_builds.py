@@ -88,6 +88,19 @@ def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
         runtime.apply(_command("broken"), context)
     assert "the project run failed" in str(failure.value)
     assert "training data not found: /data/customers.parquet" in str(failure.value)
+    # the failed run is in MLflow, found by its commit, with its whole log
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=runtime.env.tracking_uri)
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("gitplane-broken").experiment_id],
+        filter_string=f"tags.`mlflow.source.git.commit` = '{context.spec_commit}'",
+    )
+    assert run.info.status == "FAILED"
+    assert run.info.run_id in str(failure.value)
+    assert run.data.tags["gitplane.version"] == "1.0.0"
+    log = client.download_artifacts(run.info.run_id, "logs/log.txt", str(tmp_path))
+    assert "training data not found" in Path(log).read_text()
 
 
 @pytest.mark.slow
@@ -202,6 +215,18 @@ def _mlflow_run(uri: str, run_id: str) -> Any:
     from mlflow import MlflowClient  # noqa: PLC0415
 
     return MlflowClient(tracking_uri=uri).get_run(run_id)
+
+
+def test_a_log_tail_keeps_the_error_a_long_traceback_put_above_it() -> None:
+    first = ["Traceback (most recent call last):", '  File "train.py", line 3']
+    frames = [f'  File "lib.py", line {n}, in f{n}' for n in range(60)]
+    log = "\n".join([*first, "KeyError: 'l1_ratio'", "", *frames, "RuntimeError: fit failed"])
+    tail = _mlflow.log_tail(log)
+    lines = tail.splitlines()
+    assert lines[:2] == ["KeyError: 'l1_ratio'", "…"]  # the first cause, kept
+    assert lines[-1] == "RuntimeError: fit failed"
+    assert len(lines) == 2 + _mlflow.TAIL_LINES
+    assert _mlflow.log_tail("a\nb") == "a\nb"
 
 
 def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:

@@ -276,6 +276,9 @@ def test_a_step_timeout_kills_it_and_continue_independent_runs_the_rest(
     )
     children = _children(_runs(env, "independent"))
     assert list(children) == ["slow", "flaky", "after-flaky", "independent"]
+    flaky = children["flaky"]
+    assert flaky.info.status == "FAILED"
+    assert "boom: the input is corrupt" in _artifact(env, flaky.info.run_id, "logs/log.txt")
     assert children["slow"].info.status == "KILLED"
     assert time.monotonic() - started < 100  # the sleeper sleeps 120s
     if pid_file.exists():  # started before the timeout: it must be gone (or a zombie)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reconciler import reconcile as reconciling
+from reconciler import status_view
 from tests import clock
 from tests.reconciler.conftest import NOW, TestAgent, World, world  # noqa: F401 - the fixture
 
@@ -176,3 +177,18 @@ def test_a_bad_spec_on_main_lists_its_problems_and_still_shows_every_plane(
     assert any(
         line.split()[:3] == ["Model/churn", "Unknown", "Ready"] for line in text.stdout.splitlines()
     )
+
+
+def test_a_failed_build_shows_its_cause_line_not_only_the_first() -> None:
+    message = (
+        "the project run failed (exit 1; run ab12, log in its logs/ artifact):\n"
+        'Traceback (most recent call last):\n  File "train.py", line 9\n'
+        "FileNotFoundError: training data not found: /data/customers.parquet\n"
+        "2026/11/24 12:00:00 ERROR mlflow.cli: === Run (ID 'ab12') failed ==="
+    )
+    failed = status_view.Resource("Model", "churn", "Synced", "Failed", "", "", "", message, {})
+    plane = status_view.PlaneStatus("dev", "local", None, None, 1, 1, (), (failed,))
+    lines = status_view.text([plane]).splitlines()
+    cause = "FileNotFoundError: training data not found: /data/customers.parquet (the project run"
+    assert lines[-1].startswith(f"      {cause}")
+    assert len(lines[-1]) == 100

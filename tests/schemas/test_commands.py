@@ -103,3 +103,23 @@ def test_a_metric_gate_says_why_with_numbers(op: str, value: float | None, why: 
     metrics = {} if value is None else {"rmse": value}
     assert gate.failure(metrics) == why
     assert metrics_gate_failures([gate, gate], metrics) == ([why, why] if why else [])
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        pytest.param("", "", id="empty"),
+        pytest.param("serving version 1.2.0", "serving version 1.2.0", id="one-line"),
+        pytest.param(
+            "the project run failed (exit 1):\nTraceback (most recent call last):\n"
+            '  File "train.py", line 9\nFileNotFoundError: data/x.csv\n'
+            "2026/11/24 INFO mlflow.projects: === Run (ID 'ab') failed ===",
+            "FileNotFoundError: data/x.csv (the project run failed (exit 1))",
+            id="the-error-line-first",
+        ),
+        pytest.param("step a failed\nwhy\nthe end", "step a failed the end", id="no-error-line"),
+    ],
+)
+def test_a_status_message_in_one_line_names_its_cause(message: str, cause: str) -> None:
+    state = signed.ResourceStatus(kind="Model", name="m", phase="Failed", message=message)
+    assert state.cause == cause

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -102,54 +101,6 @@ def _create_or_upgrade(uri: str) -> None:
         engine.dispose()
     except (MlflowException, OSError) as exc:
         raise MlflowError(f"the tracking store {path}: {str(exc).splitlines()[0]}") from None
-
-
-def run_project(
-    uri: str,
-    project: Path,
-    *,
-    entry_point: str,
-    parameters: Mapping[str, object],
-    experiment: str,
-    timeout: float,
-    cancel: CancelToken,
-) -> str:
-    """Run an MLflow Project (``env_manager=local``) in its own process; return its run id.
-
-    A failed or timed-out run raises :class:`MlflowError` carrying the tail of its log; a
-    cancelled one raises :class:`agent.runtimes.base.CancelledError`.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(project),
-        "-e",
-        entry_point,
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        experiment,
-    ]
-    for key, value in parameters.items():
-        command += ["-P", f"{key}={value}"]
-    with tempfile.TemporaryFile() as out:  # its own process group: a timeout kills it all
-        code = _wait_or_kill(
-            command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
-        )
-        out.seek(0)
-        output = out.read().decode(errors="replace")
-    if code is None:
-        raise MlflowError(f"the project run exceeded its {timeout:.0f}s timeout")
-    found = _RUN_ID.search(output)
-    if code != 0 or found is None:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise MlflowError(f"the project run failed (exit {code}):\n{tail}")
-    return found.group(1)
-
-
-_RUN_ID = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) succeeded ===")
 
 
 def model_of_run(uri: str, run_id: str, destination: Path) -> str:
@@ -391,8 +342,24 @@ def run_in(
         code = _wait_or_kill(
             command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
         )
-    tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
-    return ProjectExit(code, tail, log)
+    return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
+
+
+TAIL_LINES = 20
+_RAISED = re.compile(
+    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)|error|ERROR)\b.*"
+)
+
+
+def log_tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The end of a project's log, with the lines that name an exception above it (a chained
+    exception's first cause, or the error of a long traceback, is often far above the end)."""
+    every = text.strip().splitlines()
+    tail = every[-lines:]
+    raised = [line for line in every[:-lines] if _RAISED.match(line)]
+    if not raised:
+        return "\n".join(tail)
+    return "\n".join([*raised[-5:], "…", *tail])
 
 
 def _project_env(uri: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.runtimes.base import ApplyContext
+from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.local import _mlflow
 from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.models import scan
@@ -100,8 +100,12 @@ def _produce(
 ) -> tuple[str, str]:
     """Run the project (or fetch the registry URI) into ``model_dir``; (run id, model URI).
 
-    The experiment keeps its artifacts under ``<stateDir>/mlartifacts``: registered
-    versions point at them long after this apply's scratch space is gone.
+    The build's MLflow run is created first, tagged with the spec commit and digest, and
+    the project runs inside it: a failed build is a ``FAILED`` run (``KILLED`` past its
+    timeout or when cancelled) with its whole log as an artifact (``logs/log.txt``), found
+    in the MLflow UI beside the successful ones. The experiment keeps its artifacts under
+    ``<stateDir>/mlartifacts``: registered versions point at them long after this apply's
+    scratch space is gone.
     """
     tracking_uri = env.tracking_uri
     source = spec.source
@@ -114,16 +118,48 @@ def _produce(
     checkout = context.scratch / "project"
     extract(env.repo.archive(context.spec_commit, project.path), checkout)
     experiment = f"gitplane-{name}"
-    _mlflow.ensure_experiment(tracking_uri, experiment, env.state_dir / "mlartifacts" / experiment)
-    run_id = _mlflow.run_project(
-        tracking_uri,
-        checkout,
-        entry_point=project.entry_point,
-        parameters=project.parameters,
-        experiment=experiment,
-        timeout=parse_duration(spec.timeout),
-        cancel=context.cancel,
+    artifacts = env.state_dir / "mlartifacts" / experiment
+    experiment_id = _mlflow.ensure_experiment(tracking_uri, experiment, artifacts)
+    tags = {
+        "gitplane.model": name,
+        "gitplane.version": spec.version,
+        "gitplane.source_commit": context.spec_commit,
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": project.path,
+        "mlflow.source.git.commit": context.spec_commit,
+        "mlflow.project.entryPoint": project.entry_point,
+    }
+    parameters = {key: str(value) for key, value in project.parameters.items()}
+    run_id = _mlflow.start_run(
+        tracking_uri, experiment_id, name=f"{name} {spec.version}", tags=tags
     )
+    timeout = parse_duration(spec.timeout)
+    try:
+        ended = _mlflow.run_in(
+            tracking_uri,
+            checkout,
+            run_id=run_id,
+            experiment_id=experiment_id,
+            entry_point=project.entry_point,
+            parameters=parameters,
+            timeout=timeout,
+            workdir=context.scratch / "run",
+            cancel=context.cancel,
+        )
+    except CancelledError:
+        _mlflow.end_run(tracking_uri, run_id, "KILLED")
+        raise
+    _mlflow.upload(tracking_uri, run_id, ended.log, "logs")
+    if ended.code is None:
+        _mlflow.end_run(tracking_uri, run_id, "KILLED")
+        raise _mlflow.MlflowError(f"the project run exceeded its {timeout:.0f}s timeout")
+    if ended.code != 0:
+        _mlflow.end_run(tracking_uri, run_id, "FAILED")
+        raise _mlflow.MlflowError(
+            f"the project run failed (exit {ended.code}; run {run_id}, log in its "
+            f"logs/ artifact):\n{ended.tail}"
+        )
+    _mlflow.end_run(tracking_uri, run_id, "FINISHED")
     return run_id, _mlflow.model_of_run(tracking_uri, run_id, model_dir)
 
 
