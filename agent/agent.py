@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import background
+from agent import background, retry
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
@@ -82,6 +82,7 @@ class Agent:
         """
         if self._flight is not None and self._flight.landed:
             self._flight.offered = True  # if this cycle fails, the next poll tries again
+        self._record_retry(now)
         self._held.clear()
         try:
             self.mirror.fetch([f"refs/heads/{self.config.spec_branch}"])
@@ -168,12 +169,15 @@ class Agent:
         The resource an apply is in progress for is left to that apply. Without ``wait``,
         feature sets and DAGs (whose due runs take as long as they take) are observed by a
         pass on the jobs thread, and what the last finished pass found is recorded here."""
-        changed = self._record_jobs()
+        changed = self._record_jobs() | self._record_retry(now)
         busy = self._flight.ref if self._flight else None
         jobs: dict[str, tuple[Source, signed.ResourceStatus]] = {}
         for key, source in sorted(self.journal.sources.items()):
             last = self.journal.resources.get(key)
             if last is None or last.phase == "Deleted" or key == busy or key in self._held:
+                continue
+            if retry.due(last, now) and last.digest == source.command.digest:
+                changed |= self._retry(source, last, now, wait=wait)
                 continue
             if not wait and source.command.kind in self.runtime.jobs:
                 jobs[key] = (source, last)
@@ -187,6 +191,41 @@ class Agent:
             observe = functools.partial(self._observe_one, now=now)
             self._jobs = background.JobRound.start(jobs, observe)
         return changed
+
+    def _retry(
+        self, source: Source, last: signed.ResourceStatus, now: datetime, *, wait: bool
+    ) -> bool:
+        """Apply a failed resource's command again, from the journal: no new command is
+        needed. One apply at a time, as for commands; True if anything changed."""
+        command, heal = source.command, self.journal.self_heal
+        apply = functools.partial(self._apply_one, command, source.spec_commit, heal, now)
+        if wait:
+            self._settle_retry(apply(CancelToken()), last, now)
+            return True
+        if self._flight is not None:
+            return False  # the next observation tries again
+        self._flight = background.Flight.start(0, command, apply, retry=True)
+        self.journal.observed(background.progressing(command, self.journal.resources, now))
+        return True
+
+    def _record_retry(self, now: datetime) -> bool:
+        """Record a retry that has finished (unless a newer command superseded it: that one
+        is applied next); True if anything changed."""
+        flight = self._flight
+        if flight is None or not flight.retry or not flight.landed:
+            return False
+        self._flight = None
+        if flight.superseded_by:
+            return False
+        self._settle_retry(flight.outcome(), self.journal.resources.get(flight.ref), now)
+        return True
+
+    def _settle_retry(
+        self, state: signed.ResourceStatus, before: signed.ResourceStatus | None, now: datetime
+    ) -> None:
+        state = retry.after_failure(state, before, now)
+        self._log_if_failed(state, None)
+        self.journal.observed(state)
 
     def _observe_one(
         self, source: Source, last: signed.ResourceStatus, cancel: CancelToken, *, now: datetime
@@ -218,7 +257,7 @@ class Agent:
     ) -> None:
         """One log line when a resource becomes Failed or Blocked (or fails again with
         another message): a failure is never only in the status branch."""
-        if state.phase not in ("Failed", "Blocked"):
+        if state.phase not in ("Failed", "Stalled", "Blocked"):
             return
         if before is not None and (before.phase, before.message) == (state.phase, state.message):
             return
@@ -252,7 +291,10 @@ class Agent:
             resource = self._outcome(head.sequence, command, bundle, now, wait=wait)
             if resource is None:
                 return done, False
-            step = "failed" if resource.phase == "Failed" else "applied"
+            if command.kind in self.runtime.retried:
+                before = self.journal.resources.get(f"{command.kind}/{command.name}")
+                resource = retry.after_failure(resource, before, now)
+            step = "failed" if resource.phase in ("Failed", "Stalled") else "applied"
             self._log_if_failed(resource, None)
             self.journal.record(head.sequence, command, step, resource, bundle.spec_commit)
             done.append(command)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from agent import retry
 from agent.journal import Source
 from agent.runtimes.base import CancelToken
 from ledger import verify
@@ -47,6 +48,8 @@ class Flight:
     cancel: CancelToken = field(default_factory=CancelToken)
     offered: bool = False
     """A cycle has seen it finished (and recorded it, unless that cycle failed)."""
+    retry: bool = False
+    """A failed apply tried again (:mod:`agent.retry`), not a command from a bundle."""
     superseded_by: int = 0
     """The bundle carrying a newer command for the same resource, once one arrived: the
     apply was cancelled, and fails unless it had finished anyway."""
@@ -57,9 +60,11 @@ class Flight:
         sequence: int,
         command: signed.Command,
         apply: Callable[[CancelToken], signed.ResourceStatus],
+        *,
+        retry: bool = False,
     ) -> Flight:
         """``apply`` (given the flight's cancel token) on a new worker thread."""
-        flight = cls(sequence, command)
+        flight = cls(sequence, command, retry=retry)
 
         def work() -> signed.ResourceStatus:
             try:
@@ -165,6 +170,9 @@ def progressing(
     before = known.get(f"{command.kind}/{command.name}")
     if before is None or before.phase == "Deleted":
         before = signed.ResourceStatus(kind=command.kind, name=command.name, phase="Pending")
+    elif before.digest != command.digest:  # a new command: its attempts count from one
+        kept = {k: v for k, v in before.observed.items() if k not in retry.COUNTERS}
+        before = before.model_copy(update={"observed": kept})
     return before.model_copy(
         update={"phase": "Progressing", "digest": command.digest, "message": message}
     )

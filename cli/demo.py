@@ -188,7 +188,7 @@ class Demo:
                 shown = line
             if done(resources):
                 return
-            failed = next((r for r in resources if r["phase"] in ("Failed", "Blocked")), None)
+            failed = next((r for r in resources if r["phase"] in status_view.FAILING), None)
             if failed is not None:
                 where = f"{failed['kind']}/{failed['name']} {failed['phase']}"
                 raise click.ClickException(f"{where}: {failed['message']}")

@@ -285,15 +285,11 @@ def _decide(doc: Document, context: Context) -> Action | None:
         digest = gates.digest(text)
     issued = context.recorded.issued.get(key)
     if issued is not None and issued.digest == digest and issued.action != "delete":
-        retry = gates.retry(issued, context.recorded.observed.get(key), context.now)
-        if retry is None:
+        failed = gates.failed(issued, context.recorded.observed.get(key))
+        if failed is None:
             return None
-        if isinstance(retry, gates.Gate):
-            return Action(retry.op, doc.KIND, doc.name, retry.reason, source=source)
-        op: Op = "build" if isinstance(doc, Model) else "update"
-        reason = retry
-    else:
-        op, reason = _op(doc, issued)
+        return Action(failed.op, doc.KIND, doc.name, failed.reason, source=source)
+    op, reason = _op(doc, issued)
     blocked = context.verdicts[doc.KIND]
     if blocked:
         return Action("blocked", doc.KIND, doc.name, blocked, source=source)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -70,9 +70,18 @@ def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | No
     """Why the model's current version cannot be served yet (None: built, scanned, ready)."""
     version = f"Model/{model.name} {model.spec.version}"
     seen = observed.ModelObserved.of(status)
-    if status is None or seen.version != model.spec.version:
+    failing = status is not None and status.phase in ("Failed", "Stalled", "Blocked")
+    if (
+        status is None
+        or seen.version not in (model.spec.version, None)
+        or not (
+            seen.version or failing  # a failed build reports no version: it is this one's
+        )
+    ):
         return Gate("wait", f"waiting for {version} to be built and scanned")
-    if status.phase in ("Failed", "Blocked"):
+    if status.phase == "Failed" and _retrying(status):
+        return Gate("wait", f"waiting for {version}: it failed and its plane retries it")
+    if status.phase in ("Failed", "Stalled", "Blocked"):
         detail = status.message or "see its status"
         if seen.metrics_gate == "failed" and detail.startswith(METRICS_GATE_FAILED):
             return Gate("blocked", f"{version} {detail}")
@@ -93,25 +102,29 @@ def _missing_verdict(model: Model, seen: observed.ModelObserved) -> str:
     return ""
 
 
-RETRY_BASE_SECONDS = 30.0
-RETRY_CAP_SECONDS = 600.0
+def _retrying(status: signed.ResourceStatus) -> bool:
+    """Whether the plane will apply the failed resource again (its agent or its runtime)."""
+    return any(isinstance(status.observed.get(k), str) for k in ("nextRetry", "retryAt"))
 
 
-def retry(issued: Issued, status: signed.ResourceStatus | None, now: datetime) -> str | Gate | None:
-    """After a failed apply of the current command: a retry reason once the backoff has
-    passed, a wait until then, or None (nothing failed; or Blocked, which needs a person)."""
-    if status is None or status.phase != "Failed" or status.digest != issued.digest:
+def failed(issued: Issued, status: signed.ResourceStatus | None) -> Gate | None:
+    """Why the current command's resource is not done on its plane after a failed apply, or
+    None (nothing failed). The reconciler issues nothing for it: the plane retries a failed
+    apply itself from the command it holds (``nextRetry``; a feature set's own ``retryAt``),
+    and a ``Stalled`` resource waits for a person to change its spec."""
+    if status is None or status.digest != issued.digest:
         return None
-    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (issued.attempts - 1))
-    since = now - datetime.strptime(issued.issued_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    remaining = delay - since.total_seconds()
-    if remaining > 0:
-        return Gate(
-            "wait",
-            f"failed ({status.message or 'see status'}); retry "
-            f"{issued.attempts + 1} in {remaining:.0f}s",
-        )
-    return f"retry {issued.attempts + 1} after failure: {status.message or 'see status'}"
+    cause = signed.cause_of(status.message) or "see its status"
+    if status.phase == "Stalled":
+        return Gate("blocked", f"{cause}; change its spec to try again (docs/agent.md)")
+    if status.phase != "Failed":
+        return None
+    attempts, at = status.observed.get("attempts"), status.observed.get("nextRetry")
+    at = at or status.observed.get("retryAt")
+    if isinstance(at, str):
+        tried = f"attempt {attempts} failed" if isinstance(attempts, int) else "failed"
+        return Gate("wait", f"{tried} ({cause}); the plane retries it at {at}")
+    return Gate("blocked", f"failed ({cause}); the plane does not retry it: change its spec")
 
 
 def feature_sets_ready(names: Sequence[str], recorded: RecordedPlane) -> str | None:

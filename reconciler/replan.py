@@ -12,9 +12,7 @@ decides again only:
   changed and those depending on them (a deployment on its model and feature
   sets);
 * on each plane whose policy verdicts changed (approvals on the new commit,
-  a change window opening or closing): everything;
-* everywhere, every resource whose last apply failed (its retry backoff
-  depends on ``now``).
+  a change window opening or closing): everything.
 
 A change to a DataPlane or a Policy, or an unknown change, plans everything
 again. The result is always equal to ``plan(desired, recorded, now)``: the
@@ -56,8 +54,6 @@ class _Plane:
     decisions: list[Action | None]
     """One per target, in the same order."""
     deletions: tuple[Action, ...]
-    failed: set[Key]
-    """Resources whose last apply failed: when to retry depends on ``now``."""
     used: Counter[str] | None = None
     """Models the plane's deployments use, with how many use each (built when needed)."""
 
@@ -153,7 +149,6 @@ class Planner:
             context.targets,
             decisions,
             deletions,
-            _failed(state),
         )
 
     # A change ------------------------------------------------------------------------
@@ -203,9 +198,8 @@ class Planner:
         if state is not plane.recorded:
             reported = _record_changes(plane.recorded, state)
             flagged = state.summary != plane.recorded.summary
-            plane.failed = _failed(state) if reported else plane.failed
             plane.recorded = state
-        again |= reported | plane.failed
+        again |= reported
         verdicts = index.plane_verdicts(plane.policies, desired, now)
         if verdicts != plane.verdicts:
             plane.verdicts = verdicts
@@ -328,8 +322,3 @@ def _unrecorded(last: RecordedPlane) -> RecordedPlane:
     counts as reported)."""
     empty = RecordedPlane(last.name)
     return last if last == empty else empty
-
-
-def _failed(state: RecordedPlane) -> set[Key]:
-    """Resources whose last apply failed: when to retry them depends on ``now``."""
-    return {k for k, s in state.observed.items() if s.phase == "Failed"}

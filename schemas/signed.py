@@ -136,7 +136,7 @@ class ResourceStatus(Signed):
 
     kind: Literal["Model", "Deployment", "FeatureSet", "DAG"]
     name: PlaneName
-    phase: Literal["Pending", "Progressing", "Ready", "Failed", "Deleted", "Blocked"]
+    phase: Literal["Pending", "Progressing", "Ready", "Failed", "Stalled", "Deleted", "Blocked"]
     digest: Digest | Literal[""] = ""
     """Digest of the command spec this state was applied from."""
     observed: dict[str, str | int | bool] = Field(default_factory=dict)
@@ -150,6 +150,8 @@ class ResourceStatus(Signed):
         return cause_of(self.message)
 
 
+_TOOL_LOG = re.compile(r"^\d{4}[/-]\d\d[/-]\d\d[ T]\d\d:\d\d:\d\d\S* +(DEBUG|INFO|WARNING|ERROR)\b")
+"""A tool's own timestamped log line (MLflow's ``=== Run ... failed ===``): never the cause."""
 _ERROR_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b|error:|ERROR\b)")
 
 
@@ -158,6 +160,7 @@ def cause_of(message: str) -> str:
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     if len(lines) <= 1:
         return lines[0] if lines else ""
+    lines = [lines[0], *(line for line in lines[1:] if not _TOOL_LOG.match(line))]
     errors = [line for line in lines[1:] if _ERROR_LINE.match(line)]
     if errors:
         return f"{errors[-1]} ({lines[0].rstrip(':')})"

@@ -114,6 +114,10 @@ class Runtime(Protocol):
     """Kinds whose ``observe`` runs scheduled work that has fallen due, which takes as long
     as it takes: the agent observes them on its jobs thread."""
     capabilities: Capabilities
+    retried: frozenset[str]
+    """Kinds whose failed apply the agent applies again with backoff (:mod:`agent.retry`):
+    applying the same command again redoes the work that failed. Others are final when
+    they fail (a DAG run, whose steps have their own ``retry``) or retry themselves."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Make the resource match the command; report what it became."""

@@ -102,6 +102,7 @@ def declares_what_it_runs(subject: Subject) -> None:
     runtime = subject.runtime
     assert subject.command.kind in runtime.kinds
     assert runtime.jobs <= runtime.kinds
+    assert runtime.retried <= runtime.kinds
     assert isinstance(runtime.capabilities, Capabilities)
     assert "local" in runtime.capabilities.env_managers
 

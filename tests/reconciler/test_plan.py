@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -392,39 +392,60 @@ def test_a_flagged_plane_carries_its_flag() -> None:
 
 
 @pytest.mark.parametrize(
-    ("attempts", "minutes_later", "op", "reason"),
+    ("phase", "observed", "op", "reason"),
     [
-        pytest.param(1, 0, "wait", "retry 2 in 30s", id="backing-off"),
-        pytest.param(1, 1, "update", "retry 2 after failure: port in use", id="retried"),
-        pytest.param(6, 5, "wait", "retry 7 in 300s", id="capped-backoff"),
-        pytest.param(6, 10, "update", "retry 7", id="capped-retried"),
+        pytest.param(
+            "Failed",
+            {"attempts": 2, "nextRetry": "2026-11-24T12:01:00Z"},
+            "wait",
+            "attempt 2 failed (port in use); the plane retries it at 2026-11-24T12:01:00Z",
+            id="the-plane-retries",
+        ),
+        pytest.param(
+            "Failed",
+            {"retryAt": "2026-11-24T12:05:00Z"},
+            "wait",
+            "failed (port in use); the plane retries it at 2026-11-24T12:05:00Z",
+            id="the-runtime-retries",
+        ),
+        pytest.param(
+            "Failed",
+            {},
+            "blocked",
+            "failed (port in use); the plane does not retry it: change its spec",
+            id="no-retry-reported",
+        ),
+        pytest.param(
+            "Stalled",
+            {"attempts": 5},
+            "blocked",
+            "port in use; change its spec to try again (docs/agent.md)",
+            id="stalled",
+        ),
     ],
 )
-def test_failed_applies_are_retried_with_backoff(
-    attempts: int, minutes_later: int, op: str, reason: str
+@pytest.mark.parametrize("hours_later", [0, 8])
+def test_a_failed_apply_is_never_issued_again(
+    phase: str, observed: dict[str, str | int], op: str, reason: str, hours_later: int
 ) -> None:
+    """The plane retries a failed apply from the command it holds (no new signed command,
+    however long it takes); the plan says so, or that a person must act."""
     desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
     recorded = _sync(desired)
     key = ("Deployment", "churn-dev")
-    issued = recorded.issued[key]
-    failing = {
-        **recorded.issued,
-        key: Issued(issued.action, issued.digest, 2, "2026-11-24T12:00:00Z", attempts),
-    }
     failed = signed.ResourceStatus(
         kind="Deployment",
         name="churn-dev",
-        phase="Failed",
-        digest=issued.digest,
+        phase=phase,  # type: ignore[arg-type]
+        digest=recorded.issued[key].digest,
         message="port in use",
+        observed=observed,
     )
-    observed = {**recorded.observed, key: failed}
-    now = TUESDAY_NOON.replace(minute=minutes_later)
-    result = plan(desired, {"dev": RecordedPlane("dev", failing, observed, 2, 2)}, now)
-    (action,) = result.planes[0].actions
-    assert (action.op, action.ref) == (op, "Deployment/churn-dev")
-    assert reason in action.reason
-    assert (action.command is not None) == (op == "update")
+    state = RecordedPlane("dev", recorded.issued, {**recorded.observed, key: failed}, 2, 2)
+    now = TUESDAY_NOON + timedelta(hours=hours_later)
+    (action,) = plan(desired, {"dev": state}, now).planes[0].actions
+    assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-dev", reason)
+    assert action.command is None
 
 
 def test_a_blocked_resource_is_not_retried() -> None:
@@ -459,3 +480,27 @@ def test_planes_share_actions_only_when_nothing_plane_specific_differs() -> None
     again = plan(desired, {"dev": recorded}, TUESDAY_NOON)
     dev_action = next(a for a in again.planes[0].actions if a.kind == "Deployment")
     assert dev_action.op == "create"  # the dev plane's own record, not a shared memo
+
+
+def test_an_annotation_is_the_way_to_retry_a_stalled_resource() -> None:
+    """As ``kubectl rollout restart``: a changed annotation is a changed spec, so a new
+    command (its attempts count from one); docs/agent.md gives this recipe."""
+    desired = Desired(COMMIT, docs(MODEL, deployment()))
+    first = plan(desired, {}, TUESDAY_NOON)
+    [command] = first.planes[0].commands  # the build; the deployment waits for it
+    stalled = signed.ResourceStatus(
+        kind="Model", name="churn", phase="Stalled", digest=command.digest, message="boom"
+    )
+    state = recorded_after(first, "dev", model=stalled)
+    assert ops(plan(desired, {"dev": state}, TUESDAY_NOON), "dev") == [
+        ("blocked", "Model/churn"),
+        ("blocked", "Deployment/churn-dev"),
+    ]
+    retried = MODEL.replace(
+        "metadata: {name: churn}",
+        'metadata: {name: churn, annotations: {gitplane.dev/retry: "2026-12-06"}}',
+    )
+    again = plan(Desired(COMMIT, docs(retried, deployment())), {"dev": state}, TUESDAY_NOON)
+    action = again.planes[0].actions[0]
+    assert (action.op, action.ref) == ("build", "Model/churn")
+    assert action.command is not None and action.command.digest != command.digest

@@ -118,6 +118,11 @@ def test_a_metric_gate_says_why_with_numbers(op: str, value: float | None, why: 
             id="the-error-line-first",
         ),
         pytest.param("step a failed\nwhy\nthe end", "step a failed the end", id="no-error-line"),
+        pytest.param(
+            "build failed:\ndata missing\n2026/11/24 12:00:01 ERROR mlflow.cli: === Run failed ===",
+            "build failed: data missing",
+            id="a-tools-own-log-line-is-never-the-cause",
+        ),
     ],
 )
 def test_a_status_message_in_one_line_names_its_cause(message: str, cause: str) -> None:

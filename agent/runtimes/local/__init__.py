@@ -39,6 +39,7 @@ class LocalRuntime:
 
     kinds = frozenset(_KINDS)
     jobs = frozenset({"DAG", "FeatureSet"})
+    retried = frozenset({"Model", "Deployment"})
     capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=False)
 
     def __init__(self, env: LocalEnv) -> None:

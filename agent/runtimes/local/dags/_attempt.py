@@ -84,9 +84,9 @@ def run(
         _mlflow.end_run(uri, run_id, "KILLED")
         raise
     _mlflow.upload(uri, parent.run_id, ended.log, f"logs/{name}")
-    _mlflow.upload(uri, run_id, ended.log, "logs")  # on the step's own run too, failed or not
     if ended.code == 0:
         return _succeeded(uri, run_id, workdir / "output"), ""
+    _mlflow.upload(uri, run_id, ended.log, "logs")  # a failed run's artifacts are never inputs
     return "", _failed(uri, run_id, ended, unit=unit, attempt=attempt, timeout=timeout)
 
 
