@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from agent.runtimes.local.serving import replicas
-from agent.runtimes.local.serving.proxy import Backend, Meter, Pool, Proxy
+from agent.runtimes.local.serving.proxy import Backend, Meter, Pool, Proxy, batch_rows
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -41,7 +42,7 @@ def backend() -> Iterator[ThreadingHTTPServer]:
 
 @pytest.fixture
 def proxy() -> Iterator[Proxy]:
-    front = Proxy(replicas.free_port(), Pool(), Meter("test"), timeout=5.0)
+    front = Proxy(replicas.free_port(), Pool(), Meter("test"), timeout=5.0, hold=0.5)
     threading.Thread(target=front.serve_forever, daemon=True).start()
     yield front
     front.shutdown()
@@ -62,9 +63,75 @@ def _post(proxy: Proxy, body: bytes = b"{}") -> tuple[int, bytes]:
         conn.close()
 
 
-def test_without_a_ready_replica_the_answer_is_503(proxy: Proxy) -> None:
+def test_without_a_ready_replica_the_answer_is_503_after_the_hold(proxy: Proxy) -> None:
     code, body = _post(proxy)
     assert code == 503 and b"no ready replica" in body
+
+
+def test_a_request_is_held_until_a_replica_is_ready(
+    proxy: Proxy, backend: ThreadingHTTPServer
+) -> None:
+    """The one replica of a rollout handing over to the next: the request waits for it
+    instead of failing (the supervisor sets the ready set every tick)."""
+    proxy.hold = 30.0
+    answer: list[tuple[int, bytes]] = []
+    client = threading.Thread(target=lambda: answer.append(_post(proxy, b'{"held": 1}')))
+    client.start()
+    client.join(timeout=0.5)
+    assert client.is_alive() and not answer  # held, not refused
+    proxy.pool.replace([])  # a tick with still no replica: it keeps waiting
+    client.join(timeout=0.3)
+    assert client.is_alive()
+    proxy.pool.replace([Backend(backend.server_port)])
+    client.join(timeout=10)
+    assert answer == [(200, f"{backend.server_port}:".encode() + b'{"held": 1}')]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "rows"),
+    [
+        pytest.param(
+            b'{"dataframe_split": {"columns": ["a"], "data": [[1], [2], [3]]}}',
+            "application/json",
+            3,
+            id="split",
+        ),
+        pytest.param(
+            b'{"dataframe_records": [{"a": 1}, {"a": 2}]}', "application/json", 2, id="records"
+        ),
+        pytest.param(
+            b'{"instances": [[1, 2], [3, 4], [5, 6], [7, 8]]}',
+            "application/json",
+            4,
+            id="instances",
+        ),
+        pytest.param(
+            b'{"inputs": {"a": [1, 2, 3], "b": [1, 2, 3]}}', "application/json", 3, id="tensors"
+        ),
+        pytest.param(b"a,b\n1,2\n3,4\n", "text/csv; charset=utf-8", 2, id="csv"),
+        pytest.param(b"{not json", "application/json", None, id="unreadable"),
+        pytest.param(b'{"something": []}', "application/json", None, id="unknown-format"),
+    ],
+)
+def test_the_rows_of_a_batch_are_counted_in_every_mlflow_format(
+    body: bytes, content_type: str, rows: int | None
+) -> None:
+    assert batch_rows(body, content_type) == rows
+
+
+def test_a_batch_over_max_batch_size_is_refused_before_any_replica_sees_it(
+    proxy: Proxy, backend: ThreadingHTTPServer
+) -> None:
+    proxy.pool.replace([Backend(backend.server_port)])
+    proxy.max_batch_size = 2
+    code, body = _post(proxy, b'{"dataframe_records": [{"a": 1}, {"a": 2}, {"a": 3}]}')
+    assert code == 400
+    assert json.loads(body) == {
+        "error_code": "BAD_REQUEST",
+        "message": "a batch of 3 rows is over this endpoint's maxBatchSize (2): split it",
+    }
+    ok, echoed = _post(proxy, b'{"dataframe_records": [{"a": 1}, {"a": 2}]}')
+    assert ok == 200 and echoed.startswith(str(backend.server_port).encode())
 
 
 def test_a_replica_that_refuses_connections_is_skipped(

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -76,12 +77,15 @@ def _under_load(
 
 
 @pytest.mark.slow
-def test_a_rollout_under_load_loses_no_request(served: Served) -> None:
-    first = served.apply(served.command({"replicas": 2}))
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_rollout_under_load_loses_no_request(served: Served, count: int) -> None:
+    """Also with one replica: the new one is ready before the old one drains, and a request
+    that finds neither ready for a moment is held, not failed."""
+    first = served.apply(served.command({"replicas": count}))
     assert first.phase == "Ready", first.message
     url = str(first.observed["url"])
     stop, results, threads = _under_load(url)
-    changed = served.command({"replicas": 2, "env": {"CHURN_THRESHOLD": "0.5"}})
+    changed = served.command({"replicas": count, "env": {"CHURN_THRESHOLD": "0.5"}})
     second = served.apply(changed)  # a new replica template: every replica is replaced
     time.sleep(1)
     stop.set()
@@ -91,6 +95,20 @@ def test_a_rollout_under_load_loses_no_request(served: Served) -> None:
     assert second.observed["url"] == url
     failures = [r for r in results if r != "ok"]
     assert failures == [] and len(results) > 20, (failures[:3], len(results))
+
+
+@pytest.mark.slow
+def test_max_batch_size_is_enforced_at_the_endpoint(served: Served) -> None:
+    limited = served.apply(served.command({"replicas": 1, "server": {"maxBatchSize": 4}}))
+    assert limited.phase == "Ready", limited.message
+    url = str(limited.observed["url"])
+    assert predict(url, ROWS[:4]) == served.expected[:4]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        predict(url, ROWS)  # five rows
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["message"] == (
+        "a batch of 5 rows is over this endpoint's maxBatchSize (4): split it"
+    )
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ class Desired:
     # the agent treats as drift and writes again.
     workers: int
     request_timeout: float
+    max_batch_size: int | None
+    """Rows one request may carry; the proxy refuses more (400) before a replica sees it."""
     env: dict[str, str]
     health_path: str
     initial_delay: float
@@ -116,6 +118,7 @@ def build(
         model_dir=str(model_dir),
         workers=spec.server.workers,
         request_timeout=parse_duration(spec.server.request_timeout),
+        max_batch_size=spec.server.max_batch_size,
         env=dict(spec.env),
         health_path=spec.health.path,
         initial_delay=parse_duration(spec.health.initial_delay),

@@ -44,6 +44,7 @@ class Supervisor:
         self.dir, self.desired = directory, desired
         self.pool, self.meter = Pool(), Meter(desired.name)
         self.proxy = Proxy(desired.port, self.pool, self.meter, desired.request_timeout)
+        self.proxy.max_batch_size = desired.max_batch_size
         self.replicas: list[replicas.Replica] = []
         self.standby: list[replicas.Replica] = []
         """Started and healthy but outside the pool: a scale-up takes one at once."""
@@ -82,9 +83,9 @@ class Supervisor:
         else:
             self._heal(now)
         self._autoscale(now)
-        self._drain(now)
         ready = [r for r in self.replicas if r.ready and not r.failed]
         self.pool.replace([r.backend for r in ready])
+        self._drain(now)  # after the pool let go of them: no request reaches a stopped one
         self.meter.replicas.set(len(ready))
         self._write_status(target, len(ready))
         self._write_metrics(now)
@@ -107,6 +108,7 @@ class Supervisor:
                 self.count if desired.scales_like(self.desired) else None
             )
             self.desired = desired
+            self.proxy.max_batch_size = desired.max_batch_size
         return True
 
     # -- rollouts -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import http
+import json
 import threading
 import time
 from collections import deque
@@ -65,17 +66,53 @@ class Backend:
             conn.close()
 
 
+HOLD_SECONDS = 10.0
+"""How long a request waits for a ready replica (a rollout of one replica, a restart)."""
+
+
+def batch_rows(body: bytes, content_type: str) -> int | None:
+    """How many rows a scoring request carries, in each of MLflow's input formats
+    (``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``, CSV); None when
+    it cannot tell (the replica answers what it makes of it)."""
+    if content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv":
+        return max(0, sum(1 for line in body.splitlines() if line.strip()) - 1)
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    return _json_rows(request) if isinstance(request, dict) else None
+
+
+def _json_rows(request: dict[str, object]) -> int | None:
+    for key in ("dataframe_records", "instances", "inputs"):
+        found = request.get(key)
+        if isinstance(found, list):
+            return len(found)
+        if isinstance(found, dict):  # columns of tensors: the longest is the batch
+            return max((len(v) for v in found.values() if isinstance(v, list)), default=1)
+    split = request.get("dataframe_split")
+    data = split.get("data") if isinstance(split, dict) else None
+    return len(data) if isinstance(data, list) else None
+
+
 class Pool:
     """The replicas taking traffic; changed by the supervisor, read by request threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._backends: list[Backend] = []
 
     def replace(self, backends: list[Backend]) -> None:
-        """Replace the ready set (new replicas in, drained ones out)."""
+        """Replace the ready set (new replicas in, drained ones out); wakes held requests."""
         with self._lock:
             self._backends = list(backends)
+            self._changed.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        """Until the supervisor next sets the ready set (every tick), or ``seconds`` pass."""
+        with self._lock:
+            self._changed.wait(max(0.0, seconds))
 
     def members(self) -> list[Backend]:
         """The current ready set."""
@@ -174,8 +211,13 @@ class Proxy(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, port: int, pool: Pool, meter: Meter, timeout: float) -> None:
+    def __init__(
+        self, port: int, pool: Pool, meter: Meter, timeout: float, *, hold: float = HOLD_SECONDS
+    ) -> None:
         self.pool, self.meter, self.upstream_timeout = pool, meter, timeout
+        self.hold = hold
+        """How long a request waits for a ready replica before it is answered 503."""
+        self.max_batch_size: int | None = None
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -267,13 +309,41 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
-        code, reply, kind = self._send(body, headers)
+        limit = self.server.max_batch_size
+        content_type = self.headers.get("Content-Type") or ""
+        rows = batch_rows(body, content_type) if limit else None
+        if limit and rows is not None and rows > limit:
+            why = f"a batch of {rows} rows is over this endpoint's maxBatchSize ({limit}): split it"
+            code, reply, kind = (
+                400,
+                json.dumps({"error_code": "BAD_REQUEST", "message": why}).encode(),
+                JSON,
+            )
+        else:
+            code, reply, kind = self._send(body, headers)
         self._reply(code, reply, kind)
         self.server.meter.record(time.perf_counter() - started, code)
 
     def _send(self, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, bytes, str]:
-        tried: set[int] = set()
-        while (backend := self.server.pool.acquire(tried)) is not None:
+        """The first answer of a ready replica. While none is ready (a replica restarting,
+        the one replica of a rollout handing over), the request is held for the proxy's
+        ``hold`` seconds, tried again each time the supervisor sets the ready set, and only
+        then answered 503."""
+        pool, tried = self.server.pool, set[int]()
+        deadline = time.monotonic() + self.server.hold
+        while True:
+            backend = pool.acquire(tried)
+            if backend is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return (
+                        503,
+                        b'{"error_code": "UNAVAILABLE", "message": "no ready replica"}',
+                        JSON,
+                    )
+                pool.wait(left)
+                tried.clear()
+                continue
             try:
                 return _exchange(backend, self, body, headers)
             except TimeoutError:
@@ -281,8 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             except RETRYABLE:
                 tried.add(backend.port)
             finally:
-                self.server.pool.release(backend)
-        return 503, b'{"error_code": "UNAVAILABLE", "message": "no ready replica"}', JSON
+                pool.release(backend)
 
     def _reply(self, code: int, body: bytes, kind: str) -> None:
         """The whole response in one write (no ``Server``/``Date`` headers to format)."""
