@@ -47,7 +47,10 @@ class ScanPolicy(Strict):
     fail_on: Severity = "HIGH"
     """Block the version when a finding at this severity or above is reported."""
     allow_globals: list[str] = Field(default_factory=list)
-    """Pickle globals (module.name) accepted despite the scanner's verdict."""
+    """Pickle globals and skops types (module.name) accepted despite the scanner's verdict."""
+    allow_unscanned: bool = False
+    """Accept files no scanner understands (HDF5, ONNX, unknown binaries); by default one
+    blocks the version."""
     timeout: Duration = "10m"
 
 

@@ -73,6 +73,11 @@ class ModelObserved(_Observed):
     """``passed`` or ``failed``: the security scan's verdict."""
     scan_worst: str | None = None
     """The most severe finding (``NONE`` when none)."""
+    scan_files: str | None = None
+    """What was scanned, by format and scanner: ``skops 1 (skops), text 5 (data only)``."""
+    self_registered: str | None = None
+    """Registry versions the build's project registered itself (``wine/3``): never scanned
+    or gated by Gitplane."""
     run_id: str | None = None
     """The MLflow run that produced it."""
     metrics_gate: str | None = None

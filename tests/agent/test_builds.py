@@ -178,6 +178,7 @@ def test_a_version_failing_its_metrics_gate_is_never_registered(tmp_path: Path) 
     )
     assert passed.phase == "Ready", passed.message
     assert passed.observed["metricsGate"] == "passed"
+    assert str(passed.observed["scanFiles"]).startswith("skops 1 (skops), text ")  # MLflow 3
     assert _mlflow.aliases(runtime.env.tracking_uri, "regressor") == {"champion": 1}
 
     imported = _import(
@@ -190,6 +191,22 @@ def test_a_version_failing_its_metrics_gate_is_never_registered(tmp_path: Path) 
     assert runtime.apply(missing, _fresh(context, tmp_path / "missing")).message == (
         "failed its metrics gate: auc not logged, needs > 0.5"
     )
+
+
+@pytest.mark.slow
+def test_a_version_the_project_registered_itself_is_reported(tmp_path: Path) -> None:
+    """As MLflow's wine example does (``registered_model_name=``): that version skipped
+    every gate, and the plane says so."""
+    runtime, context = _build_in(tmp_path, "regressor")
+    command = _command("regressor", parameters={"noise": 0.5, "register_as": "wine"})
+    built = runtime.apply(command, context)
+    assert built.phase == "Ready", built.message
+    assert built.observed["selfRegistered"] == "wine/1"
+    assert built.message == (
+        "the project registered wine/1 itself, unscanned and ungated: do not deploy it "
+        "from the registry (remove registered_model_name from the project)"
+    )
+    assert _mlflow.aliases(runtime.env.tracking_uri, "regressor") == {}  # its own: v1
 
 
 def _fresh(context: ApplyContext, scratch: Path) -> ApplyContext:

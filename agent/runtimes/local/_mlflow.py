@@ -182,6 +182,14 @@ def find_version(uri: str, name: str, tag: str, value: str) -> Registered | None
         return None
 
 
+def versions_of_run(uri: str, run_id: str) -> list[str]:
+    """``name/version`` of every registered model version made from the run."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        found = client.search_model_versions(f"run_id = '{run_id}'")
+        return sorted(f"{mv.name}/{mv.version}" for mv in found)
+
+
 def register(
     uri: str, model_uri: str, name: str, *, tags: Mapping[str, str], aliases: list[str]
 ) -> Registered:

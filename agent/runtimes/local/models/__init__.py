@@ -53,22 +53,25 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         return _status(command, spec, existing.version, tags, existing.run_id)
     model_dir = context.scratch / "model"
     run_id, model_uri = _produce(spec, name, context=context, env=env, model_dir=model_dir)
+    own = _mlflow.versions_of_run(tracking_uri, run_id) if spec.source.project else []
     digest = digest_directory(model_dir)
-    report = scan.scan(model_dir, allow=spec.scan.allow_globals)
-    blocked = report.blocks(spec.scan.fail_on)
+    report = scan.scan(model_dir, allow=spec.scan.allow_globals, tools=list(spec.scan.tools))
+    blocked = report.blocks(spec.scan.fail_on, allow_unscanned=spec.scan.allow_unscanned)
     tags = {
         TAG_DIGEST: command.digest,
         "gitplane.source_commit": context.spec_commit,
         "gitplane.artifact_digest": digest,
         "gitplane.scan": "failed" if blocked else "passed",
         "gitplane.scan_worst": report.worst(),
+        "gitplane.scan_files": report.summary()[:5000],
         "gitplane.version": spec.version,
         **spec.tags,
     }
+    if own:  # registered by the project itself, before any scan or gate
+        tags["gitplane.self_registered"] = ", ".join(own)[:5000]
     reasons = [_metrics_gate(spec, env, run_id, tags)]
     if blocked:
-        found = ", ".join(f"{f.severity} {f.reference}" for f in report.findings) or "scan error"
-        reasons.append(f"security scan blocked it: {found}")
+        reasons.append(f"security scan blocked it: {report.reasons()}")
     why = "; ".join(r for r in reasons if r)
     if why:
         if run_id:
@@ -78,6 +81,12 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         tracking_uri, model_uri, registered_name, tags=tags, aliases=list(spec.aliases)
     )
     return _status(command, spec, registered.version, tags, run_id)
+
+
+SELF_REGISTERED = (
+    "the project registered {versions} itself, unscanned and ungated: "
+    "do not deploy it from the registry (remove registered_model_name from the project)"
+)
 
 
 def _metrics_gate(spec: ModelSpec, env: LocalEnv, run_id: str, tags: dict[str, str]) -> str:
@@ -214,12 +223,18 @@ def _report(
     message: str = "",
 ) -> signed.ResourceStatus:
     """What the plane reports for a model: the tags it was (or would have been) registered with."""
+    own = tags.get("gitplane.self_registered")
+    if own:
+        note = SELF_REGISTERED.format(versions=own)
+        message = (f"{message}; {note}" if message else note)[:4000]
     observed = ModelObserved(
         version=spec.version,
         artifact_digest=tags.get("gitplane.artifact_digest", ""),
         scan=tags.get("gitplane.scan", ""),
         run_id=run_id,
         scan_worst=tags.get("gitplane.scan_worst", ""),
+        scan_files=tags.get("gitplane.scan_files"),
+        self_registered=own,
         registry_version=registry_version,
         metrics_gate=tags.get("gitplane.metrics_gate") if spec.metrics_gate else None,
     ).flat()
