@@ -380,6 +380,10 @@ class Agent:
             resources=resources,
             error=failure,
             now=now,
+            capabilities=signed.PlaneCapabilities(
+                env_managers=sorted(self.runtime.capabilities.env_managers),
+                enforces_resources=self.runtime.capabilities.enforces_resources,
+            ),
         )
 
 

@@ -33,6 +33,7 @@ class StatusWriter:
     def write(
         self, *, applied: signed.Head, timestamp_version: int,
         resources: Sequence[signed.ResourceStatus], error: signed.StatusError | None, now: datetime,
+        capabilities: signed.PlaneCapabilities | None = None,
     ) -> bool:  # fmt: skip
         """Publish a report unless it would only repeat the current one; True if written.
 
@@ -59,6 +60,7 @@ class StatusWriter:
                 "timestamp_version": timestamp_version,
                 "resources": list(resources),
                 "error": error,
+                "capabilities": capabilities,
             }
             if current is not None and _same(current, body):
                 return False
@@ -127,6 +129,7 @@ def _same(current: signed.Status, body: dict[str, object]) -> bool:
         current.applied == body["applied"]
         and list(current.resources) == body["resources"]
         and current.error == body["error"]
+        and current.capabilities == body["capabilities"]
     )
 
 

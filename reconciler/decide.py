@@ -279,6 +279,9 @@ def _decide(doc: Document, context: Context) -> Action | None:
     gate = _gate(doc, context)
     if isinstance(gate, gates.Gate):
         return Action(gate.op, doc.KIND, doc.name, gate.reason, source=source)
+    refused = gates.unsupported(doc, context.recorded)
+    if refused is not None:  # the plane would have to ignore part of it: nothing is sent
+        return Action("blocked", doc.KIND, doc.name, refused, source=source)
     digest = source
     if gate:  # references pinned for this plane: a plane-specific spec
         text = spec_json({**declared, **gate})

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from reconciler.planned import Desired
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, observed, signed
+from schemas.common import ProjectRef
+from schemas.dag import DAG
 from schemas.deployment import Deployment
 from schemas.document import Document
 from schemas.model import METRICS_GATE_FAILED, SEVERITIES, Model
@@ -102,6 +104,27 @@ def _missing_verdict(model: Model, seen: observed.ModelObserved) -> str:
     return ""
 
 
+def unsupported(doc: Document, plane: RecordedPlane) -> str | None:
+    """Why ``doc`` cannot be carried out as written on ``plane``, by what its agent reports
+    its runtime can do (None: it can, or the plane has not said: its agent refuses then)."""
+    capabilities = plane.capabilities
+    if capabilities is None:
+        return None
+    projects: list[ProjectRef] = []
+    if isinstance(doc, Model) and doc.spec.source.project is not None:
+        projects = [doc.spec.source.project]
+    elif isinstance(doc, DAG):
+        projects = [step.project for step in doc.spec.steps]
+    have = ", ".join(capabilities.env_managers) or "none"
+    for project in projects:
+        if project.env_manager not in capabilities.env_managers:
+            return (
+                f"envManager {project.env_manager!r} ({project.path}) is not available on "
+                f"plane {plane.name} (it has: {have})"
+            )
+    return None
+
+
 def _retrying(status: signed.ResourceStatus) -> bool:
     """Whether the plane will apply the failed resource again (its agent or its runtime)."""
     return any(isinstance(status.observed.get(k), str) for k in ("nextRetry", "retryAt"))
@@ -111,12 +134,14 @@ def failed(issued: Issued, status: signed.ResourceStatus | None) -> Gate | None:
     """Why the current command's resource is not done on its plane after a failed apply, or
     None (nothing failed). The reconciler issues nothing for it: the plane retries a failed
     apply itself from the command it holds (``nextRetry``; a feature set's own ``retryAt``),
-    and a ``Stalled`` resource waits for a person to change its spec."""
+    and a ``Stalled`` or ``Blocked`` resource waits for a person to change its spec."""
     if status is None or status.digest != issued.digest:
         return None
     cause = signed.cause_of(status.message) or "see its status"
     if status.phase == "Stalled":
         return Gate("blocked", f"{cause}; change its spec to try again (docs/agent.md)")
+    if status.phase == "Blocked":  # a gate on the plane refused it: only a new spec helps
+        return Gate("blocked", f"blocked on the plane: {cause}")
     if status.phase != "Failed":
         return None
     attempts, at = status.observed.get("attempts"), status.observed.get("nextRetry")

@@ -47,6 +47,8 @@ class RecordedPlane:
     """Why its command log needs attention though it verified (its timestamp expired)."""
     log_refused: bool = False
     """Its command log did not verify: nothing is issued to it until it does."""
+    capabilities: signed.PlaneCapabilities | None = None
+    """What its runtime can enforce, from its last verified report (None: not reported)."""
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -114,7 +116,10 @@ def from_ledger(
     late = next((b for b in bundles if b.sequence > applied), None)
     flag = _flag(status, refused) or _stale(late, now, stale_after)
     expired = _expired(expires, now)
-    return RecordedPlane(name, log.issued, observed, head, applied, flag, log_flag=expired)
+    capabilities = status.capabilities if status else None
+    return RecordedPlane(
+        name, log.issued, observed, head, applied, flag, log_flag=expired, capabilities=capabilities
+    )
 
 
 def _expired(expires: datetime | None, now: datetime) -> str | None:

@@ -198,6 +198,8 @@ class Planner:
         if state is not plane.recorded:
             reported = _record_changes(plane.recorded, state)
             flagged = state.summary != plane.recorded.summary
+            if state.capabilities != plane.recorded.capabilities:  # what it may be sent
+                reported |= {(d.KIND, d.name) for d in plane.targets}
             plane.recorded = state
         again |= reported
         verdicts = index.plane_verdicts(plane.policies, desired, now)

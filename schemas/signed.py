@@ -174,6 +174,18 @@ class StatusError(Signed):
     message: Annotated[str, Field(max_length=4096)]
 
 
+class PlaneCapabilities(Signed):
+    """What the plane's runtime can enforce of a spec, as its agent reports it: the
+    reconciler refuses to send what the plane would have to ignore."""
+
+    env_managers: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]], Field(max_length=16)
+    ]
+    """The MLflow Project ``envManager`` values its builds and steps honour."""
+    enforces_resources: bool
+    """Whether ``resources`` (cpu, memory, gpu) are limits it applies."""
+
+
 class Status(Signed):
     """A signed status report (Uptane's ECU version report)."""
 
@@ -188,3 +200,5 @@ class Status(Signed):
         default_factory=list
     )
     error: StatusError | None = None
+    capabilities: PlaneCapabilities | None = None
+    """What its runtime can enforce (absent from agents of earlier releases)."""

@@ -94,6 +94,11 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
         _, stderr = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, stderr[-2000:]
     assert b'"applied": ["FeatureSet/customer-activity"]' in stderr
+    report = _newest_report(world)
+    assert report is not None and report["capabilities"] == {
+        "env_managers": ["local"],  # what the reconciler may send this plane
+        "enforces_resources": False,
+    }
     failed = [
         json.loads(line)
         for line in stderr.decode().splitlines()

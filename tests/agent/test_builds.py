@@ -322,3 +322,31 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(
     monkeypatch.setattr(utils, "_upgrade_db", upgrade)
     _mlflow.ensure_store(uri)  # the next start makes it whole
     assert MlflowClient(tracking_uri=uri).search_registered_models() == []
+
+
+@pytest.mark.parametrize("manager", ["virtualenv", "uv", "conda"])
+def test_an_env_manager_this_plane_lacks_blocks_the_build_instead_of_running_as_local(
+    tmp_path: Path, manager: str
+) -> None:
+    """Ran as ``local``, a project's pins (``scikit-learn==1.2.0``) were silently ignored."""
+    runtime, context = _build_in(tmp_path, "regressor")
+    source: dict[str, object] = {"path": "projects/regressor", "envManager": manager}
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "pinned"},
+        "spec": {"version": "1.0.0", "source": {"project": source}},
+    }
+    text = json.dumps(body, sort_keys=True)
+    command = signed.Command(
+        id="Model/pinned", action="build", kind="Model", name="pinned", spec=text,
+        digest=envelope.digest(text.encode()),
+    )  # fmt: skip
+    blocked = runtime.apply(command, context)
+    assert blocked.phase == "Blocked"
+    assert blocked.message == (
+        f"projects/regressor: envManager {manager!r} is not available on this plane "
+        "(it has: local); it would run in the agent's own environment, ignoring the "
+        "project's pins"
+    )
+    assert not (tmp_path / "mlflow.db").exists()  # nothing ran, nothing was logged

@@ -566,3 +566,15 @@ def test_a_step_parameter_its_entry_point_does_not_declare_fails_the_step(
     assert "step produce: entry point 'main' declares no 'nmaes'" in status.message
     children = _children(_runs(env, "typo"))
     assert children == {}  # no project ran
+
+
+def test_a_step_whose_env_manager_the_plane_lacks_blocks_the_dag(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    env, commit = plane
+    produce = _step("produce", "dag-produce")
+    produce["project"]["envManager"] = "conda"
+    status = dags.apply(_command("pinned", {"steps": [produce]}), _context(env, commit), env)
+    assert status.phase == "Blocked"
+    assert "projects/dag-produce: envManager 'conda' is not available" in status.message
+    assert _runs(env, "pinned") == []  # no parent run, no step

@@ -99,7 +99,10 @@ class Corpus:
         (self.root / path).write_text(text)
 
     def files(self, folder: str) -> list[Path]:
-        return sorted((self.root / folder).glob("*.yaml"))
+        """The corpus's own specs (not the broken or copied ones an edit left for a commit)."""
+        return sorted(
+            p for p in (self.root / folder).glob("*.yaml") if not p.name.startswith("zz-")
+        )
 
     def seed(self) -> None:
         for i, (env, region) in enumerate([(e, r) for e in ENVS for r in ("a", "b")]):
@@ -212,12 +215,21 @@ def declare_parameter(c: Corpus) -> None:
 
 def pass_parameter(c: Corpus) -> None:
     """A model starts or stops passing ``lr`` (a problem where its entry point lacks it)."""
+    _toggle_in_project(c, ", parameters: {lr: 0.5}")
+
+
+def toggle_env_manager(c: Corpus) -> None:
+    """A model asks for conda: some planes report they have it, some not, some nothing."""
+    _toggle_in_project(c, ", envManager: conda")
+
+
+def _toggle_in_project(c: Corpus, piece: str) -> None:
     path = c.rng.choice(c.files("models"))
     text = path.read_text()
-    if ", parameters: {lr: 0.5}" in text:
-        path.write_text(text.replace(", parameters: {lr: 0.5}", ""))
+    if piece in text:
+        path.write_text(text.replace(piece, ""))
     else:
-        path.write_text(text.replace("}}\n  aliases", ", parameters: {lr: 0.5}}}\n  aliases"))
+        path.write_text(text.replace("}}\n  aliases", piece + "}}\n  aliases"))
 
 
 def move_feature_set(c: Corpus) -> None:
@@ -270,6 +282,7 @@ EDITS = [
     change_project,
     declare_parameter,
     pass_parameter,
+    toggle_env_manager,
     move_feature_set,
     relabel_plane,
     change_policy,
@@ -311,7 +324,17 @@ def report(
         attempts = last.attempts + 1 if last and last.digest == command.digest else 1
         issued[key] = Issued(command.action, command.digest, sequence, stamp, attempts)
         observed[key] = _status(rng, command)
-    recorded[chosen.plane] = RecordedPlane(chosen.plane, issued, observed, sequence, sequence)
+    capabilities = rng.choice(CAPABILITIES)
+    recorded[chosen.plane] = RecordedPlane(
+        chosen.plane, issued, observed, sequence, sequence, capabilities=capabilities
+    )
+
+
+CAPABILITIES = [
+    None,
+    signed.PlaneCapabilities(env_managers=["local"], enforces_resources=False),
+    signed.PlaneCapabilities(env_managers=["conda", "local"], enforces_resources=True),
+]
 
 
 def _status(rng: random.Random, command: signed.Command) -> signed.ResourceStatus:

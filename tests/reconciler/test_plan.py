@@ -453,13 +453,19 @@ def test_a_blocked_resource_is_not_retried() -> None:
     recorded = _sync(desired)
     key = ("Deployment", "churn-dev")
     blocked = signed.ResourceStatus(
-        kind="Deployment", name="churn-dev", phase="Blocked", digest=recorded.issued[key].digest
+        kind="Deployment",
+        name="churn-dev",
+        phase="Blocked",
+        digest=recorded.issued[key].digest,
+        message="envManager 'conda' is not available on this plane",
     )
     observed = {**recorded.observed, key: blocked}
     later = TUESDAY_NOON.replace(hour=20)
-    assert (
-        ops(plan(desired, {"dev": RecordedPlane("dev", recorded.issued, observed)}, later), "dev")
-        == []
+    result = plan(desired, {"dev": RecordedPlane("dev", recorded.issued, observed)}, later)
+    [action] = result.planes[0].actions  # shown, with why, and never issued again
+    assert (action.op, action.ref, action.command) == ("blocked", "Deployment/churn-dev", None)
+    assert action.reason == (
+        "blocked on the plane: envManager 'conda' is not available on this plane"
     )
 
 
@@ -504,3 +510,37 @@ def test_an_annotation_is_the_way_to_retry_a_stalled_resource() -> None:
     action = again.planes[0].actions[0]
     assert (action.op, action.ref) == ("build", "Model/churn")
     assert action.command is not None and action.command.digest != command.digest
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "op", "reason"),
+    [
+        pytest.param(None, "build", "build version 1.2.0", id="not-reported-yet"),
+        pytest.param(
+            signed.PlaneCapabilities(env_managers=["local"], enforces_resources=False),
+            "blocked",
+            "envManager 'conda' (projects/churn) is not available on plane dev (it has: local)",
+            id="the-plane-lacks-it",
+        ),
+        pytest.param(
+            signed.PlaneCapabilities(env_managers=["conda", "local"], enforces_resources=True),
+            "build",
+            "build version 1.2.0",
+            id="the-plane-has-it",
+        ),
+    ],
+)
+def test_what_a_plane_reports_it_cannot_do_is_never_sent_to_it(
+    capabilities: signed.PlaneCapabilities | None, op: str, reason: str
+) -> None:
+    """The agent reports its runtime's capabilities in its signed status; a build in an
+    environment it lacks would run in the agent's own, ignoring the project's pins."""
+    conda = MODEL.replace(
+        "source: {project: {path: projects/churn}}",
+        "source: {project: {path: projects/churn, envManager: conda}}",
+    )
+    desired = Desired(COMMIT, docs(conda, deployment()))
+    state = RecordedPlane("dev", capabilities=capabilities)
+    action = plan(desired, {"dev": state}, TUESDAY_NOON).planes[0].actions[0]
+    assert (action.op, action.ref, action.reason) == (op, "Model/churn", reason)
+    assert (action.command is None) == (op == "blocked")

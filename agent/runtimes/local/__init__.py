@@ -23,7 +23,7 @@ from types import ModuleType
 
 from agent.runtimes.base import ApplyContext, Capabilities
 from agent.runtimes.local import dags, features, models, serving
-from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.env import ENV_MANAGERS, LocalEnv
 from schemas import signed
 
 _KINDS: dict[str, ModuleType] = {
@@ -40,7 +40,7 @@ class LocalRuntime:
     kinds = frozenset(_KINDS)
     jobs = frozenset({"DAG", "FeatureSet"})
     retried = frozenset({"Model", "Deployment"})
-    capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=False)
+    capabilities = Capabilities(env_managers=ENV_MANAGERS, enforces_resources=False)
 
     def __init__(self, env: LocalEnv) -> None:
         self.env = env

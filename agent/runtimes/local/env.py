@@ -7,6 +7,21 @@ from pathlib import Path
 
 from ledger import gitrepo
 
+ENV_MANAGERS = frozenset({"local"})
+"""The MLflow Project ``envManager`` values this runtime honours: builds and DAG steps run
+in the agent's own environment. Any other is refused, never run as ``local``."""
+
+
+def env_manager_refusal(project: str, manager: str) -> str:
+    """Why a project cannot run here with ``manager``, or ``""``."""
+    if manager in ENV_MANAGERS:
+        return ""
+    have = ", ".join(sorted(ENV_MANAGERS))
+    return (
+        f"{project}: envManager {manager!r} is not available on this plane (it has: {have}); "
+        "it would run in the agent's own environment, ignoring the project's pins"
+    )
+
 
 @dataclass(frozen=True)
 class LocalEnv:

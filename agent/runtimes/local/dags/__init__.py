@@ -28,7 +28,7 @@ from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow
 from agent.runtimes.local.dags import _plan as _dagplan
 from agent.runtimes.local.dags import _run as _dagrun
-from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.env import LocalEnv, env_manager_refusal
 from schemas import commands, files, signed
 from schemas.dag import DAG
 
@@ -57,6 +57,16 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     """Register a scheduled DAG, or run an unscheduled one, at ``context.now``."""
     now = context.now
     dag = parse(command)
+    refused = [
+        r
+        for s in dag.spec.steps
+        if (r := env_manager_refusal(s.project.path, s.project.env_manager))
+    ]
+    if refused:  # nothing runs: a step in the wrong environment is worse than none
+        return signed.ResourceStatus(
+            kind="DAG", name=dag.name, phase="Blocked", digest=command.digest,
+            message="; ".join(refused)[:4000],
+        )  # fmt: skip
     kept = load_state(env, dag.name)
     if kept is not None and kept.status is not None and is_settled(kept, command):
         return kept.status

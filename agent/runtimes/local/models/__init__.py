@@ -28,7 +28,7 @@ from typing import Literal
 
 from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.local import _mlflow
-from agent.runtimes.local.env import LocalEnv
+from agent.runtimes.local.env import LocalEnv, env_manager_refusal
 from agent.runtimes.local.models import scan
 from schemas import commands, signed
 from schemas.common import parse_duration
@@ -44,6 +44,10 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     model = commands.read(command, commands.ModelCommand)
     spec, name = model.spec, model.name
     registered_name = spec.registered_name or name
+    project = spec.source.project
+    refused = env_manager_refusal(project.path, project.env_manager) if project else ""
+    if refused:  # Blocked, not Failed: no retry can make the manager appear
+        return _blocked(command, spec, {}, "", refused)
     existing = _mlflow.find_version(tracking_uri, registered_name, TAG_DIGEST, command.digest)
     if existing is not None:
         tags = dict(existing.tags)
