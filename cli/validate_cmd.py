@@ -38,9 +38,12 @@ def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
             "commit": state.commit,
             "specs": len(state.documents),
             "errors": errors,
+            "warnings": [w.as_dict() for w in state.warnings],
         }
         click.echo(json.dumps(body, indent=2))
     else:
+        for warning in state.warnings:
+            click.echo(f"warning: {warning}", err=True)
         _print_text(state)
     if not state.valid:
         raise ReportedError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger import gitrepo
 from reconciler import _gc, _parallel
-from schemas import crossref, hints, mlproject, parse, tree
+from schemas import crossref, hints, mlproject, parse, support, tree
 from schemas.document import Document
 from schemas.problems import Problem
 
@@ -30,6 +30,9 @@ class DesiredState:
     commit: str | None
     documents: list[tuple[str, Document]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    """Fields set that a runtime, or this release, does not enforce (``schemas.support``):
+    reported, never silently dropped; they do not make the tree invalid."""
 
     @property
     def valid(self) -> bool:
@@ -100,6 +103,9 @@ def _load(
     for file, found in group(located):
         state.problems += parse.locate(file, contents[file], found)
     state.problems.sort()
+    for file, found in group(support.warnings(state.documents)):
+        state.warnings += parse.locate(file, contents[file], found)
+    state.warnings.sort()
     return state
 
 

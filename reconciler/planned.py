@@ -12,6 +12,7 @@ from typing import Literal
 
 from schemas import signed
 from schemas.document import Document
+from schemas.problems import Problem
 
 Op = Literal["create", "update", "delete", "build", "wait", "blocked"]
 ORDER = ("Model", "FeatureSet", "Deployment", "DAG")
@@ -72,6 +73,8 @@ class Plan:
 
     commit: str
     planes: tuple[PlanePlan, ...] = field(default_factory=tuple)
+    warnings: tuple[Problem, ...] = ()
+    """Fields the specs set that a runtime, or this release, does not enforce."""
 
     @property
     def has_changes(self) -> bool:

@@ -43,13 +43,17 @@ class PlanRequest:
 def make_plan(request: PlanRequest, now: datetime) -> Plan:
     """The plan of ``request.rev``; with a base, only the actions the change introduces."""
     repo, prefix = _repo(request.path)
-    head_state = _desired(repo, request.rev, prefix, str(request.path))
+    loaded = _load(repo, request.rev, prefix, str(request.path))
+    if not loaded.valid:
+        raise InvalidSpecsError(loaded.problems)
+    head_state = _resolved(repo, request.rev, prefix, loaded)
     recorded, _ = _recorded(request, repo, head_state, now)
     head = _unissued(plan(head_state, recorded, now), recorded)
+    warned = replace(head, warnings=tuple(loaded.warnings))
     if request.base is None:
-        return head
+        return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
-    return _difference(head, base)
+    return _difference(warned, base)
 
 
 def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
@@ -147,7 +151,7 @@ def _difference(head: Plan, base: Plan) -> Plan:
         replace(p, actions=tuple(a for a in p.actions if (p.plane, _key(a)) not in before))
         for p in head.planes
     )
-    return Plan(head.commit, planes)
+    return replace(head, planes=planes)
 
 
 def _key(action: Action) -> tuple[str, str, str]:

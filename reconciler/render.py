@@ -44,6 +44,7 @@ def text(plan: Plan, *, title: str) -> str:
             out.append(f"  ! warning: {inert(plane.flag)}")
         out += [f"  {line}" for line in _lines(plane)] or ["  (no changes)"]
         out.append("")
+    out += [f"warning: {inert(str(w))}" for w in plan.warnings]
     out.append(summary(plan))
     return "\n".join(out)
 
@@ -61,6 +62,9 @@ def markdown(plan: Plan, *, title: str) -> str:
     unchanged = [p.plane for p in plan.planes if not p.actions and not p.flag]
     if unchanged:
         out.append("No changes on: " + ", ".join(f"`{p}`" for p in unchanged))
+    if plan.warnings:
+        out += ["", "**Not enforced** (the specs set them; nothing applies them):", ""]
+        out += [f"* `{inert(str(w))}`" for w in plan.warnings]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -71,6 +75,7 @@ def as_json(plan: Plan) -> dict[str, Any]:
         "commit": plan.commit,
         "changes": plan.has_changes,
         "summary": {op: counts[op] for op in SUMMARY_ORDER},
+        "warnings": [w.as_dict() for w in plan.warnings],
         "planes": [
             {
                 "plane": p.plane,

@@ -102,3 +102,36 @@ def test_usage_errors_exit_2(gitplane_bin: str, example_repo: Path, tmp_path: Pa
         done = run(gitplane_bin, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
+    gitplane_bin: str, example_repo: Path
+) -> None:
+    """Accepted and ignored is the worst bug: a field the local runtime (or this release)
+    does not apply is named, placed and explained by validate and by plan; it stays valid."""
+    deployment = example_repo / "deployments" / "churn-dev.yaml"
+    text = deployment.read_text().replace(
+        "maxUnavailable: 0}", "maxUnavailable: 0, autoRollback: false}"
+    )
+    deployment.write_text(text)
+    commit_all(example_repo)
+    done = run(gitplane_bin, "validate", str(example_repo))
+    assert done.returncode == 0, done.stdout + done.stderr
+    warned = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert warned == [
+        f"warning: {example_repo}/deployments/churn-dev.yaml:23:3: spec.resources: not "
+        "enforced by the local runtime (planes: local-dev): processes there are not limited to it",
+        f"warning: {example_repo}/deployments/churn-dev.yaml:24:78: spec.rollout.autoRollback: "
+        "has no effect on the local runtime (planes: local-dev): the old replicas keep serving "
+        "when a new version fails",
+        f"warning: {example_repo}/planes/prod.yaml:15:5: spec.capacity.maxReplicas: not "
+        "enforced in this release: the reconciler plans past it",
+    ]
+    body = json.loads(run(gitplane_bin, "validate", str(example_repo), "-o", "json").stdout)
+    assert body["valid"] is True and len(body["warnings"]) == 3
+    planned = run(gitplane_bin, "plan", str(example_repo), "-o", "json")
+    assert [w["path"] for w in json.loads(planned.stdout)["warnings"]] == [
+        "spec.resources",
+        "spec.rollout.autoRollback",
+        "spec.capacity.maxReplicas",
+    ]
