@@ -40,6 +40,8 @@ def status(
             raise click.UsageError(f"no DataPlane named {only!r} at {rev}")
     for problem in result.problems:
         click.echo(str(problem), err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if result.problems:
         count = len(result.problems)
         click.echo(
@@ -50,6 +52,7 @@ def status(
     if output == "json":
         body = status_view.as_json(planes)
         body["specProblems"] = [problem.as_dict() for problem in result.problems]
+        body["specWarnings"] = [warning.as_dict() for warning in result.warnings]
         click.echo(json.dumps(body, indent=2))
     else:
         click.echo(status_view.text(planes), nl=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -72,6 +72,8 @@ class StatusResult:
 
     planes: list[status_view.PlaneStatus]
     problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)
+    """Fields the specs set that a runtime, or this release, does not enforce."""
     """Why ``rev`` does not validate. The reconciler issues nothing from such a commit, so
     nothing is compared: each plane shows what it last recorded, every resource ``Unknown``
     to sync (planes whose own DataPlane spec is broken cannot be verified, and are left out)."""
@@ -84,9 +86,8 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
     if state.valid:
         want = _resolved(repo, request.rev, prefix, state)
         recorded, reports = _recorded(request, repo, want, now)
-        return StatusResult(
-            status_view.build(plan(want, recorded, now), recorded, reports, now), []
-        )
+        views = status_view.build(plan(want, recorded, now), recorded, reports, now)
+        return StatusResult(views, [], state.warnings)
     broken = {problem.file for problem in state.problems}
     planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
     recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)
@@ -95,7 +96,7 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
         tuple(PlanePlan(p.name, p.spec.runtime, dict(p.metadata.labels)) for p in planes),
     )
     views = status_view.build(unplanned, recorded, reports, now, compared=False)
-    return StatusResult(views, state.problems)
+    return StatusResult(views, state.problems, state.warnings)
 
 
 def _recorded(
