@@ -26,6 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 API_VERSION = "gitplane.dev/v1alpha1"
 KIND_SHARES = {
     "DataPlane": 0.02,
@@ -261,6 +264,12 @@ def _selector(rng: random.Random, plan: Plan, env: str | None = None) -> list[st
     ]
 
 
+def _public_key(rng: random.Random) -> str:
+    """A real Ed25519 public key from seeded bytes (validate refuses non-canonical points)."""
+    private = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
 def _cpu(rng: random.Random) -> str:
     return rng.choice(('"250m"', '"500m"', '"1"', '"2"', '"1.5"', '"4"'))
 
@@ -285,7 +294,7 @@ def _data_plane(rng: random.Random, plan: Plan, i: int) -> tuple[str, str]:
     local = plane.region == "local"
     spec = [
         f"runtime: {'local' if local else 'kubernetes'}",
-        f"agentKey: {{type: ed25519, public: {rng.getrandbits(256):064x}}}",
+        f"agentKey: {{type: ed25519, public: {_public_key(rng)}}}",
         "sync:",
         f"  prune: {'true' if plane.env != 'prod' else 'false'}",
         f"  selfHeal: {rng.choice(('true', 'false'))}",
@@ -541,6 +550,8 @@ entry_points:
       c: {{type: float, default: 1.0}}
       seed: {{type: float, default: 7}}
       rows: {{type: float, default: 1000}}
+      shards: {{type: float, default: 1}}
+      date: {{type: string, default: today}}
     command: "python train.py --n-samples {{n_samples}} --c {{c}} --seed {{seed}}"
 """
 PYTHON_ENV = 'python: "3.11"\ndependencies:\n  - mlflow>=2.14\n  - scikit-learn>=1.3\n'

@@ -10,7 +10,7 @@ documents in, warnings by file out (placed at lines by ``parse.locate``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.common import Resources
 from schemas.crossref import Files, Located
@@ -29,16 +29,22 @@ NO_AUTO_ROLLBACK_OFF = frozenset({"local"})
 ``rollout.autoRollback`` says."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Planes:
     planes: list[DataPlane]
+    memo: dict[str, list[DataPlane]] = field(default_factory=dict)
+    """Selector (as JSON) -> the planes it selects: selectors repeat across thousands of
+    specs."""
 
     def of(self, doc: Document) -> list[DataPlane]:
         """The planes ``doc`` lands on (every plane for a model built where it is deployed)."""
         selector = doc.plane_selector
         if selector is None:
             return self.planes
-        return [p for p in self.planes if selector.matches(p.metadata.labels)]
+        key = selector.model_dump_json()
+        if key not in self.memo:
+            self.memo[key] = [p for p in self.planes if selector.matches(p.metadata.labels)]
+        return self.memo[key]
 
 
 def warnings(files: Files) -> list[Located]:
@@ -51,17 +57,21 @@ def _document(doc: Document, planes: _Planes) -> Iterator[Found]:
     if isinstance(doc, DataPlane):
         yield from _capacity(doc)
         return
+    limited = [loc for loc, resources in _resources(doc) if _sets(resources)]
+    no_rollback = isinstance(doc, Deployment) and not doc.spec.rollout.auto_rollback
+    if not limited and not no_rollback:
+        return  # most specs: nothing to look up
     on = planes.of(doc)
     ignoring = sorted(p.name for p in on if p.spec.runtime in UNENFORCED_RESOURCES)
-    for loc, resources in _resources(doc):
-        if ignoring and _sets(resources):
+    for loc in limited:
+        if ignoring:
             yield Found(
                 loc,
                 "not enforced by the local runtime (planes: "
                 f"{', '.join(ignoring)}): processes there are not limited to it",
                 on_key=True,
             )
-    if isinstance(doc, Deployment) and not doc.spec.rollout.auto_rollback:
+    if no_rollback:
         kept = sorted(p.name for p in on if p.spec.runtime in NO_AUTO_ROLLBACK_OFF)
         if kept:
             yield Found(
@@ -85,13 +95,13 @@ def _sets(resources: Resources) -> bool:
 
 def _capacity(plane: DataPlane) -> Iterator[Found]:
     capacity = plane.spec.capacity
-    for field, value in (
+    for name, value in (
         ("maxReplicas", capacity.max_replicas),
         ("maxDeployments", capacity.max_deployments),
     ):
         if value is not None:
             yield Found(
-                ("spec", "capacity", field),
+                ("spec", "capacity", name),
                 "not enforced in this release: the reconciler plans past it",
                 on_key=True,
             )
