@@ -255,9 +255,9 @@ class Agent:
     def _log_if_failed(
         self, state: signed.ResourceStatus, before: signed.ResourceStatus | None
     ) -> None:
-        """One log line when a resource becomes Failed or Blocked (or fails again with
+        """One log line when a resource becomes Failed, Stalled or Blocked (or fails again with
         another message): a failure is never only in the status branch."""
-        if state.phase not in ("Failed", "Stalled", "Blocked"):
+        if state.phase not in signed.FAILING:
             return
         if before is not None and (before.phase, before.message) == (state.phase, state.message):
             return

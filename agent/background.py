@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from agent import retry
 from agent.journal import Source
 from agent.runtimes.base import CancelToken
 from ledger import verify
 from schemas import signed
+from schemas.observed import RetryObserved
 
 _T = TypeVar("_T")
 
@@ -171,8 +171,7 @@ def progressing(
     if before is None or before.phase == "Deleted":
         before = signed.ResourceStatus(kind=command.kind, name=command.name, phase="Pending")
     elif before.digest != command.digest:  # a new command: its attempts count from one
-        kept = {k: v for k, v in before.observed.items() if k not in retry.COUNTERS}
-        before = before.model_copy(update={"observed": kept})
+        before = before.model_copy(update={"observed": RetryObserved.cleared(before.observed)})
     return before.model_copy(
         update={"phase": "Progressing", "digest": command.digest, "message": message}
     )

@@ -20,17 +20,12 @@ from datetime import datetime, timedelta
 
 from ledger import verify
 from schemas import signed
+from schemas.observed import RetryObserved
 
 BASE_SECONDS = 30.0
 CAP_SECONDS = 600.0
 LIMIT = 5
 """Failed attempts in all (the first apply and four retries) before a resource is Stalled."""
-
-ATTEMPTS = "attempts"
-NEXT_RETRY = "nextRetry"
-COUNTERS = (ATTEMPTS, NEXT_RETRY)
-RUNTIME_RETRIES = "retryAt"
-"""Set by a runtime that retries the resource itself."""
 
 
 def after_failure(
@@ -39,22 +34,19 @@ def after_failure(
     """``state`` (a failed apply of its command) with its attempt count and when it is tried
     again, or ``Stalled`` once it has failed ``LIMIT`` times. Attempts count while the
     command's digest stays the same; a new command starts again at one."""
-    if state.phase != "Failed" or RUNTIME_RETRIES in state.observed:
-        return state
-    earlier = 0
-    if before is not None and before.digest == state.digest:
-        counted = before.observed.get(ATTEMPTS, 0)
-        earlier = counted if isinstance(counted, int) and not isinstance(counted, bool) else 0
-    attempts = earlier + 1
-    observed = {**state.observed, ATTEMPTS: attempts}
-    observed.pop(NEXT_RETRY, None)
+    if state.phase != "Failed" or RetryObserved.of(state).retry_at is not None:
+        return state  # its runtime retries it
+    earlier = RetryObserved.of(before).attempts if before and before.digest == state.digest else 0
+    attempts = (earlier or 0) + 1
+    observed = {**RetryObserved.cleared(state.observed), **RetryObserved(attempts=attempts).flat()}
     if attempts >= LIMIT:
         why = f"stalled after {attempts} failed attempts: {state.message}"
         return state.model_copy(
             update={"phase": "Stalled", "message": why[:4000], "observed": observed}
         )
     delay = min(CAP_SECONDS, BASE_SECONDS * 2 ** (attempts - 1))
-    observed[NEXT_RETRY] = verify.format_time(now + timedelta(seconds=delay))
+    at = verify.format_time(now + timedelta(seconds=delay))
+    observed |= RetryObserved(next_retry=at).flat()
     return state.model_copy(update={"observed": observed})
 
 
@@ -62,8 +54,8 @@ def due(state: signed.ResourceStatus, now: datetime) -> bool:
     """Whether the agent applies ``state``'s command again now: its retry time has come, or a
     retry was in progress when the agent stopped (``Progressing`` with a retry time, and no
     apply running for it)."""
-    at = state.observed.get(NEXT_RETRY)
-    if state.phase not in ("Failed", "Progressing") or not isinstance(at, str):
+    at = RetryObserved.of(state).next_retry
+    if state.phase not in ("Failed", "Progressing") or at is None:
         return False
     try:
         return verify.parse_time(at) <= now

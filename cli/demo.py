@@ -27,6 +27,7 @@ import click
 from agent import agent, config
 from cli import clock
 from reconciler import planning, status_view
+from schemas import signed
 
 PLANE = "local-dev"
 DEPLOYMENT = "churn-dev"
@@ -188,7 +189,7 @@ class Demo:
                 shown = line
             if done(resources):
                 return
-            failed = next((r for r in resources if r["phase"] in status_view.FAILING), None)
+            failed = next((r for r in resources if r["phase"] in signed.FAILING), None)
             if failed is not None:
                 where = f"{failed['kind']}/{failed['name']} {failed['phase']}"
                 raise click.ClickException(f"{where}: {failed['message']}")

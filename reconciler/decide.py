@@ -21,6 +21,7 @@ from schemas.dag import DAG
 from schemas.dataplane import DataPlane
 from schemas.deployment import Deployment
 from schemas.document import Document
+from schemas.kinds import projects_of
 from schemas.model import Model
 from schemas.policy import Policy
 
@@ -330,15 +331,6 @@ def _declared(doc: Document, desired: Desired) -> dict[str, object]:
 def plan_inputs(documents: Sequence[Document]) -> list[str]:
     """Every project directory whose tree id ``Desired.inputs`` must carry."""
     return sorted({path for doc in documents for path in projects_of(doc)})
-
-
-def projects_of(doc: Document) -> list[str]:
-    """The MLflow Project directories ``doc`` builds or runs."""
-    if isinstance(doc, Model) and doc.spec.source.project is not None:
-        return [doc.spec.source.project.path]
-    if isinstance(doc, DAG):
-        return sorted({step.project.path for step in doc.spec.steps})
-    return []
 
 
 def _gate(doc: Document, context: Context) -> dict[str, object] | gates.Gate:

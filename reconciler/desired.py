@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger import gitrepo
 from reconciler import _gc, _parallel
-from schemas import crossref, hints, mlproject, parse, support, tree
+from schemas import crossref, hints, kinds, mlproject, parse, support, tree
 from schemas.document import Document
 from schemas.problems import Problem
 
@@ -117,7 +117,7 @@ def read_projects(
 ) -> dict[str, mlproject.Project | str]:
     """The ``MLproject`` of every project ``documents`` build or run, read, or why it cannot
     be (so that parameters are checked against what the entry point declares)."""
-    wanted = {path for _, doc in documents for path in crossref.referenced_projects(doc)}
+    wanted = {path for _, doc in documents for path in kinds.projects_of(doc)}
     by_path = {entry.path: entry for entry in entries}
     projects: dict[str, mlproject.Project | str] = {}
     readable: dict[str, tree.TreeEntry] = {}

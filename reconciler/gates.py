@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler.planned import Desired
 from reconciler.recorded import Issued, RecordedPlane
-from schemas import commands, observed, signed
-from schemas.common import ProjectRef
-from schemas.dag import DAG
+from schemas import commands, kinds, observed, signed
 from schemas.deployment import Deployment
 from schemas.document import Document
 from schemas.model import METRICS_GATE_FAILED, SEVERITIES, Model
@@ -72,7 +70,7 @@ def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | No
     """Why the model's current version cannot be served yet (None: built, scanned, ready)."""
     version = f"Model/{model.name} {model.spec.version}"
     seen = observed.ModelObserved.of(status)
-    failing = status is not None and status.phase in ("Failed", "Stalled", "Blocked")
+    failing = status is not None and status.phase in signed.FAILING
     if (
         status is None
         or seen.version not in (model.spec.version, None)
@@ -81,9 +79,9 @@ def _model_gate(model: Model, status: signed.ResourceStatus | None) -> Gate | No
         )
     ):
         return Gate("wait", f"waiting for {version} to be built and scanned")
-    if status.phase == "Failed" and _retrying(status):
+    if status.phase == "Failed" and observed.RetryObserved.of(status).retried_at:
         return Gate("wait", f"waiting for {version}: it failed and its plane retries it")
-    if status.phase in ("Failed", "Stalled", "Blocked"):
+    if status.phase in signed.FAILING:
         detail = status.message or "see its status"
         if seen.metrics_gate == "failed" and detail.startswith(METRICS_GATE_FAILED):
             return Gate("blocked", f"{version} {detail}")
@@ -110,24 +108,14 @@ def unsupported(doc: Document, plane: RecordedPlane) -> str | None:
     capabilities = plane.capabilities
     if capabilities is None:
         return None
-    projects: list[ProjectRef] = []
-    if isinstance(doc, Model) and doc.spec.source.project is not None:
-        projects = [doc.spec.source.project]
-    elif isinstance(doc, DAG):
-        projects = [step.project for step in doc.spec.steps]
     have = ", ".join(capabilities.env_managers) or "none"
-    for project in projects:
+    for project in kinds.project_refs(doc):
         if project.env_manager not in capabilities.env_managers:
             return (
                 f"envManager {project.env_manager!r} ({project.path}) is not available on "
                 f"plane {plane.name} (it has: {have})"
             )
     return None
-
-
-def _retrying(status: signed.ResourceStatus) -> bool:
-    """Whether the plane will apply the failed resource again (its agent or its runtime)."""
-    return any(isinstance(status.observed.get(k), str) for k in ("nextRetry", "retryAt"))
 
 
 def failed(issued: Issued, status: signed.ResourceStatus | None) -> Gate | None:
@@ -144,10 +132,10 @@ def failed(issued: Issued, status: signed.ResourceStatus | None) -> Gate | None:
         return Gate("blocked", f"blocked on the plane: {cause}")
     if status.phase != "Failed":
         return None
-    attempts, at = status.observed.get("attempts"), status.observed.get("nextRetry")
-    at = at or status.observed.get("retryAt")
-    if isinstance(at, str):
-        tried = f"attempt {attempts} failed" if isinstance(attempts, int) else "failed"
+    retries = observed.RetryObserved.of(status)
+    at = retries.retried_at
+    if at is not None:
+        tried = f"attempt {retries.attempts} failed" if retries.attempts else "failed"
         return Gate("wait", f"{tried} ({cause}); the plane retries it at {at}")
     return Gate("blocked", f"failed ({cause}); the plane does not retry it: change its spec")
 

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from reconciler import _gc
-from reconciler.decide import Index, plan_inputs, plan_plane_with, projects_of
+from reconciler.decide import Index, plan_inputs, plan_plane_with
 from reconciler.planned import ORDER, Action, Desired, Op, Plan, PlanePlan
 from reconciler.recorded import RecordedPlane
 from schemas.dataplane import DataPlane
 from schemas.document import Document
+from schemas.kinds import projects_of
 
 __all__ = [
     "ORDER",

@@ -19,8 +19,6 @@ from reconciler.recorded import Key, RecordedPlane
 from schemas import signed
 from schemas.inert import inert
 
-FAILING = ("Failed", "Stalled", "Blocked")
-"""Phases whose message is shown even when the resource is in sync."""
 JSON_VERSION = 1
 WIDTH = 100
 
@@ -193,7 +191,7 @@ def text(planes: list[PlaneStatus]) -> str:
         for r in p.resources:
             row = f"  {r.kind + '/' + r.name:<34} {r.sync:<10} {r.phase:<12} {inert(r.detail)}"
             lines.append(row[:WIDTH])
-            if (r.message and r.sync not in ("Synced", "Unknown")) or r.phase in FAILING:
+            if (r.message and r.sync not in ("Synced", "Unknown")) or r.phase in signed.FAILING:
                 lines.append(f"      {inert(signed.cause_of(r.message))}"[:WIDTH])
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
-from schemas import crossref, mlproject
+from schemas import crossref, kinds, mlproject
 from schemas.dag import DAG
 from schemas.dataplane import DataPlane
 from schemas.deployment import Deployment
@@ -113,7 +113,7 @@ class CrossIndex:
         return all(
             p in self.context.projects or f"{p}/{MLPROJECT}".lstrip("/") not in self.paths
             for d in docs
-            for p in crossref.referenced_projects(d)
+            for p in kinds.projects_of(d)
         )
 
     def _add(self, file: str, doc: Document, *, ordered: bool = False) -> None:

@@ -108,15 +108,6 @@ def _project(loc: tuple[str | int, ...], path: str, paths: Container[str]) -> It
         yield Found(loc, f"no MLflow Project at {path!r}: {marker} is missing")
 
 
-def referenced_projects(doc: Document) -> list[str]:
-    """The project directories ``doc`` builds or runs."""
-    if isinstance(doc, Model) and doc.spec.source.project is not None:
-        return [doc.spec.source.project.path]
-    if isinstance(doc, DAG):
-        return [step.project.path for step in doc.spec.steps]
-    return []
-
-
 def _parameters(
     loc: tuple[str | int, ...],
     ref: ProjectRef,

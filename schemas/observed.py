@@ -93,3 +93,25 @@ class EndpointObserved(_Observed):
     ready_replicas: int | None = None
     desired_replicas: int | None = None
     restarts: int | None = None
+
+
+class RetryObserved(_Observed):
+    """A failed resource's retries, as its plane reports them (any kind)."""
+
+    attempts: int | None = None
+    """Failed applies of the current command so far (set by the agent)."""
+    next_retry: str | None = None
+    """When the agent applies the command again (absent once it is Stalled)."""
+    retry_at: str | None = None
+    """When a runtime that retries the resource itself (a feature set) runs it again."""
+
+    @property
+    def retried_at(self) -> str | None:
+        """When the plane tries again, whoever does; None: it does not."""
+        return self.next_retry or self.retry_at
+
+    @classmethod
+    def cleared(cls, observed: Flat) -> Flat:
+        """``observed`` without the agent's count and time (a new command counts from one)."""
+        names = {alias for alias, (name, _) in _fields(cls).items() if name != "retry_at"}
+        return {key: value for key, value in observed.items() if key not in names}

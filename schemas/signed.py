@@ -131,6 +131,11 @@ class Bundle(Signed):
     drift of what it applied back to the commands."""
 
 
+FAILING = ("Failed", "Stalled", "Blocked")
+"""Phases of a resource that did not become what its command asked: shown with their
+message, logged by the agent, and holding back what depends on them."""
+
+
 class ResourceStatus(Signed):
     """What the agent observes of one resource."""
 

@@ -30,7 +30,7 @@ def test_backoff_doubles_to_its_cap_then_the_resource_is_stalled() -> None:
         state = retry.after_failure(FAILED, state, NOW)
         if state.phase == "Failed":
             assert retry.due(state, NOW + timedelta(seconds=retry.CAP_SECONDS))
-            waits.append(str(state.observed[retry.NEXT_RETRY]))
+            waits.append(str(state.observed["nextRetry"]))
     assert waits == [
         "2026-11-24T12:00:30Z",
         "2026-11-24T12:01:00Z",
@@ -39,14 +39,14 @@ def test_backoff_doubles_to_its_cap_then_the_resource_is_stalled() -> None:
     ]
     assert state is not None and state.phase == "Stalled"
     assert state.message == f"stalled after {retry.LIMIT} failed attempts: boom"
-    assert retry.NEXT_RETRY not in state.observed and not retry.due(state, NOW + timedelta(days=9))
+    assert "nextRetry" not in state.observed and not retry.due(state, NOW + timedelta(days=9))
 
 
 def test_a_new_command_counts_from_one_and_a_runtime_that_retries_is_left_to_it() -> None:
     twice = retry.after_failure(FAILED, retry.after_failure(FAILED, None, NOW), NOW)
-    assert twice.observed[retry.ATTEMPTS] == 2
+    assert twice.observed["attempts"] == 2
     other = FAILED.model_copy(update={"digest": "sha256:" + "b" * 64})
-    assert retry.after_failure(other, twice, NOW).observed[retry.ATTEMPTS] == 1
+    assert retry.after_failure(other, twice, NOW).observed["attempts"] == 1
     own = FAILED.model_copy(update={"observed": {"retryAt": "2026-11-24T12:05:00Z"}})
     assert retry.after_failure(own, None, NOW) == own
     assert not retry.due(own, NOW + timedelta(days=1))
@@ -88,7 +88,7 @@ def test_the_agent_retries_from_the_command_it_holds_then_stalls(
 
     worker.run_once(NOW)
     first = worker.journal.resources["Model/broken"]
-    assert (first.phase, first.observed[retry.ATTEMPTS]) == ("Failed", 1)
+    assert (first.phase, first.observed["attempts"]) == ("Failed", 1)
     assert "training data not found" in first.message
     assert first.cause.startswith("the project run failed (exit 1; run ")
     assert first.cause.endswith("training data not found: /data/customers.parquet")
@@ -101,7 +101,7 @@ def test_the_agent_retries_from_the_command_it_holds_then_stalls(
         now += timedelta(minutes=10)
         worker.run_once(now)
         state = worker.journal.resources["Model/broken"]
-        assert state.observed[retry.ATTEMPTS] == attempt
+        assert state.observed["attempts"] == attempt
         runs |= set(re.findall(r"run ([0-9a-f]{32})", state.message))
     assert len(runs) == retry.LIMIT  # built again each time, each a run of its own
     stalled = worker.journal.resources["Model/broken"]
