@@ -222,7 +222,67 @@ def plane_context(
     targets, refs = index.targets(labels)
     policies = index.plane_policies(labels)
     verdicts = index.plane_verdicts(policies, desired, now)
-    return targets, Context(plane, desired, recorded, policies, verdicts, now, refs, index)
+    over = over_capacity(plane, targets, recorded)
+    return targets, Context(plane, desired, recorded, policies, verdicts, now, refs, index, over)
+
+
+def demand(doc: Deployment) -> int:
+    """The replicas a deployment may run: its ``replicas``, or what autoscaling may scale it
+    up to (a rollout's surge and the local runtime's warm standby are transient, not counted)."""
+    if doc.spec.autoscaling is not None:
+        return doc.spec.autoscaling.max_replicas
+    return doc.spec.replicas or 0
+
+
+def over_capacity(
+    plane: DataPlane, targets: Sequence[Document], recorded: RecordedPlane
+) -> dict[str, str]:
+    """The deployments that do not fit ``plane``'s ``spec.capacity``, with why.
+
+    Like a Kubernetes ResourceQuota, capacity admits and never evicts: deployments already
+    issued to the plane are counted first, then new ones by name, and each one that would
+    take the plane past ``maxDeployments`` or ``maxReplicas`` is blocked (a new one is not
+    created; a changed one keeps running as last applied). One already issued counts
+    even when blocked: it may still be running.
+    """
+    capacity = plane.spec.capacity
+    if capacity.max_deployments is None and capacity.max_replicas is None:
+        return {}
+    deployments = [d for d in targets if isinstance(d, Deployment)]
+    issued = recorded.issued
+
+    def running(doc: Deployment) -> bool:
+        found = issued.get(("Deployment", doc.name))
+        return found is not None and found.action != "delete"
+
+    deployments.sort(key=lambda d: (not running(d), d.name))
+    count = replicas = 0
+    over: dict[str, str] = {}
+    for doc in deployments:
+        wants = demand(doc)
+        why = _not_fitting(plane, count, replicas, wants)
+        if why:
+            over[doc.name] = why
+        if not why or running(doc):
+            count, replicas = count + 1, replicas + wants
+    return over
+
+
+def _not_fitting(plane: DataPlane, count: int, replicas: int, wants: int) -> str:
+    capacity = plane.spec.capacity
+    where = f"DataPlane/{plane.name} capacity"
+    if capacity.max_deployments is not None and count >= capacity.max_deployments:
+        return (
+            f"over {where}: its {capacity.max_deployments} deployment(s) "
+            "(spec.capacity.maxDeployments) are taken"
+        )
+    if capacity.max_replicas is not None and replicas + wants > capacity.max_replicas:
+        left = max(capacity.max_replicas - replicas, 0)
+        return (
+            f"over {where}: needs {wants} replica(s), {left} of "
+            f"{capacity.max_replicas} (spec.capacity.maxReplicas) left"
+        )
+    return ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +298,8 @@ class Context:
     now: datetime
     targets: dict[str, Document]
     index: Index
+    over: Mapping[str, str] = field(default_factory=dict)
+    """Deployments past the plane's capacity, with why (:func:`over_capacity`)."""
 
 
 def action(doc: Document, context: Context) -> Action | None:
@@ -259,10 +321,10 @@ def _memo_key(doc: Document, context: Context) -> tuple[object, ...] | None:
         k in recorded.issued or k in recorded.observed for k in context.index.dependencies(doc)
     ):
         return None
-    model_here = (
-        f"Model/{doc.spec.model.name}" in context.targets if isinstance(doc, Deployment) else None
-    )
-    return (context.verdicts[doc.KIND], model_here)
+    if isinstance(doc, Deployment):
+        model_here = f"Model/{doc.spec.model.name}" in context.targets
+        return (context.verdicts[doc.KIND], model_here, context.over.get(doc.name))
+    return (context.verdicts[doc.KIND], None, None)
 
 
 def _dependencies(doc: Document) -> list[Key]:
@@ -336,6 +398,10 @@ def plan_inputs(documents: Sequence[Document]) -> list[str]:
 def _gate(doc: Document, context: Context) -> dict[str, object] | gates.Gate:
     """What the plane needs resolved (a pinned model), or why it cannot go out yet."""
     resolved: dict[str, object] = {}
+    if isinstance(doc, Deployment) and (full := context.over.get(doc.name)):
+        issued = context.recorded.issued.get((doc.KIND, doc.name))
+        running = issued is not None and issued.action != "delete"
+        return gates.Gate("blocked", full + ("; it keeps running as last applied" * running))
     if isinstance(doc, Deployment):
         pinned = gates.pin_model(doc, context.targets, context.recorded)
         if isinstance(pinned, gates.Gate):

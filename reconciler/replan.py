@@ -54,6 +54,8 @@ class _Plane:
     decisions: list[Action | None]
     """One per target, in the same order."""
     deletions: tuple[Action, ...]
+    over: dict[str, str]
+    """Deployments past the plane's capacity, with why (``decide.over_capacity``)."""
     used: Counter[str] | None = None
     """Models the plane's deployments use, with how many use each (built when needed)."""
 
@@ -149,6 +151,7 @@ class Planner:
             context.targets,
             decisions,
             deletions,
+            dict(context.over),
         )
 
     # A change ------------------------------------------------------------------------
@@ -209,8 +212,17 @@ class Planner:
         if not again:
             return flagged
         again |= self._dependents(plane, again)
+        again |= _admit(plane, again)
         context = decide.Context(
-            plane.plane, desired, state, plane.policies, verdicts, now, plane.refs, index
+            plane.plane,
+            desired,
+            state,
+            plane.policies,
+            verdicts,
+            now,
+            plane.refs,
+            index,
+            over=plane.over,
         )
         for kind, name in again:
             doc = plane.refs.get(f"{kind}/{name}")
@@ -285,6 +297,20 @@ class Planner:
                     if isinstance(d, Deployment | DAG) and name in d.spec.feature_sets
                 }
         return {k for k in found if f"{k[0]}/{k[1]}" in plane.refs}
+
+
+def _admit(plane: _Plane, again: set[Key]) -> set[Key]:
+    """Count the plane's capacity again when a deployment is decided again (one added,
+    removed, changed or newly issued can move the others in or out); the deployments
+    whose admission changed."""
+    capacity = plane.plane.spec.capacity
+    limited = capacity.max_deployments is not None or capacity.max_replicas is not None
+    if not limited or not any(kind == "Deployment" for kind, _ in again):
+        return set()
+    over = decide.over_capacity(plane.plane, plane.targets, plane.recorded)
+    moved = {n for n in over.keys() | plane.over.keys() if over.get(n) != plane.over.get(n)}
+    plane.over = over
+    return {("Deployment", name) for name in moved}
 
 
 def _name(document: Document) -> str:

@@ -55,7 +55,6 @@ def warnings(files: Files) -> list[Located]:
 
 def _document(doc: Document, planes: _Planes) -> Iterator[Found]:
     if isinstance(doc, DataPlane):
-        yield from _capacity(doc)
         return
     limited = [loc for loc, resources in _resources(doc) if _sets(resources)]
     no_rollback = isinstance(doc, Deployment) and not doc.spec.rollout.auto_rollback
@@ -91,17 +90,3 @@ def _resources(doc: Document) -> Iterator[tuple[tuple[str | int, ...], Resources
 
 def _sets(resources: Resources) -> bool:
     return resources.cpu is not None or resources.memory is not None or resources.gpu > 0
-
-
-def _capacity(plane: DataPlane) -> Iterator[Found]:
-    capacity = plane.spec.capacity
-    for name, value in (
-        ("maxReplicas", capacity.max_replicas),
-        ("maxDeployments", capacity.max_deployments),
-    ):
-        if value is not None:
-            yield Found(
-                ("spec", "capacity", name),
-                "not enforced in this release: the reconciler plans past it",
-                on_key=True,
-            )

@@ -31,10 +31,15 @@ ENVS = ("dev", "prod", "stage")
 PROJECTS = 3
 
 
-def plane_spec(name: str, env: str, region: str, prune: bool) -> str:
+CAPACITY = ("{maxDeployments: 2}", "{maxReplicas: 5}", "{maxDeployments: 3, maxReplicas: 7}")
+"""Planes' capacities, in turn (and one plane in four without): deployments come, go, are
+issued and change replicas at random, so who fits moves."""
+
+
+def plane_spec(name: str, env: str, region: str, prune: bool, capacity: str = "{}") -> str:
     return (
         H + f"kind: DataPlane\nmetadata: {{name: {name}, labels: {{env: {env}, region: {region}}}}}"
-        f"\nspec: {{runtime: local, sync: {{prune: {str(prune).lower()}}}}}\n"
+        f"\nspec: {{runtime: local, sync: {{prune: {str(prune).lower()}}}, capacity: {capacity}}}\n"
     )
 
 
@@ -108,7 +113,7 @@ class Corpus:
         for i, (env, region) in enumerate([(e, r) for e in ENVS for r in ("a", "b")]):
             self.write(
                 f"planes/{env}-{region}.yaml",
-                plane_spec(f"{env}-{region}", env, region, i % 2 == 0),
+                plane_spec(f"{env}-{region}", env, region, i % 2 == 0, ([*CAPACITY, "{}"])[i % 4]),
             )
         self.write("policies/prod.yaml", policy_spec(2))
         for p in range(PROJECTS):

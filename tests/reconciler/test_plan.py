@@ -544,3 +544,81 @@ def test_what_a_plane_reports_it_cannot_do_is_never_sent_to_it(
     action = plan(desired, {"dev": state}, TUESDAY_NOON).planes[0].actions[0]
     assert (action.op, action.ref, action.reason) == (op, "Model/churn", reason)
     assert (action.command is None) == (op == "blocked")
+
+
+def capped(capacity: str) -> list[str]:
+    """The planes, the dev plane with ``spec.capacity``."""
+    return [PLANES[0].replace("spec: {", f"spec: {{capacity: {capacity}, "), PLANES[1]]
+
+
+def deployments(*names_and_replicas: tuple[str, int]) -> list[str]:
+    return [deployment(n).replace("replicas: 2", f"replicas: {r}") for n, r in names_and_replicas]
+
+
+def plan_capped(capacity: str, specs: list[str], recorded: RecordedPlane | None = None) -> Plan:
+    texts = [*capped(capacity), MODEL, *specs]
+    parsed = [parse_spec("x.yaml", t.encode()).document for t in texts]
+    desired = Desired(COMMIT, [d for d in parsed if d is not None])
+    state = recorded or RecordedPlane("dev", {}, {("Model", "churn"): built()}, 1, 1)
+    return plan(desired, {"dev": state}, TUESDAY_NOON)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "specs", "expected", "reason"),
+    [
+        (
+            "{maxDeployments: 2}",
+            [("a", 1), ("b", 1), ("c", 1)],
+            {"a": "create", "b": "create", "c": "blocked"},
+            "over DataPlane/dev capacity: its 2 deployment(s) (spec.capacity.maxDeployments) "
+            "are taken",
+        ),
+        (
+            "{maxReplicas: 5}",
+            [("a", 2), ("b", 4), ("c", 3)],
+            {"a": "create", "b": "blocked", "c": "create"},  # what fits is admitted, like a quota
+            "over DataPlane/dev capacity: needs 4 replica(s), 3 of 5 (spec.capacity.maxReplicas) "
+            "left",
+        ),
+    ],
+)
+def test_the_reconciler_plans_no_deployment_past_a_planes_capacity(
+    capacity: str, specs: list[tuple[str, int]], expected: dict[str, str], reason: str
+) -> None:
+    result = plan_capped(capacity, deployments(*specs))
+    dev = next(p for p in result.planes if p.plane == "dev")
+    got = {a.name: a.op for a in dev.actions if a.kind == "Deployment"}
+    assert got == expected
+    blocked = next(a for a in dev.actions if a.op == "blocked")
+    assert blocked.reason == reason
+    assert blocked.command is None
+    assert all(c.kind != "Deployment" or c.name != blocked.name for c in dev.commands)
+
+
+def test_autoscaling_counts_what_it_may_scale_up_to() -> None:
+    scaled = deployment("big").replace(
+        "  replicas: 2\n",
+        "  autoscaling: {minReplicas: 1, maxReplicas: 4, targets: {rpsPerReplica: 10}}\n",
+    )
+    result = plan_capped("{maxReplicas: 5}", [scaled, *deployments(("small", 2))])
+    dev = next(p for p in result.planes if p.plane == "dev")
+    assert {a.name: a.op for a in dev.actions if a.kind == "Deployment"} == {
+        "big": "create",
+        "small": "blocked",
+    }
+
+
+def test_capacity_admits_and_never_evicts_what_is_running() -> None:
+    """A deployment already issued to the plane keeps its place when a new one, earlier by
+    name, arrives; and when the capacity is lowered under what runs, nothing is deleted."""
+    issued = {("Deployment", "z-old"): Issued("apply", "sha256:" + "e" * 64, 1)}
+    state = RecordedPlane("dev", issued, {("Model", "churn"): built()}, 1, 1)
+    result = plan_capped("{maxDeployments: 1}", deployments(("a-new", 1), ("z-old", 1)), state)
+    dev = next(p for p in result.planes if p.plane == "dev")
+    ops_by_name = {a.name: (a.op, a.reason) for a in dev.actions}
+    assert ops_by_name["a-new"][0] == "blocked"
+    assert ops_by_name["z-old"][0] == "update"  # its own spec moved: it still fits
+    lowered = plan_capped("{maxReplicas: 1}", deployments(("z-old", 3)), state)
+    actions = next(p for p in lowered.planes if p.plane == "dev").actions
+    assert [(a.op, a.name) for a in actions if a.kind == "Deployment"] == [("blocked", "z-old")]
+    assert actions[-1].reason.endswith("; it keeps running as last applied")

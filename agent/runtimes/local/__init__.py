@@ -40,7 +40,7 @@ class LocalRuntime:
     kinds = frozenset(_KINDS)
     jobs = frozenset({"DAG", "FeatureSet"})
     retried = frozenset({"Model", "Deployment"})
-    capabilities = Capabilities(env_managers=ENV_MANAGERS, enforces_resources=False)
+    capabilities = Capabilities(env_managers=ENV_MANAGERS, enforces_resources=True)
 
     def __init__(self, env: LocalEnv) -> None:
         self.env = env

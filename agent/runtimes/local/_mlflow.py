@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.runtimes.base import CancelToken
+from agent.runtimes.local.limits import Limits
 from schemas.errors import GitplaneError
 
 
@@ -335,10 +336,11 @@ def run_in(
     timeout: float,
     workdir: Path,
     cancel: CancelToken,
+    limits: Limits,
 ) -> ProjectExit:
     """Run an MLflow Project (``env_manager=local``) inside the existing run ``run_id``, in its
     own process group; past ``timeout`` seconds the whole group is killed. ``workdir`` receives
-    its log and MLflow's downloads."""
+    its log and MLflow's downloads. The project's processes are held to ``limits``."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
     command += ["--env-manager", "local", "--run-id", run_id, "--experiment-id", experiment_id]
@@ -346,9 +348,10 @@ def run_in(
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
     log = workdir / "log.txt"
+    env = {**_project_env(uri), **limits.env()}
     with log.open("wb") as out:
         code = _wait_or_kill(
-            command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
+            limits.command(command), env, project, out, timeout=timeout, cancel=cancel
         )
     return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
 

@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _mlflow
+from agent.runtimes.local import _mlflow, limits
 from agent.runtimes.local.dags import _plan as _dagplan
 from agent.runtimes.local.dags import _run as _dagrun
 from agent.runtimes.local.env import LocalEnv, env_manager_refusal
@@ -60,7 +60,10 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     refused = [
         r
         for s in dag.spec.steps
-        if (r := env_manager_refusal(s.project.path, s.project.env_manager))
+        if (
+            r := env_manager_refusal(s.project.path, s.project.env_manager)
+            or limits.refusal(s.resources, f"DAG/{dag.name} step {s.name}")
+        )
     ]
     if refused:  # nothing runs: a step in the wrong environment is worse than none
         return signed.ResourceStatus(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.runtimes.base import CancelledError, CancelToken
-from agent.runtimes.local import _mlflow
+from agent.runtimes.local import _mlflow, limits
 from schemas.dag import Step
 
 TAIL_CHARS = 2000  # of a failed attempt's log, in the status message
@@ -78,6 +78,7 @@ def run(
             parameters=parameters,
             timeout=timeout,
             workdir=workdir,
+            limits=limits.of(unit.step.resources),
             cancel=cancel,
         )
     except CancelledError:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from agent.runtimes.base import ApplyContext, CancelledError
-from agent.runtimes.local import _mlflow
+from agent.runtimes.local import _mlflow, limits
 from agent.runtimes.local.env import LocalEnv, env_manager_refusal
 from agent.runtimes.local.models import scan
 from schemas import commands, signed
@@ -46,7 +46,8 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     registered_name = spec.registered_name or name
     project = spec.source.project
     refused = env_manager_refusal(project.path, project.env_manager) if project else ""
-    if refused:  # Blocked, not Failed: no retry can make the manager appear
+    refused = refused or limits.refusal(spec.resources, f"Model/{name}")
+    if refused:  # Blocked, not Failed: no retry can make the manager (or a GPU) appear
         return _blocked(command, spec, {}, "", refused)
     existing = _mlflow.find_version(tracking_uri, registered_name, TAG_DIGEST, command.digest)
     if existing is not None:
@@ -158,6 +159,7 @@ def _produce(
             timeout=timeout,
             workdir=context.scratch / "run",
             cancel=context.cancel,
+            limits=limits.of(spec.resources),
         )
     except CancelledError:
         _mlflow.end_run(tracking_uri, run_id, "KILLED")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import _mlflow, models
+from agent.runtimes.local import _mlflow, limits, models
 from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.serving import desired, replicas
 from schemas import commands, files, signed
@@ -49,6 +49,13 @@ class ServingError(GitplaneError):
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
     """Serve the command's model version; wait for the rollout to finish."""
+    spec = commands.read(command, commands.DeploymentCommand).spec
+    refused = limits.refusal(spec.resources, f"Deployment/{command.name}")
+    if refused:  # Blocked: nothing is started, and no retry can make the CPUs or GPU appear
+        return signed.ResourceStatus(
+            kind="Deployment", name=command.name, phase="Blocked", digest=command.digest,
+            message=refused,
+        )  # fmt: skip
     wanted = _write_desired(command, env)
     seconds = min(wanted, APPLY_WAIT_SECONDS)
     return _wait(command, _directory(env, command.name), seconds, context)
@@ -62,6 +69,8 @@ def observe(
 ) -> signed.ResourceStatus:
     """The endpoint as its supervisor reports it; drift restored when the plane self-heals."""
     now = context.now
+    if last.phase == "Blocked":  # refused at apply: there is nothing to observe
+        return last
     directory = _directory(env, command.name)
     drift = _drift(command, directory)
     if drift is None:

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from agent.runtimes.local import limits
 from agent.runtimes.local.serving.autoscale import Policy
 from agent.runtimes.local.serving.replicas import Template
 from schemas.common import parse_duration
@@ -38,6 +39,10 @@ class Desired:
     max_batch_size: int | None
     """Rows one request may carry; the proxy refuses more (400) before a replica sees it."""
     env: dict[str, str]
+    memory: int | None
+    """Bytes each replica process may hold (``resources.memory``; ``limits``)."""
+    cpus: int | None
+    """Whole CPUs each replica may run on (``resources.cpu``, rounded up)."""
     health_path: str
     initial_delay: float
     period: float
@@ -62,6 +67,8 @@ class Desired:
             workers=self.workers,
             request_timeout=self.request_timeout,
             env=dict(self.env),
+            memory=self.memory,
+            cpus=self.cpus,
             health_path=self.health_path,
             initial_delay=self.initial_delay,
             period=self.period,
@@ -96,6 +103,7 @@ def build(
 ) -> Desired:
     """Resolve a Deployment spec into what the supervisor runs."""
     policy = None
+    held = limits.of(spec.resources)
     if spec.autoscaling is not None:
         scaling = spec.autoscaling
         policy = Policy(
@@ -120,6 +128,8 @@ def build(
         request_timeout=parse_duration(spec.server.request_timeout),
         max_batch_size=spec.server.max_batch_size,
         env=dict(spec.env),
+        memory=held.memory,
+        cpus=held.cpus,
         health_path=spec.health.path,
         initial_delay=parse_duration(spec.health.initial_delay),
         period=parse_duration(spec.health.period),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.runtimes.local import _mlflow
+from agent.runtimes.local.limits import Limits
 from agent.runtimes.local.serving.proxy import Backend
 
 STOP_GRACE_SECONDS = 5.0
@@ -36,6 +37,8 @@ class Template:
     workers: int
     request_timeout: float
     env: dict[str, str]
+    memory: int | None
+    cpus: int | None
     health_path: str
     initial_delay: float
     period: float
@@ -116,13 +119,14 @@ def start(template: Template, logs: Path) -> Replica:
     )
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"replica-{port}.log"
+    held = Limits(template.memory, template.cpus)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command,
+            held.command(command),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**env, **template.env},
+            env={**env, **held.env(), **template.env},
             cwd=template.model_dir,
             start_new_session=True,
         )
