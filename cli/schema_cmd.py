@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli import options
-from schemas import jsonschema_export, reference
+from schemas import jsonschema_export, reference, support
 from schemas.errors import ReportedError
 
 
@@ -43,16 +43,35 @@ def export(directory: Path, check: bool) -> None:
     show_default=True,
     help="Where to write the Markdown reference.",
 )
-@options.check("the file")
-def docs(out: Path, check: bool) -> None:
-    """Write the spec reference (every kind, field, type and default) as Markdown."""
-    text = reference.render()
-    current = out.read_text(encoding="utf-8") if out.is_file() else None
+@click.option(
+    "--support-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/reference/support.md"),
+    show_default=True,
+    help="Where to write the table of what each runtime does not enforce.",
+)
+@options.check("the files")
+def docs(out: Path, support_out: Path, check: bool) -> None:
+    """Write the spec reference (every kind, field, type and default) and the support
+    table (what each runtime does not enforce) as Markdown."""
+    stale = [
+        path
+        for path, text in ((out, reference.render()), (support_out, support.render()))
+        if _written(path, text, check=check)
+    ]
+    if check and stale:
+        raise ReportedError
+
+
+def _written(path: Path, text: str, *, check: bool) -> bool:
+    """Whether ``path`` was (or, checking, would be) rewritten with ``text``."""
+    current = path.read_text(encoding="utf-8") if path.is_file() else None
+    if current == text:
+        return False
     if check:
-        if current != text:
-            click.echo(f"stale {out}")
-            raise ReportedError
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {out}")
+        click.echo(f"stale {path}")
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}")
+    return True

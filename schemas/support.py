@@ -1,32 +1,101 @@
-"""Fields a spec may set that a runtime, or this release, does not enforce.
+"""Fields a spec may set that a runtime does not enforce, or refuses: the support table.
 
-A field that is accepted and silently ignored is a promise broken. Each one listed here is
-reported as a warning by ``validate`` and ``plan`` wherever a spec sets it (file, line and
-column, as problems are), naming the planes it would be ignored on; the checks stay
-warnings (the spec is valid, and the next runtime may enforce them). Pure: the parsed
-documents in, warnings by file out (placed at lines by ``parse.locate``).
+A field that is accepted and silently ignored is a promise broken. Every leaf field of
+every kind either has a test showing its effect (marked ``@pytest.mark.effect``) or a row
+here saying what a runtime does instead; ``tests/schemas/test_support_rule.py`` fails
+when a field has neither. docs/reference/support.md is generated from this table
+(``gitplane schema docs``), and ``validate``, ``plan`` and ``status`` warn wherever a spec
+sets a listed field on a plane of that runtime (file, line and column, as problems are),
+naming the planes; the checks stay warnings (the spec is valid, and the plane reports what
+it refuses). Pure: the parsed documents in, warnings by file out (placed at lines by
+``parse.locate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from schemas.common import Resources
-from schemas.crossref import Files, Located
-from schemas.dag import DAG
-from schemas.dataplane import DataPlane
-from schemas.deployment import Deployment
-from schemas.document import Document
-from schemas.featureset import FeatureSet
-from schemas.hints import Found
-from schemas.model import Model
+from pydantic import BaseModel
 
-UNENFORCED_RESOURCES = frozenset({"local"})
-"""Runtimes that do not apply ``resources`` (cpu, memory, gpu) as limits."""
-NO_AUTO_ROLLBACK_OFF = frozenset({"local"})
-"""Runtimes whose old replicas keep serving when a new version fails, whatever
-``rollout.autoRollback`` says."""
+from schemas.common import parse_quantity
+from schemas.crossref import Files, Located
+from schemas.dataplane import DataPlane
+from schemas.document import Document
+from schemas.hints import Found
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """One field one runtime does not apply as written."""
+
+    runtime: str
+    kind: str
+    path: str
+    """Dotted, by the YAML names, ``[]`` for every item of a list: ``spec.steps[].timeout``."""
+    why: str
+    """What happens instead, in a warning's words."""
+    when: Callable[[object], bool] | None = None
+    """Warn only for values it holds (None: whenever the spec sets the field)."""
+    when_text: str = ""
+    """``when`` in words, for the table."""
+
+
+def _gpus(value: object) -> bool:
+    return isinstance(value, int) and value > 0
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, str) and not parse_quantity(value).is_integer()
+
+
+def _off(value: object) -> bool:
+    return value is False
+
+
+_FEATURE_JOBS = "not enforced by the local runtime: feature jobs run inside the agent's own process"
+_NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
+_ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
+
+
+def _resources(kind: str, prefix: str) -> tuple[Unsupported, ...]:
+    return (
+        Unsupported("local", kind, f"{prefix}.gpu", _NO_GPU, _gpus, "above 0"),
+        Unsupported("local", kind, f"{prefix}.cpu", _ROUNDED, _fraction, "not a whole number"),
+    )
+
+
+TABLE: tuple[Unsupported, ...] = (
+    *_resources("Model", "spec.resources"),
+    *_resources("Deployment", "spec.resources"),
+    *_resources("DAG", "spec.steps[].resources"),
+    Unsupported("local", "FeatureSet", "spec.resources.cpu", _FEATURE_JOBS),
+    Unsupported("local", "FeatureSet", "spec.resources.memory", _FEATURE_JOBS),
+    Unsupported("local", "FeatureSet", "spec.resources.gpu", _FEATURE_JOBS),
+    Unsupported(
+        "local",
+        "Deployment",
+        "spec.rollout.autoRollback",
+        "has no effect on the local runtime: the old replicas keep serving when a new "
+        "version fails",
+        _off,
+        "false",
+    ),
+    Unsupported(
+        "kubernetes",
+        "DataPlane",
+        "spec.runtime",
+        "this release has no kubernetes runtime: agents refuse it, so what is issued to "
+        "this plane waits for an agent that can apply it",
+    ),
+)
+"""Every field a runtime does not enforce as written."""
+
+_BY_KIND: dict[str, tuple[Unsupported, ...]] = {}
+for _row in TABLE:
+    _BY_KIND[_row.kind] = (*_BY_KIND.get(_row.kind, ()), _row)
 
 
 @dataclass
@@ -37,7 +106,10 @@ class _Planes:
     specs."""
 
     def of(self, doc: Document) -> list[DataPlane]:
-        """The planes ``doc`` lands on (every plane for a model built where it is deployed)."""
+        """The planes ``doc`` lands on (every plane for a model built where it is deployed;
+        a DataPlane is its own)."""
+        if isinstance(doc, DataPlane):
+            return [doc]
         selector = doc.plane_selector
         if selector is None:
             return self.planes
@@ -54,39 +126,75 @@ def warnings(files: Files) -> list[Located]:
 
 
 def _document(doc: Document, planes: _Planes) -> Iterator[Found]:
-    if isinstance(doc, DataPlane):
+    rows = _BY_KIND.get(doc.KIND)
+    if not rows:
         return
-    limited = [loc for loc, resources in _resources(doc) if _sets(resources)]
-    no_rollback = isinstance(doc, Deployment) and not doc.spec.rollout.auto_rollback
-    if not limited and not no_rollback:
-        return  # most specs: nothing to look up
-    on = planes.of(doc)
-    ignoring = sorted(p.name for p in on if p.spec.runtime in UNENFORCED_RESOURCES)
-    for loc in limited:
-        if ignoring:
-            yield Found(
-                loc,
-                "not enforced by the local runtime (planes: "
-                f"{', '.join(ignoring)}): processes there are not limited to it",
-                on_key=True,
-            )
-    if no_rollback:
-        kept = sorted(p.name for p in on if p.spec.runtime in NO_AUTO_ROLLBACK_OFF)
-        if kept:
-            yield Found(
-                ("spec", "rollout", "autoRollback"),
-                "has no effect on the local runtime (planes: "
-                f"{', '.join(kept)}): the old replicas keep serving when a new version fails",
-            )
+    on: list[DataPlane] | None = None
+    for row in rows:
+        for location, value in set_values(doc, row.path):
+            if row.when is not None and not row.when(value):
+                continue
+            on = planes.of(doc) if on is None else on  # looked up only when something is set
+            names = sorted(p.name for p in on if p.spec.runtime == row.runtime)
+            if names:
+                yield Found(location, f"{row.why} (planes: {', '.join(names)})", on_key=True)
 
 
-def _resources(doc: Document) -> Iterator[tuple[tuple[str | int, ...], Resources]]:
-    if isinstance(doc, Model | Deployment | FeatureSet):
-        yield ("spec", "resources"), doc.spec.resources
-    if isinstance(doc, DAG):
-        for i, step in enumerate(doc.spec.steps):
-            yield ("spec", "steps", i, "resources"), step.resources
+def set_values(model: BaseModel, path: str) -> Iterator[tuple[Path, object]]:
+    """The values a document sets (not defaults) at a dotted ``path``, with where."""
+    yield from _walk(model, path.replace("[]", ".[]").split("."), ())
 
 
-def _sets(resources: Resources) -> bool:
-    return resources.cpu is not None or resources.memory is not None or resources.gpu > 0
+def _walk(node: object, parts: list[str], at: Path) -> Iterator[tuple[Path, object]]:
+    if not parts:
+        yield at, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "[]":
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from _walk(item, rest, (*at, i))
+        return
+    if not isinstance(node, BaseModel):
+        return
+    name = _field_of(type(node), head)
+    if name is not None and name in node.model_fields_set:
+        yield from _walk(getattr(node, name), rest, (*at, head))
+
+
+def _field_of(model: type[BaseModel], alias: str) -> str | None:
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == alias:
+            return name
+    return None
+
+
+RUNTIMES = ("local", "kubernetes")
+"""The runtimes a DataPlane may name, in the order the table lists them."""
+
+
+def render() -> str:
+    """docs/reference/support.md: per runtime, every field it does not apply as written."""
+    lines = [
+        "# What each runtime does not enforce",
+        "",
+        "<!-- Generated from schemas/support.py by `gitplane schema docs`; do not edit. -->",
+        "",
+        "Every field of every kind either has an effect that a test shows, or is listed here",
+        "for the runtimes that do not apply it as written (`tests/schemas/test_support_rule.py`",
+        "fails when a field has neither). `gitplane validate`, `plan` and `status` warn at",
+        "file:line:column wherever a spec sets a listed field on a plane of that runtime.",
+        "",
+    ]
+    for runtime in RUNTIMES:
+        rows = [row for row in TABLE if row.runtime == runtime]
+        lines += [f"## `{runtime}`", ""]
+        if not rows:
+            lines += ["Every field is enforced.", ""]
+            continue
+        lines += ["| kind | field | when set to | what happens |", "|---|---|---|---|"]
+        for row in sorted(rows, key=lambda r: (r.kind, r.path)):
+            when = row.when_text or "any value"
+            lines.append(f"| {row.kind} | `{row.path}` | {when} | {row.why} |")
+        lines.append("")
+    return "\n".join(lines)

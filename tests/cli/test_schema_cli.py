@@ -49,18 +49,27 @@ def test_help_and_version(gitplane_bin: str) -> None:
     assert run(gitplane_bin, "--version").returncode == 0
 
 
-def test_the_committed_spec_reference_is_fresh(gitplane_bin: str) -> None:
-    out = ROOT / "docs" / "reference" / "specs.md"
-    done = run(gitplane_bin, "schema", "docs", "--out", str(out), "--check")
-    assert done.returncode == 0, "run `gitplane schema docs` and commit docs/reference/specs.md"
+def test_the_committed_spec_reference_and_support_table_are_fresh(gitplane_bin: str) -> None:
+    reference = ROOT / "docs" / "reference"
+    done = run(
+        gitplane_bin, "schema", "docs", "--out", str(reference / "specs.md"),
+        "--support-out", str(reference / "support.md"), "--check",
+    )  # fmt: skip
+    assert done.returncode == 0, "run `gitplane schema docs` and commit docs/reference/"
 
 
-def test_docs_writes_every_kind(gitplane_bin: str, tmp_path: Path) -> None:
-    out = tmp_path / "specs.md"
-    assert run(gitplane_bin, "schema", "docs", "--out", str(out)).returncode == 0
+def test_docs_writes_every_kind_and_the_support_table(gitplane_bin: str, tmp_path: Path) -> None:
+    out, table = tmp_path / "specs.md", tmp_path / "support.md"
+    paths = ("--out", str(out), "--support-out", str(table))
+    assert run(gitplane_bin, "schema", "docs", *paths).returncode == 0
     text = out.read_text()
     for kind in ("DataPlane", "Model", "Deployment", "FeatureSet", "DAG", "Policy"):
         assert f"\n## {kind}\n" in text
     assert "| `maxReplicas` | int | **required** |" in text
-    out.write_text("old")
-    assert run(gitplane_bin, "schema", "docs", "--out", str(out), "--check").returncode == 1
+    assert "| FeatureSet | `spec.resources.memory` | any value | not enforced" in table.read_text()
+    for stale in (out, table):
+        stale.write_text("old")
+        done = run(gitplane_bin, "schema", "docs", *paths, "--check")
+        assert (done.returncode, done.stdout) == (1, f"stale {stale}\n")
+        assert stale.read_text() == "old"  # --check writes nothing
+        assert run(gitplane_bin, "schema", "docs", *paths).returncode == 0

@@ -119,19 +119,17 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
     assert done.returncode == 0, done.stdout + done.stderr
     warned = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
     assert warned == [
-        f"warning: {example_repo}/deployments/churn-dev.yaml:23:3: spec.resources: not "
-        "enforced by the local runtime (planes: local-dev): processes there are not limited to it",
-        f"warning: {example_repo}/deployments/churn-dev.yaml:24:78: spec.rollout.autoRollback: "
-        "has no effect on the local runtime (planes: local-dev): the old replicas keep serving "
-        "when a new version fails",
-        f"warning: {example_repo}/planes/prod.yaml:15:5: spec.capacity.maxReplicas: not "
-        "enforced in this release: the reconciler plans past it",
+        f"warning: {example_repo}/deployments/churn-dev.yaml:24:64: spec.rollout.autoRollback: "
+        "has no effect on the local runtime: the old replicas keep serving when a new version "
+        "fails (planes: local-dev)",
+        f"warning: {example_repo}/planes/prod.yaml:9:3: spec.runtime: this release has no "
+        "kubernetes runtime: agents refuse it, so what is issued to this plane waits for an "
+        "agent that can apply it (planes: prod-eu)",
     ]
     body = json.loads(run(gitplane_bin, "validate", str(example_repo), "-o", "json").stdout)
-    assert body["valid"] is True and len(body["warnings"]) == 3
+    assert body["valid"] is True and len(body["warnings"]) == 2
     planned = run(gitplane_bin, "plan", str(example_repo), "-o", "json")
     assert [w["path"] for w in json.loads(planned.stdout)["warnings"]] == [
-        "spec.resources",
         "spec.rollout.autoRollback",
-        "spec.capacity.maxReplicas",
+        "spec.runtime",
     ]
