@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -185,6 +186,17 @@ def test_an_exception_inside_modelscan_fails_the_scan(
     report = scan.scan(tmp_path, allow=[], tools=["modelscan"])
     assert report.error == "modelscan failed: RuntimeError: simulated crash inside modelscan"
     assert report.unscanned == ("model.pkl (pickle)",)
+    assert report.blocks("CRITICAL", allow_unscanned=True)
+
+
+def test_a_plane_without_modelscan_fails_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plane installed without modelscan (simulated: its import fails) never passes."""
+    monkeypatch.setitem(sys.modules, "modelscan.modelscan", None)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    report = scan.scan(tmp_path, allow=[], tools=["modelscan"])
+    assert report.error.startswith("modelscan cannot run on this plane: ")
     assert report.blocks("CRITICAL", allow_unscanned=True)
 
 

@@ -51,10 +51,9 @@ def run(directory: Path, kinds: dict[str, str]) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gitplane-modelscan-") as staging:
         shown = _show(directory, kinds, Path(staging))
         try:
-            results = ModelScan().scan(Path(staging))
+            return _outcome(ModelScan().scan(Path(staging)), shown)
         except Exception as exc:  # a crash inside modelscan is a failed scan, never a pass
             return Outcome(errors=(f"modelscan failed: {type(exc).__name__}: {exc}",))
-    return _outcome(results, shown)
 
 
 def _show(directory: Path, kinds: dict[str, str], staging: Path) -> dict[str, str]:
