@@ -44,10 +44,13 @@ class ScanPolicy(Strict):
     tools: list[ScanTool] = Field(
         default_factory=lambda: list[ScanTool](["picklescan"]), min_length=1
     )
+    """The scanners that read pickles, numpy files and zip archives (modelscan also HDF5);
+    a file two of them read is scanned by both. skops files are always read by skops."""
     fail_on: Severity = "HIGH"
     """Block the version when a finding at this severity or above is reported."""
     allow_globals: list[str] = Field(default_factory=list)
-    """Pickle globals and skops types (module.name) accepted despite the scanner's verdict."""
+    """Pickle globals, skops types and modelscan operators (module.name) accepted despite
+    the scanner's verdict."""
     allow_unscanned: bool = False
     """Accept files no scanner understands (HDF5, ONNX, unknown binaries); by default one
     blocks the version."""

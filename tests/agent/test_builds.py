@@ -82,6 +82,20 @@ def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_a_dangerous_pickle_is_blocked_by_modelscan_when_the_spec_asks_for_it(
+    tmp_path: Path,
+) -> None:
+    """A real build under ``scan.tools: [modelscan]``: the real modelscan blocks it."""
+    runtime, context = _build_in(tmp_path, "evil")
+    command = _command("evil", scan={"failOn": "HIGH", "tools": ["modelscan"]})
+    result = runtime.apply(command, context)
+    assert result.phase == "Blocked"
+    assert result.message == "security scan blocked it: CRITICAL os.system"
+    # the weights and the pyfunc model's own pickle, both read by modelscan alone
+    assert result.observed["scanFiles"] == "pickle 2 (modelscan), text 5 (data only)"
+
+
+@pytest.mark.slow
 def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     runtime, context = _build_in(tmp_path, "broken")
     with pytest.raises(_mlflow.MlflowError) as failure:

@@ -5,7 +5,8 @@
 2. Run it with MLflow Projects (``env_manager=local``); it must log a model.
 3. Digest the model's files (sha256 over sorted paths and contents).
 4. Hold the metrics the run logged to the spec's ``metricsGate``.
-5. Scan the files (picklescan) and block at the spec's ``scan.failOn`` severity.
+5. Scan the files (the scanners ``scan.tools`` names: ``models.scan``) and block at the
+   spec's ``scan.failOn`` severity.
 6. Register the version with tags for the source commit, spec digest,
    artifact digest, scan result and metrics gate, and move the spec's aliases
    to it — only when it passed both gates. A blocked version is never

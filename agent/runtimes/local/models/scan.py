@@ -3,22 +3,29 @@ its format, or is known to hold only data, or is reported unscanned.
 
 Formats are recognised by content, never by file name: a pickle named ``weights.h5`` is a
 pickle. Nothing is deserialised here — pickles are read opcode by opcode
-(``pickletools``, picklescan), skops files through skops' own listing of the types they
-would build (``skops.io.get_untrusted_types``), never the file's own claims of what to
-trust (MLflow loads skops files trusting the list in the model's ``MLmodel``).
+(``pickletools``, picklescan, modelscan), skops files through skops' own listing of the
+types they would build (``skops.io.get_untrusted_types``), never the file's own claims of
+what to trust (MLflow loads skops files trusting the list in the model's ``MLmodel``).
 
-* pickle, numpy ``.npy`` and zip archives of pickles (PyTorch) → **picklescan**: globals it
-  grades dangerous are CRITICAL, suspicious ones MEDIUM;
+* pickle, numpy ``.npy`` and zip archives of pickles (PyTorch) → **picklescan** (when
+  ``scan.tools`` names it, as it does by default): globals it grades dangerous are
+  CRITICAL, suspicious ones MEDIUM;
+* pickle, numpy, zip archives and HDF5 → **modelscan** (when ``scan.tools`` names it), which
+  grades what it finds LOW to CRITICAL itself (``_modelscan``). A file counts as scanned by
+  modelscan only when it scanned the whole file: one it skipped (an archive with a member
+  whose name it does not know) is not; one it could not read (a broken pickle, HDF5 on a
+  plane without h5py, a ``.npy`` under numpy 2 for modelscan 0.8) fails the scan;
 * skops (a zip holding ``schema.json``) → **skops**: a type skops does not trust by default
   is HIGH, CRITICAL when it is from a module that runs code (``os``, ``posix``,
   ``subprocess``, ``builtins``…);
 * text, JSON, YAML, safetensors, Parquet, UBJSON (xgboost's ``.ubj``) → **data only**;
-* anything else (HDF5, ONNX, an unknown binary) → **unscanned**: it blocks the model unless
-  the spec's ``scan.allowUnscanned`` says otherwise.
+* anything no scanner asked for read whole (ONNX, an unknown binary, HDF5 without
+  modelscan) → **unscanned**: it blocks the model unless the spec's ``scan.allowUnscanned``
+  says otherwise.
 
-Names in ``scan.allowGlobals`` (``module.name``) are accepted from either scanner. A scanner
-the spec asks for that this plane does not have (``modelscan``) fails the scan: it never
-passes.
+A file two scanners read is scanned by both, and counted once for each in ``formats``.
+Names in ``scan.allowGlobals`` (``module.name``) are accepted from any scanner. An error of
+any scanner fails the scan: it never passes.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.runtimes.local.models import _modelscan
 from schemas.model import SEVERITIES
 
 _LEVELS = {"dangerous": "CRITICAL", "suspicious": "MEDIUM"}
@@ -62,7 +70,8 @@ class Report:
     error: str = ""
     """Why the scan could not be completed (it then blocks)."""
     formats: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(format, scanner or ``data only``/``unscanned``) -> how many files."""
+    """(format, scanner or ``data only``/``unscanned``) -> how many files (a file two
+    scanners read counts for each)."""
     unscanned: tuple[str, ...] = ()
     """Files no scanner understands, by relative path."""
 
@@ -96,38 +105,34 @@ def scan(directory: Path, *, allow: list[str], tools: list[str] | None = None) -
     """Scan every file under ``directory`` with the scanners ``tools`` names (default
     picklescan)."""
     wanted = tools or ["picklescan"]
-    missing = [tool for tool in wanted if tool not in AVAILABLE]
     findings: list[Finding] = []
-    formats: Counter[tuple[str, str]] = Counter()
-    unscanned: list[str] = []
     errors: list[str] = []
+    kinds: dict[str, str] = {}
+    read_by: dict[str, list[str]] = {}
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
     for path in files:
         relative = path.relative_to(directory).as_posix()
         data = path.read_bytes()
-        kind = recognise(data)
+        kinds[relative] = kind = recognise(data)
+        read_by[relative] = []
         if kind in DATA_FORMATS:
-            formats[(kind, DATA_ONLY)] += 1
+            read_by[relative].append(DATA_ONLY)
         elif kind == "skops":
-            formats[(kind, "skops")] += 1
+            read_by[relative].append("skops")
             findings += _skops(data, relative, allow, errors)
         elif kind in PICKLESCAN_FORMATS and "picklescan" in wanted:
-            formats[(kind, "picklescan")] += 1
+            read_by[relative].append("picklescan")
             findings += _picklescan(data, relative, kind, allow, errors)
-        else:
-            formats[(kind, UNSCANNED)] += 1
-            unscanned.append(f"{relative} ({kind})")
-    if missing:
-        errors.insert(
-            0, f"scan.tools asks for {', '.join(missing)}, which this plane does not have"
-        )
-    return Report(tuple(findings), len(files), "; ".join(errors), formats, tuple(unscanned))
+    if "modelscan" in wanted:
+        findings += _run_modelscan(directory, kinds, read_by, allow, errors)
+    formats = Counter((kinds[f], how) for f, by in read_by.items() for how in by or [UNSCANNED])
+    unscanned = tuple(f"{f} ({kinds[f]})" for f, by in read_by.items() if not by)
+    return Report(tuple(findings), len(files), "; ".join(errors), formats, unscanned)
 
 
-AVAILABLE = frozenset({"picklescan"})
-"""The scanners this runtime has (``modelscan`` is not installed with Gitplane)."""
 DATA_FORMATS = frozenset({"text", "safetensors", "parquet", "ubjson", "empty"})
 PICKLESCAN_FORMATS = frozenset({"pickle", "numpy", "zip"})
+MODELSCAN_FORMATS = frozenset(_modelscan.SUFFIXES)
 
 
 def recognise(data: bytes) -> str:
@@ -226,3 +231,20 @@ def _skops(data: bytes, relative: str, allow: list[str], errors: list[str]) -> l
         for name in untrusted
         if name not in allow
     ]
+
+
+def _run_modelscan(
+    directory: Path,
+    kinds: dict[str, str],
+    read_by: dict[str, list[str]],
+    allow: list[str],
+    errors: list[str],
+) -> list[Finding]:
+    """Run modelscan over the files in formats it reads; record the ones it scanned whole."""
+    outcome = _modelscan.run(
+        directory, {f: kind for f, kind in kinds.items() if kind in MODELSCAN_FORMATS}
+    )
+    errors += outcome.errors
+    for relative in sorted(outcome.scanned):
+        read_by[relative].append("modelscan")
+    return [Finding(i.reference, i.severity) for i in outcome.issues if i.reference not in allow]
