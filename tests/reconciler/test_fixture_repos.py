@@ -33,6 +33,7 @@ def case_repo(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path
     return request.param, repo
 
 
+@pytest.mark.effect("*", "apiVersion", "kind")
 def test_every_problem_is_reported_at_its_position(case_repo: tuple[str, Path]) -> None:
     case, repo = case_repo
     state = desired.load_commit(gitrepo.GitRepo(repo), "HEAD")

@@ -138,6 +138,7 @@ def ops(result: Plan, plane: str) -> list[tuple[str, str]]:
     return [(a.op, a.ref) for p in result.planes if p.plane == plane for a in p.actions]
 
 
+@pytest.mark.effect("*", "metadata.name")
 def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
     result = plan(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)), {}, TUESDAY_NOON)
     assert ops(result, "dev") == [
@@ -374,6 +375,8 @@ def test_an_alias_no_model_sets_is_blocked() -> None:
     assert (action.op, action.reason) == ("blocked", "no Model sets alias 'canary' on churn")
 
 
+@pytest.mark.effect("*", "spec.planeSelector.matchLabels")
+@pytest.mark.effect("DataPlane", "metadata.labels")
 def test_resources_go_only_to_the_planes_they_select() -> None:
     result = plan(Desired(COMMIT, docs(MODEL, deployment("churn-prod", "prod"))), {}, TUESDAY_NOON)
     assert ops(result, "dev") == []
@@ -469,6 +472,12 @@ def test_a_blocked_resource_is_not_retried() -> None:
     )
 
 
+@pytest.mark.effect(
+    "*",
+    "spec.planeSelector.matchExpressions[].key",
+    "spec.planeSelector.matchExpressions[].operator",
+    "spec.planeSelector.matchExpressions[].values[]",
+)
 def test_planes_share_actions_only_when_nothing_plane_specific_differs() -> None:
     model = MODEL.replace(
         "aliases: [champion]}", "aliases: [champion], planeSelector: {matchLabels: {env: dev}}}"
@@ -488,6 +497,7 @@ def test_planes_share_actions_only_when_nothing_plane_specific_differs() -> None
     assert dev_action.op == "create"  # the dev plane's own record, not a shared memo
 
 
+@pytest.mark.effect("*", "metadata.annotations")
 def test_an_annotation_is_the_way_to_retry_a_stalled_resource() -> None:
     """As ``kubectl rollout restart``: a changed annotation is a changed spec, so a new
     command (its attempts count from one); docs/agent.md gives this recipe."""
@@ -622,3 +632,30 @@ def test_capacity_admits_and_never_evicts_what_is_running() -> None:
     actions = next(p for p in lowered.planes if p.plane == "dev").actions
     assert [(a.op, a.name) for a in actions if a.kind == "Deployment"] == [("blocked", "z-old")]
     assert actions[-1].reason.endswith("; it keeps running as last applied")
+
+
+@pytest.mark.effect(
+    "*", "metadata.description", "metadata.owner", "metadata.labels", "metadata.annotations"
+)
+def test_metadata_is_signed_into_the_command_and_a_change_to_it_is_an_update() -> None:
+    """Who owns a resource and what it is for are part of what was approved: the plane (and
+    the audit trail) gets them in the signed command, and changing them is a new command."""
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    metadata = (
+        "metadata:\n  name: churn-dev\n  description: churn scores for the CRM\n"
+        "  owner: team-ml\n  labels: {tier: gold}\n  annotations: {ticket: ML-42}\n"
+    )
+    changed = deployment().replace("metadata: {name: churn-dev}\n", metadata)
+    result = plan(
+        Desired(COMMIT, docs(MODEL, FEATURES, changed, DAG)), {"dev": _sync(desired)}, TUESDAY_NOON
+    )
+    [action] = next(p for p in result.planes if p.plane == "dev").actions
+    assert (action.op, action.ref) == ("update", "Deployment/churn-dev")
+    assert action.command is not None
+    assert json.loads(action.command.spec)["metadata"] == {
+        "name": "churn-dev",
+        "description": "churn scores for the CRM",
+        "owner": "team-ml",
+        "labels": {"tier": "gold"},
+        "annotations": {"ticket": "ML-42"},
+    }
