@@ -97,7 +97,7 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
     report = _newest_report(world)
     assert report is not None and report["capabilities"] == {
         "env_managers": ["local"],  # what the reconciler may send this plane
-        "enforces_resources": False,
+        "enforces_resources": True,
     }
     failed = [
         json.loads(line)
