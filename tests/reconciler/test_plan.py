@@ -138,6 +138,7 @@ def ops(result: Plan, plane: str) -> list[tuple[str, str]]:
     return [(a.op, a.ref) for p in result.planes if p.plane == plane for a in p.actions]
 
 
+@pytest.mark.effect("DAG", "spec.featureSets[]")
 def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
     result = plan(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)), {}, TUESDAY_NOON)
     assert ops(result, "dev") == [
