@@ -614,3 +614,49 @@ def test_a_step_whose_env_manager_the_plane_lacks_blocks_the_dag(
     assert status.phase == "Blocked"
     assert "projects/dag-produce: envManager 'conda' is not available" in status.message
     assert _runs(env, "pinned") == []  # no parent run, no step
+
+
+@pytest.mark.effect("DAG", "spec.tracking.experiment")
+def test_runs_are_logged_in_the_tracking_experiment(plane: tuple[LocalEnv, str]) -> None:
+    env, commit = plane
+    spec = {
+        "timeout": "1ms",  # the parent run is enough: no step needs to start
+        "tracking": {"experiment": "shared/batch"},
+        "steps": [_step("produce", "dag-produce")],
+    }
+    status = dags.apply(_command("logged", spec), _context(env, commit), env)
+    assert status.observed["experiment"] == "shared/batch"
+    (parent,) = _runs(env, "shared/batch")
+    assert parent.info.run_id == status.observed["lastRun"]
+    assert _runs(env, "logged") == []
+
+
+@pytest.mark.effect(
+    "DAG",
+    "spec.steps[].project.entryPoint",
+    "spec.steps[].resources.memory",
+    "spec.steps[].resources.cpu",
+)
+@pytest.mark.slow
+def test_a_step_runs_its_entry_point_within_its_resources(plane: tuple[LocalEnv, str]) -> None:
+    env, commit = plane
+    probe = _step("probe", "dag-produce", resources={"memory": "2Gi", "cpu": "1"})
+    probe["project"]["entryPoint"] = "limits"  # writes limits.txt; main writes one.txt
+    status = dags.apply(_command("held", {"steps": [probe]}), _context(env, commit), env)
+    assert status.phase == "Ready", status.message
+    run = _children(_runs(env, "held"))["probe"]
+    assert _artifact(env, run.info.run_id, "limits.txt") == f"{2 * 1024**3} 1\n"
+
+
+@pytest.mark.effect("DAG", "spec.steps[].resources.gpu")
+def test_a_step_asking_for_a_gpu_blocks_the_dag_and_nothing_runs(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    env, commit = plane
+    steps = [_step("produce", "dag-produce"), _step("train", "dag-produce", resources={"gpu": 1})]
+    status = dags.apply(_command("gpu", {"steps": steps}), _context(env, commit), env)
+    assert status.phase == "Blocked"
+    assert "DAG/gpu step train: resources.gpu 1: the local runtime schedules no GPUs" in (
+        status.message
+    )
+    assert _runs(env, "gpu") == []  # no parent run, no step
