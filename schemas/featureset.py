@@ -17,6 +17,7 @@ class Entity(Strict):
     """What features are keyed by (Feast ``Entity``)."""
 
     name: Identifier
+    """A label: rows are keyed, and looked up, by ``joinKeys`` alone."""
     join_keys: list[Identifier] = Field(min_length=1)
     value_type: DType = "string"
 

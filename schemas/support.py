@@ -55,9 +55,21 @@ def _off(value: object) -> bool:
     return value is False
 
 
+def _above_one(value: object) -> bool:
+    return isinstance(value, int) and value > 1
+
+
+def _overlapping(value: object) -> bool:
+    return value in ("Allow", "Replace")
+
+
 _FEATURE_JOBS = "not enforced by the local runtime: feature jobs run inside the agent's own process"
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
+_ONE_AT_A_TIME = (
+    "not applied by the local runtime: runs never overlap and none is replaced; a run that "
+    "falls due during another starts when that one ends, as with Forbid"
+)
 
 
 def _resources(kind: str, prefix: str) -> tuple[Unsupported, ...]:
@@ -74,6 +86,37 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("local", "FeatureSet", "spec.resources.cpu", _FEATURE_JOBS),
     Unsupported("local", "FeatureSet", "spec.resources.memory", _FEATURE_JOBS),
     Unsupported("local", "FeatureSet", "spec.resources.gpu", _FEATURE_JOBS),
+    Unsupported(
+        "local",
+        "FeatureSet",
+        "spec.backfill.parallelism",
+        "not applied by the local runtime: backfill chunks are computed one after another",
+        _above_one,
+        "above 1",
+    ),
+    Unsupported(
+        "local",
+        "FeatureSet",
+        "spec.entities[].name",
+        "a label only on the local runtime: the online store is keyed, and looked up, by the "
+        "join keys",
+    ),
+    Unsupported(
+        "local",
+        "FeatureSet",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME,
+        _overlapping,
+        "Allow or Replace",
+    ),
+    Unsupported(
+        "local",
+        "DAG",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME,
+        _overlapping,
+        "Allow or Replace",
+    ),
     Unsupported(
         "local",
         "Deployment",

@@ -129,6 +129,18 @@ PIPELINE: dict[str, Any] = {
 }
 
 
+@pytest.mark.effect(
+    "DAG",
+    "spec.parameters.*",
+    "spec.steps[].name",
+    "spec.steps[].dependsOn[]",
+    "spec.steps[].partition.from",
+    "spec.steps[].partition.instances",
+    "spec.steps[].partition.by",
+    "spec.steps[].partition.assignment",
+    "spec.steps[].project.path",
+    "spec.steps[].project.parameters.*",
+)
 @pytest.mark.slow
 def test_a_dag_runs_in_order_as_parent_and_child_runs_and_passes_partitioned_data(
     plane: tuple[LocalEnv, str],
@@ -210,6 +222,12 @@ FAILING: dict[str, Any] = {
 }
 
 
+@pytest.mark.effect(
+    "DAG",
+    "spec.steps[].retry.limit",
+    "spec.steps[].dependsOn[]",
+    "spec.failurePolicy",
+)
 @pytest.mark.slow
 def test_a_failing_step_is_retried_then_fails_the_run_and_abort_stops_the_rest(
     plane: tuple[LocalEnv, str],
@@ -253,6 +271,12 @@ INDEPENDENT: dict[str, Any] = {
 }
 
 
+@pytest.mark.effect(
+    "DAG",
+    "spec.steps[].timeout",
+    "spec.steps[].continueOnFailure",
+    "spec.failurePolicy",
+)
 @pytest.mark.slow
 def test_a_step_timeout_kills_it_and_continue_independent_runs_the_rest(
     plane: tuple[LocalEnv, str], tmp_path: Path
@@ -303,6 +327,7 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@pytest.mark.effect("DAG", "spec.schedule.cron", "spec.schedule.timezone")
 @pytest.mark.slow
 def test_a_scheduled_dag_runs_only_when_due_and_once_per_slot(plane: tuple[LocalEnv, str]) -> None:
     env, commit = plane
@@ -331,6 +356,7 @@ def test_a_scheduled_dag_runs_only_when_due_and_once_per_slot(plane: tuple[Local
     assert dags.apply(command, later, env) == ran  # re-apply: no reset, no run
 
 
+@pytest.mark.effect("DAG", "spec.schedule.suspend")
 def test_a_suspended_schedule_registers_but_never_runs(plane: tuple[LocalEnv, str]) -> None:
     env, commit = plane
     spec = {**SCHEDULED, "schedule": {**SCHEDULED["schedule"], "suspend": True}}
@@ -351,6 +377,7 @@ def test_a_suspended_schedule_registers_but_never_runs(plane: tuple[LocalEnv, st
     assert dags.load_state(env, "paused") is None
 
 
+@pytest.mark.effect("DAG", "spec.timeout")
 def test_the_dag_timeout_stops_steps_from_starting(plane: tuple[LocalEnv, str]) -> None:
     env, commit = plane
     spec = {"timeout": "1ms", "steps": [_step("produce", "dag-produce")]}
@@ -387,6 +414,7 @@ def _steps(edges: dict[str, list[str]]) -> list[Step]:
     return [Step.model_validate(_step(name, "p", dependsOn=deps)) for name, deps in edges.items()]
 
 
+@pytest.mark.effect("DAG", "spec.steps[].dependsOn[]")
 @pytest.mark.parametrize(
     ("edges", "expected"),
     [
@@ -421,6 +449,7 @@ def test_a_dag_that_cannot_run_says_why(steps: list[Step], message: str) -> None
         _dagplan.order(steps)
 
 
+@pytest.mark.effect("DAG", "spec.parameters.*", "spec.steps[].project.parameters.*")
 def test_parameters_are_layered_and_filtered() -> None:
     declared = frozenset({"alpha", "beta", "flag", "input_dir"})
     chosen = _dagplan.parameters(
@@ -432,6 +461,7 @@ def test_parameters_are_layered_and_filtered() -> None:
     assert chosen == {"alpha": "1", "beta": "step", "flag": "true", "input_dir": "/in"}
 
 
+@pytest.mark.effect("DAG", "spec.steps[].partition.by")
 @pytest.mark.parametrize(
     ("path", "by", "expected"),
     [
@@ -467,6 +497,7 @@ SHARE_CASES: list[tuple[str, Partition, list[list[str]]]] = [
 ]
 
 
+@pytest.mark.effect("DAG", "spec.steps[].partition.instances", "spec.steps[].partition.by")
 @pytest.mark.parametrize(
     ("case", "partition", "expected"), SHARE_CASES, ids=[c[0] for c in SHARE_CASES]
 )
@@ -475,6 +506,7 @@ def test_round_robin_shares(case: str, partition: Partition, expected: list[list
     assert _dagplan.shares(["b/2", "a/1", "c/1", "b/1", "a/2"], partition) == expected
 
 
+@pytest.mark.effect("DAG", "spec.steps[].partition.assignment")
 @pytest.mark.parametrize("by", ["object", "directory", "key"])
 def test_hash_shares_cover_every_file_once_and_never_move(by: str) -> None:
     files = [f"{d}/{k}-{n}.csv" for d in "xyz" for k in ("eu", "us", "apac") for n in range(4)]
@@ -505,6 +537,7 @@ def _schedule(**fields: Any) -> Any:
     ).spec.schedule
 
 
+@pytest.mark.effect("DAG", "spec.schedule.cron", "spec.schedule.timezone")
 @pytest.mark.parametrize(
     ("fields", "after", "now", "expected"),
     [
@@ -547,6 +580,7 @@ def test_bad_schedules_are_dag_errors(fields: dict[str, Any], message: str) -> N
         _dagplan.next_slot(_schedule(**fields), _at("2024-01-10T00:00"))
 
 
+@pytest.mark.effect("DAG", "spec.steps[].retry.backoff", "spec.steps[].retry.maxBackoff")
 def test_backoff_doubles_up_to_its_cap() -> None:
     retry = Step.model_validate(
         _step("a", "p", retry={"limit": 5, "backoff": "1s", "maxBackoff": "5s"})
@@ -554,6 +588,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert [_dagplan.backoff(retry, n) for n in range(1, 5)] == [1.0, 2.0, 4.0, 5.0]
 
 
+@pytest.mark.effect("DAG", "spec.steps[].project.parameters.*")
 def test_a_step_parameter_its_entry_point_does_not_declare_fails_the_step(
     plane: tuple[LocalEnv, str],
 ) -> None:
@@ -568,6 +603,7 @@ def test_a_step_parameter_its_entry_point_does_not_declare_fails_the_step(
     assert children == {}  # no project ran
 
 
+@pytest.mark.effect("DAG", "spec.steps[].project.envManager")
 def test_a_step_whose_env_manager_the_plane_lacks_blocks_the_dag(
     plane: tuple[LocalEnv, str],
 ) -> None:
@@ -578,3 +614,49 @@ def test_a_step_whose_env_manager_the_plane_lacks_blocks_the_dag(
     assert status.phase == "Blocked"
     assert "projects/dag-produce: envManager 'conda' is not available" in status.message
     assert _runs(env, "pinned") == []  # no parent run, no step
+
+
+@pytest.mark.effect("DAG", "spec.tracking.experiment")
+def test_runs_are_logged_in_the_tracking_experiment(plane: tuple[LocalEnv, str]) -> None:
+    env, commit = plane
+    spec = {
+        "timeout": "1ms",  # the parent run is enough: no step needs to start
+        "tracking": {"experiment": "shared/batch"},
+        "steps": [_step("produce", "dag-produce")],
+    }
+    status = dags.apply(_command("logged", spec), _context(env, commit), env)
+    assert status.observed["experiment"] == "shared/batch"
+    (parent,) = _runs(env, "shared/batch")
+    assert parent.info.run_id == status.observed["lastRun"]
+    assert _runs(env, "logged") == []
+
+
+@pytest.mark.effect(
+    "DAG",
+    "spec.steps[].project.entryPoint",
+    "spec.steps[].resources.memory",
+    "spec.steps[].resources.cpu",
+)
+@pytest.mark.slow
+def test_a_step_runs_its_entry_point_within_its_resources(plane: tuple[LocalEnv, str]) -> None:
+    env, commit = plane
+    probe = _step("probe", "dag-produce", resources={"memory": "2Gi", "cpu": "1"})
+    probe["project"]["entryPoint"] = "limits"  # writes limits.txt; main writes one.txt
+    status = dags.apply(_command("held", {"steps": [probe]}), _context(env, commit), env)
+    assert status.phase == "Ready", status.message
+    run = _children(_runs(env, "held"))["probe"]
+    assert _artifact(env, run.info.run_id, "limits.txt") == f"{2 * 1024**3} 1\n"
+
+
+@pytest.mark.effect("DAG", "spec.steps[].resources.gpu")
+def test_a_step_asking_for_a_gpu_blocks_the_dag_and_nothing_runs(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    env, commit = plane
+    steps = [_step("produce", "dag-produce"), _step("train", "dag-produce", resources={"gpu": 1})]
+    status = dags.apply(_command("gpu", {"steps": steps}), _context(env, commit), env)
+    assert status.phase == "Blocked"
+    assert "DAG/gpu step train: resources.gpu 1: the local runtime schedules no GPUs" in (
+        status.message
+    )
+    assert _runs(env, "gpu") == []  # no parent run, no step

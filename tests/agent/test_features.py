@@ -123,6 +123,7 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(_normal(actual), expected, check_exact=False, rtol=1e-9)
 
 
+@pytest.mark.effect("FeatureSet", "spec.transformation.sql")
 def test_the_example_materialises_what_pandas_computes(env: LocalEnv) -> None:
     result = features.materialise(_command(no_backfill), env, now=APRIL)
     assert result.phase == "Ready", result.message
@@ -153,6 +154,7 @@ def test_online_event_times_are_each_entitys_newest_event(env: LocalEnv) -> None
     assert set(online["_written_at"]) == {"2026-04-10T03:00:00.000000Z"}
 
 
+@pytest.mark.effect("FeatureSet", "spec.backfill.start", "spec.backfill.chunk")
 def test_the_example_backfills_in_weekly_chunks(env: LocalEnv) -> None:
     result = features.materialise(_command(), env, now=APRIL)
     assert result.phase == "Ready", result.message
@@ -173,6 +175,7 @@ def test_the_example_backfills_in_weekly_chunks(env: LocalEnv) -> None:
     assert result.observed["offlineFiles"] == 13
 
 
+@pytest.mark.effect("FeatureSet", "spec.backfill.end")
 def test_a_backfill_with_an_end_is_followed_by_a_run_up_to_now() -> None:
     spec = FeatureSet.model_validate_json(
         _command(lambda s: s["backfill"].update(end="2026-01-15", chunk="7d")).spec
@@ -194,6 +197,7 @@ def test_the_local_runtime_applies_the_example(env: LocalEnv, tmp_path: Path) ->
     assert result.observed["sourceRows"] == 2000
 
 
+@pytest.mark.effect("FeatureSet", "spec.source.path", "spec.stores.offline.format")
 def test_a_parquet_source_with_timestamp_columns(env: LocalEnv) -> None:
     events = _events()[["customer_id", "time", "amount"]].rename(columns={"time": "event_time"})
     events.to_parquet(env.data_dir / "data" / "events.parquet", index=False)
@@ -206,6 +210,7 @@ def test_a_parquet_source_with_timestamp_columns(env: LocalEnv) -> None:
     assert featurestore.offline_files(_kind_dir(env))[0].suffix == ".csv"
 
 
+@pytest.mark.effect("FeatureSet", "spec.source.type", "spec.source.path")
 @pytest.mark.parametrize("kind", ["sqlite", "table"])
 def test_sqlite_and_warehouse_table_sources(env: LocalEnv, kind: str) -> None:
     database = {"sqlite": "data/shop.db", "table": "warehouse.db"}[kind]
@@ -218,6 +223,7 @@ def test_sqlite_and_warehouse_table_sources(env: LocalEnv, kind: str) -> None:
     _assert_same(_offline(env)[0], _expected(_events()))
 
 
+@pytest.mark.effect("FeatureSet", "spec.source.readPolicy", "spec.source.window")
 def test_a_window_reads_the_last_window(env: LocalEnv) -> None:
     command = _command(no_backfill, source(readPolicy="window", window="7d"))
     end = datetime(2026, 3, 1, tzinfo=UTC)
@@ -226,6 +232,7 @@ def test_a_window_reads_the_last_window(env: LocalEnv) -> None:
     _assert_same(_offline(env)[0], _expected(events[events["time"] >= end - timedelta(days=7)]))
 
 
+@pytest.mark.effect("FeatureSet", "spec.source.readPolicy", "spec.schedule.cron")
 def test_new_only_reads_only_new_rows_on_a_scheduled_run(env: LocalEnv) -> None:
     february, events = datetime(2026, 2, 1, tzinfo=UTC), _events()
     data = env.data_dir / "data" / "events.csv"
@@ -249,6 +256,14 @@ def _observe(
     return features.observe(command, last, ApplyContext("0" * 40, env.state_dir, now=now), env)
 
 
+@pytest.mark.effect(
+    "FeatureSet",
+    "spec.transformation.sql",
+    "spec.features[].name",
+    "spec.features[].dtype",
+    "spec.entities[].joinKeys[]",
+    "spec.source.timestampField",
+)
 @pytest.mark.parametrize(
     ("change", "error"),
     [
@@ -300,6 +315,28 @@ def test_a_failed_computation_leaves_the_stores_untouched(
     assert _stores(env) == before
 
 
+@pytest.mark.effect("FeatureSet", "spec.entities[].valueType")
+@pytest.mark.parametrize(
+    ("value_type", "offline", "online"),
+    [("int64", "Int64", "integer"), ("string", "string", "text")],
+    ids=["int64", "string"],
+)
+def test_join_keys_are_stored_as_their_value_type(
+    env: LocalEnv, value_type: str, offline: str, online: str
+) -> None:
+    entity = {"name": "customer", "joinKeys": ["customer_id"], "valueType": value_type}
+    command = _command(no_backfill, setting("entities", [entity]))
+    assert features.materialise(command, env, now=APRIL).phase == "Ready"
+    path = featurestore.offline_files(_kind_dir(env))[0]
+    assert (
+        str(pd.read_parquet(path, dtype_backend="numpy_nullable")["customer_id"].dtype) == offline
+    )
+    with sqlite3.connect(_kind_dir(env) / featurestore.ONLINE) as database:
+        found = database.execute('SELECT DISTINCT typeof(customer_id) FROM "customer-activity"')
+        assert found.fetchall() == [(online,)]
+
+
+@pytest.mark.effect("FeatureSet", "spec.timeout")
 def test_the_transformation_is_stopped_at_its_timeout(env: LocalEnv) -> None:
     forever = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT * FROM n"
     result = features.materialise(
@@ -333,6 +370,7 @@ def test_a_source_outside_the_data_directory_is_refused(
     assert _stores(env) == {}
 
 
+@pytest.mark.effect("FeatureSet", "spec.ttl", "spec.entities[].joinKeys[]")
 def test_online_lookup_ignores_values_older_than_the_ttl(env: LocalEnv) -> None:
     features.materialise(_command(no_backfill), env, now=APRIL)
     newest = _events().groupby("customer_id")["time"].max()
@@ -357,6 +395,7 @@ def test_reapplying_a_command_does_not_duplicate_history(env: LocalEnv, policy: 
     assert _stores(env) == stored
 
 
+@pytest.mark.effect("FeatureSet", "spec.retry.backoff")
 def test_a_failed_run_is_retried_at_its_batch_time_with_backoff(env: LocalEnv) -> None:
     data = env.data_dir / "data" / "events.csv"
     data.rename(env.data_dir / "events.later")
@@ -376,6 +415,7 @@ def test_a_failed_run_is_retried_at_its_batch_time_with_backoff(env: LocalEnv) -
     ]
 
 
+@pytest.mark.effect("FeatureSet", "spec.retry.limit")
 def test_retries_stop_at_the_limit(env: LocalEnv) -> None:
     (env.data_dir / "data" / "events.csv").unlink()
     command = _command(no_backfill, no_schedule)
@@ -387,6 +427,7 @@ def test_retries_stop_at_the_limit(env: LocalEnv) -> None:
     assert _observe(env, command, status, APRIL + timedelta(days=9)) is status
 
 
+@pytest.mark.effect("FeatureSet", "spec.retry.backoff", "spec.retry.maxBackoff")
 @pytest.mark.parametrize(
     ("failures", "delay"),
     [(1, 10), (2, 20), (3, 30), (4, 30), (5, 30), (6, None)],
@@ -398,6 +439,7 @@ def test_backoff_doubles_up_to_its_maximum(failures: int, delay: int | None) -> 
     assert found == (None if delay is None else APRIL + timedelta(seconds=delay))
 
 
+@pytest.mark.effect("FeatureSet", "spec.schedule.cron", "spec.schedule.timezone")
 @pytest.mark.parametrize(
     ("cron", "zone", "after", "expected"),
     [
@@ -417,6 +459,7 @@ def test_the_next_run_follows_cron_in_its_time_zone(
     assert found == expected
 
 
+@pytest.mark.effect("FeatureSet", "spec.schedule.suspend")
 def test_a_suspended_schedule_runs_nothing(env: LocalEnv) -> None:
     suspend = setting("schedule", {"cron": "0 */4 * * *", "suspend": True})
     never = features.materialise(_command(no_backfill, suspend), env, now=APRIL)
@@ -442,6 +485,7 @@ def test_a_stale_command_is_not_run_by_observe(env: LocalEnv) -> None:
     assert _observe(env, other, status, later) is status
 
 
+@pytest.mark.effect("FeatureSet", "spec.stores.online.enabled", "spec.stores.offline.enabled")
 @pytest.mark.parametrize("store", ["online", "offline"])
 def test_a_disabled_store_is_not_written(env: LocalEnv, store: str) -> None:
     disabled = setting("stores", {store: {"enabled": False}})
@@ -460,6 +504,7 @@ def test_delete_removes_everything(env: LocalEnv) -> None:
     assert not (env.state_dir / "featuresets" / NAME).exists()
 
 
+@pytest.mark.effect("FeatureSet", "spec.source.format", "spec.source.timestampField")
 @pytest.mark.parametrize(
     ("change", "error"),
     [

@@ -122,14 +122,22 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
         f"warning: {example_repo}/deployments/churn-dev.yaml:24:64: spec.rollout.autoRollback: "
         "has no effect on the local runtime: the old replicas keep serving when a new version "
         "fails (planes: local-dev)",
+        f"warning: {example_repo}/features/customer-activity.yaml:9:8: spec.entities[0].name: "
+        "a label only on the local runtime: the online store is keyed, and looked up, by the "
+        "join keys (planes: local-dev)",
+        f"warning: {example_repo}/features/customer-activity.yaml:31:46: "
+        "spec.backfill.parallelism: not applied by the local runtime: backfill chunks are "
+        "computed one after another (planes: local-dev)",
         f"warning: {example_repo}/planes/prod.yaml:9:3: spec.runtime: this release has no "
         "kubernetes runtime: agents refuse it, so what is issued to this plane waits for an "
         "agent that can apply it (planes: prod-eu)",
     ]
     body = json.loads(run(gitplane_bin, "validate", str(example_repo), "-o", "json").stdout)
-    assert body["valid"] is True and len(body["warnings"]) == 2
+    assert body["valid"] is True and len(body["warnings"]) == 4
     planned = run(gitplane_bin, "plan", str(example_repo), "-o", "json")
     assert [w["path"] for w in json.loads(planned.stdout)["warnings"]] == [
         "spec.rollout.autoRollback",
+        "spec.entities[0].name",
+        "spec.backfill.parallelism",
         "spec.runtime",
     ]

@@ -139,6 +139,7 @@ def ops(result: Plan, plane: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.effect("*", "metadata.name")
+@pytest.mark.effect("DAG", "spec.featureSets[]")
 def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
     result = plan(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)), {}, TUESDAY_NOON)
     assert ops(result, "dev") == [

@@ -51,7 +51,11 @@ def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -
     assert (deployment["sync"], deployment["phase"]) == ("Synced", "Unknown")
     assert prod["reportedAt"] is None
     assert prod["flags"] == ["no signed status report yet: is its agent running?"]
-    assert [w["path"] for w in body["specWarnings"]] == ["spec.runtime"]
+    assert [w["path"] for w in body["specWarnings"]] == [
+        "spec.entities[0].name",
+        "spec.backfill.parallelism",
+        "spec.runtime",
+    ]
     assert "warning: " in done.stderr
     assert "spec.runtime: this release has no kubernetes runtime" in done.stderr
 
@@ -153,7 +157,8 @@ def test_a_bad_spec_on_main_lists_its_problems_and_still_shows_every_plane(
     world.change("a typo and an unknown runtime", typo)
     done = _status(gitplane_bin, world, "--output", "json")
     assert done.returncode == 1
-    problems = [line for line in done.stderr.splitlines() if ".yaml:" in line]
+    lines = done.stderr.splitlines()
+    problems = [line for line in lines if ".yaml:" in line and not line.startswith("warning: ")]
     assert len(problems) == 2, done.stderr
     bare = world.remote.removeprefix("file://")  # files are named as PATH was given
     assert problems[0] == (

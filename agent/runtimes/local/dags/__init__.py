@@ -5,8 +5,9 @@
   failing step's log tail when not.
 * With ``schedule`` it is a CronJob: applying registers it (``Ready``, ``nextRun``)
   and runs nothing; ``observe`` runs it when a slot falls due (one run for any number
-  of missed slots), unless ``suspend``. Runs are synchronous, so no two ever overlap:
-  every ``concurrencyPolicy`` (Forbid, Replace, Allow) is met trivially.
+  of missed slots), unless ``suspend``. Runs are synchronous, so no two ever overlap: a
+  slot due during a run starts after it (``Forbid``); ``Allow`` and ``Replace`` are not
+  applied (``schemas.support`` lists them).
 * ``<stateDir>/dags/<name>/state.json`` (written atomically) keeps the command last
   applied, the newest slot run and the status. The same command applied again never
   runs again and one slot never runs twice; another command for the same spec digest
