@@ -75,6 +75,14 @@ class Rollout(Strict):
     """Return to the previous version when the new one fails its health checks."""
     progress_deadline: Duration = "10m"
 
+    @model_validator(mode="after")
+    def _can_progress(self) -> Self:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError(
+                "maxSurge and maxUnavailable must not both be 0: no replica could be replaced"
+            )
+        return self
+
 
 class Health(Strict):
     """Readiness probe of each replica."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
+from agent.runtimes.local.serving import desired
 from agent.runtimes.local.serving.autoscale import (
     Policy,
     Recommendation,
@@ -12,6 +16,7 @@ from agent.runtimes.local.serving.autoscale import (
     prune,
     recommend,
 )
+from schemas.deployment import DeploymentSpec
 
 POLICY = Policy(
     min_replicas=1,
@@ -89,3 +94,85 @@ def test_old_recommendations_are_forgotten() -> None:
     history = _history(1, 2, 3, 4, 5, 5, 5, 5, 5, 5)
     prune(history, POLICY, now=9.0)
     assert [r.at for r in history] == [4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+
+
+def _policy(**autoscaling: object) -> Policy:
+    """The policy a supervisor runs for a spec's ``autoscaling`` (over a base block)."""
+    block = {"maxReplicas": 10, "targets": {"rpsPerReplica": 10}, **autoscaling}
+    spec = DeploymentSpec.model_validate(
+        {"model": {"name": "m"}, "planeSelector": {}, "autoscaling": block}
+    )
+    built = desired.build(
+        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=Path()
+    )
+    assert built.autoscaling is not None
+    return built.autoscaling
+
+
+def _ask(sample: Sample, current: int) -> Callable[[Policy], int | None]:
+    return lambda policy: recommend(policy, sample, current, at=0.0).replicas
+
+
+def _event(
+    history: list[Recommendation], current: int, now: float, last: float | None = None
+) -> Callable[[Policy], int | None]:
+    def run(policy: Policy) -> int | None:
+        event = decide(policy, history, current, now, last)
+        return event.replicas if event else None
+
+    return run
+
+
+@pytest.mark.effect(
+    "Deployment",
+    "spec.autoscaling.minReplicas",
+    "spec.autoscaling.maxReplicas",
+    "spec.autoscaling.targets.rpsPerReplica",
+    "spec.autoscaling.targets.p95LatencyMs",
+    "spec.autoscaling.targets.errorRate",
+    "spec.autoscaling.cooldown",
+    "spec.autoscaling.scaleUpStabilization",
+    "spec.autoscaling.scaleDownStabilization",
+)
+@pytest.mark.parametrize(
+    ("field", "run", "with_field", "without"),
+    [
+        ({"minReplicas": 2}, _ask(Sample(0.0, None, None), 3), 2, 1),
+        ({"maxReplicas": 3}, _ask(Sample(500.0, 9.0, 0.0), 2), 3, 10),
+        ({"targets": {"rpsPerReplica": 5}}, _ask(Sample(35.0, 9.0, 0.0), 1), 7, 4),
+        (
+            {"targets": {"rpsPerReplica": 10, "p95LatencyMs": 200}},
+            _ask(Sample(5.0, 600.0, 0.0), 1),
+            3,
+            1,
+        ),
+        (
+            {"targets": {"rpsPerReplica": 10, "errorRate": 0.05}},
+            _ask(Sample(5.0, 9.0, 0.2), 2),
+            8,
+            1,
+        ),
+        ({"cooldown": "2s"}, _event(_history(4, 4, 4, 4), 1, 3.0, last=0.5), 4, None),
+        ({"scaleUpStabilization": "3s"}, _event(_history(1, 1, 1, 4), 1, 3.0), None, 4),
+        ({"scaleDownStabilization": "2s"}, _event(_history(3, 3, 1, 1, 1), 3, 4.0), 1, None),
+    ],
+    ids=[
+        "min",
+        "max",
+        "rps-target",
+        "latency-target",
+        "error-target",
+        "cooldown",
+        "up-stabilisation",
+        "down-stabilisation",
+    ],
+)
+def test_the_specs_autoscaling_block_decides(
+    field: dict[str, object],
+    run: Callable[[Policy], int | None],
+    with_field: int | None,
+    without: int | None,
+) -> None:
+    """Each field of the spec, through the policy the supervisor runs: what the same
+    measurements decide with it set, and without it (its default, or the base targets)."""
+    assert (run(_policy(**field)), run(_policy())) == (with_field, without)

@@ -16,10 +16,11 @@ import pytest
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, limits, serving
 from agent.runtimes.local.env import LocalEnv
-from agent.runtimes.local.serving import replicas
+from agent.runtimes.local.serving import desired, replicas
 from ledger import envelope, gitrepo
 from schemas import signed
 from schemas.common import Resources
+from schemas.deployment import DeploymentSpec
 from tests.agent.test_builds import _build_in, _command, _mlflow_run
 from tests.clock import NOW
 from tests.conftest import init_repo
@@ -93,12 +94,18 @@ def test_a_build_runs_within_its_resources(tmp_path: Path) -> None:
         assert why in refused.message
 
 
+@pytest.mark.effect("Deployment", "spec.resources.memory", "spec.resources.cpu")
 def test_each_replica_runs_within_the_deployments_resources(tmp_path: Path) -> None:
-    template = replicas.Template(
-        revision="r1", version="1", model_dir=tmp_path, workers=1, request_timeout=5.0,
-        env={}, memory=300 * MIB, cpus=1, health_path="/ping", initial_delay=0.0,
-        period=1.0, probe_timeout=1.0, failure_threshold=3,
-    )  # fmt: skip
+    spec = DeploymentSpec.model_validate(
+        {
+            "model": {"name": "m"},
+            "planeSelector": {},
+            "resources": {"cpu": "500m", "memory": "300Mi"},
+        }
+    )
+    template = desired.build(
+        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=tmp_path
+    ).template()
     replica = replicas.start(template, tmp_path / "logs")
     try:
         limits_file = Path(f"/proc/{replica.process.pid}/limits")
@@ -115,6 +122,7 @@ def test_each_replica_runs_within_the_deployments_resources(tmp_path: Path) -> N
         replica.process.wait()
 
 
+@pytest.mark.effect("Deployment", "spec.resources.gpu")
 def test_a_deployment_asking_for_a_gpu_is_refused_and_nothing_starts(tmp_path: Path) -> None:
     repo = gitrepo.GitRepo(init_repo(tmp_path / "repo"))
     env = LocalEnv(repo, "sqlite:///unused.db", tmp_path / "state", tmp_path / "data")

@@ -42,6 +42,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 @pytest.mark.slow
+@pytest.mark.effect("Deployment", "spec.replicas", "spec.protocol")
 def test_predictions_through_the_proxy_equal_the_models_own(served: Served) -> None:
     command = served.command({"replicas": 2})
     status = served.apply(command)
@@ -98,6 +99,7 @@ def test_a_rollout_under_load_loses_no_request(served: Served, count: int) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.effect("Deployment", "spec.server.maxBatchSize")
 def test_max_batch_size_is_enforced_at_the_endpoint(served: Served) -> None:
     limited = served.apply(served.command({"replicas": 1, "server": {"maxBatchSize": 4}}))
     assert limited.phase == "Ready", limited.message
@@ -112,6 +114,7 @@ def test_max_batch_size_is_enforced_at_the_endpoint(served: Served) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.effect("Deployment", "spec.rollout.autoRollback")
 def test_a_version_that_fails_health_checks_is_rolled_back(served: Served) -> None:
     good = served.apply(served.command({"replicas": 1}))
     assert good.phase == "Ready", good.message
@@ -138,6 +141,13 @@ def test_a_replica_that_dies_is_replaced(served: Served) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.effect(
+    "Deployment",
+    "spec.autoscaling.maxReplicas",
+    "spec.autoscaling.targets.rpsPerReplica",
+    "spec.autoscaling.pollingInterval",
+    "spec.autoscaling.scaleDownStabilization",
+)
 def test_load_scales_out_then_back_in(served: Served) -> None:
     scaling = {
         "minReplicas": 1,

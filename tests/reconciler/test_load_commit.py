@@ -229,3 +229,25 @@ def test_parameters_are_checked_against_the_entry_point_mlproject_declares(
         f"{repo}/models/typos.yaml:9:41: spec.source.project.parameters.alpha: 'alpha' is "
         "declared float in projects/wine/MLproject; 'abc' is not a number",
     ]
+
+
+@pytest.mark.effect("Deployment", "spec.model.version")
+def test_a_new_model_version_is_refused_until_every_deployment_pinned_to_the_old_moves(
+    example_repo: Path,
+) -> None:
+    """churn-prod pins 1.2.0: a commit moving the Model on is refused (nothing is issued)
+    until the pin moves with it; churn-dev, unpinned, follows the Model."""
+    model = example_repo / "models" / "churn.yaml"
+    model.write_text(model.read_text().replace('version: "1.2.0"', 'version: "1.3.0"'))
+    commit_all(example_repo, "new model version")
+    state = desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD")
+    assert [(p.file, p.message) for p in state.problems] == [
+        (
+            "deployments/churn-prod.yaml",
+            "Model 'churn' has no version '1.2.0'; it declares '1.3.0'",
+        )
+    ]
+    prod = example_repo / "deployments" / "churn-prod.yaml"
+    prod.write_text(prod.read_text().replace('version: "1.2.0"', 'version: "1.3.0"'))
+    commit_all(example_repo, "move prod")
+    assert desired.load_commit(gitrepo.GitRepo(example_repo), "HEAD").valid

@@ -154,6 +154,7 @@ def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
     assert ops(result, "prod") == []
 
 
+@pytest.mark.effect("Deployment", "spec.model.name")
 def test_once_the_model_passed_its_scan_the_deployment_is_created_pinned() -> None:
     desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
     first = plan(desired, {}, TUESDAY_NOON)
@@ -170,6 +171,23 @@ def test_once_the_model_passed_its_scan_the_deployment_is_created_pinned() -> No
         "digest": "sha256:" + "d" * 64,
         "uri": "models:/churn/3",
     }
+
+
+@pytest.mark.effect("Deployment", "spec.featureSets[]")
+def test_a_deployment_waits_for_the_feature_sets_it_reads() -> None:
+    reader = deployment(extra="  featureSets: [activity]\n")
+    first = plan(Desired(COMMIT, docs(MODEL, FEATURES, reader)), {}, TUESDAY_NOON)
+    building = recorded_after(first, "dev", model=built())  # the FeatureSet is not Ready yet
+    for spec, op, reason in [
+        (reader, "wait", "waiting for FeatureSet/activity to be ready"),
+        (deployment(), "create", "new in git"),
+    ]:
+        result = plan(Desired(COMMIT, docs(MODEL, FEATURES, spec)), {"dev": building}, TUESDAY_NOON)
+        action = result.planes[0].actions[-1]
+        assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-dev", reason)
+    ready = recorded_after(first, "dev", model=built(), features=READY_FEATURES)
+    action = plan(Desired(COMMIT, docs(MODEL, FEATURES, reader)), {"dev": ready}, TUESDAY_NOON)
+    assert action.planes[0].actions[-1].op == "create"
 
 
 def _sync(desired: Desired) -> RecordedPlane:
@@ -362,6 +380,7 @@ def test_a_policy_security_gate_tightens_the_models_own(worst: str, op: str, rea
     assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-prod", reason)
 
 
+@pytest.mark.effect("Deployment", "spec.model.alias")
 def test_an_alias_is_pinned_to_the_version_and_digest() -> None:
     desired = Desired(COMMIT, docs(MODEL, deployment(model="{name: churn, alias: champion}")))
     recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "dev", model=built())
@@ -370,6 +389,7 @@ def test_an_alias_is_pinned_to_the_version_and_digest() -> None:
     assert json.loads(action.command.spec)["resolved"]["model"]["uri"] == "models:/churn/3"
 
 
+@pytest.mark.effect("Deployment", "spec.model.alias")
 def test_an_alias_no_model_sets_is_blocked() -> None:
     desired = Desired(COMMIT, docs(MODEL, deployment(model="{name: churn, alias: canary}")))
     action = plan(desired, {}, TUESDAY_NOON).planes[0].actions[-1]
@@ -574,6 +594,7 @@ def plan_capped(capacity: str, specs: list[str], recorded: RecordedPlane | None 
     return plan(desired, {"dev": state}, TUESDAY_NOON)
 
 
+@pytest.mark.effect("Deployment", "spec.replicas")
 @pytest.mark.parametrize(
     ("capacity", "specs", "expected", "reason"),
     [
@@ -606,6 +627,7 @@ def test_the_reconciler_plans_no_deployment_past_a_planes_capacity(
     assert all(c.kind != "Deployment" or c.name != blocked.name for c in dev.commands)
 
 
+@pytest.mark.effect("Deployment", "spec.autoscaling.maxReplicas")
 def test_autoscaling_counts_what_it_may_scale_up_to() -> None:
     scaled = deployment("big").replace(
         "  replicas: 2\n",

@@ -5,6 +5,7 @@ Every MLflow failure surfaces as :class:`MlflowError`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -225,7 +226,8 @@ def scoring_server(
     env = {
         **os.environ,
         "__pyfunc_model_path__": str(model_dir),  # scoring_server._SERVER_MODEL_PATH
-        "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": str(int(timeout)),
+        # whole seconds (MLflow reads an int): under a second would be 0, failing every request
+        "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
     }
     return command, env
 

@@ -109,6 +109,7 @@ class Supervisor:
             )
             self.desired = desired
             self.proxy.max_batch_size = desired.max_batch_size
+            self.proxy.upstream_timeout = desired.request_timeout
         return True
 
     # -- rollouts -----------------------------------------------------------------------
@@ -147,9 +148,10 @@ class Supervisor:
     def _surge(
         self, target: replicas.Template, new: list[replicas.Replica], old: list[replicas.Replica]
     ) -> None:
+        surge = self.desired.max_surge  # 0: only into the room maxUnavailable retired
         starting = sum(1 for r in new if not r.ready)
-        room = self.count + max(self.desired.max_surge, 1) - len(new) - len(old)
-        wanted = min(self.count - len(new), max(self.desired.max_surge, 1) - starting, room)
+        room = self.count + surge - len(new) - len(old)
+        wanted = min(self.count - len(new), max(surge, 1) - starting, room)
         if self.serving is None:
             wanted = self.count - len(new)  # first rollout: nothing to protect
         for _ in range(max(0, wanted)):
