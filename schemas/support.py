@@ -97,13 +97,6 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported(
         "local",
         "FeatureSet",
-        "spec.entities[].name",
-        "a label only on the local runtime: the online store is keyed, and looked up, by the "
-        "join keys",
-    ),
-    Unsupported(
-        "local",
-        "FeatureSet",
         "spec.schedule.concurrencyPolicy",
         _ONE_AT_A_TIME,
         _overlapping,

@@ -123,7 +123,7 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(_normal(actual), expected, check_exact=False, rtol=1e-9)
 
 
-@pytest.mark.effect("FeatureSet", "spec.transformation.sql")
+@pytest.mark.effect("FeatureSet", "spec.transformation.sql", "spec.entities[].name")
 def test_the_example_materialises_what_pandas_computes(env: LocalEnv) -> None:
     result = features.materialise(_command(no_backfill), env, now=APRIL)
     assert result.phase == "Ready", result.message
@@ -138,6 +138,7 @@ def test_the_example_materialises_what_pandas_computes(env: LocalEnv) -> None:
         "rows": 50,
         "sourceRows": 2000,
         "entities": 50,
+        "entities.customer": 50,  # the spec's entity, by its name
         "lastRun": "2026-04-10T03:00:00Z",
         "nextRun": "2026-04-10T04:00:00Z",
         "watermark": "2026-03-31T23:24:56Z",

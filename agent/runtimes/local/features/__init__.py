@@ -199,12 +199,16 @@ def _store(
 
 def _outcome(spec: FeatureSetSpec, batches: list[compute.Batch]) -> schedule.Outcome:
     frames = [batch.frame for batch in batches if batch.source_rows]
-    keys = compute.join_keys(spec)
-    entities = len(loader.pandas().concat(frames)[keys].drop_duplicates()) if frames else 0
+    written = loader.pandas().concat(frames) if frames else None
+
+    def distinct(keys: list[str]) -> int:
+        return 0 if written is None else len(written[keys].drop_duplicates())
+
     return schedule.Outcome(
         rows=sum(len(frame) for frame in frames),
         source_rows=sum(batch.source_rows for batch in batches),
-        entities=entities,
+        entities=distinct(compute.join_keys(spec)),
+        by_entity={entity.name: distinct(entity.join_keys) for entity in spec.entities},
         chunks=sum(batch.span.backfill for batch in batches),
     )
 

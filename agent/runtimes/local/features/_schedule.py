@@ -41,6 +41,8 @@ class Outcome(BaseModel):
     source_rows: int = 0
     entities: int = 0
     """Distinct entity keys among the rows written."""
+    by_entity: dict[str, int] = {}
+    """Per entity, by its name in the spec: the distinct values of its join keys written."""
     chunks: int = 0
     """Backfill chunks computed."""
 

@@ -56,7 +56,14 @@ def _observed(name: str, spec: FeatureSetSpec, directory: Path, state: schedule.
 
 
 def _counts(outcome: schedule.Outcome) -> Observed:
-    return {"rows": outcome.rows, "sourceRows": outcome.source_rows, "entities": outcome.entities}
+    """The run's row counts; ``entities.<name>`` per entity of the spec, by its name."""
+    per_entity: Observed = {f"entities.{name}": n for name, n in outcome.by_entity.items()}
+    return {
+        "rows": outcome.rows,
+        "sourceRows": outcome.source_rows,
+        "entities": outcome.entities,
+        **per_entity,
+    }
 
 
 def _times(state: schedule.State) -> Observed:
