@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.runtimes.base import CancelToken
+from agent.runtimes.local import env
 from schemas.errors import GitplaneError
 
 
@@ -245,6 +246,19 @@ class ProjectExit:
     """Its whole log (MLflow's lines and the entry point's stdout and stderr)."""
 
 
+@dataclass(frozen=True)
+class ProjectEnvironment:
+    """Where a project runs: MLflow's ``--env-manager`` and the directory it keeps the
+    environments it creates in (``MLFLOW_ENV_ROOT``)."""
+
+    manager: str
+    """``local`` (the agent's own environment), ``uv``, ``virtualenv`` or ``conda``."""
+    root: Path
+    """MLflow names each uv or virtualenv environment by a hash of the project's Python
+    version and requirements, so a run with the same ones reuses it. Conda keeps its
+    environments where conda keeps them."""
+
+
 def ensure_experiment(uri: str, name: str, artifacts: Path) -> str:
     """The id of experiment ``name``: created if missing (restored if deleted). A new
     experiment keeps its artifacts under ``artifacts`` unless a tracking server stores them."""
@@ -335,21 +349,24 @@ def run_in(
     timeout: float,
     workdir: Path,
     cancel: CancelToken,
+    environment: ProjectEnvironment,
 ) -> ProjectExit:
-    """Run an MLflow Project (``env_manager=local``) inside the existing run ``run_id``, in its
-    own process group; past ``timeout`` seconds the whole group is killed. ``workdir`` receives
-    its log and MLflow's downloads."""
+    """Run an MLflow Project inside the existing run ``run_id``, in its own process group, in
+    the environment ``environment`` says MLflow creates (or reuses) for it; past ``timeout``
+    seconds the whole group is killed, creating the environment included. ``workdir``
+    receives its log and MLflow's downloads."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
-    command += ["--env-manager", "local", "--run-id", run_id, "--experiment-id", experiment_id]
-    command += ["--storage-dir", str(workdir / "storage")]
+    command += ["--env-manager", environment.manager, "--run-id", run_id]
+    command += ["--experiment-id", experiment_id, "--storage-dir", str(workdir / "storage")]
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
     log = workdir / "log.txt"
     with log.open("wb") as out:
         code = _wait_or_kill(
-            command, _project_env(uri), project, out, timeout=timeout, cancel=cancel
-        )
+            command, _project_env(uri, environment.root), project, out, timeout=timeout,
+            cancel=cancel,
+        )  # fmt: skip
     return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
 
 
@@ -370,10 +387,14 @@ def log_tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join([*raised[-5:], "…", *tail])
 
 
-def _project_env(uri: str) -> dict[str, str]:
+def _project_env(uri: str, env_root: Path) -> dict[str, str]:
     ensure_store(uri)  # before a project run creates it: a kill then could leave it half made
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": env.project_path(os.environ),
+        "MLFLOW_ENV_ROOT": str(env_root),  # uv and virtualenv environments, by requirements
+    }
 
 
 def _wait_or_kill(

@@ -60,7 +60,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     refused = [
         r
         for s in dag.spec.steps
-        if (r := env_manager_refusal(s.project.path, s.project.env_manager))
+        if (r := env_manager_refusal(s.project.path, s.project.env_manager, env.env_managers))
     ]
     if refused:  # nothing runs: a step in the wrong environment is worse than none
         return signed.ResourceStatus(
