@@ -21,9 +21,11 @@ import pytest
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv, detect_env_managers, env_manager_refusal
+from agent.runtimes.local.serving import desired, modelenv
 from ledger import envelope, gitrepo
 from schemas import signed
 from schemas.observed import ModelObserved
+from tests.agent import serving_world
 from tests.clock import NOW
 from tests.conftest import FIXTURES, commit_all, init_repo
 
@@ -212,3 +214,57 @@ def test_a_refusal_says_which_tool_is_missing() -> None:
         "uv); MLflow's virtualenv manager installs the project's Python with pyenv, and no "
         "pyenv was found on PATH"
     )
+
+
+def _deployment(env: LocalEnv, built: signed.ResourceStatus) -> signed.Command:
+    """A Deployment of ``pinned``'s registered version, as the reconciler pins it."""
+    seen = ModelObserved.of(built)
+    pinned = {
+        "name": "pinned",
+        "version": seen.version,
+        "registryVersion": seen.registry_version,
+        "digest": seen.artifact_digest,
+        "uri": f"models:/pinned/{seen.registry_version}",
+    }
+    spec = {"model": {"name": "pinned"}, "planeSelector": {}, "replicas": 1}
+    command = _command("Deployment", "pinned", spec)
+    body = {**json.loads(command.spec), "resolved": {"model": pinned}}
+    text = json.dumps(body, sort_keys=True)
+    return command.model_copy(update={"spec": text, "digest": envelope.digest(text.encode())})
+
+
+@pytest.mark.slow
+def test_an_endpoint_serves_a_uv_built_model_in_its_own_environment(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    """The model answers with the click it imports: the pinned one, not Gitplane's."""
+    env, commit = plane
+    env = dataclasses.replace(env, ports=serving_world.ports(), standby=0)
+    runtime = LocalRuntime(env)
+    built = runtime.apply(model("uv"), _context(env, commit, "build"))
+    assert built.phase == "Ready", built.message
+    command = _deployment(env, built)
+    try:
+        served = runtime.apply(command, _context(env, commit, "serve"))
+        assert served.phase == "Ready", served.message
+        rows = [{"x": 1.0}, {"x": 2.0}]
+        assert serving_world.predict(str(served.observed["url"]), rows) == [OLD_CLICK] * 2
+        python = desired.load_desired(env.state_dir / "deployments" / "pinned").python
+        assert Path(python).is_relative_to(env.env_root)  # the environment the build's reuses
+        assert len(environments(env)) == 2  # the project's and the model's requirements
+    finally:
+        runtime.delete(command)
+        serving_world.kill_all(env.state_dir)
+
+
+@pytest.mark.parametrize(
+    ("built_with", "served_with"),
+    [("local", None), ("", None), ("uv", "uv"), ("virtualenv", "virtualenv"), ("conda", "uv")],
+    ids=["local", "untagged", "uv", "virtualenv", "conda"],
+)
+def test_a_version_is_served_in_an_environment_like_the_one_it_was_built_in(
+    built_with: str, served_with: str | None
+) -> None:
+    """None: the agent's own. A conda build is served with uv: MLflow logs every model's
+    ``python_env.yaml`` beside its ``conda.yaml``, with the same pip requirements."""
+    assert modelenv.serving_manager(built_with) == served_with

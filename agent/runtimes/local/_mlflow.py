@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,6 +162,16 @@ def source_run(uri: str, model_uri: str) -> str:
         return str(found.run_id or "")
 
 
+def version_tags(uri: str, name: str, version: int) -> dict[str, str]:
+    """The tags of registered model version ``name``/``version``."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        try:
+            return dict(client.get_model_version(name, str(version)).tags)
+        except Exception as exc:  # an unknown version: say which
+            raise MlflowError(f"models:/{name}/{version}: {str(exc).splitlines()[0]}") from None
+
+
 def tag_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     """Set ``tags`` on the run (what Gitplane decided about what it built)."""
     with _tracking(uri) as mlflow:
@@ -204,13 +215,14 @@ def register(
 
 
 def scoring_server(
-    model_dir: Path, *, port: int, workers: int, timeout: float
+    model_dir: Path, *, port: int, workers: int, timeout: float, python: str = sys.executable
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of MLflow's own scoring server for a local model directory
-    (what ``mlflow models serve --env-manager local`` runs: uvicorn over
-    ``mlflow.pyfunc.scoring_server.app``)."""
+    (what ``mlflow models serve`` runs: uvicorn over ``mlflow.pyfunc.scoring_server.app``),
+    run by ``python``: the agent's own (``--env-manager local``), or that of the environment
+    :func:`prepare_model_env` made for the model."""
     command = [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         "--host",
@@ -370,6 +382,65 @@ def run_in(
     return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
 
 
+def prepare_model_env(
+    model_dir: Path,
+    *,
+    manager: str,
+    env_root: Path,
+    workdir: Path,
+    timeout: float,
+    cancel: CancelToken,
+) -> str:
+    """The Python of an environment made from a model's logged requirements (its
+    ``python_env.yaml``) by MLflow's ``uv`` or ``virtualenv`` manager under ``env_root``, as
+    ``mlflow models serve --env-manager`` makes it: created once per Python version and
+    requirements, in a process of its own (killed past ``timeout`` or on a cancel, the
+    environment it left unfinished is made again next time)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    answer, log = workdir / "python.txt", workdir / "env-log.txt"
+    answer.unlink(missing_ok=True)
+    command = [sys.executable, "-m", __name__, str(model_dir), manager, str(answer)]
+    with log.open("wb") as out:
+        code = _wait_or_kill(
+            command, _with_env_root(env_root), workdir, out, timeout=timeout, cancel=cancel
+        )
+    if code != 0 or not answer.exists():
+        how = f"exit {code}" if code is not None else f"killed at its {timeout:.0f}s timeout"
+        tail = log_tail(log.read_text(errors="replace"))
+        raise MlflowError(f"making the model's {manager} environment failed ({how}):\n{tail}")
+    return answer.read_text()
+
+
+def _with_env_root(env_root: Path) -> dict[str, str]:
+    """The agent's environment, its tools first on PATH, with MLflow's environments kept in
+    ``env_root``: uv and virtualenv environments there are named by requirements."""
+    return {**os.environ, "PATH": env.project_path(os.environ), "MLFLOW_ENV_ROOT": str(env_root)}
+
+
+READY = ".gitplane-ready"
+"""Written into a model's environment once it is whole: one without it was cut short."""
+
+
+def _make_model_env(model_dir: Path, manager: str) -> Path:
+    """In the process :func:`prepare_model_env` starts: the environment's Python."""
+    import fcntl  # noqa: PLC0415 - only this process needs it
+
+    from mlflow.utils import virtualenv as untyped  # noqa: PLC0415
+
+    virtualenv: Any = untyped  # MLflow's environment machinery, untyped and private
+    root = Path(virtualenv._get_mlflow_virtualenv_root())
+    root.mkdir(parents=True, exist_ok=True)
+    python_env = virtualenv._get_python_env(model_dir)
+    made: Path = root / virtualenv._get_virtualenv_name(python_env, model_dir)
+    with (root / f"{made.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two endpoints of one model: one makes it
+        if made.exists() and not (made / READY).exists():
+            shutil.rmtree(made)  # left unfinished by a kill: MLflow would take it as made
+        virtualenv._get_or_create_virtualenv(model_dir, env_manager=manager)
+        (made / READY).touch()
+    return made / "bin" / "python"
+
+
 TAIL_LINES = 20
 _RAISED = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)|error|ERROR)\b.*"
@@ -389,12 +460,7 @@ def log_tail(text: str, lines: int = TAIL_LINES) -> str:
 
 def _project_env(uri: str, env_root: Path) -> dict[str, str]:
     ensure_store(uri)  # before a project run creates it: a kill then could leave it half made
-    return {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "PATH": env.project_path(os.environ),
-        "MLFLOW_ENV_ROOT": str(env_root),  # uv and virtualenv environments, by requirements
-    }
+    return {**_with_env_root(env_root), "MLFLOW_TRACKING_URI": uri}
 
 
 def _wait_or_kill(
@@ -457,3 +523,8 @@ def set_aliases(uri: str, name: str, version: int, names: list[str]) -> None:
         client = mlflow.MlflowClient()  # type: ignore[attr-defined]
         for alias in names:
             client.set_registered_model_alias(name, alias, str(version))
+
+
+if __name__ == "__main__":  # prepare_model_env's process: MODEL_DIR MANAGER ANSWER_FILE
+    _made = _make_model_env(Path(sys.argv[1]), sys.argv[2])
+    Path(sys.argv[3]).write_text(str(_made))
