@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.local import LocalRuntime
+from agent.runtimes.local import LocalRuntime, _mlflow
 from agent.runtimes.local.env import LocalEnv, detect_env_managers, env_manager_refusal
 from agent.runtimes.local.serving import desired, modelenv
 from ledger import envelope, gitrepo
-from schemas import signed
+from schemas import commands, signed
 from schemas.observed import ModelObserved
 from tests.agent import serving_world
 from tests.clock import NOW
@@ -244,17 +244,45 @@ def test_an_endpoint_serves_a_uv_built_model_in_its_own_environment(
     built = runtime.apply(model("uv"), _context(env, commit, "build"))
     assert built.phase == "Ready", built.message
     command = _deployment(env, built)
+    without = LocalRuntime(dataclasses.replace(env, env_managers=frozenset({"local"})))
+    with pytest.raises(modelenv.ModelEnvError, match="envManager 'uv' is not available"):
+        without.apply(command, _context(env, commit, "no-uv"))  # never served in the agent's
     try:
         served = runtime.apply(command, _context(env, commit, "serve"))
         assert served.phase == "Ready", served.message
         rows = [{"x": 1.0}, {"x": 2.0}]
         assert serving_world.predict(str(served.observed["url"]), rows) == [OLD_CLICK] * 2
         python = desired.load_desired(env.state_dir / "deployments" / "pinned").python
-        assert Path(python).is_relative_to(env.env_root)  # the environment the build's reuses
+        assert Path(python).is_relative_to(env.env_root)
         assert len(environments(env)) == 2  # the project's and the model's requirements
     finally:
         runtime.delete(command)
         serving_world.kill_all(env.state_dir)
+
+
+@pytest.mark.slow
+def test_a_models_environment_is_made_once_and_again_when_a_kill_left_it_unfinished(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    env, commit = plane
+    built = LocalRuntime(env).apply(model("uv"), _context(env, commit, "build"))
+    assert built.phase == "Ready", built.message
+    pinned = commands.read(_deployment(env, built), commands.DeploymentCommand).resolved.model
+    model_dir = env.state_dir.parent / "model"
+    _mlflow.download(env.tracking_uri, pinned.uri, model_dir)
+
+    def prepare(name: str) -> Path:
+        context = _context(env, commit, name)
+        return Path(modelenv.python(env, pinned, model_dir, context, timeout=300))
+
+    made = prepare("first").parent.parent
+    (made / "left-by-this-test").touch()  # gone only if the directory is made again
+    assert prepare("again").parent.parent == made
+    assert (made / "left-by-this-test").exists()  # reused
+    (made / _mlflow.READY).unlink()  # as a kill while MLflow made it would leave it
+    assert prepare("after-kill").parent.parent == made
+    assert not (made / "left-by-this-test").exists()  # made again, not taken as made
+    assert (made / _mlflow.READY).exists()
 
 
 @pytest.mark.parametrize(
