@@ -134,6 +134,27 @@ def test_a_second_build_with_the_same_requirements_reuses_the_environment(
     assert run.data.params["click_version"] == OLD_CLICK
 
 
+@pytest.mark.slow
+def test_a_project_environment_a_kill_left_unfinished_is_made_again(
+    plane: tuple[LocalEnv, str],
+) -> None:
+    """MLflow alone takes any existing directory as made: a build killed while uv installed
+    would have left every later build with the same requirements broken."""
+    env, commit = plane
+    runtime = LocalRuntime(env)
+    first = runtime.apply(model("uv", "1.0.0"), _context(env, commit, "first"))
+    assert first.phase == "Ready", first.message
+    [made] = [env.env_root / name for name in environments(env)]
+    (made / _mlflow.READY).unlink()  # as a kill while it was made would leave it
+    shutil.rmtree(made / "lib")  # click and MLflow half installed, or not at all
+    second = runtime.apply(model("uv", "1.0.1"), _context(env, commit, "second"))
+    assert second.phase == "Ready", second.message
+    assert (made / _mlflow.READY).exists()
+    assert _run(env, ModelObserved.of(second).run_id or "").data.params["click_version"] == (
+        OLD_CLICK
+    )
+
+
 def test_a_manager_the_plane_did_not_find_blocks_the_build_and_nothing_runs(
     plane: tuple[LocalEnv, str], tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -365,7 +366,7 @@ def run_in(
 ) -> ProjectExit:
     """Run an MLflow Project inside the existing run ``run_id``, in its own process group, in
     the environment ``environment`` says MLflow creates (or reuses) for it; past ``timeout``
-    seconds the whole group is killed, creating the environment included. ``workdir``
+    seconds the whole group is killed, making the environment included. ``workdir``
     receives its log and MLflow's downloads."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
@@ -373,13 +374,30 @@ def run_in(
     command += ["--experiment-id", experiment_id, "--storage-dir", str(workdir / "storage")]
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
-    log = workdir / "log.txt"
+    log, variables = workdir / "log.txt", _project_env(uri, environment.root)
+    deadline = time.monotonic() + timeout
     with log.open("wb") as out:
-        code = _wait_or_kill(
-            command, _project_env(uri, environment.root), project, out, timeout=timeout,
-            cancel=cancel,
-        )  # fmt: skip
+        code: int | None = 0
+        if environment.manager in MADE_FIRST:  # whole, or made again: never half made
+            making = _making(project, "project", environment.manager)
+            code = _wait_or_kill(making, variables, workdir, out, timeout=timeout, cancel=cancel)
+        if code == 0:
+            left = max(0.0, deadline - time.monotonic())
+            code = _wait_or_kill(command, variables, project, out, timeout=left, cancel=cancel)
     return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
+
+
+MADE_FIRST = frozenset({"uv", "virtualenv"})
+"""Managers whose environment is made before ``mlflow run``, in a process of its own, under
+a lock and marked whole once made (:func:`_make_env`): ``mlflow run`` then finds it made.
+MLflow alone takes any existing directory as made, also one a kill left unfinished, and
+two runs with the same requirements would make it at once."""
+
+
+def _making(directory: Path, kind: str, manager: str, answer: Path | None = None) -> list[str]:
+    """The command of the process that makes (or finds) ``directory``'s environment."""
+    where = [str(answer)] if answer else []
+    return [sys.executable, "-m", __name__, kind, str(directory), manager, *where]
 
 
 def prepare_model_env(
@@ -399,7 +417,7 @@ def prepare_model_env(
     workdir.mkdir(parents=True, exist_ok=True)
     answer, log = workdir / "python.txt", workdir / "env-log.txt"
     answer.unlink(missing_ok=True)
-    command = [sys.executable, "-m", __name__, str(model_dir), manager, str(answer)]
+    command = _making(model_dir, "model", manager, answer)
     with log.open("wb") as out:
         code = _wait_or_kill(
             command, _with_env_root(env_root), workdir, out, timeout=timeout, cancel=cancel
@@ -421,24 +439,49 @@ READY = ".gitplane-ready"
 """Written into a model's environment once it is whole: one without it was cut short."""
 
 
-def _make_model_env(model_dir: Path, manager: str) -> Path:
-    """In the process :func:`prepare_model_env` starts: the environment's Python."""
+def _make_env(directory: Path, kind: str, manager: str) -> Path:
+    """In the process :func:`_making` starts: make the environment of a ``project`` or a
+    ``model`` directory as MLflow's project backend and ``mlflow models serve`` do (the same
+    name, so they find it), unless it is made; its Python."""
     import fcntl  # noqa: PLC0415 - only this process needs it
 
     from mlflow.utils import virtualenv as untyped  # noqa: PLC0415
 
     virtualenv: Any = untyped  # MLflow's environment machinery, untyped and private
+    if manager == "virtualenv":
+        virtualenv._validate_pyenv_is_available()
+    python_env = _python_env(directory, kind)
     root = Path(virtualenv._get_mlflow_virtualenv_root())
     root.mkdir(parents=True, exist_ok=True)
-    python_env = virtualenv._get_python_env(model_dir)
-    made: Path = root / virtualenv._get_virtualenv_name(python_env, model_dir)
+    made: Path = root / virtualenv._get_virtualenv_name(python_env, directory)
     with (root / f"{made.name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two endpoints of one model: one makes it
-        if made.exists() and not (made / READY).exists():
-            shutil.rmtree(made)  # left unfinished by a kill: MLflow would take it as made
-        virtualenv._get_or_create_virtualenv(model_dir, env_manager=manager)
-        (made / READY).touch()
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs or endpoints of one environment: one makes it
+        if not (made / READY).exists():
+            shutil.rmtree(made, ignore_errors=True)  # left unfinished: MLflow would take it as made
+            virtualenv._create_virtualenv(
+                local_model_path=directory,
+                python_env=python_env,
+                env_dir=made,
+                env_manager=manager,
+                extra_env=virtualenv._get_virtualenv_extra_env_vars(),
+            )
+            (made / READY).touch()
     return made / "bin" / "python"
+
+
+def _python_env(directory: Path, kind: str) -> Any:
+    """MLflow's ``_PythonEnv`` of a model (its logged ``python_env.yaml``) or of a project (the
+    file its MLproject names, as ``mlflow.projects.backend.local`` reads it)."""
+    from mlflow.projects import _project_spec, env_type  # noqa: PLC0415
+    from mlflow.utils import environment, virtualenv  # noqa: PLC0415
+
+    if kind == "model":
+        return virtualenv._get_python_env(directory)  # type: ignore[no-untyped-call]
+    project = _project_spec.load_project(str(directory))  # type: ignore[no-untyped-call]
+    made: Any = environment._PythonEnv  # untyped
+    if project.env_type == env_type.CONDA:
+        return made.from_conda_yaml(project.env_config_path)
+    return made.from_yaml(project.env_config_path) if project.env_config_path else made()
 
 
 TAIL_LINES = 20
@@ -525,6 +568,7 @@ def set_aliases(uri: str, name: str, version: int, names: list[str]) -> None:
             client.set_registered_model_alias(name, alias, str(version))
 
 
-if __name__ == "__main__":  # prepare_model_env's process: MODEL_DIR MANAGER ANSWER_FILE
-    _made = _make_model_env(Path(sys.argv[1]), sys.argv[2])
-    Path(sys.argv[3]).write_text(str(_made))
+if __name__ == "__main__":  # _making's process: KIND DIRECTORY MANAGER [ANSWER_FILE]
+    _made = _make_env(Path(sys.argv[2]), sys.argv[1], sys.argv[3])
+    if len(sys.argv) > 4:
+        Path(sys.argv[4]).write_text(str(_made))
