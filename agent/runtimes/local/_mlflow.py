@@ -436,7 +436,8 @@ def _with_env_root(env_root: Path) -> dict[str, str]:
 
 
 READY = ".gitplane-ready"
-"""Written into a model's environment once it is whole: one without it was cut short."""
+"""Written into an environment :func:`_make_env` made once it is whole: one without it was
+cut short (or made by MLflow alone), and is made again."""
 
 
 def _make_env(directory: Path, kind: str, manager: str) -> Path:
