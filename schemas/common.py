@@ -227,7 +227,9 @@ class ProjectRef(Strict):
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
     """Values for the entry point's parameters."""
     env_manager: Literal["local", "virtualenv", "uv", "conda"] = "local"
-    """How MLflow creates the run's environment; local uses the agent's own."""
+    """How MLflow creates the run's environment: local uses the agent's own; uv, virtualenv
+    and conda make one from the project's python_env.yaml (conda.yaml), reused by
+    requirements. A plane without the manager's tool refuses it."""
 
 
 class Schedule(Strict):

@@ -186,7 +186,8 @@ class PlaneCapabilities(Signed):
     env_managers: Annotated[
         list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]], Field(max_length=16)
     ]
-    """The MLflow Project ``envManager`` values its builds and steps honour."""
+    """The MLflow Project ``envManager`` values its builds and steps honour: those whose
+    tool the plane found (ADR 0013)."""
     enforces_resources: bool
     """Whether ``resources`` (cpu, memory, gpu) are limits it applies."""
 

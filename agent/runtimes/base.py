@@ -97,7 +97,8 @@ class Capabilities:
     (by ``validate``, ``plan`` and ``status``), never dropped silently."""
 
     env_managers: frozenset[str]
-    """The MLflow Project ``envManager`` values its builds and steps honour."""
+    """The MLflow Project ``envManager`` values its builds and steps honour (the local
+    runtime's: those whose tool it found when it was built)."""
     enforces_resources: bool
     """Whether ``resources`` (cpu, memory, gpu) are requests and limits it applies."""
 

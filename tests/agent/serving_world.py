@@ -91,9 +91,13 @@ def register_models(tmp: Path, rows: list[dict[str, float]]) -> tuple[LocalEnv, 
         timeout=300,
     )
     repo = gitrepo.GitRepo(init_repo(tmp / "specs"))
-    ports = (_base_port(), _base_port() + 50)
-    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=ports, standby=0)
+    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=ports(), standby=0)
     return env, json.loads(expected.read_text())
+
+
+def ports() -> tuple[int, int]:
+    """This worker's range of endpoint ports."""
+    return _base_port(), _base_port() + 50
 
 
 def _base_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import signal
 import socket
@@ -18,7 +19,7 @@ import pytest
 
 from agent.agent import Agent
 from agent.config import load_config
-from agent.runtimes.local import serving
+from agent.runtimes.local import env, serving
 from agent.runtimes.local.serving import replicas
 from ledger import layout
 from reconciler import reconcile as reconciling
@@ -96,9 +97,10 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
     assert b'"applied": ["FeatureSet/customer-activity"]' in stderr
     report = _newest_report(world)
     assert report is not None and report["capabilities"] == {
-        "env_managers": ["local"],  # what the reconciler may send this plane
+        "env_managers": sorted(env.detect_env_managers(os.environ)),  # found, not declared
         "enforces_resources": True,
-    }
+    }  # what the reconciler may send this plane
+    assert {"local", "uv"} <= set(report["capabilities"]["env_managers"])  # uv: installed
     failed = [
         json.loads(line)
         for line in stderr.decode().splitlines()

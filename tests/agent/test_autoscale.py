@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,8 +104,9 @@ def _policy(**autoscaling: object) -> Policy:
         {"model": {"name": "m"}, "planeSelector": {}, "autoscaling": block}
     )
     built = desired.build(
-        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=Path()
-    )
+        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=Path(),
+        python=sys.executable,
+    )  # fmt: skip
     assert built.autoscaling is not None
     return built.autoscaling
 

@@ -338,12 +338,22 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(
     assert MlflowClient(tracking_uri=uri).search_registered_models() == []
 
 
-@pytest.mark.parametrize("manager", ["virtualenv", "uv", "conda"])
+@pytest.mark.parametrize(
+    ("manager", "why"),
+    [
+        ("virtualenv", "MLflow's virtualenv manager installs the project's Python with pyenv"),
+        ("uv", "no uv executable was found beside the agent's Python or on PATH"),
+        ("conda", "no conda executable was found"),
+    ],
+    ids=["virtualenv", "uv", "conda"],
+)
 def test_an_env_manager_this_plane_lacks_blocks_the_build_instead_of_running_as_local(
-    tmp_path: Path, manager: str
+    tmp_path: Path, manager: str, why: str
 ) -> None:
-    """Ran as ``local``, a project's pins (``scikit-learn==1.2.0``) were silently ignored."""
+    """Ran as ``local``, a project's pins (``scikit-learn==1.2.0``) were silently ignored. Here
+    the plane found only ``local`` (tests/agent/test_env_managers.py runs the others)."""
     runtime, context = _build_in(tmp_path, "regressor")
+    runtime = LocalRuntime(dataclasses.replace(runtime.env, env_managers=frozenset({"local"})))
     source: dict[str, object] = {"path": "projects/regressor", "envManager": manager}
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
@@ -358,9 +368,8 @@ def test_an_env_manager_this_plane_lacks_blocks_the_build_instead_of_running_as_
     )  # fmt: skip
     blocked = runtime.apply(command, context)
     assert blocked.phase == "Blocked"
-    assert blocked.message == (
+    assert blocked.message.startswith(
         f"projects/regressor: envManager {manager!r} is not available on this plane "
-        "(it has: local); it would run in the agent's own environment, ignoring the "
-        "project's pins"
+        f"(it has: local); {why}"
     )
     assert not (tmp_path / "mlflow.db").exists()  # nothing ran, nothing was logged

@@ -5,6 +5,7 @@ Every ``mlflow run`` costs seconds, so the slow tests share few, busy DAGs: 15 s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -608,11 +609,15 @@ def test_a_step_whose_env_manager_the_plane_lacks_blocks_the_dag(
     plane: tuple[LocalEnv, str],
 ) -> None:
     env, commit = plane
+    env = dataclasses.replace(env, env_managers=frozenset({"local", "uv"}))  # no conda found
     produce = _step("produce", "dag-produce")
     produce["project"]["envManager"] = "conda"
     status = dags.apply(_command("pinned", {"steps": [produce]}), _context(env, commit), env)
     assert status.phase == "Blocked"
-    assert "projects/dag-produce: envManager 'conda' is not available" in status.message
+    assert status.message == (
+        "projects/dag-produce: envManager 'conda' is not available on this plane (it has: "
+        "local, uv); no conda executable was found (MLFLOW_CONDA_HOME, CONDA_EXE or conda on PATH)"
+    )
     assert _runs(env, "pinned") == []  # no parent run, no step
 
 

@@ -104,8 +104,9 @@ def test_each_replica_runs_within_the_deployments_resources(tmp_path: Path) -> N
         }
     )
     template = desired.build(
-        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=tmp_path
-    ).template()
+        "m", spec, command="c", attempt="a", port=0, version="1", model_dir=tmp_path,
+        python=sys.executable,
+    ).template()  # fmt: skip
     replica = replicas.start(template, tmp_path / "logs")
     try:
         limits_file = Path(f"/proc/{replica.process.pid}/limits")

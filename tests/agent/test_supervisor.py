@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ def _desired(model_dir: Path, version: str = "1", port: int = 0, **spec: object)
         port=port,
         version=version,
         model_dir=model_dir,
+        python=sys.executable,
     )
 
 

@@ -23,7 +23,7 @@ from types import ModuleType
 
 from agent.runtimes.base import ApplyContext, Capabilities
 from agent.runtimes.local import dags, features, models, serving
-from agent.runtimes.local.env import ENV_MANAGERS, LocalEnv
+from agent.runtimes.local.env import LocalEnv
 from schemas import signed
 
 _KINDS: dict[str, ModuleType] = {
@@ -40,10 +40,12 @@ class LocalRuntime:
     kinds = frozenset(_KINDS)
     jobs = frozenset({"DAG", "FeatureSet"})
     retried = frozenset({"Model", "Deployment"})
-    capabilities = Capabilities(env_managers=ENV_MANAGERS, enforces_resources=True)
 
     def __init__(self, env: LocalEnv) -> None:
         self.env = env
+        self.capabilities = Capabilities(
+            env_managers=env.env_managers, enforces_resources=True
+        )  # the managers found on this machine when ``env`` was built, not assumed
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Make the resource match the command (nothing starts once ``context.cancel`` is set)."""

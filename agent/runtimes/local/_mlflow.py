@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.runtimes.base import CancelToken
+from agent.runtimes.local import env
 from agent.runtimes.local.limits import Limits
 from schemas.errors import GitplaneError
 
@@ -162,6 +165,16 @@ def source_run(uri: str, model_uri: str) -> str:
         return str(found.run_id or "")
 
 
+def version_tags(uri: str, name: str, version: int) -> dict[str, str]:
+    """The tags of registered model version ``name``/``version``."""
+    with _tracking(uri) as mlflow:
+        client = mlflow.MlflowClient()  # type: ignore[attr-defined]
+        try:
+            return dict(client.get_model_version(name, str(version)).tags)
+        except Exception as exc:  # an unknown version: say which
+            raise MlflowError(f"models:/{name}/{version}: {str(exc).splitlines()[0]}") from None
+
+
 def tag_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     """Set ``tags`` on the run (what Gitplane decided about what it built)."""
     with _tracking(uri) as mlflow:
@@ -205,13 +218,14 @@ def register(
 
 
 def scoring_server(
-    model_dir: Path, *, port: int, workers: int, timeout: float
+    model_dir: Path, *, port: int, workers: int, timeout: float, python: str = sys.executable
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of MLflow's own scoring server for a local model directory
-    (what ``mlflow models serve --env-manager local`` runs: uvicorn over
-    ``mlflow.pyfunc.scoring_server.app``)."""
+    (what ``mlflow models serve`` runs: uvicorn over ``mlflow.pyfunc.scoring_server.app``),
+    run by ``python``: the agent's own (``--env-manager local``), or that of the environment
+    :func:`prepare_model_env` made for the model."""
     command = [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         "--host",
@@ -246,6 +260,19 @@ class ProjectExit:
     """The last lines of its log."""
     log: Path
     """Its whole log (MLflow's lines and the entry point's stdout and stderr)."""
+
+
+@dataclass(frozen=True)
+class ProjectEnvironment:
+    """Where a project runs: MLflow's ``--env-manager`` and the directory it keeps the
+    environments it creates in (``MLFLOW_ENV_ROOT``)."""
+
+    manager: str
+    """``local`` (the agent's own environment), ``uv``, ``virtualenv`` or ``conda``."""
+    root: Path
+    """MLflow names each uv or virtualenv environment by a hash of the project's Python
+    version and requirements, so a run with the same ones reuses it. Conda keeps its
+    environments where conda keeps them."""
 
 
 def ensure_experiment(uri: str, name: str, artifacts: Path) -> str:
@@ -338,24 +365,130 @@ def run_in(
     timeout: float,
     workdir: Path,
     cancel: CancelToken,
+    environment: ProjectEnvironment,
     limits: Limits,
 ) -> ProjectExit:
-    """Run an MLflow Project (``env_manager=local``) inside the existing run ``run_id``, in its
-    own process group; past ``timeout`` seconds the whole group is killed. ``workdir`` receives
-    its log and MLflow's downloads. The project's processes are held to ``limits``."""
+    """Run an MLflow Project inside the existing run ``run_id``, in its own process group, in
+    the environment ``environment`` says MLflow creates (or reuses) for it; past ``timeout``
+    seconds the whole group is killed, making the environment included. ``workdir``
+    receives its log and MLflow's downloads. The project's processes (not the making of its
+    environment) are held to ``limits``."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
-    command += ["--env-manager", "local", "--run-id", run_id, "--experiment-id", experiment_id]
-    command += ["--storage-dir", str(workdir / "storage")]
+    command += ["--env-manager", environment.manager, "--run-id", run_id]
+    command += ["--experiment-id", experiment_id, "--storage-dir", str(workdir / "storage")]
     for key, value in parameters.items():
         command += ["-P", f"{key}={value}"]
-    log = workdir / "log.txt"
-    env = {**_project_env(uri), **limits.env()}
+    log, variables = workdir / "log.txt", _project_env(uri, environment.root)
+    deadline = time.monotonic() + timeout
+    with log.open("wb") as out:
+        code: int | None = 0
+        if environment.manager in MADE_FIRST:  # whole, or made again: never half made
+            making = _making(project, "project", environment.manager)
+            code = _wait_or_kill(making, variables, workdir, out, timeout=timeout, cancel=cancel)
+        if code == 0:
+            left = max(0.0, deadline - time.monotonic())
+            held, held_env = limits.command(command), {**variables, **limits.env()}
+            code = _wait_or_kill(held, held_env, project, out, timeout=left, cancel=cancel)
+    return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
+
+
+MADE_FIRST = frozenset({"uv", "virtualenv"})
+"""Managers whose environment is made before ``mlflow run``, in a process of its own, under
+a lock and marked whole once made (:func:`_make_env`): ``mlflow run`` then finds it made.
+MLflow alone takes any existing directory as made, also one a kill left unfinished, and
+two runs with the same requirements would make it at once."""
+
+
+def _making(directory: Path, kind: str, manager: str, answer: Path | None = None) -> list[str]:
+    """The command of the process that makes (or finds) ``directory``'s environment."""
+    where = [str(answer)] if answer else []
+    return [sys.executable, "-m", __name__, kind, str(directory), manager, *where]
+
+
+def prepare_model_env(
+    model_dir: Path,
+    *,
+    manager: str,
+    env_root: Path,
+    workdir: Path,
+    timeout: float,
+    cancel: CancelToken,
+) -> str:
+    """The Python of an environment made from a model's logged requirements (its
+    ``python_env.yaml``) by MLflow's ``uv`` or ``virtualenv`` manager under ``env_root``, as
+    ``mlflow models serve --env-manager`` makes it: created once per Python version and
+    requirements, in a process of its own (killed past ``timeout`` or on a cancel, the
+    environment it left unfinished is made again next time)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    answer, log = workdir / "python.txt", workdir / "env-log.txt"
+    answer.unlink(missing_ok=True)
+    command = _making(model_dir, "model", manager, answer)
     with log.open("wb") as out:
         code = _wait_or_kill(
-            limits.command(command), env, project, out, timeout=timeout, cancel=cancel
+            command, _with_env_root(env_root), workdir, out, timeout=timeout, cancel=cancel
         )
-    return ProjectExit(code, log_tail(log.read_text(errors="replace")), log)
+    if code != 0 or not answer.exists():
+        how = f"exit {code}" if code is not None else f"killed at its {timeout:.0f}s timeout"
+        tail = log_tail(log.read_text(errors="replace"))
+        raise MlflowError(f"making the model's {manager} environment failed ({how}):\n{tail}")
+    return answer.read_text()
+
+
+def _with_env_root(env_root: Path) -> dict[str, str]:
+    """The agent's environment, its tools first on PATH, with MLflow's environments kept in
+    ``env_root``: uv and virtualenv environments there are named by requirements."""
+    return {**os.environ, "PATH": env.project_path(os.environ), "MLFLOW_ENV_ROOT": str(env_root)}
+
+
+READY = ".gitplane-ready"
+"""Written into an environment :func:`_make_env` made once it is whole: one without it was
+cut short (or made by MLflow alone), and is made again."""
+
+
+def _make_env(directory: Path, kind: str, manager: str) -> Path:
+    """In the process :func:`_making` starts: make the environment of a ``project`` or a
+    ``model`` directory as MLflow's project backend and ``mlflow models serve`` do (the same
+    name, so they find it), unless it is made; its Python."""
+    import fcntl  # noqa: PLC0415 - only this process needs it
+
+    from mlflow.utils import virtualenv as untyped  # noqa: PLC0415
+
+    virtualenv: Any = untyped  # MLflow's environment machinery, untyped and private
+    if manager == "virtualenv":
+        virtualenv._validate_pyenv_is_available()
+    python_env = _python_env(directory, kind)
+    root = Path(virtualenv._get_mlflow_virtualenv_root())
+    root.mkdir(parents=True, exist_ok=True)
+    made: Path = root / virtualenv._get_virtualenv_name(python_env, directory)
+    with (root / f"{made.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs or endpoints of one environment: one makes it
+        if not (made / READY).exists():
+            shutil.rmtree(made, ignore_errors=True)  # left unfinished: MLflow would take it as made
+            virtualenv._create_virtualenv(
+                local_model_path=directory,
+                python_env=python_env,
+                env_dir=made,
+                env_manager=manager,
+                extra_env=virtualenv._get_virtualenv_extra_env_vars(),
+            )
+            (made / READY).touch()
+    return made / "bin" / "python"
+
+
+def _python_env(directory: Path, kind: str) -> Any:
+    """MLflow's ``_PythonEnv`` of a model (its logged ``python_env.yaml``) or of a project (the
+    file its MLproject names, as ``mlflow.projects.backend.local`` reads it)."""
+    from mlflow.projects import _project_spec, env_type  # noqa: PLC0415
+    from mlflow.utils import environment, virtualenv  # noqa: PLC0415
+
+    if kind == "model":
+        return virtualenv._get_python_env(directory)  # type: ignore[no-untyped-call]
+    project = _project_spec.load_project(str(directory))  # type: ignore[no-untyped-call]
+    made: Any = environment._PythonEnv  # untyped
+    if project.env_type == env_type.CONDA:
+        return made.from_conda_yaml(project.env_config_path)
+    return made.from_yaml(project.env_config_path) if project.env_config_path else made()
 
 
 TAIL_LINES = 20
@@ -375,10 +508,9 @@ def log_tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join([*raised[-5:], "…", *tail])
 
 
-def _project_env(uri: str) -> dict[str, str]:
+def _project_env(uri: str, env_root: Path) -> dict[str, str]:
     ensure_store(uri)  # before a project run creates it: a kill then could leave it half made
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
+    return {**_with_env_root(env_root), "MLFLOW_TRACKING_URI": uri}
 
 
 def _wait_or_kill(
@@ -441,3 +573,9 @@ def set_aliases(uri: str, name: str, version: int, names: list[str]) -> None:
         client = mlflow.MlflowClient()  # type: ignore[attr-defined]
         for alias in names:
             client.set_registered_model_alias(name, alias, str(version))
+
+
+if __name__ == "__main__":  # _making's process: KIND DIRECTORY MANAGER [ANSWER_FILE]
+    _made = _make_env(Path(sys.argv[2]), sys.argv[1], sys.argv[3])
+    if len(sys.argv) > 4:
+        Path(sys.argv[4]).write_text(str(_made))

@@ -62,7 +62,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         r
         for s in dag.spec.steps
         if (
-            r := env_manager_refusal(s.project.path, s.project.env_manager)
+            r := env_manager_refusal(s.project.path, s.project.env_manager, env.env_managers)
             or limits.refusal(s.resources, f"DAG/{dag.name} step {s.name}")
         )
     ]

@@ -2,7 +2,9 @@
 
 The child run is created here first (tagged ``mlflow.parentRunId``, with the
 parameters it is given), then the project runs in it with ``mlflow run --run-id``
-(``env_manager=local``) in its own process group, killed at ``timeout``. Files the
+in the environment its ``envManager`` names (uv and virtualenv environments kept under
+``<stateDir>/envs``, one per Python version and requirements) in its own process group,
+killed at ``timeout``. Files the
 project writes to its ``output_dir`` become the child run's artifacts; its log
 becomes an artifact of the parent run, under ``logs/<child run name>/``.
 """
@@ -29,6 +31,8 @@ class Parent:
     run_id: str
     dag: str
     spec_commit: str
+    env_root: Path
+    """Where MLflow keeps the environments it creates for steps (``LocalEnv.env_root``)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def run(
             workdir=workdir,
             limits=limits.of(unit.step.resources),
             cancel=cancel,
+            environment=_mlflow.ProjectEnvironment(unit.step.project.env_manager, parent.env_root),
         )
     except CancelledError:
         _mlflow.end_run(uri, run_id, "KILLED")

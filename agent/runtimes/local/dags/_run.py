@@ -94,7 +94,9 @@ def begin(launch: Launch) -> Begun:
     }
     name = f"{dag.name}@{_dagplan.stamp(launch.at)}"
     run_id = _mlflow.start_run(uri, experiment_id, name=name, tags=tags)
-    parent = _dagattempt.Parent(uri, experiment_id, run_id, dag.name, launch.spec_commit)
+    parent = _dagattempt.Parent(
+        uri, experiment_id, run_id, dag.name, launch.spec_commit, launch.env.env_root
+    )
     return Begun(parent, time.monotonic() + parse_duration(dag.spec.timeout))
 
 

@@ -2,13 +2,19 @@
 
 1. Check the model's MLflow Project out of the git object store at the
    command's spec commit (never from a working tree; links are not extracted).
-2. Run it with MLflow Projects (``env_manager=local``); it must log a model.
+2. Run it with MLflow Projects, in the environment its ``envManager`` names (``local``:
+   the agent's own; ``uv``, ``virtualenv``: one MLflow creates from the project's
+   ``python_env.yaml`` under ``<stateDir>/envs``, reused by every build with the same
+   Python and requirements; ``conda``: conda's). It must log a model. A manager the
+   plane did not find is refused with the reason, and nothing runs.
 3. Digest the model's files (sha256 over sorted paths and contents).
 4. Hold the metrics the run logged to the spec's ``metricsGate``.
 5. Scan the files (the scanners ``scan.tools`` names: ``models.scan``) and block at the
    spec's ``scan.failOn`` severity.
 6. Register the version with tags for the source commit, spec digest,
-   artifact digest, scan result and metrics gate, and move the spec's aliases
+   artifact digest, scan result, metrics gate and environment manager
+   (``gitplane.env_manager``: endpoints serve a version built in its own environment
+   in one made from its logged requirements), and move the spec's aliases
    to it — only when it passed both gates. A blocked version is never
    registered: no alias moves to it and no deployment can pin it; its MLflow
    run is tagged with why (``gitplane.blocked``).
@@ -37,6 +43,8 @@ from schemas.model import METRICS_GATE_FAILED, ModelSpec, metrics_gate_failures
 from schemas.observed import ModelObserved
 
 TAG_DIGEST = "gitplane.spec_digest"
+TAG_ENV_MANAGER = "gitplane.env_manager"
+"""The MLflow ``envManager`` a version was built with (builds from a project only)."""
 
 
 def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> signed.ResourceStatus:
@@ -46,7 +54,9 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
     spec, name = model.spec, model.name
     registered_name = spec.registered_name or name
     project = spec.source.project
-    refused = env_manager_refusal(project.path, project.env_manager) if project else ""
+    refused = (
+        env_manager_refusal(project.path, project.env_manager, env.env_managers) if project else ""
+    )
     refused = refused or limits.refusal(spec.resources, f"Model/{name}")
     if refused:  # Blocked, not Failed: no retry can make the manager (or a GPU) appear
         return _blocked(command, spec, {}, "", refused)
@@ -73,6 +83,8 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         "gitplane.version": spec.version,
         **spec.tags,
     }
+    if project is not None:
+        tags[TAG_ENV_MANAGER] = project.env_manager
     if own:  # registered by the project itself, before any scan or gate
         tags["gitplane.self_registered"] = ", ".join(own)[:5000]
     reasons = [_metrics_gate(spec, env, run_id, tags)]
@@ -160,6 +172,7 @@ def _produce(
             timeout=timeout,
             workdir=context.scratch / "run",
             cancel=context.cancel,
+            environment=_mlflow.ProjectEnvironment(project.env_manager, env.env_root),
             limits=limits.of(spec.resources),
         )
     except CancelledError:

@@ -4,7 +4,11 @@ Applying a command:
 
 1. fetches the pinned model version from the registry and checks its
    artifacts against the digest the reconciler pinned (a registry that
-   changed under us is refused, never served);
+   changed under us is refused, never served); a version built in an
+   environment of its own (``envManager`` uv, virtualenv, conda) gets one
+   made from its logged requirements, once per requirements, within the
+   rollout's progress deadline, and its replicas run that environment's
+   Python: the model's libraries need not be Gitplane's;
 2. gives the endpoint a stable port from the plane's range;
 3. writes ``desired.json`` and makes sure the endpoint's supervisor
    (``endpoint.py``) runs; the supervisor rolls replicas to it;
@@ -34,8 +38,9 @@ from typing import Any
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, limits, models
 from agent.runtimes.local.env import LocalEnv
-from agent.runtimes.local.serving import desired, replicas
+from agent.runtimes.local.serving import desired, modelenv, replicas
 from schemas import commands, files, signed
+from schemas.common import parse_duration
 from schemas.errors import GitplaneError
 
 APPLY_WAIT_SECONDS = 300.0
@@ -56,7 +61,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
             kind="Deployment", name=command.name, phase="Blocked", digest=command.digest,
             message=refused,
         )  # fmt: skip
-    wanted = _write_desired(command, env)
+    wanted = _write_desired(command, env, context)
     seconds = min(wanted, APPLY_WAIT_SECONDS)
     return _wait(command, _directory(env, command.name), seconds, context)
 
@@ -77,7 +82,7 @@ def observe(
         return _status(command, directory, last, now)
     if not context.self_heal:
         return last.model_copy(update={"phase": "Failed", "message": f"drift: {drift}"})
-    _write_desired(command, env)
+    _write_desired(command, env, context)
     healed = _wait(command, directory, APPLY_WAIT_SECONDS, context)
     return healed.model_copy(update={"message": f"healed drift: {drift}"})
 
@@ -110,11 +115,13 @@ def _wait_exit(pid_file: Path, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def _write_desired(command: signed.Command, env: LocalEnv) -> float:
+def _write_desired(command: signed.Command, env: LocalEnv, context: ApplyContext) -> float:
     """Resolve, write and hand over the command; its progress deadline in seconds."""
     deployment = commands.read(command, commands.DeploymentCommand)
     model = deployment.resolved.model
     directory = _directory(env, command.name)
+    model_dir = _fetch_model(env, model, directory)
+    deadline = parse_duration(deployment.spec.rollout.progress_deadline)
     wanted = desired.build(
         command.name,
         deployment.spec,
@@ -122,7 +129,8 @@ def _write_desired(command: signed.Command, env: LocalEnv) -> float:
         attempt=f"{time.time_ns()}",
         port=_port(env, directory),
         version=model.version,
-        model_dir=_fetch_model(env, model, directory),
+        model_dir=model_dir,
+        python=modelenv.python(env, model, model_dir, context, timeout=deadline),
         standby=env.standby,
     )
     files.atomic_write(directory / "desired.json", desired.dumps(wanted))

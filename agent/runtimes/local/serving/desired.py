@@ -31,6 +31,9 @@ class Desired:
     port: int
     version: str
     model_dir: str
+    python: str
+    """The interpreter replicas run: the agent's own, or the one of an environment made from
+    the model's logged requirements (see ``serving.serving_manager``)."""
     # Every value below comes from the Deployment spec, its defaults applied by the schema
     # (``build``): none is restated here. A desired.json missing one is unreadable, which
     # the agent treats as drift and writes again.
@@ -64,6 +67,7 @@ class Desired:
             revision="",
             version=self.version,
             model_dir=Path(self.model_dir),
+            python=self.python,
             workers=self.workers,
             request_timeout=self.request_timeout,
             env=dict(self.env),
@@ -99,6 +103,7 @@ def build(
     port: int,
     version: str,
     model_dir: Path,
+    python: str,
     standby: int = 0,
 ) -> Desired:
     """Resolve a Deployment spec into what the supervisor runs."""
@@ -124,6 +129,7 @@ def build(
         port=port,
         version=version,
         model_dir=str(model_dir),
+        python=python,
         workers=spec.server.workers,
         request_timeout=parse_duration(spec.server.request_timeout),
         max_batch_size=spec.server.max_batch_size,

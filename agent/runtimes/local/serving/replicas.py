@@ -34,6 +34,9 @@ class Template:
     revision: str
     version: str
     model_dir: Path
+    python: str
+    """The interpreter that runs the scoring server: the agent's, or the model's own
+    environment's."""
     workers: int
     request_timeout: float
     env: dict[str, str]
@@ -115,7 +118,11 @@ def start(template: Template, logs: Path) -> Replica:
     """Start a replica of ``template`` on a free loopback port."""
     port = free_port()
     command, env = _mlflow.scoring_server(
-        template.model_dir, port=port, workers=template.workers, timeout=template.request_timeout
+        template.model_dir,
+        port=port,
+        workers=template.workers,
+        timeout=template.request_timeout,
+        python=template.python,
     )
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"replica-{port}.log"
