@@ -81,6 +81,7 @@ def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> N
     assert client.search_registered_models() == []
 
 
+@pytest.mark.effect("Model", "spec.scan.tools[]")
 @pytest.mark.slow
 def test_a_dangerous_pickle_is_blocked_by_modelscan_when_the_spec_asks_for_it(
     tmp_path: Path,
@@ -95,6 +96,7 @@ def test_a_dangerous_pickle_is_blocked_by_modelscan_when_the_spec_asks_for_it(
     assert result.observed["scanFiles"] == "pickle 2 (modelscan), text 5 (data only)"
 
 
+@pytest.mark.effect("Model", "spec.source.project.path")
 @pytest.mark.slow
 def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     runtime, context = _build_in(tmp_path, "broken")
@@ -117,6 +119,7 @@ def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     assert "training data not found" in Path(log).read_text()
 
 
+@pytest.mark.effect("Model", "spec.timeout", "spec.source.project.parameters.*")
 @pytest.mark.slow
 def test_a_build_past_its_timeout_is_killed_with_everything_it_started(tmp_path: Path) -> None:
     """The project's own process (started by ``mlflow run``) goes too, not only MLflow's."""
@@ -163,6 +166,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.effect(
+    "Model",
+    "spec.metricsGate[].metric",
+    "spec.metricsGate[].op",
+    "spec.metricsGate[].threshold",
+    "spec.aliases[]",
+)
 @pytest.mark.slow
 def test_a_version_failing_its_metrics_gate_is_never_registered(tmp_path: Path) -> None:
     """The gate holds the metrics the build's own MLflow run logged: rmse 0.859 against
@@ -269,6 +279,7 @@ def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:
     assert allowed.findings == () and not allowed.blocks("LOW")
 
 
+@pytest.mark.effect("Model", "spec.source.registry.uri", "spec.aliases[]")
 @pytest.mark.slow
 def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) -> None:
     env, _ = register_models(tmp_path, [{"tenure_months": 1.0, "support_tickets": 0.0}])
@@ -338,6 +349,7 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(
     assert MlflowClient(tracking_uri=uri).search_registered_models() == []
 
 
+@pytest.mark.effect("Model", "spec.source.project.envManager")
 @pytest.mark.parametrize("manager", ["virtualenv", "uv", "conda"])
 def test_an_env_manager_this_plane_lacks_blocks_the_build_instead_of_running_as_local(
     tmp_path: Path, manager: str

@@ -35,6 +35,7 @@ def _has(world: World, ref: str) -> bool:
     return bool(git(bare, "for-each-ref", ref))
 
 
+@pytest.mark.effect("DataPlane", "spec.agentKey.public")
 def test_a_spec_commit_becomes_exactly_the_expected_commands(world: World) -> None:
     reconciler = reconciling.Reconciler(world.settings())
     first = reconciler.reconcile(NOW)
