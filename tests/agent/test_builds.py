@@ -44,8 +44,9 @@ def _build_in(tmp_path: Path, project: str) -> tuple[LocalRuntime, ApplyContext]
 
 def _command(project: str, fail_on: str = "HIGH", **extra: object) -> signed.Command:
     source: dict[str, object] = {"path": f"projects/{project}"}
-    if "parameters" in extra:
-        source["parameters"] = extra.pop("parameters")
+    for key in ("parameters", "entryPoint"):
+        if key in extra:
+            source[key] = extra.pop(key)
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
@@ -117,6 +118,21 @@ def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     assert run.data.tags["gitplane.version"] == "1.0.0"
     log = client.download_artifacts(run.info.run_id, "logs/log.txt", str(tmp_path))
     assert "training data not found" in Path(log).read_text()
+
+
+@pytest.mark.effect("Model", "spec.source.project.entryPoint")
+@pytest.mark.slow
+def test_a_build_runs_the_entry_point_its_spec_names(tmp_path: Path) -> None:
+    runtime, context = _build_in(tmp_path, "broken")
+    with pytest.raises(_mlflow.MlflowError) as failure:
+        runtime.apply(_command("broken", entryPoint="check"), context)
+    assert "schema check failed: no column churned" in str(failure.value)  # check.py's words
+    assert "training data not found" not in str(failure.value)  # main's
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=runtime.env.tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("gitplane-broken").experiment_id])
+    assert run.data.tags["mlflow.project.entryPoint"] == "check"
 
 
 @pytest.mark.effect("Model", "spec.timeout", "spec.source.project.parameters.*")
@@ -238,12 +254,17 @@ def _fresh(context: ApplyContext, scratch: Path) -> ApplyContext:
     return dataclasses.replace(context, scratch=scratch)
 
 
-def _import(uri: str, gate: list[dict[str, object]]) -> signed.Command:
+def _import(
+    uri: str, gate: list[dict[str, object]] | None = None, **extra: object
+) -> signed.Command:
+    spec: dict[str, object] = {"version": "1.0.0", "source": {"registry": {"uri": uri}}, **extra}
+    if gate is not None:
+        spec["metricsGate"] = gate
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
         "metadata": {"name": "imported"},
-        "spec": {"version": "1.0.0", "source": {"registry": {"uri": uri}}, "metricsGate": gate},
+        "spec": spec,
     }
     text = json.dumps(body, sort_keys=True)
     digest = envelope.digest(text.encode())
@@ -323,6 +344,86 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     healed = models.observe(command, kept, ApplyContext("0" * 40, scratch, now=later), env)
     assert healed.message.startswith("healed drift: aliases champion")
     assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}
+
+
+LOGGED = {
+    "MLmodel": b"flavors: {python_function: {}}\n",
+    "weights.pkl": b"cmypkg\nModel\n(tR.",  # a global picklescan does not know: MEDIUM
+    "evil.pkl": b"cos\nsystem\n(S'echo pwned'\ntR.",  # os.system("echo pwned"): CRITICAL
+    "extra.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 64,  # HDF5: picklescan does not read it
+}
+
+
+def _logged(tmp_path: Path, files: dict[str, bytes]) -> tuple[LocalRuntime, ApplyContext, str]:
+    """A plane whose MLflow store holds a run that logged ``files`` as a model (real MLflow,
+    no build), a context to import it in, and its ``runs:/`` URI."""
+    runtime = _runtime(gitrepo.GitRepo(init_repo(tmp_path / "specs")), tmp_path)
+    uri = runtime.env.tracking_uri
+    _mlflow.ensure_store(uri)
+    experiment = _mlflow.ensure_experiment(uri, "logged", tmp_path / "artifacts")
+    run_id = _mlflow.start_run(uri, experiment, name="logged", tags={})
+    model = tmp_path / "logged"
+    model.mkdir()
+    for name, data in files.items():
+        (model / name).write_bytes(data)
+    _mlflow.upload(uri, run_id, model, "model")
+    _mlflow.end_run(uri, run_id, "FINISHED")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return runtime, ApplyContext("0" * 40, scratch, now=NOW), f"runs:/{run_id}/model"
+
+
+CRITICAL, MEDIUM = "CRITICAL os.system", "MEDIUM mypkg.Model"
+UNSCANNED = "unscanned model/extra.h5 (hdf5)"
+
+
+@pytest.mark.effect(
+    "Model", "spec.scan.allowGlobals[]", "spec.scan.allowUnscanned", "spec.scan.failOn"
+)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("policy", "blocked_by"),
+    [
+        pytest.param({}, [CRITICAL, MEDIUM, UNSCANNED], id="as-is"),
+        pytest.param({"allowGlobals": ["os.system"], "allowUnscanned": True}, None, id="allowed"),
+        pytest.param({"allowUnscanned": True}, [CRITICAL, MEDIUM, UNSCANNED], id="a-global"),
+        pytest.param({"allowGlobals": ["os.system"]}, [MEDIUM, UNSCANNED], id="an-unscanned-file"),
+        pytest.param(
+            {"allowGlobals": ["os.system"], "allowUnscanned": True, "failOn": "MEDIUM"},
+            [MEDIUM, UNSCANNED],
+            id="fail-on-medium",
+        ),
+    ],
+)
+def test_the_models_scan_policy_decides_whether_its_files_pass(
+    tmp_path: Path, policy: dict[str, object], blocked_by: list[str] | None
+) -> None:
+    """A CRITICAL global, a MEDIUM one and an HDF5 file no scanner reads: what passes is what
+    the spec's ``scan`` allows, and only a version that passes is registered."""
+    runtime, context, uri = _logged(tmp_path, LOGGED)
+    result = runtime.apply(_import(uri, scan=policy), context)
+    if blocked_by is None:
+        assert (result.phase, result.observed["scan"]) == ("Ready", "passed"), result.message
+        assert result.observed["registryVersion"] == 1
+        return
+    assert (result.phase, result.observed["scan"]) == ("Blocked", "failed")
+    assert result.message == "security scan blocked it: " + ", ".join(blocked_by)
+    assert "registryVersion" not in result.observed
+
+
+@pytest.mark.effect("Model", "spec.registeredName", "spec.tags.*")
+@pytest.mark.slow
+def test_a_version_is_registered_under_its_registered_name_with_its_tags(tmp_path: Path) -> None:
+    runtime, context, uri = _logged(tmp_path, {"MLmodel": LOGGED["MLmodel"]})
+    command = _import(uri, registeredName="churn-lr", tags={"team": "risk"}, aliases=["live"])
+    result = runtime.apply(command, context)
+    assert result.phase == "Ready", result.message
+    assert _mlflow.aliases(runtime.env.tracking_uri, "churn-lr") == {"live": 1}
+    assert _mlflow.aliases(runtime.env.tracking_uri, "imported") is None
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=runtime.env.tracking_uri)
+    assert client.get_model_version("churn-lr", "1").tags["team"] == "risk"
 
 
 def test_a_tracking_store_is_created_whole_or_not_at_all(
