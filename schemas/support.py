@@ -55,7 +55,16 @@ def _off(value: object) -> bool:
     return value is False
 
 
+def _not_pyfunc(value: object) -> bool:
+    return value != "python_function"
+
+
 _FEATURE_JOBS = "not enforced by the local runtime: feature jobs run inside the agent's own process"
+_AGENT_CONFIG = (
+    "not read by the local runtime: its agent uses {} from its own configuration file "
+    "(docs/agent.md); keep the two equal"
+)
+_KUBERNETES = ("namespace", "context", "mlflowTrackingUri")
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 
@@ -82,6 +91,61 @@ TABLE: tuple[Unsupported, ...] = (
         "version fails",
         _off,
         "false",
+    ),
+    Unsupported(
+        "local",
+        "Model",
+        "spec.flavor",
+        "has no effect on the local runtime: deployments load every model as "
+        "python_function (the MLflow scoring server)",
+        _not_pyfunc,
+        "not python_function",
+    ),
+    Unsupported(
+        "local",
+        "Model",
+        "spec.scan.timeout",
+        "not enforced by the local runtime: the scan runs inside the agent's own process, "
+        "without a time limit",
+    ),
+    Unsupported(
+        "local",
+        "Policy",
+        "spec.security.requireScan",
+        "has no effect: no deployment serves a model version without a passing scan, "
+        "whatever a policy says",
+        _off,
+        "false",
+    ),
+    Unsupported(
+        "local",
+        "DataPlane",
+        "spec.local.mlflowTrackingUri",
+        _AGENT_CONFIG.format("runtime.mlflowTrackingUri"),
+    ),
+    Unsupported(
+        "local", "DataPlane", "spec.local.ports.start", _AGENT_CONFIG.format("runtime.ports")
+    ),
+    Unsupported(
+        "local", "DataPlane", "spec.local.ports.end", _AGENT_CONFIG.format("runtime.ports")
+    ),
+    *(
+        Unsupported(
+            "local",
+            "DataPlane",
+            f"spec.kubernetes.{name}",
+            "ignored on a local plane: the local runtime reads no kubernetes settings",
+        )
+        for name in _KUBERNETES
+    ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DataPlane",
+            f"spec.kubernetes.{name}",
+            "this release has no kubernetes runtime: nothing reads it",
+        )
+        for name in _KUBERNETES
     ),
     Unsupported(
         "kubernetes",
