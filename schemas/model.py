@@ -106,7 +106,9 @@ class ModelSpec(Strict):
     flavor: Literal["python_function", "sklearn", "xgboost", "lightgbm", "pytorch", "onnx"] = (
         "python_function"
     )
-    """The MLflow flavor deployments load the model with."""
+    """An MLflow flavor the built model must carry (its ``MLmodel``), or the version is
+    blocked; endpoints load every model through ``python_function``, as ``mlflow models
+    serve`` does."""
     scan: ScanPolicy = Field(default_factory=ScanPolicy)
     metrics_gate: list[MetricGate] = Field(default_factory=list)
     """Conditions on the metrics the build logged. A version that fails one is not

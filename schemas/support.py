@@ -64,6 +64,11 @@ def _overlapping(value: object) -> bool:
 
 
 _FEATURE_JOBS = "not enforced by the local runtime: feature jobs run inside the agent's own process"
+_AGENT_CONFIG = (
+    "not read by the local runtime: its agent uses {} from its own configuration file "
+    "(docs/agent.md); keep the two equal"
+)
+_KUBERNETES = ("namespace", "context", "mlflowTrackingUri")
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 _ONE_AT_A_TIME = (
@@ -118,6 +123,52 @@ TABLE: tuple[Unsupported, ...] = (
         "version fails",
         _off,
         "false",
+    ),
+    Unsupported(
+        "local",
+        "Model",
+        "spec.scan.timeout",
+        "not enforced by the local runtime: the scan runs inside the agent's own process, "
+        "without a time limit",
+    ),
+    Unsupported(
+        "local",
+        "Policy",
+        "spec.security.requireScan",
+        "has no effect: no deployment serves a model version without a passing scan, "
+        "whatever a policy says",
+        _off,
+        "false",
+    ),
+    Unsupported(
+        "local",
+        "DataPlane",
+        "spec.local.mlflowTrackingUri",
+        _AGENT_CONFIG.format("runtime.mlflowTrackingUri"),
+    ),
+    Unsupported(
+        "local", "DataPlane", "spec.local.ports.start", _AGENT_CONFIG.format("runtime.ports")
+    ),
+    Unsupported(
+        "local", "DataPlane", "spec.local.ports.end", _AGENT_CONFIG.format("runtime.ports")
+    ),
+    *(
+        Unsupported(
+            "local",
+            "DataPlane",
+            f"spec.kubernetes.{name}",
+            "ignored on a local plane: the local runtime reads no kubernetes settings",
+        )
+        for name in _KUBERNETES
+    ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DataPlane",
+            f"spec.kubernetes.{name}",
+            "this release has no kubernetes runtime: nothing reads it",
+        )
+        for name in _KUBERNETES
     ),
     Unsupported(
         "kubernetes",

@@ -44,8 +44,9 @@ def _build_in(tmp_path: Path, project: str) -> tuple[LocalRuntime, ApplyContext]
 
 def _command(project: str, fail_on: str = "HIGH", **extra: object) -> signed.Command:
     source: dict[str, object] = {"path": f"projects/{project}"}
-    if "parameters" in extra:
-        source["parameters"] = extra.pop("parameters")
+    for key in ("parameters", "entryPoint"):
+        if key in extra:
+            source[key] = extra.pop(key)
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
@@ -81,6 +82,7 @@ def test_a_dangerous_pickle_is_blocked_and_never_registered(tmp_path: Path) -> N
     assert client.search_registered_models() == []
 
 
+@pytest.mark.effect("Model", "spec.scan.tools[]")
 @pytest.mark.slow
 def test_a_dangerous_pickle_is_blocked_by_modelscan_when_the_spec_asks_for_it(
     tmp_path: Path,
@@ -95,6 +97,7 @@ def test_a_dangerous_pickle_is_blocked_by_modelscan_when_the_spec_asks_for_it(
     assert result.observed["scanFiles"] == "pickle 2 (modelscan), text 5 (data only)"
 
 
+@pytest.mark.effect("Model", "spec.source.project.path")
 @pytest.mark.slow
 def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     runtime, context = _build_in(tmp_path, "broken")
@@ -117,6 +120,22 @@ def test_a_failed_build_reports_its_error(tmp_path: Path) -> None:
     assert "training data not found" in Path(log).read_text()
 
 
+@pytest.mark.effect("Model", "spec.source.project.entryPoint")
+@pytest.mark.slow
+def test_a_build_runs_the_entry_point_its_spec_names(tmp_path: Path) -> None:
+    runtime, context = _build_in(tmp_path, "broken")
+    with pytest.raises(_mlflow.MlflowError) as failure:
+        runtime.apply(_command("broken", entryPoint="check"), context)
+    assert "schema check failed: no column churned" in str(failure.value)  # check.py's words
+    assert "training data not found" not in str(failure.value)  # main's
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=runtime.env.tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("gitplane-broken").experiment_id])
+    assert run.data.tags["mlflow.project.entryPoint"] == "check"
+
+
+@pytest.mark.effect("Model", "spec.timeout", "spec.source.project.parameters.*")
 @pytest.mark.slow
 def test_a_build_past_its_timeout_is_killed_with_everything_it_started(tmp_path: Path) -> None:
     """The project's own process (started by ``mlflow run``) goes too, not only MLflow's."""
@@ -163,6 +182,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.effect(
+    "Model",
+    "spec.metricsGate[].metric",
+    "spec.metricsGate[].op",
+    "spec.metricsGate[].threshold",
+    "spec.aliases[]",
+)
 @pytest.mark.slow
 def test_a_version_failing_its_metrics_gate_is_never_registered(tmp_path: Path) -> None:
     """The gate holds the metrics the build's own MLflow run logged: rmse 0.859 against
@@ -228,12 +254,17 @@ def _fresh(context: ApplyContext, scratch: Path) -> ApplyContext:
     return dataclasses.replace(context, scratch=scratch)
 
 
-def _import(uri: str, gate: list[dict[str, object]]) -> signed.Command:
+def _import(
+    uri: str, gate: list[dict[str, object]] | None = None, **extra: object
+) -> signed.Command:
+    spec: dict[str, object] = {"version": "1.0.0", "source": {"registry": {"uri": uri}}, **extra}
+    if gate is not None:
+        spec["metricsGate"] = gate
     body = {
         "apiVersion": "gitplane.dev/v1alpha1",
         "kind": "Model",
         "metadata": {"name": "imported"},
-        "spec": {"version": "1.0.0", "source": {"registry": {"uri": uri}}, "metricsGate": gate},
+        "spec": spec,
     }
     text = json.dumps(body, sort_keys=True)
     digest = envelope.digest(text.encode())
@@ -269,6 +300,7 @@ def test_the_scanner_grades_and_allows(tmp_path: Path) -> None:
     assert allowed.findings == () and not allowed.blocks("LOW")
 
 
+@pytest.mark.effect("Model", "spec.source.registry.uri", "spec.aliases[]")
 @pytest.mark.slow
 def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) -> None:
     env, _ = register_models(tmp_path, [{"tenure_months": 1.0, "support_tickets": 0.0}])
@@ -314,6 +346,86 @@ def test_a_registry_import_is_digested_scanned_and_registered(tmp_path: Path) ->
     assert _mlflow.aliases(env.tracking_uri, "imported") == {"champion": 1}
 
 
+LOGGED = {
+    "MLmodel": b"flavors: {python_function: {}}\n",
+    "weights.pkl": b"cmypkg\nModel\n(tR.",  # a global picklescan does not know: MEDIUM
+    "evil.pkl": b"cos\nsystem\n(S'echo pwned'\ntR.",  # os.system("echo pwned"): CRITICAL
+    "extra.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 64,  # HDF5: picklescan does not read it
+}
+
+
+def _logged(tmp_path: Path, files: dict[str, bytes]) -> tuple[LocalRuntime, ApplyContext, str]:
+    """A plane whose MLflow store holds a run that logged ``files`` as a model (real MLflow,
+    no build), a context to import it in, and its ``runs:/`` URI."""
+    runtime = _runtime(gitrepo.GitRepo(init_repo(tmp_path / "specs")), tmp_path)
+    uri = runtime.env.tracking_uri
+    _mlflow.ensure_store(uri)
+    experiment = _mlflow.ensure_experiment(uri, "logged", tmp_path / "artifacts")
+    run_id = _mlflow.start_run(uri, experiment, name="logged", tags={})
+    model = tmp_path / "logged"
+    model.mkdir()
+    for name, data in files.items():
+        (model / name).write_bytes(data)
+    _mlflow.upload(uri, run_id, model, "model")
+    _mlflow.end_run(uri, run_id, "FINISHED")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return runtime, ApplyContext("0" * 40, scratch, now=NOW), f"runs:/{run_id}/model"
+
+
+CRITICAL, MEDIUM = "CRITICAL os.system", "MEDIUM mypkg.Model"
+UNSCANNED = "unscanned model/extra.h5 (hdf5)"
+
+
+@pytest.mark.effect(
+    "Model", "spec.scan.allowGlobals[]", "spec.scan.allowUnscanned", "spec.scan.failOn"
+)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("policy", "blocked_by"),
+    [
+        pytest.param({}, [CRITICAL, MEDIUM, UNSCANNED], id="as-is"),
+        pytest.param({"allowGlobals": ["os.system"], "allowUnscanned": True}, None, id="allowed"),
+        pytest.param({"allowUnscanned": True}, [CRITICAL, MEDIUM, UNSCANNED], id="a-global"),
+        pytest.param({"allowGlobals": ["os.system"]}, [MEDIUM, UNSCANNED], id="an-unscanned-file"),
+        pytest.param(
+            {"allowGlobals": ["os.system"], "allowUnscanned": True, "failOn": "MEDIUM"},
+            [MEDIUM, UNSCANNED],
+            id="fail-on-medium",
+        ),
+    ],
+)
+def test_the_models_scan_policy_decides_whether_its_files_pass(
+    tmp_path: Path, policy: dict[str, object], blocked_by: list[str] | None
+) -> None:
+    """A CRITICAL global, a MEDIUM one and an HDF5 file no scanner reads: what passes is what
+    the spec's ``scan`` allows, and only a version that passes is registered."""
+    runtime, context, uri = _logged(tmp_path, LOGGED)
+    result = runtime.apply(_import(uri, scan=policy), context)
+    if blocked_by is None:
+        assert (result.phase, result.observed["scan"]) == ("Ready", "passed"), result.message
+        assert result.observed["registryVersion"] == 1
+        return
+    assert (result.phase, result.observed["scan"]) == ("Blocked", "failed")
+    assert result.message == "security scan blocked it: " + ", ".join(blocked_by)
+    assert "registryVersion" not in result.observed
+
+
+@pytest.mark.effect("Model", "spec.registeredName", "spec.tags.*")
+@pytest.mark.slow
+def test_a_version_is_registered_under_its_registered_name_with_its_tags(tmp_path: Path) -> None:
+    runtime, context, uri = _logged(tmp_path, {"MLmodel": LOGGED["MLmodel"]})
+    command = _import(uri, registeredName="churn-lr", tags={"team": "risk"}, aliases=["live"])
+    result = runtime.apply(command, context)
+    assert result.phase == "Ready", result.message
+    assert _mlflow.aliases(runtime.env.tracking_uri, "churn-lr") == {"live": 1}
+    assert _mlflow.aliases(runtime.env.tracking_uri, "imported") is None
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=runtime.env.tracking_uri)
+    assert client.get_model_version("churn-lr", "1").tags["team"] == "risk"
+
+
 def test_a_tracking_store_is_created_whole_or_not_at_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,6 +450,7 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(
     assert MlflowClient(tracking_uri=uri).search_registered_models() == []
 
 
+@pytest.mark.effect("Model", "spec.source.project.envManager")
 @pytest.mark.parametrize(
     ("manager", "why"),
     [
@@ -373,3 +486,19 @@ def test_an_env_manager_this_plane_lacks_blocks_the_build_instead_of_running_as_
         f"(it has: local); {why}"
     )
     assert not (tmp_path / "mlflow.db").exists()  # nothing ran, nothing was logged
+
+
+@pytest.mark.slow
+@pytest.mark.effect("Model", "spec.flavor")
+def test_a_version_without_the_flavor_its_spec_declares_is_blocked(tmp_path: Path) -> None:
+    """The regressor logs a scikit-learn model (flavors python_function and sklearn): declared
+    ``sklearn`` it is registered; declared ``xgboost`` it is blocked, never registered."""
+    runtime, context = _build_in(tmp_path, "regressor")
+    wrong = runtime.apply(_command("regressor", flavor="xgboost"), context)
+    assert wrong.phase == "Blocked"
+    assert wrong.message == (
+        "the model has no xgboost flavor (its MLmodel has: python_function, sklearn)"
+    )
+    assert _mlflow.aliases(runtime.env.tracking_uri, "regressor") is None
+    right = runtime.apply(_command("regressor", flavor="sklearn"), _fresh(context, tmp_path / "2"))
+    assert right.phase == "Ready", right.message

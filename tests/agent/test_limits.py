@@ -71,6 +71,7 @@ def test_the_launcher_says_what_it_cannot_run() -> None:
     )
 
 
+@pytest.mark.effect("Model", "spec.resources.memory")
 @pytest.mark.slow
 def test_a_build_runs_within_its_resources(tmp_path: Path) -> None:
     """The project's own process reports the limits it ran under; a build whose memory

@@ -116,10 +116,16 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
     deployment.write_text(text)
     features = example_repo / "features" / "customer-activity.yaml"
     features.write_text(features.read_text().replace("chunk: 7d}", "chunk: 7d, parallelism: 2}"))
+    with (example_repo / "planes" / "local-dev.yaml").open("a") as plane:
+        plane.write("  local:\n    ports: {start: 20000, end: 20999}\n")
     commit_all(example_repo)
     done = run(gitplane_bin, "validate", str(example_repo))
     assert done.returncode == 0, done.stdout + done.stderr
     warned = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    agent_config = (
+        "not read by the local runtime: its agent uses runtime.ports from its own "
+        "configuration file (docs/agent.md); keep the two equal (planes: local-dev)"
+    )
     assert warned == [
         f"warning: {example_repo}/deployments/churn-dev.yaml:24:64: spec.rollout.autoRollback: "
         "has no effect on the local runtime: the old replicas keep serving when a new version "
@@ -127,15 +133,24 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
         f"warning: {example_repo}/features/customer-activity.yaml:31:46: "
         "spec.backfill.parallelism: not applied by the local runtime: backfill chunks are "
         "computed one after another (planes: local-dev)",
+        f"warning: {example_repo}/planes/local-dev.yaml:17:13: spec.local.ports.start: "
+        + agent_config,
+        f"warning: {example_repo}/planes/local-dev.yaml:17:27: spec.local.ports.end: "
+        + agent_config,
         f"warning: {example_repo}/planes/prod.yaml:9:3: spec.runtime: this release has no "
         "kubernetes runtime: agents refuse it, so what is issued to this plane waits for an "
         "agent that can apply it (planes: prod-eu)",
+        f"warning: {example_repo}/planes/prod.yaml:17:5: spec.kubernetes.namespace: this "
+        "release has no kubernetes runtime: nothing reads it (planes: prod-eu)",
     ]
     body = json.loads(run(gitplane_bin, "validate", str(example_repo), "-o", "json").stdout)
-    assert body["valid"] is True and len(body["warnings"]) == 3
+    assert body["valid"] is True and len(body["warnings"]) == 6
     planned = run(gitplane_bin, "plan", str(example_repo), "-o", "json")
     assert [w["path"] for w in json.loads(planned.stdout)["warnings"]] == [
         "spec.rollout.autoRollback",
         "spec.backfill.parallelism",
+        "spec.local.ports.start",
+        "spec.local.ports.end",
         "spec.runtime",
+        "spec.kubernetes.namespace",
     ]

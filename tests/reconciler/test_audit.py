@@ -230,6 +230,7 @@ def _edited(data: bytes) -> bytes:
     return envelope.dumps(value)
 
 
+@pytest.mark.effect("DataPlane", "spec.agentKey.public", "spec.agentKey.type")
 def test_a_forged_status_is_shown_unverified_never_skipped(
     world: World, gitplane_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -247,6 +247,7 @@ def test_defaults_are_not_part_of_the_command() -> None:
     assert "stores" not in spec and "retry" not in spec and "timeout" not in spec
 
 
+@pytest.mark.effect("DataPlane", "spec.sync.prune")
 def test_deletions_come_last_in_reverse_dependency_order() -> None:
     recorded = _sync(Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG)))
     result = plan(Desired(COMMIT, docs()), {"dev": recorded}, TUESDAY_NOON)
@@ -268,6 +269,7 @@ def test_pruning_off_shows_the_removal_as_blocked() -> None:
     assert "pruning is off" in action.reason
 
 
+@pytest.mark.effect("Model", "spec.version")
 @pytest.mark.parametrize(
     ("status", "op", "reason"),
     [
@@ -335,6 +337,7 @@ def test_a_metrics_gate_blocks_every_deployment_of_the_version(
     assert (action.command is None) == (op == "blocked")
 
 
+@pytest.mark.effect("Policy", "spec.approvals.minimum")
 @pytest.mark.parametrize(
     ("approvals", "now", "op", "reason"),
     [
@@ -358,6 +361,158 @@ def test_policy_gates(approvals: int, now: datetime, op: str, reason: str) -> No
     assert reason in action.reason
 
 
+def prod_policy(gates: str) -> str:
+    """A policy on the prod plane's deployments with ``gates`` (YAML lines of its spec)."""
+    return (
+        H
+        + "kind: Policy\nmetadata: {name: gates}\nspec:\n"
+        + "  planeSelector: {matchLabels: {env: prod}}\n  kinds: [Deployment]\n"
+        + gates
+    )
+
+
+def prod_deployment_action(desired: Desired, now: datetime) -> tuple[str, str]:
+    """The prod deployment's op and reason once its model is built and scanned."""
+    recorded = recorded_after(plan(desired, {}, now), "prod", model=built())
+    action = plan(desired, {"prod": recorded}, now).planes[1].actions[-1]
+    assert action.ref == "Deployment/churn-prod"
+    return action.op, action.reason
+
+
+APPROVED = frozenset({"Ann <ann@example.com>"})
+
+
+@pytest.mark.effect("Policy", "spec.approvals.trailer", "spec.approvals.requireMergeCommit")
+@pytest.mark.parametrize(
+    ("approvals", "trailers", "merged", "expected"),
+    [
+        pytest.param(
+            "{trailer: Reviewed-by}",
+            {"Reviewed-by": APPROVED},
+            False,
+            ("create", "new in git"),
+            id="its-trailer-counts",
+        ),
+        pytest.param(
+            "{trailer: Reviewed-by}",
+            {"Approved-by": APPROVED},
+            False,
+            (
+                "blocked",
+                "needs 1 approval(s) (Reviewed-by: trailers), has 0 (Policy/gates)",
+            ),
+            id="another-trailer-does-not",
+        ),
+        pytest.param(
+            "{minimum: 0, requireMergeCommit: true}",
+            {},
+            False,
+            (
+                "blocked",
+                "the change did not arrive through a merged pull request (Policy/gates)",
+            ),
+            id="pushed-directly",
+        ),
+        pytest.param(
+            "{minimum: 0, requireMergeCommit: true}",
+            {},
+            True,
+            ("create", "new in git"),
+            id="merged",
+        ),
+    ],
+)
+def test_approvals_are_counted_from_the_policys_trailer_and_merges(
+    approvals: str,
+    trailers: dict[str, frozenset[str]],
+    merged: bool,
+    expected: tuple[str, str],
+) -> None:
+    policy = prod_policy(f"  approvals: {approvals}\n")
+    documents = docs(MODEL, policy, deployment("churn-prod", "prod"))
+    desired = Desired(COMMIT, documents, trailers=trailers, merged=merged)
+    assert prod_deployment_action(desired, TUESDAY_NOON) == expected
+
+
+FRIDAY_FREEZE = '{days: [Fri], start: "16:00", end: "23:59"}'
+CLOSED = ("blocked", "change window closed: Fri 16:00-23:59 UTC (Policy/gates)")
+OUTSIDE = ("blocked", "outside every allowed change window (Policy/gates)")
+OPEN = ("create", "new in git")
+
+
+@pytest.mark.effect(
+    "Policy",
+    "spec.changeWindows.deny[].days[]",
+    "spec.changeWindows.deny[].start",
+    "spec.changeWindows.deny[].end",
+    "spec.changeWindows.deny[].timezone",
+    "spec.changeWindows.allow[].days[]",
+    "spec.changeWindows.allow[].start",
+    "spec.changeWindows.allow[].end",
+    "spec.changeWindows.allow[].timezone",
+)
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        pytest.param(f"deny: [{FRIDAY_FREEZE}]", CLOSED, id="deny"),
+        pytest.param(
+            'deny: [{days: [Thu], start: "16:00", end: "23:59"}]', OPEN, id="deny-another-day"
+        ),
+        pytest.param(
+            'deny: [{days: [Fri], start: "18:01", end: "23:59"}]', OPEN, id="deny-not-started"
+        ),
+        pytest.param('deny: [{days: [Fri], start: "16:00", end: "17:59"}]', OPEN, id="deny-over"),
+        pytest.param(
+            'deny: [{days: [Fri], start: "16:00", end: "23:59", timezone: America/New_York}]',
+            OPEN,  # 13:00 in New York
+            id="deny-in-another-time-zone",
+        ),
+        pytest.param(f"allow: [{FRIDAY_FREEZE}]", OPEN, id="allow"),
+        pytest.param(
+            'allow: [{days: [Thu], start: "16:00", end: "23:59"}]', OUTSIDE, id="allow-another-day"
+        ),
+        pytest.param(
+            'allow: [{days: [Fri], start: "18:01", end: "23:59"}]',
+            OUTSIDE,
+            id="allow-not-started",
+        ),
+        pytest.param(
+            'allow: [{days: [Fri], start: "16:00", end: "17:59"}]', OUTSIDE, id="allow-over"
+        ),
+        pytest.param(
+            'allow: [{days: [Fri], start: "16:00", end: "23:59", timezone: America/New_York}]',
+            OUTSIDE,
+            id="allow-in-another-time-zone",
+        ),
+    ],
+)
+def test_change_windows_by_day_time_and_time_zone(windows: str, expected: tuple[str, str]) -> None:
+    """Friday 18:00 UTC against windows that differ from a Friday evening one in one field."""
+    policy = prod_policy(f"  changeWindows: {{{windows}}}\n")
+    desired = Desired(COMMIT, docs(MODEL, policy, deployment("churn-prod", "prod")))
+    assert prod_deployment_action(desired, FRIDAY_EVENING) == expected
+
+
+@pytest.mark.effect("Policy", "spec.kinds[]")
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        pytest.param("[Deployment]", ("build", "build version 1.2.0"), id="not-named"),
+        pytest.param(
+            "[Model, Deployment]",
+            ("blocked", "needs 1 approval(s) (Approved-by: trailers), has 0 (Policy/gates)"),
+            id="named",
+        ),
+    ],
+)
+def test_a_policy_gates_only_the_kinds_it_names(kinds: str, expected: tuple[str, str]) -> None:
+    policy = prod_policy("  approvals: {minimum: 1}\n").replace("[Deployment]", kinds)
+    desired = Desired(COMMIT, docs(MODEL, policy, deployment("churn-prod", "prod")))
+    build = plan(desired, {}, TUESDAY_NOON).planes[1].actions[0]
+    assert (build.ref, (build.op, build.reason)) == ("Model/churn", expected)
+
+
+@pytest.mark.effect("Policy", "spec.security.maxSeverity")
 @pytest.mark.parametrize(
     ("worst", "op", "reason"),
     [
@@ -380,6 +535,18 @@ def test_a_policy_security_gate_tightens_the_models_own(worst: str, op: str, rea
     assert (action.op, action.ref, action.reason) == (op, "Deployment/churn-prod", reason)
 
 
+@pytest.mark.effect("Model", "spec.registeredName")
+def test_a_deployment_is_pinned_to_the_models_registered_name() -> None:
+    named = MODEL.replace("aliases: [champion]}", "aliases: [champion], registeredName: churn-lr}")
+    desired = Desired(COMMIT, docs(named, deployment()))
+    recorded = recorded_after(plan(desired, {}, TUESDAY_NOON), "dev", model=built())
+    action = plan(desired, {"dev": recorded}, TUESDAY_NOON).planes[0].actions[-1]
+    assert action.command is not None
+    pinned = json.loads(action.command.spec)["resolved"]["model"]
+    assert (pinned["name"], pinned["uri"]) == ("churn-lr", "models:/churn-lr/3")
+
+
+@pytest.mark.effect("Model", "spec.aliases[]")
 @pytest.mark.effect("Deployment", "spec.model.alias")
 def test_an_alias_is_pinned_to_the_version_and_digest() -> None:
     desired = Desired(COMMIT, docs(MODEL, deployment(model="{name: churn, alias: champion}")))
@@ -543,6 +710,7 @@ def test_an_annotation_is_the_way_to_retry_a_stalled_resource() -> None:
     assert action.command is not None and action.command.digest != command.digest
 
 
+@pytest.mark.effect("Model", "spec.source.project.envManager")
 @pytest.mark.parametrize(
     ("capabilities", "op", "reason"),
     [
@@ -595,6 +763,7 @@ def plan_capped(capacity: str, specs: list[str], recorded: RecordedPlane | None 
 
 
 @pytest.mark.effect("Deployment", "spec.replicas")
+@pytest.mark.effect("DataPlane", "spec.capacity.maxDeployments", "spec.capacity.maxReplicas")
 @pytest.mark.parametrize(
     ("capacity", "specs", "expected", "reason"),
     [

@@ -35,6 +35,7 @@ def _has(world: World, ref: str) -> bool:
     return bool(git(bare, "for-each-ref", ref))
 
 
+@pytest.mark.effect("DataPlane", "spec.agentKey.public")
 def test_a_spec_commit_becomes_exactly_the_expected_commands(world: World) -> None:
     reconciler = reconciling.Reconciler(world.settings())
     first = reconciler.reconcile(NOW)
@@ -200,7 +201,6 @@ def test_a_cycle_pushes_the_commands_of_every_plane_at_once(
 def _another_dev_plane(work: Path) -> None:
     text = (work / "planes" / "local-dev.yaml").read_text()
     text = text.replace("name: local-dev", "name: local-dev-2")
-    text = text.replace("{start: 20000, end: 20999}", "{start: 21000, end: 21999}")
     (work / "planes" / "local-dev-2.yaml").write_text(text)
 
 
@@ -263,3 +263,42 @@ def test_a_root_near_or_past_its_expiry_is_an_alarm(world: World) -> None:
     assert soon == ["root version 1 expires at 2027-11-23T12:00:00Z: rotate it before then"]
     late = reconciler.reconcile(NOW + timedelta(days=370)).alarms
     assert len(late) == 1 and late[0].startswith("root version 1 expired at 2027-11-23")
+
+
+@pytest.mark.effect("DataPlane", "spec.statusStaleAfter")
+def test_a_plane_is_stale_when_a_bundle_waits_longer_than_its_status_stale_after(
+    world: World,
+) -> None:
+    """local-dev waits 5 minutes (``statusStaleAfter: 5m``), its copy an hour."""
+
+    def a_patient_plane(work: Path) -> None:
+        _another_dev_plane(work)
+        path = work / "planes" / "local-dev-2.yaml"
+        path.write_text(path.read_text().replace("statusStaleAfter: 5m", "statusStaleAfter: 1h"))
+
+    world.change("a second dev plane, patient", a_patient_plane)
+    reconciler = reconciling.Reconciler(world.settings())
+    assert sorted(reconciler.reconcile(NOW).issued) == ["local-dev", "local-dev-2"]
+    cycle = reconciler.reconcile(NOW + timedelta(minutes=30))  # no agent applied anything
+    assert cycle.flags == {
+        "local-dev": "stale: bundle 1 issued 2026-11-24T12:00:00Z is not applied yet"
+    }
+
+
+@pytest.mark.effect("DataPlane", "spec.sync.selfHeal")
+def test_the_planes_self_heal_setting_is_signed_into_its_bundles(world: World) -> None:
+    """The agent heals drift or only reports it by the bundle it applies (the runtimes'
+    tests show each); the setting comes from the plane's spec."""
+
+    def report_only(work: Path) -> None:
+        path = work / "planes" / "local-dev.yaml"
+        path.write_text(path.read_text().replace("selfHeal: true", "selfHeal: false"))
+
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    world.change("report drift on local-dev, do not heal it", report_only)
+    agent = TestAgent(world, "local-dev")
+    agent.sync()
+    reconciler.reconcile(NOW + timedelta(minutes=1))
+    view = reconciler.log.read("local-dev")
+    assert [(b.sequence, b.self_heal) for b in view.bundles] == [(1, True), (2, False)]

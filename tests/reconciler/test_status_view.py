@@ -51,7 +51,10 @@ def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -
     assert (deployment["sync"], deployment["phase"]) == ("Synced", "Unknown")
     assert prod["reportedAt"] is None
     assert prod["flags"] == ["no signed status report yet: is its agent running?"]
-    assert [w["path"] for w in body["specWarnings"]] == ["spec.runtime"]
+    assert [w["path"] for w in body["specWarnings"]] == [
+        "spec.runtime",
+        "spec.kubernetes.namespace",
+    ]
     assert "warning: " in done.stderr
     assert "spec.runtime: this release has no kubernetes runtime" in done.stderr
 

@@ -134,6 +134,16 @@ def download(uri: str, model_uri: str, destination: Path) -> None:
         )
 
 
+def flavors(model_dir: Path) -> list[str]:
+    """The flavors a local MLflow model directory's ``MLmodel`` declares."""
+    from mlflow.models import Model  # noqa: PLC0415
+
+    try:
+        return sorted(Model.load(str(model_dir)).flavors)
+    except Exception as exc:
+        raise MlflowError(f"{model_dir}/MLmodel is unreadable: {exc}") from None
+
+
 def metrics(uri: str, run_id: str) -> dict[str, float]:
     """The latest value of each metric the run logged (none without a run)."""
     if not run_id:

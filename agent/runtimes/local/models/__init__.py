@@ -87,7 +87,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         tags[TAG_ENV_MANAGER] = project.env_manager
     if own:  # registered by the project itself, before any scan or gate
         tags["gitplane.self_registered"] = ", ".join(own)[:5000]
-    reasons = [_metrics_gate(spec, env, run_id, tags)]
+    reasons = [_metrics_gate(spec, env, run_id, tags), _flavor_missing(spec, model_dir)]
     if blocked:
         reasons.append(f"security scan blocked it: {report.reasons()}")
     why = "; ".join(r for r in reasons if r)
@@ -105,6 +105,16 @@ SELF_REGISTERED = (
     "the project registered {versions} itself, unscanned and ungated: "
     "do not deploy it from the registry (remove registered_model_name from the project)"
 )
+
+
+def _flavor_missing(spec: ModelSpec, model_dir: Path) -> str:
+    """Why the model does not carry the flavor its spec declares, or ``""``. Endpoints load
+    every model through ``python_function``, as ``mlflow models serve`` does; the declared
+    flavor is what the version must also be loadable as."""
+    found = _mlflow.flavors(model_dir)
+    if spec.flavor in found:
+        return ""
+    return f"the model has no {spec.flavor} flavor (its MLmodel has: {', '.join(found)})"
 
 
 def _metrics_gate(spec: ModelSpec, env: LocalEnv, run_id: str, tags: dict[str, str]) -> str:
