@@ -242,10 +242,14 @@ class CommandLog:
         refs: Mapping[str, str] | None = None,
     ) -> Update | None:
         """The commit appending what ``decide`` returns to the log as read now, not yet
-        pushed (:meth:`publish`); None when it returns nothing."""
+        pushed (:meth:`publish`); None when it returns nothing and the plane's settings are
+        those of its newest bundle. A change of settings alone (``selfHeal`` turned off to
+        change something by hand) is a bundle of no commands: it reaches the agent at once,
+        not with whatever command comes next."""
         view = self.read(plane, refs=refs)
         commands = decide(view)
-        if not commands:
+        moved = bool(view.bundles) and view.bundles[-1].self_heal != self_heal
+        if not commands and not moved:
             return None
         bundle = self._sign_bundle(
             plane, view, commands, spec_commit=spec_commit, now=now, self_heal=self_heal

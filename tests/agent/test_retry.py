@@ -124,3 +124,32 @@ def test_the_agent_retries_from_the_command_it_holds_then_stalls(
     ]
     assert action.op == "blocked"
     assert action.reason.endswith("change its spec to try again (docs/agent.md)")
+
+
+@pytest.mark.effect("DataPlane", "spec.sync.selfHeal")
+def test_a_bundle_of_settings_alone_changes_how_the_agent_heals(
+    world: World,  # noqa: F811
+) -> None:
+    """``selfHeal: false`` on its own is a bundle with no commands: the agent verifies it,
+    applies nothing, and from then on reports drift instead of healing it."""
+
+    def jobs_only_no_dag(work: Path) -> None:
+        _jobs_only(work)
+        shutil.rmtree(work / "dags")
+
+    def hands_off(work: Path) -> None:
+        path = work / "planes" / "local-dev.yaml"
+        path.write_text(path.read_text().replace("selfHeal: true", "selfHeal: false"))
+
+    world.change("a feature set only", jobs_only_no_dag)
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    worker = Agent(load_config(_agent_config(world, "")))
+    worker.run_once(NOW)
+    assert worker.journal.self_heal is True
+    applied = dict(worker.journal.resources)
+    world.change("hands off local-dev", hands_off)
+    reconciler.reconcile(NOW + timedelta(minutes=1))
+    worker.run_once(NOW + timedelta(minutes=1))
+    assert worker.journal.self_heal is False
+    assert worker.journal.resources.keys() == applied.keys()  # nothing applied again

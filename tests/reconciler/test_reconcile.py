@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -302,3 +303,33 @@ def test_the_planes_self_heal_setting_is_signed_into_its_bundles(world: World) -
     reconciler.reconcile(NOW + timedelta(minutes=1))
     view = reconciler.log.read("local-dev")
     assert [(b.sequence, b.self_heal) for b in view.bundles] == [(1, True), (2, False)]
+
+
+@pytest.mark.effect("DataPlane", "spec.sync.selfHeal")
+def test_a_change_of_self_heal_alone_reaches_the_agent_at_once(world: World) -> None:
+    """Turning self-healing off to change something by hand must not wait for the next
+    command: the reconciler signs a bundle of no commands with the new setting, the agent
+    takes it, and nothing else is issued."""
+
+    def self_heal(on: bool) -> Callable[[Path], None]:
+        def edit(work: Path) -> None:
+            path = work / "planes" / "local-dev.yaml"
+            text = path.read_text()
+            path.write_text(
+                text.replace(f"selfHeal: {str(not on).lower()}", f"selfHeal: {str(on).lower()}")
+            )
+
+        return edit
+
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    before = reconciler.log.read("local-dev")
+    world.change("hands off local-dev", self_heal(False))
+    reconciler.reconcile(NOW + timedelta(minutes=1))
+    view = reconciler.log.read("local-dev")
+    assert view.head.sequence == before.head.sequence + 1
+    assert (view.bundles[-1].self_heal, view.bundles[-1].commands) == (False, [])
+    assert reconciler.reconcile(NOW + timedelta(minutes=2)).issued == {}  # said once
+    world.change("heal local-dev again", self_heal(True))
+    reconciler.reconcile(NOW + timedelta(minutes=3))
+    assert reconciler.log.read("local-dev").bundles[-1].self_heal is True

@@ -134,14 +134,16 @@ def download(uri: str, model_uri: str, destination: Path) -> None:
         )
 
 
-def flavors(model_dir: Path) -> list[str]:
-    """The flavors a local MLflow model directory's ``MLmodel`` declares."""
-    from mlflow.models import Model  # noqa: PLC0415
-
-    try:
-        return sorted(Model.load(str(model_dir)).flavors)
-    except Exception as exc:
-        raise MlflowError(f"{model_dir}/MLmodel is unreadable: {exc}") from None
+def flavors(uri: str, model_uri: str) -> list[str]:
+    """The flavors the ``MLmodel`` of ``model_uri`` declares (none when it has no MLmodel)."""
+    with _tracking(uri) as mlflow:
+        try:
+            info = mlflow.models.get_model_info(model_uri)  # type: ignore[attr-defined]
+        except Exception as exc:  # MLflow raises many kinds for one missing or bad MLmodel
+            if "MLmodel" in str(exc):
+                return []
+            raise MlflowError(f"the MLmodel of {model_uri} is unreadable: {exc}") from None
+        return sorted(info.flavors)
 
 
 def metrics(uri: str, run_id: str) -> dict[str, float]:

@@ -87,7 +87,7 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         tags[TAG_ENV_MANAGER] = project.env_manager
     if own:  # registered by the project itself, before any scan or gate
         tags["gitplane.self_registered"] = ", ".join(own)[:5000]
-    reasons = [_metrics_gate(spec, env, run_id, tags), _flavor_missing(spec, model_dir)]
+    reasons = [_metrics_gate(spec, env, run_id, tags), _flavor_missing(spec, env, model_uri)]
     if blocked:
         reasons.append(f"security scan blocked it: {report.reasons()}")
     why = "; ".join(r for r in reasons if r)
@@ -107,13 +107,15 @@ SELF_REGISTERED = (
 )
 
 
-def _flavor_missing(spec: ModelSpec, model_dir: Path) -> str:
+def _flavor_missing(spec: ModelSpec, env: LocalEnv, model_uri: str) -> str:
     """Why the model does not carry the flavor its spec declares, or ``""``. Endpoints load
     every model through ``python_function``, as ``mlflow models serve`` does; the declared
     flavor is what the version must also be loadable as."""
-    found = _mlflow.flavors(model_dir)
+    found = _mlflow.flavors(env.tracking_uri, model_uri)
     if spec.flavor in found:
         return ""
+    if not found:
+        return f"{model_uri} is not an MLflow model (it has no MLmodel)"
     return f"the model has no {spec.flavor} flavor (its MLmodel has: {', '.join(found)})"
 
 
