@@ -234,55 +234,65 @@ def demand(doc: Deployment) -> int:
     return doc.spec.replicas or 0
 
 
+Over = tuple[int, int]
+"""Why a deployment does not fit: ``(0, 0)`` past ``maxDeployments``; else the replicas it
+needs and those left under ``maxReplicas`` (:func:`capacity_reason` puts it in words)."""
+_TAKEN: Over = (0, 0)
+
+
 def over_capacity(
     plane: DataPlane, targets: Sequence[Document], recorded: RecordedPlane
-) -> dict[str, str]:
+) -> dict[str, Over]:
     """The deployments that do not fit ``plane``'s ``spec.capacity``, with why.
 
     Like a Kubernetes ResourceQuota, capacity admits and never evicts: deployments already
     issued to the plane are counted first, then new ones by name, and each one that would
     take the plane past ``maxDeployments`` or ``maxReplicas`` is blocked (a new one is not
     created; a changed one keeps running as last applied). One already issued counts
-    even when blocked: it may still be running.
+    even when blocked: it may still be running. A plane holds thousands: one pass, and
+    the words only for the actions that show them.
     """
     capacity = plane.spec.capacity
-    if capacity.max_deployments is None and capacity.max_replicas is None:
+    most, top = capacity.max_deployments, capacity.max_replicas
+    if most is None and top is None:
         return {}
-    deployments = [d for d in targets if isinstance(d, Deployment)]
     issued = recorded.issued
-
-    def running(doc: Deployment) -> bool:
-        found = issued.get(("Deployment", doc.name))
-        return found is not None and found.action != "delete"
-
-    deployments.sort(key=lambda d: (not running(d), d.name))
+    entries: list[tuple[bool, str, int]] = []  # (new, name, demand): sorted, running first
+    for doc in targets:
+        if isinstance(doc, Deployment):
+            name = doc.metadata.name
+            found = issued.get(("Deployment", name))
+            entries.append((found is None or found.action == "delete", name, demand(doc)))
+    entries.sort()
     count = replicas = 0
-    over: dict[str, str] = {}
-    for doc in deployments:
-        wants = demand(doc)
-        why = _not_fitting(plane, count, replicas, wants)
-        if why:
-            over[doc.name] = why
-        if not why or running(doc):
+    over: dict[str, Over] = {}
+    for new, name, wants in entries:
+        if most is not None and count >= most:
+            over[name] = _TAKEN
+        elif top is not None and replicas + wants > top:
+            over[name] = (wants, max(top - replicas, 0))
+        else:  # it fits: admitted
+            count, replicas = count + 1, replicas + wants
+            continue
+        if not new:  # blocked, but it may still be running: it counts
             count, replicas = count + 1, replicas + wants
     return over
 
 
-def _not_fitting(plane: DataPlane, count: int, replicas: int, wants: int) -> str:
+def capacity_reason(plane: DataPlane, why: Over) -> str:
+    """:func:`over_capacity`'s verdict in words."""
     capacity = plane.spec.capacity
-    where = f"DataPlane/{plane.name} capacity"
-    if capacity.max_deployments is not None and count >= capacity.max_deployments:
+    where = f"over DataPlane/{plane.name} capacity"
+    if why == _TAKEN:
         return (
-            f"over {where}: its {capacity.max_deployments} deployment(s) "
+            f"{where}: its {capacity.max_deployments} deployment(s) "
             "(spec.capacity.maxDeployments) are taken"
         )
-    if capacity.max_replicas is not None and replicas + wants > capacity.max_replicas:
-        left = max(capacity.max_replicas - replicas, 0)
-        return (
-            f"over {where}: needs {wants} replica(s), {left} of "
-            f"{capacity.max_replicas} (spec.capacity.maxReplicas) left"
-        )
-    return ""
+    wants, left = why
+    return (
+        f"{where}: needs {wants} replica(s), {left} of {capacity.max_replicas} "
+        "(spec.capacity.maxReplicas) left"
+    )
 
 
 @dataclass(frozen=True)
@@ -298,7 +308,7 @@ class Context:
     now: datetime
     targets: dict[str, Document]
     index: Index
-    over: Mapping[str, str] = field(default_factory=dict)
+    over: Mapping[str, Over] = field(default_factory=dict)
     """Deployments past the plane's capacity, with why (:func:`over_capacity`)."""
 
 
@@ -323,7 +333,9 @@ def _memo_key(doc: Document, context: Context) -> tuple[object, ...] | None:
         return None
     if isinstance(doc, Deployment):
         model_here = f"Model/{doc.spec.model.name}" in context.targets
-        return (context.verdicts[doc.KIND], model_here, context.over.get(doc.name))
+        why = context.over.get(doc.name)  # in words naming its plane: not shared then
+        over = None if why is None else (context.plane.name, why)
+        return (context.verdicts[doc.KIND], model_here, over)
     return (context.verdicts[doc.KIND], None, None)
 
 
@@ -398,9 +410,10 @@ def plan_inputs(documents: Sequence[Document]) -> list[str]:
 def _gate(doc: Document, context: Context) -> dict[str, object] | gates.Gate:
     """What the plane needs resolved (a pinned model), or why it cannot go out yet."""
     resolved: dict[str, object] = {}
-    if isinstance(doc, Deployment) and (full := context.over.get(doc.name)):
+    if isinstance(doc, Deployment) and (why := context.over.get(doc.name)) is not None:
         issued = context.recorded.issued.get((doc.KIND, doc.name))
         running = issued is not None and issued.action != "delete"
+        full = capacity_reason(context.plane, why)
         return gates.Gate("blocked", full + ("; it keeps running as last applied" * running))
     if isinstance(doc, Deployment):
         pinned = gates.pin_model(doc, context.targets, context.recorded)

@@ -54,7 +54,7 @@ class _Plane:
     decisions: list[Action | None]
     """One per target, in the same order."""
     deletions: tuple[Action, ...]
-    over: dict[str, str]
+    over: dict[str, decide.Over]
     """Deployments past the plane's capacity, with why (``decide.over_capacity``)."""
     used: Counter[str] | None = None
     """Models the plane's deployments use, with how many use each (built when needed)."""
