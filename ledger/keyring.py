@@ -84,11 +84,29 @@ def create_agent_key(directory: Path, plane: str) -> keys.PublicKey:
 
 
 def load_reconciler_signers(directory: Path) -> tuple[keys.FileSigner, keys.FileSigner]:
-    """The commands and timestamp signers ``init`` created."""
-    return (
-        keys.FileSigner.load(directory / "reconciler" / "commands.key"),
-        keys.FileSigner.load(directory / "reconciler" / "timestamp.key"),
-    )
+    """The commands and timestamp signers ``init`` created, refused unless they are the keys
+    the directory's newest root (``root.json``) names for their roles: a bundle signed by any
+    other key would be refused by every agent and break the plane's log for good."""
+    signers = {
+        role: keys.FileSigner.load(directory / "reconciler" / f"{role}.key")
+        for role in ("commands", "timestamp")
+    }
+    path = directory / ROOT_FILE
+    try:
+        root = verify.load_trusted_root(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    for role, signer in signers.items():
+        named = getattr(root.roles, role).keyids
+        if signer.public_key.keyid not in named:
+            raise UsageError(
+                f"{directory / 'reconciler' / f'{role}.key'} is not a {role} key of root "
+                f"version {root.version} ({path}): its key id {signer.public_key.keyid[:12]} is "
+                f"not among {', '.join(k[:12] for k in named)}; restore the key that root "
+                "names, or rotate the role (`gitplane keys rotate --role "
+                f"{role}`, docs/operations.md), before signing anything"
+            )
+    return signers["commands"], signers["timestamp"]
 
 
 def _new(path: Path) -> keys.FileSigner:

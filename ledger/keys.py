@@ -105,9 +105,18 @@ class FileSigner:
     @classmethod
     def load(cls, path: Path) -> FileSigner:
         """Read a key written by :meth:`save`; refuses files others can read."""
-        if path.stat().st_mode & 0o077:
-            raise errors.BadKeyError(f"{path}: private key readable by others; chmod 600 it")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        try:
+            if path.stat().st_mode & 0o077:
+                raise errors.BadKeyError(f"{path}: private key readable by others; chmod 600 it")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise errors.BadKeyError(
+                f"{path}: cannot read the private key: {exc.strerror}"
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            raise errors.BadKeyError(f"{path}: not an unencrypted PEM private key") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise errors.BadKeyError(f"{path}: not an Ed25519 private key")
         return cls(key)

@@ -346,3 +346,48 @@ def test_a_hostile_git_object_on_the_root_branch_is_replaced_by_the_reconciler(
     assert len(cycle.alarms) == 1 and "objects git refused" in cycle.alarms[0]
     assert cycle.issued["local-dev"].sequence == 2
     assert "churn-dev" in [c.name for c in agent.sync(NOW + timedelta(minutes=3))]
+
+
+def _reconcile_cli(gitplane_bin: str, world: World) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [gitplane_bin, "reconcile", "--once", "--repo", world.remote, "--keys",
+         str(world.keys_dir), "--work-dir", str(world.root / "cli")],
+        capture_output=True, text=True, check=False, env=clock.env_at(NOW),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ["commands", "timestamp"])
+def test_a_reconciler_whose_keys_its_root_does_not_name_refuses_to_start(
+    world: World, gitplane_bin: str, role: str
+) -> None:
+    """A key mixed up with another install's used to sign ``issued bundle 2`` and exit 0;
+    every agent then refused the plane's log for good (``bad-signature``). Now nothing is
+    signed or pushed: one line names the key and the root, exit 2."""
+    path = world.keys_dir / "reconciler" / f"{role}.key"
+    path.unlink()
+    keys.FileSigner.generate().save(path)
+    before = git(Path(world.remote.removeprefix("file://")), "for-each-ref")
+    done = _reconcile_cli(gitplane_bin, world)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path} is not a {role} key of root version 1 (")
+    assert f"rotate the role (`gitplane keys rotate --role {role}`" in line
+    assert git(Path(world.remote.removeprefix("file://")), "for-each-ref") == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda path: path.unlink(), "cannot read the private key: No such file or directory"),
+        (lambda path: path.write_text("not a key\n"), "not an unencrypted PEM private key"),
+    ],
+    ids=["missing", "not-pem"],
+)
+def test_a_reconciler_key_file_that_is_missing_or_not_a_key_is_named(
+    world: World, gitplane_bin: str, damage: Callable[[Path], None], says: str
+) -> None:
+    path = world.keys_dir / "reconciler" / "commands.key"
+    damage(path)
+    done = _reconcile_cli(gitplane_bin, world)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: {path}: {says}"]
