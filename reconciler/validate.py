@@ -32,10 +32,26 @@ def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> V
         note = f"{path} is not in a git repository: validated the files on disk"
         return Validation(desired.load_worktree(path, display=display), [note])
     repo, prefix = found
+    name = rev or "HEAD"
     try:
-        state = desired.load_commit(repo, rev or "HEAD", prefix=prefix, display=display)
+        commit = repo.resolve(name)
+    except gitrepo.GitError:
+        if rev is None:
+            raise UsageError(
+                f"{repo.path} has no commits yet: commit the specs, or use --worktree"
+            ) from None
+        raise UsageError(
+            f"{repo.path} has no commit {rev!r} (give a branch, tag or commit id)"
+        ) from None
+    try:
+        state = desired.load_commit(repo, commit, prefix=prefix, display=display)
     except gitrepo.GitError as exc:
-        raise UsageError(f"cannot read {rev or 'HEAD'} of {repo.path}: {exc}") from None
+        if prefix and not _in_commit(repo, commit, prefix):
+            raise UsageError(
+                f"{display} is not in {name} ({commit[:12]}): commit it, or validate the "
+                "files on disk with --worktree"
+            ) from None
+        raise UsageError(f"cannot read {name} of {repo.path}: {exc}") from None
     notes = []
     if rev is None and not repo.is_bare() and repo.has_changes(prefix):
         notes.append(
@@ -43,3 +59,11 @@ def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> V
             f"changes under {display} are not included: use --worktree to check them"
         )
     return Validation(state, notes)
+
+
+def _in_commit(repo: gitrepo.GitRepo, commit: str, prefix: str) -> bool:
+    try:
+        repo.run("cat-file", "-e", f"{commit}:{prefix.rstrip('/')}")
+    except gitrepo.GitError:
+        return False
+    return True

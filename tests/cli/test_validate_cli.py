@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import EXAMPLE_REPO, commit_all
+from tests.conftest import EXAMPLE_REPO, commit_all, git
 
 
 def run(gitplane_bin: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -88,6 +88,37 @@ def test_worktree_mode_sees_uncommitted_edits(gitplane_bin: str, example_repo: P
     assert at_head.returncode == 0
     assert "uncommitted changes" in at_head.stderr
     assert run(gitplane_bin, "validate", str(example_repo), "--worktree").returncode == 1
+
+
+def test_a_path_with_no_specs_fails(gitplane_bin: str, example_repo: Path) -> None:
+    """``✓ 0 specs valid`` passed a CI job pointed at the wrong directory."""
+    path = example_repo / "projects"
+    for args in (["--worktree"], []):
+        done = run(gitplane_bin, "validate", str(path), *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert done.stdout.startswith("✗ no specs found (every *.yaml or *.yml file outside ")
+    body = json.loads(run(gitplane_bin, "validate", str(path), "-o", "json").stdout)
+    assert (body["valid"], body["specs"], body["reason"][:14]) == (False, 0, "no specs found")
+
+
+def test_git_errors_are_said_in_the_users_words(
+    gitplane_bin: str, example_repo: Path, tmp_path: Path
+) -> None:
+    """Not ``git rev-parse: Needed a single revision`` or a raw ``git ls-tree`` error."""
+    untracked = example_repo / "not-committed"
+    untracked.mkdir()
+    fresh = tmp_path / "fresh"
+    git(fresh.parent, "init", "-q", str(fresh))
+    cases = [
+        (["validate", str(untracked)], f"error: {untracked} is not in HEAD ("),
+        (["validate", str(example_repo), "--rev", "nope"], "has no commit 'nope' (give a "),
+        (["validate", str(fresh)], f"error: {fresh} has no commits yet: commit the specs"),
+    ]
+    for args, says in cases:
+        done = run(gitplane_bin, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        assert says in line, line
 
 
 def test_usage_errors_exit_2(gitplane_bin: str, example_repo: Path, tmp_path: Path) -> None:

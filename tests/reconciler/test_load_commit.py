@@ -56,7 +56,7 @@ def test_a_subdirectory_is_validated_at_its_prefix(tmp_path: Path) -> None:
 
 
 def test_unknown_revision_is_a_usage_error(example_repo: Path) -> None:
-    with pytest.raises(UsageError, match="cannot read no-such-branch"):
+    with pytest.raises(UsageError, match=r"has no commit .no-such-branch. \(give a branch"):
         validation.validate(example_repo, rev="no-such-branch")
     with pytest.raises(UsageError):
         validation.validate(example_repo, rev="--output=/tmp/x")
