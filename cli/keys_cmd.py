@@ -61,7 +61,9 @@ def init(directory: Path, root_keys: int, threshold: int, expires_days: int) -> 
 
 @keys.command()
 @DIR
-@click.option("--plane", required=True, help="The DataPlane's metadata.name.")
+@click.option(
+    "--plane", required=True, callback=options.plane_name, help="The DataPlane's metadata.name."
+)
 def agent(directory: Path, plane: str) -> None:
     """Create a plane's agent key and print what to paste into its DataPlane spec."""
     key = keyring.create_agent_key(directory, plane)

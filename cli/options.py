@@ -3,6 +3,7 @@ with the same default and help, in every command that takes it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +62,32 @@ def check(what: str) -> Callable[[F], F]:
     return click.option("--check", is_flag=True, help=f"Write nothing; exit 1 if {what} is stale.")
 
 
+MAX_DAYS = 3650
+"""The longest root lifetime ``keys`` signs: ten years (a root is rotated long before)."""
+
+
 def expires_days(help_text: str) -> Callable[[F], F]:
-    """``--expires-days N``: the lifetime of a root that is signed."""
-    return click.option("--expires-days", default=365, show_default=True, help=help_text)
+    """``--expires-days N``: the lifetime of a root that is signed, 1 to ten years (a root
+    that has already expired, or one that would outlive any key, is refused)."""
+    return click.option(
+        "--expires-days",
+        type=click.IntRange(1, MAX_DAYS),
+        default=365,
+        show_default=True,
+        help=help_text,
+    )
+
+
+PLANE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+"""A DataPlane's ``metadata.name``: a DNS-1123 label (``schemas.common.Name``)."""
+
+
+def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refuse a plane name that is not a name (a path, empty, upper case or non-ASCII): it
+    names files the key is written to."""
+    if len(value) > 63 or not PLANE_NAME.fullmatch(value):
+        raise click.BadParameter(
+            f"{value!r} is not a DataPlane name (lower-case letters, digits and '-', "
+            "at most 63, as its metadata.name)"
+        )
+    return value

@@ -14,6 +14,7 @@ are never overwritten.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,7 +80,10 @@ def root_files(directory: Path) -> list[Path]:
 
 
 def create_agent_key(directory: Path, plane: str) -> keys.PublicKey:
-    """A new status-signing key for ``plane``'s agent; returns its public half."""
+    """A new status-signing key for ``plane``'s agent; returns its public half. ``plane`` is
+    a name, never a path: the key is written nowhere but ``<directory>/agents/``."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", plane):
+        raise UsageError(f"{plane!r} is not a DataPlane name")
     return _new(directory / "agents" / f"{plane}.key").public_key
 
 

@@ -71,3 +71,38 @@ def test_agent_prints_the_snippet_for_the_dataplane_spec(gitplane_bin: str, tmp_
         ).returncode
         == 2
     )
+
+
+def test_a_plane_name_is_a_name_never_a_path(gitplane_bin: str, tmp_path: Path) -> None:
+    """``--plane ../../escaped`` wrote the private key outside ``--dir``; ``/abs/path``
+    anywhere on disk. Every name that is not a DataPlane name is refused; nothing written."""
+    keys_dir = tmp_path / "keys"
+    for plane in ("../../escaped", str(tmp_path / "abs"), "", "Prod", "pläne", "a" * 64):
+        done = run(gitplane_bin, "keys", "agent", "--dir", str(keys_dir), "--plane", plane)
+        assert done.returncode == 2, (plane, done.stdout, done.stderr)
+        assert "is not a DataPlane name" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.rglob("*.key")) == []
+    ok = run(gitplane_bin, "keys", "agent", "--dir", str(keys_dir), "--plane", "edge-01")
+    assert ok.returncode == 0, ok.stderr
+    assert [p.name for p in tmp_path.rglob("*.key")] == ["edge-01.key"]
+
+
+def test_a_root_that_has_expired_or_outlives_any_key_is_refused(
+    gitplane_bin: str, tmp_path: Path
+) -> None:
+    """``--expires-days -5`` wrote a root that had already expired; 10**12 crashed."""
+    for days in ("-5", "0", "3651", str(10**12), "soon"):
+        done = run(
+            gitplane_bin, "keys", "init", "--dir", str(tmp_path / days), "--expires-days", days
+        )
+        assert done.returncode == 2, (days, done.stderr)
+        assert "--expires-days" in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / days).exists()
+    assert run(gitplane_bin, "keys", "init", "--dir", str(tmp_path / "ok")).returncode == 0
+    again = run(gitplane_bin, "keys", "rotate", "--dir", str(tmp_path / "ok"), "--role",
+                "commands", "--expires-days", "-1")  # fmt: skip
+    assert again.returncode == 2 and "--expires-days" in again.stderr
+    assert sorted(p.name for p in (tmp_path / "ok" / "reconciler").iterdir()) == [
+        "commands.key",
+        "timestamp.key",
+    ]  # nothing left behind for a corrected retry to trip on
