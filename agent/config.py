@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from schemas import parse
@@ -31,6 +39,14 @@ class LocalRuntimeConfig(_Config):
     standby_replicas: Annotated[int, Field(ge=0, le=8)] = 1
     """Warm replicas each endpoint keeps outside its pool: a scale-up takes one at once
     instead of waiting seconds for a cold start (0 to save the memory)."""
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        start, end = (int(p) for p in value.split("-"))
+        if not 1024 <= start <= end <= 65535:
+            raise ValueError(f"{value!r}: expected START-END with 1024 <= START <= END <= 65535")
+        return value
 
     def port_range(self) -> tuple[int, int]:
         """``ports`` as two integers."""

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from agent.agent import Agent, Outcome
 from ledger import refwatch
+from schemas.common import parse_listen
 from schemas.errors import UsageError
 
 OBSERVE_SECONDS = 1.0
@@ -79,11 +80,12 @@ class Metrics:
 
 def serve_metrics(metrics: Metrics, listen: str) -> None:
     """Expose ``metrics`` on ``host:port``."""
-    host, _, port = listen.rpartition(":")
-    if not port.isdigit():
-        raise UsageError(f"--listen {listen!r}: expected host:port")
     try:
-        start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise UsageError(f"--listen {exc}") from None
+    try:
+        start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
         raise UsageError(f"--listen {listen}: {exc.strerror}") from None
 

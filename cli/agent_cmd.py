@@ -39,6 +39,8 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     a pushed ref when the remote is on local disk) and observing what runs every
     second in between.
     """
+    if once and listen:
+        raise click.UsageError("--listen applies only without --once (the daemon serves metrics)")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     config = load_config(config_file)
     worker = agent_agent.Agent(config)

@@ -9,7 +9,8 @@ import click
 
 from cli import clock, options
 from reconciler import reconcile as reconciling
-from reconciler import render, watch
+from reconciler import render
+from reconciler import watch as watching
 from schemas.errors import ReportedError
 from schemas.inert import inert
 
@@ -33,13 +34,11 @@ from schemas.inert import inert
 @click.option("--branch", default="main", show_default=True, help="The protected branch.")
 @click.option("--path", "spec_path", default="", help="Directory of the specs in the repo.")
 @click.option("--state-repo", help="Keep the command and status logs in this repository.")
-@click.option("--once", "mode", flag_value="once", default=True, help="One cycle, then exit.")
-@click.option("--watch", "mode", flag_value="watch", help="Run until stopped (SIGTERM, Ctrl-C).")
+@click.option("--once", is_flag=True, help="One cycle, then exit (the default).")
+@click.option("--watch", is_flag=True, help="Run until stopped (SIGTERM, Ctrl-C).")
 @click.option(
     "--interval",
-    default="30s",
-    show_default=True,
-    help="Polling interval in watch mode (a cheap ls-remote when nothing changed).",
+    help="Polling interval in watch mode (a cheap ls-remote when nothing changed). [default: 30s]",
 )
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
@@ -50,12 +49,19 @@ def reconcile(
     branch: str,
     spec_path: str,
     state_repo: str | None,
-    mode: str,
-    interval: str,
+    once: bool,
+    watch: bool,
+    interval: str | None,
     listen: str | None,
     output: str,
 ) -> None:
     """Plan every plane against its recorded state and issue signed commands."""
+    if once and watch:
+        raise click.UsageError("use --once or --watch, not both")
+    if not watch and (interval is not None or listen is not None):
+        given = "--interval" if interval is not None else "--listen"
+        raise click.UsageError(f"{given} applies only with --watch")
+    every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
     settings = reconciling.Settings(
         repo=repo,
         keys_dir=keys_dir,
@@ -65,8 +71,8 @@ def reconcile(
         state_repo=state_repo,
     )
     reconciler = reconciling.Reconciler(settings)
-    if mode == "watch":
-        watch.run(reconciler, watch.WatchSettings.parse(interval, listen), clock=clock.now)
+    if every is not None:
+        watching.run(reconciler, every, clock=clock.now)
         return
     cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)

@@ -26,7 +26,7 @@ from http.server import ThreadingHTTPServer
 from ledger import refwatch
 from reconciler import reconcile as reconciling
 from reconciler import server
-from schemas.common import parse_duration
+from schemas.common import parse_duration, parse_listen
 from schemas.errors import GitplaneError, UsageError
 
 log = logging.getLogger("gitplane.reconciler")
@@ -50,10 +50,11 @@ class WatchSettings:
             raise UsageError(str(exc)) from None
         if listen is None:
             return cls(seconds)
-        host, _, port = listen.rpartition(":")
-        if not port.isdigit():
-            raise UsageError(f"--listen {listen!r}: expected host:port")
-        return cls(seconds, host or "127.0.0.1", int(port))
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise UsageError(f"--listen {exc}") from None
+        return cls(seconds, host, port)
 
 
 class Watcher:

@@ -251,3 +251,14 @@ class Retry(Strict):
     backoff: Duration = "10s"
     """Delay before the first retry; doubles each time."""
     max_backoff: Duration = "10m"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (host left out: 127.0.0.1) as a host and a port from 1 to 65535; a
+    ``ValueError`` saying what is wrong otherwise."""
+    host, _, port = text.rpartition(":")
+    if not (port.isascii() and port.isdigit()):
+        raise ValueError(f"{text!r}: expected host:port, e.g. 127.0.0.1:9090")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: port {int(port)} is not between 1 and 65535")
+    return host or "127.0.0.1", int(port)

@@ -54,6 +54,14 @@ def test_the_runtime_is_chosen_by_its_type(tmp_path: Path) -> None:
             "runtime.replicas: Extra inputs",
             id="runtime-field",
         ),
+        *(
+            pytest.param(
+                GOOD + f"runtime: {{type: local, ports: '{ports}'}}\n",
+                r"runtime.ports: .*expected START-END with 1024 <= START <= END <= 65535",
+                id=f"ports-{ports}",
+            )
+            for ports in ("99999-5", "30000-20000", "80-90", "60000-70000")
+        ),
     ],
 )
 def test_bad_configs_are_refused(tmp_path: Path, text: str, message: str) -> None:
