@@ -7,7 +7,10 @@ command); 2 a usage error; 3 a crash (a bug: the traceback is printed);
 
 from __future__ import annotations
 
+import codecs
 import importlib
+import io
+import os
 import sys
 import traceback
 
@@ -56,12 +59,50 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(package_name="gitplane")
-def gitplane() -> None:
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour, even on a terminal (also when NO_COLOR is set, as no-color.org asks).",
+)
+@click.pass_context
+def gitplane(ctx: click.Context, no_color: bool) -> None:
     """GitOps for machine-learning assets: specs in git, signed commands, pull-based agents."""
+    if no_color or os.environ.get("NO_COLOR"):
+        ctx.color = False
+
+
+ASCII = {
+    "\u2713": "OK",  # check mark
+    "\u2717": "FAIL",  # ballot x
+    "\u2026": "...",
+    "\u2192": "->",
+    "\u2014": "-",  # em dash
+    "\u2013": "-",  # en dash
+}
+"""What the output's few non-ASCII marks become on a stream that cannot encode them."""
+
+
+def _ascii(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start : error.end]
+    return "".join(ASCII.get(char, "?") for char in text), error.end
+
+
+codecs.register_error("gitplane-ascii", _ascii)
+
+
+def _fit_streams() -> None:
+    """Keep stdout and stderr writable whatever their encoding (``PYTHONIOENCODING=latin-1``,
+    a C locale): what they cannot encode is written in ASCII instead of crashing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="gitplane-ascii")
 
 
 def main() -> None:
     """Entry point of the console script."""
+    _fit_streams()
     try:
         gitplane.main(standalone_mode=False)
     except click.ClickException as exc:

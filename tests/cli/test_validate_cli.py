@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -185,3 +186,34 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
         "spec.runtime",
         "spec.kubernetes.namespace",
     ]
+
+
+def test_output_fits_a_stream_that_cannot_encode_it(gitplane_bin: str, example_repo: Path) -> None:
+    """``PYTHONIOENCODING=latin-1`` crashed on ``✓`` (and ``plan`` on ``…``)."""
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    for args in (["validate", str(example_repo)], ["plan", str(example_repo)]):
+        done = subprocess.run(
+            [gitplane_bin, *args], capture_output=True, check=False, env=env, timeout=120
+        )
+        assert done.returncode in (0, 2), (args, done.stderr)  # plan: 2 when there are changes
+        assert b"Traceback" not in done.stderr
+    validated = subprocess.run(
+        [gitplane_bin, "validate", str(example_repo)], capture_output=True, env=env, check=False
+    )
+    assert validated.stdout.startswith(b"OK 8 specs valid in ")
+
+
+def test_no_color_is_honoured() -> None:
+    """``NO_COLOR`` (no-color.org) and ``--no-color`` win over a terminal's colours."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli.main import gitplane  # noqa: PLC0415
+
+    runner = CliRunner()
+    args = ["validate", str(EXAMPLE_REPO), "--worktree"]
+    coloured = runner.invoke(gitplane, args, color=True)
+    assert "\x1b[" in coloured.output
+    flagged = runner.invoke(gitplane, ["--no-color", *args], color=True)
+    assert (flagged.exit_code, "\x1b[" in flagged.output) == (0, False)
+    plain = runner.invoke(gitplane, args, color=True, env={"NO_COLOR": "1"})
+    assert "\x1b[" not in plain.output
