@@ -19,8 +19,20 @@ from schemas.errors import ReportedError
 @click.option("--rev", default="HEAD", show_default=True, help="The desired commit.")
 @options.state_repo
 @options.output("text", "json")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 unless every plane shown is healthy: no flag (refused, attacked, stale, "
+    "silent), every resource Synced and neither failed nor still progressing.",
+)
 def status(
-    path: Path, root: Path, only: str | None, rev: str, state_repo: str | None, output: str
+    path: Path,
+    root: Path,
+    only: str | None,
+    rev: str,
+    state_repo: str | None,
+    output: str,
+    exit_code: bool,
 ) -> None:
     """What every data plane runs, against what PATH's commit wants.
 
@@ -29,7 +41,8 @@ def status(
     issued. Per resource: Synced / OutOfSync / Waiting / Blocked, the phase the
     plane reports, and its version, endpoint and replicas. When the specs at REV do
     not validate, their problems are listed (exit 1) and each plane still shows what
-    it last recorded.
+    it last recorded. With --exit-code, exit 1 unless every plane shown is
+    healthy (for scripts and CI gates, as `argocd app wait --health`).
     """
     request = planning.PlanRequest(path, rev, None, root, state_repo)
     result = planning.make_status(request, clock.now())
@@ -57,4 +70,8 @@ def status(
     else:
         click.echo(status_view.text(planes), nl=False)
     if result.problems:
+        raise ReportedError
+    if exit_code and (why := status_view.unhealthy(planes)):
+        shown = "; ".join(why[:5]) + (f"; and {len(why) - 5} more" if len(why) > 5 else "")
+        click.echo(f"not healthy: {shown}", err=True)
         raise ReportedError

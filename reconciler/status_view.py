@@ -8,7 +8,7 @@ columns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -205,3 +205,21 @@ def _ago(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.0f}h ago"
     return f"{seconds / 86400:.0f}d ago"
+
+
+NOT_READY = ("Progressing", "Pending", "Unknown")
+"""Phases of a resource that is not (yet) what its command asked, without having failed."""
+
+
+def unhealthy(planes: Sequence[PlaneStatus]) -> list[str]:
+    """Why the planes shown are not all healthy (``status --exit-code``): a plane with a
+    flag (refused log, attack report, stale, silent), a resource not ``Synced``, failed
+    (``signed.FAILING``) or not ready yet. Empty when every one is healthy."""
+    found = [f"{p.name}: {p.flags[0]}" for p in planes if p.flags]
+    found += [
+        f"{plane.name}: {r.kind}/{r.name} {r.sync} {r.phase}"
+        for plane in planes
+        for r in plane.resources
+        if r.sync != "Synced" or r.phase in signed.FAILING or r.phase in NOT_READY
+    ]
+    return found

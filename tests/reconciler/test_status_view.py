@@ -199,3 +199,34 @@ def test_a_failed_build_shows_its_cause_line_not_only_the_first() -> None:
     cause = "FileNotFoundError: training data not found: /data/customers.parquet (the project run"
     assert lines[-1].startswith(f"      {cause}")
     assert len(lines[-1]) == 100
+
+
+def test_exit_code_says_whether_every_plane_shown_is_healthy(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+) -> None:
+    """``status`` exited 0 with a refused log or an attack report: scripts could not gate on
+    it. ``--exit-code`` is 1 while anything shown is flagged, failed or not ready."""
+    reconciler = reconciling.Reconciler(world.settings())
+    agent = TestAgent(world, "local-dev")
+    for _ in range(3):  # the model, then what waited for it, then nothing new
+        reconciler.reconcile(NOW)
+        agent.sync()
+    healthy = _status(gitplane_bin, world, "--plane", "local-dev", "--exit-code")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    silent = _status(gitplane_bin, world, "--plane", "prod-eu", "--exit-code")
+    assert silent.returncode == 1
+    assert "not healthy: prod-eu: no signed status report yet" in silent.stderr
+    assert _status(gitplane_bin, world, "--plane", "prod-eu").returncode == 0  # as before
+    world.change("scale churn-dev", lambda work: _scale(work, 6))
+    reconciler.reconcile(NOW)
+    agent.sync(phase="Failed")
+    failed = _status(gitplane_bin, world, "--plane", "local-dev", "--exit-code")
+    assert failed.returncode == 1
+    assert "local-dev: Deployment/churn-dev " in failed.stderr and " Failed" in failed.stderr
+
+
+def _scale(work: Path, replicas: int) -> None:
+    path = work / "deployments" / "churn-dev.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("maxReplicas: 4", f"maxReplicas: {replicas}", 1))
