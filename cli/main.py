@@ -107,7 +107,8 @@ def main() -> None:
         gitplane.main(standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        detailed = "--detailed-exitcode" in sys.argv[1:]  # 2 means "changes" there (terraform)
+        sys.exit(1 if detailed and exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

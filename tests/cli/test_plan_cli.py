@@ -100,3 +100,7 @@ def test_detailed_exitcode_errors_are_1(gitplane_bin: str, example_repo: Path) -
     assert "error: cannot read no-such-branch" in done.stderr
     plain = run(gitplane_bin, example_repo, "--base", "no-such-branch")
     assert plain.returncode == 2  # a usage error, as everywhere else
+    for bad in (["--output", "yaml"], ["--no-such-flag"]):  # click's own usage errors too
+        done = run(gitplane_bin, example_repo, *bad, "--detailed-exitcode")
+        assert done.returncode == 1, (bad, done.stderr)
+        assert run(gitplane_bin, example_repo, *bad).returncode == 2
