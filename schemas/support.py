@@ -99,21 +99,16 @@ TABLE: tuple[Unsupported, ...] = (
         _above_one,
         "above 1",
     ),
-    Unsupported(
-        "local",
-        "FeatureSet",
-        "spec.schedule.concurrencyPolicy",
-        _ONE_AT_A_TIME,
-        _overlapping,
-        "Allow or Replace",
-    ),
-    Unsupported(
-        "local",
-        "DAG",
-        "spec.schedule.concurrencyPolicy",
-        _ONE_AT_A_TIME,
-        _overlapping,
-        "Allow or Replace",
+    *(
+        Unsupported(
+            "local",
+            kind,
+            "spec.schedule.concurrencyPolicy",
+            _ONE_AT_A_TIME,
+            _overlapping,
+            "Allow or Replace",
+        )
+        for kind in ("FeatureSet", "DAG")
     ),
     Unsupported(
         "local",
