@@ -25,7 +25,7 @@ from ledger import layout
 from reconciler import reconcile as reconciling
 from tests import clock
 from tests.conftest import FIXTURES
-from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
+from tests.reconciler.conftest import NOW, World, world  # noqa: F401 - the fixture
 
 
 def _jobs_only(work: Path) -> None:
@@ -339,3 +339,29 @@ def test_a_scheduled_run_goes_on_beside_the_loop(
 def _last_run(worker: Agent, now: datetime) -> object:
     worker.observe_only(now)
     return worker.journal.resources["DAG/sleepy"].observed.get("lastRunPhase")
+
+
+def test_an_install_without_the_ml_extra_is_refused_at_start(
+    gitplane_bin: str,
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """It ran until its first feature set, then crashed with ``No module named 'pandas'``.
+    The missing package is simulated (``sitecustomize`` puts None in ``sys.modules``, as
+    Python does for a module that cannot be imported): this machine has the extra."""
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['pandas'] = None\n")
+    config = _agent_config(world, "")
+    env = {**clock.env_at(NOW), "PYTHONPATH": str(site)}
+    done = subprocess.run(
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        capture_output=True, text=True, check=False, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: the local runtime needs gitplane's ml extra (pip install 'gitplane[ml]'); "
+        "missing: pandas"
+    ]
+    assert _status_count(world) == 0  # nothing was applied or reported
