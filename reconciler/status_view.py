@@ -214,10 +214,11 @@ NOT_READY = ("Progressing", "Pending", "Unknown")
 def unhealthy(planes: Sequence[PlaneStatus]) -> list[str]:
     """Why the planes shown are not all healthy (``status --exit-code``): a plane with a
     flag (refused log, attack report, stale, silent), a resource not ``Synced``, failed
-    (``signed.FAILING``) or not ready yet. Empty when every one is healthy."""
-    found = [f"{p.name}: {p.flags[0]}" for p in planes if p.flags]
+    (``signed.FAILING``) or not ready yet, made inert for a terminal (a flag quotes what a
+    plane or git said). Empty when every one is healthy."""
+    found = [f"{p.name}: {inert(p.flags[0])}" for p in planes if p.flags]
     found += [
-        f"{plane.name}: {r.kind}/{r.name} {r.sync} {r.phase}"
+        inert(f"{plane.name}: {r.kind}/{r.name} {r.sync} {r.phase}")
         for plane in planes
         for r in plane.resources
         if r.sync != "Synced" or r.phase in signed.FAILING or r.phase in NOT_READY

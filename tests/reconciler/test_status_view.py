@@ -230,3 +230,14 @@ def _scale(work: Path, replicas: int) -> None:
     path = work / "deployments" / "churn-dev.yaml"
     text = path.read_text()
     path.write_text(text.replace("maxReplicas: 4", f"maxReplicas: {replicas}", 1))
+
+
+def test_the_reasons_exit_code_prints_are_inert() -> None:
+    """A flag quotes what a plane or git said: no escape sequence reaches the terminal."""
+    flagged = status_view.PlaneStatus(
+        name="dev", runtime="local", reported_at=None, age_seconds=None, issued=0, applied=0,
+        flags=("agent reports rollback: \x1b]2;owned\x07\x1b[31mred",), resources=(),
+    )  # fmt: skip
+    [reason] = status_view.unhealthy([flagged])
+    assert reason.startswith("dev: agent reports rollback: ")
+    assert "\x1b" not in reason and "\x07" not in reason
