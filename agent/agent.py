@@ -60,7 +60,7 @@ class Agent:
     def __init__(self, config: AgentConfig, runtime: Runtime | None = None) -> None:
         self.config = config
         state = config.state_dir
-        self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.remote)
+        self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.repo)
         root = config.root_file.read_bytes()
         trust = state / "trust.json"
         self.reader = log_reader.CommandReader(self.mirror, config.plane, trust, root)
@@ -85,7 +85,7 @@ class Agent:
         self._record_retry(now)
         self._held.clear()
         try:
-            self.mirror.fetch([f"refs/heads/{self.config.spec_branch}"])
+            self.mirror.fetch([f"refs/heads/{self.config.branch}"])
             pending = self.reader.update(now)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
@@ -390,5 +390,5 @@ class Agent:
 def stop_serving(config: AgentConfig) -> int:
     """Stop what the plane of ``config`` serves (its runtime's :meth:`Runtime.stop_serving`),
     with no agent running: for an operator, or ``gitplane demo``, taking the plane down."""
-    mirror = gitrepo.Mirror.open(config.state_dir / "mirror.git", config.remote)
+    mirror = gitrepo.Mirror.open(config.state_dir / "mirror.git", config.repo)
     return select.for_config(config, mirror.repo).stop_serving()

@@ -99,7 +99,7 @@ def run(
 ) -> None:
     """Cycle until ``stop`` is set."""
     wake = threading.Event()
-    refwatch.start([worker.config.remote], stop, wake.set)
+    refwatch.start([worker.config.repo], stop, wake.set)
     next_poll = 0.0
     while not stop.is_set():
         if time.monotonic() >= next_poll or wake.is_set() or worker.landed:
