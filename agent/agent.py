@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import background, retry
+from agent import background, declared, retry
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
 from agent.runtimes.base import ApplyContext, CancelToken, Runtime
-from ledger import errors, gitrepo, keys, status
+from ledger import errors, gitrepo, keyring, keys, layout, status
 from ledger import reader as log_reader
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -52,6 +52,9 @@ class Outcome:
     """Why git could not be reached this cycle (nothing changed; the next cycle retries)."""
     in_progress: str | None = None
     """``Kind/name`` of the apply still running on the worker thread, if one is."""
+    no_log: str | None = None
+    """Why nothing was done or reported: the plane has no command log and the specs do not
+    declare it (a mistyped ``plane``)."""
 
 
 class Agent:
@@ -61,7 +64,7 @@ class Agent:
         self.config = config
         state = config.state_dir
         self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.repo)
-        root = config.root_file.read_bytes()
+        root = keyring.read_root(config.root_file)
         trust = state / "trust.json"
         self.reader = log_reader.CommandReader(self.mirror, config.plane, trust, root)
         who = gitrepo.Identity(f"gitplane-agent {config.plane}", f"{config.plane}@gitplane.invalid")
@@ -85,8 +88,10 @@ class Agent:
         self._record_retry(now)
         self._held.clear()
         try:
-            self.mirror.fetch([f"refs/heads/{self.config.branch}"])
+            specs = self.mirror.fetch([f"refs/heads/{self.config.branch}"])
             pending = self.reader.update(now)
+            if not pending and (why := self._undeclared(specs)):
+                return Outcome([], None, False, no_log=why)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
             reported = self._try_report(now, failure)
@@ -105,6 +110,24 @@ class Agent:
         reported_at = now + timedelta(seconds=time.monotonic() - started)  # after a long build
         reported = self._try_report(reported_at, None)
         return Outcome(applied, None, reported, in_progress=self.in_progress)
+
+    def _undeclared(self, specs: gitrepo.Snapshot) -> str | None:
+        """Why this agent has nothing to do, if its plane has no command log and the specs
+        on its branch do not declare it; None otherwise (a declared plane reports before its
+        first command: the reconciler plans with its capabilities)."""
+        plane, branch = self.config.plane, self.config.branch
+        if self.reader.load().timestamp is not None:
+            return None
+        if self.mirror.remote_heads(layout.commands_ref(plane)):
+            return None
+        commit = specs.get(f"refs/heads/{branch}")
+        if commit is not None and declared.is_declared(self.mirror, commit, plane):
+            return None
+        return (
+            f"no command log for plane {plane!r} and no DataPlane {plane!r} in the specs on "
+            f"{branch} of {self.config.repo}: check the agent configuration's plane "
+            "(nothing reported)"
+        )
 
     @property
     def landed(self) -> bool:

@@ -27,7 +27,7 @@ def agent() -> None:
     "--config",
     "config_file",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(dir_okay=False, exists=True, path_type=Path),
     **options.env("--config"),
     help="Agent configuration (see docs/agent.md).",
 )
@@ -50,7 +50,9 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
         loop.log_cycle(config.plane, outcome)
-        if outcome.error or outcome.unreachable:
+        if outcome.no_log:
+            click.echo(f"error: {outcome.no_log}", err=True)
+        if outcome.error or outcome.unreachable or outcome.no_log:
             raise ReportedError  # the cycle's line on stderr says why
         return
     stop = threading.Event()

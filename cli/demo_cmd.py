@@ -27,7 +27,13 @@ MARKER = ".gitplane-demo"
     show_default=True,
     help="Where everything is created (emptied first if an earlier demo made it).",
 )
-@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait per step.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait per step.",
+)
 def demo(example: Path, workdir: Path, timeout: float) -> None:
     """Run the main job on this machine: git, keys, reconciler, agent, MLflow, endpoints.
 

@@ -12,6 +12,17 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class GivenPath(click.Path):
+    """``click.Path`` that refuses an empty string, which click takes for the current
+    directory (``keys init --dir ""`` wrote the keys there; ``GITPLANE_ROOT=`` unset)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path: give a file or directory", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 ENVIRONMENT = {
     "--root": "GITPLANE_ROOT",
     "--state-repo": "GITPLANE_STATE_REPO",
@@ -42,7 +53,7 @@ def from_environment(context: click.Context, name: str) -> bool:
     return context.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
 
 
-spec_path = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+spec_path = click.argument("path", default=".", type=GivenPath(file_okay=False, path_type=Path))
 """PATH: a checkout of the spec repository (default: the current directory)."""
 
 state_repo = click.option(
@@ -57,7 +68,7 @@ def root(*, required: bool, what: str) -> Callable[[F], F]:
     return click.option(
         "--root",
         required=required,
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=GivenPath(dir_okay=False, exists=True, path_type=Path),
         **env("--root"),
         help=f"root.json: {what}.",
     )

@@ -26,13 +26,13 @@ from schemas.inert import inert
     "--keys",
     "keys_dir",
     required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(file_okay=False, exists=True, path_type=Path),
     **options.env("--keys"),
     help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
 )
 @click.option(
     "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     default=Path(".gitplane/reconciler"),
     show_default=True,
     **options.env("--work-dir"),

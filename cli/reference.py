@@ -33,8 +33,9 @@ EXIT_CODES = (
     ),
     (
         UsageError.exit_code,
-        "a usage error: an unknown option, a missing file or directory, an unknown "
-        "revision, conflicting flags",
+        "a usage error: an unknown option, a missing file or directory or one that cannot "
+        "be used (a file where a directory belongs, no permission), an unknown revision, "
+        "conflicting flags or a flag that does not apply",
     ),
     (cli_main.EXIT_CRASH, "a crash: a bug in Gitplane; the traceback is printed, please report it"),
     (cli_main.EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
