@@ -108,6 +108,14 @@ class AgentConfig(_Config):
     poll_interval: Duration = "10s"
     runtime: RuntimeConfig = Field(default_factory=LocalRuntimeConfig)
 
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_bounds(cls, value: str) -> str:
+        """1s to 7d, as the reconciler's ``--interval``: 0s was a busy loop against git."""
+        if not 1 <= parse_duration(value) <= 7 * 24 * 3600:
+            raise ValueError(f"{value!r}: expected between 1s and 7d")
+        return value
+
     @property
     def poll_seconds(self) -> float:
         """``poll_interval`` in seconds."""

@@ -109,12 +109,14 @@ BAD_PATH = frozenset(
 error of a named file (a full disk, an I/O error) is an expected failure, exit 1."""
 
 
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+"""Errors of a write whose file Python does not name (a full disk): said, exit 1."""
+
+
 def _path_error(exc: OSError) -> int:
     """Say which file could not be used and why, in one line; the exit code."""
-    click.echo(
-        f"error: {inert(str(exc.filename))}: {exc.strerror}: check the path and its permissions",
-        err=True,
-    )
+    where = f"{inert(str(exc.filename))}: " if exc.filename is not None else ""
+    click.echo(f"error: {where}{exc.strerror}: check the path and its permissions", err=True)
     return 2 if exc.errno in BAD_PATH else 1
 
 
@@ -140,7 +142,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
-        if exc.filename is None:  # not a file's: a socket, a pipe, a bug
+        if exc.filename is None and exc.errno not in FULL:  # a socket, a pipe, a bug
             _crash()
         sys.exit(_path_error(exc))
     except Exception:  # a bug: say so, with the traceback to report

@@ -56,7 +56,8 @@ from schemas.inert import inert
 @click.option(
     "--interval",
     **options.env("--interval"),
-    help="Polling interval in watch mode (a cheap ls-remote when nothing changed). [default: 30s]",
+    help="Polling interval in watch mode, 1s to 7d (a cheap ls-remote when nothing changed). "
+    "[default: 30s]",
 )
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")

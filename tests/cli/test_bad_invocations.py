@@ -203,6 +203,24 @@ OURS = {
         ["reconcile", "--repo", "{s}/specs", "--keys", "{s}/afile", *WORK], 2, "is a file"),
     "reconcile-bad-interval": Case([*RECONCILE, "--watch", "--interval", "soon"], 2, "soon"),
     "reconcile-negative-interval": Case([*RECONCILE, "--watch", "--interval", "-5s"], 2, "-5s"),
+    "reconcile-zero-interval": Case(
+        [*RECONCILE, "--watch", "--interval", "0s"], 2,
+        "--interval 0s: expected between 1s and 7d"),
+    "reconcile-huge-interval": Case(
+        [*RECONCILE, "--watch", "--interval", f"{10**23}s"], 2, "expected between 1s and 7d"),
+    "reconcile-interval-from-env-bad": Case(
+        [*RECONCILE, "--watch"], 2, "--interval invalid duration 'abc'",
+        env={"GITPLANE_INTERVAL": "abc"}),
+    "reconcile-path-not-in-the-repo": Case(
+        [*RECONCILE, "--path", "nonexist"], 2, "--path 'nonexist' is not a directory"),
+    "reconcile-path-outside-the-repo": Case(
+        [*RECONCILE, "--path", "../.."], 2, "--path '../..' is not a directory"),
+    "schema-docs-out-a-full-disk": Case(
+        ["schema", "docs", "--out", "/dev/full", "--support-out", "{s}/new/s.md"], 1,
+        "No space left on device"),
+    "agent-poll-interval-zero": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2,
+        "pollInterval: '0s': expected between 1s and 7d", config=GOOD_AGENT + "pollInterval: 0s\n"),
     "reconcile-empty-listen": Case([*RECONCILE, "--watch", "--listen", ""], 2, "--listen"),
     "reconcile-listen-port-0": Case(
         [*RECONCILE, "--watch", "--listen", "127.0.0.1:0"], 2, "not between 1 and 65535"),
