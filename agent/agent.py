@@ -52,9 +52,10 @@ class Outcome:
     """Why git could not be reached this cycle (nothing changed; the next cycle retries)."""
     in_progress: str | None = None
     """``Kind/name`` of the apply still running on the worker thread, if one is."""
-    no_log: str | None = None
-    """Why nothing was done or reported: the plane has no command log and the specs do not
-    declare it (a mistyped ``plane``)."""
+    misconfigured: str | None = None
+    """Why nothing was done or reported: the configuration names what is not there (a
+    ``plane`` with no command log that the specs do not declare, a ``branch`` the repository
+    does not have)."""
 
 
 class Agent:
@@ -90,8 +91,8 @@ class Agent:
         try:
             specs = self.mirror.fetch([f"refs/heads/{self.config.branch}"])
             pending = self.reader.update(now)
-            if not pending and (why := self._undeclared(specs)):
-                return Outcome([], None, False, no_log=why)
+            if not pending and (why := self._misconfigured(specs)):
+                return Outcome([], None, False, misconfigured=why)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
             reported = self._try_report(now, failure)
@@ -111,17 +112,22 @@ class Agent:
         reported = self._try_report(reported_at, None)
         return Outcome(applied, None, reported, in_progress=self.in_progress)
 
-    def _undeclared(self, specs: gitrepo.Snapshot) -> str | None:
-        """Why this agent has nothing to do, if its plane has no command log and the specs
-        on its branch do not declare it; None otherwise (a declared plane reports before its
-        first command: the reconciler plans with its capabilities)."""
+    def _misconfigured(self, specs: gitrepo.Snapshot) -> str | None:
+        """Why this agent has nothing to do: its branch is not in the repository, or its
+        plane has no command log and the specs on its branch do not declare it. None
+        otherwise (a declared plane reports before its first command: the reconciler plans
+        with its capabilities)."""
         plane, branch = self.config.plane, self.config.branch
+        commit = specs.get(f"refs/heads/{branch}")
+        if commit is None:
+            return (
+                f"{self.config.repo} has no branch {branch}: check the agent configuration's branch"
+            )
         if self.reader.load().timestamp is not None:
             return None
         if self.mirror.remote_heads(layout.commands_ref(plane)):
             return None
-        commit = specs.get(f"refs/heads/{branch}")
-        if commit is not None and declared.is_declared(self.mirror, commit, plane):
+        if declared.is_declared(self.mirror, commit, plane):
             return None
         return (
             f"no command log for plane {plane!r} and no DataPlane {plane!r} in the specs on "

@@ -134,7 +134,7 @@ def log_cycle(plane: str, outcome: Outcome) -> None:
         unreachable=outcome.unreachable,
         reported=outcome.reported,
         in_progress=outcome.in_progress,
-        **({"no_log": outcome.no_log} if outcome.no_log else {}),
+        **({"misconfigured": outcome.misconfigured} if outcome.misconfigured else {}),
     )
 
 

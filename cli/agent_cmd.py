@@ -50,9 +50,9 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
         loop.log_cycle(config.plane, outcome)
-        if outcome.no_log:
-            click.echo(f"error: {outcome.no_log}", err=True)
-        if outcome.error or outcome.unreachable or outcome.no_log:
+        if outcome.misconfigured:
+            click.echo(f"error: {outcome.misconfigured}", err=True)
+        if outcome.error or outcome.unreachable or outcome.misconfigured:
             raise ReportedError  # the cycle's line on stderr says why
         return
     stop = threading.Event()

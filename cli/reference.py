@@ -53,7 +53,11 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
         1: "the specs at `--rev` are invalid: their problems are printed, and each plane "
         "still shows what it last recorded (sync `Unknown`)"
     },
-    "agent run": {1: "`--once`: the command log was refused, or git was unreachable"},
+    "agent run": {
+        1: "`--once`: the command log was refused, or git was unreachable, or the "
+        "configuration names what is not there (a plane with no command log that no DataPlane "
+        "declares, a branch the repository lacks: nothing is reported)"
+    },
     "schema export": {1: "`--check`: a schema file is stale"},
     "schema docs": {1: "`--check`: the reference is stale"},
 }
