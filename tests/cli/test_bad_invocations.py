@@ -314,6 +314,35 @@ OURS = {
         "is a directory"),
     "schema-export-check-missing-dir": Case(
         ["schema", "export", "--dir", "{s}/missing", "--check"], 1, "stale"),
+    "agent-runtime-a-number": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "runtime: unknown runtime type",
+        config=GOOD_AGENT + "runtime: 5\n"),
+    "agent-state-dir-a-number": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "stateDir",
+        config=AGENT + "stateDir: 5\n"),
+    "agent-duplicate-key": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "duplicate key 'rootFile'",
+        config=GOOD_AGENT + "rootFile: null\n"),
+    "agent-state-dir-in-proc": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "/proc/gitplane",
+        config=AGENT + "stateDir: /proc/gitplane\n"),
+    "agent-config-too-large": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "above the 1048576-byte cap",
+        config="plane: x\n" + "#" * (1 << 21)),
+    "keys-agent-dir-in-proc": Case(
+        ["keys", "agent", "--dir", "/proc/gitplane", "--plane", "edge"], 2, "/proc/gitplane"),
+    "keys-init-33-root-keys": Case(
+        ["keys", "init", "--dir", "{s}/new", "--root-keys", "33"], 2, "<= 32"),
+    "keys-rotate-root-keys-offline": Case(
+        ["keys", "rotate", "--dir", "{s}/keys-empty", "--role", "commands"], 2,
+        "bring them online"),
+    "status-path-a-file": Case(
+        ["status", "{s}/afile", "--root", "{s}/keys/root.json"], 2, "is a file"),
+    "plan-non-utf8-path": Case(["plan", "{s}/\udcff"], 2,
+                                "not a directory inside a git"),
+    "validate-symlink-to-etc-passwd": Case(["validate", "{s}/evil", "--worktree"], 1,
+                                           "evil.yaml"),
+    "validate-deep-nesting": Case(["validate", "{s}/deep", "--worktree"], 1, "deep.yaml"),
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
     "demo-negative-timeout": Case(["demo", "--example", "{s}/specs", "--timeout", "-1"], 2,
                                   "--timeout"),
@@ -361,6 +390,10 @@ def _make(s: Path) -> None:
     (s / "latin.yaml").write_bytes(b"plane: caf\xe9\n")
     (s / "passwd.yaml").symlink_to("/etc/passwd")
     (s / "adir").mkdir()
+    (s / "evil").mkdir()
+    (s / "evil" / "evil.yaml").symlink_to("/etc/passwd")
+    (s / "deep").mkdir()
+    (s / "deep" / "deep.yaml").write_text("a: " + "[" * 100_000 + "\n")
     git(s, "--version")
 
 
