@@ -78,6 +78,9 @@ def reconcile(
     if once and watch:
         raise click.UsageError("use --once or --watch, not both")
     interval, listen = _for_watch(watch, interval=interval, listen=listen)
+    given = click.get_current_context().get_parameter_source("output")
+    if watch and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--output applies only without --watch (a daemon logs)")
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
     settings = reconciling.Settings(
         repo=repo,

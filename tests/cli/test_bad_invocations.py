@@ -343,6 +343,14 @@ OURS = {
     "validate-symlink-to-etc-passwd": Case(["validate", "{s}/evil", "--worktree"], 1,
                                            "evil.yaml"),
     "validate-deep-nesting": Case(["validate", "{s}/deep", "--worktree"], 1, "deep.yaml"),
+    "plan-state-repo-without-root": Case(
+        ["plan", "{s}/specs", "--state-repo", "{s}/specs"], 2,
+        "--state-repo applies only with --root"),
+    "plan-state-repo-from-env-without-root": Case(
+        ["plan", "{s}/specs", "-o", "json"], 0, '"planes"',
+        env={"GITPLANE_STATE_REPO": "{s}/none.git"}),
+    "reconcile-watch-output": Case(
+        [*RECONCILE, "--watch", "-o", "json"], 2, "--output applies only without --watch"),
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
     "demo-negative-timeout": Case(["demo", "--example", "{s}/specs", "--timeout", "-1"], 2,
                                   "--timeout"),
