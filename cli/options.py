@@ -15,7 +15,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class GivenPath(click.Path):
     """``click.Path`` that refuses an empty string, which click takes for the current
-    directory (``keys init --dir ""`` wrote the keys there; ``GITPLANE_ROOT=`` unset)."""
+    directory (``keys init --dir ""`` wrote the keys there). An empty variable
+    (``GITPLANE_ROOT=``) is no value at all, as click reads it."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():

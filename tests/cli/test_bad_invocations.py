@@ -349,6 +349,10 @@ OURS = {
     "plan-state-repo-from-env-without-root": Case(
         ["plan", "{s}/specs", "-o", "json"], 0, '"planes"',
         env={"GITPLANE_STATE_REPO": "{s}/none.git"}),
+    "plan-root-from-an-empty-variable-is-unset": Case(
+        ["plan", "{s}/specs", "-o", "json"], 0, '"planes"', env={"GITPLANE_ROOT": ""}),
+    "status-root-from-an-empty-variable-is-missing": Case(
+        ["status", "{s}/specs"], 2, "Missing option '--root'", env={"GITPLANE_ROOT": ""}),
     "reconcile-watch-output": Case(
         [*RECONCILE, "--watch", "-o", "json"], 2, "--output applies only without --watch"),
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
