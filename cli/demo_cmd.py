@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cli import demo as demo_steps
+from cli import options
 
 MARKER = ".gitplane-demo"
 
@@ -15,14 +16,14 @@ MARKER = ".gitplane-demo"
 @click.command("demo")
 @click.option(
     "--example",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(file_okay=False, exists=True, path_type=Path),
     default=Path("example-repo"),
     show_default=True,
     help="The spec repository to start from.",
 )
 @click.option(
     "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     default=Path(".gitplane-demo"),
     show_default=True,
     help="Where everything is created (emptied first if an earlier demo made it).",

@@ -355,6 +355,8 @@ OURS = {
         ["status", "{s}/specs"], 2, "Missing option '--root'", env={"GITPLANE_ROOT": ""}),
     "reconcile-watch-output": Case(
         [*RECONCILE, "--watch", "-o", "json"], 2, "--output applies only without --watch"),
+    "demo-empty-workdir": Case(["demo", "--example", "{s}/specs", "--workdir", ""], 2,
+                               "an empty path"),
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
     "demo-negative-timeout": Case(["demo", "--example", "{s}/specs", "--timeout", "-1"], 2,
                                   "--timeout"),
