@@ -91,3 +91,21 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
             "at most 63, as its metadata.name)"
         )
     return value
+
+
+def key_uris(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--key-uri ROLE=URI``, repeated: one signer URI per online role, each role once."""
+    found: dict[str, str] = {}
+    for value in values:
+        role, sep, uri = value.partition("=")
+        if not sep or not uri or role not in ("commands", "timestamp"):
+            raise click.BadParameter(
+                f"{value!r}: give ROLE=URI, ROLE being commands or timestamp "
+                "(e.g. commands=gcpkms:projects/.../cryptoKeyVersions/1)"
+            )
+        if role in found:
+            raise click.BadParameter(f"{role} is given twice; give one URI per role")
+        found[role] = uri
+    return found

@@ -172,7 +172,12 @@ class UriSigner:
 
     def sign(self, data: bytes) -> bytes:
         """Sign through securesystemslib; refuse a signature the public key does not verify."""
-        signature = bytes.fromhex(self._signer.sign(data).signature)
+        from securesystemslib import exceptions as sslib_errors  # noqa: PLC0415 - KMS users only
+
+        try:
+            signature = bytes.fromhex(self._signer.sign(data).signature)
+        except (sslib_errors.Error, ValueError, OSError) as exc:
+            raise errors.SignatureError(f"the signer could not sign: {exc}") from None
         if not self._public.verify(signature, data):
             raise errors.SignatureError("the signer returned a signature its key does not verify")
         return signature
