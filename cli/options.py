@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ledger import errors, keys
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 spec_path = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
@@ -96,16 +98,34 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
 def key_uris(
     _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
-    """``--key-uri ROLE=URI``, repeated: one signer URI per online role, each role once."""
+    """``--key-uri ROLE=URI``, repeated: one signer URI per online role."""
+    return _per_online_role(values, "URI", "commands=gcpkms:projects/.../cryptoKeyVersions/1")
+
+
+def public_keys(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, keys.PublicKey]:
+    """``--public-key ROLE=HEX``, repeated: the Ed25519 public key (64 hex digits) of a key
+    held elsewhere (a KMS), one per online role."""
+    found = {}
+    for role, value in _per_online_role(values, "HEX", "commands=<64 hex digits>").items():
+        try:
+            found[role] = keys.load_public_key(value)
+        except errors.BadKeyError as exc:
+            raise click.BadParameter(f"{role}: {exc}") from None
+    return found
+
+
+def _per_online_role(values: tuple[str, ...], what: str, example: str) -> dict[str, str]:
+    """``ROLE=VALUE`` options: ROLE is commands or timestamp, each given once."""
     found: dict[str, str] = {}
     for value in values:
-        role, sep, uri = value.partition("=")
-        if not sep or not uri or role not in ("commands", "timestamp"):
+        role, sep, given = value.partition("=")
+        if not sep or not given or role not in ("commands", "timestamp"):
             raise click.BadParameter(
-                f"{value!r}: give ROLE=URI, ROLE being commands or timestamp "
-                "(e.g. commands=gcpkms:projects/.../cryptoKeyVersions/1)"
+                f"{value!r}: give ROLE={what}, ROLE being commands or timestamp (e.g. {example})"
             )
         if role in found:
-            raise click.BadParameter(f"{role} is given twice; give one URI per role")
-        found[role] = uri
+            raise click.BadParameter(f"{role} is given twice; give one {what} per role")
+        found[role] = given
     return found

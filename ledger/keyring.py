@@ -187,10 +187,20 @@ def rotate_keys(
     threshold: int | None,
     now: datetime,
     lifetime: timedelta,
+    public_keys: Mapping[str, keys.PublicKey] | None = None,
 ) -> Rotation:
     """Root N+1: new keys for ``roles`` (``commands``, ``timestamp``, ``root``), signed by the
     root threshold of N and of N+1. The old root is kept in ``roots/``; agents follow the
-    chain from the root they pinned, so nothing is reinstalled."""
+    chain from the root they pinned, so nothing is reinstalled.
+
+    An online role in ``public_keys`` gets that key, held elsewhere (a KMS the reconciler
+    reaches by key URI), instead of a new key file."""
+    given = public_keys or {}
+    stray = sorted(set(given) - (roles & set(ONLINE_ROLES)))
+    if stray:
+        raise UsageError(
+            f"a public key for {stray[0]} needs --role {stray[0]} (commands or timestamp)"
+        )
     current_bytes = (directory / ROOT_FILE).read_bytes()
     current = verify.load_trusted_root(current_bytes)
     old_signers = _root_signers(directory, current)
@@ -200,7 +210,9 @@ def rotate_keys(
     if not 1 <= k <= len(new_root):
         raise UsageError(f"need 1 <= threshold ({k}) <= root keys ({len(new_root)})")
     online = {
-        role: _online(directory, role, version) if role in roles else _kept(current, role)
+        role: _online(directory, role, version, given.get(role))
+        if role in roles
+        else _kept(current, role)
         for role in ONLINE_ROLES
     }
     payload = roots.root_payload(
@@ -242,12 +254,15 @@ def _new_root_signers(directory: Path, version: int, count: int | None) -> list[
     return [_new(directory / "root" / f"v{version}" / f"root-{i}.key") for i in range(1, count + 1)]
 
 
-def _online(directory: Path, role: str, version: int) -> list[keys.PublicKey]:
-    """A new key for ``role``; the old file, if any, kept as ``.retired-vN``."""
+def _online(
+    directory: Path, role: str, version: int, held_elsewhere: keys.PublicKey | None
+) -> list[keys.PublicKey]:
+    """A new key for ``role`` (``held_elsewhere``, or a new key file); the old file, if any,
+    kept as ``.retired-vN``."""
     path = directory / "reconciler" / f"{role}.key"
     if path.exists():
         path.rename(path.with_name(f"{role}.key.retired-v{version - 1}"))
-    return [_new(path).public_key]
+    return [held_elsewhere or _new(path).public_key]
 
 
 def _kept(current: signed.Root, role: str) -> list[keys.PublicKey]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -83,6 +85,41 @@ def test_the_cli_signs_through_key_uris(world: World, gitplane_bin: str) -> None
     assert "issued bundle 1 to local-dev" in done.stdout
 
 
+def test_a_role_rotated_to_a_kms_key_signs_through_its_uri(world: World, tmp_path: Path) -> None:
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    agent = TestAgent(world, "local-dev")
+    assert agent.sync()  # pinned to root v1, at bundle 1
+    kms = keys.FileSigner.generate()
+    kms.save(tmp_path / "kms.key")
+    keyring.rotate_keys(
+        world.keys_dir, roles={"commands"}, root_keys=None, threshold=None, now=NOW,
+        lifetime=timedelta(days=30), public_keys={"commands": kms.public_key},
+    )  # fmt: skip
+    assert not (world.keys_dir / "reconciler" / "commands.key").exists()
+    world.change("scale", _scale_churn_dev)
+    settings = world.settings()
+    uris = {"commands": f"file2:{tmp_path / 'kms.key'}"}
+    reconciler = reconciling.Reconciler(replace(settings, key_uris=uris))
+    assert reconciler.reconcile(NOW).issued["local-dev"].sequence == 2
+    assert agent.sync(), "the plane did not follow root v2 to the KMS-signed bundle"
+
+
+def test_a_public_key_for_a_role_not_rotated_is_refused(world: World) -> None:
+    before = (world.keys_dir / keyring.ROOT_FILE).read_bytes()
+    with pytest.raises(UsageError, match="a public key for timestamp needs --role timestamp"):
+        keyring.rotate_keys(
+            world.keys_dir, roles={"commands"}, root_keys=None, threshold=None, now=NOW,
+            lifetime=timedelta(days=30),
+            public_keys={"timestamp": keys.FileSigner.generate().public_key},
+        )  # fmt: skip
+    assert (world.keys_dir / keyring.ROOT_FILE).read_bytes() == before
+
+
+def _scale_churn_dev(work: Path) -> None:
+    path = work / "deployments" / "churn-dev.yaml"
+    path.write_text(path.read_text().replace("maxReplicas: 4", "maxReplicas: 5"))
+
+
 @pytest.mark.parametrize(
     ("values", "says"),
     [
@@ -96,6 +133,20 @@ def test_the_cli_signs_through_key_uris(world: World, gitplane_bin: str) -> None
 def test_bad_key_uri_values_are_refused(values: tuple[str, ...], says: str) -> None:
     with pytest.raises(click.BadParameter, match=re.escape(says)):
         options.key_uris(click.Context(click.Command("reconcile")), click.Option(["-k"]), values)
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (("commands=abc",), "commands: a public key is 64 lower-case hex digits"),
+        (("commands=" + "00" * 32,), "commands: "),
+        (("root=" + "ab" * 32,), "give ROLE=HEX, ROLE being commands or timestamp"),
+    ],
+    ids=["short", "small-order", "root"],
+)
+def test_bad_public_key_values_are_refused(values: tuple[str, ...], says: str) -> None:
+    with pytest.raises(click.BadParameter, match=re.escape(says)):
+        options.public_keys(click.Context(click.Command("rotate")), click.Option(["-p"]), values)
 
 
 def test_a_key_uri_naming_no_key_says_why(world: World) -> None:
