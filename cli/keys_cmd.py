@@ -90,7 +90,7 @@ def agent(directory: Path, plane: str) -> None:
     metavar="ROLE=HEX",
     callback=options.public_keys,
     help="With --role ROLE (commands or timestamp): the new key is this Ed25519 public key "
-    "(64 hex digits) of a key held elsewhere, such as a KMS the reconciler signs through "
+    "(64 hex digits) of a key held elsewhere, such as Vault, that the reconciler signs through "
     "with --key-uri; no key file is written. Repeat for each role.",
 )
 @click.option("--root-keys", type=int, help="With --role root: how many new root keys (n).")

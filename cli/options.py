@@ -99,7 +99,7 @@ def key_uris(
     _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
     """``--key-uri ROLE=URI``, repeated: one signer URI per online role."""
-    return _per_online_role(values, "URI", "commands=gcpkms:projects/.../cryptoKeyVersions/1")
+    return _per_online_role(values, "URI", "commands=hv:gitplane-commands/1")
 
 
 def public_keys(

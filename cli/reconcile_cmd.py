@@ -30,9 +30,9 @@ from schemas.inert import inert
     multiple=True,
     metavar="ROLE=URI",
     callback=options.key_uris,
-    help="Sign ROLE (commands or timestamp) through this securesystemslib signer URI (gcpkms:, "
-    "awskms:, azurekms:, hsm:, file2:...) instead of reconciler/ROLE.key; its key must be one "
-    "root.json names for ROLE. Repeat for each role.",
+    help="Sign ROLE (commands or timestamp) through this securesystemslib signer URI of an "
+    "Ed25519 key (hv:NAME/VERSION for a HashiCorp Vault transit key, file2:PATH) instead of "
+    "reconciler/ROLE.key; it must be a key root.json names for ROLE. Repeat for each role.",
 )
 @click.option(
     "--work-dir",

@@ -5,8 +5,8 @@
     DIR/root.json                      signed root v1: install it on every agent (pinned root)
     DIR/root/root-1.key ... root-N.key offline root keys: move them to offline media
     DIR/reconciler/commands.key        online key signing command bundles
-    DIR/reconciler/timestamp.key       online key signing timestamps (or either one in a KMS:
-                                       ``load_reconciler_signers`` takes key URIs)
+    DIR/reconciler/timestamp.key       online key signing timestamps
+                                       (either may instead be a key URI: a key service)
     DIR/agents/<plane>.key             one agent's status key (lives on that data plane)
 
 Private keys are PEM (PKCS#8) files created with mode 0600; existing files
@@ -100,8 +100,8 @@ def load_reconciler_signers(
     newest root (``root.json``) names for their roles: a bundle signed by any other key would
     be refused by every agent and break the plane's log for good.
 
-    A role in ``uris`` signs through that securesystemslib URI (a KMS, an HSM) and needs no
-    key file; the others load ``reconciler/<role>.key`` as ``init`` created it."""
+    A role in ``uris`` signs through that securesystemslib URI (a key service such as Vault)
+    and needs no key file; the others load ``reconciler/<role>.key`` as ``init`` created it."""
     path = directory / ROOT_FILE
     try:
         root = verify.load_trusted_root(path.read_bytes())
@@ -141,7 +141,7 @@ is signed over its DSSE pre-authentication encoding, which starts ``DSSEv1``."""
 
 def _uri_signer(role: str, uri: str, root: signed.Root, path: Path) -> keys.UriSigner:
     """The signer at ``uri`` as the key of ``role`` in ``root`` whose signature of
-    :data:`PROBE` verifies. A KMS does not say which key it holds before it signs, so a URI
+    :data:`PROBE` verifies. A key service does not say which key it holds before it signs, so a URI
     naming a key root does not name is refused here, before it signs anything real."""
     reason = "no key matched"
     for keyid in getattr(root.roles, role).keyids:
@@ -154,8 +154,8 @@ def _uri_signer(role: str, uri: str, root: signed.Root, path: Path) -> keys.UriS
         return signer
     scheme = uri.split(":", maxsplit=1)[0]
     raise UsageError(
-        f"cannot sign {role} through the key URI {scheme}:...: {reason}; it must hold a "
-        f"{role} key that root version {root.version} ({path}) names (or rotate the role: "
+        f"cannot sign {role} through the key URI {scheme}:...: {reason.rstrip('.')}; it must "
+        f"hold a {role} key that root version {root.version} ({path}) names (or rotate the role: "
         f"`gitplane keys rotate --role {role}`)"
     )
 
@@ -193,7 +193,7 @@ def rotate_keys(
     root threshold of N and of N+1. The old root is kept in ``roots/``; agents follow the
     chain from the root they pinned, so nothing is reinstalled.
 
-    An online role in ``public_keys`` gets that key, held elsewhere (a KMS the reconciler
+    An online role in ``public_keys`` gets that key, held elsewhere (a key service the reconciler
     reaches by key URI), instead of a new key file."""
     given = public_keys or {}
     stray = sorted(set(given) - (roles & set(ONLINE_ROLES)))
@@ -267,7 +267,7 @@ def _online(
 
 def _kept(current: signed.Root, role: str) -> list[keys.PublicKey]:
     """The keys ``current`` names for a role not rotated: read from root, not from key files,
-    so a role whose key is in a KMS (a key URI) needs no file here."""
+    so a role whose key is in a key service (a key URI) needs no file here."""
     return [
         keys.load_public_key(current.keys[k].public) for k in getattr(current.roles, role).keyids
     ]
