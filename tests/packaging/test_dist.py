@@ -10,6 +10,7 @@ the package index with wheels only (pip's cache makes a second run take seconds)
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -50,8 +51,11 @@ def _tracked() -> list[str]:
 
 
 def _run(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run a tool outside coverage: it measures only our packages, and tracing pip and the
+    build backend would double their time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     done = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False, env=env
     )
     assert done.returncode == 0, f"{' '.join(map(str, args))}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
