@@ -199,7 +199,7 @@ def rotate_keys(
     stray = sorted(set(given) - (roles & set(ONLINE_ROLES)))
     if stray:
         raise UsageError(
-            f"a public key for {stray[0]} needs --role {stray[0]} (commands or timestamp)"
+            f"--public-key {stray[0]}=... needs --role {stray[0]}: it is a rotated role's new key"
         )
     current_bytes = (directory / ROOT_FILE).read_bytes()
     current = verify.load_trusted_root(current_bytes)
