@@ -94,7 +94,7 @@ ONLINE_ROLES = ("commands", "timestamp")
 
 
 def load_reconciler_signers(
-    directory: Path, uris: Mapping[str, str] | None = None
+    directory: Path, *, uris: Mapping[str, str] | None = None
 ) -> tuple[keys.Signer, keys.Signer]:
     """The commands and timestamp signers, refused unless they are keys the directory's
     newest root (``root.json``) names for their roles: a bundle signed by any other key would

@@ -88,7 +88,7 @@ class Reconciler:
         self.state = gitrepo.Mirror.open(settings.work_dir / "state.git", state_url)
         history = [_read(path) for path in keyring.root_files(settings.keys_dir)]
         commands_key, timestamp_key = keyring.load_reconciler_signers(
-            settings.keys_dir, settings.key_uris
+            settings.keys_dir, uris=settings.key_uris
         )
         self.log = commands.CommandLog(
             self.state,

@@ -155,4 +155,6 @@ def test_a_key_uri_naming_no_key_says_why(world: World) -> None:
     with pytest.raises(
         UsageError, match=r"cannot sign commands through the key URI file2:...: .*not found"
     ):
-        keyring.load_reconciler_signers(world.keys_dir, {"commands": f"file2:{world.root}/none"})
+        keyring.load_reconciler_signers(
+            world.keys_dir, uris={"commands": f"file2:{world.root}/none"}
+        )
