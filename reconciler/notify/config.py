@@ -15,7 +15,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
@@ -35,6 +44,11 @@ def _matching(pattern: str, words: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _id_as_text(value: object) -> object:
+    """A GitLab project id written as a number in YAML, as the API's path takes it."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 EnvName = Annotated[str, _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")]
@@ -86,7 +100,8 @@ class GitLabTarget(_Target):
 
     type: Literal["gitlab"]
     api_url: Url = "https://gitlab.com/api/v4"
-    project: Annotated[str, Field(min_length=1)] | int
+    project: Annotated[str, BeforeValidator(_id_as_text), Field(min_length=1)]
+    """The numeric id (``42``) or the path (``group/name``)."""
     token_env: EnvName
 
 
@@ -96,15 +111,31 @@ _BY_TYPE: dict[str, type[_Target]] = {
     "github": GitHubTarget,
     "gitlab": GitLabTarget,
 }
+
+
+def _type_of(value: object) -> str | None:
+    """A target's ``type``, or None (pydantic then says which types there are)."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if isinstance(kind, str) and kind in _BY_TYPE else None
+
+
 Target = Annotated[
-    WebhookTarget | SlackTarget | GitHubTarget | GitLabTarget, Field(discriminator="type")
+    Annotated[WebhookTarget, Tag("webhook")]
+    | Annotated[SlackTarget, Tag("slack")]
+    | Annotated[GitHubTarget, Tag("github")]
+    | Annotated[GitLabTarget, Tag("gitlab")],
+    Discriminator(
+        _type_of,
+        custom_error_type="target_type",
+        custom_error_message=f"type must be one of {', '.join(_BY_TYPE)}",
+    ),
 ]
 
 
 class NotificationsSpec(_Model):
     """Where notifications go."""
 
-    targets: Annotated[tuple[Target, ...], Field(min_length=1)]
+    targets: Annotated[list[Target], Field(min_length=1)]
 
 
 class Notifications(_Model):

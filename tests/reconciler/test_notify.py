@@ -238,7 +238,8 @@ spec:
             "'secretEnvv' (did you mean 'secretEnv'?)"),
         (("[failed, attack]", "[failed, atack]"), "notify.yaml:8:24: spec.targets[0].events[1]: "
             "'atack' is not allowed (did you mean 'attack'?)"),
-        (("type: github", "type: gitea"), "notify.yaml:9:7: spec.targets[1]: "),
+        (("type: github", "type: gitea"), "notify.yaml:9:7: spec.targets[1]: type must be one of "
+            "webhook, slack, github, gitlab"),
         (("https://hooks", "ftp://hooks"), "notify.yaml:6:12: spec.targets[0].url: "
             "'ftp://hooks.example.com/gitplane' is not an http:// or https:// URL"),
         (("acme/specs", "acme"), "notify.yaml:10:19: spec.targets[1].repository: "
