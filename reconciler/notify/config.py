@@ -61,9 +61,9 @@ class _Model(BaseModel):
 
 
 class _Target(_Model):
-    events: tuple[EventName, ...] = EVENTS
+    events: Annotated[tuple[EventName, ...], Field(min_length=1)] = EVENTS
     """Which events this target receives (default: all of them)."""
-    planes: tuple[str, ...] | None = None
+    planes: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
     """Which planes' events it receives (default: every plane)."""
 
     def wants(self, event: str, plane: str) -> bool:

@@ -55,7 +55,8 @@ class ResourceView:
     applied: bool = False
     """Whether the digest it reports is the one last issued."""
     commit: str = ""
-    """The spec commit of the bundle that issued it (empty: unknown)."""
+    """The spec commit of the bundle that issued what it reports (empty: not known, as
+    when it reports an older command)."""
     message: str = ""
 
 
@@ -91,16 +92,21 @@ def view_of(
 
 
 def _resources(state: RecordedPlane, bundles: Sequence[signed.Bundle]) -> dict[str, ResourceView]:
-    commits = {b.sequence: b.spec_commit for b in bundles}
     views = {}
     for key, status in state.observed.items():
         issued = state.issued.get(key)
-        applied = issued is not None and issued.digest == status.digest
-        commit = commits.get(issued.sequence, "") if issued else ""
+        current = issued is not None and issued.digest == status.digest
+        commit = _commit_at(bundles, issued.sequence) if issued and current else ""
         views["/".join(key)] = ResourceView(
-            status.phase, status.digest, applied, commit, status.cause
+            status.phase, status.digest, current, commit, status.cause
         )
     return views
+
+
+def _commit_at(bundles: Sequence[signed.Bundle], sequence: int) -> str:
+    """The spec commit of bundle ``sequence`` (a verified log holds 1, 2, 3… in order)."""
+    found = bundles[sequence - 1] if 0 < sequence <= len(bundles) else None
+    return found.spec_commit if found is not None and found.sequence == sequence else ""
 
 
 def changes(

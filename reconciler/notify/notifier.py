@@ -45,8 +45,9 @@ class Notifier:
         found = events.changes(self._last, view, cycle.issued, commit=cycle.plan.commit)
         for event in found:
             self._queue(event)
+        if view != self._last:
+            _persist(self._state, events.dumps(view))
         self._last = view
-        _persist(self._state, events.dumps(view))
         return found
 
     def close(self, timeout: float = DRAIN_TIMEOUT) -> int:

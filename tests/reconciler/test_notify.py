@@ -124,30 +124,39 @@ def test_slack_gets_one_readable_line(receiver: Receiver) -> None:
     }
 
 
-def test_github_gets_a_commit_status_on_the_spec_commit(receiver: Receiver) -> None:
-    target = {"type": "github", "apiUrl": receiver.url, "repository": "acme/specs", "tokenEnv": "T"}
-    _deliver(_destination(target, "ghp_token"), EVENT)
-    (got,) = receiver.at(f"/repos/acme/specs/statuses/{SHA}")
-    assert got.headers["Authorization"] == "Bearer ghp_token"
-    assert got.json() == {
-        "state": "failure",
-        "context": "gitplane/prod-eu",
-        "description": "Model/churn failed: scan <failed> & stopped",
-    }
+APPLIED = Event("applied", "prod-eu", SHA, "Model/churn")
 
 
-def test_gitlab_gets_a_commit_status_on_the_spec_commit(receiver: Receiver) -> None:
-    target = {"type": "gitlab", "apiUrl": f"{receiver.url}/api/v4", "project": "acme/specs",
-              "tokenEnv": "T"}  # fmt: skip
-    applied = Event("applied", "prod-eu", SHA, "Model/churn")
-    _deliver(_destination(target, "glpat"), applied)
-    (got,) = receiver.at(f"/api/v4/projects/acme%2Fspecs/statuses/{SHA}")
-    assert got.headers["Private-Token"] == "glpat"
-    assert got.json() == {
-        "state": "success",
-        "name": "gitplane/prod-eu",
-        "description": "Model/churn applied",
-    }
+@pytest.mark.parametrize(
+    ("target", "event", "sent", "expected"),
+    [
+        ({"type": "github", "repository": "acme/specs"}, EVENT,
+         (f"/repos/acme/specs/statuses/{SHA}", "Authorization", "Bearer tok"),
+         {"state": "failure", "context": "gitplane/prod-eu",
+          "description": "Model/churn failed: scan <failed> & stopped"}),
+        ({"type": "github", "repository": "acme/specs"}, APPLIED,
+         (f"/repos/acme/specs/statuses/{SHA}", "Authorization", "Bearer tok"),
+         {"state": "success", "context": "gitplane/prod-eu", "description": "Model/churn applied"}),
+        ({"type": "gitlab", "project": "acme/specs"}, APPLIED,
+         (f"/projects/acme%2Fspecs/statuses/{SHA}", "Private-Token", "tok"),
+         {"state": "success", "name": "gitplane/prod-eu", "description": "Model/churn applied"}),
+        ({"type": "gitlab", "project": 42}, EVENT,
+         (f"/projects/42/statuses/{SHA}", "Private-Token", "tok"),
+         {"state": "failed", "name": "gitplane/prod-eu",
+          "description": "Model/churn failed: scan <failed> & stopped"}),
+    ],
+    ids=["github-failure", "github-success", "gitlab-success", "gitlab-failed-by-id"],
+)  # fmt: skip
+def test_a_forge_gets_a_commit_status_on_the_spec_commit(
+    receiver: Receiver, target: dict[str, object], event: Event, sent: tuple[str, str, str],
+    expected: dict[str, str],
+) -> None:  # fmt: skip
+    path, header, token = sent
+    api = {"apiUrl": f"{receiver.url}/api", "tokenEnv": "T"}
+    _deliver(_destination({**target, **api}, "tok"), event)
+    (got,) = receiver.at(f"/api{path}")
+    assert got.headers[header] == token
+    assert got.json() == expected
 
 
 def test_a_forge_description_fits_140_characters() -> None:

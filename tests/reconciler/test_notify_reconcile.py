@@ -37,11 +37,13 @@ spec:
 SECRETS = {"HOOK_SECRET": "s3cret", "GITHUB_TOKEN": "ghp_token"}
 
 
-def _notifier(world: World, receiver: Receiver) -> notify.Notifier:
+def _notifier(
+    world: World, receiver: Receiver, sender: notify.Sender | None = None
+) -> notify.Notifier:
     path = world.root / "notify.yaml"
     path.write_text(CONFIG.format(url=receiver.url))
     destinations = config.resolve(config.load(path), path, SECRETS)
-    return notify.Notifier(destinations, world.root / "reconciler", notify.Sender())
+    return notify.Notifier(destinations, world.root / "reconciler", sender or notify.Sender())
 
 
 def _cycle(
@@ -77,6 +79,20 @@ def test_cycles_tell_what_they_issued_and_what_planes_applied(
     assert notifier.close(timeout=10) == 0
     states = [r.json()["state"] for r in receiver.at(f"/repos/acme/specs/statuses/{spec}")]
     assert states == ["pending", "pending", "success", "success"]
+
+
+def test_a_receiver_that_hangs_does_not_hold_up_the_cycle(world: World, receiver: Receiver) -> None:
+    receiver.hold = threading.Event()
+    outcomes: list[str] = []
+    policy = notify.Policy(attempts=1, timeout=0.3)
+    sender = notify.Sender(policy=policy, outcome=lambda _t, o: outcomes.append(o))
+    notifier = _notifier(world, receiver, sender)
+    reconciler = reconciling.Reconciler(world.settings())
+    assert [e[0] for e in _cycle(reconciler, notifier, timedelta())] == ["issued"]
+    assert receiver.arrived.wait(timeout=10)
+    assert outcomes == []  # the cycle is over; the receiver still holds the first request
+    assert notifier.close(timeout=10) == 0  # each attempt gave up after its timeout
+    assert outcomes == ["failed", "failed"]
 
 
 @pytest.mark.slow
