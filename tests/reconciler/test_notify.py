@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import socket
 import threading
 from pathlib import Path
 
 import pytest
 
+from reconciler import reconcile as reconciling
 from reconciler.notify import config, events, sender, targets
 from reconciler.notify.events import Event, PlaneView, ResourceView
+from reconciler.notify.notifier import Notifier
+from reconciler.plan import Plan
+from reconciler.recorded import RecordedPlane
 from schemas import signed
 from schemas.errors import UsageError
 from tests.receiver import Receiver
@@ -187,24 +193,23 @@ def test_a_delivery_is_retried_only_when_it_may_succeed(
     assert len({r.headers["X-Gitplane-Delivery"] for r in receiver.requests}) == 1
 
 
-def test_an_unreachable_receiver_is_retried_then_given_up(receiver: Receiver) -> None:
-    target = {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secretEnv": "S"}  # discard
+def test_an_unreachable_receiver_is_retried_then_given_up() -> None:
+    with socket.socket() as closed:  # a port nothing listens on once the socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    target = {"type": "webhook", "url": f"http://127.0.0.1:{port}/hook", "secretEnv": "S"}
     assert _deliver(_destination(target), EVENT) == ([1.0, 2.0], ["retried", "retried", "failed"])
 
 
-def test_a_receiver_that_hangs_blocks_neither_the_caller_nor_for_ever(receiver: Receiver) -> None:
-    receiver.hold = threading.Event()
-    policy = sender.Policy(attempts=1, timeout=0.3)
+def test_a_receiver_that_never_answers_is_given_up_after_the_timeout(receiver: Receiver) -> None:
+    receiver.hold = threading.Event()  # answers only once released, after the assertions
     outcomes: list[str] = []
+    policy = sender.Policy(attempts=1, timeout=0.3)
     out = sender.Sender(policy=policy, outcome=lambda _t, o: outcomes.append(o))
-    request = targets.request(_hook(receiver), EVENT, "d")
-    out.submit(sender.Delivery("webhook[0]", request, "e"))
-    out.submit(sender.Delivery("webhook[0]", request, "e"))  # queued behind the first
-    assert receiver.arrived.wait(timeout=10)
-    assert outcomes == []  # the caller got here while the receiver still holds the request
-    assert out.close(timeout=10) == 0  # each attempt gave up after its timeout
-    receiver.hold.set()
-    assert outcomes == ["failed", "failed"]
+    out.submit(sender.Delivery("webhook[0]", targets.request(_hook(receiver), EVENT, "d"), "e"))
+    assert out.close(timeout=10) == 0
+    assert outcomes == ["failed"]
+    assert len(receiver.requests) == 1
 
 
 def test_a_full_queue_drops_and_counts(receiver: Receiver) -> None:
@@ -220,6 +225,23 @@ def test_a_full_queue_drops_and_counts(receiver: Receiver) -> None:
     receiver.hold.set()
     assert out.close(timeout=10) == 0
     assert outcomes == ["dropped", "delivered", "delivered"]
+
+
+def test_an_unreadable_memory_counts_as_a_first_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "notified.json").write_text("{not json")
+    notifier = Notifier([], tmp_path, sender.Sender())
+    head = signed.Head(sequence=2, digest=DIGEST)
+    cycle = reconciling.Cycle(
+        SHA, Plan(SHA), issued={"p": head}, recorded={"p": RecordedPlane("p")}
+    )
+    with caplog.at_level(logging.WARNING, logger="gitplane.notify"):
+        found = notifier.observe(cycle, {})
+    assert found == [Event("issued", "p", SHA, detail="bundle 2", sequence=2)]
+    assert "treating the current state as notified" in caplog.text
+    assert events.loads((tmp_path / "notified.json").read_text()) == {"p": PlaneView()}
+    assert notifier.close(timeout=5) == 0
 
 
 # The configuration file.
