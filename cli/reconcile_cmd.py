@@ -84,11 +84,11 @@ def reconcile(
         watching.run(reconciler, every, clock=clock.now, destinations=destinations)
         return
     cycle = reconciler.reconcile(clock.now())
-    if destinations:
+    _report(cycle, output)
+    if destinations:  # after the report: delivering may take up to notify.DRAIN_TIMEOUT
         notifier = notify.Notifier(destinations, work_dir, notify.Sender())
         notifier.observe(cycle, reconciler.recorded.folded)
         notifier.close()
-    _report(cycle, output)
     if cycle.problems:
         raise ReportedError
 
