@@ -9,7 +9,7 @@ plane's real key.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from reconciler import reconcile as reconciling
 from schemas import commands as typed
 from schemas import signed
 from schemas.observed import ModelObserved
-from tests import clock
+from tests import clock, receiver
 from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo
 
 NOW = clock.NOW
@@ -81,6 +81,13 @@ def world(tmp_path: Path) -> World:
     git(work, "remote", "add", "origin", str(bare))
     git(work, "push", "-q", "origin", "main")
     return World(tmp_path, work, f"file://{bare}", keys_dir, agent_keys)
+
+
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[receiver.Receiver]:
+    """A real HTTP receiver on 127.0.0.1 recording every POST (tests/receiver.py)."""
+    with receiver.serving() as found:
+        yield found
 
 
 class TestAgent:
