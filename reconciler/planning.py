@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import commands, gitrepo
-from reconciler import desired, status_view
+from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
 from reconciler.plan import Action, Desired, Plan, plan
 from reconciler.planned import PlanePlan
@@ -146,13 +146,39 @@ def _resolved(repo: gitrepo.GitRepo, rev: str, prefix: str, state: desired.Desir
 
 
 def _difference(head: Plan, base: Plan) -> Plan:
-    """Actions on resources whose declared state differs from ``base``: what a PR changes."""
+    """Actions on resources whose declared state differs from ``base``: what a PR changes.
+    A resource the base already declared is an update of the base's spec, with its field
+    diff, even when the plane recorded nothing yet (a plan without ``--root``)."""
     before = {(p.plane, _key(a)) for p in base.planes for a in p.actions}
+    said = {
+        (p.plane, a.kind, a.name): a.declared
+        for p in base.planes
+        for a in p.actions
+        if a.declared and a.op != "delete"
+    }
     planes = tuple(
-        replace(p, actions=tuple(a for a in p.actions if (p.plane, _key(a)) not in before))
+        replace(
+            p,
+            actions=tuple(
+                _against(a, said.get((p.plane, a.kind, a.name), ""))
+                for a in p.actions
+                if (p.plane, _key(a)) not in before
+            ),
+        )
         for p in head.planes
     )
     return replace(head, planes=planes)
+
+
+def _against(action: Action, base: str) -> Action:
+    """``action`` as a change of what the base declared, when the plane's own record has no
+    spec to diff it with (nothing issued yet, or a gate holds it)."""
+    if action.changes or not base or not action.declared:
+        return action
+    changes = fielddiff.changes(base, action.declared)
+    if action.op == "create":
+        return replace(action, op="update", reason="spec changed", changes=changes)
+    return replace(action, changes=changes)
 
 
 def _key(action: Action) -> tuple[str, str, str]:
