@@ -10,9 +10,10 @@ from pathlib import Path
 from ledger import commands, gitrepo
 from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
+from reconciler.decide import deletions
 from reconciler.plan import Action, Desired, Plan, plan
 from reconciler.planned import PlanePlan
-from reconciler.recorded import RecordedPlane
+from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
 from schemas.dataplane import DataPlane
 from schemas.errors import GitplaneError, UsageError
@@ -53,7 +54,8 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     if request.base is None:
         return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
-    return _difference(warned, base)
+    changed = _difference(warned, base)
+    return changed if request.root is not None else _removed(changed, warned, base, head_state)
 
 
 def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
@@ -179,6 +181,29 @@ def _against(action: Action, base: str) -> Action:
     if action.op == "create":
         return replace(action, op="update", reason="spec changed", changes=changes)
     return replace(action, changes=changes)
+
+
+def _removed(changed: Plan, head: Plan, base: Plan, wanted: Desired) -> Plan:
+    """``changed`` with a delete (or a blocked one, where the plane does not prune) for
+    what the base had on a plane and ``head`` no longer has, as the reconciler will issue
+    once the base was applied. Planned as if every plane were empty (no ``--root``), every
+    resource a plane selects has an action, so one the base had and the head has not is
+    gone from that plane."""
+    planes = {d.name: d for d in wanted.documents if isinstance(d, DataPlane)}
+    had = {p.plane: p.actions for p in base.planes}
+    out = []
+    for now, full in zip(changed.planes, head.planes, strict=True):
+        plane = planes.get(now.plane)
+        keys = {(a.kind, a.name) for a in full.actions}
+        targets = [d for d in wanted.documents if (d.KIND, d.name) in keys]
+        issued = {(a.kind, a.name): Issued("apply", a.source, 1) for a in had.get(now.plane, ())}
+        gone = (
+            ()
+            if plane is None
+            else tuple(deletions(plane, targets, RecordedPlane(now.plane, issued)))
+        )
+        out.append(replace(now, actions=now.actions + gone))
+    return replace(changed, planes=tuple(out))
 
 
 def _key(action: Action) -> tuple[str, str, str]:

@@ -79,6 +79,19 @@ def test_updates_show_what_each_field_changes_in_every_form(
     assert changes["churn-prod"] == [moved]
 
 
+def test_a_resource_removed_in_the_change_is_deleted(gitplane_bin: str, example_repo: Path) -> None:
+    """Without --root the planes are planned as empty, yet a PR that removes a deployment
+    must not plan "No changes": it shows the delete the reconciler will issue (and the
+    model no deployment on that plane uses any more)."""
+    git(example_repo, "checkout", "-q", "-b", "retire")
+    git(example_repo, "rm", "-q", "deployments/churn-dev.yaml")
+    commit_all(example_repo, "retire churn-dev")
+    done = run(gitplane_bin, example_repo, "--base", "main", "--detailed-exitcode")
+    assert done.returncode == 2, done.stderr
+    assert "  - delete  Deployment/churn-dev  removed from git (pruning is on)" in done.stdout
+    assert "plane prod-eu (kubernetes; env=prod, region=eu-west-1)\n  (no changes)" in done.stdout
+
+
 def test_changing_project_code_rebuilds_the_model(gitplane_bin: str, example_repo: Path) -> None:
     _branch(example_repo, "tweak", {"projects/churn/train.py": ("max_iter=500", "max_iter=800")})
     done = run(gitplane_bin, example_repo, "--base", "main", "-o", "json")
