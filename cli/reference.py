@@ -44,8 +44,8 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
     "validate": {1: "the specs are invalid; every problem is printed"},
     "plan": {
         1: "the specs at `--rev` or `--base` are invalid: no plan is made",
-        2: "with `--detailed-exitcode`: the plan has changes. A usage error also exits 2, "
-        "but prints no plan: treat 2 with an empty output as an error",
+        2: "with `--detailed-exitcode`: the plan has changes (a usage error is then 1, as "
+        "with terraform)",
     },
     "reconcile": {1: "`--once`: the specs on the branch are invalid, so nothing was issued"},
     "status": {

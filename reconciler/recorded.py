@@ -28,6 +28,8 @@ class Issued:
     issued_at: str = ""
     attempts: int = 1
     """How many bundles in a row carried this same command (retries after failure)."""
+    spec: str = ""
+    """The resolved spec it carried (JSON text): what ``plan`` diffs an update against."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,12 @@ class IssuedLog:
                 same = before is not None and before.digest == command.digest
                 attempts = before.attempts + 1 if before and same else 1
                 issued[key] = Issued(
-                    command.action, command.digest, bundle.sequence, bundle.issued_at, attempts
+                    command.action,
+                    command.digest,
+                    bundle.sequence,
+                    bundle.issued_at,
+                    attempts,
+                    command.spec,
                 )
         return IssuedLog(bundles, issued)
 
