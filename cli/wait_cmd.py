@@ -31,7 +31,7 @@ from schemas.errors import GitplaneError
     type=options.Duration(zero_ok=True),
     default="5m",
     show_default=True,
-    help="Give up after this long (0: look once).",
+    help="Give up after this long (0s: look once).",
 )
 @click.option(
     "--interval",

@@ -264,7 +264,8 @@ NOT_READY = ("Progressing", "Pending", "Unknown")
 
 def unhealthy(planes: Sequence[PlaneStatus]) -> list[str]:
     """Why the planes shown are not all healthy (``status --exit-code``): a plane with a
-    flag (refused log, attack report, stale, silent), a resource not ``Synced``, failed
+    flag (refused log, attack report, stale, silent), a resource not ``Synced`` (one only
+    ``Issued`` is not applied yet), failed
     (``signed.FAILING``) or not ready yet, made inert for a terminal (a flag quotes what a
     plane or git said). Empty when every one is healthy."""
     found = [f"{p.name}: {inert(p.flags[0])}" for p in planes if p.flags]

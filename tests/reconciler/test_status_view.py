@@ -341,3 +341,10 @@ def test_only_an_issued_and_unapplied_resource_is_unhealthy_for_exit_code() -> N
     [synced] = _view(Issued("apply", DIGEST_B, 2), 2, _seen(DIGEST_B))
     plane = status_view.PlaneStatus("dev", "local", None, None, 2, 1, (), (issued, synced))
     assert status_view.unhealthy([plane]) == ["dev: Deployment/churn-dev Issued Ready"]
+
+
+def test_every_sync_state_is_in_the_docs_table_beside_argo_cds() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "status.md").read_text()
+    rows = [line for line in docs.splitlines() if line.startswith("| `")]
+    for state in status_view.SYNC_STATES:
+        assert any(row.startswith(f"| `{state}` |") for row in rows), state
