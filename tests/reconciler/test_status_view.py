@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import planning, status_view
 from reconciler import reconcile as reconciling
-from reconciler import status_view
 from reconciler.planned import Action, Plan, PlanePlan
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
@@ -348,3 +348,28 @@ def test_every_sync_state_is_in_the_docs_table_beside_argo_cds() -> None:
     rows = [line for line in docs.splitlines() if line.startswith("| `")]
     for state in status_view.SYNC_STATES:
         assert any(row.startswith(f"| `{state}` |") for row in rows), state
+
+
+def test_a_deleted_resource_shows_until_the_plane_applied_the_delete(world: World) -> None:  # noqa: F811
+    reconciler = reconciling.Reconciler(world.settings())
+    agent = TestAgent(world, "local-dev")
+    for _ in range(3):  # the model, then what waited for it, then nothing new
+        reconciler.reconcile(NOW)
+        agent.sync()
+    world.change("retire the batch DAG", lambda work: (work / "dags" / "churn-batch.yaml").unlink())
+    request = planning.PlanRequest(world.work, root=world.keys_dir / "root.json")
+    [due] = _dag(planning.make_status(request, NOW))
+    assert (due.sync, due.message) == ("OutOfSync", "removed from git (pruning is on)")
+    reconciler.reconcile(NOW)
+    [issued] = _dag(planning.make_status(request, NOW))
+    assert (issued.sync, issued.message) == (
+        "Issued",
+        "delete issued in #3; the plane has applied #2",
+    )
+    agent.sync()
+    assert _dag(planning.make_status(request, NOW)) == []
+
+
+def _dag(result: planning.StatusResult) -> list[status_view.Resource]:
+    [local] = [p for p in result.planes if p.name == "local-dev"]
+    return [r for r in local.resources if r.kind == "DAG"]
