@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from schemas.common import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,3 +94,40 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
             "at most 63, as its metadata.name)"
         )
     return value
+
+
+@dataclass(frozen=True)
+class Span:
+    """A duration as given (``5m``, for messages) and in seconds."""
+
+    text: str
+    seconds: float
+
+
+MAX_WAIT = 366 * 86400
+"""The longest duration a command waits or sleeps: a year (a larger one overflows a sleep)."""
+
+
+class Duration(click.ParamType[Span]):
+    """``500ms``, ``30s``, ``5m``, ``1h30m``: a :class:`Span` up to :data:`MAX_WAIT`; zero
+    only if ``zero_ok``."""
+
+    name = "duration"
+
+    def __init__(self, *, zero_ok: bool) -> None:
+        self.zero_ok = zero_ok
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Span:
+        if isinstance(value, Span):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds == 0 and not self.zero_ok:
+            self.fail(f"{value!r} is zero: give a positive duration such as 2s", param, ctx)
+        if seconds > MAX_WAIT:
+            self.fail(f"{value!r} is longer than a year (366d)", param, ctx)
+        return Span(str(value), seconds)

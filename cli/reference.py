@@ -52,6 +52,12 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
         1: "the specs at `--rev` are invalid: their problems are printed, and each plane "
         "still shows what it last recorded (sync `Unknown`)"
     },
+    "wait": {
+        1: "the resource cannot become synced or ready until a person acts, or `--timeout` "
+        "passed (`timed out after 5m: …`): the reason is printed; also when the specs at "
+        "`--rev` are invalid",
+        2: "a usage error, also a KIND/NAME or `--plane` no spec at `--rev` defines",
+    },
     "agent run": {1: "`--once`: the command log was refused, or git was unreachable"},
     "schema export": {1: "`--check`: a schema file is stale"},
     "schema docs": {1: "`--check`: the reference is stale"},
@@ -67,6 +73,10 @@ SEE_ALSO: dict[str, tuple[tuple[str, str], ...]] = {
     "schema": (("the spec reference", "reference/specs.md"),),
     "status": (("reading status", "status.md"), ("the PR workflow", "workflow.md")),
     "audit": (("the audit trail", "audit.md"), ("the PR workflow", "workflow.md")),
+    "wait": (
+        ("waiting for a rollout", "operations.md#waiting-for-a-rollout"),
+        ("sync and health", "status.md#sync-and-health"),
+    ),
 }
 """Pages of docs/ that explain a command further (paths relative to docs/)."""
 

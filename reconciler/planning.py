@@ -12,8 +12,8 @@ from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
 from reconciler.decide import deletions
 from reconciler.plan import Action, Desired, Plan, plan
-from reconciler.planned import PlanePlan
-from reconciler.recorded import Issued, RecordedPlane
+from reconciler.planned import ORDER, PlanePlan
+from reconciler.recorded import Issued, Key, RecordedPlane
 from schemas import signed
 from schemas.dataplane import DataPlane
 from schemas.errors import GitplaneError, UsageError
@@ -74,11 +74,14 @@ class StatusResult:
 
     planes: list[status_view.PlaneStatus]
     problems: list[Problem]
-    warnings: list[Problem] = field(default_factory=list)
-    """Fields the specs set that a runtime, or this release, does not enforce."""
     """Why ``rev`` does not validate. The reconciler issues nothing from such a commit, so
     nothing is compared: each plane shows what it last recorded, every resource ``Unknown``
     to sync (planes whose own DataPlane spec is broken cannot be verified, and are left out)."""
+    warnings: list[Problem] = field(default_factory=list)
+    """Fields the specs set that a runtime, or this release, does not enforce."""
+    defined: tuple[Key, ...] = ()
+    """Every resource a plane can run (``ORDER``'s kinds) that ``rev`` defines, whether or not
+    it selects a plane; empty when ``rev`` does not validate."""
 
 
 def make_status(request: PlanRequest, now: datetime) -> StatusResult:
@@ -89,7 +92,8 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
         want = _resolved(repo, request.rev, prefix, state)
         recorded, reports = _recorded(request, repo, want, now)
         views = status_view.build(plan(want, recorded, now), recorded, reports, now)
-        return StatusResult(views, [], state.warnings)
+        defined = tuple(sorted((d.KIND, d.name) for d in want.documents if d.KIND in ORDER))
+        return StatusResult(views, [], state.warnings, defined)
     broken = {problem.file for problem in state.problems}
     planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
     recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)

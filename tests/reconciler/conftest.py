@@ -110,7 +110,11 @@ class TestAgent:
         received = []
         for head, bundle in self.reader.update(now):
             for command in bundle.commands:
-                self.resources[(command.kind, command.name)] = _report(command, phase)
+                key = (command.kind, command.name)
+                if command.action == "delete":  # as the agent, it forgets what it deleted
+                    self.resources.pop(key, None)
+                else:
+                    self.resources[key] = _report(command, phase)
                 received.append(command)
             self.reader.mark_applied(head)
             self.applied = head
