@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ledger import errors, keys
+from schemas.common import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,3 +131,40 @@ def _per_online_role(values: tuple[str, ...], what: str, example: str) -> dict[s
             raise click.BadParameter(f"{role} is given twice; give one {what} per role")
         found[role] = given
     return found
+
+
+@dataclass(frozen=True)
+class Span:
+    """A duration as given (``5m``, for messages) and in seconds."""
+
+    text: str
+    seconds: float
+
+
+MAX_WAIT = 366 * 86400
+"""The longest duration a command waits or sleeps: a year (a larger one overflows a sleep)."""
+
+
+class Duration(click.ParamType[Span]):
+    """``500ms``, ``30s``, ``5m``, ``1h30m``: a :class:`Span` up to :data:`MAX_WAIT`; zero
+    only if ``zero_ok``."""
+
+    name = "duration"
+
+    def __init__(self, *, zero_ok: bool) -> None:
+        self.zero_ok = zero_ok
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Span:
+        if isinstance(value, Span):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds == 0 and not self.zero_ok:
+            self.fail(f"{value!r} is zero: give a positive duration such as 2s", param, ctx)
+        if seconds > MAX_WAIT:
+            self.fail(f"{value!r} is longer than a year (366d)", param, ctx)
+        return Span(str(value), seconds)

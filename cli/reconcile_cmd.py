@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from cli import clock, options
+from reconciler import notify, render
 from reconciler import reconcile as reconciling
-from reconciler import render
 from reconciler import watch as watching
 from schemas.errors import ReportedError
 from schemas.inert import inert
@@ -50,6 +51,12 @@ from schemas.inert import inert
     "--interval",
     help="Polling interval in watch mode (a cheap ls-remote when nothing changed). [default: 30s]",
 )
+@click.option(
+    "--notifications",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Send state changes to the webhooks, Slack and forge commit statuses this file "
+    "lists (docs/operations.md, Notifications).",
+)
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
 def reconcile(
@@ -64,6 +71,7 @@ def reconcile(
     watch: bool,
     interval: str | None,
     listen: str | None,
+    notifications: Path | None,
     output: str,
 ) -> None:
     """Plan every plane against its recorded state and issue signed commands."""
@@ -73,6 +81,7 @@ def reconcile(
         given = "--interval" if interval is not None else "--listen"
         raise click.UsageError(f"{given} applies only with --watch")
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
+    destinations = _destinations(notifications)
     settings = reconciling.Settings(
         repo=repo,
         keys_dir=keys_dir,
@@ -84,12 +93,23 @@ def reconcile(
     )
     reconciler = reconciling.Reconciler(settings)
     if every is not None:
-        watching.run(reconciler, every, clock=clock.now)
+        watching.run(reconciler, every, clock=clock.now, destinations=destinations)
         return
     cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)
+    if destinations:  # after the report: delivering may take up to notify.DRAIN_TIMEOUT
+        notifier = notify.Notifier(destinations, work_dir, notify.Sender())
+        notifier.observe(cycle, reconciler.recorded.folded)
+        notifier.close()
     if cycle.problems:
         raise ReportedError
+
+
+def _destinations(path: Path | None) -> list[notify.Destination]:
+    """The targets of ``--notifications``, with their secrets: checked before any cycle."""
+    if path is None:
+        return []
+    return notify.resolve(notify.load(path), path, os.environ)
 
 
 def _report(cycle: reconciling.Cycle, output: str) -> None:

@@ -76,6 +76,8 @@ class Cycle:
     flags: dict[str, str] = field(default_factory=dict)
     alarms: list[str] = field(default_factory=list)
     """Attacks on what every plane shares (the root branch), found and undone this cycle."""
+    recorded: dict[str, recorded.RecordedPlane] = field(default_factory=dict)
+    """Each plane's recorded state as this cycle read it (what notifications compare)."""
 
 
 class Reconciler:
@@ -145,7 +147,7 @@ class Reconciler:
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
-        cycle = Cycle(commit, result, alarms=alarms)
+        cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
         self._changed = frozenset()
         cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
