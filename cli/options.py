@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ledger import errors, keys
 from schemas.common import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,6 +95,42 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
             "at most 63, as its metadata.name)"
         )
     return value
+
+
+def key_uris(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--key-uri ROLE=URI``, repeated: one signer URI per online role."""
+    return _per_online_role(values, "URI", "commands=hv:gitplane-commands/1")
+
+
+def public_keys(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, keys.PublicKey]:
+    """``--public-key ROLE=HEX``, repeated: the Ed25519 public key (64 hex digits) of a key
+    held elsewhere (a KMS), one per online role."""
+    found = {}
+    for role, value in _per_online_role(values, "HEX", "commands=<64 hex digits>").items():
+        try:
+            found[role] = keys.load_public_key(value)
+        except errors.BadKeyError as exc:
+            raise click.BadParameter(f"{role}: {exc}") from None
+    return found
+
+
+def _per_online_role(values: tuple[str, ...], what: str, example: str) -> dict[str, str]:
+    """``ROLE=VALUE`` options: ROLE is commands or timestamp, each given once."""
+    found: dict[str, str] = {}
+    for value in values:
+        role, sep, given = value.partition("=")
+        if not sep or not given or role not in ("commands", "timestamp"):
+            raise click.BadParameter(
+                f"{value!r}: give ROLE={what}, ROLE being commands or timestamp (e.g. {example})"
+            )
+        if role in found:
+            raise click.BadParameter(f"{role} is given twice; give one {what} per role")
+        found[role] = given
+    return found
 
 
 @dataclass(frozen=True)

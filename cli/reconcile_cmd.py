@@ -26,6 +26,16 @@ from schemas.inert import inert
     help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
 )
 @click.option(
+    "--key-uri",
+    "key_uris",
+    multiple=True,
+    metavar="ROLE=URI",
+    callback=options.key_uris,
+    help="Sign ROLE (commands or timestamp) through this securesystemslib signer URI of an "
+    "Ed25519 key (hv:NAME/VERSION for a HashiCorp Vault transit key, file2:PATH) instead of "
+    "reconciler/ROLE.key; it must be a key root.json names for ROLE. Repeat for each role.",
+)
+@click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".gitplane/reconciler"),
@@ -51,6 +61,7 @@ from schemas.inert import inert
 @options.output("text", "json")
 def reconcile(
     keys_dir: Path,
+    key_uris: dict[str, str],
     work_dir: Path,
     repo: str,
     branch: str,
@@ -74,6 +85,7 @@ def reconcile(
     settings = reconciling.Settings(
         repo=repo,
         keys_dir=keys_dir,
+        key_uris=key_uris,
         work_dir=work_dir,
         branch=branch,
         path=spec_path,

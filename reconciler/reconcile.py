@@ -60,6 +60,9 @@ class Settings:
     state_repo: str | None = None
     """Keep the logs in this repository instead of the spec repository."""
     identity: gitrepo.Identity = RECONCILER
+    key_uris: Mapping[str, str] = field(default_factory=dict)
+    """Online roles that sign through a securesystemslib URI (a KMS) instead of their key
+    file: role -> URI."""
 
 
 @dataclass
@@ -86,7 +89,9 @@ class Reconciler:
         state_url = settings.state_repo or settings.repo
         self.state = gitrepo.Mirror.open(settings.work_dir / "state.git", state_url)
         history = [_read(path) for path in keyring.root_files(settings.keys_dir)]
-        commands_key, timestamp_key = keyring.load_reconciler_signers(settings.keys_dir)
+        commands_key, timestamp_key = keyring.load_reconciler_signers(
+            settings.keys_dir, uris=settings.key_uris
+        )
         self.log = commands.CommandLog(
             self.state,
             history[0],
