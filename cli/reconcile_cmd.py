@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from cli import clock, options
+from reconciler import notify, render
 from reconciler import reconcile as reconciling
-from reconciler import render
 from reconciler import watch as watching
 from schemas.errors import ReportedError
 from schemas.inert import inert
@@ -29,6 +30,16 @@ from schemas.inert import inert
     type=options.GivenPath(file_okay=False, exists=True, path_type=Path),
     **options.env("--keys"),
     help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
+)
+@click.option(
+    "--key-uri",
+    "key_uris",
+    multiple=True,
+    metavar="ROLE=URI",
+    callback=options.key_uris,
+    help="Sign ROLE (commands or timestamp) through this securesystemslib signer URI of an "
+    "Ed25519 key (hv:NAME/VERSION for a HashiCorp Vault transit key, file2:PATH) instead of "
+    "reconciler/ROLE.key; it must be a key root.json names for ROLE. Repeat for each role.",
 )
 @click.option(
     "--work-dir",
@@ -59,10 +70,17 @@ from schemas.inert import inert
     help="Polling interval in watch mode, 1s to 7d (a cheap ls-remote when nothing changed). "
     "[default: 30s]",
 )
+@click.option(
+    "--notifications",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Send state changes to the webhooks, Slack and forge commit statuses this file "
+    "lists (docs/operations.md, Notifications).",
+)
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
 def reconcile(
     keys_dir: Path,
+    key_uris: dict[str, str],
     work_dir: Path,
     repo: str,
     branch: str,
@@ -72,6 +90,7 @@ def reconcile(
     watch: bool,
     interval: str | None,
     listen: str | None,
+    notifications: Path | None,
     output: str,
 ) -> None:
     """Plan every plane against its recorded state and issue signed commands."""
@@ -82,9 +101,11 @@ def reconcile(
     if watch and given is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--output applies only without --watch (a daemon logs)")
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
+    destinations = _destinations(notifications)
     settings = reconciling.Settings(
         repo=repo,
         keys_dir=keys_dir,
+        key_uris=key_uris,
         work_dir=work_dir,
         branch=branch,
         path=spec_path,
@@ -92,10 +113,14 @@ def reconcile(
     )
     reconciler = reconciling.Reconciler(settings)
     if every is not None:
-        watching.run(reconciler, every, clock=clock.now)
+        watching.run(reconciler, every, clock=clock.now, destinations=destinations)
         return
     cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)
+    if destinations:  # after the report: delivering may take up to notify.DRAIN_TIMEOUT
+        notifier = notify.Notifier(destinations, work_dir, notify.Sender())
+        notifier.observe(cycle, reconciler.recorded.folded)
+        notifier.close()
     if cycle.problems:
         raise ReportedError
 
@@ -114,6 +139,13 @@ def _for_watch(
         if value is not None and not options.from_environment(context, name):
             raise click.UsageError(f"{flag} applies only with --watch")
     return None, None
+
+
+def _destinations(path: Path | None) -> list[notify.Destination]:
+    """The targets of ``--notifications``, with their secrets: checked before any cycle."""
+    if path is None:
+        return []
+    return notify.resolve(notify.load(path), path, os.environ)
 
 
 def _report(cycle: reconciling.Cycle, output: str) -> None:
