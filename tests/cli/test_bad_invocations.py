@@ -355,6 +355,15 @@ OURS = {
         ["status", "{s}/specs"], 2, "Missing option '--root'", env={"GITPLANE_ROOT": ""}),
     "reconcile-watch-output": Case(
         [*RECONCILE, "--watch", "-o", "json"], 2, "--output applies only without --watch"),
+    "wait-zero-interval": Case(
+        ["wait", "model/churn", "{s}/specs", "--root", "{s}/keys/root.json", "--interval", "0s"],
+        2, "is zero"),
+    "wait-repo-with-no-commits": Case(
+        ["wait", "model/churn", "{s}/empty-repo", "--root", "{s}/keys/root.json", "--timeout",
+         "0s"], 2, "has no commits yet"),
+    "wait-root-not-a-root": Case(
+        ["wait", "model/churn", "{s}/specs", "--root", "{s}/empty.json", "--timeout", "0s"], 2,
+        "empty.json is not a root of trust"),
     "demo-empty-workdir": Case(["demo", "--example", "{s}/specs", "--workdir", ""], 2,
                                "an empty path"),
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
