@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import background, retry
+from agent import background, declared, retry
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
 from agent.runtimes.base import ApplyContext, CancelToken, Runtime
-from ledger import errors, gitrepo, keys, status
+from ledger import errors, gitrepo, keyring, keys, layout, status
 from ledger import reader as log_reader
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -52,6 +52,10 @@ class Outcome:
     """Why git could not be reached this cycle (nothing changed; the next cycle retries)."""
     in_progress: str | None = None
     """``Kind/name`` of the apply still running on the worker thread, if one is."""
+    misconfigured: str | None = None
+    """Why nothing was done or reported: the configuration names what is not there (a
+    ``plane`` with no command log that the specs do not declare, a ``branch`` the repository
+    does not have)."""
 
 
 class Agent:
@@ -60,8 +64,8 @@ class Agent:
     def __init__(self, config: AgentConfig, runtime: Runtime | None = None) -> None:
         self.config = config
         state = config.state_dir
-        self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.remote)
-        root = config.root_file.read_bytes()
+        self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.repo)
+        root = keyring.read_root(config.root_file)
         trust = state / "trust.json"
         self.reader = log_reader.CommandReader(self.mirror, config.plane, trust, root)
         who = gitrepo.Identity(f"gitplane-agent {config.plane}", f"{config.plane}@gitplane.invalid")
@@ -85,8 +89,10 @@ class Agent:
         self._record_retry(now)
         self._held.clear()
         try:
-            self.mirror.fetch([f"refs/heads/{self.config.spec_branch}"])
+            specs = self.mirror.fetch([f"refs/heads/{self.config.branch}"])
             pending = self.reader.update(now)
+            if not pending and (why := self._misconfigured(specs)):
+                return Outcome([], None, False, misconfigured=why)
         except errors.VerificationError as exc:
             failure = signed.StatusError(code=exc.code, message=str(exc)[:4000])
             reported = self._try_report(now, failure)
@@ -105,6 +111,29 @@ class Agent:
         reported_at = now + timedelta(seconds=time.monotonic() - started)  # after a long build
         reported = self._try_report(reported_at, None)
         return Outcome(applied, None, reported, in_progress=self.in_progress)
+
+    def _misconfigured(self, specs: gitrepo.Snapshot) -> str | None:
+        """Why this agent has nothing to do: its branch is not in the repository, or its
+        plane has no command log and the specs on its branch do not declare it. None
+        otherwise (a declared plane reports before its first command: the reconciler plans
+        with its capabilities)."""
+        plane, branch = self.config.plane, self.config.branch
+        commit = specs.get(f"refs/heads/{branch}")
+        if commit is None:
+            return (
+                f"{self.config.repo} has no branch {branch}: check the agent configuration's branch"
+            )
+        if self.reader.load().timestamp is not None:
+            return None
+        if self.mirror.remote_heads(layout.commands_ref(plane)):
+            return None
+        if declared.is_declared(self.mirror, commit, plane):
+            return None
+        return (
+            f"no command log for plane {plane!r} and no DataPlane {plane!r} in the specs on "
+            f"{branch} of {self.config.repo}: check the agent configuration's plane "
+            "(nothing reported)"
+        )
 
     @property
     def landed(self) -> bool:
@@ -390,5 +419,5 @@ class Agent:
 def stop_serving(config: AgentConfig) -> int:
     """Stop what the plane of ``config`` serves (its runtime's :meth:`Runtime.stop_serving`),
     with no agent running: for an operator, or ``gitplane demo``, taking the plane down."""
-    mirror = gitrepo.Mirror.open(config.state_dir / "mirror.git", config.remote)
+    mirror = gitrepo.Mirror.open(config.state_dir / "mirror.git", config.repo)
     return select.for_config(config, mirror.repo).stop_serving()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,9 +17,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from schemas import parse
+from schemas import hints, parse
 from schemas.common import Duration, Name, parse_duration
 from schemas.errors import UsageError
+
+log = logging.getLogger("gitplane.agent")
+
+RENAMED = {"remote": "repo", "specBranch": "branch"}
+"""Old field names still read, with a deprecation warning: one name per concept, as the
+reconciler's ``--repo`` and ``--branch``."""
 
 
 class _Config(BaseModel):
@@ -87,10 +94,11 @@ class AgentConfig(_Config):
 
     plane: Name
     """The DataPlane's ``metadata.name``."""
-    remote: str
-    """The git remote holding the logs (and the specs): a path or any git URL."""
-    spec_branch: str = "main"
-    """Where the agent fetches MLflow Projects from (at the commit each command names)."""
+    repo: str
+    """The spec repository holding the logs (and the specs): a path or any git URL."""
+    branch: str = "main"
+    """The protected branch the agent fetches MLflow Projects from (at the commit each
+    command names)."""
     root_file: Path
     """The pinned root of trust (``root.json`` from ``gitplane keys init``)."""
     key_file: Path
@@ -100,6 +108,14 @@ class AgentConfig(_Config):
     poll_interval: Duration = "10s"
     runtime: RuntimeConfig = Field(default_factory=LocalRuntimeConfig)
 
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_bounds(cls, value: str) -> str:
+        """1s to 7d, as the reconciler's ``--interval``: 0s was a busy loop against git."""
+        if not 1 <= parse_duration(value) <= 7 * 24 * 3600:
+            raise ValueError(f"{value!r}: expected between 1s and 7d")
+        return value
+
     @property
     def poll_seconds(self) -> float:
         """``poll_interval`` in seconds."""
@@ -108,25 +124,50 @@ class AgentConfig(_Config):
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a config file; relative paths are relative to the file."""
-    try:
-        raw = parse.load_mapping(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    raw = _load_raw(path)
+    for note in _rename_deprecated(raw, path):
+        log.warning(note)
     for key in ("rootFile", "keyFile", "stateDir"):
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
     runtime = raw.get("runtime")
     if isinstance(runtime, dict) and isinstance(runtime.get("dataDir"), str):
         runtime["dataDir"] = str((path.parent / runtime["dataDir"]).resolve())
-    remote = raw.get("remote")
-    if isinstance(remote, str) and (path.parent / remote).exists():
-        raw["remote"] = str((path.parent / remote).resolve())  # a repository beside the file
+    repo = raw.get("repo")
+    if isinstance(repo, str) and (path.parent / repo).exists():
+        raw["repo"] = str((path.parent / repo).resolve())  # a repository beside the file
     try:
         return AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = first["loc"]
-        if loc[:1] == ("runtime",) and len(loc) > 2:  # runtime.<type>.field: the tag is noise
-            loc = ("runtime", *loc[2:])
-        where = ".".join(str(p) for p in loc)
-        raise UsageError(f"{path}: {where}: {first['msg']}") from None
+        raise UsageError(f"{path}: {_first_problem(exc)}") from None
+
+
+def _load_raw(path: Path) -> dict[str, Any]:
+    try:
+        return parse.load_mapping(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def _rename_deprecated(raw: dict[str, Any], path: Path) -> list[str]:
+    """Move each old field name of :data:`RENAMED` to its new one; a line per rename."""
+    notes = []
+    for old, new in RENAMED.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise UsageError(f"{path}: {old} and {new} are the same field; keep {new}")
+        raw[new] = raw.pop(old)
+        notes.append(f"warning: {path}: {old} is deprecated; rename it {new}")
+    return notes
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """``field: message`` of the first error, in the words ``validate`` uses for specs
+    (an unknown field gets a "did you mean")."""
+    first = exc.errors(include_url=False)[0]
+    loc = first["loc"]
+    if loc[:1] == ("runtime",) and len(loc) > 2:  # runtime.<type>.field: the tag is noise
+        first = {**first, "loc": ("runtime", *loc[2:])}
+    found = hints.explain(AgentConfig, first)
+    return f"{'.'.join(str(p) for p in found.path)}: {found.message}"

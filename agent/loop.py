@@ -99,7 +99,7 @@ def run(
 ) -> None:
     """Cycle until ``stop`` is set."""
     wake = threading.Event()
-    refwatch.start([worker.config.remote], stop, wake.set)
+    refwatch.start([worker.config.repo], stop, wake.set)
     next_poll = 0.0
     while not stop.is_set():
         if time.monotonic() >= next_poll or wake.is_set() or worker.landed:
@@ -134,6 +134,7 @@ def log_cycle(plane: str, outcome: Outcome) -> None:
         unreachable=outcome.unreachable,
         reported=outcome.reported,
         in_progress=outcome.in_progress,
+        **({"misconfigured": outcome.misconfigured} if outcome.misconfigured else {}),
     )
 
 

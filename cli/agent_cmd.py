@@ -27,7 +27,8 @@ def agent() -> None:
     "--config",
     "config_file",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(dir_okay=False, exists=True, path_type=Path),
+    **options.env("--config"),
     help="Agent configuration (see docs/agent.md).",
 )
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
@@ -39,6 +40,8 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     a pushed ref when the remote is on local disk) and observing what runs every
     second in between.
     """
+    if once and listen and options.from_environment(click.get_current_context(), "listen"):
+        listen = None  # GITPLANE_LISTEN is the daemon's: a one-off cycle leaves it be
     if once and listen:
         raise click.UsageError("--listen applies only without --once (the daemon serves metrics)")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
@@ -47,7 +50,9 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
         loop.log_cycle(config.plane, outcome)
-        if outcome.error or outcome.unreachable:
+        if outcome.misconfigured:
+            click.echo(f"error: {outcome.misconfigured}", err=True)
+        if outcome.error or outcome.unreachable or outcome.misconfigured:
             raise ReportedError  # the cycle's line on stderr says why
         return
     stop = threading.Event()

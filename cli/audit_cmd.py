@@ -19,7 +19,13 @@ from reconciler.audit import view as audit_view
 @options.root(required=True, what="every bundle and report is verified from it")
 @options.plane_filter("Show only this plane's commands and status.")
 @click.option("--since", help="Show only events from this date on (2026-11-24, or a UTC time).")
-@click.option("--branch", default="main", show_default=True, help="The protected spec branch.")
+@click.option(
+    "--rev",
+    default="main",
+    show_default=True,
+    help="Read the history of this commit's first-parent line (the protected spec branch).",
+)
+@options.deprecated("--branch", "--rev", "old_branch")
 @options.state_repo
 @options.output("text", "json")
 def audit(
@@ -28,7 +34,8 @@ def audit(
     root: Path,
     only: str | None,
     since: str | None,
-    branch: str,
+    rev: str,
+    old_branch: str | None,
     state_repo: str | None,
     output: str,
 ) -> None:
@@ -39,6 +46,7 @@ def audit(
     sequence, signing key), and each change of its phase or digest each plane reported
     (when, under which agent key). Unverified documents and gaps are shown, marked !.
     """
+    branch = options.renamed("--rev", rev, old_branch)
     request = audit_read.AuditRequest(path, resource, root, branch, state_repo, only, _since(since))
     report = audit_read.load_audit(request)
     if output == "json":

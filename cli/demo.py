@@ -107,7 +107,7 @@ class Demo:
         data.mkdir(parents=True)
         shutil.copy(self.source / "sample-data" / "events.csv", data / "events.csv")
         (self.plane / "agent.yaml").write_text(
-            f"plane: {PLANE}\nremote: {self.bare}\nrootFile: {self.keys / 'root.json'}\n"
+            f"plane: {PLANE}\nrepo: {self.bare}\nrootFile: {self.keys / 'root.json'}\n"
             f"keyFile: {self.keys / 'agents' / f'{PLANE}.key'}\nstateDir: state\n"
             "pollInterval: 5s\nruntime:\n  type: local\n  dataDir: data\n"
             "  ports: 20000-20999\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cli import demo as demo_steps
+from cli import options
 
 MARKER = ".gitplane-demo"
 
@@ -15,19 +16,25 @@ MARKER = ".gitplane-demo"
 @click.command("demo")
 @click.option(
     "--example",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(file_okay=False, exists=True, path_type=Path),
     default=Path("example-repo"),
     show_default=True,
     help="The spec repository to start from.",
 )
 @click.option(
     "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     default=Path(".gitplane-demo"),
     show_default=True,
     help="Where everything is created (emptied first if an earlier demo made it).",
 )
-@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait per step.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait per step.",
+)
 def demo(example: Path, workdir: Path, timeout: float) -> None:
     """Run the main job on this machine: git, keys, reconciler, agent, MLflow, endpoints.
 

@@ -15,7 +15,7 @@ DIR = click.option(
     "--dir",
     "directory",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     help="Directory to write the keys into.",
 )
 

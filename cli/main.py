@@ -1,13 +1,14 @@
 """The ``gitplane`` command: sub-commands, and the one place exit codes are decided.
 
 Exit codes: 0 success; 1 an expected failure (invalid specs, a refused
-command); 2 a usage error; 3 a crash (a bug: the traceback is printed);
-130 interrupted.
+command); 2 a usage error (also a path that cannot be used: a file where a directory
+belongs, no permission); 3 a crash (a bug: the traceback is printed); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import importlib
 import io
 import os
@@ -101,6 +102,25 @@ def _fit_streams() -> None:
             stream.reconfigure(errors="gitplane-ascii")
 
 
+BAD_PATH = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM,
+     errno.EROFS, errno.ELOOP, errno.ENAMETOOLONG}
+)  # fmt: skip
+"""Errors of a path the user gave (or one made from it): a usage error, exit 2. Any other
+error of a named file (a full disk, an I/O error) is an expected failure, exit 1."""
+
+
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+"""Errors of a write whose file Python does not name (a full disk): said, exit 1."""
+
+
+def _path_error(exc: OSError) -> int:
+    """Say which file could not be used and why, in one line; the exit code."""
+    where = f"{inert(str(exc.filename))}: " if exc.filename is not None else ""
+    click.echo(f"error: {where}{exc.strerror}: check the path and its permissions", err=True)
+    return 2 if exc.errno in BAD_PATH else 1
+
+
 def main() -> None:
     """Entry point of the console script."""
     _fit_streams()
@@ -122,7 +142,15 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.filename is None and exc.errno not in FULL:  # a socket, a pipe, a bug
+            _crash()
+        sys.exit(_path_error(exc))
     except Exception:  # a bug: say so, with the traceback to report
-        traceback.print_exc()
-        click.echo("gitplane crashed; please report the traceback above.", err=True)
-        sys.exit(EXIT_CRASH)
+        _crash()
+
+
+def _crash() -> None:
+    traceback.print_exc()
+    click.echo("gitplane crashed; please report the traceback above.", err=True)
+    sys.exit(EXIT_CRASH)

@@ -16,11 +16,54 @@ from schemas.common import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-spec_path = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+
+class GivenPath(click.Path):
+    """``click.Path`` that refuses an empty string, which click takes for the current
+    directory (``keys init --dir ""`` wrote the keys there). An empty variable
+    (``GITPLANE_ROOT=``) is no value at all, as click reads it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path: give a file or directory", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+ENVIRONMENT = {
+    "--root": "GITPLANE_ROOT",
+    "--state-repo": "GITPLANE_STATE_REPO",
+    "--repo": "GITPLANE_REPO",
+    "--keys": "GITPLANE_KEYS",
+    "--branch": "GITPLANE_BRANCH",
+    "--work-dir": "GITPLANE_WORK_DIR",
+    "--interval": "GITPLANE_INTERVAL",
+    "--listen": "GITPLANE_LISTEN",
+    "--config": "GITPLANE_CONFIG",
+    "--plane": "GITPLANE_PLANE",
+}
+"""The environment variable of each option that has one, the same in every command that
+takes the option (``--plane`` only where it filters what is shown). ``--output`` has none,
+as in kubectl and terraform: a script's parsing must not change with its environment;
+``--no-color`` is ``NO_COLOR`` (no-color.org)."""
+
+
+def env(flag: str) -> dict[str, Any]:
+    """Keyword arguments giving ``flag`` its variable from :data:`ENVIRONMENT` through
+    click's own ``envvar`` (shown in ``--help`` and docs/cli.md); the flag wins over it."""
+    return {"envvar": ENVIRONMENT[flag], "show_envvar": True}
+
+
+def from_environment(context: click.Context, name: str) -> bool:
+    """Whether parameter ``name`` took its value from its environment variable: a daemon's
+    variable (``GITPLANE_LISTEN``) must not refuse a one-off run the way the flag does."""
+    return context.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
+
+
+spec_path = click.argument("path", default=".", type=GivenPath(file_okay=False, path_type=Path))
 """PATH: a checkout of the spec repository (default: the current directory)."""
 
 state_repo = click.option(
     "--state-repo",
+    **env("--state-repo"),
     help="Where the logs are (default: PATH's repository if it holds them, else its origin).",
 )
 
@@ -30,7 +73,8 @@ def root(*, required: bool, what: str) -> Callable[[F], F]:
     return click.option(
         "--root",
         required=required,
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=GivenPath(dir_okay=False, exists=True, path_type=Path),
+        **env("--root"),
         help=f"root.json: {what}.",
     )
 
@@ -53,12 +97,14 @@ def output(*formats: str) -> Callable[[F], F]:
 
 def plane_filter(help_text: str) -> Callable[[F], F]:
     """``--plane NAME``: show only this plane (passed as ``only``)."""
-    return click.option("--plane", "only", help=help_text)
+    return click.option("--plane", "only", **env("--plane"), help=help_text)
 
 
 def listen(help_text: str) -> Callable[[F], F]:
     """``--listen HOST:PORT``: where a daemon serves its HTTP endpoints."""
-    return click.option("--listen", metavar="HOST:PORT", default=None, help=help_text)
+    return click.option(
+        "--listen", metavar="HOST:PORT", default=None, **env("--listen"), help=help_text
+    )
 
 
 def check(what: str) -> Callable[[F], F]:
@@ -95,6 +141,29 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
             "at most 63, as its metadata.name)"
         )
     return value
+
+
+def deprecated(old: str, new: str, dest: str) -> Callable[[F], F]:
+    """``old``, a spelling ``new`` replaced: hidden, still working, with a one-line warning
+    on stderr naming ``new`` (passed as ``dest``; :func:`renamed` merges the two)."""
+
+    def warn(_context: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            click.echo(f"warning: {old} is deprecated; use {new}", err=True)
+        return value
+
+    return click.option(old, dest, hidden=True, callback=warn, help=f"Deprecated: use {new}.")
+
+
+def renamed(new: str, value: Any, old_value: Any) -> Any:
+    """The value of option ``new`` or of its deprecated spelling: the old one when only it
+    is given; both given is a usage error."""
+    if old_value is None:
+        return value
+    source = click.get_current_context().get_parameter_source(new.removeprefix("--"))
+    if source is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(f"{new} and its deprecated spelling are both given; keep {new}")
+    return old_value
 
 
 def key_uris(

@@ -41,6 +41,10 @@ def plan(
     planes are planned against what their verified logs and status record;
     without it, as if every plane were empty.
     """
+    if state_repo is not None and root is None:
+        if not options.from_environment(click.get_current_context(), "state_repo"):
+            raise click.UsageError("--state-repo applies only with --root (the logs are read)")
+        state_repo = None  # GITPLANE_STATE_REPO, set for status and audit, has nothing to do
     request = planning.PlanRequest(path, rev, base, root, state_repo)
     try:
         result = planning.make_plan(request, clock.now())

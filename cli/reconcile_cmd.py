@@ -17,12 +17,18 @@ from schemas.inert import inert
 
 
 @click.command("reconcile")
-@click.option("--repo", required=True, help="The spec repository: a path or a git URL.")
+@click.option(
+    "--repo",
+    required=True,
+    **options.env("--repo"),
+    help="The spec repository: a path or a git URL.",
+)
 @click.option(
     "--keys",
     "keys_dir",
     required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.GivenPath(file_okay=False, exists=True, path_type=Path),
+    **options.env("--keys"),
     help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
 )
 @click.option(
@@ -37,19 +43,32 @@ from schemas.inert import inert
 )
 @click.option(
     "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     default=Path(".gitplane/reconciler"),
     show_default=True,
+    **options.env("--work-dir"),
     help="Scratch space for bare mirrors.",
 )
-@click.option("--branch", default="main", show_default=True, help="The protected branch.")
+@click.option(
+    "--branch",
+    default="main",
+    show_default=True,
+    **options.env("--branch"),
+    help="The protected branch the reconciler follows.",
+)
 @click.option("--path", "spec_path", default="", help="Directory of the specs in the repo.")
-@click.option("--state-repo", help="Keep the command and status logs in this repository.")
+@click.option(
+    "--state-repo",
+    **options.env("--state-repo"),
+    help="Keep the command and status logs in this repository.",
+)
 @click.option("--once", is_flag=True, help="One cycle, then exit (the default).")
 @click.option("--watch", is_flag=True, help="Run until stopped (SIGTERM, Ctrl-C).")
 @click.option(
     "--interval",
-    help="Polling interval in watch mode (a cheap ls-remote when nothing changed). [default: 30s]",
+    **options.env("--interval"),
+    help="Polling interval in watch mode, 1s to 7d (a cheap ls-remote when nothing changed). "
+    "[default: 30s]",
 )
 @click.option(
     "--notifications",
@@ -77,9 +96,10 @@ def reconcile(
     """Plan every plane against its recorded state and issue signed commands."""
     if once and watch:
         raise click.UsageError("use --once or --watch, not both")
-    if not watch and (interval is not None or listen is not None):
-        given = "--interval" if interval is not None else "--listen"
-        raise click.UsageError(f"{given} applies only with --watch")
+    interval, listen = _for_watch(watch, interval=interval, listen=listen)
+    given = click.get_current_context().get_parameter_source("output")
+    if watch and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--output applies only without --watch (a daemon logs)")
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
     destinations = _destinations(notifications)
     settings = reconciling.Settings(
@@ -103,6 +123,22 @@ def reconcile(
         notifier.close()
     if cycle.problems:
         raise ReportedError
+
+
+def _for_watch(
+    watch: bool, *, interval: str | None, listen: str | None
+) -> tuple[str | None, str | None]:
+    """``--interval`` and ``--listen`` as they apply: given as flags without ``--watch`` they
+    are refused; from GITPLANE_INTERVAL or GITPLANE_LISTEN (set for the daemon) a one-off
+    run leaves them be."""
+    if watch:
+        return interval, listen
+    context = click.get_current_context()
+    for flag, value in (("--interval", interval), ("--listen", listen)):
+        name = flag.removeprefix("--")
+        if value is not None and not options.from_environment(context, name):
+            raise click.UsageError(f"{flag} applies only with --watch")
+    return None, None
 
 
 def _destinations(path: Path | None) -> list[notify.Destination]:

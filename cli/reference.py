@@ -33,8 +33,9 @@ EXIT_CODES = (
     ),
     (
         UsageError.exit_code,
-        "a usage error: an unknown option, a missing file or directory, an unknown "
-        "revision, conflicting flags",
+        "a usage error: an unknown option, a missing file or directory or one that cannot "
+        "be used (a file where a directory belongs, no permission), an unknown revision, "
+        "conflicting flags or a flag that does not apply",
     ),
     (cli_main.EXIT_CRASH, "a crash: a bug in Gitplane; the traceback is printed, please report it"),
     (cli_main.EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
@@ -58,7 +59,11 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
         "`--rev` are invalid",
         2: "a usage error, also a KIND/NAME or `--plane` no spec at `--rev` defines",
     },
-    "agent run": {1: "`--once`: the command log was refused, or git was unreachable"},
+    "agent run": {
+        1: "`--once`: the command log was refused, or git was unreachable, or the "
+        "configuration names what is not there (a plane with no command log that no DataPlane "
+        "declares, a branch the repository lacks: nothing is reported)"
+    },
     "schema export": {1: "`--check`: a schema file is stale"},
     "schema docs": {1: "`--check`: the reference is stale"},
 }
@@ -80,6 +85,46 @@ SEE_ALSO: dict[str, tuple[tuple[str, str], ...]] = {
 }
 """Pages of docs/ that explain a command further (paths relative to docs/)."""
 
+NAMES = (
+    ("the spec checkout a command reads", "`PATH` (argument)", "", ""),
+    ("a commit to read (branch, tag or id)", "`--rev`", "", ""),
+    ("the spec repository a daemon follows", "`--repo`", "--repo", "`repo`"),
+    ("the protected branch a daemon follows", "`--branch`", "--branch", "`branch`"),
+    ("the directory of the specs in the repository", "`--path`", "", ""),
+    ("where the command and status logs are", "`--state-repo`", "--state-repo", "`repo`"),
+    ("the pinned root of trust", "`--root`", "--root", "`rootFile`"),
+    ("the reconciler's keys directory", "`--keys`", "--keys", ""),
+    ("the agent's private key", "", "", "`keyFile`"),
+    ("a daemon's own state and scratch space", "`--work-dir`", "--work-dir", "`stateDir`"),
+    ("time between polls", "`--interval`", "--interval", "`pollInterval`"),
+    ("where a daemon serves HTTP", "`--listen`", "--listen", ""),
+    ("the agent's configuration file", "`agent run --config`", "--config", ""),
+    ("a data plane", "`--plane`", "--plane", "`plane`"),
+    ("the output format", "`--output`, `-o`", "", ""),
+    ("no colour", "`--no-color`", "", ""),
+)
+"""One name per concept: (concept, CLI option, the option whose variable it takes, the
+agent configuration's key). The variables come from ``cli.options.ENVIRONMENT``."""
+
+RENAMED = (
+    ("`audit --branch`", "`audit --rev`"),
+    ("agent config `remote`", "agent config `repo`"),
+    ("agent config `specBranch`", "agent config `branch`"),
+)
+"""Old spellings that still work, each with a one-line deprecation warning on stderr."""
+
+NAME_NOTES = (
+    "A flag wins over its variable. `--plane` reads `GITPLANE_PLANE` only where it filters "
+    "what is shown (`status`, `audit`, `wait`), never where it names a key to create; "
+    "`wait --interval` (how often it looks) reads no variable either. "
+    "`GITPLANE_LISTEN` and `GITPLANE_INTERVAL` are a daemon's: a one-off run "
+    "(`reconcile --once`, `agent run --once`) leaves them be, where the flags are refused. "
+    "`--output` has no variable, as in kubectl and terraform: what a script parses must not "
+    "change with its environment. Colour is off with `NO_COLOR` (no-color.org) as with "
+    "`--no-color`. The reconciler's webhook secret is only in `GITPLANE_WEBHOOK_SECRET`, "
+    "never a flag (a flag shows in `ps`)."
+)
+
 HEADER = """\
 # CLI reference
 
@@ -96,11 +141,25 @@ def render(group: click.Group | None = None, name: str = "gitplane") -> str:
     out = [HEADER, "## Exit codes", "", "| code | meaning |", "|---|---|"]
     out += [f"| {code} | {_cell(meaning)} |" for code, meaning in EXIT_CODES]
     out += ["", "Commands that give a code a meaning of their own say so below.", ""]
+    out += _names_section()
     out += ["## Commands", ""]
     out += [*(_toc_line(ctx) for ctx in contexts), ""]
     for ctx in contexts:
         out += _section(ctx)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _names_section() -> list[str]:
+    """The table of one name per concept, its variable and its agent configuration key."""
+    out = ["## Names and environment variables", ""]
+    out += ["| concept | CLI | environment variable | agent config |", "|---|---|---|---|"]
+    for concept, flag, option, key in NAMES:
+        variable = f"`{options.ENVIRONMENT[option]}`" if option else ""
+        variable = "`NO_COLOR`" if flag == "`--no-color`" else variable
+        out.append(f"| {_cell(concept)} | {flag} | {variable} | {key} |")
+    out += ["", NAME_NOTES, "", "Renamed, the old spelling still accepted with a warning:"]
+    out += ["", *(f"* {old} is now {new}" for old, new in RENAMED), ""]
+    return out
 
 
 def is_stale(out: Path) -> bool:
@@ -177,13 +236,20 @@ def _arguments(command: click.Command) -> list[str]:
 
 def _options(ctx: click.Context) -> list[str]:
     rows = [
-        f"| {_names(p)} | {_value(p)} | {_default(p, ctx)} | {_cell(p.help or '')} |"
+        f"| {_names(p)} | {_value(p)} | {_default(p, ctx)} | {_cell(p.help or '')}{_env(p)} |"
         for p in ctx.command.params
         if isinstance(p, click.Option) and not p.hidden
     ]
     if not rows:
         return []
     return ["| option | value | default | meaning |", "|---|---|---|---|", *rows, ""]
+
+
+def _env(option: click.Option) -> str:
+    """`` Env: `GITPLANE_ROOT`.`` for an option that shows its variable."""
+    if not option.show_envvar or not isinstance(option.envvar, str):
+        return ""
+    return f" Env: `{option.envvar}`."
 
 
 def _names(option: click.Option) -> str:

@@ -20,7 +20,7 @@ def schema() -> None:
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.GivenPath(file_okay=False, path_type=Path),
     default=jsonschema_export.DEFAULT_DIR,
     show_default=True,
     help="Where to write one <kind>.json per kind.",
@@ -38,14 +38,14 @@ def export(directory: Path, check: bool) -> None:
 @schema.command()
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=options.GivenPath(dir_okay=False, path_type=Path),
     default=Path("docs/reference/specs.md"),
     show_default=True,
     help="Where to write the Markdown reference.",
 )
 @click.option(
     "--support-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=options.GivenPath(dir_okay=False, path_type=Path),
     default=Path("docs/reference/support.md"),
     show_default=True,
     help="Where to write the table of what each runtime does not enforce.",

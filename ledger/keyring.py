@@ -81,6 +81,24 @@ def root_files(directory: Path) -> list[Path]:
     return [*archived, directory / ROOT_FILE]
 
 
+def read_root(path: Path) -> bytes:
+    """The bytes of the root of trust at ``path``, once they parse and verify as a root signed
+    by its own threshold: anything else (a PEM key, a binary file, an empty one) is named
+    with its file, not left to fail later as "not strict JSON"."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        verify.load_trusted_root(data)
+    except errors.VerificationError as exc:
+        raise UsageError(
+            f"{path} is not a root of trust ({exc}): give the root.json `gitplane keys init` "
+            "made, or a later one"
+        ) from None
+    return data
+
+
 def create_agent_key(directory: Path, plane: str) -> keys.PublicKey:
     """A new status-signing key for ``plane``'s agent; returns its public half. ``plane`` is
     a name, never a path: the key is written nowhere but ``<directory>/agents/``."""
@@ -103,10 +121,7 @@ def load_reconciler_signers(
     A role in ``uris`` signs through that securesystemslib URI (a key service such as Vault)
     and needs no key file; the others load ``reconciler/<role>.key`` as ``init`` created it."""
     path = directory / ROOT_FILE
-    try:
-        root = verify.load_trusted_root(path.read_bytes())
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    root = verify.load_trusted_root(read_root(path))
     given = uris or {}
     unknown = sorted(set(given) - set(ONLINE_ROLES))
     if unknown:
@@ -201,14 +216,17 @@ def rotate_keys(
         raise UsageError(
             f"--public-key {stray[0]}=... needs --role {stray[0]}: it is a rotated role's new key"
         )
-    current_bytes = (directory / ROOT_FILE).read_bytes()
+    if root_keys is not None and "root" not in roles:
+        raise UsageError("--root-keys applies only with --role root (the root keys are kept)")
+    current_bytes = read_root(directory / ROOT_FILE)
     current = verify.load_trusted_root(current_bytes)
     old_signers = _root_signers(directory, current)
     version = current.version + 1
-    new_root = _new_root_signers(directory, version, root_keys) if "root" in roles else old_signers
+    count = _new_root_count(root_keys) if "root" in roles else len(old_signers)
     k = threshold if threshold is not None else current.roles.root.threshold
-    if not 1 <= k <= len(new_root):
-        raise UsageError(f"need 1 <= threshold ({k}) <= root keys ({len(new_root)})")
+    if not 1 <= k <= count:
+        raise UsageError(f"need 1 <= threshold ({k}) <= root keys ({count})")
+    new_root = _new_root_signers(directory, version, count) if "root" in roles else old_signers
     online = {
         role: _online(directory, role, version, given.get(role))
         if role in roles
@@ -248,9 +266,15 @@ def _root_signers(directory: Path, root: signed.Root) -> list[keys.FileSigner]:
     return found
 
 
-def _new_root_signers(directory: Path, version: int, count: int | None) -> list[keys.FileSigner]:
+def _new_root_count(count: int | None) -> int:
+    """How many new root keys: checked before any is written, so that a refused rotation
+    leaves nothing behind for the corrected retry to trip on."""
     if count is None or not 1 <= count <= 32:
         raise UsageError("rotating the root keys needs --root-keys N (1..32)")
+    return count
+
+
+def _new_root_signers(directory: Path, version: int, count: int) -> list[keys.FileSigner]:
     return [_new(directory / "root" / f"v{version}" / f"root-{i}.key") for i in range(1, count + 1)]
 
 

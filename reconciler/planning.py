@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from ledger import commands, gitrepo
+from ledger import commands, gitrepo, keyring
 from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
+from reconciler import validate as validation
 from reconciler.decide import deletions
 from reconciler.plan import Action, Desired, Plan, plan
 from reconciler.planned import ORDER, PlanePlan
@@ -110,10 +111,7 @@ def _recorded(
 ) -> tuple[dict[str, RecordedPlane], dict[str, signed.Status | None]]:
     if request.root is None:
         return {}, {}
-    try:
-        root = request.root.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {request.root}: {exc.strerror}") from None
+    root = keyring.read_root(request.root)
     with tempfile.TemporaryDirectory(prefix="gitplane-plan-") as scratch:
         mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
         log = commands.CommandLog(mirror, root, [], [], reconciling.RECONCILER)
@@ -138,6 +136,7 @@ def _desired(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> Desi
 
 
 def _load(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> desired.DesiredState:
+    validation.resolve(repo, rev)  # a repository with no commits, an unknown rev: in words
     try:
         return desired.load_commit(repo, rev, prefix=prefix, display=display)
     except gitrepo.GitError as exc:

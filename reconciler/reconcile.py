@@ -138,6 +138,7 @@ class Reconciler:
         commit = self.specs.fetch([self.branch_ref]).get(self.branch_ref)
         if commit is None:
             raise UsageError(f"{self.settings.repo} has no branch {self.settings.branch}")
+        self._check_path(commit)
         snapshot = self._load(commit)
         if snapshot.want is None:
             return Cycle(commit, problems=snapshot.state.problems)
@@ -168,6 +169,16 @@ class Reconciler:
                 cycle.issued[update.plane] = head
         self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
+
+    def _check_path(self, commit: str) -> None:
+        """``--path`` names a directory of the commit (git's own ``ls-tree`` error was all
+        that was said)."""
+        path = self.settings.path.strip("/")
+        if path and not self.specs.repo.tree_id(commit, path):
+            raise UsageError(
+                f"--path {self.settings.path!r} is not a directory of {self.settings.repo} at "
+                f"{self.settings.branch} ({commit[:12]}): give the directory of the specs"
+            )
 
     def _snapshot(self, now: datetime) -> tuple[gitrepo.Snapshot, list[str]]:
         """One snapshot of every log for the whole cycle, with a root chain that verifies: a

@@ -33,16 +33,7 @@ def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> V
         return Validation(desired.load_worktree(path, display=display), [note])
     repo, prefix = found
     name = rev or "HEAD"
-    try:
-        commit = repo.resolve(name)
-    except gitrepo.GitError:
-        if rev is None:
-            raise UsageError(
-                f"{repo.path} has no commits yet: commit the specs, or use --worktree"
-            ) from None
-        raise UsageError(
-            f"{repo.path} has no commit {rev!r} (give a branch, tag or commit id)"
-        ) from None
+    commit = resolve(repo, name)
     try:
         state = desired.load_commit(repo, commit, prefix=prefix, display=display)
     except gitrepo.GitError as exc:
@@ -59,6 +50,22 @@ def validate(path: Path, *, rev: str | None = None, worktree: bool = False) -> V
             f"changes under {display} are not included: use --worktree to check them"
         )
     return Validation(state, notes)
+
+
+def resolve(repo: gitrepo.GitRepo, rev: str) -> str:
+    """The commit ``rev`` names, or why not in the user's words (not git's bare "Needed a
+    single revision"): a repository with no commits, or a name it does not have."""
+    try:
+        return repo.resolve(rev)
+    except gitrepo.GitError:
+        if rev == "HEAD":
+            raise UsageError(
+                f"{repo.path} has no commits yet: commit the specs "
+                "(validate --worktree reads the files on disk)"
+            ) from None
+        raise UsageError(
+            f"{repo.path} has no commit {rev!r} (give a branch, tag or commit id)"
+        ) from None
 
 
 def _in_commit(repo: gitrepo.GitRepo, commit: str, prefix: str) -> bool:

@@ -47,7 +47,9 @@ class WatchSettings:
         try:
             seconds = parse_duration(interval)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(f"--interval {exc}") from None
+        if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+            raise UsageError(f"--interval {interval}: expected between 1s and 7d")
         if listen is None:
             return cls(seconds)
         try:
@@ -55,6 +57,12 @@ class WatchSettings:
         except ValueError as exc:
             raise UsageError(f"--listen {exc}") from None
         return cls(seconds, host, port)
+
+
+MIN_INTERVAL = 1.0
+"""Seconds: a shorter poll is a busy loop against the git server (0s was taken)."""
+MAX_INTERVAL = 7 * 24 * 3600.0
+"""Seconds (a week): a longer wait is a mistake, and past ~10**9 one no timer takes."""
 
 
 class Watcher:

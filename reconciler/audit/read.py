@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from ledger import errors, gitrepo, keys, layout, roots, verify
+from ledger import errors, gitrepo, keyring, keys, layout, roots, verify
 from reconciler import desired
 from reconciler.audit import _git as _audit_git
 from reconciler.audit import model as audit
@@ -310,7 +310,4 @@ def _current(versions: Sequence[audit.LogFile]) -> audit.LogFile | None:
 
 
 def _read_root(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return keyring.read_root(path)

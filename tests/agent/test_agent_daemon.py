@@ -51,7 +51,7 @@ def _agent_config(world: World, settings: str) -> Path:  # noqa: F811
     world.agent_keys["local-dev"].save(key)
     config = world.root / "agent" / "agent.yaml"
     config.write_text(
-        f"plane: local-dev\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"plane: local-dev\nrepo: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
         f"keyFile: {key}\nstateDir: state\n{settings}"
     )
     return config

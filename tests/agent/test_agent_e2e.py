@@ -28,7 +28,7 @@ def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499
     world.agent_keys[plane].save(key)
     config = world.root / "agent" / "agent.yaml"
     config.write_text(
-        f"plane: {plane}\nremote: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"plane: {plane}\nrepo: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
         f"keyFile: {key}\nstateDir: state\nruntime: {{type: local, ports: {ports}}}\n"
     )
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,7 @@ import pytest
 from agent.config import load_config
 from schemas.errors import UsageError
 
-GOOD = (
-    "plane: local-dev\nremote: /srv/specs.git\nrootFile: root.json\nkeyFile: k.key\nstateDir: s\n"
-)
+GOOD = "plane: local-dev\nrepo: /srv/specs.git\nrootFile: root.json\nkeyFile: k.key\nstateDir: s\n"
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
@@ -21,7 +20,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.root_file == tmp_path / "root.json"
     assert config.state_dir == tmp_path / "s"
     assert config.poll_seconds == 10
-    assert config.spec_branch == "main"
+    assert config.branch == "main"
     assert config.runtime.type == "local"  # the embedded runtime when none is named
     assert (
         config.runtime.tracking_uri(config.state_dir) == f"sqlite:///{tmp_path / 's' / 'mlflow.db'}"
@@ -43,7 +42,17 @@ def test_the_runtime_is_chosen_by_its_type(tmp_path: Path) -> None:
         pytest.param(GOOD + "pollIntervl: 5s\n", "pollIntervl", id="unknown-field"),
         pytest.param(GOOD.replace("plane: local-dev", "plane: Local_Dev"), "plane", id="bad-name"),
         pytest.param(GOOD + "x: &a 1\n", "anchor", id="anchor"),
-        pytest.param(GOOD.replace("remote: /srv/specs.git\n", ""), "remote", id="missing"),
+        pytest.param(GOOD.replace("repo: /srv/specs.git\n", ""), "repo: missing", id="missing"),
+        pytest.param(
+            GOOD + "pollIntervl: 5s\n",
+            "pollIntervl: unknown field 'pollIntervl' \\(did you mean 'pollInterval'\\?\\)",
+            id="did-you-mean",
+        ),
+        pytest.param(
+            GOOD + "remote: /srv/other.git\n",
+            "remote and repo are the same field; keep repo",
+            id="old-and-new-name",
+        ),
         pytest.param(
             GOOD + "runtime: {type: nomad}\n",
             r"runtime: unknown runtime type \(this release has: local\)",
@@ -51,7 +60,7 @@ def test_the_runtime_is_chosen_by_its_type(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD + "runtime: {type: local, replicas: 2}\n",
-            "runtime.replicas: Extra inputs",
+            "runtime.replicas: unknown field 'replicas'",
             id="runtime-field",
         ),
         *(
@@ -69,3 +78,23 @@ def test_bad_configs_are_refused(tmp_path: Path, text: str, message: str) -> Non
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(path)
+
+
+def test_old_field_names_still_work_with_a_warning_naming_the_new_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``remote`` and ``specBranch`` became ``repo`` and ``branch``, as the reconciler's
+    ``--repo`` and ``--branch``; a config written before keeps working."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(GOOD.replace("repo:", "remote:") + "specBranch: release\n")
+    with caplog.at_level(logging.WARNING, logger="gitplane.agent"):
+        config = load_config(path)
+    assert (config.repo, config.branch) == ("/srv/specs.git", "release")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {path}: remote is deprecated; rename it repo",
+        f"warning: {path}: specBranch is deprecated; rename it branch",
+    ]
+    caplog.clear()
+    path.write_text(GOOD)
+    load_config(path)
+    assert caplog.records == []

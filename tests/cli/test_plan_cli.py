@@ -140,7 +140,7 @@ def test_text_output_reads_like_terraform(gitplane_bin: str, example_repo: Path)
 def test_detailed_exitcode_errors_are_1(gitplane_bin: str, example_repo: Path) -> None:
     done = run(gitplane_bin, example_repo, "--base", "no-such-branch", "--detailed-exitcode")
     assert done.returncode == 1  # 2 would read as "changes" in CI
-    assert "error: cannot read no-such-branch" in done.stderr
+    assert "has no commit 'no-such-branch'" in done.stderr
     plain = run(gitplane_bin, example_repo, "--base", "no-such-branch")
     assert plain.returncode == 2  # a usage error, as everywhere else
     for bad in (["--output", "yaml"], ["--no-such-flag"]):  # click's own usage errors too

@@ -304,9 +304,22 @@ def test_since_keeps_later_events_and_the_live_state(world: World, gitplane_bin:
         (["deployment/nothing-here"], "no spec on main or in its history declares"),
         (["deployment/churn-dev", "--plane", "mars"], "no DataPlane named 'mars'"),
         (["deployment/churn-dev", "--since", "yesterday"], "is not a date or time"),
-        (["deployment/churn-dev", "--branch", "nope"], "cannot read branch nope"),
+        (["deployment/churn-dev", "--rev", "nope"], "cannot read branch nope"),
+        (
+            ["deployment/churn-dev", "--branch", "nope"],
+            "warning: --branch is deprecated; use --rev\nerror: cannot read branch nope",
+        ),
+        (["deployment/churn-dev", "--branch", "a", "--rev", "b"], "both given; keep --rev"),
     ],
-    ids=["bad-kind", "unknown-resource", "unknown-plane", "bad-since", "unknown-branch"],
+    ids=[
+        "bad-kind",
+        "unknown-resource",
+        "unknown-plane",
+        "bad-since",
+        "unknown-rev",
+        "deprecated-branch",
+        "rev-and-branch",
+    ],
 )
 def test_usage_errors(world: World, gitplane_bin: str, args: list[str], message: str) -> None:
     done = _run(gitplane_bin, world, *args[:1], str(world.work), *args[1:])
