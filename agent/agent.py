@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import json
 import logging
 import shutil
 import tempfile
@@ -134,8 +133,8 @@ class Agent:
         futures: list[concurrent.futures.Future[Any]] = [work.future for work in running]
         _, unfinished = concurrent.futures.wait(futures, timeout=background.ABANDON_WAIT_SECONDS)
         if unfinished:  # a runtime that does not heed its token: the process exits when it ends
-            why = {"msg": "cancelled work still running", "plane": self.config.plane}
-            log.warning(json.dumps({**why, "seconds": background.ABANDON_WAIT_SECONDS}))
+            fields = {"plane": self.config.plane, "waited": background.ABANDON_WAIT_SECONDS}
+            log.warning("cancelled work still running", extra={"fields": fields})
         return flight.ref if flight in running else None
 
     def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
@@ -261,11 +260,8 @@ class Agent:
             return
         if before is not None and (before.phase, before.message) == (state.phase, state.message):
             return
-        line = {
-            "msg": f"{state.kind}/{state.name} {state.phase.lower()}",
-            "plane": self.config.plane,
-        }
-        log.warning(json.dumps({**line, "digest": state.digest, "cause": state.cause[:2000]}))
+        fields = {"plane": self.config.plane, "digest": state.digest, "cause": state.cause[:2000]}
+        log.warning(f"{state.phase.lower()} {state.kind}/{state.name}", extra={"fields": fields})
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits (and
@@ -273,8 +269,8 @@ class Agent:
         try:
             return self._report(now, failure)
         except gitrepo.GitError as exc:
-            log.warning(json.dumps({"msg": "status not written", "plane": self.config.plane,
-                                    "error": str(exc)[-2000:]}))  # fmt: skip
+            fields = {"plane": self.config.plane, "error": str(exc)[-2000:]}
+            log.warning("status not written", extra={"fields": fields})
             return False
 
     def _apply(

@@ -91,3 +91,32 @@ def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> 
             "at most 63, as its metadata.name)"
         )
     return value
+
+
+def logs(what: str) -> Callable[[F], F]:
+    """``--log-level`` and ``--log-format`` (env ``GITPLANE_LOG_LEVEL``,
+    ``GITPLANE_LOG_FORMAT``): how ``what`` logs to stderr (see :mod:`cli.logs`)."""
+    level = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        envvar="GITPLANE_LOG_LEVEL",
+        show_envvar=True,
+        help=f"The least severe lines {what} logs.",
+    )
+    fmt = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="GITPLANE_LOG_FORMAT",
+        show_envvar=True,
+        help=f"How {what} logs to stderr: text for people, json (one object a line) for "
+        "log shippers.",
+    )
+
+    def both(command: F) -> F:
+        return level(fmt(command))
+
+    return both

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli import clock, options
+from cli import clock, logs, options
 from reconciler import reconcile as reconciling
 from reconciler import render
 from reconciler import watch as watching
@@ -42,6 +42,7 @@ from schemas.inert import inert
 )
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
+@options.logs("the reconciler")
 def reconcile(
     keys_dir: Path,
     work_dir: Path,
@@ -54,6 +55,8 @@ def reconcile(
     interval: str | None,
     listen: str | None,
     output: str,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Plan every plane against its recorded state and issue signed commands."""
     if once and watch:
@@ -61,6 +64,7 @@ def reconcile(
     if not watch and (interval is not None or listen is not None):
         given = "--interval" if interval is not None else "--listen"
         raise click.UsageError(f"{given} applies only with --watch")
+    logs.configure(log_level, log_format)
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
     settings = reconciling.Settings(
         repo=repo,
