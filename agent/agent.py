@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import background, retry
+from agent import background, progress, retry
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
@@ -56,8 +56,16 @@ class Outcome:
 class Agent:
     """One plane's agent."""
 
-    def __init__(self, config: AgentConfig, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        runtime: Runtime | None = None,
+        *,
+        pace: progress.Pace = progress.Pace(),  # noqa: B008 - frozen: one shared default is fine
+    ) -> None:
         self.config = config
+        self.pace = pace
+        """How often a long apply logs a progress line."""
         state = config.state_dir
         self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.remote)
         root = config.root_file.read_bytes()
@@ -347,13 +355,28 @@ class Agent:
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
+        doing = progress.Progress()
+        context = ApplyContext(
+            spec_commit, scratch, self_heal, now=now, cancel=cancel, progress=doing
+        )
         try:
-            context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
+            return progress.watched(
+                f"{command.kind}/{command.name}",
+                functools.partial(self._applied, command, context),
+                progress=doing,
+                pace=self.pace,
+                plane=self.config.plane,
+                commit=spec_commit[:12],
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _applied(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        """What the runtime made of the resource; ``Failed`` with the error if it failed."""
+        try:
             return self.runtime.apply(command, context)
         except GitplaneError as exc:
             return background.failed(command, str(exc))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
     def _scratch(self) -> Path:
         path = self.config.state_dir / "scratch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from reconciler.plan import PlanePlan
 from reconciler.recorded import RecordedPlane
 from tests import clock
 from tests.agent.serving_world import predict
-from tests.conftest import EXAMPLE_REPO, git
+from tests.conftest import EXAMPLE_REPO, LOG_TIME, git
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 
 
@@ -37,9 +38,9 @@ def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499
 def _agent(
     gitplane_bin: str, config: Path, running: clock.Running
 ) -> subprocess.CompletedProcess[str]:
-    """One cycle of the agent, on the test's clock."""
+    """One cycle of the agent, on the test's clock; it logs JSON."""
     return subprocess.run(
-        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once", "--log-format", "json"],
         capture_output=True,
         text=True,
         check=False,
@@ -191,8 +192,14 @@ def test_an_unreachable_git_server_changes_nothing(
     config.write_text(text)
     done = _agent(gitplane_bin, config, running)
     assert done.returncode == 1
-    assert '"unreachable": "git ls-remote' in done.stderr
-    assert "Traceback" not in done.stderr
+    (line,) = [json.loads(line) for line in done.stderr.splitlines()]  # the cycle's, as JSON
+    assert LOG_TIME.fullmatch(line["time"])
+    assert (line["level"], line["logger"], line["msg"]) == (
+        "warning",
+        "gitplane.agent",
+        "cycle done",
+    )
+    assert line["unreachable"].startswith("git ls-remote")
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.progress import Progress
 from agent.runtimes.base import CancelToken
 from agent.runtimes.local import env
 from agent.runtimes.local.limits import Limits
@@ -377,14 +378,15 @@ def run_in(
     timeout: float,
     workdir: Path,
     cancel: CancelToken,
+    progress: Progress,
     environment: ProjectEnvironment,
     limits: Limits,
 ) -> ProjectExit:
     """Run an MLflow Project inside the existing run ``run_id``, in its own process group, in
     the environment ``environment`` says MLflow creates (or reuses) for it; past ``timeout``
     seconds the whole group is killed, making the environment included. ``workdir``
-    receives its log and MLflow's downloads. The project's processes (not the making of its
-    environment) are held to ``limits``."""
+    receives its log and MLflow's downloads, and ``progress`` follows the log. The project's
+    processes (not the making of its environment) are held to ``limits``."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
     command += ["--env-manager", environment.manager, "--run-id", run_id]
@@ -394,6 +396,7 @@ def run_in(
     log, variables = workdir / "log.txt", _project_env(uri, environment.root)
     deadline = time.monotonic() + timeout
     with log.open("wb") as out:
+        progress.follow(log)
         code: int | None = 0
         if environment.manager in MADE_FIRST:  # whole, or made again: never half made
             making = _making(project, "project", environment.manager)
@@ -426,6 +429,7 @@ def prepare_model_env(
     workdir: Path,
     timeout: float,
     cancel: CancelToken,
+    progress: Progress,
 ) -> str:
     """The Python of an environment made from a model's logged requirements (its
     ``python_env.yaml``) by MLflow's ``uv`` or ``virtualenv`` manager under ``env_root``, as
@@ -437,6 +441,7 @@ def prepare_model_env(
     answer.unlink(missing_ok=True)
     command = _making(model_dir, "model", manager, answer)
     with log.open("wb") as out:
+        progress.step(f"making the model's {manager} environment", log)
         code = _wait_or_kill(
             command, _with_env_root(env_root), workdir, out, timeout=timeout, cancel=cancel
         )
