@@ -49,6 +49,13 @@ def _agent(
     )
 
 
+def _logged(done: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """Every stderr line of an agent run: each a JSON log record with its time."""
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert all(LOG_TIME.fullmatch(str(line["time"])) for line in lines), done.stderr[-3000:]
+    return lines
+
+
 def _registry(state: Path) -> list[object]:
     from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the agent's real store
 
@@ -69,9 +76,13 @@ def test_the_local_plane_converges_end_to_end(
     (state / "data" / "data").mkdir(parents=True)
     shutil.copy(EXAMPLE_REPO / "sample-data" / "events.csv", state / "data" / "data")
     reconciler = reconciling.Reconciler(world.settings())
+    logged: list[dict[str, object]] = []
     try:
-        local = _converge(reconciler, gitplane_bin, config, running)
+        local = _converge(reconciler, gitplane_bin, config, running, logged)
         assert local.actions == ()
+        build = [line for line in logged if str(line["msg"]).endswith(" Model/churn")]
+        assert build[0]["msg"] == "applying Model/churn"  # on stderr of `agent run --once`
+        assert (build[-1]["msg"], build[-1]["phase"]) == ("finished applying Model/churn", "Ready")
 
         (version,) = _registry(state)
         tags = version.tags  # type: ignore[attr-defined]
@@ -109,9 +120,14 @@ ROW = {
 
 
 def _converge(
-    reconciler: reconciling.Reconciler, gitplane_bin: str, config: Path, running: clock.Running
+    reconciler: reconciling.Reconciler,
+    gitplane_bin: str,
+    config: Path,
+    running: clock.Running,
+    logged: list[dict[str, object]],
 ) -> PlanePlan:
-    """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up)."""
+    """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up);
+    what the agent runs logged is added to ``logged``."""
     for _ in range(6):
         cycle = reconciler.reconcile(running())
         assert cycle.plan is not None
@@ -120,6 +136,7 @@ def _converge(
             return local
         done = _agent(gitplane_bin, config, running)
         assert done.returncode == 0, done.stderr[-3000:]
+        logged += _logged(done)
     return local
 
 

@@ -5,6 +5,7 @@ Every MLflow failure surfaces as :class:`MlflowError`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -47,11 +48,28 @@ the agent's worker thread, observing on its own). Project runs are processes: ne
 while one runs."""
 
 
+def _adopt_logs() -> None:
+    """Once MLflow is imported: its records go through the agent's logging like any other
+    library's (from ``warning`` up, in ``--log-format``), not through the handler MLflow
+    installs for itself, and its chatter (``Successfully registered model``) is not
+    printed: both wrote lines of their own format to stderr, which broke a JSON log.
+    Projects run as processes keep MLflow's own logging, into their log file."""
+    from mlflow.utils import logging_utils  # noqa: PLC0415 - imported with MLflow
+
+    logging_utils.disable_logging()  # type: ignore[no-untyped-call] # its stderr stream
+    mlflow_log = logging.getLogger("mlflow")
+    if not mlflow_log.propagate:
+        mlflow_log.handlers.clear()
+        mlflow_log.setLevel(logging.NOTSET)
+        mlflow_log.propagate = True
+
+
 @contextmanager
 def _tracking(uri: str) -> Iterator[object]:
     import mlflow  # noqa: PLC0415 - MLflow takes seconds to import: only builds pay for it
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
+    _adopt_logs()
     with _TRACKING_LOCK:  # the tracking URI is process-wide; an apply thread shares it
         ensure_store(uri)
         previous = os.environ.get("MLFLOW_TRACKING_URI")
@@ -88,6 +106,7 @@ def _create_or_upgrade(uri: str) -> None:
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow imports slowly
     from mlflow.store.db import utils as untyped  # noqa: PLC0415
 
+    _adopt_logs()
     utils: Any = untyped  # MLflow's store set-up, untyped
     path = Path(uri.removeprefix("sqlite:///"))
     try:
@@ -357,6 +376,7 @@ def declared_parameters(project: Path, entry_point: str) -> frozenset[str] | Non
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
     from mlflow.projects import _project_spec  # noqa: PLC0415
 
+    _adopt_logs()
     try:
         spec = _project_spec.load_project(str(project))  # type: ignore[no-untyped-call]
         found = spec.get_entry_point(entry_point)
