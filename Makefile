@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-future lint unit schema-check bench install clean
+.PHONY: demo test test-future lint unit schema-check bench install dist clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ unit: install
 test-future: install
 	$(BIN)/python -m tests.clock +400d $(BIN)/pytest -p no:cacheprovider -q
 
+# The wheel and sdist to install from (nothing is published): dist/gitplane-*.whl, *.tar.gz.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 bench: install
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/ledger_bench.py
@@ -45,4 +51,4 @@ bench: install
 	$(BIN)/python benchmarks/serving.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .gitplane-demo
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache .coverage .gitplane-demo

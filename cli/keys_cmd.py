@@ -9,6 +9,7 @@ import click
 
 from cli import clock, options
 from ledger import keyring
+from ledger import keys as signing
 
 DIR = click.option(
     "--dir",
@@ -82,12 +83,23 @@ def agent(directory: Path, plane: str) -> None:
     type=click.Choice(["commands", "timestamp", "root"]),
     help="Give this role new keys (repeatable).",
 )
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    metavar="ROLE=HEX",
+    callback=options.public_keys,
+    help="With --role ROLE (commands or timestamp): the new key is this Ed25519 public key "
+    "(64 hex digits) of a key held elsewhere, such as Vault, that the reconciler signs through "
+    "with --key-uri; no key file is written. Repeat for each role.",
+)
 @click.option("--root-keys", type=int, help="With --role root: how many new root keys (n).")
 @click.option("--threshold", type=int, help="Root keys needed for the next rotation (k).")
 @options.expires_days("Lifetime of the new root.")
 def rotate(
     directory: Path,
     roles: tuple[str, ...],
+    public_keys: dict[str, signing.PublicKey],
     root_keys: int | None,
     threshold: int | None,
     expires_days: int,
@@ -106,6 +118,7 @@ def rotate(
         threshold=threshold,
         now=clock.now(),
         lifetime=timedelta(days=expires_days),
+        public_keys=public_keys,
     )
     click.echo(
         f"root of trust: {directory / keyring.ROOT_FILE} (version {done.version}); "

@@ -27,6 +27,7 @@ COMMANDS = {
     "validate": "cli.validate_cmd:validate",
     "plan": "cli.plan_cmd:plan",
     "status": "cli.status_cmd:status",
+    "wait": "cli.wait_cmd:wait",
     "audit": "cli.audit_cmd:audit",
     "reconcile": "cli.reconcile_cmd:reconcile",
     "agent": "cli.agent_cmd:agent",

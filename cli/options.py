@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from ledger import errors, keys
+from schemas.common import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,3 +124,76 @@ def logs(what: str) -> Callable[[F], F]:
         return level(fmt(command))
 
     return both
+
+
+def key_uris(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--key-uri ROLE=URI``, repeated: one signer URI per online role."""
+    return _per_online_role(values, "URI", "commands=hv:gitplane-commands/1")
+
+
+def public_keys(
+    _context: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, keys.PublicKey]:
+    """``--public-key ROLE=HEX``, repeated: the Ed25519 public key (64 hex digits) of a key
+    held elsewhere (a KMS), one per online role."""
+    found = {}
+    for role, value in _per_online_role(values, "HEX", "commands=<64 hex digits>").items():
+        try:
+            found[role] = keys.load_public_key(value)
+        except errors.BadKeyError as exc:
+            raise click.BadParameter(f"{role}: {exc}") from None
+    return found
+
+
+def _per_online_role(values: tuple[str, ...], what: str, example: str) -> dict[str, str]:
+    """``ROLE=VALUE`` options: ROLE is commands or timestamp, each given once."""
+    found: dict[str, str] = {}
+    for value in values:
+        role, sep, given = value.partition("=")
+        if not sep or not given or role not in ("commands", "timestamp"):
+            raise click.BadParameter(
+                f"{value!r}: give ROLE={what}, ROLE being commands or timestamp (e.g. {example})"
+            )
+        if role in found:
+            raise click.BadParameter(f"{role} is given twice; give one {what} per role")
+        found[role] = given
+    return found
+
+
+@dataclass(frozen=True)
+class Span:
+    """A duration as given (``5m``, for messages) and in seconds."""
+
+    text: str
+    seconds: float
+
+
+MAX_WAIT = 366 * 86400
+"""The longest duration a command waits or sleeps: a year (a larger one overflows a sleep)."""
+
+
+class Duration(click.ParamType[Span]):
+    """``500ms``, ``30s``, ``5m``, ``1h30m``: a :class:`Span` up to :data:`MAX_WAIT`; zero
+    only if ``zero_ok``."""
+
+    name = "duration"
+
+    def __init__(self, *, zero_ok: bool) -> None:
+        self.zero_ok = zero_ok
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Span:
+        if isinstance(value, Span):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds == 0 and not self.zero_ok:
+            self.fail(f"{value!r} is zero: give a positive duration such as 2s", param, ctx)
+        if seconds > MAX_WAIT:
+            self.fail(f"{value!r} is longer than a year (366d)", param, ctx)
+        return Span(str(value), seconds)

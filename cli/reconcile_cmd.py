@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from cli import clock, logs, options
+from reconciler import notify, render
 from reconciler import reconcile as reconciling
-from reconciler import render
 from reconciler import watch as watching
 from schemas.errors import ReportedError
 from schemas.inert import inert
@@ -23,6 +24,16 @@ from schemas.inert import inert
     required=True,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Directory made by `gitplane keys init` (root.json, reconciler/*.key).",
+)
+@click.option(
+    "--key-uri",
+    "key_uris",
+    multiple=True,
+    metavar="ROLE=URI",
+    callback=options.key_uris,
+    help="Sign ROLE (commands or timestamp) through this securesystemslib signer URI of an "
+    "Ed25519 key (hv:NAME/VERSION for a HashiCorp Vault transit key, file2:PATH) instead of "
+    "reconciler/ROLE.key; it must be a key root.json names for ROLE. Repeat for each role.",
 )
 @click.option(
     "--work-dir",
@@ -40,11 +51,18 @@ from schemas.inert import inert
     "--interval",
     help="Polling interval in watch mode (a cheap ls-remote when nothing changed). [default: 30s]",
 )
+@click.option(
+    "--notifications",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Send state changes to the webhooks, Slack and forge commit statuses this file "
+    "lists (docs/operations.md, Notifications).",
+)
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
 @options.logs("the reconciler")
 def reconcile(
     keys_dir: Path,
+    key_uris: dict[str, str],
     work_dir: Path,
     repo: str,
     branch: str,
@@ -54,6 +72,7 @@ def reconcile(
     watch: bool,
     interval: str | None,
     listen: str | None,
+    notifications: Path | None,
     output: str,
     log_level: str,
     log_format: str,
@@ -66,9 +85,11 @@ def reconcile(
         raise click.UsageError(f"{given} applies only with --watch")
     logs.configure(log_level, log_format)
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
+    destinations = _destinations(notifications)
     settings = reconciling.Settings(
         repo=repo,
         keys_dir=keys_dir,
+        key_uris=key_uris,
         work_dir=work_dir,
         branch=branch,
         path=spec_path,
@@ -76,12 +97,23 @@ def reconcile(
     )
     reconciler = reconciling.Reconciler(settings)
     if every is not None:
-        watching.run(reconciler, every, clock=clock.now)
+        watching.run(reconciler, every, clock=clock.now, destinations=destinations)
         return
     cycle = reconciler.reconcile(clock.now())
     _report(cycle, output)
+    if destinations:  # after the report: delivering may take up to notify.DRAIN_TIMEOUT
+        notifier = notify.Notifier(destinations, work_dir, notify.Sender())
+        notifier.observe(cycle, reconciler.recorded.folded)
+        notifier.close()
     if cycle.problems:
         raise ReportedError
+
+
+def _destinations(path: Path | None) -> list[notify.Destination]:
+    """The targets of ``--notifications``, with their secrets: checked before any cycle."""
+    if path is None:
+        return []
+    return notify.resolve(notify.load(path), path, os.environ)
 
 
 def _report(cycle: reconciling.Cycle, output: str) -> None:

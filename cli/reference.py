@@ -44,13 +44,19 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
     "validate": {1: "the specs are invalid; every problem is printed"},
     "plan": {
         1: "the specs at `--rev` or `--base` are invalid: no plan is made",
-        2: "with `--detailed-exitcode`: the plan has changes. A usage error also exits 2, "
-        "but prints no plan: treat 2 with an empty output as an error",
+        2: "with `--detailed-exitcode`: the plan has changes (a usage error is then 1, as "
+        "with terraform)",
     },
     "reconcile": {1: "`--once`: the specs on the branch are invalid, so nothing was issued"},
     "status": {
         1: "the specs at `--rev` are invalid: their problems are printed, and each plane "
         "still shows what it last recorded (sync `Unknown`)"
+    },
+    "wait": {
+        1: "the resource cannot become synced or ready until a person acts, or `--timeout` "
+        "passed (`timed out after 5m: …`): the reason is printed; also when the specs at "
+        "`--rev` are invalid",
+        2: "a usage error, also a KIND/NAME or `--plane` no spec at `--rev` defines",
     },
     "agent run": {1: "`--once`: the command log was refused, or git was unreachable"},
     "schema export": {1: "`--check`: a schema file is stale"},
@@ -67,6 +73,10 @@ SEE_ALSO: dict[str, tuple[tuple[str, str], ...]] = {
     "schema": (("the spec reference", "reference/specs.md"),),
     "status": (("reading status", "status.md"), ("the PR workflow", "workflow.md")),
     "audit": (("the audit trail", "audit.md"), ("the PR workflow", "workflow.md")),
+    "wait": (
+        ("waiting for a rollout", "operations.md#waiting-for-a-rollout"),
+        ("sync and health", "status.md#sync-and-health"),
+    ),
 }
 """Pages of docs/ that explain a command further (paths relative to docs/)."""
 

@@ -38,8 +38,9 @@ def status(
 
     Per plane: when it last reported (signed) and how far it applied; flags for
     planes that stopped reporting, report attacks or run ahead of what was
-    issued. Per resource: Synced / OutOfSync / Waiting / Blocked, the phase the
-    plane reports, and its version, endpoint and replicas. When the specs at REV do
+    issued. Per resource: Synced (the plane applied what git wants) / Issued (sent, not
+    applied yet) / OutOfSync / Waiting / Blocked, the phase the plane reports, and its
+    version, endpoint and replicas. When the specs at REV do
     not validate, their problems are listed (exit 1) and each plane still shows what
     it last recorded. With --exit-code, exit 1 unless every plane shown is
     healthy (for scripts and CI gates, as `argocd app wait --health`).

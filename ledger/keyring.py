@@ -6,6 +6,7 @@
     DIR/root/root-1.key ... root-N.key offline root keys: move them to offline media
     DIR/reconciler/commands.key        online key signing command bundles
     DIR/reconciler/timestamp.key       online key signing timestamps
+                                       (either may instead be a key URI: a key service)
     DIR/agents/<plane>.key             one agent's status key (lives on that data plane)
 
 Private keys are PEM (PKCS#8) files created with mode 0600; existing files
@@ -15,11 +16,12 @@ are never overwritten.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger import keys, roots, verify
+from ledger import errors, keys, roots, verify
 from schemas import files, signed
 from schemas.errors import UsageError
 
@@ -87,30 +89,75 @@ def create_agent_key(directory: Path, plane: str) -> keys.PublicKey:
     return _new(directory / "agents" / f"{plane}.key").public_key
 
 
-def load_reconciler_signers(directory: Path) -> tuple[keys.FileSigner, keys.FileSigner]:
-    """The commands and timestamp signers ``init`` created, refused unless they are the keys
-    the directory's newest root (``root.json``) names for their roles: a bundle signed by any
-    other key would be refused by every agent and break the plane's log for good."""
-    signers = {
-        role: keys.FileSigner.load(directory / "reconciler" / f"{role}.key")
-        for role in ("commands", "timestamp")
-    }
+ONLINE_ROLES = ("commands", "timestamp")
+"""The roles the reconciler signs with, each from ``reconciler/<role>.key`` or a key URI."""
+
+
+def load_reconciler_signers(
+    directory: Path, *, uris: Mapping[str, str] | None = None
+) -> tuple[keys.Signer, keys.Signer]:
+    """The commands and timestamp signers, refused unless they are keys the directory's
+    newest root (``root.json``) names for their roles: a bundle signed by any other key would
+    be refused by every agent and break the plane's log for good.
+
+    A role in ``uris`` signs through that securesystemslib URI (a key service such as Vault)
+    and needs no key file; the others load ``reconciler/<role>.key`` as ``init`` created it."""
     path = directory / ROOT_FILE
     try:
         root = verify.load_trusted_root(path.read_bytes())
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    for role, signer in signers.items():
-        named = getattr(root.roles, role).keyids
-        if signer.public_key.keyid not in named:
-            raise UsageError(
-                f"{directory / 'reconciler' / f'{role}.key'} is not a {role} key of root "
-                f"version {root.version} ({path}): its key id {signer.public_key.keyid[:12]} is "
-                f"not among {', '.join(k[:12] for k in named)}; restore the key that root "
-                "names, or rotate the role (`gitplane keys rotate --role "
-                f"{role}`, docs/operations.md), before signing anything"
-            )
+    given = uris or {}
+    unknown = sorted(set(given) - set(ONLINE_ROLES))
+    if unknown:
+        raise UsageError(f"no online role {unknown[0]!r}: key URIs are for commands or timestamp")
+    signers = {
+        role: _uri_signer(role, given[role], root, path)
+        if role in given
+        else _file_signer(directory, role, root, path)
+        for role in ONLINE_ROLES
+    }
     return signers["commands"], signers["timestamp"]
+
+
+def _file_signer(directory: Path, role: str, root: signed.Root, path: Path) -> keys.FileSigner:
+    key_file = directory / "reconciler" / f"{role}.key"
+    signer = keys.FileSigner.load(key_file)
+    named = getattr(root.roles, role).keyids
+    if signer.public_key.keyid not in named:
+        raise UsageError(
+            f"{key_file} is not a {role} key of root version {root.version} ({path}): its key "
+            f"id {signer.public_key.keyid[:12]} is not among {', '.join(k[:12] for k in named)}; "
+            "restore the key that root names, or rotate the role (`gitplane keys rotate --role "
+            f"{role}`, docs/operations.md), before signing anything"
+        )
+    return signer
+
+
+PROBE = b"gitplane key probe: is this signer's key one that root names?"
+"""Signed once per key URI at start. Never mistaken for a document: every signed document
+is signed over its DSSE pre-authentication encoding, which starts ``DSSEv1``."""
+
+
+def _uri_signer(role: str, uri: str, root: signed.Root, path: Path) -> keys.UriSigner:
+    """The signer at ``uri`` as the key of ``role`` in ``root`` whose signature of
+    :data:`PROBE` verifies. A key service does not say which key it holds before it signs, so a URI
+    naming a key root does not name is refused here, before it signs anything real."""
+    reason = "no key matched"
+    for keyid in getattr(root.roles, role).keyids:
+        try:
+            signer = keys.UriSigner(uri, keys.load_public_key(root.keys[keyid].public))
+            signer.sign(PROBE)
+        except (errors.BadKeyError, errors.SignatureError) as exc:
+            reason = str(exc)
+            continue
+        return signer
+    scheme = uri.split(":", maxsplit=1)[0]
+    raise UsageError(
+        f"cannot sign {role} through the key URI {scheme}:...: {reason.rstrip('.')}; it must "
+        f"hold a {role} key that root version {root.version} ({path}) names (or rotate the role: "
+        f"`gitplane keys rotate --role {role}`)"
+    )
 
 
 def _new(path: Path) -> keys.FileSigner:
@@ -140,10 +187,20 @@ def rotate_keys(
     threshold: int | None,
     now: datetime,
     lifetime: timedelta,
+    public_keys: Mapping[str, keys.PublicKey] | None = None,
 ) -> Rotation:
     """Root N+1: new keys for ``roles`` (``commands``, ``timestamp``, ``root``), signed by the
     root threshold of N and of N+1. The old root is kept in ``roots/``; agents follow the
-    chain from the root they pinned, so nothing is reinstalled."""
+    chain from the root they pinned, so nothing is reinstalled.
+
+    An online role in ``public_keys`` gets that key, held elsewhere (a key service the reconciler
+    reaches by key URI), instead of a new key file."""
+    given = public_keys or {}
+    stray = sorted(set(given) - (roles & set(ONLINE_ROLES)))
+    if stray:
+        raise UsageError(
+            f"--public-key {stray[0]}=... needs --role {stray[0]}: it is a rotated role's new key"
+        )
     current_bytes = (directory / ROOT_FILE).read_bytes()
     current = verify.load_trusted_root(current_bytes)
     old_signers = _root_signers(directory, current)
@@ -152,14 +209,19 @@ def rotate_keys(
     k = threshold if threshold is not None else current.roles.root.threshold
     if not 1 <= k <= len(new_root):
         raise UsageError(f"need 1 <= threshold ({k}) <= root keys ({len(new_root)})")
-    online = {role: _online(directory, role, version, role in roles) for role in _ONLINE}
+    online = {
+        role: _online(directory, role, version, given.get(role))
+        if role in roles
+        else _kept(current, role)
+        for role in ONLINE_ROLES
+    }
     payload = roots.root_payload(
         version=version,
         expires=now + lifetime,
         root=[s.public_key for s in new_root],
         root_threshold=k,
-        commands=[online["commands"]],
-        timestamp=[online["timestamp"]],
+        commands=online["commands"],
+        timestamp=online["timestamp"],
     )
     signers = {s.public_key.keyid: s for s in (*old_signers, *new_root)}
     archived = directory / "roots" / f"root-v{current.version}.json"
@@ -167,9 +229,6 @@ def rotate_keys(
     archived.write_bytes(current_bytes)
     files.atomic_write(directory / ROOT_FILE, roots.sign_root(payload, list(signers.values())))
     return Rotation(version, sorted(roles), archived)
-
-
-_ONLINE = ("commands", "timestamp")
 
 
 def _root_signers(directory: Path, root: signed.Root) -> list[keys.FileSigner]:
@@ -195,10 +254,20 @@ def _new_root_signers(directory: Path, version: int, count: int | None) -> list[
     return [_new(directory / "root" / f"v{version}" / f"root-{i}.key") for i in range(1, count + 1)]
 
 
-def _online(directory: Path, role: str, version: int, replace: bool) -> keys.PublicKey:
-    """The role's key: the current one, or a new one (the old file kept as ``.retired-vN``)."""
+def _online(
+    directory: Path, role: str, version: int, held_elsewhere: keys.PublicKey | None
+) -> list[keys.PublicKey]:
+    """A new key for ``role`` (``held_elsewhere``, or a new key file); the old file, if any,
+    kept as ``.retired-vN``."""
     path = directory / "reconciler" / f"{role}.key"
-    if replace:
+    if path.exists():
         path.rename(path.with_name(f"{role}.key.retired-v{version - 1}"))
-        return _new(path).public_key
-    return keys.FileSigner.load(path).public_key
+    return [held_elsewhere or _new(path).public_key]
+
+
+def _kept(current: signed.Root, role: str) -> list[keys.PublicKey]:
+    """The keys ``current`` names for a role not rotated: read from root, not from key files,
+    so a role whose key is in a key service (a key URI) needs no file here."""
+    return [
+        keys.load_public_key(current.keys[k].public) for k in getattr(current.roles, role).keyids
+    ]

@@ -5,7 +5,7 @@ of a curve point, not one of the small-order points whose "wildcard"
 signatures verify for any message), and key ids are always computed as
 ``sha256(raw public key)``, never taken from the data. Signing goes through
 the :class:`Signer` protocol: :class:`FileSigner` for key files, and
-:class:`UriSigner` for anything securesystemslib can address (KMS, HSM, ...).
+:class:`UriSigner` for an Ed25519 key securesystemslib can address (Vault, ...).
 """
 
 from __future__ import annotations
@@ -147,21 +147,23 @@ class FileSigner:
 
 
 class UriSigner:
-    """A securesystemslib signer (``gcpkms:``, ``awskms:``, ``azurekms:``, ``hsm:``, ``file2:``...).
+    """A securesystemslib signer URI holding an Ed25519 key: ``hv:`` (a HashiCorp Vault
+    transit key), ``file2:`` (a PEM file), or any scheme that signs Ed25519.
 
     The private key never enters this process when the URI names a KMS; the
     public key is given, validated like any other, and checked against every
-    signature the signer returns.
+    signature the signer returns. securesystemslib 1.x signs only ECDSA and RSA
+    through ``gcpkms:``, ``awskms:``, ``azurekms:`` and ``hsm:``, so keys there
+    are refused at the first signature (docs/security.md).
     """
 
     def __init__(self, uri: str, public_key: PublicKey) -> None:
-        from securesystemslib import exceptions as sslib_errors  # noqa: PLC0415 - KMS users only
-        from securesystemslib import signer as sslib  # noqa: PLC0415
+        from securesystemslib import signer as sslib  # noqa: PLC0415 - KMS users only
 
         key = sslib.SSlibKey(public_key.keyid, "ed25519", "ed25519", {"public": public_key.hex})  # type: ignore[attr-defined]
         try:
             self._signer = sslib.Signer.from_priv_key_uri(uri, key)  # type: ignore[attr-defined]
-        except (sslib_errors.Error, ValueError, OSError) as exc:
+        except Exception as exc:  # securesystemslib's, or its backend's (a missing library)
             raise errors.BadKeyError(f"signer {uri.split(':', maxsplit=1)[0]}: {exc}") from None
         self._public = public_key
 
@@ -172,7 +174,10 @@ class UriSigner:
 
     def sign(self, data: bytes) -> bytes:
         """Sign through securesystemslib; refuse a signature the public key does not verify."""
-        signature = bytes.fromhex(self._signer.sign(data).signature)
+        try:
+            signature = bytes.fromhex(self._signer.sign(data).signature)
+        except Exception as exc:  # the backend's own errors (hvac, a cloud SDK): nothing signed
+            raise errors.SignatureError(f"the signer could not sign: {exc}") from None
         if not self._public.verify(signature, data):
             raise errors.SignatureError("the signer returned a signature its key does not verify")
         return signature

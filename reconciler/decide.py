@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from reconciler import gates
+from reconciler import fielddiff, gates
 from reconciler.planned import ORDER, Action, Desired, Op, PlanePlan
 from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
 from schemas import commands, signed
@@ -351,12 +351,13 @@ def _dependencies(doc: Document) -> list[Key]:
 def _decide(doc: Document, context: Context) -> Action | None:
     key: Key = (doc.KIND, doc.name)
     declared, text, source = context.index.declared(doc, context.desired)
+    said = text
     gate = _gate(doc, context)
     if isinstance(gate, gates.Gate):
-        return Action(gate.op, doc.KIND, doc.name, gate.reason, source=source)
+        return Action(gate.op, doc.KIND, doc.name, gate.reason, source=source, declared=said)
     refused = gates.unsupported(doc, context.recorded)
     if refused is not None:  # the plane would have to ignore part of it: nothing is sent
-        return Action("blocked", doc.KIND, doc.name, refused, source=source)
+        return Action("blocked", doc.KIND, doc.name, refused, source=source, declared=said)
     digest = source
     if gate:  # references pinned for this plane: a plane-specific spec
         text = spec_json({**declared, **gate})
@@ -366,14 +367,15 @@ def _decide(doc: Document, context: Context) -> Action | None:
         failed = gates.failed(issued, context.recorded.observed.get(key))
         if failed is None:
             return None
-        return Action(failed.op, doc.KIND, doc.name, failed.reason, source=source)
+        return Action(failed.op, doc.KIND, doc.name, failed.reason, source=source, declared=said)
     op, reason = _op(doc, issued)
     blocked = context.verdicts[doc.KIND]
     if blocked:
-        return Action("blocked", doc.KIND, doc.name, blocked, source=source)
+        return Action("blocked", doc.KIND, doc.name, blocked, source=source, declared=said)
     action = "build" if isinstance(doc, Model) else "apply"
     command = context.index.command(doc, action, text, digest, reason)
-    return Action(op, doc.KIND, doc.name, reason, command, source)
+    changed = fielddiff.changes(issued.spec, text) if issued and issued.action != "delete" else ()
+    return Action(op, doc.KIND, doc.name, reason, command, source, said, changed)
 
 
 def _op(doc: Document, issued: Issued | None) -> tuple[Op, str]:

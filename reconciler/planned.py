@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.fielddiff import Change
 from schemas import signed
 from schemas.document import Document
 from schemas.problems import Problem
@@ -44,6 +45,11 @@ class Action:
     """What the plane will be sent; None for ``wait`` and ``blocked``."""
     source: str = ""
     """Digest of what git declares for the resource (before references are pinned)."""
+    declared: str = ""
+    """What git declares for it (JSON text, before references are pinned): the side a PR's
+    plan diffs against its base's."""
+    changes: tuple[Change, ...] = ()
+    """The fields it changes from the spec last issued (an update, a rebuild)."""
 
     @property
     def ref(self) -> str:

@@ -8,11 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import commands, gitrepo
-from reconciler import desired, status_view
+from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
+from reconciler.decide import deletions
 from reconciler.plan import Action, Desired, Plan, plan
-from reconciler.planned import PlanePlan
-from reconciler.recorded import RecordedPlane
+from reconciler.planned import ORDER, PlanePlan
+from reconciler.recorded import Issued, Key, RecordedPlane
 from schemas import signed
 from schemas.dataplane import DataPlane
 from schemas.errors import GitplaneError, UsageError
@@ -53,7 +54,8 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     if request.base is None:
         return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
-    return _difference(warned, base)
+    changed = _difference(warned, base)
+    return changed if request.root is not None else _removed(changed, warned, base, head_state)
 
 
 def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
@@ -72,11 +74,14 @@ class StatusResult:
 
     planes: list[status_view.PlaneStatus]
     problems: list[Problem]
-    warnings: list[Problem] = field(default_factory=list)
-    """Fields the specs set that a runtime, or this release, does not enforce."""
     """Why ``rev`` does not validate. The reconciler issues nothing from such a commit, so
     nothing is compared: each plane shows what it last recorded, every resource ``Unknown``
     to sync (planes whose own DataPlane spec is broken cannot be verified, and are left out)."""
+    warnings: list[Problem] = field(default_factory=list)
+    """Fields the specs set that a runtime, or this release, does not enforce."""
+    defined: tuple[Key, ...] = ()
+    """Every resource a plane can run (``ORDER``'s kinds) that ``rev`` defines, whether or not
+    it selects a plane; empty when ``rev`` does not validate."""
 
 
 def make_status(request: PlanRequest, now: datetime) -> StatusResult:
@@ -87,7 +92,8 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
         want = _resolved(repo, request.rev, prefix, state)
         recorded, reports = _recorded(request, repo, want, now)
         views = status_view.build(plan(want, recorded, now), recorded, reports, now)
-        return StatusResult(views, [], state.warnings)
+        defined = tuple(sorted((d.KIND, d.name) for d in want.documents if d.KIND in ORDER))
+        return StatusResult(views, [], state.warnings, defined)
     broken = {problem.file for problem in state.problems}
     planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
     recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)
@@ -146,13 +152,62 @@ def _resolved(repo: gitrepo.GitRepo, rev: str, prefix: str, state: desired.Desir
 
 
 def _difference(head: Plan, base: Plan) -> Plan:
-    """Actions on resources whose declared state differs from ``base``: what a PR changes."""
+    """Actions on resources whose declared state differs from ``base``: what a PR changes.
+    A resource the base already declared is an update of the base's spec, with its field
+    diff, even when the plane recorded nothing yet (a plan without ``--root``)."""
     before = {(p.plane, _key(a)) for p in base.planes for a in p.actions}
+    said = {
+        (p.plane, a.kind, a.name): a.declared
+        for p in base.planes
+        for a in p.actions
+        if a.declared and a.op != "delete"
+    }
     planes = tuple(
-        replace(p, actions=tuple(a for a in p.actions if (p.plane, _key(a)) not in before))
+        replace(
+            p,
+            actions=tuple(
+                _against(a, said.get((p.plane, a.kind, a.name), ""))
+                for a in p.actions
+                if (p.plane, _key(a)) not in before
+            ),
+        )
         for p in head.planes
     )
     return replace(head, planes=planes)
+
+
+def _against(action: Action, base: str) -> Action:
+    """``action`` as a change of what the base declared, when the plane's own record has no
+    spec to diff it with (nothing issued yet, or a gate holds it)."""
+    if action.changes or not base or not action.declared:
+        return action
+    changes = fielddiff.changes(base, action.declared)
+    if action.op == "create":
+        return replace(action, op="update", reason="spec changed", changes=changes)
+    return replace(action, changes=changes)
+
+
+def _removed(changed: Plan, head: Plan, base: Plan, wanted: Desired) -> Plan:
+    """``changed`` with a delete (or a blocked one, where the plane does not prune) for
+    what the base had on a plane and ``head`` no longer has, as the reconciler will issue
+    once the base was applied. Planned as if every plane were empty (no ``--root``), every
+    resource a plane selects has an action, so one the base had and the head has not is
+    gone from that plane."""
+    planes = {d.name: d for d in wanted.documents if isinstance(d, DataPlane)}
+    had = {p.plane: p.actions for p in base.planes}
+    out = []
+    for now, full in zip(changed.planes, head.planes, strict=True):
+        plane = planes.get(now.plane)
+        keys = {(a.kind, a.name) for a in full.actions}
+        targets = [d for d in wanted.documents if (d.KIND, d.name) in keys]
+        issued = {(a.kind, a.name): Issued("apply", a.source, 1) for a in had.get(now.plane, ())}
+        gone = (
+            ()
+            if plane is None
+            else tuple(deletions(plane, targets, RecordedPlane(now.plane, issued)))
+        )
+        out.append(replace(now, actions=now.actions + gone))
+    return replace(changed, planes=tuple(out))
 
 
 def _key(action: Action) -> tuple[str, str, str]:

@@ -60,6 +60,9 @@ class Settings:
     state_repo: str | None = None
     """Keep the logs in this repository instead of the spec repository."""
     identity: gitrepo.Identity = RECONCILER
+    key_uris: Mapping[str, str] = field(default_factory=dict)
+    """Online roles that sign through a securesystemslib URI (a KMS) instead of their key
+    file: role -> URI."""
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Cycle:
     flags: dict[str, str] = field(default_factory=dict)
     alarms: list[str] = field(default_factory=list)
     """Attacks on what every plane shares (the root branch), found and undone this cycle."""
+    recorded: dict[str, recorded.RecordedPlane] = field(default_factory=dict)
+    """Each plane's recorded state as this cycle read it (what notifications compare)."""
 
 
 class Reconciler:
@@ -84,7 +89,9 @@ class Reconciler:
         state_url = settings.state_repo or settings.repo
         self.state = gitrepo.Mirror.open(settings.work_dir / "state.git", state_url)
         history = [_read(path) for path in keyring.root_files(settings.keys_dir)]
-        commands_key, timestamp_key = keyring.load_reconciler_signers(settings.keys_dir)
+        commands_key, timestamp_key = keyring.load_reconciler_signers(
+            settings.keys_dir, uris=settings.key_uris
+        )
         self.log = commands.CommandLog(
             self.state,
             history[0],
@@ -140,7 +147,7 @@ class Reconciler:
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
-        cycle = Cycle(commit, result, alarms=alarms)
+        cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
         self._changed = frozenset()
         cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}

@@ -28,6 +28,8 @@ class Issued:
     issued_at: str = ""
     attempts: int = 1
     """How many bundles in a row carried this same command (retries after failure)."""
+    spec: str = ""
+    """The resolved spec it carried (JSON text): what ``plan`` diffs an update against."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class RecordedPlane:
     """Why its command log needs attention though it verified (its timestamp expired)."""
     log_refused: bool = False
     """Its command log did not verify: nothing is issued to it until it does."""
+    refused: bool = False
+    """Its status report was refused, or reports a verification failure (an attack code):
+    :attr:`flag` says which; only a person clears it (a stale plane may catch up alone)."""
     capabilities: signed.PlaneCapabilities | None = None
     """What its runtime can enforce, from its last verified report (None: not reported)."""
 
@@ -90,7 +95,12 @@ class IssuedLog:
                 same = before is not None and before.digest == command.digest
                 attempts = before.attempts + 1 if before and same else 1
                 issued[key] = Issued(
-                    command.action, command.digest, bundle.sequence, bundle.issued_at, attempts
+                    command.action,
+                    command.digest,
+                    bundle.sequence,
+                    bundle.issued_at,
+                    attempts,
+                    command.spec,
                 )
         return IssuedLog(bundles, issued)
 
@@ -114,11 +124,20 @@ def from_ledger(
         {(r.kind, r.name): r for r in status.resources} if status else {}
     )
     late = next((b for b in bundles if b.sequence > applied), None)
-    flag = _flag(status, refused) or _stale(late, now, stale_after)
+    refusal = _flag(status, refused)
+    flag = refusal or _stale(late, now, stale_after)
     expired = _expired(expires, now)
     capabilities = status.capabilities if status else None
     return RecordedPlane(
-        name, log.issued, observed, head, applied, flag, log_flag=expired, capabilities=capabilities
+        name,
+        log.issued,
+        observed,
+        head,
+        applied,
+        flag,
+        log_flag=expired,
+        refused=refusal is not None,
+        capabilities=capabilities,
     )
 
 

@@ -32,7 +32,11 @@ def _line(action: Action, width: int) -> str:
 
 def _lines(plane: PlanePlan) -> list[str]:
     width = max((len(a.ref) for a in plane.actions), default=0)
-    return [_line(a, width) for a in plane.actions]
+    out: list[str] = []
+    for action in plane.actions:
+        out.append(_line(action, width))
+        out += [f"      {inert(c.text())}" for c in action.changes]
+    return out
 
 
 def text(plan: Plan, *, title: str) -> str:
@@ -89,6 +93,7 @@ def as_json(plan: Plan) -> dict[str, Any]:
                         "name": a.name,
                         "reason": a.reason,
                         "digest": a.command.digest if a.command else None,
+                        "changes": [c.as_dict() for c in a.changes],
                     }
                     for a in p.actions
                 ],

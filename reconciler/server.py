@@ -62,6 +62,12 @@ class Metrics:
             "Planes whose status is missing, stale, refused or reporting an attack",
             registry=r,
         )
+        self.notifications = Counter(
+            "gitplane_notifications_total",
+            "Notification deliveries, by target and outcome (delivered, retried, failed, dropped)",
+            ["target", "outcome"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "gitplane_last_success_timestamp_seconds", "When the last cycle succeeded", registry=r
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger import verify
 from reconciler.plan import Action, Plan, PlanePlan
-from reconciler.recorded import Key, RecordedPlane
+from reconciler.recorded import Issued, Key, RecordedPlane
 from schemas import signed
 from schemas.inert import inert
 
@@ -30,8 +30,9 @@ class Resource:
     kind: str
     name: str
     sync: str
-    """``Synced``, ``OutOfSync`` (an action is due), ``Waiting`` or ``Blocked``; ``Unknown``
-    when the desired commit does not validate (nothing is compared)."""
+    """``Synced`` (the plane applied what git wants), ``Issued`` (sent, not applied yet),
+    ``OutOfSync`` (an action is due), ``Waiting`` or ``Blocked``; ``Unknown`` when the
+    desired commit does not validate (nothing is compared). See :data:`SYNC_STATES`."""
     phase: str
     """What the plane reports (``Ready``, ``Failed``…), or ``Unknown``."""
     issued: str
@@ -56,6 +57,9 @@ class PlaneStatus:
     applied: int
     flags: tuple[str, ...]
     resources: tuple[Resource, ...]
+    halted: str | None = None
+    """Why nothing the plane does can be trusted until a person acts (its command log or
+    status refused, an attack reported), else None: a flag that waiting cannot clear."""
 
 
 def build(
@@ -103,34 +107,81 @@ def _plane(
         applied=state.applied,
         flags=tuple(flags),
         resources=resources,
+        halted=state.flag if state.log_refused or state.refused else None,
     )
 
 
 def _present(key: Key, actions: Mapping[Key, Action], state: RecordedPlane) -> bool:
+    """Due, issued, or deleted from git but not gone from the plane yet: a delete shows
+    until the plane applied it and no longer reports the resource (one that failed to
+    delete stays, as kustomize keeps it in the inventory)."""
     issued = state.issued.get(key)
-    return key in actions or (issued is not None and issued.action != "delete")
+    if key in actions:
+        return True
+    if issued is None:
+        return False
+    seen = state.observed.get(key)
+    gone = seen is None or seen.phase == "Deleted"
+    return issued.action != "delete" or not (gone and is_applied(state, issued, key))
+
+
+def is_applied(state: RecordedPlane, issued: Issued, key: Key) -> bool:
+    """Whether the plane applied ``issued``: its applied sequence covers the bundle, and it
+    reports the resource from that command's digest, whatever the phase (a delete also
+    when it no longer reports the resource, as the agent forgets what it deleted)."""
+    if state.applied < issued.sequence:
+        return False
+    seen = state.observed.get(key)
+    if seen is None:
+        return issued.action == "delete"
+    return seen.digest == issued.digest
 
 
 def _resource(key: Key, action: Action | None, state: RecordedPlane, compared: bool) -> Resource:
     issued = state.issued.get(key)
     seen = state.observed.get(key)
+    sync = _sync(action, state, key) if compared else "Unknown"
     return Resource(
         kind=key[0],
         name=key[1],
-        sync=_sync(action) if compared else "Unknown",
+        sync=sync,
         phase=seen.phase if seen is not None else "Unknown",
         issued=f"#{issued.sequence} {issued.digest}" if issued else "",
         applied=seen.digest if seen is not None else "",
         detail=_detail(key[0], seen),
-        message=(action.reason if action is not None else "") or (seen.message if seen else ""),
+        message=_message(sync, action, issued, state, seen),
         observed=dict(seen.observed) if seen is not None else {},
     )
 
 
-def _sync(action: Action | None) -> str:
-    if action is None:
-        return "Synced"
-    return {"wait": "Waiting", "blocked": "Blocked"}.get(action.op, "OutOfSync")
+SYNC_STATES = ("Synced", "Issued", "OutOfSync", "Waiting", "Blocked", "Unknown")
+"""Every sync state, in docs/status.md's order (its table maps each to Argo CD's)."""
+
+
+def _sync(action: Action | None, state: RecordedPlane, key: Key) -> str:
+    if action is not None:
+        return {"wait": "Waiting", "blocked": "Blocked"}.get(action.op, "OutOfSync")
+    issued = state.issued.get(key)
+    return "Synced" if issued is not None and is_applied(state, issued, key) else "Issued"
+
+
+def _message(
+    sync: str,
+    action: Action | None,
+    issued: Issued | None,
+    state: RecordedPlane,
+    seen: signed.ResourceStatus | None,
+) -> str:
+    """The pending action's reason; for ``Issued``, how far the plane is; else what the plane
+    says."""
+    if action is not None and action.reason:
+        return action.reason
+    if sync == "Issued" and issued is not None:
+        what = "delete issued" if issued.action == "delete" else "issued"
+        if state.applied < issued.sequence:
+            return f"{what} in #{issued.sequence}; the plane has applied #{state.applied}"
+        return f"{what} in #{issued.sequence}; the plane does not report it applied yet"
+    return seen.message if seen is not None else ""
 
 
 def _detail(kind: str, seen: signed.ResourceStatus | None) -> str:
@@ -213,7 +264,8 @@ NOT_READY = ("Progressing", "Pending", "Unknown")
 
 def unhealthy(planes: Sequence[PlaneStatus]) -> list[str]:
     """Why the planes shown are not all healthy (``status --exit-code``): a plane with a
-    flag (refused log, attack report, stale, silent), a resource not ``Synced``, failed
+    flag (refused log, attack report, stale, silent), a resource not ``Synced`` (one only
+    ``Issued`` is not applied yet), failed
     (``signed.FAILING``) or not ready yet, made inert for a terminal (a flag quotes what a
     plane or git said). Empty when every one is healthy."""
     found = [f"{p.name}: {inert(p.flags[0])}" for p in planes if p.flags]

@@ -22,8 +22,8 @@ from datetime import datetime
 from http.server import ThreadingHTTPServer
 
 from ledger import refwatch
+from reconciler import notify, server
 from reconciler import reconcile as reconciling
-from reconciler import server
 from schemas.common import parse_duration, parse_listen
 from schemas.errors import GitplaneError, UsageError
 
@@ -64,6 +64,7 @@ class Watcher:
         settings: WatchSettings,
         *,
         clock: Callable[[], datetime],
+        destinations: list[notify.Destination] | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.settings = settings
@@ -72,6 +73,7 @@ class Watcher:
         self.stop = threading.Event()
         self.metrics = server.Metrics()
         self.health = server.Health()
+        self.notifier = self._notifier(destinations or [])
         self._heads: dict[str, str] = {}
 
     def run(self) -> None:
@@ -85,6 +87,8 @@ class Watcher:
                 self._sleep(self._delay(failures))
         finally:
             self.stop.set()
+            if self.notifier is not None:
+                self.notifier.close(timeout=notify.DRAIN_TIMEOUT)
             if endpoint is not None:
                 endpoint.shutdown()
                 endpoint.server_close()
@@ -106,12 +110,25 @@ class Watcher:
             count = _commands_in(cycle, plane)
             self.metrics.issued.labels(plane=plane).inc(count)
             _log("issued", plane=plane, sequence=head.sequence, commands=count)
+        if self.notifier is not None:
+            self.notifier.observe(cycle, self.reconciler.recorded.folded)
         if cycle.problems:
             self._failed("invalid_specs", f"{len(cycle.problems)} problem(s) at {cycle.commit}")
             return True  # nothing to retry: the next commit fixes it
         self.metrics.last_success.set(now.timestamp())
         self.health.set(True, commit=cycle.commit, flags=cycle.flags, alarms=cycle.alarms)
         return True
+
+    def _notifier(self, destinations: list[notify.Destination]) -> notify.Notifier | None:
+        """Deliveries counted in ``gitplane_notifications_total``; None without targets."""
+        if not destinations:
+            return None
+
+        def count(target: str, outcome: str) -> None:
+            self.metrics.notifications.labels(target=target, outcome=outcome).inc()
+
+        sender = notify.Sender(outcome=count)
+        return notify.Notifier(destinations, self.reconciler.settings.work_dir, sender)
 
     def _failed(self, reason: str, message: str) -> None:
         self.metrics.errors.labels(reason=reason).inc()
@@ -178,10 +195,11 @@ def run(
     settings: WatchSettings,
     *,
     clock: Callable[[], datetime],
+    destinations: list[notify.Destination] | None = None,
 ) -> None:
     """Run the watch loop in this thread until SIGTERM or Ctrl-C; ``clock`` gives each
-    cycle its ``now``."""
-    watcher = Watcher(reconciler, settings, clock=clock)
+    cycle its ``now``; state changes go to ``destinations``."""
+    watcher = Watcher(reconciler, settings, clock=clock, destinations=destinations)
 
     def stop(signum: int, _frame: object) -> None:
         _log("stopping", signal=signal.Signals(signum).name)

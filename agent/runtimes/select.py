@@ -27,8 +27,9 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
     missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
     if missing:
         raise UsageError(
-            f"the {config.runtime.type} runtime needs gitplane's ml extra "
-            f"(pip install 'gitplane[ml]'); missing: {', '.join(missing)}"
+            f"the {config.runtime.type} runtime needs gitplane's ml extra (install gitplane from "
+            f"where you did, with [ml]: pip install '.[ml]' in a clone); missing: "
+            f"{', '.join(missing)}"
         )
     match config.runtime:
         case LocalRuntimeConfig() as local:

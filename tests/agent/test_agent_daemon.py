@@ -362,7 +362,7 @@ def test_an_install_without_the_ml_extra_is_refused_at_start(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: the local runtime needs gitplane's ml extra (pip install 'gitplane[ml]'); "
-        "missing: pandas"
+        "error: the local runtime needs gitplane's ml extra (install gitplane from where you "
+        "did, with [ml]: pip install '.[ml]' in a clone); missing: pandas"
     ]
     assert _status_count(world) == 0  # nothing was applied or reported

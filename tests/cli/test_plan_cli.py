@@ -48,6 +48,48 @@ def test_base_shows_only_the_branch_changes_as_markdown(
     assert refs == ["Deployment/churn-dev"]
     assert "```diff" in body
     assert "No changes on: `prod-eu`" in body
+    assert "… wait    Deployment/churn-dev  waiting for Model/churn" in body
+    assert "\n      autoscaling.maxReplicas: 4 → 8\n" in body  # what it waits to change
+
+
+def test_updates_show_what_each_field_changes_in_every_form(
+    gitplane_bin: str, example_repo: Path
+) -> None:
+    """``terraform plan`` shows ``~ attr = old -> new``; so does a PR's plan, in text,
+    markdown and JSON, for a scalar, a nested field and a model version moved."""
+    _branch(
+        example_repo,
+        "fields",
+        {
+            "deployments/churn-dev.yaml": ("maxReplicas: 4", "maxReplicas: 6"),
+            "models/churn.yaml": ('version: "1.2.0"', 'version: "1.3.0"'),
+            "deployments/churn-prod.yaml": ('version: "1.2.0"', 'version: "1.3.0"'),
+        },
+    )
+    text = run(gitplane_bin, example_repo, "--base", "main").stdout
+    assert "      autoscaling.maxReplicas: 4 → 6" in text
+    assert "      version: 1.2.0 → 1.3.0" in text
+    markdown = run(gitplane_bin, example_repo, "--base", "main", "-o", "markdown").stdout
+    assert "      version: 1.2.0 → 1.3.0" in markdown.split("```diff")[1]
+    body = json.loads(run(gitplane_bin, example_repo, "--base", "main", "-o", "json").stdout)
+    changes = {a["name"]: a["changes"] for p in body["planes"] for a in p["actions"]}
+    assert changes["churn"] == [{"field": "version", "before": "1.2.0", "after": "1.3.0"}]
+    assert changes["churn-dev"] == [{"field": "autoscaling.maxReplicas", "before": 4, "after": 6}]
+    moved = {"field": "model.version", "before": "1.2.0", "after": "1.3.0"}
+    assert changes["churn-prod"] == [moved]
+
+
+def test_a_resource_removed_in_the_change_is_deleted(gitplane_bin: str, example_repo: Path) -> None:
+    """Without --root the planes are planned as empty, yet a PR that removes a deployment
+    must not plan "No changes": it shows the delete the reconciler will issue (and the
+    model no deployment on that plane uses any more)."""
+    git(example_repo, "checkout", "-q", "-b", "retire")
+    git(example_repo, "rm", "-q", "deployments/churn-dev.yaml")
+    commit_all(example_repo, "retire churn-dev")
+    done = run(gitplane_bin, example_repo, "--base", "main", "--detailed-exitcode")
+    assert done.returncode == 2, done.stderr
+    assert "  - delete  Deployment/churn-dev  removed from git (pruning is on)" in done.stdout
+    assert "plane prod-eu (kubernetes; env=prod, region=eu-west-1)\n  (no changes)" in done.stdout
 
 
 def test_changing_project_code_rebuilds_the_model(gitplane_bin: str, example_repo: Path) -> None:
@@ -73,7 +115,8 @@ def test_detailed_exitcode_and_json(gitplane_bin: str, example_repo: Path) -> No
     assert body["changes"] is True
     assert body["summary"]["build"] == 1
     first = body["planes"][0]["actions"][0]
-    assert set(first) == {"op", "kind", "name", "reason", "digest"}
+    assert set(first) == {"op", "kind", "name", "reason", "digest", "changes"}
+    assert first["changes"] == []  # a first build replaces nothing
     assert first["digest"].startswith("sha256:")
 
 

@@ -98,3 +98,26 @@ def test_uri_signer_refuses_a_key_that_does_not_match(tmp_path: Path) -> None:
     keys.FileSigner.generate().save(path)
     with pytest.raises(errors.BadKeyError, match="does not match"):
         keys.UriSigner(f"file2:{path}", keys.FileSigner.generate().public_key)
+
+
+def test_uri_signer_turns_a_backend_failure_into_one_signature_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from securesystemslib import signer as sslib  # noqa: PLC0415 - only this test registers
+
+    class Unreachable(sslib.Signer):
+        """A key service that is down: securesystemslib's registry, a scheme of our own."""
+
+        public_key = None
+
+        @classmethod
+        def from_priv_key_uri(cls, *_args: object, **_kwargs: object) -> Unreachable:
+            return cls()
+
+        def sign(self, payload: bytes) -> object:
+            raise ConnectionError("vault.example.com: connection refused")
+
+    monkeypatch.setitem(sslib.SIGNER_FOR_URI_SCHEME, "down", Unreachable)
+    uri = keys.UriSigner("down:key/1", keys.FileSigner.generate().public_key)
+    with pytest.raises(errors.SignatureError, match=r"could not sign: vault\.example\.com"):
+        uri.sign(b"payload")

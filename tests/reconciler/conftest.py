@@ -9,7 +9,7 @@ plane's real key.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from reconciler import reconcile as reconciling
 from schemas import commands as typed
 from schemas import signed
 from schemas.observed import ModelObserved
-from tests import clock
+from tests import clock, receiver
 from tests.conftest import EXAMPLE_REPO, commit_all, git, init_repo
 
 NOW = clock.NOW
@@ -83,6 +83,13 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path, work, f"file://{bare}", keys_dir, agent_keys)
 
 
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[receiver.Receiver]:
+    """A real HTTP receiver on 127.0.0.1 recording every POST (tests/receiver.py)."""
+    with receiver.serving() as found:
+        yield found
+
+
 class TestAgent:
     """Reads its plane's verified commands and reports every resource ready."""
 
@@ -103,7 +110,11 @@ class TestAgent:
         received = []
         for head, bundle in self.reader.update(now):
             for command in bundle.commands:
-                self.resources[(command.kind, command.name)] = _report(command, phase)
+                key = (command.kind, command.name)
+                if command.action == "delete":  # as the agent, it forgets what it deleted
+                    self.resources.pop(key, None)
+                else:
+                    self.resources[key] = _report(command, phase)
                 received.append(command)
             self.reader.mark_applied(head)
             self.applied = head

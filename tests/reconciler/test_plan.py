@@ -126,7 +126,7 @@ READY_FEATURES = signed.ResourceStatus(kind="FeatureSet", name="activity", phase
 def recorded_after(first: Plan, plane: str, **observed: signed.ResourceStatus) -> RecordedPlane:
     """The plane after it applied everything ``first`` issued to it."""
     issued = {
-        (c.kind, c.name): Issued(c.action, c.digest, 1)
+        (c.kind, c.name): Issued(c.action, c.digest, 1, spec=c.spec)
         for p in first.planes
         if p.plane == plane
         for c in p.commands
@@ -152,6 +152,22 @@ def test_a_fresh_plane_builds_first_and_waits_for_dependencies() -> None:
     assert "Model/churn 1.2.0 to be built and scanned" in wait[0].reason
     assert "FeatureSet/activity" in wait[1].reason
     assert ops(result, "prod") == []
+
+
+def test_an_update_lists_the_fields_it_changes_from_what_was_issued() -> None:
+    """What ``plan --root`` shows under ``~ update``: the resolved spec last issued to the
+    plane against the one about to be, field by field (the pinned model did not move)."""
+    desired = Desired(COMMIT, docs(MODEL, FEATURES, deployment(), DAG))
+    first = plan(desired, {}, TUESDAY_NOON)
+    recorded = recorded_after(first, "dev", model=built(), features=READY_FEATURES)
+    created = recorded_after(plan(desired, {"dev": recorded}, TUESDAY_NOON), "dev")
+    state = RecordedPlane("dev", {**recorded.issued, **created.issued}, recorded.observed, 2, 2)
+    scaled = deployment().replace("replicas: 2", "replicas: 3")
+    again = plan(Desired(COMMIT, docs(MODEL, FEATURES, scaled, DAG)), {"dev": state}, TUESDAY_NOON)
+    (update,) = [a for a in again.planes[0].actions if a.op == "update"]
+    assert update.ref == "Deployment/churn-dev"
+    assert [c.text() for c in update.changes] == ["replicas: 2 → 3"]
+    assert plan(desired, {"dev": state}, TUESDAY_NOON).planes[0].actions == ()
 
 
 @pytest.mark.effect("Deployment", "spec.model.name")

@@ -7,8 +7,13 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from reconciler import planning, status_view
 from reconciler import reconcile as reconciling
-from reconciler import status_view
+from reconciler.planned import Action, Plan, PlanePlan
+from reconciler.recorded import Issued, RecordedPlane
+from schemas import signed
 from tests import clock
 from tests.reconciler.conftest import NOW, TestAgent, World, world  # noqa: F401 - the fixture
 
@@ -48,7 +53,8 @@ def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -
     assert (model["sync"], model["phase"]) == ("Synced", "Ready")
     assert model["issued"].startswith("#1 sha256:") and model["applied"].startswith("sha256:")
     deployment = next(r for r in local["resources"] if r["name"] == "churn-dev")
-    assert (deployment["sync"], deployment["phase"]) == ("Synced", "Unknown")
+    assert (deployment["sync"], deployment["phase"]) == ("Issued", "Unknown")  # not applied yet
+    assert deployment["message"] == "issued in #2; the plane has applied #1"
     assert prod["reportedAt"] is None
     assert prod["flags"] == ["no signed status report yet: is its agent running?"]
     assert [w["path"] for w in body["specWarnings"]] == [
@@ -241,3 +247,129 @@ def test_the_reasons_exit_code_prints_are_inert() -> None:
     [reason] = status_view.unhealthy([flagged])
     assert reason.startswith("dev: agent reports rollback: ")
     assert "\x1b" not in reason and "\x07" not in reason
+
+
+DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+KEY = ("Deployment", "churn-dev")
+
+
+def _seen(digest: str, phase: str = "Ready") -> signed.ResourceStatus:
+    return signed.ResourceStatus(kind=KEY[0], name=KEY[1], phase=phase, digest=digest)  # type: ignore[arg-type]
+
+
+def _view(
+    issued: Issued, applied: int, seen: signed.ResourceStatus | None, action: Action | None = None
+) -> list[status_view.Resource]:
+    """The resources ``status`` shows for one plane that was issued ``issued`` and reports
+    having applied bundle ``applied`` and the resource as ``seen``."""
+    observed = {KEY: seen} if seen is not None else {}
+    state = RecordedPlane("dev", {KEY: issued}, observed, head=issued.sequence, applied=applied)
+    planned = PlanePlan("dev", "local", {}, (action,) if action else ())
+    [plane] = status_view.build(Plan("c" * 40, (planned,)), {"dev": state}, {}, NOW)
+    return list(plane.resources)
+
+
+@pytest.mark.parametrize(
+    ("issued", "applied", "seen", "sync", "message"),
+    [
+        (Issued("apply", DIGEST_B, 2), 2, _seen(DIGEST_B), "Synced", ""),
+        (Issued("apply", DIGEST_B, 2), 3, _seen(DIGEST_B, "Failed"), "Synced", ""),
+        (Issued("apply", DIGEST_B, 2), 1, None, "Issued", "issued in #2; the plane has applied #1"),
+        (
+            Issued("apply", DIGEST_B, 2),
+            1,
+            _seen(DIGEST_A),
+            "Issued",
+            "issued in #2; the plane has applied #1",
+        ),
+        (  # applying: the plane reports the new digest Progressing before its bundle is done
+            Issued("apply", DIGEST_B, 2),
+            1,
+            _seen(DIGEST_B, "Progressing"),
+            "Issued",
+            "issued in #2; the plane has applied #1",
+        ),
+        (
+            Issued("apply", DIGEST_B, 2),
+            2,
+            _seen(DIGEST_A),
+            "Issued",
+            "issued in #2; the plane does not report it applied yet",
+        ),
+        (
+            Issued("delete", DIGEST_B, 3),
+            2,
+            _seen(DIGEST_A),
+            "Issued",
+            "delete issued in #3; the plane has applied #2",
+        ),
+        (Issued("delete", DIGEST_B, 3), 3, _seen(DIGEST_B, "Failed"), "Synced", ""),
+    ],
+    ids=[
+        "applied",
+        "applied-and-failed",
+        "sent-never-reported",
+        "sent-older-version-runs",
+        "applying",
+        "bundle-covered-other-digest",
+        "delete-not-applied",
+        "delete-failed-on-the-plane",
+    ],
+)
+def test_synced_means_the_plane_applied_what_was_issued(
+    issued: Issued, applied: int, seen: signed.ResourceStatus | None, sync: str, message: str
+) -> None:
+    [resource] = _view(issued, applied, seen)
+    assert (resource.sync, resource.message) == (sync, message)
+
+
+def test_an_applied_delete_is_gone_from_the_view() -> None:
+    assert _view(Issued("delete", DIGEST_B, 3), 3, None) == []
+    assert _view(Issued("delete", DIGEST_B, 3), 3, _seen(DIGEST_B, "Deleted")) == []
+
+
+def test_a_due_action_outranks_what_was_applied() -> None:
+    due = Action("update", *KEY, "spec changed in git")
+    [resource] = _view(Issued("apply", DIGEST_A, 1), 1, _seen(DIGEST_A), due)
+    assert (resource.sync, resource.message) == ("OutOfSync", "spec changed in git")
+    held = Action("wait", *KEY, "waiting for Model/churn 1.2.0 to be built and scanned")
+    assert _view(Issued("apply", DIGEST_A, 1), 1, _seen(DIGEST_A), held)[0].sync == "Waiting"
+
+
+def test_only_an_issued_and_unapplied_resource_is_unhealthy_for_exit_code() -> None:
+    [issued] = _view(Issued("apply", DIGEST_B, 2), 1, _seen(DIGEST_A))
+    [synced] = _view(Issued("apply", DIGEST_B, 2), 2, _seen(DIGEST_B))
+    plane = status_view.PlaneStatus("dev", "local", None, None, 2, 1, (), (issued, synced))
+    assert status_view.unhealthy([plane]) == ["dev: Deployment/churn-dev Issued Ready"]
+
+
+def test_every_sync_state_is_in_the_docs_table_beside_argo_cds() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "status.md").read_text()
+    rows = [line for line in docs.splitlines() if line.startswith("| `")]
+    for state in status_view.SYNC_STATES:
+        assert any(row.startswith(f"| `{state}` |") for row in rows), state
+
+
+def test_a_deleted_resource_shows_until_the_plane_applied_the_delete(world: World) -> None:  # noqa: F811
+    reconciler = reconciling.Reconciler(world.settings())
+    agent = TestAgent(world, "local-dev")
+    for _ in range(3):  # the model, then what waited for it, then nothing new
+        reconciler.reconcile(NOW)
+        agent.sync()
+    world.change("retire the batch DAG", lambda work: (work / "dags" / "churn-batch.yaml").unlink())
+    request = planning.PlanRequest(world.work, root=world.keys_dir / "root.json")
+    [due] = _dag(planning.make_status(request, NOW))
+    assert (due.sync, due.message) == ("OutOfSync", "removed from git (pruning is on)")
+    reconciler.reconcile(NOW)
+    [issued] = _dag(planning.make_status(request, NOW))
+    assert (issued.sync, issued.message) == (
+        "Issued",
+        "delete issued in #3; the plane has applied #2",
+    )
+    agent.sync()
+    assert _dag(planning.make_status(request, NOW)) == []
+
+
+def _dag(result: planning.StatusResult) -> list[status_view.Resource]:
+    [local] = [p for p in result.planes if p.name == "local-dev"]
+    return [r for r in local.resources if r.kind == "DAG"]
