@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import json
 import logging
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import background, declared, retry
+from agent import background, declared, progress, retry
 from agent.config import AgentConfig
 from agent.journal import Journal, Source
 from agent.runtimes import select
@@ -61,8 +60,16 @@ class Outcome:
 class Agent:
     """One plane's agent."""
 
-    def __init__(self, config: AgentConfig, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        runtime: Runtime | None = None,
+        *,
+        pace: progress.Pace = progress.Pace(),  # noqa: B008 - frozen: one shared default is fine
+    ) -> None:
         self.config = config
+        self.pace = pace
+        """How often a long apply logs a progress line."""
         state = config.state_dir
         self.mirror = gitrepo.Mirror.open(state / "mirror.git", config.repo)
         root = keyring.read_root(config.root_file)
@@ -163,8 +170,8 @@ class Agent:
         futures: list[concurrent.futures.Future[Any]] = [work.future for work in running]
         _, unfinished = concurrent.futures.wait(futures, timeout=background.ABANDON_WAIT_SECONDS)
         if unfinished:  # a runtime that does not heed its token: the process exits when it ends
-            why = {"msg": "cancelled work still running", "plane": self.config.plane}
-            log.warning(json.dumps({**why, "seconds": background.ABANDON_WAIT_SECONDS}))
+            fields = {"plane": self.config.plane, "waited": background.ABANDON_WAIT_SECONDS}
+            log.warning("cancelled work still running", extra={"fields": fields})
         return flight.ref if flight in running else None
 
     def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
@@ -290,11 +297,8 @@ class Agent:
             return
         if before is not None and (before.phase, before.message) == (state.phase, state.message):
             return
-        line = {
-            "msg": f"{state.kind}/{state.name} {state.phase.lower()}",
-            "plane": self.config.plane,
-        }
-        log.warning(json.dumps({**line, "digest": state.digest, "cause": state.cause[:2000]}))
+        fields = {"plane": self.config.plane, "digest": state.digest, "cause": state.cause[:2000]}
+        log.warning(f"{state.phase.lower()} {state.kind}/{state.name}", extra={"fields": fields})
 
     def _try_report(self, now: datetime, failure: signed.StatusError | None) -> bool:
         """Report, unless git is unreachable: what runs keeps running, status waits (and
@@ -302,8 +306,8 @@ class Agent:
         try:
             return self._report(now, failure)
         except gitrepo.GitError as exc:
-            log.warning(json.dumps({"msg": "status not written", "plane": self.config.plane,
-                                    "error": str(exc)[-2000:]}))  # fmt: skip
+            fields = {"plane": self.config.plane, "error": str(exc)[-2000:]}
+            log.warning("status not written", extra={"fields": fields})
             return False
 
     def _apply(
@@ -380,13 +384,28 @@ class Agent:
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
+        doing = progress.Progress()
+        context = ApplyContext(
+            spec_commit, scratch, self_heal, now=now, cancel=cancel, progress=doing
+        )
         try:
-            context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
+            return progress.watched(
+                f"{command.kind}/{command.name}",
+                functools.partial(self._applied, command, context),
+                progress=doing,
+                pace=self.pace,
+                plane=self.config.plane,
+                commit=spec_commit[:12],
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _applied(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        """What the runtime made of the resource; ``Failed`` with the error if it failed."""
+        try:
             return self.runtime.apply(command, context)
         except GitplaneError as exc:
             return background.failed(command, str(exc))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
     def _scratch(self) -> Path:
         path = self.config.state_dir / "scratch"

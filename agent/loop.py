@@ -9,12 +9,11 @@
 * On SIGTERM: an apply in progress is stopped (its MLflow runs killed) and
   applied again at the next start.
 * Prometheus metrics on ``--listen host:port`` (any path, ``/metrics`` by
-  convention); one JSON log line per cycle that did something.
+  convention); one log line per cycle (see ``cli.logs`` for its formats).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -111,7 +110,7 @@ def run(
             next_poll = time.monotonic() + worker.config.poll_seconds
         elif worker.observe_only(clock()):
             metrics.reports.inc()
-            _log("observed a change and reported it", plane=worker.config.plane)
+            _log("reported a change", plane=worker.config.plane)
         _sleep(wake, stop, min(OBSERVE_SECONDS, max(0.0, next_poll - time.monotonic())))
     abandoned = worker.abandon()
     _log("stopping", plane=worker.config.plane, abandoned=abandoned)
@@ -125,9 +124,11 @@ def _sleep(wake: threading.Event, stop: threading.Event, seconds: float) -> None
 
 
 def log_cycle(plane: str, outcome: Outcome) -> None:
-    """One JSON line for a cycle."""
+    """One line for a cycle: what it applied, and why it failed if it did (a warning)."""
+    failed = outcome.error is not None or outcome.unreachable is not None
     _log(
-        "cycle",
+        "cycle done",
+        level=logging.WARNING if failed else logging.INFO,
         plane=plane,
         applied=[f"{c.kind}/{c.name}" for c in outcome.applied],
         error=outcome.error.code if outcome.error else None,
@@ -138,5 +139,5 @@ def log_cycle(plane: str, outcome: Outcome) -> None:
     )
 
 
-def _log(message: str, **fields: object) -> None:
-    log.info(json.dumps({"msg": message, **fields}, default=str))
+def _log(message: str, *, level: int = logging.INFO, **fields: object) -> None:
+    log.log(level, message, extra={"fields": fields})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import click
 from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
-from cli import clock, options
+from cli import clock, logs, options
 from schemas.errors import ReportedError
 
 
@@ -33,7 +31,8 @@ def agent() -> None:
 )
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
 @options.listen("Serve Prometheus metrics here (daemon mode).")
-def run(config_file: Path, once: bool, listen: str | None) -> None:
+@options.logs("the agent")
+def run(config_file: Path, once: bool, listen: str | None, log_level: str, log_format: str) -> None:
     """Pull this plane's signed commands, verify and apply them, report signed status.
 
     Without --once it runs until SIGTERM: polling every pollInterval (at once on
@@ -44,7 +43,7 @@ def run(config_file: Path, once: bool, listen: str | None) -> None:
         listen = None  # GITPLANE_LISTEN is the daemon's: a one-off cycle leaves it be
     if once and listen:
         raise click.UsageError("--listen applies only without --once (the daemon serves metrics)")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    logs.configure(log_level, log_format)
     config = load_config(config_file)
     worker = agent_agent.Agent(config)
     if once:

@@ -39,6 +39,8 @@ ENVIRONMENT = {
     "--listen": "GITPLANE_LISTEN",
     "--config": "GITPLANE_CONFIG",
     "--plane": "GITPLANE_PLANE",
+    "--log-level": "GITPLANE_LOG_LEVEL",
+    "--log-format": "GITPLANE_LOG_FORMAT",
 }
 """The environment variable of each option that has one, the same in every command that
 takes the option (``--plane`` only where it filters what is shown). ``--output`` has none,
@@ -164,6 +166,33 @@ def renamed(new: str, value: Any, old_value: Any) -> Any:
     if source is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError(f"{new} and its deprecated spelling are both given; keep {new}")
     return old_value
+
+
+def logs(what: str) -> Callable[[F], F]:
+    """``--log-level`` and ``--log-format`` (env ``GITPLANE_LOG_LEVEL``,
+    ``GITPLANE_LOG_FORMAT``): how ``what`` logs to stderr (see :mod:`cli.logs`)."""
+    level = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        **env("--log-level"),
+        help=f"The least severe lines {what} logs.",
+    )
+    fmt = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        **env("--log-format"),
+        help=f"How {what} logs to stderr: text for people, json (one object a line) for "
+        "log shippers.",
+    )
+
+    def both(command: F) -> F:
+        return level(fmt(command))
+
+    return both
 
 
 def key_uris(

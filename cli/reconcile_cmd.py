@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli import clock, options
+from cli import clock, logs, options
 from reconciler import notify, render
 from reconciler import reconcile as reconciling
 from reconciler import watch as watching
@@ -78,6 +78,7 @@ from schemas.inert import inert
 )
 @options.listen("Serve /metrics, /healthz and /webhook here (watch mode).")
 @options.output("text", "json")
+@options.logs("the reconciler")
 def reconcile(
     keys_dir: Path,
     key_uris: dict[str, str],
@@ -92,6 +93,8 @@ def reconcile(
     listen: str | None,
     notifications: Path | None,
     output: str,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Plan every plane against its recorded state and issue signed commands."""
     if once and watch:
@@ -100,6 +103,7 @@ def reconcile(
     given = click.get_current_context().get_parameter_source("output")
     if watch and given is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--output applies only without --watch (a daemon logs)")
+    logs.configure(log_level, log_format)
     every = watching.WatchSettings.parse(interval or "30s", listen) if watch else None
     destinations = _destinations(notifications)
     settings = reconciling.Settings(

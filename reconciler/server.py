@@ -190,4 +190,4 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
         """A client that hangs up or times out costs a log line, never a traceback."""
-        log.warning(json.dumps({"msg": "http request failed", "client": client_address[0]}))
+        log.warning("http request failed", extra={"fields": {"client": client_address[0]}})

@@ -11,11 +11,9 @@ stop the loop between cycles.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -197,7 +195,7 @@ def _commands_in(cycle: reconciling.Cycle, plane: str) -> int:
 
 
 def _log(message: str, *, level: int = logging.INFO, **fields: object) -> None:
-    log.log(level, json.dumps({"msg": message, **fields}, default=str))
+    log.log(level, message, extra={"fields": fields})
 
 
 def run(
@@ -209,7 +207,6 @@ def run(
 ) -> None:
     """Run the watch loop in this thread until SIGTERM or Ctrl-C; ``clock`` gives each
     cycle its ``now``; state changes go to ``destinations``."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     watcher = Watcher(reconciler, settings, clock=clock, destinations=destinations)
 
     def stop(signum: int, _frame: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from tests import clock
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_REPO = ROOT / "example-repo"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LOG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+"""A log line's time (``cli.logs``): UTC with milliseconds, whatever the date."""
 
 
 @pytest.fixture(autouse=True)

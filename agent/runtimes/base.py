@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from agent.progress import Progress
 from schemas import signed
 from schemas.errors import GitplaneError
 
@@ -89,6 +90,9 @@ class ApplyContext:
     cancel: CancelToken = field(default_factory=CancelToken, kw_only=True)
     """Set when the work must end early (the agent is stopping, or a newer command
     superseded the apply): the runtime stops what it started and reports ``Failed``."""
+    progress: Progress = field(default_factory=Progress, kw_only=True)
+    """Where a long apply says what it is doing (``building``, with its output file): the
+    agent logs it every so often while the apply runs (:mod:`agent.progress`)."""
 
 
 @dataclass(frozen=True)

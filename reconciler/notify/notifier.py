@@ -69,7 +69,8 @@ def _load(path: Path) -> dict[str, events.PlaneView] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        log.warning("%s unreadable (%s): treating the current state as notified", path, exc)
+        fields = {"file": path, "error": exc}
+        log.warning("treating the current state as notified", extra={"fields": fields})
         return None
 
 
@@ -80,4 +81,4 @@ def _persist(path: Path, text: str) -> None:
         scratch.write_text(text)
         scratch.replace(path)
     except OSError as exc:
-        log.warning("cannot write %s: %s", path, exc.strerror)
+        log.warning("notified state not written", extra={"fields": {"file": path, "error": exc}})

@@ -93,9 +93,8 @@ class Sender:
         except queue.Full:
             self._done()
             self._outcome(delivery.target, "dropped")
-            log.warning(
-                "notification dropped, queue full: %s to %s", delivery.what, delivery.target
-            )
+            fields = {"target": delivery.target, "event": delivery.what}
+            log.warning("notification dropped: queue full", extra={"fields": fields})
 
     def close(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for the queue to empty, then stop; the number of
@@ -105,7 +104,7 @@ class Sender:
             left = self._pending
         self._stop.set()
         if left:
-            log.warning("%d notification(s) not delivered before exit", left)
+            log.warning("notifications not delivered", extra={"fields": {"left": left}})
         return left
 
     def _run(self) -> None:
@@ -117,7 +116,7 @@ class Sender:
             try:
                 self._deliver(delivery)
             except Exception:  # a bug here must not stop every later notification
-                log.exception("notification to %s failed", delivery.target)
+                log.exception("notification failed", extra={"fields": {"target": delivery.target}})
             finally:
                 self._done()
 
@@ -132,7 +131,8 @@ class Sender:
             self._outcome(delivery.target, "retried")
             self._sleep(delay(self.policy, attempt, retry_after))
         self._outcome(delivery.target, "failed")
-        log.warning("notification to %s failed (%s): %s", delivery.target, why, delivery.what)
+        fields = {"target": delivery.target, "why": why, "event": delivery.what}
+        log.warning("notification failed", extra={"fields": fields})
 
     def _attempt(self, request: Request) -> tuple[int | None, str | None, str]:
         try:

@@ -61,9 +61,10 @@ def _daemon(
     gitplane_bin: str, config: Path, port: int, running: clock.Running
 ) -> subprocess.Popen[bytes]:
     """``gitplane agent run`` on the test's clock until SIGTERM, serving metrics on ``port``;
-    stderr piped."""
+    stderr piped, one JSON object a line."""
+    command = [gitplane_bin, "agent", "run", "--config", str(config), "--log-format", "json"]
     return subprocess.Popen(
-        [gitplane_bin, "agent", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        [*command, "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=running.env(),
@@ -104,7 +105,7 @@ def test_the_daemon_wakes_on_a_push_serves_metrics_and_stops(
     failed = [
         json.loads(line)
         for line in stderr.decode().splitlines()
-        if '"FeatureSet/customer-activity failed"' in line
+        if '"msg": "failed FeatureSet/customer-activity"' in line
     ]
     assert len(failed) == 1, stderr[-2000:]  # logged once, not on every observation
     assert failed[0]["cause"].startswith("source not found: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from reconciler.plan import PlanePlan
 from reconciler.recorded import RecordedPlane
 from tests import clock
 from tests.agent.serving_world import predict
-from tests.conftest import EXAMPLE_REPO, git
+from tests.conftest import EXAMPLE_REPO, LOG_TIME, git
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 
 
@@ -37,15 +38,22 @@ def _configure(world: World, plane: str = "local-dev", ports: str = "31400-31499
 def _agent(
     gitplane_bin: str, config: Path, running: clock.Running
 ) -> subprocess.CompletedProcess[str]:
-    """One cycle of the agent, on the test's clock."""
+    """One cycle of the agent, on the test's clock; it logs JSON."""
     return subprocess.run(
-        [gitplane_bin, "agent", "run", "--config", str(config), "--once"],
+        [gitplane_bin, "agent", "run", "--config", str(config), "--once", "--log-format", "json"],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
         env=running.env(),
     )
+
+
+def _logged(done: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """Every stderr line of an agent run: each a JSON log record with its time."""
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert all(LOG_TIME.fullmatch(str(line["time"])) for line in lines), done.stderr[-3000:]
+    return lines
 
 
 def _registry(state: Path) -> list[object]:
@@ -68,9 +76,13 @@ def test_the_local_plane_converges_end_to_end(
     (state / "data" / "data").mkdir(parents=True)
     shutil.copy(EXAMPLE_REPO / "sample-data" / "events.csv", state / "data" / "data")
     reconciler = reconciling.Reconciler(world.settings())
+    logged: list[dict[str, object]] = []
     try:
-        local = _converge(reconciler, gitplane_bin, config, running)
+        local = _converge(reconciler, gitplane_bin, config, running, logged)
         assert local.actions == ()
+        build = [line for line in logged if str(line["msg"]).endswith(" Model/churn")]
+        assert build[0]["msg"] == "applying Model/churn"  # on stderr of `agent run --once`
+        assert (build[-1]["msg"], build[-1]["phase"]) == ("finished applying Model/churn", "Ready")
 
         (version,) = _registry(state)
         tags = version.tags  # type: ignore[attr-defined]
@@ -108,9 +120,14 @@ ROW = {
 
 
 def _converge(
-    reconciler: reconciling.Reconciler, gitplane_bin: str, config: Path, running: clock.Running
+    reconciler: reconciling.Reconciler,
+    gitplane_bin: str,
+    config: Path,
+    running: clock.Running,
+    logged: list[dict[str, object]],
 ) -> PlanePlan:
-    """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up)."""
+    """Alternate reconcile and agent cycles until local-dev's plan is empty (or give up);
+    what the agent runs logged is added to ``logged``."""
     for _ in range(6):
         cycle = reconciler.reconcile(running())
         assert cycle.plan is not None
@@ -119,6 +136,7 @@ def _converge(
             return local
         done = _agent(gitplane_bin, config, running)
         assert done.returncode == 0, done.stderr[-3000:]
+        logged += _logged(done)
     return local
 
 
@@ -191,8 +209,14 @@ def test_an_unreachable_git_server_changes_nothing(
     config.write_text(text)
     done = _agent(gitplane_bin, config, running)
     assert done.returncode == 1
-    assert '"unreachable": "git ls-remote' in done.stderr
-    assert "Traceback" not in done.stderr
+    (line,) = [json.loads(line) for line in done.stderr.splitlines()]  # the cycle's, as JSON
+    assert LOG_TIME.fullmatch(line["time"])
+    assert (line["level"], line["logger"], line["msg"]) == (
+        "warning",
+        "gitplane.agent",
+        "cycle done",
+    )
+    assert line["unreachable"].startswith("git ls-remote")
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import pytest
 
 from ledger import layout
 from reconciler import server
-from tests.conftest import git
+from tests.conftest import LOG_TIME, git
 from tests.reconciler.conftest import World
 
 SECRET = "s3cret-for-tests"
@@ -67,7 +67,7 @@ def watching(gitplane_bin: str, world: World) -> Iterator[tuple[subprocess.Popen
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "GITPLANE_WEBHOOK_SECRET": SECRET},
+        env={**os.environ, "GITPLANE_WEBHOOK_SECRET": SECRET, "GITPLANE_LOG_FORMAT": "json"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -134,7 +134,13 @@ def test_sigterm_stops_cleanly(watching: tuple[subprocess.Popen[bytes], str]) ->
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert b'"msg": "stopping"' in stderr
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]  # every line is JSON
+    assert all(LOG_TIME.fullmatch(line["time"]) and line["level"] for line in lines), lines
+    said = [(line["level"], line["logger"], line["msg"]) for line in lines]
+    assert ("info", "gitplane.reconciler", "watching") in said
+    assert ("info", "gitplane.reconciler", "issued") in said
+    stopping = [line for line in lines if line["msg"] == "stopping"]  # a cycle may end after
+    assert [line["signal"] for line in stopping] == ["SIGTERM"]
 
 
 def test_webhook_verification() -> None:

@@ -5,6 +5,7 @@ Every MLflow failure surfaces as :class:`MlflowError`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.progress import Progress
 from agent.runtimes.base import CancelToken
 from agent.runtimes.local import env
 from agent.runtimes.local.limits import Limits
@@ -46,11 +48,28 @@ the agent's worker thread, observing on its own). Project runs are processes: ne
 while one runs."""
 
 
+def _adopt_logs() -> None:
+    """Once MLflow is imported: its records go through the agent's logging like any other
+    library's (from ``warning`` up, in ``--log-format``), not through the handler MLflow
+    installs for itself, and its chatter (``Successfully registered model``) is not
+    printed: both wrote lines of their own format to stderr, which broke a JSON log.
+    Projects run as processes keep MLflow's own logging, into their log file."""
+    from mlflow.utils import logging_utils  # noqa: PLC0415 - imported with MLflow
+
+    logging_utils.disable_logging()  # type: ignore[no-untyped-call] # its stderr stream
+    mlflow_log = logging.getLogger("mlflow")
+    if not mlflow_log.propagate:
+        mlflow_log.handlers.clear()
+        mlflow_log.setLevel(logging.NOTSET)
+        mlflow_log.propagate = True
+
+
 @contextmanager
 def _tracking(uri: str) -> Iterator[object]:
     import mlflow  # noqa: PLC0415 - MLflow takes seconds to import: only builds pay for it
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
+    _adopt_logs()
     with _TRACKING_LOCK:  # the tracking URI is process-wide; an apply thread shares it
         ensure_store(uri)
         previous = os.environ.get("MLFLOW_TRACKING_URI")
@@ -87,6 +106,7 @@ def _create_or_upgrade(uri: str) -> None:
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow imports slowly
     from mlflow.store.db import utils as untyped  # noqa: PLC0415
 
+    _adopt_logs()
     utils: Any = untyped  # MLflow's store set-up, untyped
     path = Path(uri.removeprefix("sqlite:///"))
     try:
@@ -356,6 +376,7 @@ def declared_parameters(project: Path, entry_point: str) -> frozenset[str] | Non
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
     from mlflow.projects import _project_spec  # noqa: PLC0415
 
+    _adopt_logs()
     try:
         spec = _project_spec.load_project(str(project))  # type: ignore[no-untyped-call]
         found = spec.get_entry_point(entry_point)
@@ -377,14 +398,15 @@ def run_in(
     timeout: float,
     workdir: Path,
     cancel: CancelToken,
+    progress: Progress,
     environment: ProjectEnvironment,
     limits: Limits,
 ) -> ProjectExit:
     """Run an MLflow Project inside the existing run ``run_id``, in its own process group, in
     the environment ``environment`` says MLflow creates (or reuses) for it; past ``timeout``
     seconds the whole group is killed, making the environment included. ``workdir``
-    receives its log and MLflow's downloads. The project's processes (not the making of its
-    environment) are held to ``limits``."""
+    receives its log and MLflow's downloads, and ``progress`` follows the log. The project's
+    processes (not the making of its environment) are held to ``limits``."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point]
     command += ["--env-manager", environment.manager, "--run-id", run_id]
@@ -394,6 +416,7 @@ def run_in(
     log, variables = workdir / "log.txt", _project_env(uri, environment.root)
     deadline = time.monotonic() + timeout
     with log.open("wb") as out:
+        progress.follow(log)
         code: int | None = 0
         if environment.manager in MADE_FIRST:  # whole, or made again: never half made
             making = _making(project, "project", environment.manager)
@@ -426,6 +449,7 @@ def prepare_model_env(
     workdir: Path,
     timeout: float,
     cancel: CancelToken,
+    progress: Progress,
 ) -> str:
     """The Python of an environment made from a model's logged requirements (its
     ``python_env.yaml``) by MLflow's ``uv`` or ``virtualenv`` manager under ``env_root``, as
@@ -437,6 +461,7 @@ def prepare_model_env(
     answer.unlink(missing_ok=True)
     command = _making(model_dir, "model", manager, answer)
     with log.open("wb") as out:
+        progress.step(f"making the model's {manager} environment", log)
         code = _wait_or_kill(
             command, _with_env_root(env_root), workdir, out, timeout=timeout, cancel=cancel
         )

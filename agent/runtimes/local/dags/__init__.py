@@ -141,6 +141,7 @@ def _run(
         env,
         context.scratch,
         context.cancel,
+        context.progress,
     )
     begun = _dagrun.begin(launch)
     persist_state(env, dag.name, kept.model_copy(update={"running": begun.parent.run_id}))

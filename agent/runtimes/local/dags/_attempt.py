@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.progress import Progress
 from agent.runtimes.base import CancelledError, CancelToken
 from agent.runtimes.local import _mlflow, limits
 from schemas.dag import Step
@@ -65,6 +66,7 @@ def run(
     workdir: Path,
     timeout: float,
     cancel: CancelToken,
+    progress: Progress,
 ) -> tuple[str, str]:
     """The child run's id and ``""`` when the project succeeded, else ``""`` and why
     (with the tail of its log)."""
@@ -72,6 +74,7 @@ def run(
     name = unit.name if attempt == 1 else f"{unit.name}-attempt-{attempt}"
     tags = _tags(parent, unit, attempt)
     run_id = _mlflow.start_run(uri, parent.experiment_id, name=name, tags=tags, params=parameters)
+    progress.step(f"running step {name}")
     try:
         ended = _mlflow.run_in(
             uri,
@@ -84,6 +87,7 @@ def run(
             workdir=workdir,
             limits=limits.of(unit.step.resources),
             cancel=cancel,
+            progress=progress,
             environment=_mlflow.ProjectEnvironment(unit.step.project.env_manager, parent.env_root),
         )
     except CancelledError:

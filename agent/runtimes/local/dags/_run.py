@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from agent.progress import Progress
 from agent.runtimes.base import CancelledError, CancelToken
 from agent.runtimes.local import _mlflow, models
 from agent.runtimes.local.dags import _attempt as _dagattempt
@@ -44,6 +45,7 @@ class Launch:
     env: LocalEnv
     scratch: Path
     cancel: CancelToken
+    progress: Progress
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class _Driver:
             workdir=workdir,
             timeout=timeout,
             cancel=self.launch.cancel,
+            progress=self.launch.progress,
         )
 
     def _provided(self, unit: _dagattempt.Instance, workdir: Path) -> dict[str, ParamValue]:

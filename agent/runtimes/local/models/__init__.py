@@ -173,6 +173,7 @@ def _produce(
         tracking_uri, experiment_id, name=f"{name} {spec.version}", tags=tags
     )
     timeout = parse_duration(spec.timeout)
+    context.progress.step(f"building {name} {spec.version}")
     try:
         ended = _mlflow.run_in(
             tracking_uri,
@@ -184,6 +185,7 @@ def _produce(
             timeout=timeout,
             workdir=context.scratch / "run",
             cancel=context.cancel,
+            progress=context.progress,
             environment=_mlflow.ProjectEnvironment(project.env_manager, env.env_root),
             limits=limits.of(spec.resources),
         )

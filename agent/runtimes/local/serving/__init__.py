@@ -229,6 +229,7 @@ def _wait(
         status = _status(command, directory, None, context.now + timedelta(seconds=waited))
         if status.phase in ("Ready", "Failed") or waited > seconds:
             return status
+        context.progress.step(f"rolling out: {status.message}" if status.message else "rolling out")
         if waited > SUPERVISOR_START_SECONDS and not _supervisor_running(directory):
             return status.model_copy(update={"phase": "Failed", "message": _crash(directory)})
         if context.cancel.wait(0.2):

@@ -63,4 +63,5 @@ def python(
         workdir=context.scratch / "model-env",
         timeout=timeout,
         cancel=context.cancel,
+        progress=context.progress,
     )
