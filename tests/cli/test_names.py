@@ -79,6 +79,8 @@ def _value(option: click.Option, tmp_path: Path, name: str) -> str:
         else:
             target.mkdir()
         return str(target)
+    if isinstance(kind, click.Choice):  # one choice from the env, another from the flag
+        return str(kind.choices[-1] if name.startswith("env-") else kind.choices[0])
     return "127.0.0.1:9000" if option.name == "listen" else f"{name}-value"
 
 
