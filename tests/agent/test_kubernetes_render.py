@@ -9,6 +9,7 @@ misplaced or unknown to the API (the client's models drop what they do not know)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,14 @@ TARGET = render.Target(
     namespace="gitplane-prod",
     serving_image="ghcr.io/example/mlflow-serve:2.14",
     tracking_uri="http://mlflow.mlflow.svc:5000",
+    build_image="ghcr.io/example/mlflow-build:2.14",
+    agent_image="ghcr.io/example/gitplane:0.1.0",
+    repo_url="https://git.example.com/ml/specs.git",
+    source_secret="specs-read-token",
 )
+COMMIT = "c0ffee" * 6 + "c0ff"
+TREE = "7ee" * 13 + "7"
+RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"
 PINNED = {
     "name": "churn",
     "version": "1.2.0",
@@ -39,23 +47,27 @@ PINNED = {
 
 
 def command(path: str, **spec: object) -> signed.Command:
-    """The command the reconciler signs for example-repo's ``path``, its model pinned, with
-    ``spec``'s fields set (None: removed)."""
+    """The command the reconciler signs for example-repo's ``path`` (a deployment's model
+    pinned, a model's project tree given), with ``spec``'s fields set (None: removed)."""
     document = parse_spec(path, (ROOT / "example-repo" / path).read_bytes()).document
-    assert isinstance(document, Deployment), path
-    declared = {**document.spec.model_dump(by_alias=True, exclude_unset=True), **spec}
-    body = {
+    assert document is not None, path
+    declared = {**document.spec.model_dump(by_alias=True, exclude_unset=True), **spec}  # type: ignore[attr-defined]
+    body: dict[str, object] = {
         "apiVersion": "gitplane.dev/v1alpha1",
-        "kind": "Deployment",
+        "kind": document.KIND,
         "metadata": {"name": document.name},
         "spec": {k: v for k, v in declared.items() if v is not None},
-        "resolved": {"model": PINNED},
     }
+    if isinstance(document, Deployment):
+        body["resolved"] = {"model": PINNED}
+    else:
+        body["inputs"] = {"projects/churn": TREE}
     text = json.dumps(body, sort_keys=True)
+    action = "apply" if isinstance(document, Deployment) else "build"
     return signed.Command(
-        id=f"Deployment/{document.name}",
-        action="apply",
-        kind="Deployment",
+        id=f"{document.KIND}/{document.name}",
+        action=action,
+        kind=document.KIND,  # type: ignore[arg-type]
         name=document.name,
         spec=text,
         digest=envelope.digest(text.encode()),
@@ -71,13 +83,21 @@ CASES = {
         resources={"cpu": "2", "memory": "8Gi", "gpu": 1},
     ),
 }
+RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
+    **{
+        f"deployment-{case}": (lambda make=make: render.deployment(make(), TARGET))
+        for case, make in CASES.items()
+    },
+    "build-churn": lambda: [
+        render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
+    ],
+}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_deployments_render_as_the_golden_manifests(case: str) -> None:
-    rendered = render.deployment(CASES[case](), TARGET)
-    text = yaml.safe_dump_all(rendered, sort_keys=True)
-    golden = GOLDEN / f"deployment-{case}.yaml"
+@pytest.mark.parametrize("case", sorted(RENDERS))
+def test_commands_render_as_the_golden_manifests(case: str) -> None:
+    text = yaml.safe_dump_all(RENDERS[case](), sort_keys=True)
+    golden = GOLDEN / f"{case}.yaml"
     assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
 
 
@@ -85,13 +105,14 @@ MODELS = {
     ("apps/v1", "Deployment"): "V1Deployment",
     ("v1", "Service"): "V1Service",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2HorizontalPodAutoscaler",
+    ("batch/v1", "Job"): "V1Job",
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(RENDERS))
 def test_every_object_is_what_the_official_client_models_know(case: str) -> None:
     api = client.ApiClient()
-    for manifest in render.deployment(CASES[case](), TARGET):
+    for manifest in RENDERS[case]():
         model = MODELS[(manifest["apiVersion"], manifest["kind"])]
         typed = api.deserialize(json.dumps(manifest), model, "application/json")
         assert type(typed).__name__ == model
@@ -119,3 +140,17 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler() -> None:
     deployment, service = render.deployment(fixed, TARGET)
     assert deployment["spec"]["replicas"] == 3
     assert service["kind"] == "Service"
+
+
+def test_a_build_runs_the_signed_tree_in_the_run_the_agent_made() -> None:
+    """The init container checks the project against the command's tree before the run
+    container starts; the run goes into the MLflow run the agent tagged with provenance."""
+    (job,) = RENDERS["build-churn"]()
+    pod = job["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    assert fetch["args"][fetch["args"].index("--tree") + 1] == TREE
+    assert fetch["args"][fetch["args"].index("--commit") + 1] == COMMIT
+    assert fetch["envFrom"] == [{"secretRef": {"name": "specs-read-token"}}]
+    (run,) = pod["containers"]
+    assert run["args"][run["args"].index("--run-id") + 1] == RUN_ID
+    assert (job["spec"]["backoffLimit"], pod["restartPolicy"]) == (0, "Never")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import commands, signed
-from schemas.common import Resources
+from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
 
@@ -47,6 +47,15 @@ class Target:
     """An image with MLflow and the model's runtime (``mlflow models serve`` on its PATH)."""
     tracking_uri: str
     """The plane's MLflow tracking server, as pods reach it."""
+    build_image: str = ""
+    """An image with git-free MLflow Projects tooling (``mlflow run``, uv, virtualenv)."""
+    agent_image: str = ""
+    """Gitplane's own image: fetches and checks sources (the init container of Jobs)."""
+    repo_url: str = ""
+    """The spec repository as pods fetch it."""
+    source_secret: str | None = None
+    """A Secret (by name; its values never pass through Gitplane) with git credentials for
+    ``repo_url``: its keys become the source container's environment (``GIT_ASKPASS``...)."""
 
 
 def labels(target: Target, kind: str, name: str) -> dict[str, str]:
@@ -185,4 +194,84 @@ def _hpa(command: signed.Command, target: Target, scaling: Autoscaling) -> Manif
                 },
             },
         },
+    }
+
+
+WORKSPACE = "/workspace"
+
+
+def model_build(command: signed.Command, commit: str, run_id: str, target: Target) -> Manifest:
+    """A Model build command: a Job that fetches the project at ``commit``, checks it is the
+    tree the command names, and runs it inside the MLflow run ``run_id`` (made by the agent,
+    with the provenance tags, before the Job). Scanning, gates and registration then run in
+    the agent, the code the local plane runs. ``backoffLimit`` 0: a failed build is retried
+    by the agent with its backoff (ADR 0012), not by the Job."""
+    typed = commands.read(command, commands.ModelCommand)
+    project = typed.spec.source.project
+    if project is None:
+        raise ValueError(f"Model/{command.name} imports from a registry: there is nothing to build")
+    tree = typed.inputs.get(project.path, "")
+    name = f"{command.name}-build-{digest_label(command.digest)[7:15]}"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(target, command, name),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(seconds(typed.spec.timeout)),
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels(target, command.kind, command.name)},
+                "spec": _pod(
+                    target,
+                    project,
+                    commit=commit,
+                    tree=tree,
+                    args=_project_run(project, run_id),
+                    resources=typed.spec.resources,
+                ),
+            },
+        },
+    }
+
+
+def _project_run(project: ProjectRef, run_id: str) -> list[str]:
+    args = ["mlflow", "run", ".", "-e", project.entry_point, "--env-manager", project.env_manager]
+    args += ["--run-id", run_id]
+    for key, value in sorted(project.parameters.items()):
+        args += ["-P", f"{key}={value}"]
+    return args
+
+
+def _pod(
+    target: Target,
+    project: ProjectRef,
+    *,
+    commit: str,
+    tree: str,
+    args: list[str],
+    resources: Resources,
+) -> Manifest:
+    """A pod that runs ``args`` in the project's directory once its source checked out."""
+    source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
+    source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
+    mount = [{"name": "workspace", "mountPath": WORKSPACE}]
+    fetcher: Manifest = {"name": "source", "image": target.agent_image, "args": source}
+    if target.source_secret:
+        fetcher["envFrom"] = [{"secretRef": {"name": target.source_secret}}]
+    return {
+        "restartPolicy": "Never",
+        "initContainers": [{**fetcher, "volumeMounts": mount}],
+        "containers": [
+            {
+                "name": "run",
+                "image": target.build_image,
+                "args": args,
+                "workingDir": f"{WORKSPACE}/project",
+                "env": [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}],
+                "resources": container_resources(resources),
+                "volumeMounts": [dict(m) for m in mount],
+            }
+        ],
+        "volumes": [{"name": "workspace", "emptyDir": {}}],
     }
