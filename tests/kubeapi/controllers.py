@@ -130,7 +130,7 @@ class Controllers:
                     True,
                     "MinimumReplicasAvailable",
                     "Deployment has minimum availability.",
-                    now,
+                    now=now,
                 ),
                 condition(
                     before,
@@ -138,7 +138,7 @@ class Controllers:
                     True,
                     "NewReplicaSetAvailable",
                     f'ReplicaSet "{name}" has successfully progressed.',
-                    now,
+                    now=now,
                 ),
             ],
         }
@@ -155,7 +155,7 @@ class Controllers:
                 False,
                 "ProgressDeadlineExceeded",
                 f'ReplicaSet "{name}" has timed out progressing.',
-                now,
+                now=now,
             )
             if late
             else condition(
@@ -164,7 +164,7 @@ class Controllers:
                 True,
                 "ReplicaSetUpdated",
                 f'ReplicaSet "{name}" is progressing.',
-                now,
+                now=now,
             )
         )
         available = (
@@ -174,7 +174,7 @@ class Controllers:
                 True,
                 "MinimumReplicasAvailable",
                 "Deployment has minimum availability.",
-                now,
+                now=now,
             )
             if old_ready or not replicas
             else condition(
@@ -183,7 +183,7 @@ class Controllers:
                 False,
                 "MinimumReplicasUnavailable",
                 "Deployment does not have minimum availability.",
-                now,
+                now=now,
             )
         )
         return {
@@ -208,7 +208,7 @@ class Controllers:
         now = timestamp(self.clock())
         if "startTime" not in status:
             return {"startTime": now, "active": obj["spec"]["parallelism"], "ready": 0}
-        return self._finish(obj, status, now)
+        return self._finish(obj, status, now=now)
 
     def _finish(self, obj: Json, status: Json, now: str) -> Json:
         spec, completions = obj["spec"], obj["spec"]["completions"]
@@ -234,7 +234,7 @@ class Controllers:
                     True,
                     "BackoffLimitExceeded",
                     "Job has reached the specified backoff limit",
-                    now,
+                    now=now,
                 )
             ]
         elif not failing:
@@ -246,7 +246,7 @@ class Controllers:
                     True,
                     "CompletionsReached",
                     "Reached expected number of succeeded pods",
-                    now,
+                    now=now,
                 )
             ]
         return made

@@ -185,13 +185,13 @@ def disown(entries: list[Json], paths: set[Path]) -> list[Json]:
 
 
 def record(entries: list[Json], new: Json, paths: set[Path], *, take: bool) -> list[Json]:
-    """``entries`` with ``new`` in its manager's slot; ``take`` moves ``paths`` from the
-    other managers to it (an update, or a forced apply)."""
+    """``entries`` with ``new`` in its manager's slot (where it was, else last); ``take``
+    moves ``paths`` from the other managers to it (an update, or a forced apply)."""
     slot = (new["manager"], new["operation"], new.get("subresource"))
-    others = [e for e in entries if not _same_slot(e, *slot)]
-    if take:
-        others = disown(others, paths)
-    return [*others, new] if paths else others
+    others = disown(entries, paths) if take else entries
+    at = next((i for i, e in enumerate(others) if _same_slot(e, *slot)), len(others))
+    kept = [e for e in others if not _same_slot(e, *slot)]
+    return [*kept[:at], new, *kept[at:]] if paths else kept
 
 
 def entry_is(e: Json, manager: str, operation: str) -> bool:

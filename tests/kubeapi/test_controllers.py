@@ -1,0 +1,122 @@
+"""The double's simulated controllers, stepped by the test, seen through the official client:
+rollouts that complete, fail past their progress deadline and roll back; Jobs that complete
+or fail, Indexed Jobs with partitions that fail. Double only: a real cluster's controllers
+run on their own time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.kubeapi.conftest import apply, deployment, job
+from tests.kubeapi.server import KubeApiDouble, ManualClock
+
+NS = "default"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[KubeApiDouble, client.ApiClient]]:
+    with KubeApiDouble() as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            yield double, api_client
+
+
+def conditions(obj: client.V1Deployment | client.V1Job) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in obj.status.conditions or []}
+
+
+def test_a_rollout_completes_in_one_step(world: tuple[KubeApiDouble, client.ApiClient]) -> None:
+    double, api_client = world
+    apps = client.AppsV1Api(api_client)
+    apply(apps.patch_namespaced_deployment, "web", NS, deployment("web", replicas=3))
+    assert apps.read_namespaced_deployment_status("web", NS).status.observed_generation is None
+    double.controllers.step()
+    status = apps.read_namespaced_deployment_status("web", NS).status
+    assert (status.observed_generation, status.ready_replicas, status.available_replicas) == (
+        1,
+        3,
+        3,
+    )
+    assert conditions(apps.read_namespaced_deployment("web", NS)) == {
+        "Available": ("True", "MinimumReplicasAvailable"),
+        "Progressing": ("True", "NewReplicaSetAvailable"),
+    }
+
+
+def test_a_failing_image_exceeds_the_progress_deadline_and_a_rollback_completes(
+    world: tuple[KubeApiDouble, client.ApiClient],
+) -> None:
+    double, api_client = world
+    apps, patch = (
+        client.AppsV1Api(api_client),
+        client.AppsV1Api(api_client).patch_namespaced_deployment,
+    )
+    apply(patch, "web", NS, deployment("web", replicas=2))
+    double.controllers.step()
+    double.controllers.fail_image("registry.example/serve:2")
+    apply(patch, "web", NS, deployment("web", replicas=2, image="registry.example/serve:2"))
+    double.controllers.step()
+    rolling = apps.read_namespaced_deployment("web", NS)
+    assert conditions(rolling)["Progressing"] == ("True", "ReplicaSetUpdated")
+    assert (rolling.status.updated_replicas, rolling.status.available_replicas) == (1, 2)
+    assert isinstance(double.clock, ManualClock)
+    double.clock.advance(601)
+    double.controllers.step()
+    stuck = apps.read_namespaced_deployment("web", NS)
+    assert conditions(stuck)["Progressing"] == ("False", "ProgressDeadlineExceeded")
+    assert conditions(stuck)["Available"] == ("True", "MinimumReplicasAvailable")
+    apply(patch, "web", NS, deployment("web", replicas=2))
+    double.controllers.step()
+    assert conditions(apps.read_namespaced_deployment("web", NS))["Progressing"] == (
+        "True",
+        "NewReplicaSetAvailable",
+    )
+
+
+def test_a_step_that_changes_nothing_writes_nothing(
+    world: tuple[KubeApiDouble, client.ApiClient],
+) -> None:
+    double, api_client = world
+    apps = client.AppsV1Api(api_client)
+    apply(apps.patch_namespaced_deployment, "web", NS, deployment("web"))
+    double.controllers.step()
+    settled = double.store.revision
+    double.controllers.step()
+    apply(apps.patch_namespaced_deployment, "web", NS, deployment("web"))
+    assert double.store.revision == settled
+
+
+def test_a_job_starts_then_completes(world: tuple[KubeApiDouble, client.ApiClient]) -> None:
+    double, api_client = world
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_job(NS, job("train", completions=2))
+    double.controllers.step()
+    started = batch.read_namespaced_job_status("train", NS).status
+    assert (started.active, started.start_time is not None, started.conditions) == (2, True, None)
+    double.controllers.step()
+    done = batch.read_namespaced_job_status("train", NS)
+    assert (done.status.succeeded, done.status.completion_time is not None) == (2, True)
+    assert conditions(done) == {"Complete": ("True", "CompletionsReached")}
+
+
+def test_an_indexed_job_with_a_failing_partition_fails_past_its_backoff_limit(
+    world: tuple[KubeApiDouble, client.ApiClient],
+) -> None:
+    double, api_client = world
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_job(NS, job("backfill", completions=4, indexed=True, backoff=1))
+    double.controllers.fail_job(NS, "backfill", indexes={1})
+    double.controllers.step()
+    double.controllers.step()
+    retrying = batch.read_namespaced_job_status("backfill", NS).status
+    assert (retrying.completed_indexes, retrying.failed, retrying.conditions) == ("0,2-3", 1, None)
+    double.controllers.step()
+    failed = batch.read_namespaced_job_status("backfill", NS)
+    assert (failed.status.failed, failed.status.succeeded) == (2, 3)
+    assert conditions(failed) == {"Failed": ("True", "BackoffLimitExceeded")}
