@@ -242,11 +242,12 @@ class Api:
 
     def _orphan(self, namespace: str | None, uid: str) -> None:
         for resource, dependent in self._dependents(namespace, uid):
+            before = copy.deepcopy(dependent)
             refs = dependent["metadata"]["ownerReferences"]
             dependent["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
             if not dependent["metadata"]["ownerReferences"]:
                 del dependent["metadata"]["ownerReferences"]
-            self.store.save(resource, dependent, "MODIFIED")
+            self.store.save(resource, dependent, "MODIFIED", before)
 
     def _delete_dependents(self, namespace: str | None, uid: str) -> None:
         for resource, dependent in self._dependents(namespace, uid):
@@ -331,7 +332,7 @@ class Api:
             return self.store.save(resource, new, "ADDED")
         if _without_times(old) == _without_times(new):
             return old
-        return self.store.save(resource, new, "MODIFIED")
+        return self.store.save(resource, new, "MODIFIED", old)
 
 
 def generation(old: Json | None, new: Json) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.kubeapi import errors, routes
+from tests.kubeapi import errors, routes, watches
 from tests.kubeapi.errors import ApiError
 from tests.kubeapi.routes import Route
 
@@ -25,6 +26,17 @@ APPLY = "application/apply-patch+yaml"
 MERGE = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 WATCH_TIMEOUT = 1800.0
 """Seconds a watch stays open when the client names no ``timeoutSeconds``."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the double received it (the body parsed when it was JSON or YAML)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: Any
 
 
 def parse_body(content_type: str, raw: bytes) -> Any:
@@ -176,8 +188,6 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
             """Quiet: the double's requests are in ``double.requests``."""
 
         def _serve(self, method: str) -> None:
-            from tests.kubeapi.server import Request  # noqa: PLC0415 - server imports this module
-
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -185,11 +195,14 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
             try:
                 body = parse_body(content_type, raw)
                 double.requests.append(Request(method, url.path, query, content_type, body))
-                if not double.is_authorized(self.headers.get("Authorization", "")):
-                    raise errors.unauthorized()
+                double.authorize(self.headers.get("Authorization", ""))
                 self._answer(method, url.path, query, content_type, body)
             except ApiError as refused:
                 self._send(refused.code, refused.status())
+            except Exception as bug:  # a fault of the double: say so, as a 500 Status
+                traceback.print_exc()
+                failed = ApiError(500, "InternalError", f"the API server double failed: {bug!r}")
+                self._send(500, failed.status())
 
         def _answer(
             self,
@@ -230,7 +243,10 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
                 query.get("labelSelector", ""), query.get("fieldSelector", "")
             )
             timeout = float(query.get("timeoutSeconds") or WATCH_TIMEOUT)
-            stream = Watch(double, route, wanted, query.get("resourceVersion", ""))
+            since = query.get("resourceVersion", "")
+            if not since.isdigit() and since != "":
+                raise errors.bad_request(f'invalid resource version "{since}"')
+            stream = watches.Watch(double, route, wanted, since)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -244,61 +260,3 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
                 return
 
     return Handler
-
-
-class Watch:
-    """One watch: the events of one resource (in one namespace, through the selectors)
-    after a resourceVersion, or the current objects as ADDED first when it names none."""
-
-    def __init__(self, double: KubeApiDouble, route: Route, wanted: Any, since: str) -> None:
-        self.double, self.route, self.wanted = double, route, wanted
-        self.since = since
-
-    def _matches(self, event: Any) -> bool:
-        namespace = event.object["metadata"].get("namespace")
-        return (
-            event.resource is self.route.resource
-            and self.route.namespace in {None, namespace}
-            and (self.route.name is None or event.object["metadata"]["name"] == self.route.name)
-            and self.double.api.matches(self.wanted, event.object)
-        )
-
-    def _start(self) -> tuple[int, list[Json]]:
-        """The revision to follow from, and the synthetic ADDED events of a fresh watch."""
-        store = self.double.store
-        if self.since not in {"", "0"}:
-            return int(self.since), []
-        objects = store.list(self.route.resource, self.route.namespace)
-        added = [
-            {"type": "ADDED", "object": o}
-            for o in objects
-            if self.double.api.matches(self.wanted, o)
-        ]
-        return store.revision, added
-
-    def _next(self, revision: int, deadline: float) -> tuple[int, list[Json]]:
-        store = self.double.store
-        with store.lock:
-            events = store.events_after(revision)
-            if not events and not store.closed:
-                store.lock.wait(max(0.0, deadline - time.monotonic()))
-                events = store.events_after(revision)
-        last = events[-1].revision if events else revision
-        return last, [{"type": e.type, "object": e.object} for e in events if self._matches(e)]
-
-    def lines(self, deadline: float) -> Any:
-        """JSON lines until the deadline, the server's close, or a 410 for an old version."""
-        with self.double.store.lock:
-            revision, first = self._start()
-        batch = first
-        while True:
-            for event in batch:
-                yield json.dumps(event).encode() + b"\n"
-            if time.monotonic() >= deadline or self.double.store.closed:
-                return
-            try:
-                revision, batch = self._next(revision, deadline)
-            except ValueError as too_old:
-                status = errors.expired(str(too_old)).status()
-                yield json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
-                return

@@ -21,24 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from tests import clock as test_clock
-from tests.kubeapi import controllers, handler, resources
+from tests.kubeapi import controllers, errors, handler, resources
 from tests.kubeapi.api import Api
+from tests.kubeapi.handler import Request
 from tests.kubeapi.resources import Resource
 from tests.kubeapi.store import Store
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as the double received it (the body parsed when it was JSON)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    content_type: str
-    body: Any
 
 
 @dataclass
@@ -108,9 +98,11 @@ class KubeApiDouble:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def is_authorized(self, header: str) -> bool:
+    def authorize(self, header: str) -> None:
+        """401 unless the ``Authorization`` header carries this double's bearer token."""
         scheme, _, presented = header.partition(" ")
-        return scheme == "Bearer" and hmac.compare_digest(presented.encode(), self.token.encode())
+        if scheme != "Bearer" or not hmac.compare_digest(presented.encode(), self.token.encode()):
+            raise errors.unauthorized()
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
         """A kubeconfig (JSON is YAML) whose current context reaches this double."""

@@ -29,6 +29,8 @@ class Event:
     type: str
     resource: Resource
     object: Json
+    previous: Json | None = None
+    """The object before the change (None for ADDED): a selecting watch needs both."""
 
 
 def _key(resource: Resource, namespace: str | None, name: str) -> tuple[str, str, str]:
@@ -58,13 +60,13 @@ class Store:
             copy.deepcopy(self._objects[k]) for k in keys if namespace is None or k[1] == namespace
         ]
 
-    def save(self, resource: Resource, obj: Json, event: str) -> Json:
-        """Store ``obj`` at the next resourceVersion and tell the watches."""
+    def save(self, resource: Resource, obj: Json, event: str, previous: Json | None = None) -> Json:
+        """Store ``obj`` (formerly ``previous``) at the next resourceVersion; tell the watches."""
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         metadata = obj["metadata"]
         self._objects[_key(resource, metadata.get("namespace"), metadata["name"])] = obj
-        self._record(Event(self.revision, event, resource, copy.deepcopy(obj)))
+        self._record(Event(self.revision, event, resource, copy.deepcopy(obj), previous))
         return copy.deepcopy(obj)
 
     def delete(self, resource: Resource, obj: Json) -> Json:
@@ -72,7 +74,7 @@ class Store:
         metadata = obj["metadata"]
         del self._objects[_key(resource, metadata.get("namespace"), metadata["name"])]
         metadata["resourceVersion"] = str(self.revision)
-        self._record(Event(self.revision, "DELETED", resource, copy.deepcopy(obj)))
+        self._record(Event(self.revision, "DELETED", resource, copy.deepcopy(obj), obj))
         return obj
 
     def _record(self, event: Event) -> None:

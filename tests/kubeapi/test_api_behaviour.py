@@ -192,6 +192,28 @@ def test_watch_replays_changes_in_order(target: Target) -> None:
     assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
 
 
+def test_a_selecting_watch_sees_objects_enter_and_leave_the_selection(target: Target) -> None:
+    core, ns = target.core, target.namespace
+    core.create_namespaced_config_map(ns, config_map("a", {"tier": "web"}))
+    since = core.list_namespaced_config_map(ns).metadata.resource_version
+    for tier in ("db", "web"):
+        core.patch_namespaced_config_map("a", ns, {"metadata": {"labels": {"tier": tier}}})
+    core.delete_namespaced_config_map("a", ns)
+    seen = []
+    stream = watch.Watch()
+    for event in stream.stream(
+        core.list_namespaced_config_map,
+        ns,
+        resource_version=since,
+        label_selector="tier=web",
+        timeout_seconds=10,
+    ):
+        seen.append(event["type"])
+        if len(seen) == 3:
+            stream.stop()
+    assert seen == ["DELETED", "ADDED", "DELETED"]
+
+
 def test_watch_from_a_compacted_version_is_410_gone(target: Target) -> None:
     target.core.create_namespaced_config_map(target.namespace, config_map("a"))
     target.compact()
