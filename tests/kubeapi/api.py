@@ -300,7 +300,9 @@ class Api:
                 copy.deepcopy(old.get("status", {})) if old else initial_status(resource)
             )
         validation.default(resource, new)
-        validation.check(resource, new)
+        if old is None and resource is resources.JOBS:
+            validation.default_job_selector(new)
+        validation.check(resource, new, old)
         if resource.generation:
             metadata["generation"] = generation(old, new)
         return new

@@ -330,6 +330,33 @@ def test_invalid_deployments_are_422(target: Target, modify, field: str) -> None
     assert target.apps.list_namespaced_deployment(target.namespace).items == []
 
 
+def test_a_job_gets_a_selector_of_its_own_and_its_pod_template_is_immutable(target: Target) -> None:
+    patch, ns = target.batch.patch_namespaced_job, target.namespace
+    made = apply(patch, "step", ns, job("step"))
+    uid = made.metadata.uid
+    assert made.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": uid}
+    assert made.spec.template.metadata.labels["batch.kubernetes.io/job-name"] == "step"
+    assert apply(patch, "step", ns, job("step")).metadata.generation == 1
+    changed = job("step")
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/step:2"
+    with pytest.raises(ApiException) as refused:
+        apply(patch, "step", ns, changed)
+    assert refused.value.status == 422
+    assert "spec.template" in [c["field"] for c in body_of(refused)["details"]["causes"]]
+
+
+def test_a_deployments_selector_is_immutable(target: Target) -> None:
+    patch, ns = target.apps.patch_namespaced_deployment, target.namespace
+    apply(patch, "web", ns, deployment("web"))
+    moved = deployment("web")
+    moved["spec"]["selector"]["matchLabels"] = {"app": "web", "v": "2"}
+    moved["spec"]["template"]["metadata"]["labels"] = {"app": "web", "v": "2"}
+    with pytest.raises(ApiException) as refused:
+        apply(patch, "web", ns, moved)
+    assert refused.value.status == 422
+    assert "spec.selector" in [c["field"] for c in body_of(refused)["details"]["causes"]]
+
+
 def test_an_unreadable_apply_body_is_400(target: Target) -> None:
     with pytest.raises(ApiException) as refused:
         unchecked = client.CoreV1Api.patch_namespaced_config_map.raw_function  # type: ignore[attr-defined]

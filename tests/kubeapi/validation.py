@@ -71,7 +71,27 @@ def _template_causes(spec: dict[str, Any]) -> list[Cause]:
     return []
 
 
-def check(resource: Resource, obj: dict[str, Any]) -> None:
+IMMUTABLE = {
+    resources.DEPLOYMENTS.plural: ("selector",),
+    resources.JOBS.plural: ("selector", "template", "completionMode"),
+}
+"""Spec fields an update may not change: a Job is deleted and made anew to change its pods."""
+
+
+def _immutable_causes(resource: Resource, spec: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    before = old.get("spec") or {}
+    return [
+        Cause(
+            "FieldValueInvalid",
+            f"Invalid value: {spec.get(key)!r}: field is immutable",
+            f"spec.{key}",
+        )
+        for key in IMMUTABLE.get(resource.plural, ())
+        if spec.get(key) != before.get(key)
+    ]
+
+
+def check(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """Raise 422 Invalid, naming every field the real server would name."""
     name = obj.get("metadata", {}).get("name", "")
     causes = _name_causes(resource, name)
@@ -80,6 +100,8 @@ def check(resource: Resource, obj: dict[str, Any]) -> None:
         causes += _selector_causes(spec)
     if resource.plural in WORKLOADS:
         causes += _template_causes(spec)
+    if old is not None:
+        causes += _immutable_causes(resource, spec, old)
     if causes:
         raise errors.invalid(resource, name, causes)
 
@@ -95,3 +117,25 @@ def default(resource: Resource, obj: dict[str, Any]) -> None:
         spec.setdefault("parallelism", 1)
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
+
+
+def default_job_selector(job: dict[str, Any]) -> None:
+    """On create, as the real server: a selector on the Job's own uid, and the labels it
+    selects (and the Job's name) on the pod template."""
+    metadata, spec = job["metadata"], job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector"):
+        return
+    uid, name = metadata["uid"], metadata["name"]
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec.setdefault("template", {}).setdefault("metadata", {})
+    template["labels"] = {**(template.get("labels") or {}), **job_labels(uid, name)}
+
+
+def job_labels(uid: str, name: str) -> dict[str, str]:
+    """The labels the real server puts on a Job's pods."""
+    return {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
