@@ -9,10 +9,11 @@ nothing writes nothing).
   old pods keep serving, ``Progressing`` stays ``ReplicaSetUpdated`` until the spec's
   ``progressDeadlineSeconds`` have passed on the double's clock, then turns False with
   ``ProgressDeadlineExceeded``. Re-applying the last good template (a rollback) completes.
-* **Jobs** start in one step (``startTime``, ``active``) and finish in the next:
-  ``Complete`` with every completion succeeded, or, for the pods a test made fail
-  (:meth:`Controllers.fail_job`, by index for Indexed Jobs), one failure per pod per
-  step until ``failed`` exceeds ``backoffLimit`` and the Job is ``Failed``.
+* **Jobs** start their pods in one step (``startTime``, ``active``, pods Running) and
+  finish in the next: ``Complete`` with every completion succeeded, or, for the pods a
+  test made fail (:meth:`Controllers.fail_job`, by index for Indexed Jobs), one failed
+  pod (and a new one) per index per step until ``failed`` exceeds ``backoffLimit`` and
+  the Job is ``Failed`` (:mod:`tests.kubeapi.jobs` decides; this module does the writes).
 """
 
 from __future__ import annotations
@@ -23,41 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.kubeapi import resources
-from tests.kubeapi.api import Api, timestamp
+from tests.kubeapi import jobs, resources
+from tests.kubeapi.api import Api, owned_by, timestamp
+from tests.kubeapi.conditions import condition
 
 Json = dict[str, Any]
 MANAGER = "kube-controller-manager"
-
-
-def condition(
-    before: list[Json], kind: str, status: bool, reason: str, message: str, *, now: str
-) -> Json:
-    """A condition whose ``lastTransitionTime`` moves only when its status does."""
-    value = "True" if status else "False"
-    old = next((c for c in before if c.get("type") == kind), {})
-    moved = old.get("status") != value or old.get("reason") != reason
-    return {
-        "type": kind,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastUpdateTime": now if moved else old.get("lastUpdateTime", now),
-        "lastTransitionTime": now
-        if old.get("status") != value
-        else old.get("lastTransitionTime", now),
-    }
-
-
-def ranges(indexes: set[int]) -> str:
-    """``{0, 1, 2, 4}`` -> ``"0-2,4"``, the form of ``completedIndexes``."""
-    parts: list[str] = []
-    for i in sorted(indexes):
-        if parts and parts[-1].split("-")[-1] == str(i - 1):
-            parts[-1] = f"{parts[-1].split('-')[0]}-{i}"
-        else:
-            parts.append(str(i))
-    return ",".join(parts)
 
 
 def _key(obj: Json) -> tuple[str, str]:
@@ -95,7 +67,7 @@ class Controllers:
             for obj in self.api.store.list(resources.DEPLOYMENTS, None):
                 self._write(resources.DEPLOYMENTS, obj, self.deployment_status(obj))
             for obj in self.api.store.list(resources.JOBS, None):
-                self._write(resources.JOBS, obj, self.job_status(obj))
+                self._step_job(obj)
 
     def _write(self, resource: resources.Resource, obj: Json, status: Json) -> None:
         namespace, name = _key(obj)
@@ -198,55 +170,33 @@ class Controllers:
 
     # -- Jobs -------------------------------------------------------------------------------
 
-    def job_status(self, obj: Json) -> Json:
-        status = obj.get("status") or {}
-        if any(
-            c["status"] == "True" and c["type"] in {"Complete", "Failed"}
-            for c in status.get("conditions", [])
-        ):
-            return status
-        now = timestamp(self.clock())
-        if "startTime" not in status:
-            return {"startTime": now, "active": obj["spec"]["parallelism"], "ready": 0}
-        return self._finish(obj, status, now=now)
+    def _step_job(self, job: Json) -> None:
+        before = job.get("status") or {}
+        if jobs.finished(before):
+            return
+        marked = self.failing_pods.get(_key(job), set())
+        failing = jobs.failing_indexes(job["spec"]["completions"], marked)
+        status = jobs.next_status(job, failing, now=timestamp(self.clock()))
+        self._write(resources.JOBS, job, status)
+        for pod in self._running_pods(job):
+            phase = "Failed" if jobs.index_of(pod) in failing else "Succeeded"
+            self._write(resources.PODS, pod, {"phase": phase})
+        if not jobs.finished(status):
+            starting = jobs.first_indexes(job) if "startTime" not in before else sorted(failing)
+            for index in starting:
+                self._start_pod(job, index)
 
-    def _finish(self, obj: Json, status: Json, now: str) -> Json:
-        spec, completions = obj["spec"], obj["spec"]["completions"]
-        failing = self.failing_pods.get(_key(obj), set())
-        failing = set(range(completions)) if -1 in failing else failing & set(range(completions))
-        done = set(range(completions)) - failing
-        made: Json = {
-            "startTime": status["startTime"],
-            "succeeded": len(done),
-            "active": len(failing),
-            "ready": 0,
-        }
-        if failing:
-            made["failed"] = status.get("failed", 0) + len(failing)
-        if spec.get("completionMode") == "Indexed" and done:
-            made["completedIndexes"] = ranges(done)
-        if made.get("failed", 0) > spec["backoffLimit"]:
-            made["active"] = 0
-            made["conditions"] = [
-                condition(
-                    [],
-                    "Failed",
-                    True,
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                    now=now,
-                )
-            ]
-        elif not failing:
-            made["completionTime"] = now
-            made["conditions"] = [
-                condition(
-                    [],
-                    "Complete",
-                    True,
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    now=now,
-                )
-            ]
-        return made
+    def _pods_of(self, job: Json) -> list[Json]:
+        namespace, uid = job["metadata"]["namespace"], job["metadata"]["uid"]
+        return [p for p in self.api.store.list(resources.PODS, namespace) if owned_by(p, uid)]
+
+    def _running_pods(self, job: Json) -> list[Json]:
+        return [p for p in self._pods_of(job) if p.get("status", {}).get("phase") == "Running"]
+
+    def _start_pod(self, job: Json, index: int) -> None:
+        attempt = sum(jobs.index_of(p) == index for p in self._pods_of(job))
+        namespace = job["metadata"]["namespace"]
+        made = self.api.create(resources.PODS, namespace, jobs.pod(job, index, attempt), MANAGER)
+        self._write(
+            resources.PODS, made, {"phase": "Running", "startTime": timestamp(self.clock())}
+        )

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.kubeapi.conftest import apply, deployment, job
+from tests.kubeapi.jobs import INDEX
 from tests.kubeapi.server import KubeApiDouble, ManualClock
 
 NS = "default"
@@ -120,3 +121,15 @@ def test_an_indexed_job_with_a_failing_partition_fails_past_its_backoff_limit(
     failed = batch.read_namespaced_job_status("backfill", NS)
     assert (failed.status.failed, failed.status.succeeded) == (2, 3)
     assert conditions(failed) == {"Failed": ("True", "BackoffLimitExceeded")}
+    core = client.CoreV1Api(api_client)
+    pods = core.list_namespaced_pod(NS, label_selector="job-name=backfill").items
+    phases = sorted((p.metadata.labels[INDEX], p.status.phase) for p in pods)
+    assert phases == [
+        ("0", "Succeeded"),
+        ("1", "Failed"),
+        ("1", "Failed"),
+        ("2", "Succeeded"),
+        ("3", "Succeeded"),
+    ]
+    batch.delete_namespaced_job("backfill", NS, propagation_policy="Background")
+    assert core.list_namespaced_pod(NS).items == []
