@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import ROOT
-from tests.kubeapi.conftest import APPLY, apply, deployment
+from tests.kubeapi.conftest import APPLY, apply, config_map, deployment
 from tests.kubeapi.server import KubeApiDouble
 
 
@@ -70,3 +72,28 @@ def test_python_m_tests_kubeapi_prints_a_kubeconfig_that_reaches_it(tmp_path: Pa
         started.terminate()
         assert started.wait(timeout=10) == 0
         started.stdout.close()
+
+
+def test_an_open_watch_follows_changes_made_after_it_started(tmp_path: Path) -> None:
+    with KubeApiDouble() as double:
+        kubeconfig = str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        with config.new_client_from_config(config_file=kubeconfig) as api_client:
+            core = client.CoreV1Api(api_client)
+            since = core.list_namespaced_config_map("default").metadata.resource_version
+            with ThreadPoolExecutor(1) as pool:
+                seen = pool.submit(first_event, core, since)
+                while not any(r.query.get("watch") for r in double.requests):
+                    time.sleep(0.01)
+                time.sleep(0.05)  # the watch now waits in the double for a change
+                core.create_namespaced_config_map("default", config_map("late"))
+                assert seen.result(timeout=10) == ("ADDED", "late")
+
+
+def first_event(core: client.CoreV1Api, since: str) -> tuple[str, str]:
+    stream = watch.Watch()
+    for event in stream.stream(
+        core.list_namespaced_config_map, "default", resource_version=since, timeout_seconds=10
+    ):
+        stream.stop()
+        return event["type"], event["object"].metadata.name
+    return "", ""
