@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.kubeapi import jobs, resources
+from tests.kubeapi import conditions, jobs, resources
 from tests.kubeapi.api import Api, owned_by, timestamp
 from tests.kubeapi.conditions import condition
 
@@ -96,68 +96,19 @@ class Controllers:
             "readyReplicas": replicas,
             "availableReplicas": replicas,
             "conditions": [
-                condition(
-                    before,
-                    "Available",
-                    True,
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                    now=now,
-                ),
-                condition(
-                    before,
-                    "Progressing",
-                    True,
-                    "NewReplicaSetAvailable",
-                    f'ReplicaSet "{name}" has successfully progressed.',
-                    now=now,
-                ),
+                condition(before, conditions.AVAILABLE, now=now),
+                condition(before, conditions.ROLLED_OUT, name=name, now=now),
             ],
         }
 
     def _stuck(self, obj: Json, *, late: bool, serving: bool) -> Json:
+        """A rollout whose new pods never become ready: the old ones (if any) still serve."""
         replicas, now = obj["spec"]["replicas"], timestamp(self.clock())
         before = obj.get("status", {}).get("conditions", [])
         old_ready = obj.get("status", {}).get("availableReplicas", 0) if serving else 0
-        name = obj["metadata"]["name"]
-        progressing = (
-            condition(
-                before,
-                "Progressing",
-                False,
-                "ProgressDeadlineExceeded",
-                f'ReplicaSet "{name}" has timed out progressing.',
-                now=now,
-            )
-            if late
-            else condition(
-                before,
-                "Progressing",
-                True,
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{name}" is progressing.',
-                now=now,
-            )
-        )
-        available = (
-            condition(
-                before,
-                "Available",
-                True,
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.",
-                now=now,
-            )
-            if old_ready or not replicas
-            else condition(
-                before,
-                "Available",
-                False,
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-                now=now,
-            )
-        )
+        progress = conditions.TIMED_OUT if late else conditions.ROLLING
+        enough = old_ready or not replicas
+        available = conditions.AVAILABLE if enough else conditions.UNAVAILABLE
         return {
             "observedGeneration": obj["metadata"]["generation"],
             "replicas": old_ready + 1,
@@ -165,7 +116,10 @@ class Controllers:
             "readyReplicas": old_ready,
             "availableReplicas": old_ready,
             "unavailableReplicas": max(replicas - old_ready, 1),
-            "conditions": [available, progressing],
+            "conditions": [
+                condition(before, available, now=now),
+                condition(before, progress, name=obj["metadata"]["name"], now=now),
+            ],
         }
 
     # -- Jobs -------------------------------------------------------------------------------

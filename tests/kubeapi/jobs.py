@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.kubeapi import conditions
 from tests.kubeapi.conditions import condition
 
 Json = dict[str, Any]
@@ -73,24 +74,9 @@ def next_status(job: Json, failing: set[int], *, now: str) -> Json:
 
 def _ending(spec: Json, made: Json, *, now: str) -> Json:
     if made.get("failed", 0) > spec["backoffLimit"]:
-        failed = condition(
-            [],
-            "Failed",
-            True,
-            "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit",
-            now=now,
-        )
-        return {"active": 0, "conditions": [failed]}
+        return {"active": 0, "conditions": [condition([], conditions.JOB_FAILED, now=now)]}
     if not made["active"]:
-        complete = condition(
-            [],
-            "Complete",
-            True,
-            "CompletionsReached",
-            "Reached expected number of succeeded pods",
-            now=now,
-        )
+        complete = condition([], conditions.JOB_COMPLETE, now=now)
         return {"completionTime": now, "conditions": [complete]}
     return {}
 

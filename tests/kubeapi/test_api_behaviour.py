@@ -56,15 +56,20 @@ def test_apply_creates_then_merges(target: Target) -> None:
     assert "f:replicas" in entry.fields_v1["f:spec"]
 
 
-def test_apply_of_a_field_another_manager_owns_conflicts_unless_forced(target: Target) -> None:
-    patch, ns = target.apps.patch_namespaced_deployment, target.namespace
-    apply(patch, "web", ns, deployment("web", replicas=1))
-    other = {
+def replicas_only(replicas: int) -> dict:
+    """What an autoscaler applies: a Deployment's replicas and nothing else."""
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "web"},
-        "spec": {"replicas": 3},
+        "spec": {"replicas": replicas},
     }
+
+
+def test_apply_of_a_field_another_manager_owns_conflicts_unless_forced(target: Target) -> None:
+    patch, ns = target.apps.patch_namespaced_deployment, target.namespace
+    apply(patch, "web", ns, deployment("web", replicas=1))
+    other = replicas_only(3)
     with pytest.raises(ApiException) as refused:
         apply(patch, "web", ns, other, manager="autoscaler")
     assert refused.value.status == 409
@@ -81,12 +86,7 @@ def test_apply_of_a_field_another_manager_owns_conflicts_unless_forced(target: T
 def test_apply_of_the_same_value_shares_the_field(target: Target) -> None:
     patch, ns = target.apps.patch_namespaced_deployment, target.namespace
     apply(patch, "web", ns, deployment("web", replicas=2))
-    same = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2},
-    }
+    same = replicas_only(2)
     shared = apply(patch, "web", ns, same, manager="autoscaler")
     for manager in ("gitplane", "autoscaler"):
         assert "f:replicas" in owned(shared.metadata.managed_fields, manager)["f:spec"]
