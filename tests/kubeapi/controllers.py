@@ -1,5 +1,5 @@
 """Small simulated controllers that move workloads through their status, driven by the
-test: each :meth:`Controllers.step` looks at every Deployment and Job once and writes the
+test: each :meth:`Controllers.step` looks at every Deployment, CronJob and Job once and writes the
 status the real controllers would reach (through the status subresource, as
 ``kube-controller-manager``, so watches see MODIFIED events and a step that changes
 nothing writes nothing).
@@ -14,6 +14,9 @@ nothing writes nothing).
   test made fail (:meth:`Controllers.fail_job`, by index for Indexed Jobs), one failed
   pod (and a new one) per index per step until ``failed`` exceeds ``backoffLimit`` and
   the Job is ``Failed`` (:mod:`tests.kubeapi.jobs` decides; this module does the writes).
+* **CronJobs** start the Job that is due on the double's clock (:mod:`tests.kubeapi.cronjobs`),
+  honour ``concurrencyPolicy`` and report ``active``, ``lastScheduleTime`` and
+  ``lastSuccessfulTime``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.kubeapi import conditions, jobs, resources
+from tests.kubeapi import conditions, cronjobs, jobs, resources
 from tests.kubeapi.api import Api, owned_by, timestamp
 from tests.kubeapi.conditions import condition
 
@@ -66,6 +69,8 @@ class Controllers:
         with self.api.store.lock:
             for obj in self.api.store.list(resources.DEPLOYMENTS, None):
                 self._write(resources.DEPLOYMENTS, obj, self.deployment_status(obj))
+            for obj in self.api.store.list(resources.CRONJOBS, None):
+                self._step_cron_job(obj)
             for obj in self.api.store.list(resources.JOBS, None):
                 self._step_job(obj)
 
@@ -154,3 +159,40 @@ class Controllers:
         self._write(
             resources.PODS, made, {"phase": "Running", "startTime": timestamp(self.clock())}
         )
+
+    # -- CronJobs ---------------------------------------------------------------------------
+
+    def _step_cron_job(self, cron_job: Json) -> None:
+        """Forget finished Jobs (the last success noted), then start the one that is due."""
+        namespace = cron_job["metadata"]["namespace"]
+        status = dict(cron_job.get("status") or {})
+        active = []
+        for ref in status.pop("active", []):
+            job = self.api.store.get(resources.JOBS, namespace, ref["name"])
+            if job is not None and not jobs.finished(job.get("status") or {}):
+                active.append(ref)
+            elif job is not None and job["status"].get("completionTime"):
+                status["lastSuccessfulTime"] = job["status"]["completionTime"]
+        at = cronjobs.due(cron_job, self.clock())
+        if at is not None and self._may_start(cron_job, active):
+            made = self.api.create(
+                resources.JOBS, namespace, cronjobs.job_for(cron_job, at), MANAGER
+            )
+            active = [
+                *([] if cron_job["spec"].get("concurrencyPolicy") == "Replace" else active),
+                cronjobs.reference(made),
+            ]
+            status["lastScheduleTime"] = timestamp(at)
+        self._write(
+            resources.CRONJOBS, cron_job, {**status, **({"active": active} if active else {})}
+        )
+
+    def _may_start(self, cron_job: Json, active: list[Json]) -> bool:
+        """Allow: always; Forbid: not while a Job runs; Replace: after deleting those."""
+        policy = cron_job["spec"].get("concurrencyPolicy", "Allow")
+        if policy == "Forbid":
+            return not active
+        if policy == "Replace":
+            for ref in active:
+                self.api.delete(resources.JOBS, ref["namespace"], ref["name"], "Background")
+        return True

@@ -133,3 +133,55 @@ def test_an_indexed_job_with_a_failing_partition_fails_past_its_backoff_limit(
     ]
     batch.delete_namespaced_job("backfill", NS, propagation_policy="Background")
     assert core.list_namespaced_pod(NS).items == []
+
+
+def cron_job(name: str, policy: str = "Allow") -> dict:
+    pod = {"containers": [{"name": "c", "image": "registry.example/c:1"}], "restartPolicy": "Never"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "*/5 * * * *",
+            "concurrencyPolicy": policy,
+            "jobTemplate": {"spec": {"backoffLimit": 9, "template": {"spec": pod}}},
+        },
+    }
+
+
+def test_a_cron_job_runs_its_job_when_due_and_notes_its_success(
+    world: tuple[KubeApiDouble, client.ApiClient],
+) -> None:
+    double, api_client = world
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_cron_job(NS, cron_job("nightly"))
+    double.controllers.step()
+    assert batch.list_namespaced_job(NS).items == []
+    assert isinstance(double.clock, ManualClock)
+    double.clock.advance(5 * 60 + 1)
+    double.controllers.step()
+    [made] = batch.list_namespaced_job(NS).items
+    assert made.metadata.owner_references[0].kind == "CronJob"
+    scheduled = batch.read_namespaced_cron_job_status("nightly", NS).status
+    assert scheduled.last_schedule_time.isoformat() == "2026-11-24T12:05:00+00:00"
+    assert [ref.name for ref in scheduled.active] == [made.metadata.name]
+    double.controllers.step()
+    double.controllers.step()
+    done = batch.read_namespaced_cron_job_status("nightly", NS).status
+    assert (done.active, done.last_successful_time is not None) == (None, True)
+
+
+def test_a_forbidding_cron_job_starts_nothing_while_its_job_runs(
+    world: tuple[KubeApiDouble, client.ApiClient],
+) -> None:
+    double, api_client = world
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_cron_job(NS, cron_job("nightly", policy="Forbid"))
+    assert isinstance(double.clock, ManualClock)
+    double.clock.advance(5 * 60)
+    double.controllers.step()
+    [running] = batch.list_namespaced_job(NS).items
+    double.controllers.fail_job(NS, running.metadata.name)
+    double.clock.advance(5 * 60)
+    double.controllers.step()
+    assert [j.metadata.name for j in batch.list_namespaced_job(NS).items] == [running.metadata.name]
