@@ -220,9 +220,11 @@ class Api:
         uid = obj["metadata"]["uid"]
         if policy == "Orphan":
             self._orphan(namespace, uid)
-        else:
+        if policy == "Foreground":  # the owner goes last ...
             self._delete_dependents(namespace, uid)
         self.store.delete(resource, obj)
+        if policy == "Background":  # ... or first, the collector following
+            self._delete_dependents(namespace, uid)
         return {
             "kind": "Status",
             "apiVersion": "v1",

@@ -87,7 +87,12 @@ class Store:
         """Events newer than ``revision``; ValueError when the history no longer reaches back."""
         if revision < self._oldest:
             raise ValueError(f"too old resource version: {revision} ({self._oldest})")
-        return [e for e in self._events if e.revision > revision]
+        newer = []
+        for event in reversed(self._events):  # the newest first: cost grows with news only
+            if event.revision <= revision:
+                break
+            newer.append(event)
+        return newer[::-1]
 
     def compact(self) -> None:
         """Forget the history, as an etcd compaction does: older watches get 410 Gone."""
