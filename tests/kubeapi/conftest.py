@@ -134,6 +134,19 @@ def job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
 
 
+def cron_job(name: str, *, policy: str = "Allow", suspend: bool = False) -> dict[str, Any]:
+    """Every five minutes; a suspended one is left alone by any controller, so a check may
+    write its status."""
+    pod = {"containers": [{"name": "c", "image": "registry.example/c:1"}], "restartPolicy": "Never"}
+    spec = {
+        "schedule": "*/5 * * * *",
+        "suspend": suspend,
+        "concurrencyPolicy": policy,
+        "jobTemplate": {"spec": {"backoffLimit": 9, "template": {"spec": pod}}},
+    }
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name}, "spec": spec}
+
+
 def config_map(name: str, labels: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
     metadata = {"name": name, "labels": labels or {}, **extra}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"k": "v"}}

@@ -18,6 +18,7 @@ from tests.kubeapi.conftest import (
     Target,
     apply,
     config_map,
+    cron_job,
     deployment,
     job,
     owner_reference,
@@ -107,33 +108,18 @@ def test_generation_counts_spec_changes_only(target: Target) -> None:
     assert (relabelled.metadata.generation, rescaled.metadata.generation) == (1, 2)
 
 
-def cron_job(name: str) -> dict:
-    """A suspended CronJob: no controller writes its status, so a check may."""
-    pod = {"containers": [{"name": "c", "image": "registry.example/c:1"}], "restartPolicy": "Never"}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {
-            "schedule": "0 0 1 1 *",
-            "suspend": True,
-            "jobTemplate": {"spec": {"template": {"spec": pod}}},
-        },
-    }
-
-
 def test_status_subresource_writes_status_only_and_main_writes_never_do(target: Target) -> None:
     batch, ns = target.batch, target.namespace
-    made = apply(batch.patch_namespaced_cron_job, "nightly", ns, cron_job("nightly"))
+    made = apply(batch.patch_namespaced_cron_job, "nightly", ns, cron_job("nightly", suspend=True))
     changed = {
         "status": {"lastScheduleTime": "2026-11-24T12:00:00Z"},
         "spec": {"schedule": "5 5 5 5 *"},
     }
     written = batch.patch_namespaced_cron_job_status("nightly", ns, changed)
     assert written.status.last_schedule_time is not None
-    assert written.spec.schedule == "0 0 1 1 *"
+    assert written.spec.schedule == "*/5 * * * *"
     assert written.metadata.generation == made.metadata.generation
-    main = {**cron_job("nightly"), "status": {"lastScheduleTime": None}}
+    main = {**cron_job("nightly", suspend=True), "status": {"lastScheduleTime": None}}
     reapplied = apply(batch.patch_namespaced_cron_job, "nightly", ns, main)
     assert reapplied.status.last_schedule_time == written.status.last_schedule_time
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.kubeapi.conftest import apply, deployment, job
+from tests.kubeapi.conftest import apply, cron_job, deployment, job
 from tests.kubeapi.jobs import INDEX
 from tests.kubeapi.server import KubeApiDouble, ManualClock
 
@@ -133,20 +133,6 @@ def test_an_indexed_job_with_a_failing_partition_fails_past_its_backoff_limit(
     ]
     batch.delete_namespaced_job("backfill", NS, propagation_policy="Background")
     assert core.list_namespaced_pod(NS).items == []
-
-
-def cron_job(name: str, policy: str = "Allow") -> dict:
-    pod = {"containers": [{"name": "c", "image": "registry.example/c:1"}], "restartPolicy": "Never"}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {
-            "schedule": "*/5 * * * *",
-            "concurrencyPolicy": policy,
-            "jobTemplate": {"spec": {"backoffLimit": 9, "template": {"spec": pod}}},
-        },
-    }
 
 
 def test_a_cron_job_runs_its_job_when_due_and_notes_its_success(
