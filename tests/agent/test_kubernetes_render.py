@@ -46,7 +46,9 @@ PINNED = {
 }
 
 
-def command(path: str, **spec: object) -> signed.Command:
+def command(
+    path: str, *, pinned: dict[str, object] | None = None, **spec: object
+) -> signed.Command:
     """The command the reconciler signs for example-repo's ``path`` (a deployment's model
     pinned, a model's project tree given), with ``spec``'s fields set (None: removed)."""
     document = parse_spec(path, (ROOT / "example-repo" / path).read_bytes()).document
@@ -59,7 +61,7 @@ def command(path: str, **spec: object) -> signed.Command:
         "spec": {k: v for k, v in declared.items() if v is not None},
     }
     if isinstance(document, Deployment):
-        body["resolved"] = {"model": PINNED}
+        body["resolved"] = {"model": pinned or PINNED}
     else:
         body["inputs"] = {"projects/churn": TREE}
     text = json.dumps(body, sort_keys=True)

@@ -44,6 +44,11 @@ def _images(obj: Json) -> set[str]:
     return {c.get("image", "") for c in pod.get("containers", [])}
 
 
+def _args(obj: Json) -> set[str]:
+    pod = obj["spec"].get("template", {}).get("spec", {})
+    return {a for c in pod.get("containers", []) for a in c.get("args", [])}
+
+
 @dataclass
 class Controllers:
     """The Deployment and Job controllers of one double."""
@@ -51,6 +56,7 @@ class Controllers:
     api: Api
     clock: Callable[[], datetime]
     failing_images: set[str] = field(default_factory=set)
+    failing_args: set[str] = field(default_factory=set)
     failing_pods: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     _stable: dict[tuple[str, str], str] = field(default_factory=dict)
     """Each Deployment's last template that became available (its ReplicaSet)."""
@@ -59,6 +65,11 @@ class Controllers:
     def fail_image(self, image: str) -> None:
         """From now on, pods of this image never become ready."""
         self.failing_images.add(image)
+
+    def fail_args(self, argument: str) -> None:
+        """From now on, pods with a container given this argument never become ready (a
+        server that crashes at start on it: a model version its registry does not have)."""
+        self.failing_args.add(argument)
 
     def fail_job(self, namespace: str, name: str, indexes: set[int] | None = None) -> None:
         """The pods of this Job fail: those of ``indexes`` (Indexed Jobs), else every one."""
@@ -83,7 +94,8 @@ class Controllers:
     def deployment_status(self, obj: Json) -> Json:
         key, spec = _key(obj), obj["spec"]
         template = json.dumps(spec.get("template"), sort_keys=True)
-        if self._stable.get(key) == template or not _images(obj) & self.failing_images:
+        failing = _images(obj) & self.failing_images or _args(obj) & self.failing_args
+        if self._stable.get(key) == template or not failing:
             self._stable[key] = template
             return self._available(obj)
         started = self._started.setdefault((*key, template), self.clock())
