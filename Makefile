@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test,ml]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ml,kubernetes]'
 	touch $(STAMP)
 
 demo: install

@@ -104,3 +104,14 @@ def gitplane_bin() -> str:
     path = Path(sys.executable).parent / "gitplane"
     assert path.exists(), f"the gitplane console script is not installed beside {sys.executable}"
     return str(path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cluster`` need a real cluster: without ``$KUBECONFIG`` they are
+    deselected (reported as not run), never passed, whatever ``-m`` asked for."""
+    if os.environ.get("KUBECONFIG"):
+        return
+    cluster = [item for item in items if item.get_closest_marker("cluster")]
+    if cluster:
+        config.hook.pytest_deselected(items=cluster)
+        items[:] = [item for item in items if not item.get_closest_marker("cluster")]

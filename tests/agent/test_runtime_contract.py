@@ -1,21 +1,23 @@
 """The runtime contract: what every runtime must do, whatever it runs on.
 
 One set of checks, parametrised by runtime (kopf tests each handler kind, python-tuf
-runs one suite against every fetcher). The local runtime runs it on a real plane; the
-Kubernetes runtime will join the list. A deliberately broken runtime must fail it, so
-the suite is known to be able to fail.
+runs one suite against every fetcher). The local runtime runs it on a real plane, the
+Kubernetes runtime against the API server test double over real HTTP. A deliberately
+broken runtime must fail it, so the suite is known to be able to fail.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 from agent.runtimes.base import (
     ApplyContext,
@@ -24,13 +26,17 @@ from agent.runtimes.base import (
     Capabilities,
     Runtime,
 )
+from agent.runtimes.kubernetes import Cluster, KubernetesRuntime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas import signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
+from tests.agent.test_kubernetes_render import PINNED, TARGET
+from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
+from tests.kubeapi.server import KubeApiDouble
 
 
 @dataclass
@@ -84,15 +90,53 @@ def _forgetful(tmp_path: Path) -> Runtime:
     return ForgetfulRuntime(local.env)
 
 
-RUNTIMES: dict[str, Callable[[Path], Runtime]] = {"local": _local}
+def _local_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    impossible = _command(no_backfill, source(path="data/missing.csv"))
+    return Subject(_local(tmp_path), _command(no_backfill), impossible, tmp_path / "scratch")
+
+
+def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    """A Deployment on the API server test double (tests/kubeapi), its controllers stepped
+    by a thread; the impossible command pins a model version whose server never starts."""
+    double = KubeApiDouble().start()
+    stop = threading.Event()
+
+    def step() -> None:
+        while not stop.wait(0.02):
+            double.controllers.step()
+            double.clock.advance(60)
+
+    stepper = threading.Thread(target=step, daemon=True)
+    stepper.start()
+
+    def stopped() -> None:
+        stop.set()
+        stepper.join()
+        double.stop()
+
+    request.addfinalizer(stopped)
+    api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+    runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
+    runtime.deployments.poll = 0.02
+    double.controllers.fail_args("models:/churn/404")
+    good = deployment_command("deployments/churn-prod.yaml")
+    missing = {**PINNED, "registryVersion": 404, "uri": "models:/churn/404"}
+    impossible = deployment_command("deployments/churn-prod.yaml", pinned=missing)
+    return Subject(runtime, good, impossible, tmp_path / "scratch")
+
+
+RUNTIMES: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
+    "local": _local_subject,
+    "kubernetes": _kubernetes_subject,
+}
 
 
 @pytest.fixture(params=sorted(RUNTIMES))
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    runtime = RUNTIMES[request.param](tmp_path)
-    impossible = _command(no_backfill, source(path="data/missing.csv"))
-    yield Subject(runtime, _command(no_backfill), impossible, tmp_path / "scratch")
-    runtime.delete(_command(no_backfill))
+    made = RUNTIMES[request.param](tmp_path, request)
+    yield made
+    made.runtime.delete(made.command)
 
 
 # --- the contract ----------------------------------------------------------------------

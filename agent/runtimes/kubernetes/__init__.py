@@ -1,0 +1,50 @@
+"""The ``kubernetes`` runtime: the same commands as Kubernetes workloads (issue 20; ADR 0015).
+
+Only this package imports the official ``kubernetes`` client (an import-linter contract).
+It renders what a plane applies (:mod:`.render`), reaches the cluster through
+:mod:`.cluster`, and so far runs Deployments (:mod:`.deployments`); models, feature sets
+and DAGs come next, and until they do the runtime declares that it does not run them.
+"""
+
+from __future__ import annotations
+
+from agent.runtimes.base import ApplyContext, Capabilities
+from agent.runtimes.kubernetes.cluster import Cluster
+from agent.runtimes.kubernetes.deployments import Deployments
+from agent.runtimes.kubernetes.render import Target
+from schemas import signed
+from schemas.errors import GitplaneError
+
+
+class KubernetesRuntime:
+    """Applies, observes and deletes the kinds it runs in one namespace of one cluster."""
+
+    kinds = frozenset({"Deployment"})
+    jobs: frozenset[str] = frozenset()
+    capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
+    retried = frozenset({"Deployment"})
+
+    def __init__(self, cluster: Cluster, target: Target) -> None:
+        self.deployments = Deployments(cluster, target)
+
+    def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        """Make the resource match the command; report what it became."""
+        return self._kind(command).apply(command, context)
+
+    def observe(
+        self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
+    ) -> signed.ResourceStatus:
+        """What the resource looks like now; drift healed when ``context.self_heal``."""
+        return self._kind(command).observe(command, last, context)
+
+    def delete(self, command: signed.Command) -> None:
+        """Remove every object of the resource."""
+        self._kind(command).delete(command)
+
+    def _kind(self, command: signed.Command) -> Deployments:
+        if command.kind != "Deployment":
+            raise GitplaneError(f"the kubernetes runtime does not run {command.kind}s yet")
+        return self.deployments
+
+
+__all__ = ["Cluster", "KubernetesRuntime", "Target"]

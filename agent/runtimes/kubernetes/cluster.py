@@ -1,0 +1,128 @@
+"""The few calls the runtime makes to a cluster, through the official client, by manifest.
+
+Every write is a server-side apply (``PATCH`` as ``application/apply-patch+yaml``) under
+the field manager ``gitplane``, forced: Gitplane owns the fields it renders, and taking them
+back from another manager (a ``kubectl scale``, an edit) is what self-heal means. Reads are
+by name or by the inventory labels. The API's own errors become :class:`ClusterError` with
+the server's message, so a refusal (a 422 naming a field, a 403 from RBAC) reads as what the
+cluster said.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from schemas.errors import GitplaneError
+
+MANAGER = "gitplane"
+APPLY = "application/apply-patch+yaml"
+
+Manifest = dict[str, Any]
+
+
+class ClusterError(GitplaneError):
+    """The cluster refused a call, or could not be reached; the message is its own."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status the server answered with; None when it was not reached."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to reach one kind through the typed client: its API class and method suffix."""
+
+    api: type
+    suffix: str
+
+
+KINDS: Mapping[tuple[str, str], Kind] = {
+    ("apps/v1", "Deployment"): Kind(client.AppsV1Api, "namespaced_deployment"),
+    ("v1", "Service"): Kind(client.CoreV1Api, "namespaced_service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): Kind(
+        client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
+    ),
+    ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
+}
+
+
+class Cluster:
+    """One namespace of one cluster, reached with an ``ApiClient`` (kubeconfig or in-cluster)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply ``manifest``; the object as the server stored it."""
+        name = manifest["metadata"]["name"]
+        method = self._method(manifest, "patch")
+        return self._call(
+            method,
+            name,
+            self.namespace,
+            manifest,
+            field_manager=MANAGER,
+            force=True,
+            _content_type=APPLY,
+        )
+
+    def get(self, api_version: str, kind: str, name: str) -> Manifest | None:
+        """The object, or None when there is none."""
+        method = self._method({"apiVersion": api_version, "kind": kind}, "read")
+        try:
+            return self._call(method, name, self.namespace)
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+        """The objects of ``kind`` whose labels match ``selector``."""
+        method = self._method({"apiVersion": api_version, "kind": kind}, "list")
+        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        found = self._call(method, self.namespace, label_selector=text)
+        return list(found.get("items") or [])
+
+    def delete(self, api_version: str, kind: str, name: str) -> None:
+        """Delete the object and what it owns (background propagation); gone already is fine."""
+        method = self._method({"apiVersion": api_version, "kind": kind}, "delete")
+        try:
+            self._call(method, name, self.namespace, propagation_policy="Background")
+        except ClusterError as exc:
+            if exc.status != 404:
+                raise
+
+    def _method(self, manifest: Mapping[str, Any], verb: str) -> Any:
+        key = (manifest["apiVersion"], manifest["kind"])
+        kind = KINDS.get(key)
+        if kind is None:
+            raise ClusterError(f"{key[1]} ({key[0]}) is not a kind this runtime manages")
+        return getattr(kind.api(self.api), f"{verb}_{kind.suffix}")
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Manifest:
+        try:
+            response = method(*args, _preload_content=False, **kwargs)
+        except ApiException as exc:
+            raise ClusterError(_said(exc), status=exc.status) from None
+        except OSError as exc:  # urllib3's connection errors are OSErrors
+            raise ClusterError(f"the cluster is unreachable: {exc}") from None
+        body = response.data
+        return json.loads(body) if body else {}
+
+
+def _said(exc: ApiException) -> str:
+    """The server's own message (a ``Status`` body), else the HTTP reason."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    message = status.get("message") if isinstance(status, dict) else None
+    return f"{exc.status} {message or exc.reason}"

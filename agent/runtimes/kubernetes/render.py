@@ -1,0 +1,277 @@
+"""The manifests a Kubernetes plane applies for a command: pure, so what is shown is applied.
+
+One function per kind turns a verified command into the objects that run it, as plain
+dicts in the API's own JSON form (``apiVersion``, ``kind``, ``metadata``, ``spec``). The
+apply path sends exactly these with server-side apply (field manager ``gitplane``);
+``gitplane agent render`` prints them. Nothing here talks to a cluster or imports the
+client: tests check every object against the official client's models.
+
+Every object carries the inventory labels (:func:`labels`): Gitplane finds what it manages
+by label selection, prunes by it, and tells its objects from anyone else's. The command's
+digest is a label (63 characters at most: ``sha256-`` and the first 56 hex digits) for
+selection and an annotation in full; it is never put on a pod template, where a change of
+``replicas`` alone would roll every pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas import commands, signed
+from schemas.common import ProjectRef, Resources
+from schemas.common import parse_duration as seconds
+from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PLANE = "gitplane.dev/plane"
+RESOURCE = "gitplane.dev/resource"
+DIGEST = "gitplane.dev/digest"
+COMMAND = "gitplane.dev/command"
+SERVE_PORT = 8080
+"""The MLflow scoring server's port in each pod."""
+HPA_CPU_UTILIZATION = 70
+"""Where an ``autoscaling/v2`` HPA holds average CPU when KEDA is not there to scale on
+the measured request rate and latency (the plane's status says which scaler it uses)."""
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the objects of one plane need to know about where they run."""
+
+    plane: str
+    namespace: str
+    serving_image: str
+    """An image with MLflow and the model's runtime (``mlflow models serve`` on its PATH)."""
+    tracking_uri: str
+    """The plane's MLflow tracking server, as pods reach it."""
+    build_image: str = ""
+    """An image with git-free MLflow Projects tooling (``mlflow run``, uv, virtualenv)."""
+    agent_image: str = ""
+    """Gitplane's own image: fetches and checks sources (the init container of Jobs)."""
+    repo_url: str = ""
+    """The spec repository as pods fetch it."""
+    source_secret: str | None = None
+    """A Secret (by name; its values never pass through Gitplane) with git credentials for
+    ``repo_url``: its keys become the source container's environment (``GIT_ASKPASS``...)."""
+
+
+def labels(target: Target, kind: str, name: str) -> dict[str, str]:
+    """The inventory labels of every object made for ``kind``/``name`` on the plane."""
+    return {MANAGED_BY: "gitplane", PLANE: target.plane, RESOURCE: f"{kind.lower()}.{name}"}
+
+
+def digest_label(digest: str) -> str:
+    """``sha256:<64 hex>`` as a label value (at most 63 characters)."""
+    algorithm, _, hexits = digest.partition(":")
+    return f"{algorithm}-{hexits}"[:63]
+
+
+def _metadata(target: Target, command: signed.Command, name: str) -> Manifest:
+    return {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": {
+            **labels(target, command.kind, command.name),
+            DIGEST: digest_label(command.digest),
+        },
+        "annotations": {DIGEST: command.digest, COMMAND: command.id},
+    }
+
+
+def deployment(command: signed.Command, target: Target) -> list[Manifest]:
+    """A Deployment command: the scoring server's ``apps/v1`` Deployment, its Service, and
+    an ``autoscaling/v2`` HorizontalPodAutoscaler when the spec autoscales."""
+    typed = commands.read(command, commands.DeploymentCommand)
+    spec, model = typed.spec, typed.resolved.model
+    selector = labels(target, command.kind, command.name)
+    objects = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(target, command, command.name),
+            "spec": {
+                **({} if spec.replicas is None else {"replicas": spec.replicas}),
+                "selector": {"matchLabels": dict(selector)},
+                "strategy": _strategy(spec.rollout),
+                "progressDeadlineSeconds": int(seconds(spec.rollout.progress_deadline)),
+                "template": {
+                    "metadata": {"labels": dict(selector)},
+                    "spec": {"containers": [_server(spec, model.uri, target)]},
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(target, command, command.name),
+            "spec": {
+                "selector": dict(selector),
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    ]
+    if spec.autoscaling is not None:
+        objects.append(_hpa(command, target, spec.autoscaling))
+    return objects
+
+
+def _strategy(rollout: Rollout) -> Manifest:
+    if rollout.strategy == "recreate":
+        return {"type": "Recreate"}
+    return {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable},
+    }
+
+
+def _server(spec: DeploymentSpec, uri: str, target: Target) -> Manifest:
+    health = spec.health
+    server = ["mlflow", "models", "serve", "--model-uri", uri, "--env-manager", "local"]
+    server += ["--host", "0.0.0.0", "--port", str(SERVE_PORT)]  # noqa: S104 - in its own pod
+    server += ["--workers", str(spec.server.workers)]
+    server += ["--timeout", str(max(1, round(seconds(spec.server.request_timeout))))]
+    env = {"MLFLOW_TRACKING_URI": target.tracking_uri, **spec.env}
+    return {
+        "name": "server",
+        "image": target.serving_image,
+        "args": server,
+        "ports": [{"name": "http", "containerPort": SERVE_PORT}],
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": container_resources(spec.resources),
+        "readinessProbe": {
+            "httpGet": {"path": health.path, "port": "http"},
+            "initialDelaySeconds": int(seconds(health.initial_delay)),
+            "periodSeconds": max(1, int(seconds(health.period))),
+            "timeoutSeconds": max(1, int(seconds(health.timeout))),
+            "failureThreshold": health.failure_threshold,
+        },
+    }
+
+
+def container_resources(resources: Resources) -> Manifest:
+    """Requests equal to limits (the Guaranteed class for what is set); GPUs as
+    ``nvidia.com/gpu`` limits, which Kubernetes requires to equal their requests."""
+    wanted: dict[str, str] = {}
+    if resources.cpu is not None:
+        wanted["cpu"] = resources.cpu
+    if resources.memory is not None:
+        wanted["memory"] = resources.memory
+    if resources.gpu:
+        wanted["nvidia.com/gpu"] = str(resources.gpu)  # a quantity, as every resource
+    return {"requests": dict(wanted), "limits": dict(wanted)} if wanted else {}
+
+
+def _hpa(command: signed.Command, target: Target, scaling: Autoscaling) -> Manifest:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(target, command, command.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": command.name},
+            "minReplicas": max(1, scaling.min_replicas),  # an HPA cannot scale to zero
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": HPA_CPU_UTILIZATION,
+                        },
+                    },
+                }
+            ],
+            "behavior": {
+                "scaleUp": {
+                    "stabilizationWindowSeconds": int(seconds(scaling.scale_up_stabilization))
+                },
+                "scaleDown": {
+                    "stabilizationWindowSeconds": int(seconds(scaling.scale_down_stabilization))
+                },
+            },
+        },
+    }
+
+
+WORKSPACE = "/workspace"
+
+
+def model_build(command: signed.Command, commit: str, run_id: str, target: Target) -> Manifest:
+    """A Model build command: a Job that fetches the project at ``commit``, checks it is the
+    tree the command names, and runs it inside the MLflow run ``run_id`` (made by the agent,
+    with the provenance tags, before the Job). Scanning, gates and registration then run in
+    the agent, the code the local plane runs. ``backoffLimit`` 0: a failed build is retried
+    by the agent with its backoff (ADR 0012), not by the Job."""
+    typed = commands.read(command, commands.ModelCommand)
+    project = typed.spec.source.project
+    if project is None:
+        raise ValueError(f"Model/{command.name} imports from a registry: there is nothing to build")
+    tree = typed.inputs.get(project.path, "")
+    name = f"{command.name}-build-{digest_label(command.digest)[7:15]}"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(target, command, name),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(seconds(typed.spec.timeout)),
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels(target, command.kind, command.name)},
+                "spec": _pod(
+                    target,
+                    project,
+                    commit=commit,
+                    tree=tree,
+                    args=_project_run(project, run_id),
+                    resources=typed.spec.resources,
+                ),
+            },
+        },
+    }
+
+
+def _project_run(project: ProjectRef, run_id: str) -> list[str]:
+    args = ["mlflow", "run", ".", "-e", project.entry_point, "--env-manager", project.env_manager]
+    args += ["--run-id", run_id]
+    for key, value in sorted(project.parameters.items()):
+        args += ["-P", f"{key}={value}"]
+    return args
+
+
+def _pod(
+    target: Target,
+    project: ProjectRef,
+    *,
+    commit: str,
+    tree: str,
+    args: list[str],
+    resources: Resources,
+) -> Manifest:
+    """A pod that runs ``args`` in the project's directory once its source checked out."""
+    source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
+    source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
+    mount = [{"name": "workspace", "mountPath": WORKSPACE}]
+    fetcher: Manifest = {"name": "source", "image": target.agent_image, "args": source}
+    if target.source_secret:
+        fetcher["envFrom"] = [{"secretRef": {"name": target.source_secret}}]
+    return {
+        "restartPolicy": "Never",
+        "initContainers": [{**fetcher, "volumeMounts": mount}],
+        "containers": [
+            {
+                "name": "run",
+                "image": target.build_image,
+                "args": args,
+                "workingDir": f"{WORKSPACE}/project",
+                "env": [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}],
+                "resources": container_resources(resources),
+                "volumeMounts": [dict(m) for m in mount],
+            }
+        ],
+        "volumes": [{"name": "workspace", "emptyDir": {}}],
+    }

@@ -1,0 +1,158 @@
+"""The manifests a Kubernetes plane applies, rendered from example-repo's own specs.
+
+Two checks keep the renderer honest without a cluster: the output is compared with golden
+manifests (a change to them is a reviewed diff), and every object must read into the
+official client's model classes and write back unchanged, so no field is misspelt,
+misplaced or unknown to the API (the client's models drop what they do not know).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from agent.runtimes.kubernetes import render
+from ledger import envelope
+from schemas import signed
+from schemas.deployment import Deployment
+from schemas.parse import parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "fixtures" / "kubernetes"
+TARGET = render.Target(
+    plane="prod-eu",
+    namespace="gitplane-prod",
+    serving_image="ghcr.io/example/mlflow-serve:2.14",
+    tracking_uri="http://mlflow.mlflow.svc:5000",
+    build_image="ghcr.io/example/mlflow-build:2.14",
+    agent_image="ghcr.io/example/gitplane:0.1.0",
+    repo_url="https://git.example.com/ml/specs.git",
+    source_secret="specs-read-token",
+)
+COMMIT = "c0ffee" * 6 + "c0ff"
+TREE = "7ee" * 13 + "7"
+RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"
+PINNED = {
+    "name": "churn",
+    "version": "1.2.0",
+    "registryVersion": 7,
+    "digest": "sha256:" + "ab" * 32,
+    "uri": "models:/churn/7",
+}
+
+
+def command(
+    path: str, *, pinned: dict[str, object] | None = None, **spec: object
+) -> signed.Command:
+    """The command the reconciler signs for example-repo's ``path`` (a deployment's model
+    pinned, a model's project tree given), with ``spec``'s fields set (None: removed)."""
+    document = parse_spec(path, (ROOT / "example-repo" / path).read_bytes()).document
+    assert document is not None, path
+    declared = {**document.spec.model_dump(by_alias=True, exclude_unset=True), **spec}  # type: ignore[attr-defined]
+    body: dict[str, object] = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": document.KIND,
+        "metadata": {"name": document.name},
+        "spec": {k: v for k, v in declared.items() if v is not None},
+    }
+    if isinstance(document, Deployment):
+        body["resolved"] = {"model": pinned or PINNED}
+    else:
+        body["inputs"] = {"projects/churn": TREE}
+    text = json.dumps(body, sort_keys=True)
+    action = "apply" if isinstance(document, Deployment) else "build"
+    return signed.Command(
+        id=f"{document.KIND}/{document.name}",
+        action=action,
+        kind=document.KIND,  # type: ignore[arg-type]
+        name=document.name,
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
+CASES = {
+    "churn-prod": lambda: command("deployments/churn-prod.yaml"),
+    "churn-dev": lambda: command("deployments/churn-dev.yaml"),
+    "recreate-gpu": lambda: command(
+        "deployments/churn-prod.yaml",
+        rollout={"strategy": "recreate"},
+        resources={"cpu": "2", "memory": "8Gi", "gpu": 1},
+    ),
+}
+RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
+    **{
+        f"deployment-{case}": (lambda make=make: render.deployment(make(), TARGET))
+        for case, make in CASES.items()
+    },
+    "build-churn": lambda: [
+        render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(RENDERS))
+def test_commands_render_as_the_golden_manifests(case: str) -> None:
+    text = yaml.safe_dump_all(RENDERS[case](), sort_keys=True)
+    golden = GOLDEN / f"{case}.yaml"
+    assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
+
+
+MODELS = {
+    ("apps/v1", "Deployment"): "V1Deployment",
+    ("v1", "Service"): "V1Service",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2HorizontalPodAutoscaler",
+    ("batch/v1", "Job"): "V1Job",
+}
+
+
+@pytest.mark.parametrize("case", sorted(RENDERS))
+def test_every_object_is_what_the_official_client_models_know(case: str) -> None:
+    api = client.ApiClient()
+    for manifest in RENDERS[case]():
+        model = MODELS[(manifest["apiVersion"], manifest["kind"])]
+        typed = api.deserialize(json.dumps(manifest), model, "application/json")
+        assert type(typed).__name__ == model
+        assert api.sanitize_for_serialization(typed) == manifest  # nothing unknown, dropped
+
+
+def test_inventory_labels_and_the_digest_fit_kubernetes_limits() -> None:
+    made = CASES["churn-prod"]()
+    for manifest in render.deployment(made, TARGET):
+        labels = manifest["metadata"]["labels"]
+        assert labels[render.MANAGED_BY] == "gitplane"
+        assert labels[render.PLANE] == "prod-eu"
+        assert labels[render.RESOURCE] == "deployment.churn-prod"
+        assert all(len(v) <= 63 for v in labels.values())
+        assert manifest["metadata"]["annotations"][render.DIGEST] == made.digest
+    template = render.deployment(made, TARGET)[0]["spec"]["template"]["metadata"]["labels"]
+    assert render.DIGEST not in template  # a new digest alone must not roll every pod
+
+
+def test_autoscaled_deployments_leave_replicas_to_the_autoscaler() -> None:
+    scaled = render.deployment(CASES["churn-dev"](), TARGET)
+    assert "replicas" not in scaled[0]["spec"]
+    assert [m["kind"] for m in scaled] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    fixed = command("deployments/churn-dev.yaml", autoscaling=None, replicas=3)
+    deployment, service = render.deployment(fixed, TARGET)
+    assert deployment["spec"]["replicas"] == 3
+    assert service["kind"] == "Service"
+
+
+def test_a_build_runs_the_signed_tree_in_the_run_the_agent_made() -> None:
+    """The init container checks the project against the command's tree before the run
+    container starts; the run goes into the MLflow run the agent tagged with provenance."""
+    (job,) = RENDERS["build-churn"]()
+    pod = job["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    assert fetch["args"][fetch["args"].index("--tree") + 1] == TREE
+    assert fetch["args"][fetch["args"].index("--commit") + 1] == COMMIT
+    assert fetch["envFrom"] == [{"secretRef": {"name": "specs-read-token"}}]
+    (run,) = pod["containers"]
+    assert run["args"][run["args"].index("--run-id") + 1] == RUN_ID
+    assert (job["spec"]["backoffLimit"], pod["restartPolicy"]) == (0, "Never")

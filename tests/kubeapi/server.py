@@ -1,0 +1,127 @@
+"""The Kubernetes API server test double, served over real HTTP on 127.0.0.1.
+
+``KubeApiDouble`` is a named stand-in for a cluster's API server (no real one can run on
+the machines that build Gitplane): the official ``kubernetes`` client, kubeconfig
+loading and the client's error handling run unchanged against it. It serves the
+resources of :mod:`tests.kubeapi.resources` with the verbs of :mod:`tests.kubeapi.api`,
+checks a bearer token (401 without it), records every request it receives (so a test
+can compare what a runtime sent with what it rendered), and streams watches as chunked
+JSON lines. Its controllers (:mod:`tests.kubeapi.controllers`) move workloads' status
+only when a test steps them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Self
+
+from tests import clock as test_clock
+from tests.kubeapi import controllers, errors, handler, resources
+from tests.kubeapi.api import Api
+from tests.kubeapi.handler import Request
+from tests.kubeapi.resources import Resource
+from tests.kubeapi.store import Store
+
+
+@dataclass
+class ManualClock:
+    """The double's clock: creationTimestamp, managedFields times and progress deadlines
+    read it; a test moves it with :meth:`advance`."""
+
+    now: datetime = test_clock.NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta  # noqa: PLC0415 - only moving time needs it
+
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class KubeApiDouble:
+    """An API server on a free port of 127.0.0.1; use as a context manager."""
+
+    keda: bool = False
+    """Serve (and discover) KEDA's ``keda.sh/v1alpha1`` ScaledObject CRD."""
+    clock: Callable[[], datetime] = field(default_factory=ManualClock)
+    port: int = 0
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.served: tuple[Resource, ...] = resources.served(keda=self.keda)
+        self.store = Store()
+        self.api = Api(store=self.store, clock=self.clock, served=self.served)
+        self.controllers = controllers.Controllers(api=self.api, clock=self.clock)
+        self._server: ThreadingHTTPServer | None = None
+        with self.store.lock:
+            for name in ("default", "kube-system"):
+                self.api.create(
+                    resources.NAMESPACES, None, {"metadata": {"name": name}}, "kube-apiserver"
+                )
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the double first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler.make(self))
+        self._server.daemon_threads = True
+        server = self._server
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        with self.store.lock:
+            self.store.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def authorize(self, header: str) -> None:
+        """401 unless the ``Authorization`` header carries this double's bearer token."""
+        scheme, _, presented = header.partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(presented.encode(), self.token.encode()):
+            raise errors.unauthorized()
+
+    def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
+        """A kubeconfig (JSON is YAML) whose current context reaches this double."""
+        name = "kubeapi-double"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": name,
+            "preferences": {},
+            "clusters": [{"name": name, "cluster": {"server": self.url}}],
+            "users": [{"name": name, "user": {"token": self.token}}],
+            "contexts": [
+                {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
+            ],
+        }
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        return path
+
+    def compact(self) -> None:
+        """Forget the watch history: a watch from an older resourceVersion gets 410 Gone."""
+        with self.store.lock:
+            self.store.compact()
