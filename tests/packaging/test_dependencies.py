@@ -25,8 +25,9 @@ from agent.runtimes import select
 from tests.conftest import ROOT
 
 PACKAGES = ("schemas", "ledger", "reconciler", "agent", "cli")
-ML_ONLY = "agent/runtimes/local/"
-"""Where the ``ml`` extra may be imported: the local runtime, refused at start without it."""
+EXTRAS = {"agent/runtimes/local/": "ml", "agent/runtimes/kubernetes/": "kubernetes"}
+"""Where an extra may be imported: the runtime that needs it (the local runtime is refused at
+start without ``ml``); every other module imports only core dependencies."""
 
 
 def _normal(name: str) -> str:
@@ -84,9 +85,13 @@ def _distributions(module: str) -> set[str]:
     return {_normal(d) for d in _providers().get(module, [])}
 
 
+def _extra(path: str) -> str | None:
+    return next((extra for prefix, extra in EXTRAS.items() if path.startswith(prefix)), None)
+
+
 def _allowed(path: str) -> set[str]:
-    core = _declared()["core"]
-    return core | _declared()["ml"] if path.startswith(ML_ONLY) else core
+    extra = _extra(path)
+    return _declared()["core"] | (_declared()[extra] if extra else set())
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -97,7 +102,7 @@ def _cases() -> list[tuple[str, str]]:
 def test_every_import_is_declared_in_the_extra_its_module_may_use(path: str, module: str) -> None:
     provided_by = _distributions(module)
     assert provided_by, f"{path} imports {module}, which no installed distribution provides"
-    extra = "core or ml" if path.startswith(ML_ONLY) else "core"
+    extra = f"core or {_extra(path)}" if _extra(path) else "core"
     assert provided_by & _allowed(path), (
         f"{path} imports {module} ({', '.join(sorted(provided_by))}), not a {extra} "
         "dependency in pyproject.toml"
@@ -116,7 +121,7 @@ def _reasons() -> dict[str, str]:
     return {_requirement_name(spec): why for spec, why in lines}
 
 
-@pytest.mark.parametrize("group", ["core", "ml"])
+@pytest.mark.parametrize("group", ["core", "ml", "kubernetes"])
 def test_every_declared_dependency_is_imported_or_says_why_not(group: str) -> None:
     unused = _declared()[group] - _imported_distributions()
     silent = sorted(name for name in unused if not _reasons().get(name))
