@@ -51,7 +51,9 @@ EXIT_NOTES: dict[str, dict[int, str]] = {
     "reconcile": {1: "`--once`: the specs on the branch are invalid, so nothing was issued"},
     "status": {
         1: "the specs at `--rev` are invalid: their problems are printed, and each plane "
-        "still shows what it last recorded (sync `Unknown`)"
+        "still shows what it last recorded (sync `Unknown`); or a plane shown had its command "
+        "log or status refused, or reports an attack (named on stderr, its status still "
+        "printed); with `--exit-code`, a plane shown is not healthy"
     },
     "wait": {
         1: "the resource cannot become synced or ready until a person acts, or `--timeout` "

@@ -10,6 +10,7 @@ import click
 from cli import clock, options
 from reconciler import planning, status_view
 from schemas.errors import ReportedError
+from schemas.inert import inert
 
 
 @click.command("status")
@@ -42,8 +43,10 @@ def status(
     applied yet) / OutOfSync / Waiting / Blocked, the phase the plane reports, and its
     version, endpoint and replicas. When the specs at REV do
     not validate, their problems are listed (exit 1) and each plane still shows what
-    it last recorded. With --exit-code, exit 1 unless every plane shown is
-    healthy (for scripts and CI gates, as `argocd app wait --health`).
+    it last recorded. A plane shown whose command log or status was refused, or
+    that reports an attack, makes the exit 1 too (its status is still printed).
+    With --exit-code, exit 1 unless every plane shown is healthy (for scripts and
+    CI gates, as `argocd app wait --health`).
     """
     request = planning.PlanRequest(path, rev, None, root, state_repo)
     result = planning.make_status(request, clock.now())
@@ -71,6 +74,11 @@ def status(
     else:
         click.echo(status_view.text(planes), nl=False)
     if result.problems:
+        raise ReportedError
+    halted = [p for p in planes if p.halted]
+    for plane in halted:  # signed data refused, or an attack reported: exit 1 (docs/cli.md)
+        click.echo(f"error: {plane.name}: {inert(plane.halted or '')}", err=True)
+    if halted:
         raise ReportedError
     if exit_code and (why := status_view.unhealthy(planes)):
         shown = "; ".join(why[:5]) + (f"; and {len(why) - 5} more" if len(why) > 5 else "")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,20 +83,33 @@ class Served:
 
 
 def register_models(tmp: Path, rows: list[dict[str, float]]) -> tuple[LocalEnv, list[int]]:
-    """Register the fixture models in a fresh store (in a process of their own, as a build
-    would); return the plane and the model's own predictions for ``rows``."""
+    """A plane whose store holds the fixture models; the model's own predictions for
+    ``rows``. Registering takes a process and ~12 s, so it is done once per set of rows
+    and test process, and each test gets a copy of that store (its artifacts, which
+    tests only read, stay where they were registered)."""
+    made = _registered(json.dumps(rows, sort_keys=True))
+    shutil.copy(made / "mlflow.db", tmp / "mlflow.db")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    expected = tmp / "expected.json"
+    repo = gitrepo.GitRepo(init_repo(tmp / "specs"))
+    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=ports(), standby=0)
+    return env, json.loads((made / "expected.json").read_text())
+
+
+@functools.cache
+def _registered(rows: str) -> Path:
+    """Register the fixture models in a fresh store, in a process of their own as a build
+    would, run in the store's directory (MLflow puts artifacts under ./mlruns)."""
+    made = Path(tempfile.mkdtemp(prefix="gitplane-served-"))
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
     subprocess.run(
-        [sys.executable, str(REGISTER), json.dumps(rows), str(expected)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        [sys.executable, str(REGISTER), rows, str(made / "expected.json")],
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{made / 'mlflow.db'}"},
+        cwd=made,
         check=True,
         capture_output=True,
         timeout=300,
     )
-    repo = gitrepo.GitRepo(init_repo(tmp / "specs"))
-    env = LocalEnv(repo, uri, tmp / "state", tmp / "data", ports=ports(), standby=0)
-    return env, json.loads(expected.read_text())
+    return made
 
 
 def ports() -> tuple[int, int]:

@@ -179,7 +179,9 @@ def test_a_compromised_agent_cannot_break_or_spoof_another_plane(
     _hostile_report(world, "local-dev", edit)
     for args in ((), ("--plane", "prod-eu"), ("--output", "json")):
         done = _status_cli(gitplane_bin, world, *args)
-        assert done.returncode == 0, done.stderr
+        refused = "--plane" not in args  # local-dev shown: refused, or reporting an attack
+        assert done.returncode == (1 if refused else 0), done.stderr
+        assert ("error: local-dev: " in done.stderr) == refused
         assert "Traceback" not in done.stderr
         assert "\x1b" not in done.stdout and "\r" not in done.stdout
     text = _status_cli(gitplane_bin, world).stdout
@@ -233,7 +235,7 @@ def test_a_hostile_git_object_in_one_planes_branch_fails_only_that_plane(
     assert _tip(world, ref) == hostile  # the reconciler wrote nothing over it
     for args in (("--plane", "prod-eu"), ("--output", "json")):
         done = _status_cli(gitplane_bin, world, *args)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == (0 if "--plane" in args else 1), done.stderr  # refused: 1
     body = json.loads(_status_cli(gitplane_bin, world, "--output", "json").stdout)
     local = next(p for p in body["planes"] if p["name"] == "local-dev")
     assert "malformed: git refused" in local["flags"][0]
