@@ -30,10 +30,10 @@ class DeliveryError(Exception):
 
 def post(request: Request, timeout: float) -> Response:
     """POST ``request``; ``timeout`` bounds the connection and each read, in seconds."""
-    sent = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked at load
-        request.url, data=request.body, headers=dict(request.headers), method="POST"
-    )
     try:
+        sent = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked at load
+            request.url, data=request.body, headers=dict(request.headers), method="POST"
+        )
         with urllib.request.urlopen(sent, timeout=timeout) as answer:  # noqa: S310
             answer.read(MAX_READ)
             return Response(answer.status)

@@ -169,7 +169,13 @@ def load(path: Path) -> Notifications:
     try:
         return Notifications.model_validate(raw)
     except ValidationError as exc:
-        found = hints.without_typo_fallout([_explain(e) for e in exc.errors(include_url=False)])
+        errors = exc.errors(include_url=False)
+        inner = [  # an item refused also empties its list: the item's error says why
+            e
+            for e in errors
+            if not any(o["loc"][: len(e["loc"])] == e["loc"] != o["loc"] for o in errors)
+        ]
+        found = hints.without_typo_fallout([_explain(e) for e in inner])
         first = parse.locate(str(path), data, found)[0]
         raise UsageError(str(first)) from None
 
@@ -191,12 +197,12 @@ def resolve(config: Notifications, path: Path, env: Mapping[str, str]) -> list[D
     for index, target in enumerate(config.spec.targets):
         field = _secret_field(target)
         variable = getattr(target, field)
-        secret = env.get(variable, "")
+        secret = env.get(variable, "").strip()
+        where = f"{path}: spec.targets[{index}].{to_camel(field)}: environment variable {variable}"
         if not secret:
-            raise UsageError(
-                f"{path}: spec.targets[{index}].{to_camel(field)}: environment variable "
-                f"{variable} is not set; export it before starting the reconciler"
-            )
+            raise UsageError(f"{where} is not set (or empty); export it before starting")
+        if field == "url_env" and re.fullmatch(r"https?://[^\s/]+\S*", secret) is None:
+            raise UsageError(f"{where} is not an http:// or https:// URL (the webhook's URL)")
         destinations.append(Destination(f"{target.type}[{index}]", target, secret))
     return destinations
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import reconcile as reconciling
-from reconciler.notify import config, events, sender, targets
+from reconciler.notify import _http, config, events, sender, targets
 from reconciler.notify.events import Event, PlaneView, ResourceView
 from reconciler.notify.notifier import Notifier
 from reconciler.plan import Plan
@@ -269,6 +269,8 @@ spec:
             "'secretEnvv' (did you mean 'secretEnv'?)"),
         (("[failed, attack]", "[failed, atack]"), "notify.yaml:8:24: spec.targets[0].events[1]: "
             "'atack' is not allowed (did you mean 'attack'?)"),
+        (("[failed, attack]", "[atack]"), "notify.yaml:8:16: spec.targets[0].events[0]: "
+            "'atack' is not allowed (did you mean 'attack'?)"),
         (("type: github", "type: gitea"), "notify.yaml:9:7: spec.targets[1]: type must be one of "
             "webhook, slack, github, gitlab"),
         (("https://hooks", "ftp://hooks"), "notify.yaml:6:12: spec.targets[0].url: "
@@ -278,7 +280,7 @@ spec:
         (("kind: Notifications", "kind: Notification"), "notify.yaml:2:7: kind: "),
         (("  targets:", "  targets: {}\n  x:"), "notify.yaml:4:12: spec.targets: expected a list"),
     ],
-    ids=["typo", "event", "type", "scheme", "repository", "kind", "mapping"],
+    ids=["typo", "event", "only-event", "type", "scheme", "repository", "kind", "mapping"],
 )  # fmt: skip
 def test_a_bad_file_is_one_line_at_its_place(
     tmp_path: Path, edit: tuple[str, str], says: str
@@ -302,3 +304,24 @@ def test_a_good_file_resolves_its_secrets(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"spec.targets\[1\].tokenEnv: environment variable "
                        "GITHUB_TOKEN is not set"):  # fmt: skip
         config.resolve(loaded, path, {"HOOK_SECRET": "h"})
+
+
+def test_a_slack_url_from_the_environment_must_be_a_url(tmp_path: Path) -> None:
+    """The Slack webhook's URL is the secret, so it comes from the environment: a value that
+    is no URL is refused at start, not a traceback in the sender at the first event."""
+    path = tmp_path / "notify.yaml"
+    path.write_text(
+        "apiVersion: gitplane.dev/v1alpha1\nkind: Notifications\n"
+        "spec:\n  targets:\n  - type: slack\n    urlEnv: SLACK_URL\n"
+    )
+    loaded = config.load(path)
+    with pytest.raises(UsageError, match="SLACK_URL is not an http:// or https:// URL"):
+        config.resolve(loaded, path, {"SLACK_URL": "not a url"})
+    with pytest.raises(UsageError, match=r"SLACK_URL is not set \(or empty\)"):
+        config.resolve(loaded, path, {"SLACK_URL": "  "})
+
+
+def test_a_url_urllib_cannot_read_is_a_delivery_error() -> None:
+    request = targets.Request("not a url", b"{}", {})
+    with pytest.raises(_http.DeliveryError, match="unknown url type"):
+        _http.post(request, 1.0)

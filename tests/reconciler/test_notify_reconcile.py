@@ -116,7 +116,7 @@ def test_reconcile_once_delivers_before_it_exits(
     ("edit", "env", "says"),
     [
         (("", ""), {"HOOK_SECRET": "x"}, "notify.yaml: spec.targets[1].tokenEnv: environment "
-            "variable GITHUB_TOKEN is not set; export it before starting the reconciler"),
+            "variable GITHUB_TOKEN is not set (or empty); export it before starting"),
         (("secretEnv", "secret"), SECRETS, "notify.yaml:7:7: spec.targets[0].secret: unknown "
             "field 'secret' (did you mean 'secretEnv'?)"),
     ],
