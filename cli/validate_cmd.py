@@ -29,6 +29,10 @@ def validate(path: Path, rev: str | None, worktree: bool, output: str) -> None:
     """
     if rev is not None and worktree:
         raise click.UsageError("use --rev or --worktree, not both")
+    if rev is not None and not rev.strip():
+        raise click.BadParameter(
+            "an empty revision: give a branch, tag or commit id", param_hint="--rev"
+        )
     result = validation.validate(path, rev=rev, worktree=worktree)
     state = result.state
     empty = state.valid and not state.documents

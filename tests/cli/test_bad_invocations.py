@@ -185,6 +185,7 @@ OURS = {
         ["audit", "model/churn", "{s}/specs", "--root", "{s}/keys/root.json", "--rev", "a",
          "--branch", "b"], 2, "keep --rev"),
     "validate-binary-spec": Case(["validate", "{s}/binspecs", "--worktree"], 1, "bin.yaml"),
+    "validate-empty-rev": Case(["validate", "{s}/specs", "--rev", ""], 2, "an empty revision"),
     "validate-rev-and-worktree": Case(
         ["validate", "{s}/specs", "--rev", "HEAD", "--worktree"], 2, "not both"),
     "validate-not-a-repo-no-specs": Case(["validate", "{s}/adir"], 1, "no specs found"),
