@@ -104,10 +104,10 @@ class FileSigner:
 
     @classmethod
     def load(cls, path: Path) -> FileSigner:
-        """Read a key written by :meth:`save`; refuses files others can read."""
+        """Read a key written by :meth:`save`; refuses files others can read (once it is
+        known to be a key: a wrong file is named as not a key, not as one exposed)."""
         try:
-            if path.stat().st_mode & 0o077:
-                raise errors.BadKeyError(f"{path}: private key readable by others; chmod 600 it")
+            mode = path.stat().st_mode
             data = path.read_bytes()
         except OSError as exc:
             raise errors.BadKeyError(
@@ -119,6 +119,8 @@ class FileSigner:
             raise errors.BadKeyError(f"{path}: not an unencrypted PEM private key") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise errors.BadKeyError(f"{path}: not an Ed25519 private key")
+        if mode & 0o077:
+            raise errors.BadKeyError(f"{path}: private key readable by others; chmod 600 it")
         return cls(key)
 
     def save(self, path: Path) -> None:
