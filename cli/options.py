@@ -134,6 +134,14 @@ PLANE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 """A DataPlane's ``metadata.name``: a DNS-1123 label (``schemas.common.Name``)."""
 
 
+def given(_context: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A text option's value, refused when empty or blank (``--repo ""``): click would pass
+    it on, and git would take it for the current directory."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty value", param=param)
+    return value
+
+
 def plane_name(_context: click.Context, _param: click.Parameter, value: str) -> str:
     """Refuse a plane name that is not a name (a path, empty, upper case or non-ASCII): it
     names files the key is written to."""

@@ -20,6 +20,7 @@ from schemas.inert import inert
 @click.option(
     "--repo",
     required=True,
+    callback=options.given,
     **options.env("--repo"),
     help="The spec repository: a path or a git URL.",
 )

@@ -196,7 +196,7 @@ OURS = {
     "reconcile-missing-repo": Case(
         ["reconcile", "--repo", "{s}/none.git", "--keys", "{s}/keys", *WORK], 1, "none.git"),
     "reconcile-empty-repo-string": Case(
-        ["reconcile", "--repo", "", "--keys", "{s}/keys", *WORK], 1, "git"),
+        ["reconcile", "--repo", "", "--keys", "{s}/keys", *WORK], 2, "an empty value"),
     "reconcile-repo-with-no-commits": Case(
         ["reconcile", "--repo", "{s}/empty-repo", "--keys", "{s}/keys", *WORK], 2, "no branch"),
     "reconcile-unknown-branch": Case([*RECONCILE, "--branch", "nope"], 2, "no branch nope"),
