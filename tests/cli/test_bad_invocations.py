@@ -269,7 +269,7 @@ OURS = {
         ["agent", "run", "--config", "{config}", "--once"], 2, "keep repo",
         config=GOOD_AGENT + "remote: {s}/specs\n"),
     "agent-key-file-etc-passwd": Case(
-        ["agent", "run", "--config", "{config}", "--once"], 1, "/etc/passwd: not an unencrypted PEM",
+        ["agent", "run", "--config", "{config}", "--once"], 1, "/etc/passwd: not an unencrypted",
         config=GOOD_AGENT.replace("{s}/agent.key", "{s}/passwd.yaml")),
     "agent-root-file-a-pem-key": Case(
         ["agent", "run", "--config", "{config}", "--once"], 2,
