@@ -61,7 +61,7 @@ FOUND = {
         "none.key: cannot read the private key",
         config=GOOD_AGENT.replace("{s}/agent.key", "{s}/none.key")),
     "agent-keyfile-not-a-key": Case(
-        ["agent", "run", "--config", "{config}", "--once"], 1, "afile: not an unencrypted PEM private key",
+        ["agent", "run", "--config", "{config}", "--once"], 1, "afile: not an unencrypted PEM",
         config=GOOD_AGENT.replace("{s}/agent.key", "{s}/afile")),
     "agent-rootfile-missing": Case(
         ["agent", "run", "--config", "{config}", "--once"], 2, "none.json",
@@ -269,7 +269,7 @@ OURS = {
         ["agent", "run", "--config", "{config}", "--once"], 2, "keep repo",
         config=GOOD_AGENT + "remote: {s}/specs\n"),
     "agent-key-file-etc-passwd": Case(
-        ["agent", "run", "--config", "{config}", "--once"], 1, "/etc/passwd: not an unencrypted PEM private key",
+        ["agent", "run", "--config", "{config}", "--once"], 1, "/etc/passwd: not an unencrypted",
         config=GOOD_AGENT.replace("{s}/agent.key", "{s}/passwd.yaml")),
     "agent-root-file-a-pem-key": Case(
         ["agent", "run", "--config", "{config}", "--once"], 2,
