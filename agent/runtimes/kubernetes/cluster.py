@@ -84,7 +84,7 @@ class Cluster:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+    def select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
         """The objects of ``kind`` whose labels match ``selector``."""
         return self.list_versioned(api_version, kind, selector)[0]
 

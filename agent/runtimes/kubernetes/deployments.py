@@ -135,7 +135,7 @@ class Deployments:
         """Delete every object of the resource, found by its inventory labels."""
         selector = render.labels(self.target, command.kind, command.name)
         for api_version, kind in OWNED:
-            for found in self.cluster.list(api_version, kind, selector):
+            for found in self.cluster.select(api_version, kind, selector):
                 self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _prune(self, command: signed.Command, objects: list[Manifest]) -> None:
@@ -144,7 +144,7 @@ class Deployments:
         keep = {(m["kind"], m["metadata"]["name"]) for m in objects}
         selector = render.labels(self.target, command.kind, command.name)
         for api_version, kind in OWNED:
-            for found in self.cluster.list(api_version, kind, selector):
+            for found in self.cluster.select(api_version, kind, selector):
                 if (kind, found["metadata"]["name"]) not in keep:
                     self.cluster.delete(api_version, kind, found["metadata"]["name"])
 

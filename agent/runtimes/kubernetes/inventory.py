@@ -81,7 +81,7 @@ class Inventory:
         """End the watches."""
         self._stop.set()
         for stream in list(self._watches):
-            stream.stop()
+            stream.stop()  # type: ignore[no-untyped-call]
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -118,10 +118,10 @@ class Inventory:
         return version
 
     def _watch(self, kind: tuple[str, str], version: str) -> str:
-        stream = watch.Watch()
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
         self._watches.append(stream)
         try:
-            events = stream.stream(
+            events = stream.stream(  # type: ignore[no-untyped-call]
                 self.cluster.lister(*kind),
                 self.cluster.namespace,
                 label_selector=self.cluster.selector_text(self.selector),
