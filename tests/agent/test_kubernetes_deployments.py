@@ -9,7 +9,8 @@ in a fraction of a second of the test.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from kubernetes import client, config
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, ClusterError
-from agent.runtimes.kubernetes.deployments import Deployments, drift, rollout
+from agent.runtimes.kubernetes.deployments import OWNED, Deployments, drift, rollout
+from agent.runtimes.kubernetes.inventory import Inventory
 from schemas import signed
 from tests.agent.test_kubernetes_render import TARGET, command
 from tests.kubeapi.server import KubeApiDouble
@@ -223,3 +225,85 @@ def test_replicas_of_an_autoscaled_deployment_are_the_autoscalers(
     assert [r.method for r in double.requests[before:]] == ["GET"] * 4
     live = cluster.get("apps/v1", "Deployment", "churn-prod")
     assert live is not None and live["spec"]["replicas"] == 5
+
+
+def _watched(cluster: Cluster) -> Inventory:
+    selector = {render.MANAGED_BY: "gitplane", render.PLANE: TARGET.plane}
+    inventory = Inventory(cluster, selector, OWNED, watch_seconds=5).start()
+    assert inventory.wait_synced(5)
+    return inventory
+
+
+def _until(check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 5
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_an_idle_plane_is_observed_from_watches_with_no_request(
+    double: KubeApiDouble, cluster: Cluster, tmp_path: Path
+) -> None:
+    """Observing reads the informer's cache: no LIST, no GET per cycle, however many
+    deployments; a change anyone makes arrives by the watch, and is healed."""
+    inventory = _watched(cluster)
+    try:
+        watched = Deployments(cluster, TARGET, poll=0.02, inventory=inventory)
+        made = command("deployments/churn-prod.yaml", autoscaling=None, replicas=1)
+        applied = watched.apply(made, context(tmp_path))
+        assert _until(
+            lambda: (
+                (inventory.get("apps/v1", "Deployment", "churn-prod") or {})
+                .get("status", {})
+                .get("readyReplicas")
+                == 1
+            )
+        )
+        before = len(double.requests)
+        for _ in range(20):
+            assert watched.observe(made, applied, context(tmp_path)).phase == "Ready"
+        assert double.requests[before:] == []  # 20 cycles, not one request
+        client.AppsV1Api(cluster.api).patch_namespaced_deployment(
+            "churn-prod", TARGET.namespace, {"spec": {"replicas": 4}}
+        )  # someone scales it
+        assert _until(
+            lambda: (
+                (inventory.get("apps/v1", "Deployment", "churn-prod") or {})["spec"]["replicas"]
+                == 4
+            )
+        )
+        watched.observe(made, applied, context(tmp_path))
+        live = cluster.get("apps/v1", "Deployment", "churn-prod")
+        assert live is not None and live["spec"]["replicas"] == 1  # healed from the watch's news
+        watched.delete(made)
+        assert _until(lambda: inventory.get("apps/v1", "Deployment", "churn-prod") is None)
+    finally:
+        inventory.stop()
+
+
+def _lists_of_services(double: KubeApiDouble) -> int:
+    return sum(
+        1
+        for r in double.requests
+        if r.method == "GET" and r.path.endswith("/services") and "watch" not in r.query
+    )
+
+
+def test_a_watch_too_old_to_resume_lists_again(double: KubeApiDouble, cluster: Cluster) -> None:
+    inventory = _watched(cluster)
+    try:
+        runtime(cluster).cluster.apply(
+            render.deployment(command("deployments/churn-prod.yaml"), TARGET)[1]
+        )
+        assert _until(lambda: inventory.get("v1", "Service", "churn-prod") is not None)
+        lists = _lists_of_services(double)
+        double.compact()  # the versions the watches hold are gone: 410 on resume
+        for stream in list(inventory._watches):
+            stream.stop()  # end the current watches as a server would
+        cluster.delete("v1", "Service", "churn-prod")
+        assert _until(lambda: inventory.get("v1", "Service", "churn-prod") is None)
+        assert _lists_of_services(double) == lists + 1  # listed again, as a reflector does
+    finally:
+        inventory.stop()

@@ -109,15 +109,17 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
     stepper = threading.Thread(target=step, daemon=True)
     stepper.start()
 
+    api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+    runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
+
     def stopped() -> None:
+        runtime.close()
         stop.set()
         stepper.join()
         double.stop()
 
     request.addfinalizer(stopped)
-    api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-    runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
     runtime.deployments.poll = 0.02
     double.controllers.fail_args("models:/churn/404")
     good = deployment_command("deployments/churn-prod.yaml")

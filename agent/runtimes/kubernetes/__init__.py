@@ -2,15 +2,18 @@
 
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
-:mod:`.cluster`, and so far runs Deployments (:mod:`.deployments`); models, feature sets
+:mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
+Deployments (:mod:`.deployments`); models, feature sets
 and DAGs come next, and until they do the runtime declares that it does not run them.
 """
 
 from __future__ import annotations
 
 from agent.runtimes.base import ApplyContext, Capabilities
+from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster
-from agent.runtimes.kubernetes.deployments import Deployments
+from agent.runtimes.kubernetes.deployments import OWNED, Deployments
+from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.kubernetes.render import Target
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -25,7 +28,14 @@ class KubernetesRuntime:
     retried = frozenset({"Deployment"})
 
     def __init__(self, cluster: Cluster, target: Target) -> None:
-        self.deployments = Deployments(cluster, target)
+        selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
+        self.inventory = Inventory(cluster, selector, OWNED).start()
+        """What runs, kept current by watches: observing sends no request per cycle."""
+        self.deployments = Deployments(cluster, target, inventory=self.inventory)
+
+    def close(self) -> None:
+        """Stop watching the cluster."""
+        self.inventory.stop()
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Make the resource match the command; report what it became."""

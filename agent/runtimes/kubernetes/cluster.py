@@ -84,12 +84,31 @@ class Cluster:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+    def select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
         """The objects of ``kind`` whose labels match ``selector``."""
-        method = self._method({"apiVersion": api_version, "kind": kind}, "list")
-        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        found = self._call(method, self.namespace, label_selector=text)
-        return list(found.get("items") or [])
+        return self.list_versioned(api_version, kind, selector)[0]
+
+    def list_versioned(
+        self, api_version: str, kind: str, selector: Mapping[str, str]
+    ) -> tuple[list[Manifest], str]:
+        """The objects of ``kind`` matching ``selector``, and the list's ``resourceVersion``
+        (where a watch of them starts)."""
+        found = self._call(
+            self.lister(api_version, kind),
+            self.namespace,
+            label_selector=self.selector_text(selector),
+        )
+        version = str((found.get("metadata") or {}).get("resourceVersion") or "")
+        return list(found.get("items") or []), version
+
+    def lister(self, api_version: str, kind: str) -> Any:
+        """The typed client's list method of ``kind`` (what a watch streams)."""
+        return self._method({"apiVersion": api_version, "kind": kind}, "list")
+
+    @staticmethod
+    def selector_text(selector: Mapping[str, str]) -> str:
+        """``a=b,c=d``: a label selector as the API takes it."""
+        return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
     def delete(self, api_version: str, kind: str, name: str) -> None:
         """Delete the object and what it owns (background propagation); gone already is fine."""

@@ -18,6 +18,7 @@ from typing import Any
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
+from agent.runtimes.kubernetes.inventory import Inventory
 from schemas import commands, signed
 from schemas.common import parse_duration
 from schemas.observed import EndpointObserved
@@ -88,11 +89,14 @@ class Deployments:
         *,
         clock: Callable[[], float] = time.monotonic,
         poll: float = POLL,
+        inventory: Inventory | None = None,
     ) -> None:
         self.cluster = cluster
         self.target = target
         self.clock = clock
         self.poll = poll
+        self.inventory = inventory
+        """Where observing reads, once synced (no request per cycle); else the API."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Apply the objects, prune what the command no longer makes, follow the rollout."""
@@ -117,7 +121,7 @@ class Deployments:
         if changed and context.self_heal:
             for manifest in changed:
                 self.cluster.apply(manifest)
-        live = self.cluster.get("apps/v1", "Deployment", command.name)
+        live = self._read("apps/v1", "Deployment", command.name)
         if live is None:
             return self._status(command, "Progressing", "the Deployment is gone", None)
         phase, why = rollout(live)
@@ -131,7 +135,7 @@ class Deployments:
         """Delete every object of the resource, found by its inventory labels."""
         selector = render.labels(self.target, command.kind, command.name)
         for api_version, kind in OWNED:
-            for found in self.cluster.list(api_version, kind, selector):
+            for found in self.cluster.select(api_version, kind, selector):
                 self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _prune(self, command: signed.Command, objects: list[Manifest]) -> None:
@@ -140,7 +144,7 @@ class Deployments:
         keep = {(m["kind"], m["metadata"]["name"]) for m in objects}
         selector = render.labels(self.target, command.kind, command.name)
         for api_version, kind in OWNED:
-            for found in self.cluster.list(api_version, kind, selector):
+            for found in self.cluster.select(api_version, kind, selector):
                 if (kind, found["metadata"]["name"]) not in keep:
                     self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
@@ -176,9 +180,14 @@ class Deployments:
         self.cluster.apply(undo)
         return self._status(command, "Failed", f"{why}; rolled back to {previous}", live)
 
+    def _read(self, api_version: str, kind: str, name: str) -> Manifest | None:
+        if self.inventory is not None and self.inventory.synced:
+            return self.inventory.get(api_version, kind, name)
+        return self.cluster.get(api_version, kind, name)
+
     def _drifted(self, manifest: Manifest) -> bool:
         api_version, kind = manifest["apiVersion"], manifest["kind"]
-        live = self.cluster.get(api_version, kind, manifest["metadata"]["name"])
+        live = self._read(api_version, kind, manifest["metadata"]["name"])
         return live is None or next(drift(manifest, live), None) is not None
 
     def _status(
