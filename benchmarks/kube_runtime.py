@@ -110,9 +110,8 @@ def main() -> None:
         seconds = time.perf_counter() - began
         sent = requests_since(double, start)
         total = sum(sent.values())
-        print(
-            f"1. apply {n} Deployments, each to Ready: {seconds:.1f} s ({seconds / n * 1000:.1f} ms each)"
-        )
+        each = seconds / n * 1000
+        print(f"1. apply {n} Deployments, each to Ready: {seconds:.1f} s ({each:.1f} ms each)")
         print(f"   requests: {total} ({dict(sent)}), {total / n:.2f} per Deployment")
         print(f"   floor: one per object created = {2 * n} (Deployment + Service each)")
 
