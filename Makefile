@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python benchmarks/ledger_bench.py
 	$(BIN)/python benchmarks/fleet.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/kube_runtime.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache .coverage .gitplane-demo

@@ -307,3 +307,23 @@ def test_a_watch_too_old_to_resume_lists_again(double: KubeApiDouble, cluster: C
         assert _lists_of_services(double) == lists + 1  # listed again, as a reflector does
     finally:
         inventory.stop()
+
+
+def test_a_one_replica_change_is_one_request(
+    double: KubeApiDouble, cluster: Cluster, tmp_path: Path
+) -> None:
+    """With the cache, an apply sends only the objects that changed (the floor: one request
+    per changed object) and reads the rollout from the watch, not by polling."""
+    inventory = _watched(cluster)
+    try:
+        watched = Deployments(cluster, TARGET, poll=0.02, inventory=inventory)
+        one = command("deployments/churn-prod.yaml", autoscaling=None, replicas=1)
+        assert watched.apply(one, context(tmp_path)).phase == "Ready"
+        before = len(double.requests)
+        two = command("deployments/churn-prod.yaml", autoscaling=None, replicas=2)
+        done = watched.apply(two, context(tmp_path))
+        assert (done.phase, done.observed["desiredReplicas"]) == ("Ready", 2), done.message
+        sent = [(r.method, r.path.rsplit("/", 2)[-2]) for r in double.requests[before:]]
+        assert sent == [("PATCH", "deployments")]
+    finally:
+        inventory.stop()

@@ -129,9 +129,12 @@ def test_inventory_labels_and_the_digest_fit_kubernetes_limits() -> None:
         assert labels[render.PLANE] == "prod-eu"
         assert labels[render.RESOURCE] == "deployment.churn-prod"
         assert all(len(v) <= 63 for v in labels.values())
-        assert manifest["metadata"]["annotations"][render.DIGEST] == made.digest
-    template = render.deployment(made, TARGET)[0]["spec"]["template"]["metadata"]["labels"]
-    assert render.DIGEST not in template  # a new digest alone must not roll every pod
+    primary, *companions = render.deployment(made, TARGET)
+    assert primary["metadata"]["annotations"][render.DIGEST] == made.digest
+    assert render.DIGEST not in primary["spec"]["template"]["metadata"]["labels"]  # no roll
+    for companion in companions:  # sent again only when they change, not for every command
+        assert render.DIGEST not in companion["metadata"]["labels"]
+        assert "annotations" not in companion["metadata"]
 
 
 def test_autoscaled_deployments_leave_replicas_to_the_autoscaler() -> None:

@@ -99,14 +99,24 @@ class Deployments:
         """Where observing reads, once synced (no request per cycle); else the API."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
-        """Apply the objects, prune what the command no longer makes, follow the rollout."""
+        """Apply the objects that differ from what runs (with the cache, an object already
+        as rendered is not sent: one request per changed object), prune what the command
+        no longer makes, follow the rollout."""
         context.cancel.check()
         objects = render.deployment(command, self.target)
-        before = self.cluster.get("apps/v1", "Deployment", command.name)
+        before = self._read("apps/v1", "Deployment", command.name)
+        generation = 0
         for manifest in objects:
-            self.cluster.apply(manifest)
+            live = self._read(
+                manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
+            )
+            cached = self.inventory is not None and self.inventory.synced
+            if not (cached and live is not None and next(drift(manifest, live), None) is None):
+                live = self.cluster.apply(manifest)
+            if manifest["kind"] == "Deployment" and live is not None:
+                generation = live.get("metadata", {}).get("generation", 0)
         self._prune(command, objects)
-        return self._follow(command, before, context)
+        return self._follow(command, before, context, generation)
 
     def observe(
         self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
@@ -144,18 +154,25 @@ class Deployments:
         keep = {(m["kind"], m["metadata"]["name"]) for m in objects}
         selector = render.labels(self.target, command.kind, command.name)
         for api_version, kind in OWNED:
-            for found in self.cluster.select(api_version, kind, selector):
+            for found in self._select(api_version, kind, selector):
                 if (kind, found["metadata"]["name"]) not in keep:
                     self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _follow(
-        self, command: signed.Command, before: Manifest | None, context: ApplyContext
+        self,
+        command: signed.Command,
+        before: Manifest | None,
+        context: ApplyContext,
+        generation: int,
     ) -> signed.ResourceStatus:
+        """Until the rollout of ``generation`` (what the apply stored) ends; the cache's
+        copy counts once it shows that generation, so an older copy never reads Ready."""
         spec = commands.read(command, commands.DeploymentCommand).spec
         deadline = self.clock() + parse_duration(spec.rollout.progress_deadline) + GRACE
         while True:
-            live = self.cluster.get("apps/v1", "Deployment", command.name)
-            phase, why = rollout(live or {})
+            live = self._read("apps/v1", "Deployment", command.name)
+            behind = (live or {}).get("metadata", {}).get("generation", 0) < generation
+            phase, why = ("Progressing", "") if behind else rollout(live or {})
             if phase == "Ready":
                 return self._status(command, phase, "", live)
             if phase == "Failed" or self.clock() > deadline:
@@ -179,6 +196,11 @@ class Deployments:
         undo["spec"]["template"] = before["spec"]["template"]
         self.cluster.apply(undo)
         return self._status(command, "Failed", f"{why}; rolled back to {previous}", live)
+
+    def _select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+        if self.inventory is not None and self.inventory.synced:
+            return self.inventory.select(api_version, kind, selector)
+        return self.cluster.select(api_version, kind, selector)
 
     def _read(self, api_version: str, kind: str, name: str) -> Manifest | None:
         if self.inventory is not None and self.inventory.synced:

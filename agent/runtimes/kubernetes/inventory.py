@@ -77,6 +77,16 @@ class Inventory:
         with self._lock:
             return self._objects.get((api_version, kind, name))
 
+    def select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+        """The cached objects of ``kind`` whose labels hold ``selector``."""
+        with self._lock:
+            return [
+                obj
+                for key, obj in self._objects.items()
+                if key[:2] == (api_version, kind)
+                and selector.items() <= (obj.get("metadata", {}).get("labels") or {}).items()
+            ]
+
     def stop(self) -> None:
         """End the watches."""
         self._stop.set()

@@ -8,9 +8,10 @@ client: tests check every object against the official client's models.
 
 Every object carries the inventory labels (:func:`labels`): Gitplane finds what it manages
 by label selection, prunes by it, and tells its objects from anyone else's. The command's
-digest is a label (63 characters at most: ``sha256-`` and the first 56 hex digits) for
-selection and an annotation in full; it is never put on a pod template, where a change of
-``replicas`` alone would roll every pod.
+digest is a label of the primary object (the Deployment, the Job: 63 characters at most,
+``sha256-`` and the first 56 hex digits) for selection, and an annotation in full. It is
+never on a pod template, where a change of ``replicas`` alone would roll every pod, nor on
+a Service or autoscaler, which would then be sent again for every command.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def digest_label(digest: str) -> str:
 
 
 def _metadata(target: Target, command: signed.Command, name: str) -> Manifest:
+    """The primary object's metadata: inventory labels and the command's digest."""
     return {
         "name": name,
         "namespace": target.namespace,
@@ -78,6 +80,16 @@ def _metadata(target: Target, command: signed.Command, name: str) -> Manifest:
             DIGEST: digest_label(command.digest),
         },
         "annotations": {DIGEST: command.digest, COMMAND: command.id},
+    }
+
+
+def _companion(target: Target, command: signed.Command, name: str) -> Manifest:
+    """A companion object's metadata (a Service, an autoscaler): inventory labels only, so
+    a command that changes nothing of it sends nothing for it."""
+    return {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": labels(target, command.kind, command.name),
     }
 
 
@@ -106,7 +118,7 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(target, command, command.name),
+            "metadata": _companion(target, command, command.name),
             "spec": {
                 "selector": dict(selector),
                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
@@ -168,7 +180,7 @@ def _hpa(command: signed.Command, target: Target, scaling: Autoscaling) -> Manif
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(target, command, command.name),
+        "metadata": _companion(target, command, command.name),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": command.name},
             "minReplicas": max(1, scaling.min_replicas),  # an HPA cannot scale to zero
