@@ -6,8 +6,8 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from schemas import ed25519
-from schemas.common import Duration, Strict
+from schemas import ed25519, hints
+from schemas.common import Duration, Name, Strict
 from schemas.document import Document
 
 
@@ -71,13 +71,43 @@ class LocalRuntime(Strict):
     loopback ports the system chooses."""
 
 
-class KubernetesRuntime(Strict):
-    """Settings of the ``kubernetes`` runtime."""
+Image = Annotated[str, Field(max_length=512, pattern=hints.IMAGE, title="image reference")]
+"""An OCI image reference (``ghcr.io/acme/serve:2.14``, ``repo@sha256:<64 hex>``)."""
+SecretName = Annotated[str, Field(max_length=253, pattern=hints.SUBDOMAIN, title="Secret name")]
+"""The name of a Kubernetes Secret in the plane's namespace."""
 
-    namespace: str = "gitplane"
+
+class KubernetesImages(Strict):
+    """The images a Kubernetes plane runs (pin them by digest: ``repo@sha256:...``)."""
+
+    serving: Image
+    """MLflow's scoring server and the model's runtime (``mlflow models serve``)."""
+    build: Image | None = None
+    """Runs MLflow Projects (``mlflow run``) for builds and DAG steps; default ``serving``."""
+    agent: Image | None = None
+    """Gitplane's own image: fetches and checks sources in Jobs, runs feature sets."""
+
+
+class KubernetesSource(Strict):
+    """Where pods fetch the spec repository from (builds and DAG steps)."""
+
+    url: Annotated[str, Field(max_length=2048, pattern=hints.GIT_URL)]
+    """The repository as pods reach it (https://, ssh://, git@host:path)."""
+    secret: SecretName | None = None
+    """A Secret in the plane's namespace whose keys become the fetching container's
+    environment (git credentials); named, never given."""
+
+
+class KubernetesRuntime(Strict):
+    """Settings of the ``kubernetes`` runtime (ADR 0016: signed to the agent with its
+    commands, once the runtime reads them)."""
+
+    namespace: Name = "gitplane"
     context: str | None = None
     """kubeconfig context; default in-cluster configuration."""
     mlflow_tracking_uri: str | None = None
+    images: KubernetesImages | None = None
+    source: KubernetesSource | None = None
 
 
 class DataPlaneSpec(Strict):

@@ -17,7 +17,20 @@ from schemas.problems import closest, did_you_mean
 
 Loc = tuple[str | int, ...]
 
+IMAGE = (
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+"""An OCI image reference (``ghcr.io/acme/serve:2.14``, ``repo@sha256:<64 hex>``)."""
+SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A DNS-1123 subdomain: the name of a Kubernetes Secret."""
+GIT_URL = r"^(https?|ssh|git)://\S+$|^[\w.-]+@[\w.-]+:\S+$"
+"""A git remote that a pod can reach: a URL, or ``user@host:path``."""
+
 _PATTERN_HELP = {
+    IMAGE: "an image reference such as ghcr.io/acme/serve:2.14 or repo@sha256:<64 hex>",
+    SUBDOMAIN: "a Secret name (lower-case letters, digits, '-' and '.')",
+    GIT_URL: "a git URL a pod can fetch (https://, ssh://, git://, or user@host:path)",
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "a DNS-1123 label (lower-case letters, digits, '-')",
     r"^[A-Za-z0-9][A-Za-z0-9._+-]*$": 'a version such as "1.2.0"',
     r"^[0-9a-f]{64}$": "64 lower-case hex digits (a 32-byte Ed25519 public key)",

@@ -68,7 +68,16 @@ _AGENT_CONFIG = (
     "not read by the local runtime: its agent uses {} from its own configuration file "
     "(docs/agent.md); keep the two equal"
 )
-_KUBERNETES = ("namespace", "context", "mlflowTrackingUri")
+_KUBERNETES = (
+    "namespace",
+    "context",
+    "mlflowTrackingUri",
+    "images.serving",
+    "images.build",
+    "images.agent",
+    "source.url",
+    "source.secret",
+)
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 _ONE_AT_A_TIME = (

@@ -1,0 +1,57 @@
+"""A Kubernetes plane's settings in its DataPlane spec (ADR 0016): typed, refused at their
+place when wrong, and warned about as not read while the runtime does not read them."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.parse import parse_spec
+
+PLANE = """apiVersion: gitplane.dev/v1alpha1
+kind: DataPlane
+metadata: {name: prod-eu, labels: {env: prod}}
+spec:
+  runtime: kubernetes
+  kubernetes:
+    namespace: ml-serving
+    images:
+      serving: ghcr.io/acme/mlflow-serve:2.14
+      build: registry.local:5000/ml/build@sha256:%s
+    source:
+      url: https://git.example.com/ml/specs.git
+      secret: specs-read-token
+""" % ("ab" * 32)
+
+
+def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
+    parsed = parse_spec("prod.yaml", PLANE.encode())
+    assert parsed.problems == []
+    kubernetes = parsed.document.spec.kubernetes  # type: ignore[union-attr]
+    assert kubernetes.images.serving == "ghcr.io/acme/mlflow-serve:2.14"
+    assert kubernetes.images.agent is None
+    assert kubernetes.source.secret == "specs-read-token"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("serve:2.14", "Serve:2.14",
+         "prod.yaml:9:16: spec.kubernetes.images.serving: 'ghcr.io/acme/mlflow-Serve:2.14' "
+         "is not an image reference"),
+        ("secret: specs-read-token", "secret: Specs_Token",
+         "prod.yaml:13:15: spec.kubernetes.source.secret: 'Specs_Token' is not a Secret name"),
+        ("namespace: ml-serving", "namespace: ml_serving",
+         "prod.yaml:7:16: spec.kubernetes.namespace: 'ml_serving' is not a DNS-1123 label"),
+        ("      build:", "      buld:",
+         "prod.yaml:10:7: spec.kubernetes.images.buld: unknown field 'buld' "
+         "(did you mean 'build'?)"),
+        ("url: https://git.example.com/ml/specs.git", "url: /srv/specs",
+         "prod.yaml:12:12: spec.kubernetes.source.url: '/srv/specs' is not a git URL"),
+    ],
+    ids=["image", "secret", "namespace", "typo", "url"],
+)  # fmt: skip
+def test_a_wrong_setting_is_refused_at_its_place(old: str, new: str, says: str) -> None:
+    assert old in PLANE
+    parsed = parse_spec("prod.yaml", PLANE.replace(old, new).encode())
+    assert parsed.document is None
+    assert str(parsed.problems[0]).startswith(says), str(parsed.problems[0])
