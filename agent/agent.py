@@ -35,7 +35,7 @@ from agent.runtimes.base import ApplyContext, CancelToken, Runtime
 from ledger import errors, gitrepo, keyring, keys, layout, status
 from ledger import reader as log_reader
 from schemas import signed
-from schemas.errors import GitplaneError
+from schemas.errors import GitplaneError, UsageError
 
 log = logging.getLogger("gitplane.agent")
 
@@ -57,6 +57,30 @@ class Outcome:
     does not have)."""
 
 
+PROBE = b"gitplane agent key probe: does this signer hold the key the config names?"
+"""Signed once at start through a key URI: never a document (those are signed over DSSE's
+pre-authentication encoding, which starts ``DSSEv1``)."""
+
+
+def signer_of(config: AgentConfig) -> keys.FileSigner | keys.UriSigner:
+    """The agent's signer: its key file, or the key service its ``keyUri`` names, tried
+    once at start so that a wrong URI or key is said before anything runs."""
+    if config.key_file is not None:
+        return keys.FileSigner.load(config.key_file)
+    if config.key_uri is None or config.public_key is None:  # the config's own rule
+        raise UsageError("the agent config names no key: give keyFile, or keyUri and publicKey")
+    try:
+        signer = keys.UriSigner(config.key_uri, keys.load_public_key(config.public_key))
+        signer.sign(PROBE)
+    except (errors.BadKeyError, errors.SignatureError) as exc:
+        scheme = config.key_uri.split(":", maxsplit=1)[0]
+        raise UsageError(
+            f"cannot sign status through keyUri {scheme}:...: {str(exc).rstrip('.')}; it must "
+            f"hold the key whose public half is publicKey ({config.public_key[:12]}...)"
+        ) from None
+    return signer
+
+
 class Agent:
     """One plane's agent."""
 
@@ -76,7 +100,7 @@ class Agent:
         trust = state / "trust.json"
         self.reader = log_reader.CommandReader(self.mirror, config.plane, trust, root)
         who = gitrepo.Identity(f"gitplane-agent {config.plane}", f"{config.plane}@gitplane.invalid")
-        signer = keys.FileSigner.load(config.key_file)
+        signer = signer_of(config)
         self.writer = status.StatusWriter(self.mirror, config.plane, signer, who, trust, root)
         self.journal = Journal.load(state / "journal.json")
         self._flight: background.Flight | None = None

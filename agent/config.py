@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -101,12 +102,26 @@ class AgentConfig(_Config):
     command names)."""
     root_file: Path
     """The pinned root of trust (``root.json`` from ``gitplane keys init``)."""
-    key_file: Path
+    key_file: Path | None = None
     """The agent's private key (``gitplane keys agent``); its public half is in the DataPlane."""
+    key_uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """Instead of ``keyFile``: a securesystemslib signer URI holding the agent's Ed25519 key
+    (``hv:`` for a Vault transit key, ``file2:``); the private key never enters the agent."""
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """With ``keyUri``: the key's public half, as the DataPlane's ``spec.agentKey.public``."""
     state_dir: Path
     """Trust state, journal, mirror, MLflow store and scratch space: keep it private."""
     poll_interval: Duration = "10s"
     runtime: RuntimeConfig = Field(default_factory=LocalRuntimeConfig)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        """``keyFile``, or ``keyUri`` with its ``publicKey``: exactly one way to sign."""
+        if (self.key_file is None) == (self.key_uri is None):
+            raise ValueError("give keyFile, or keyUri with publicKey (one of them)")
+        if (self.key_uri is None) != (self.public_key is None):
+            raise ValueError("keyUri and publicKey go together (the URI's key and its public half)")
+        return self
 
     @field_validator("poll_interval")
     @classmethod

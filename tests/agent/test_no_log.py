@@ -11,6 +11,7 @@ import pytest
 
 from cli import clock as cli_clock
 from ledger import keys
+from reconciler import reconcile as reconciling
 from tests.cli import invoke
 from tests.conftest import git
 from tests.reconciler.conftest import NOW, World, world  # noqa: F401 - the fixture
@@ -57,3 +58,48 @@ def test_an_agent_for_a_plane_without_a_log(
     assert "Traceback" not in done.stderr
     assert says in done.stderr and (says != "") == (code == 1)
     assert _status_branches(world) == pushed
+
+
+def test_an_agent_signs_its_status_through_a_key_uri(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``keyUri`` (a key service; here securesystemslib's ``file2:``, which works offline)
+    with the key's ``publicKey``: the status it signs verifies under the DataPlane's
+    agentKey. A URI whose key is not that public key is refused at start, nothing pushed."""
+    monkeypatch.setattr(cli_clock, "now", lambda: NOW)
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    held = world.root / "kms" / "local-dev.pem"
+    held.parent.mkdir()
+    world.agent_keys["local-dev"].save(held)
+    public = world.agent_keys["local-dev"].public_key.hex
+    other = keys.FileSigner.generate().public_key.hex
+    config = world.root / "agent.yaml"
+    base = f"plane: local-dev\nrepo: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+    config.write_text(f"{base}keyUri: file2:{held}\npublicKey: {other}\nstateDir: s1\n")
+    refused = invoke.gitplane(["agent", "run", "--config", str(config), "--once"])
+    assert refused.code == 2, refused.stderr
+    assert "cannot sign status through keyUri file2:...: " in refused.stderr
+    assert _status_branches(world) == ""
+    config.write_text(f"{base}keyUri: file2:{held}\npublicKey: {public}\nstateDir: s2\n")
+    done = invoke.gitplane(["agent", "run", "--config", str(config), "--once"])
+    assert done.code == 0, done.stderr
+    cycle = reconciling.Reconciler(world.settings("again")).reconcile(NOW)
+    assert "local-dev" not in cycle.flags, cycle.flags  # its status verified
+
+
+@pytest.mark.parametrize(
+    ("keys_given", "says"),
+    [
+        ("", "give keyFile, or keyUri with publicKey (one of them)"),
+        ("keyFile: k.pem\nkeyUri: file2:k.pem\npublicKey: " + "a" * 64 + "\n",
+         "give keyFile, or keyUri with publicKey (one of them)"),
+        ("keyUri: file2:k.pem\n", "keyUri and publicKey go together"),
+    ],
+    ids=["neither", "both", "no-public-key"],
+)  # fmt: skip
+def test_an_agent_has_one_way_to_sign(tmp_path: Path, keys_given: str, says: str) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"plane: dev\nrepo: x\nrootFile: r.json\nstateDir: s\n{keys_given}")
+    done = invoke.gitplane(["agent", "run", "--config", str(config), "--once"])
+    assert done.code == 2 and says in done.stderr, done.stderr
