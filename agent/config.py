@@ -70,6 +70,17 @@ class LocalRuntimeConfig(_Config):
         return self.mlflow_tracking_uri or f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
 
 
+class KubernetesRuntimeConfig(_Config):
+    """The ``kubernetes`` runtime: how the agent reaches its cluster. Everything else about
+    the plane (namespace, images, source) is its signed ``spec.kubernetes`` (ADR 0016)."""
+
+    type: Literal["kubernetes"]
+    kubeconfig: Path | None = None
+    """A kubeconfig file (relative to this file); its context is the one the plane's
+    ``spec.kubernetes.context`` names, else its current context. Default: the pod's
+    service account (the agent runs in the cluster it manages)."""
+
+
 def _runtime_type(value: Any) -> str:
     """A runtime's ``type``; ``local`` when it is left out."""
     if isinstance(value, dict):
@@ -79,11 +90,12 @@ def _runtime_type(value: Any) -> str:
 
 
 RuntimeConfig = Annotated[
-    Annotated[LocalRuntimeConfig, Tag("local")],
+    Annotated[LocalRuntimeConfig, Tag("local")]
+    | Annotated[KubernetesRuntimeConfig, Tag("kubernetes")],
     Discriminator(
         _runtime_type,
         custom_error_type="runtime_type",
-        custom_error_message="unknown runtime type (this release has: local)",
+        custom_error_message="unknown runtime type (this release has: local, kubernetes)",
     ),
 ]
 """The runtime a plane runs on, chosen by ``type`` (:mod:`agent.runtimes.select` builds it):
@@ -146,8 +158,9 @@ def load_config(path: Path) -> AgentConfig:
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
     runtime = raw.get("runtime")
-    if isinstance(runtime, dict) and isinstance(runtime.get("dataDir"), str):
-        runtime["dataDir"] = str((path.parent / runtime["dataDir"]).resolve())
+    for key in ("dataDir", "kubeconfig"):
+        if isinstance(runtime, dict) and isinstance(runtime.get(key), str):
+            runtime[key] = str((path.parent / runtime[key]).resolve())
     repo = raw.get("repo")
     if isinstance(repo, str) and (path.parent / repo).exists():
         raw["repo"] = str((path.parent / repo).resolve())  # a repository beside the file

@@ -46,9 +46,16 @@ def run(config_file: Path, once: bool, listen: str | None, log_level: str, log_f
     logs.configure(log_level, log_format)
     config = load_config(config_file)
     worker = agent_agent.Agent(config)
+    try:
+        _run(worker, once=once, listen=listen)
+    finally:
+        worker.close()
+
+
+def _run(worker: agent_agent.Agent, *, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
-        loop.log_cycle(config.plane, outcome)
+        loop.log_cycle(worker.config.plane, outcome)
         if outcome.misconfigured:
             click.echo(f"error: {outcome.misconfigured}", err=True)
         if outcome.error or outcome.unreachable or outcome.misconfigured:

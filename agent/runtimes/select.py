@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import importlib.util
 
-from agent.config import AgentConfig, LocalRuntimeConfig
+from agent.config import AgentConfig, KubernetesRuntimeConfig, LocalRuntimeConfig
+from agent.journal import Journal
 from agent.runtimes.base import Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas.errors import UsageError
 
-NEEDS = {"local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan")}
-"""The modules each runtime imports as it works (``gitplane[ml]``): checked at start, so an
-install without them is refused at once, not at its first feature set or build."""
+NEEDS = {
+    "local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan"),
+    "kubernetes": ("kubernetes",),
+}
+"""The modules each runtime imports as it works (the extra of :data:`EXTRAS`): checked at
+start, so an install without them is refused at once, not at its first feature set or build."""
+EXTRAS = {"local": "ml", "kubernetes": "kubernetes"}
+"""The ``gitplane[...]`` extra that installs each runtime's :data:`NEEDS`."""
 
 
 def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
@@ -26,9 +32,10 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
     MLflow Projects are read at the commit each command names)."""
     missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
     if missing:
+        extra = EXTRAS[config.runtime.type]
         raise UsageError(
-            f"the {config.runtime.type} runtime needs gitplane's ml extra (install gitplane from "
-            f"where you did, with [ml]: pip install '.[ml]' in a clone); missing: "
+            f"the {config.runtime.type} runtime needs gitplane's {extra} extra (install gitplane "
+            f"from where you did, with [{extra}]: pip install '.[{extra}]' in a clone); missing: "
             f"{', '.join(missing)}"
         )
     match config.runtime:
@@ -43,6 +50,15 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
                     standby=local.standby_replicas,
                 )
             )
+        case KubernetesRuntimeConfig() as kubernetes:
+            from agent.runtimes.kubernetes import KubernetesRuntime, connect  # noqa: PLC0415 - an extra
+
+            try:
+                reach = connect.connector(kubernetes.kubeconfig)
+            except connect.ConnectError as exc:
+                raise UsageError(str(exc)) from None
+            settings = Journal.load(config.state_dir / "journal.json").kubernetes
+            return KubernetesRuntime(reach, config.plane, settings=settings)
 
 
 def _installed(module: str) -> bool:

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from agent.runtimes.kubernetes import render
 from ledger import envelope
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.deployment import Deployment
 from schemas.parse import parse_spec
 
@@ -34,6 +34,14 @@ TARGET = render.Target(
     repo_url="https://git.example.com/ml/specs.git",
     source_secret="specs-read-token",
 )
+SETTINGS = dataplane.KubernetesRuntime.model_validate({
+    "namespace": TARGET.namespace,
+    "mlflowTrackingUri": TARGET.tracking_uri,
+    "images": {"serving": TARGET.serving_image, "build": TARGET.build_image,
+               "agent": TARGET.agent_image},
+    "source": {"url": TARGET.repo_url, "secret": TARGET.source_secret},
+})  # fmt: skip
+"""The plane's signed ``spec.kubernetes`` that :data:`TARGET` is made from (ADR 0016)."""
 COMMIT = "c0ffee" * 6 + "c0ff"
 TREE = "7ee" * 13 + "7"
 RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"

@@ -9,6 +9,7 @@ broken runtime must fail it, so the suite is known to be able to fail.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -26,14 +27,15 @@ from agent.runtimes.base import (
     Capabilities,
     Runtime,
 )
-from agent.runtimes.kubernetes import Cluster, KubernetesRuntime
+from agent.runtimes.kubernetes import KINDS, KubernetesRuntime
+from agent.runtimes.kubernetes.deployments import Deployments
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas import signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
-from tests.agent.test_kubernetes_render import PINNED, TARGET
+from tests.agent.test_kubernetes_render import PINNED, SETTINGS, TARGET
 from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
 from tests.kubeapi.server import KubeApiDouble
@@ -55,7 +57,13 @@ class Subject:
     ) -> ApplyContext:
         scratch = self.scratch / f"apply-{at.total_seconds():.0f}"
         scratch.mkdir(parents=True, exist_ok=True)
-        return ApplyContext("0" * 40, scratch, now=APRIL + at, cancel=cancel or CancelToken())
+        return ApplyContext(
+            "0" * 40,
+            scratch,
+            now=APRIL + at,
+            cancel=cancel or CancelToken(),
+            kubernetes=SETTINGS,  # the plane's signed settings: only a Kubernetes plane reads them
+        )
 
 
 def _local(tmp_path: Path) -> Runtime:
@@ -111,7 +119,9 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
 
     api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
     client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-    runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
+    quick = functools.partial(Deployments, poll=0.02)
+    fast = dataclasses.replace(KINDS["Deployment"], handler=quick)
+    runtime = KubernetesRuntime(lambda _: api, TARGET.plane, kinds={"Deployment": fast})
 
     def stopped() -> None:
         runtime.close()
@@ -120,7 +130,6 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
         double.stop()
 
     request.addfinalizer(stopped)
-    runtime.deployments.poll = 0.02
     double.controllers.fail_args("models:/churn/404")
     good = deployment_command("deployments/churn-prod.yaml")
     missing = {**PINNED, "registryVersion": 404, "uri": "models:/churn/404"}
