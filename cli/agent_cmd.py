@@ -11,13 +11,16 @@ import click
 from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
-from cli import clock, logs, options
+from cli import agent_render_cmd, clock, logs, options
 from schemas.errors import ReportedError
 
 
 @click.group()
 def agent() -> None:
     """The data-plane agent."""
+
+
+agent.add_command(agent_render_cmd.render)
 
 
 @agent.command()

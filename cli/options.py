@@ -81,7 +81,12 @@ def root(*, required: bool, what: str) -> Callable[[F], F]:
     )
 
 
-_FOR = {"text": "text for people", "markdown": "markdown for PR comments", "json": "JSON for tools"}
+_FOR = {
+    "text": "text for people",
+    "markdown": "markdown for PR comments",
+    "json": "JSON for tools",
+    "yaml": "a YAML stream, as kubectl applies it",
+}
 
 
 def output(*formats: str) -> Callable[[F], F]:

@@ -8,6 +8,7 @@ adding its configuration to the union in ``agent.config`` and a branch here.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
 
 from agent.config import AgentConfig, KubernetesRuntimeConfig, LocalRuntimeConfig
 from agent.journal import Journal
@@ -15,7 +16,14 @@ from agent.runtimes.base import Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
+from schemas import dataplane, signed
 from schemas.errors import UsageError
+
+Renderer = Callable[
+    [dataplane.KubernetesRuntime, Sequence[signed.Command], str], tuple[str, list[str]]
+]
+"""Settings, commands and an output format to the text of their manifests, and the
+``Kind/name: why`` of commands not rendered."""
 
 NEEDS = {
     "local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan"),
@@ -30,14 +38,7 @@ EXTRAS = {"local": "ml", "kubernetes": "kubernetes"}
 def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
     """The runtime ``config.runtime`` names, set up on ``repo`` (the agent's mirror, where
     MLflow Projects are read at the commit each command names)."""
-    missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
-    if missing:
-        extra = EXTRAS[config.runtime.type]
-        raise UsageError(
-            f"the {config.runtime.type} runtime needs gitplane's {extra} extra (install gitplane "
-            f"from where you did, with [{extra}]: pip install '.[{extra}]' in a clone); missing: "
-            f"{', '.join(missing)}"
-        )
+    _check_installed(config)
     match config.runtime:
         case LocalRuntimeConfig() as local:
             return LocalRuntime(
@@ -59,6 +60,37 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
                 raise UsageError(str(exc)) from None
             settings = Journal.load(config.state_dir / "journal.json").kubernetes
             return KubernetesRuntime(reach, config.plane, settings=settings)
+
+
+def renderer(config: AgentConfig) -> Renderer:
+    """How ``gitplane agent render`` prints what the plane's runtime applies; a
+    :class:`UsageError` for a runtime that applies no manifests (``local``)."""
+    if not isinstance(config.runtime, KubernetesRuntimeConfig):
+        raise UsageError(
+            f"plane {config.plane!r} runs the {config.runtime.type} runtime, which applies no "
+            "manifests: render is for a kubernetes plane's agent config (runtime.type: kubernetes)"
+        )
+    _check_installed(config)
+    from agent.runtimes.kubernetes import manifests  # noqa: PLC0415 - an extra
+
+    def draw(
+        settings: dataplane.KubernetesRuntime, commands: Sequence[signed.Command], output: str
+    ) -> tuple[str, list[str]]:
+        done = manifests.manifests(config.plane, settings, commands)
+        return manifests.dumps(done.objects, output), done.skipped
+
+    return draw
+
+
+def _check_installed(config: AgentConfig) -> None:
+    missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
+    if missing:
+        extra = EXTRAS[config.runtime.type]
+        raise UsageError(
+            f"the {config.runtime.type} runtime needs gitplane's {extra} extra (install gitplane "
+            f"from where you did, with [{extra}]: pip install '.[{extra}]' in a clone); missing: "
+            f"{', '.join(missing)}"
+        )
 
 
 def _installed(module: str) -> bool:
