@@ -102,6 +102,13 @@ RuntimeConfig = Annotated[
 each runtime's settings are a member of this union."""
 
 
+RUNTIMES: dict[str, type[BaseModel]] = {
+    "local": LocalRuntimeConfig,
+    "kubernetes": KubernetesRuntimeConfig,
+}
+"""Each runtime's settings by ``type``: where a problem under ``runtime`` is explained."""
+
+
 class AgentConfig(_Config):
     """One agent serves one data plane."""
 
@@ -195,7 +202,9 @@ def _first_problem(exc: ValidationError) -> str:
     (an unknown field gets a "did you mean")."""
     first = exc.errors(include_url=False)[0]
     loc = first["loc"]
-    if loc[:1] == ("runtime",) and len(loc) > 2:  # runtime.<type>.field: the tag is noise
-        first = {**first, "loc": ("runtime", *loc[2:])}
-    found = hints.explain(AgentConfig, first)
-    return f"{'.'.join(str(p) for p in found.path)}: {found.message}"
+    runtime = RUNTIMES.get(str(loc[1])) if loc[:1] == ("runtime",) and len(loc) > 2 else None
+    if runtime is None:
+        found = hints.explain(AgentConfig, first)
+        return f"{'.'.join(str(p) for p in found.path)}: {found.message}"
+    found = hints.explain(runtime, {**first, "loc": loc[2:]})  # runtime.<type>.x: the tag is noise
+    return f"{'.'.join(str(p) for p in ('runtime', *found.path))}: {found.message}"

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from agent.config import load_config
+from agent.journal import Journal
+from agent.runtimes import select
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import KubernetesRuntime, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.deployments import Deployments
+from ledger import gitrepo
 from schemas import dataplane
 from tests.agent.test_kubernetes_deployments import NOW, cluster, double  # noqa: F401
 from tests.agent.test_kubernetes_render import SETTINGS, TARGET, command
@@ -139,3 +143,34 @@ def test_an_idle_observation_parses_and_renders_nothing(
     changed = command("deployments/churn-prod.yaml", replicas=3, autoscaling=None)
     deployments.observe(changed, last, _context(tmp_path))
     assert rendered == ["once", "once"]
+
+
+def test_the_journal_keeps_the_newest_settings_across_a_restart(tmp_path: Path) -> None:
+    journal = Journal.load(tmp_path / "journal.json")
+    assert journal.kubernetes is None
+    journal.kubernetes = SETTINGS
+    journal.save()
+    assert Journal.load(tmp_path / "journal.json").kubernetes == SETTINGS
+    assert b'"mlflowTrackingUri"' in (tmp_path / "journal.json").read_bytes()  # as signed
+
+
+def test_select_builds_the_kubernetes_runtime_with_the_journals_settings(
+    double: KubeApiDouble,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    double.write_kubeconfig(tmp_path / "kubeconfig")
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "plane: prod-eu\nrepo: /srv/specs.git\nrootFile: root.json\nkeyFile: k.key\n"
+        "stateDir: state\nruntime: {type: kubernetes, kubeconfig: kubeconfig}\n"
+    )
+    config = load_config(path)
+    journal = Journal(config.state_dir / "journal.json", kubernetes=SETTINGS)
+    config.state_dir.mkdir()
+    journal.save()
+    runtime = select.for_config(config, gitrepo.GitRepo(tmp_path))
+    assert isinstance(runtime, KubernetesRuntime)
+    assert (runtime.plane, runtime.settings) == ("prod-eu", SETTINGS)
+    runtime.delete(command("deployments/churn-prod.yaml"))  # reaches the double: nothing there
+    runtime.close()
+    assert any(r.method == "GET" for r in double.requests)
