@@ -22,7 +22,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -299,13 +299,9 @@ class Agent:
     ) -> signed.ResourceStatus:
         scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
         heal = self.journal.self_heal
+        kubernetes = self.journal.kubernetes
         context = ApplyContext(
-            source.spec_commit,
-            scratch,
-            heal,
-            now=now,
-            cancel=cancel,
-            kubernetes=self.journal.kubernetes,
+            source.spec_commit, scratch, heal, now=now, cancel=cancel, kubernetes=kubernetes
         )
         try:
             return self.runtime.observe(source.command, last, context)
@@ -423,16 +419,9 @@ class Agent:
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
-        doing = progress.Progress()
-        context = ApplyContext(
-            spec_commit,
-            scratch,
-            self_heal,
-            now=now,
-            cancel=cancel,
-            progress=doing,
-            kubernetes=self.journal.kubernetes,
-        )
+        doing, kubernetes = progress.Progress(), self.journal.kubernetes
+        context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
+        context = replace(context, progress=doing, kubernetes=kubernetes)
         try:
             return progress.watched(
                 f"{command.kind}/{command.name}",

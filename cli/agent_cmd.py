@@ -24,14 +24,7 @@ agent.add_command(agent_render_cmd.render)
 
 
 @agent.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=options.GivenPath(dir_okay=False, exists=True, path_type=Path),
-    **options.env("--config"),
-    help="Agent configuration (see docs/agent.md).",
-)
+@options.agent_config("Agent configuration (see docs/agent.md).")
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
 @options.listen("Serve Prometheus metrics here (daemon mode).")
 @options.logs("the agent")

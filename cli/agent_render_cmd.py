@@ -12,14 +12,7 @@ from cli import clock, options
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=options.GivenPath(dir_okay=False, exists=True, path_type=Path),
-    **options.env("--config"),
-    help="The agent configuration of a kubernetes plane (see docs/agent.md).",
-)
+@options.agent_config("The agent configuration of a kubernetes plane (see docs/agent.md).")
 @options.output("yaml", "json")
 def render(config_file: Path, output: str) -> None:
     """Print the manifests this plane's agent applies for its current verified log.

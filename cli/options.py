@@ -102,6 +102,18 @@ def output(*formats: str) -> Callable[[F], F]:
     )
 
 
+def agent_config(help_text: str) -> Callable[[F], F]:
+    """``--config FILE``: an agent configuration (passed as ``config_file``)."""
+    return click.option(
+        "--config",
+        "config_file",
+        required=True,
+        type=GivenPath(dir_okay=False, exists=True, path_type=Path),
+        **env("--config"),
+        help=help_text,
+    )
+
+
 def plane_filter(help_text: str) -> Callable[[F], F]:
     """``--plane NAME``: show only this plane (passed as ``only``)."""
     return click.option("--plane", "only", **env("--plane"), help=help_text)
