@@ -196,3 +196,35 @@ def test_render_refuses_a_log_behind_what_the_agent_verified(
     assert done.code == 1 and done.stdout == ""
     assert "behind or rewritten from what this plane's agent verified" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_blocked_command_runs_once_settings_are_signed_alone(
+    plane: Callable[..., Path],
+    log: commands.CommandLog,  # noqa: F811
+) -> None:
+    """No settings yet: the command is Blocked and nothing is sent. A bundle of settings
+    alone reaches the journal, and the command's objects go out, even with selfHeal off."""
+    made = EXAMPLES["Deployment"]()[:1]
+    path = plane([])
+    log.append(PLANE, lambda _: made, spec_commit="a" * 40, now=NOW, self_heal=False)
+    worker = agent_agent.Agent(load_config(path))
+    try:
+        worker.run_once(NOW)
+        key = f"Deployment/{made[0].name}"
+        blocked = worker.journal.resources[key]
+        assert (blocked.phase, blocked.message) == (
+            "Blocked",
+            "no kubernetes settings signed for this plane yet",
+        )
+        assert log.append(
+            PLANE, lambda _: [], spec_commit="a" * 40, now=NOW, self_heal=False, kubernetes=SETTINGS
+        )
+        for _ in range(50):
+            worker.run_once(NOW)
+            if worker.journal.resources[key].phase == "Ready":
+                break
+        assert worker.journal.kubernetes == SETTINGS
+        assert worker.journal.self_heal is False
+        assert worker.journal.resources[key].phase == "Ready", worker.journal.resources[key]
+    finally:
+        worker.close()

@@ -15,6 +15,7 @@ connection, watches and kind handlers; until a bundle carried them, every comman
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,12 +132,17 @@ class KubernetesRuntime:
     def observe(
         self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
     ) -> signed.ResourceStatus:
-        """What the resource looks like now; drift healed when ``context.self_heal``."""
+        """What the resource looks like now; drift healed when ``context.self_heal``. A
+        command ``Blocked`` for want of settings was never applied: once they are signed,
+        its objects are sent now, whatever ``selfHeal`` says (it is no heal, but the apply
+        that waited), and the observations that follow see its rollout."""
         try:
             handler = self._handler(command, context.kubernetes)
         except UnsettledError as exc:
             blocked = _blocked(command, str(exc))
             return last if blocked == last else blocked
+        if last.phase == "Blocked":
+            context = dataclasses.replace(context, self_heal=True)
         return handler.observe(command, last, context)
 
     def delete(self, command: signed.Command) -> None:
