@@ -78,6 +78,8 @@ _KUBERNETES = (
     "source.url",
     "source.secret",
 )
+_KUBERNETES_BUILDS = ("images.build", "images.agent", "source.url", "source.secret")
+"""The settings only a build reads (ADR 0016); the others shape every Deployment."""
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 _ONE_AT_A_TIME = (
@@ -170,16 +172,17 @@ TABLE: tuple[Unsupported, ...] = (
             "kubernetes",
             "DataPlane",
             f"spec.kubernetes.{name}",
-            "this release has no kubernetes runtime: nothing reads it",
+            "signed to the agent, but read only by model builds, which the kubernetes runtime "
+            "does not run yet",
         )
-        for name in _KUBERNETES
+        for name in _KUBERNETES_BUILDS
     ),
     Unsupported(
         "kubernetes",
         "DataPlane",
         "spec.runtime",
-        "this release has no kubernetes runtime: agents refuse it, so what is issued to "
-        "this plane waits for an agent that can apply it",
+        "the kubernetes runtime runs Deployments only so far: a Model, FeatureSet or DAG "
+        "issued to this plane is reported Failed by its agent (not run yet)",
     ),
 )
 """Every field a runtime does not enforce as written."""

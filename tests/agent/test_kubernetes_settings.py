@@ -34,7 +34,11 @@ def _context(
     return ApplyContext("0" * 40, tmp_path, now=NOW, kubernetes=settings)
 
 
+@pytest.mark.effect(
+    "DataPlane", "spec.kubernetes.mlflowTrackingUri", "spec.kubernetes.images.serving"
+)
 def test_the_target_is_made_from_the_signed_settings() -> None:
+    """What the Target holds is what every rendered object uses (the golden manifests)."""
     assert render.target_of(TARGET.plane, SETTINGS) == TARGET
 
 
@@ -63,13 +67,24 @@ def test_the_build_image_defaults_to_the_serving_image() -> None:
     assert target.build_image == "ghcr.io/a/serve:1"
 
 
+CONTEXTS: dict[KubernetesRuntime, list[str | None]] = {}
+"""The kubeconfig contexts each runtime connected with."""
+
+
 @pytest.fixture
 def runtime(double: KubeApiDouble, tmp_path: Path) -> Iterator[KubernetesRuntime]:  # noqa: F811
     kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig")
     api = config.new_client_from_config(config_file=str(kubeconfig))
     for namespace in (TARGET.namespace, "gitplane-next"):
         client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
-    made = KubernetesRuntime(lambda _: api, TARGET.plane)
+    contexts: list[str | None] = []
+
+    def connect(context: str | None) -> client.ApiClient:
+        contexts.append(context)
+        return api
+
+    made = KubernetesRuntime(connect, TARGET.plane)
+    CONTEXTS[made] = contexts
     yield made
     made.close()
 
@@ -101,6 +116,7 @@ def test_settings_that_lack_what_a_kind_needs_block_it(
     assert done.message == "the plane's spec.kubernetes sets no images.serving, mlflowTrackingUri"
 
 
+@pytest.mark.effect("DataPlane", "spec.kubernetes.namespace", "spec.kubernetes.context")
 def test_new_settings_rebuild_the_handlers_where_they_say(
     runtime: KubernetesRuntime,
     double: KubeApiDouble,  # noqa: F811
@@ -109,9 +125,12 @@ def test_new_settings_rebuild_the_handlers_where_they_say(
     made = command("deployments/churn-prod.yaml")
     assert runtime.apply(made, _context(tmp_path)).phase == "Ready"
     first = runtime.target
-    moved = _settings(namespace="gitplane-next", images={"serving": "ghcr.io/a/serve:2"})
+    moved = _settings(
+        namespace="gitplane-next", context="eu", images={"serving": "ghcr.io/a/serve:2"}
+    )
     done = runtime.apply(made, _context(tmp_path, moved))
     assert done.phase == "Ready", done.message
+    assert CONTEXTS[runtime] == [None, "eu"]  # connected again, to the context signed
     assert runtime.target == render.target_of(TARGET.plane, moved) != first
     where = {
         r.path.split("/namespaces/")[1].split("/")[0]
