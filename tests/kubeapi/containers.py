@@ -56,11 +56,13 @@ def secret_data(secret: Json) -> dict[str, str]:
 
 
 def rewrite(text: str, mounts: Mapping[str, Path]) -> str:
-    """``text`` with each mount path that starts a path in it replaced by its host path."""
-    for mount in sorted(mounts, key=len, reverse=True):
-        pattern = rf"(?<![\w./-]){re.escape(mount.rstrip('/'))}(?=/|$|[^\w.-])"
-        text = re.sub(pattern, lambda _, host=str(mounts[mount]): host, text)
-    return text
+    """``text`` with each mount path that starts a path in it replaced by its host path
+    (in one pass, the longest first: a host path is never rewritten again)."""
+    hosts = {m.rstrip("/"): str(p) for m, p in mounts.items() if m.rstrip("/")}
+    if not hosts:
+        return text
+    either = "|".join(re.escape(m) for m in sorted(hosts, key=len, reverse=True))
+    return re.sub(rf"(?<![\w./-])({either})(?=/|$|[^\w.-])", lambda m: hosts[m[1]], text)
 
 
 def _field(pod: Json, path: str) -> str:

@@ -186,7 +186,7 @@ def to_start(job: Json, pods: list[Json]) -> list[int]:
 
 
 def _indexed(job: Json) -> bool:
-    return job["spec"].get("completionMode") == "Indexed"
+    return bool(job["spec"].get("completionMode") == "Indexed")
 
 
 def _phase(pod: Json) -> str:

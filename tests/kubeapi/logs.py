@@ -27,8 +27,8 @@ def route(path: str) -> tuple[str, str] | None:
 def container_of(pod: Json, asked: str) -> str:
     """The container whose log is asked for: the only one when none is named."""
     spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
-    main = [c["name"] for c in spec.get("containers") or []]
-    init = [c["name"] for c in spec.get("initContainers") or []]
+    main = [str(c["name"]) for c in spec.get("containers") or []]
+    init = [str(c["name"]) for c in spec.get("initContainers") or []]
     if not asked and len(main) == 1:
         return main[0]
     if not asked:

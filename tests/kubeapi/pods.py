@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.kubeapi import containers, errors, resources
+from tests.kubeapi import containers, errors, resources, volumes
 from tests.kubeapi.api import timestamp
 
 if TYPE_CHECKING:
@@ -91,7 +91,13 @@ class PodRun:
             "containerStatuses": [self._waiting(c, waiting) for c in main],
         }
         self._report()
-        mounts = self._volumes()
+        mounts = volumes.mounts(
+            self.spec,
+            pod_root=self.root,
+            node_root=self.kubelet.root,
+            namespace=self.namespace,
+            lookup=self.kubelet.lookup(self.namespace),
+        )
         for position, container in enumerate(init):
             code = self._container(container, mounts, "initContainerStatuses", position)
             if code != 0:
@@ -218,48 +224,7 @@ class PodRun:
     def _grace(self) -> float:
         return min(float(self.spec.get("terminationGracePeriodSeconds", 30)), GRACE_CAP)
 
-    # -- volumes and status -------------------------------------------------------------------
-
-    def _volumes(self) -> dict[str, Path]:
-        """Each volume's host directory: ``emptyDir`` per pod, a claim per namespace and
-        claim name (shared), a ``hostPath`` under the node's root, Secrets and ConfigMaps
-        written out key by key."""
-        made: dict[str, Path] = {}
-        for volume in self.spec.get("volumes") or []:
-            made[volume["name"]] = self._volume(volume)
-        mounts: dict[str, Path] = {}
-        for container in [
-            *(self.spec.get("initContainers") or []),
-            *(self.spec.get("containers") or []),
-        ]:
-            for mount in container.get("volumeMounts") or []:
-                if mount.get("name") in made:
-                    host = made[mount["name"]] / mount.get("subPath", "")
-                    host.mkdir(parents=True, exist_ok=True)
-                    mounts[mount["mountPath"]] = host
-        return mounts
-
-    def _volume(self, volume: Json) -> Path:
-        node = self.kubelet.root
-        if "persistentVolumeClaim" in volume:
-            path = node / "claims" / self.namespace / volume["persistentVolumeClaim"]["claimName"]
-        elif "hostPath" in volume:
-            path = node / "host" / volume["hostPath"]["path"].lstrip("/")
-        else:
-            path = self.root / "volumes" / volume["name"]
-        path.mkdir(parents=True, exist_ok=True)
-        files = self._files(volume)
-        for key, value in files.items():
-            (path / key).write_text(value)
-        return path
-
-    def _files(self, volume: Json) -> dict[str, str]:
-        lookup = self.kubelet.lookup(self.namespace)
-        if "secret" in volume:
-            return lookup("Secret", volume["secret"].get("secretName", "")) or {}
-        if "configMap" in volume:
-            return lookup("ConfigMap", volume["configMap"].get("name", "")) or {}
-        return {}
+    # -- status -------------------------------------------------------------------------------
 
     def _waiting(self, container: Json, reason: str) -> Json:
         return containers.waiting(container["name"], container.get("image", ""), reason)
