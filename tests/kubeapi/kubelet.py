@@ -37,6 +37,9 @@ class Kubelet:
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="kubelet-"))
         self._runs: dict[tuple[str, str], PodRun] = {}
+        """The pods that exist, by namespace and name."""
+        self._every: list[PodRun] = []
+        """Every pod run, deleted ones too: :meth:`stop` waits for each."""
         self._stopping = False
         self._thread = threading.Thread(target=self._watch, name="kubelet", daemon=True)
 
@@ -48,7 +51,7 @@ class Kubelet:
         with self.api.store.lock:
             self._stopping = True
             self.api.store.lock.notify_all()
-            runs = list(self._runs.values())
+            runs = list(self._every)
             for run in runs:
                 run.kill()
         if self._thread.is_alive():
@@ -60,7 +63,7 @@ class Kubelet:
 
     def running(self) -> list[int]:
         """Process ids of the containers running now."""
-        return [pid for run in list(self._runs.values()) if (pid := run.pid()) is not None]
+        return [pid for run in list(self._every) if (pid := run.pid()) is not None]
 
     def log(self, namespace: str, name: str, container: str) -> bytes:
         """What a container of a pod printed so far (nothing for a pod it never ran)."""
@@ -101,6 +104,7 @@ class Kubelet:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if kind == "ADDED" and key not in self._runs:
             self._runs[key] = PodRun(self, pod)
+            self._every.append(self._runs[key])
             self._runs[key].start()
         elif kind == "DELETED" and key in self._runs:
             self._runs.pop(key).kill()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
+from tests.conftest import ROOT
 from tests.kubeapi.conftest import apply
 from tests.kubeapi.server import KubeApiDouble, ManualClock
 
@@ -309,3 +312,45 @@ def test_a_cron_jobs_job_runs_on_the_doubles_clock(world: World, tmp_path: Path)
         return made.exists() or None
 
     assert eventually(ran)
+
+
+def test_deleting_a_pod_kills_its_process_and_the_job_replaces_it(
+    world: World, tmp_path: Path
+) -> None:
+    pid = _started(world, tmp_path, "replaced", backoffLimit=0)
+    (pod,) = world.pods("replaced")
+    world.core.delete_namespaced_pod(pod.metadata.name, NS)
+    assert eventually(lambda: not is_alive(pid) or None)
+
+    def replaced() -> list[str] | None:
+        world.double.controllers.step()
+        uids = [p.metadata.uid for p in world.pods("replaced")]
+        return uids if uids and pod.metadata.uid not in uids else None
+
+    assert len(eventually(replaced)) == 1  # a new pod (of the same name: the double's names)
+
+
+def test_python_m_tests_kubeapi_kubelet_runs_jobs(tmp_path: Path) -> None:
+    made = tmp_path / "ran"
+    command = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubelet"]
+    command += ["--controllers-every", "0.05", "--kubeconfig", str(tmp_path / "kc")]
+    started = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert started.stdout is not None
+        kubeconfig = started.stdout.readline().strip()
+        with config.new_client_from_config(config_file=kubeconfig) as api_client:
+            batch = client.BatchV1Api(api_client)
+            step = python(f"open({str(made)!r}, 'w').write('done')")
+            apply(batch.patch_namespaced_job, "once", NS, job("once", containers=[step]))
+
+            def ended_job() -> client.V1Job | None:
+                found = batch.read_namespaced_job("once", NS)
+                return found if finished(found) else None
+
+            ended = eventually(ended_job)
+        assert reason(ended) == ("Complete", "CompletionsReached")
+        assert made.read_text() == "done"
+    finally:
+        started.terminate()
+        assert started.wait(timeout=10) == 0
+        started.stdout.close()
