@@ -130,10 +130,11 @@ def launch(
     mounts: Mapping[str, Path],
     message_file: Path,
     lookup: Lookup,
+    base: Mapping[str, str],
 ) -> Launch:
     """How ``container`` runs here: ``command`` + ``args`` (the image is ignored, so with no
     ``command`` the first of ``args`` is the program), found on the PATH of this
-    interpreter's environment first; the machine's environment, then the pod's."""
+    interpreter's environment first; the ``base`` environment, then the pod's."""
     where = container.get("terminationMessagePath") or TERMINATION_LOG
     paths = {**mounts, where: message_file}
     argv = [
@@ -143,8 +144,8 @@ def launch(
     if not argv:
         raise ConfigError(f"container {container['name']} has no command or args to run here")
     own = {k: rewrite(v, paths) for k, v in environment(container, pod, lookup).items()}
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "HOSTNAME": pod["metadata"]["name"], **own}
+    path = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
+    env = {**base, "PATH": path, "HOSTNAME": pod["metadata"]["name"], **own}
     cwd = Path(rewrite(container.get("workingDir") or str(message_file.parent), paths))
     policy = container.get("terminationMessagePolicy") or "File"
     return Launch(container["name"], argv, env, cwd, message_file, policy)

@@ -13,10 +13,11 @@ double.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,18 @@ Json = dict[str, Any]
 class Kubelet:
     """Runs the double's pods on this machine; ``start`` and ``stop`` it with the double."""
 
-    def __init__(self, *, api: Api, clock: Callable[[], datetime], root: Path | None = None):
+    def __init__(
+        self,
+        *,
+        api: Api,
+        clock: Callable[[], datetime],
+        root: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
         self.api = api
         self.clock = clock
+        self.env = dict(os.environ if env is None else env)
+        """What every container's environment starts from (then the pod's own)."""
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="kubelet-"))
         self._runs: dict[tuple[str, str], PodRun] = {}

@@ -177,7 +177,12 @@ class PodRun:
         while not self.cancel.is_set():
             try:
                 made = containers.launch(
-                    container, self.pod, mounts=mounts, message_file=message_file, lookup=lookup
+                    container,
+                    self.pod,
+                    mounts=mounts,
+                    message_file=message_file,
+                    lookup=lookup,
+                    base=self.kubelet.env,
                 )
             except containers.ConfigError as missing:
                 image = container.get("image", "")

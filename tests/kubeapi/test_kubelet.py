@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
+from tests import clock as test_clock
 from tests.conftest import ROOT
 from tests.kubeapi.conftest import apply
 from tests.kubeapi.server import KubeApiDouble, ManualClock
@@ -354,3 +355,17 @@ def test_python_m_tests_kubeapi_kubelet_runs_jobs(tmp_path: Path) -> None:
         started.terminate()
         assert started.wait(timeout=10) == 0
         started.stdout.close()
+
+
+def test_pods_start_from_the_environment_the_double_is_given(tmp_path: Path) -> None:
+    """``tests.clock.env_at``: the pods' processes read the test's clock, not today's."""
+    with KubeApiDouble(kubelet=True, kubelet_env=test_clock.env_at(test_clock.NOW)) as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            world = World(double, api_client)
+            world.run("clock", containers=[python("import time; print(int(time.time()))")])
+            (pod,) = world.pods("clock")
+            printed = int(world.core.read_namespaced_pod_log(pod.metadata.name, NS))
+    assert abs(printed - test_clock.NOW.timestamp()) < PATIENCE
