@@ -99,6 +99,7 @@ def job(
     if init:
         pod["initContainers"] = init
     body = {"backoffLimit": 0, "template": {"spec": pod}, **spec}
+    body = {k: v for k, v in body.items() if v is not None}  # None: the server's default
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": body}
 
 
@@ -369,3 +370,22 @@ def test_pods_start_from_the_environment_the_double_is_given(tmp_path: Path) -> 
             (pod,) = world.pods("clock")
             printed = int(world.core.read_namespaced_pod_log(pod.metadata.name, NS))
     assert abs(printed - test_clock.NOW.timestamp()) < PATIENCE
+
+
+def test_an_indexed_job_retries_each_index_within_its_own_limit(
+    world: World, tmp_path: Path
+) -> None:
+    """``backoffLimitPerIndex``: index 1 fails twice and is given up; 0 and 2 complete."""
+    code = "import os, sys; sys.exit(os.environ['JOB_COMPLETION_INDEX'] == '1')"
+    failed = world.run(
+        "partitions",
+        containers=[python(code)],
+        completions=3,
+        parallelism=3,
+        completionMode="Indexed",
+        backoffLimit=None,
+        backoffLimitPerIndex=1,
+    )
+    assert reason(failed) == ("Failed", "FailedIndexes")
+    status = failed.status
+    assert (status.completed_indexes, status.failed_indexes, status.failed) == ("0,2", "1", 2)

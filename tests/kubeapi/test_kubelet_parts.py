@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.clock import NOW
-from tests.kubeapi import containers, jobs
+from tests.kubeapi import containers, jobs, realjobs
 from tests.kubeapi.api import timestamp
 
 MOUNTS = {"/workspace": Path("/node/ws"), "/workspace/cache": Path("/node/cache")}
@@ -142,7 +142,7 @@ def test_an_indexed_jobs_pods_get_job_completion_index_in_every_container() -> N
     assert "env" not in template["spec"]["containers"][0]  # the Job's template is untouched
 
 
-def job(*, indexed: bool = False, completions: int = 3, backoff: int = 1, **spec: Any) -> Any:
+def job(*, indexed: bool = False, completions: int = 3, backoff: int = 9, **spec: Any) -> Any:
     return {
         "metadata": {"name": "j"},
         "spec": {
@@ -181,6 +181,34 @@ STATUSES = {
         "CompletionsReached",
         1,
     ),
+    "an-index-past-its-own-limit-waits-for-the-others": (
+        job(indexed=True, backoffLimitPerIndex=0),
+        [pod(0, "Succeeded"), pod(1, "Failed"), pod(2, "Running")],
+        None,
+        1,
+    ),
+    "failed-indexes-fail-the-job-once-every-index-ended": (
+        job(indexed=True, backoffLimitPerIndex=1),
+        [
+            *(pod(0, "Failed"), pod(0, "Failed", 1)),
+            *(pod(1, "Failed"), pod(1, "Succeeded", 1)),
+            pod(2, "Succeeded"),
+        ],
+        "FailedIndexes",
+        3,
+    ),
+    "past-max-failed-indexes-at-once": (
+        job(indexed=True, backoffLimitPerIndex=0, maxFailedIndexes=0),
+        [pod(0, "Failed"), pod(1, "Running"), pod(2, "Running")],
+        "MaxFailedIndexesExceeded",
+        1,
+    ),
+    "the-job-wide-limit-still-counts": (
+        job(indexed=True, backoff=1, backoffLimitPerIndex=1),
+        [pod(0, "Failed"), pod(1, "Failed"), pod(2, "Running")],
+        "BackoffLimitExceeded",
+        2,
+    ),
     "past-the-deadline": (
         job(activeDeadlineSeconds=30),
         [pod(0, "Running")],
@@ -196,17 +224,19 @@ STATUSES = {
 def test_a_jobs_status_follows_its_pods(
     the_job: Any, pods: list[Any], ended: str | None, failed: int
 ) -> None:
-    status = jobs.observed_status(the_job, pods, now=LATER)
+    status = realjobs.observed_status(the_job, pods, now=LATER)
     assert [c["reason"] for c in status.get("conditions", [])] == ([ended] if ended else [])
     assert status.get("failed", 0) == failed
-    if ended in {"BackoffLimitExceeded", "DeadlineExceeded"}:
+    if ended and ended != "CompletionsReached":
         assert status["active"] == 0
 
 
-def test_indexed_completions_are_ranges() -> None:
-    pods = [pod(0, "Succeeded"), pod(2, "Succeeded"), pod(1, "Failed")]
-    status = jobs.observed_status(job(indexed=True), pods, now=LATER)
+def test_indexed_completions_and_failures_are_ranges() -> None:
+    pods = [pod(0, "Succeeded"), pod(2, "Succeeded"), pod(1, "Failed"), pod(3, "Failed")]
+    the_job = job(indexed=True, completions=4, backoffLimitPerIndex=0)
+    status = realjobs.observed_status(the_job, pods, now=LATER)
     assert (status["succeeded"], status["completedIndexes"]) == (2, "0,2")
+    assert status["failedIndexes"] == "1,3"
 
 
 NEW_PODS = {
@@ -216,6 +246,16 @@ NEW_PODS = {
         [1],
     ),
     "indexed-nothing-missing": (job(indexed=True), [pod(0, "Running"), pod(1, "Pending")], [2]),
+    "a-failed-index-is-not-retried": (
+        job(indexed=True, backoffLimitPerIndex=0),
+        [pod(0, "Failed"), pod(1, "Failed"), pod(1, "Succeeded", 1)],
+        [2],
+    ),
+    "an-index-within-its-limit-is": (
+        job(indexed=True, backoffLimitPerIndex=1),
+        [pod(0, "Failed"), pod(1, "Running"), pod(2, "Running")],
+        [0],
+    ),
     "non-indexed-two-left": (job(), [pod(0, "Succeeded"), pod(1, "Failed")], [0, 1]),
     "non-indexed-all-busy": (job(), [pod(0, "Running"), pod(1, "Running"), pod(2, "Running")], []),
 }
@@ -223,4 +263,4 @@ NEW_PODS = {
 
 @pytest.mark.parametrize(("the_job", "pods", "expected"), NEW_PODS.values(), ids=NEW_PODS.keys())
 def test_the_pods_a_job_starts(the_job: Any, pods: list[Any], expected: list[int]) -> None:
-    assert jobs.to_start(the_job, pods) == expected
+    assert realjobs.to_start(the_job, pods) == expected
