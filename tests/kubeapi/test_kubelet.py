@@ -103,6 +103,16 @@ def job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": body}
 
 
+def partitions(code: str, count: int) -> dict[str, Any]:
+    """An Indexed Job's spec: ``count`` partitions at once, each running ``code``."""
+    return {
+        "containers": [python(code)],
+        "completions": count,
+        "parallelism": count,
+        "completionMode": "Indexed",
+    }
+
+
 def is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -189,13 +199,7 @@ def test_an_indexed_job_runs_each_index_once(world: World, tmp_path: Path) -> No
     code = (
         f"import os; open(os.path.join({str(tmp_path)!r}, os.environ['JOB_COMPLETION_INDEX']), 'w')"
     )
-    done = world.run(
-        "partitions",
-        containers=[python(code)],
-        completions=3,
-        parallelism=3,
-        completionMode="Indexed",
-    )
+    done = world.run("partitions", **partitions(code, 3))
     assert reason(done) == ("Complete", "CompletionsReached")
     assert (done.status.succeeded, done.status.completed_indexes) == (3, "0-2")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
@@ -378,13 +382,7 @@ def test_an_indexed_job_retries_each_index_within_its_own_limit(
     """``backoffLimitPerIndex``: index 1 fails twice and is given up; 0 and 2 complete."""
     code = "import os, sys; sys.exit(os.environ['JOB_COMPLETION_INDEX'] == '1')"
     failed = world.run(
-        "partitions",
-        containers=[python(code)],
-        completions=3,
-        parallelism=3,
-        completionMode="Indexed",
-        backoffLimit=None,
-        backoffLimitPerIndex=1,
+        "partitions", **partitions(code, 3), backoffLimit=None, backoffLimitPerIndex=1
     )
     assert reason(failed) == ("Failed", "FailedIndexes")
     status = failed.status
