@@ -25,9 +25,10 @@ LABEL org.opencontainers.image.title="gitplane" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.documentation="docs/kubernetes.md"
-# git: the agent mirrors the spec repository and pushes its signed status.
+# git: the agent mirrors the spec repository and pushes its signed status (over HTTPS, or
+# SSH with a deploy key: openssh-client).
 RUN apt-get update \
- && apt-get install --yes --no-install-recommends git ca-certificates \
+ && apt-get install --yes --no-install-recommends git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install --no-cache-dir --no-index --find-links /wheels "gitplane[ml,kubernetes]"

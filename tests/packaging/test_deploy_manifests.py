@@ -9,6 +9,7 @@ much a failure as a call it makes that RBAC would refuse. Whoever adds a kind to
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from agent import config
 from agent.runtimes.kubernetes import cluster, render
@@ -330,3 +332,38 @@ def test_the_docs_cover_installing_upgrading_rbac_images_and_kind() -> None:
     for rule in cluster.rules():
         for resource in rule["resources"]:
             assert f"`{resource}`" in docs, f"docs/kubernetes.md#rbac does not explain {resource}"
+
+
+@KUSTOMIZATIONS
+def test_every_object_is_what_the_official_client_models_know(kustomization: str) -> None:
+    api = client.ApiClient()
+    for manifest in rendered(kustomization):
+        model = f"V1{manifest['kind']}"
+        typed = api.deserialize(json.dumps(manifest), model, "application/json")
+        assert api.sanitize_for_serialization(typed) == manifest, (
+            f"{manifest['kind']}: a field the API does not know (misspelt or misplaced)"
+        )
+
+
+def test_rules_group_kinds_by_api_group_and_verbs(monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = {
+        ("apps/v1", "Deployment"): cluster.Kind(client.AppsV1Api, "namespaced_deployment"),
+        ("apps/v1", "StatefulSet"): cluster.Kind(client.AppsV1Api, "namespaced_stateful_set"),
+        ("v1", "Pod"): cluster.Kind(
+            client.CoreV1Api,
+            "namespaced_pod",
+            verbs=("get", "list", "watch"),
+            subresources=("log",),
+        ),
+        ("networking.k8s.io/v1", "Ingress"): cluster.Kind(
+            client.NetworkingV1Api, "namespaced_ingress", plural="ingresses"
+        ),
+    }
+    monkeypatch.setattr(cluster, "KINDS", kinds)
+    every = sorted(cluster.VERBS)
+    assert cluster.rules() == [
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": every},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": every},
+    ]

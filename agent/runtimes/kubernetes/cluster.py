@@ -52,6 +52,8 @@ class Kind:
     """The API's resource name, when it is not the suffix's words joined with an ``s``."""
     verbs: tuple[str, ...] = VERBS
     """The verbs the runtime uses on it (a kind only read needs fewer)."""
+    subresources: tuple[str, ...] = ()
+    """Subresources the runtime reads (``log`` of a Pod): each is granted ``get`` alone."""
 
     @property
     def resource(self) -> str:
@@ -76,6 +78,8 @@ def rules() -> list[dict[str, Any]]:
     for (api_version, _), kind in KINDS.items():
         group = api_version.rpartition("/")[0]
         granted.setdefault((group, tuple(sorted(kind.verbs))), set()).add(kind.resource)
+        for sub in kind.subresources:
+            granted.setdefault((group, ("get",)), set()).add(f"{kind.resource}/{sub}")
     return [
         {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
         for (group, verbs), resources in sorted(granted.items())
