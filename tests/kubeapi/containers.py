@@ -50,8 +50,10 @@ class Launch:
 
 
 def secret_data(secret: Json) -> dict[str, str]:
-    """A Secret's values, base64-decoded as the API stores ``data`` (``stringData`` as is)."""
-    decoded = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    """A Secret's values, base64-decoded as the API stores ``data`` (``stringData`` as is);
+    bytes that are not UTF-8 survive as surrogates (a key file written back is the same)."""
+    data = (secret.get("data") or {}).items()
+    decoded = {k: base64.b64decode(v).decode(errors="surrogateescape") for k, v in data}
     return {**decoded, **(secret.get("stringData") or {})}
 
 

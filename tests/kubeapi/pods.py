@@ -91,7 +91,7 @@ class PodRun:
             "containerStatuses": [self._waiting(c, waiting) for c in main],
         }
         self._report()
-        mounts = volumes.mounts(
+        provided = volumes.provide(
             self.spec,
             pod_root=self.root,
             node_root=self.kubelet.root,
@@ -99,11 +99,13 @@ class PodRun:
             lookup=self.kubelet.lookup(self.namespace),
         )
         for position, container in enumerate(init):
+            mounts = volumes.mounts(container, provided)
             code = self._container(container, mounts, "initContainerStatuses", position)
             if code != 0:
                 self._end(code)
                 return
         if main:
+            mounts = volumes.mounts(main[0], provided)
             self._end(self._container(main[0], mounts, "containerStatuses", 0, phase="Running"))
 
     def _end(self, code: int | None) -> None:

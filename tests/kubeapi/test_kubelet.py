@@ -387,3 +387,35 @@ def test_an_indexed_job_retries_each_index_within_its_own_limit(
     assert reason(failed) == ("Failed", "FailedIndexes")
     status = failed.status
     assert (status.completed_indexes, status.failed_indexes, status.failed) == ("0,2", "1", 2)
+
+
+def test_a_claim_outlives_its_pod_and_config_files_name_it_by_its_mount_path(
+    world: World,
+) -> None:
+    """A feature job writes its offline store to a claim; the next pod reads it there, the
+    path given in a ConfigMap-mounted file; a binary Secret key comes out byte for byte."""
+    key = bytes(range(256))
+    world.core.create_namespaced_config_map(
+        NS, {"metadata": {"name": "conf"}, "data": {"store": "/offline/table.csv"}}
+    )
+    world.core.create_namespaced_secret(
+        NS, {"metadata": {"name": "key"}, "data": {"k": base64.b64encode(key).decode()}}
+    )
+    volumes = [
+        {"name": "offline", "persistentVolumeClaim": {"claimName": "store"}},
+        {"name": "conf", "configMap": {"name": "conf"}},
+        {"name": "key", "secret": {"secretName": "key"}},
+    ]
+    mounts = [
+        {"name": "offline", "mountPath": "/offline"},
+        {"name": "conf", "mountPath": "/etc/conf"},
+        {"name": "key", "mountPath": "/etc/key"},
+    ]
+    store = "open(open('/etc/conf/store').read(), {mode!r})"
+    write = python(f"{store.format(mode='w')}.write('a,b')", volumeMounts=mounts)
+    world.run("write", containers=[write], volumes=volumes)
+    read = f"print({store.format(mode='r')}.read(), open('/etc/key/k', 'rb').read() == {key!r})"
+    done = world.run("read", containers=[python(read, volumeMounts=mounts)], volumes=volumes)
+    assert reason(done) == ("Complete", "CompletionsReached")
+    (pod,) = world.pods("read")
+    assert world.core.read_namespaced_pod_log(pod.metadata.name, NS) == "a,b True\n"

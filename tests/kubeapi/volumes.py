@@ -4,7 +4,8 @@
 ``persistentVolumeClaim`` is one directory per namespace and claim name, shared by every
 pod that names it (a ReadWriteMany volume); a ``hostPath`` is ``<node root>/host/<path>``,
 shared by every pod of this one node; ``secret`` and ``configMap`` volumes are written out
-key by key. :mod:`tests.kubeapi.containers` rewrites each ``mountPath`` to its directory.
+key by key (the pod's mount paths rewritten in their contents too).
+:mod:`tests.kubeapi.containers` rewrites each ``mountPath`` to its directory.
 """
 
 from __future__ import annotations
@@ -12,29 +13,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.kubeapi import containers
 from tests.kubeapi.containers import Lookup
 
 Json = dict[str, Any]
 
 
-def mounts(
+def provide(
     spec: Json, *, pod_root: Path, node_root: Path, namespace: str, lookup: Lookup
 ) -> dict[str, Path]:
-    """Each ``mountPath`` of the pod's containers -> its host directory (``subPath`` in it)."""
+    """Each volume's host directory, by volume name; Secret and ConfigMap volumes' keys
+    written as files, every mount path of the pod rewritten in them as in arguments."""
     made = {
         v["name"]: _volume(v, pod_root=pod_root, node_root=node_root, namespace=namespace)
         for v in spec.get("volumes") or []
     }
+    everywhere: dict[str, Path] = {}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        everywhere |= {m: p for m, p in mounts(container, made).items() if m not in everywhere}
     for volume in spec.get("volumes") or []:
         for key, value in _files(volume, lookup).items():
-            (made[volume["name"]] / key).write_text(value)
+            text = containers.rewrite(value, everywhere)
+            (made[volume["name"]] / key).write_bytes(text.encode(errors="surrogateescape"))
+    return made
+
+
+def mounts(container: Json, provided: dict[str, Path]) -> dict[str, Path]:
+    """Each ``mountPath`` of ``container`` -> its host path (``subPath`` in the volume)."""
     found: dict[str, Path] = {}
-    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-        for mount in container.get("volumeMounts") or []:
-            if mount.get("name") in made:
-                host = made[mount["name"]] / mount.get("subPath", "")
-                host.mkdir(parents=True, exist_ok=True)
-                found[mount["mountPath"]] = host
+    for mount in container.get("volumeMounts") or []:
+        if mount.get("name") in provided:
+            host = provided[mount["name"]] / mount.get("subPath", "")
+            if not host.exists():
+                host.mkdir(parents=True)
+            found[mount["mountPath"]] = host
     return found
 
 
