@@ -232,6 +232,8 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
                 return
             pod_log = logs.route(path)
             if pod_log is not None and method == "GET":
+                if query.get("follow") in {"1", "true"} and double.node is not None:
+                    double.node.wait(*pod_log, timeout=WATCH_TIMEOUT)
                 with double.store.lock:
                     text = logs.read(double.api, double.node, *pod_log, query)
                 self._send(200, text)

@@ -80,6 +80,13 @@ class Kubelet:
         run = self._runs.get((namespace, name))
         return run.log(container) if run is not None else b""
 
+    def wait(self, namespace: str, name: str, *, timeout: float) -> None:
+        """Until the pod's processes ended (or it was never run here): ``follow=true`` on
+        its log answers then, with the whole log at once."""
+        run = self._runs.get((namespace, name))
+        if run is not None:
+            run.join(timeout)
+
     def lookup(self, namespace: str) -> containers.Lookup:
         """The data of a Secret (decoded) or ConfigMap of ``namespace``, None if missing."""
 

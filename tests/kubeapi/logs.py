@@ -1,5 +1,6 @@
 """``GET /api/v1/namespaces/{ns}/pods/{name}/log``: a container's output, as the real API
-server relays it from the kubelet (``container``, ``tailLines``, ``limitBytes``), with its
+server relays it from the kubelet (``container``, ``tailLines``, ``limitBytes``; with
+``follow=true`` the answer comes once the pod's processes ended, whole, not streamed), with its
 refusals: 404 for a pod that does not exist, 400 for a container it cannot tell or that has
 not started. Without the kubelet (simulated mode) a pod's log is empty: nothing ran."""
 

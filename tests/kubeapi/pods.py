@@ -52,9 +52,9 @@ class PodRun:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self) -> None:
+    def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout)
 
     def kill(self) -> None:
         """Stop the pod: SIGTERM its running container now, SIGKILL after the grace."""

@@ -33,7 +33,7 @@ def observed_status(job: Json, pods: list[Json], *, now: datetime) -> Json:
     made: Json = {
         "startTime": status["startTime"],
         "active": sum(_phase(p) in ACTIVE for p in pods),
-        "ready": 0,
+        "ready": sum(_phase(p) == "Running" for p in pods),
         "succeeded": len(done),
         **({"failed": failed} if failed else {}),
         **({"completedIndexes": ranges(done)} if _indexed(job) and done else {}),

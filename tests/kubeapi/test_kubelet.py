@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -419,3 +420,24 @@ def test_a_claim_outlives_its_pod_and_config_files_name_it_by_its_mount_path(
     assert reason(done) == ("Complete", "CompletionsReached")
     (pod,) = world.pods("read")
     assert world.core.read_namespaced_pod_log(pod.metadata.name, NS) == "a,b True\n"
+
+
+def test_following_a_log_answers_once_the_container_ended(world: World, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    wait = f"while not os.path.exists({str(go)!r}): time.sleep(0.01)"
+    code = f"import os, time\nprint('1', flush=True)\n{wait}\nprint('2')"
+    apply(world.batch.patch_namespaced_job, "waits", NS, job("waits", containers=[python(code)]))
+
+    def printed() -> str | None:
+        world.double.controllers.step()
+        pods = world.pods("waits")
+        running = pods and pods[0].status.phase == "Running"
+        name = pods[0].metadata.name if running else ""
+        return name if name and world.core.read_namespaced_pod_log(name, NS) == "1\n" else None
+
+    name = eventually(printed)
+    with ThreadPoolExecutor(1) as pool:
+        followed = pool.submit(world.core.read_namespaced_pod_log, name, NS, follow=True)
+        eventually(lambda: any(r.query.get("follow") for r in world.double.requests) or None)
+        go.touch()  # the follow request is in: only now may the container go on
+        assert followed.result(timeout=PATIENCE) == "1\n2\n"
