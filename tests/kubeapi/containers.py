@@ -131,6 +131,7 @@ def launch(
     *,
     mounts: Mapping[str, Path],
     message_file: Path,
+    scratch: Path,
     lookup: Lookup,
     base: Mapping[str, str],
 ) -> Launch:
@@ -148,9 +149,17 @@ def launch(
     own = {k: rewrite(v, paths) for k, v in environment(container, pod, lookup).items()}
     path = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
     env = {**base, "PATH": path, "HOSTNAME": pod["metadata"]["name"], **own}
-    cwd = Path(rewrite(container.get("workingDir") or str(message_file.parent), paths))
+    cwd = working_dir(container.get("workingDir") or "/", paths, scratch)
     policy = container.get("terminationMessagePolicy") or "File"
     return Launch(container["name"], argv, env, cwd, message_file, policy)
+
+
+def working_dir(asked: str, mounts: Mapping[str, Path], scratch: Path) -> Path:
+    """``workingDir`` on this machine: in its volume when a mount holds it, else under
+    ``scratch`` (the container's own files: what the image would hold; ``/`` is
+    ``scratch`` itself), never a directory of the machine outside the kubelet's root."""
+    moved = rewrite(asked, mounts)
+    return Path(moved) if moved != asked else scratch / asked.lstrip("/")
 
 
 def message(written: bytes, log: bytes, *, exit_code: int, policy: str) -> str:

@@ -75,6 +75,15 @@ class PodRun:
     # -- the run ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The pod's life; a fault of the double fails the pod and says so in its status."""
+        try:
+            self._live()
+        except Exception as bug:  # a fault of the double: reported in the status, not lost
+            self.status |= {"phase": "Failed", "reason": "KubeletDoubleError"}
+            self.status["message"] = f"the double's kubelet failed: {bug!r}"
+            self._report()
+
+    def _live(self) -> None:
         init = self.spec.get("initContainers") or []
         main = (self.spec.get("containers") or [])[:1]
         waiting = "PodInitializing" if init else "ContainerCreating"
@@ -142,11 +151,12 @@ class PodRun:
         self.status["phase"] = phase or self.status["phase"]
         self._report()
         code = self._wait(process)
+        _signal(process, signal.SIGKILL)  # what it left behind ends with it, as in a container
         if self.cancel.is_set():
             return None
         text = containers.message(
-            launch.message_file.read_bytes(),
-            log.read_bytes(),
+            _read(launch.message_file),
+            _read(log),
             exit_code=code,
             policy=launch.message_policy,
         )
@@ -183,6 +193,7 @@ class PodRun:
                     self.pod,
                     mounts=mounts,
                     message_file=message_file,
+                    scratch=self.root / "rootfs" / container["name"],
                     lookup=lookup,
                     base=self.kubelet.env,
                 )
@@ -262,6 +273,10 @@ def _signal(process: subprocess.Popen[bytes], sent: signal.Signals) -> None:
         os.killpg(process.pid, sent)
     except ProcessLookupError:
         return
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b""
 
 
 def _exit_code(code: int) -> int:

@@ -441,3 +441,24 @@ def test_following_a_log_answers_once_the_container_ended(world: World, tmp_path
         eventually(lambda: any(r.query.get("follow") for r in world.double.requests) or None)
         go.touch()  # the follow request is in: only now may the container go on
         assert followed.result(timeout=PATIENCE) == "1\n2\n"
+
+
+def test_what_a_container_leaves_running_ends_with_it(world: World, tmp_path: Path) -> None:
+    child = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+        f"open({str(child)!r}, 'w').write(str(c.pid))"
+    )
+    assert reason(world.run("parent", containers=[python(code)]))[0] == "Complete"
+    assert eventually(lambda: not is_alive(int(child.read_text())) or None)
+
+
+def test_a_program_not_on_the_path_fails_to_start(world: World) -> None:
+    missing = {"name": "step", "image": "x", "command": ["no-such-program"], "args": ["a"]}
+    failed = world.run("missing", containers=[missing])
+    assert reason(failed) == ("Failed", "BackoffLimitExceeded")
+    (pod,) = world.pods("missing")
+    ended = pod.status.container_statuses[0].state.terminated
+    assert ended.exit_code == 128
+    assert "no-such-program" in ended.message

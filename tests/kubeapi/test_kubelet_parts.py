@@ -35,6 +35,20 @@ def test_a_host_path_is_never_rewritten_again() -> None:
     assert containers.rewrite("/tmp/a", {"/tmp": Path("/tmp/node/tmp")}) == "/tmp/node/tmp/a"
 
 
+WORKING_DIRS = {
+    "in-a-volume": ("/workspace/project", Path("/node/ws/project")),
+    "the-images-own": ("/app", Path("/pod/rootfs/app")),
+    "the-root": ("/", Path("/pod/rootfs")),
+}
+
+
+@pytest.mark.parametrize(("asked", "expected"), WORKING_DIRS.values(), ids=WORKING_DIRS.keys())
+def test_the_working_directory_is_never_outside_the_kubelets_root(
+    asked: str, expected: Path
+) -> None:
+    assert containers.working_dir(asked, MOUNTS, Path("/pod/rootfs")) == expected
+
+
 LOG = b"".join(f"line {i}\n".encode() for i in range(100))
 MESSAGES = {
     "the-file": (b"bad input", LOG, 3, "File", "bad input"),
