@@ -45,7 +45,8 @@ class Kubelet:
         self.env = dict(os.environ if env is None else env)
         """What every container's environment starts from (then the pod's own)."""
         self._own_root = root is None
-        self.root = root or Path(tempfile.mkdtemp(prefix="kubelet-"))
+        self.root = root or Path(tempfile.gettempdir()) / "kubelet-unstarted"
+        """Pods' volumes, logs and files (a new temporary directory at :meth:`start`)."""
         self._runs: dict[tuple[str, str], PodRun] = {}
         """The pods that exist, by namespace and name."""
         self._every: list[PodRun] = []
@@ -54,6 +55,8 @@ class Kubelet:
         self._thread = threading.Thread(target=self._watch, name="kubelet", daemon=True)
 
     def start(self) -> None:
+        if self._own_root:
+            self.root = Path(tempfile.mkdtemp(prefix="kubelet-"))
         self._thread.start()
 
     def stop(self) -> None:
@@ -68,7 +71,7 @@ class Kubelet:
             self._thread.join()
         for run in runs:
             run.join()
-        if self._own_root:
+        if self._own_root and self._thread.ident is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def running(self) -> list[int]:
