@@ -6,6 +6,7 @@ agent) can be pointed at it. Its controllers step on the real clock every
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import tempfile
@@ -62,11 +63,9 @@ def main(argv: list[str]) -> int:
     with double:
         path = options.kubeconfig or Path(tempfile.mkdtemp(prefix="kubeapi-")) / "kubeconfig"
         print(double.write_kubeconfig(path), flush=True)
-        try:
-            while not stop.wait(options.controllers_every):
-                double.controllers.step()
-        except KeyboardInterrupt:
-            pass
+        double.step_every(options.controllers_every)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
     return 0
 
 

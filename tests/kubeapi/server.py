@@ -80,6 +80,8 @@ class KubeApiDouble:
             else None
         )
         self._server: ThreadingHTTPServer | None = None
+        self._stepping = threading.Event()
+        self._stepper: threading.Thread | None = None
         with self.store.lock:
             for name in ("default", "kube-system"):
                 self.api.create(
@@ -109,7 +111,25 @@ class KubeApiDouble:
             self.node.start()
         return self
 
+    def step_every(self, seconds: float, *, advance: float = 0.0) -> Self:
+        """Step the controllers on a thread of the double every ``seconds`` until
+        :meth:`stop`, moving a :class:`ManualClock` ``advance`` seconds each step (as
+        a cluster's controllers run on their own; a test need not step them)."""
+
+        def run() -> None:
+            while not self._stepping.wait(seconds):
+                self.controllers.step()
+                if advance and isinstance(self.clock, ManualClock):
+                    self.clock.advance(advance)
+
+        self._stepper = threading.Thread(target=run, name="kubeapi-controllers", daemon=True)
+        self._stepper.start()
+        return self
+
     def stop(self) -> None:
+        self._stepping.set()
+        if self._stepper is not None:
+            self._stepper.join()
         if self.node is not None:
             self.node.stop()
         with self.store.lock:

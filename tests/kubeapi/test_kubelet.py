@@ -462,3 +462,27 @@ def test_a_program_not_on_the_path_fails_to_start(world: World) -> None:
     ended = pod.status.container_statuses[0].state.terminated
     assert ended.exit_code == 128
     assert "no-such-program" in ended.message
+
+
+def test_with_its_controllers_stepping_on_their_own_a_job_just_runs(tmp_path: Path) -> None:
+    """``step_every`` and a clock running in real time from the test's ``now``
+    (``tests.clock.Running``): how an end-to-end test runs real work on the double."""
+    made = tmp_path / "ran"
+    clock = test_clock.Running(test_clock.NOW)
+    with KubeApiDouble(kubelet=True, clock=clock).step_every(0.02) as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            batch = client.BatchV1Api(api_client)
+            step = python(f"open({str(made)!r}, 'w')")
+            body = job("alone", containers=[step], activeDeadlineSeconds=600)
+            apply(batch.patch_namespaced_job, "alone", NS, body)
+            done = eventually(lambda: _finished(batch, "alone"))
+    assert reason(done) == ("Complete", "CompletionsReached")
+    assert made.exists()
+
+
+def _finished(batch: client.BatchV1Api, name: str) -> client.V1Job | None:
+    found = batch.read_namespaced_job(name, NS)
+    return found if finished(found) else None
