@@ -8,6 +8,7 @@ in a fraction of a second of the test.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,14 @@ BAD = "ghcr.io/example/mlflow-serve:broken"
 
 @pytest.fixture
 def double() -> Iterator[KubeApiDouble]:
-    with KubeApiDouble() as started:
+    with stepped(keda=False) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def stepped(*, keda: bool) -> Iterator[KubeApiDouble]:
+    """A double (with KEDA's CRD or not) whose controllers a thread steps."""
+    with KubeApiDouble(keda=keda) as started:
         stop = threading.Event()
 
         def run() -> None:
