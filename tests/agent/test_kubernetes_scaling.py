@@ -178,9 +178,8 @@ def test_a_fixed_replica_count_has_no_scaler() -> None:
     assert [m["kind"] for m in render.deployment(made, KEDA)] == ["Deployment", "Service"]
 
 
-SCALING = Autoscaling.model_validate(
-    {"minReplicas": 1, "maxReplicas": 4, "targets": {"errorRate": 0.05}, "pollingInterval": "5s"}
-)
+SPEC = {"minReplicas": 1, "maxReplicas": 4, "targets": {"errorRate": 0.05}, "pollingInterval": "5s"}
+SCALING = Autoscaling.model_validate(SPEC)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +200,18 @@ SCALING = Autoscaling.model_validate(
 def test_choose(keda: bool, url: str, kind: str, warning: str) -> None:
     chosen = scalers.choose(SCALING, keda=keda, prometheus_url=url)
     assert (chosen.kind, chosen.warning) == (kind, warning)
+
+
+def test_a_cooldown_between_scaling_events_is_warned_about_under_either_scaler() -> None:
+    paced = Autoscaling.model_validate({**SPEC, "cooldown": "30s"})
+    for keda, url in [(True, "http://p:9090"), (False, "")]:
+        chosen = scalers.choose(paced, keda=keda, prometheus_url=url)
+        assert chosen.unhonoured[-1] == (
+            "cooldown (Kubernetes paces scaling by the stabilization windows)"
+        )
+    to_zero = Autoscaling.model_validate({**SPEC, "cooldown": "30s", "minReplicas": 0})
+    chosen = scalers.choose(to_zero, keda=True, prometheus_url="http://p:9090")
+    assert not [u for u in chosen.unhonoured if u.startswith("cooldown")]  # cooldownPeriod
 
 
 def test_a_plane_without_an_agent_image_cannot_run_the_proxy() -> None:

@@ -3,7 +3,8 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`); models, feature sets
+Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
+cluster serves it, found by discovery at start); models, feature sets
 and DAGs come next, and until they do the runtime declares that it does not run them.
 """
 

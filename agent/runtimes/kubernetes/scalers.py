@@ -51,9 +51,9 @@ class Scaler:
 def choose(scaling: Autoscaling, *, keda: bool, prometheus_url: str) -> Scaler:
     """KEDA when it is served and there is a Prometheus to query, else HPA on CPU."""
     if keda and prometheus_url:
-        return Scaler("keda", _zero(scaling))
+        return Scaler("keda", (*_zero(scaling), *_cooldown(scaling)))
     why = "no Prometheus URL on the plane" if keda else "KEDA is not installed in the cluster"
-    return Scaler("hpa-cpu", _ignored_by_hpa(scaling), why)
+    return Scaler("hpa-cpu", (*_ignored_by_hpa(scaling), *_cooldown(scaling)), why)
 
 
 def _ignored_by_hpa(scaling: Autoscaling) -> tuple[str, ...]:
@@ -72,6 +72,14 @@ def _ignored_by_hpa(scaling: Autoscaling) -> tuple[str, ...]:
     if "polling_interval" in scaling.model_fields_set:
         ignored.append("pollingInterval (the cluster's HPA sync period applies)")
     return tuple(ignored)
+
+
+def _cooldown(scaling: Autoscaling) -> tuple[str, ...]:
+    """Kubernetes paces scaling by the stabilisation windows, with no minimum time between
+    two events; KEDA's ``cooldownPeriod`` (set from it) applies only before scaling to 0."""
+    if "cooldown" not in scaling.model_fields_set or scaling.min_replicas == 0:
+        return ()
+    return ("cooldown (Kubernetes paces scaling by the stabilization windows)",)
 
 
 def _zero(scaling: Autoscaling) -> tuple[str, ...]:

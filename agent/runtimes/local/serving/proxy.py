@@ -5,7 +5,8 @@ kept-alive connections. A replica that refuses or drops a connection before
 answering is skipped and the request is sent to another one, so a replica
 dying or being drained never fails a request while another is ready. Every
 request's latency and status feed the autoscaler (``window``) and the
-Prometheus metrics at ``GET /metrics``.
+Prometheus metrics at ``GET /metrics``. A Kubernetes pod runs the same proxy in front of
+its one server (:mod:`.sidecar`), so both planes measure requests one way.
 """
 
 from __future__ import annotations
