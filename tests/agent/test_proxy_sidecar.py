@@ -12,9 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from agent.runtimes.kubernetes import render
 from tests.conftest import ROOT
 
-MODULE = "agent.runtimes.local.serving.sidecar"
+MODULE = render.SIDECAR
+"""The module a Kubernetes pod's ``proxy`` container runs: the one tested here."""
 
 
 class _Server(BaseHTTPRequestHandler):

@@ -35,15 +35,33 @@ class ClusterError(GitplaneError):
         """The HTTP status the server answered with; None when it was not reached."""
 
 
+VERBS = ("get", "list", "watch", "create", "patch", "delete")
+"""The RBAC verbs :class:`Cluster` and the inventory's watches use on a kind: ``get`` (read by
+name), ``list`` and ``watch`` (the inventory), ``patch`` (server-side apply), ``create``
+(a server-side apply that makes the object is authorised as a create), ``delete``."""
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How to reach one kind through the typed client: its API class and method suffix."""
+    """How to reach one kind through the typed client: its API class and method suffix;
+    and what RBAC must grant on it (deploy/kubernetes's Role is checked against :func:`rules`)."""
 
     api: type
     suffix: str
-    custom: tuple[str, str, str] | None = None
-    """A custom resource's group, version and plural: reached through ``CustomObjectsApi``,
-    whose methods take them first (and ``get_*`` for ``read_*``)."""
+    plural: str = ""
+    """The API's resource name, when it is not the suffix's words joined with an ``s``."""
+    verbs: tuple[str, ...] = VERBS
+    """The verbs the runtime uses on it (a kind only read needs fewer)."""
+    subresources: tuple[str, ...] = ()
+    """Subresources the runtime reads (``log`` of a Pod): each is granted ``get`` alone."""
+    custom: bool = False
+    """A custom resource (a CRD's kind): reached through ``CustomObjectsApi``, whose methods
+    take its group, version and :attr:`plural` first (and ``get_*`` for ``read_*``)."""
+
+    @property
+    def resource(self) -> str:
+        """The resource name RBAC rules grant (``horizontalpodautoscalers``)."""
+        return self.plural or self.suffix.removeprefix("namespaced_").replace("_", "") + "s"
 
 
 KINDS: Mapping[tuple[str, str], Kind] = {
@@ -56,9 +74,25 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("keda.sh/v1alpha1", "ScaledObject"): Kind(
         client.CustomObjectsApi,
         "namespaced_custom_object",
-        custom=("keda.sh", "v1alpha1", "scaledobjects"),
+        plural="scaledobjects",
+        custom=True,
     ),
 }
+
+
+def rules() -> list[dict[str, Any]]:
+    """The namespaced RBAC rules the runtime needs: one per API group, each kind's resource
+    with its verbs (pure; the deploy manifests' Role must equal these)."""
+    granted: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for (api_version, _), kind in KINDS.items():
+        group = api_version.rpartition("/")[0]
+        granted.setdefault((group, tuple(sorted(kind.verbs))), set()).add(kind.resource)
+        for sub in kind.subresources:
+            granted.setdefault((group, ("get",)), set()).add(f"{kind.resource}/{sub}")
+    return [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+        for (group, verbs), resources in sorted(granted.items())
+    ]
 
 
 class Cluster:
@@ -145,8 +179,9 @@ class Cluster:
         kind = KINDS.get(key)
         if kind is None:
             raise ClusterError(f"{key[1]} ({key[0]}) is not a kind this runtime manages")
-        if kind.custom is not None:
-            return _custom(kind.api(self.api), verb, *kind.custom)
+        if kind.custom:
+            group, _, version = key[0].partition("/")
+            return _custom(kind.api(self.api), verb, group, version, kind.plural)
         return getattr(kind.api(self.api), f"{verb}_{kind.suffix}")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Manifest:

@@ -212,7 +212,7 @@ def _proxy(spec: DeploymentSpec, name: str, target: Target) -> Manifest:
     and ``/metrics``. The readiness probe goes through it to the server's health path,
     so a pod is ready when the whole path answers; the probe is not measured."""
     health = spec.health
-    args = ["python", "-m", SIDECAR, "--listen", f"0.0.0.0:{PROXY_PORT}"]
+    args = ["--listen", f"0.0.0.0:{PROXY_PORT}"]
     args += ["--upstream", f"http://127.0.0.1:{SERVE_PORT}", "--deployment", name]
     args += ["--timeout", str(_timeout(spec)), "--unmetered", health.path]
     if spec.server.max_batch_size is not None:
@@ -220,6 +220,7 @@ def _proxy(spec: DeploymentSpec, name: str, target: Target) -> Manifest:
     return {
         "name": "proxy",
         "image": target.agent_image,
+        "command": ["python", "-m", SIDECAR],  # not the image's entrypoint (``gitplane``)
         "args": args,
         "ports": [{"name": "http", "containerPort": PROXY_PORT}],
         "resources": {"requests": dict(PROXY_RESOURCES), "limits": dict(PROXY_RESOURCES)},
