@@ -19,6 +19,7 @@ from agent.runtimes.kubernetes import KubernetesRuntime, render, scalers
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.deployments import Deployments
 from schemas.deployment import Autoscaling
+from schemas.errors import GitplaneError
 from schemas.observed import EndpointObserved
 from tests.agent.test_kubernetes_deployments import _until, context, stepped
 from tests.agent.test_kubernetes_render import KEDA, TARGET, command
@@ -216,5 +217,5 @@ def test_a_cooldown_between_scaling_events_is_warned_about_under_either_scaler()
 
 def test_a_plane_without_an_agent_image_cannot_run_the_proxy() -> None:
     no_agent = dataclasses.replace(TARGET, agent_image="")
-    with pytest.raises(Exception, match=r"spec.kubernetes.images.agent"):
+    with pytest.raises(GitplaneError, match=r"spec.kubernetes.images.agent"):
         render.deployment(command("deployments/churn-prod.yaml"), no_agent)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from agent.runtimes.kubernetes import render
+from tests.agent.test_kubernetes_render import TARGET, command
 from tests.conftest import ROOT
 
 MODULE = render.SIDECAR
@@ -147,3 +148,21 @@ def test_bad_options_are_one_line_and_exit_2(args: list[str], said: str) -> None
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert said in err and "Traceback" not in err
+
+
+def test_a_pod_is_reached_and_probed_only_through_its_proxy() -> None:
+    made = command("deployments/churn-prod.yaml", server={"maxBatchSize": 64})
+    deployment, service = render.deployment(made, TARGET)[:2]
+    pod = deployment["spec"]["template"]
+    server, proxy = pod["spec"]["containers"]
+    assert server["args"][server["args"].index("--host") + 1] == "127.0.0.1"
+    assert "readinessProbe" not in server
+    assert proxy["command"] == ["python", "-m", MODULE]
+    assert proxy["ports"] == [{"name": "http", "containerPort": render.PROXY_PORT}]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"  # the proxy's port
+    assert proxy["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "http"}
+    options = dict(zip(proxy["args"][::2], proxy["args"][1::2], strict=True))
+    assert options["--upstream"] == f"http://127.0.0.1:{render.SERVE_PORT}"
+    assert (options["--unmetered"], options["--max-batch-size"]) == ("/ping", "64")
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(render.PROXY_PORT)
