@@ -232,15 +232,15 @@ class Deployments:
         pinned = commands.read(command, commands.DeploymentCommand).resolved.model
         status = (live or {}).get("status") or {}
         scaler = render.scaler(command, self.target)
+        warning = scaler.warning if scaler is not None else ""
         observed = EndpointObserved(
             url=f"http://{command.name}.{self.target.namespace}.svc",
             served_version=pinned.version,
             ready_replicas=status.get("readyReplicas", 0),
             desired_replicas=(live or {}).get("spec", {}).get("replicas", 0),
-            scaler=None if scaler is None else scaler.kind,
-            scaler_warning=(scaler.warning or None) if scaler is not None else None,
+            scaler=scaler.kind if scaler is not None else None,
+            scaler_warning=warning or None,
         )
-        warning = "" if scaler is None else scaler.warning
         return signed.ResourceStatus(
             kind="Deployment",
             name=command.name,

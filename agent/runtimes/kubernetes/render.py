@@ -23,7 +23,7 @@ from agent.runtimes.kubernetes import scalers
 from schemas import commands, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
-from schemas.deployment import DeploymentSpec, Rollout
+from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
 from schemas.errors import GitplaneError
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -146,12 +146,9 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
         },
     ]
     if spec.autoscaling is not None:
-        chosen = scalers.choose(
-            spec.autoscaling, keda=target.keda, prometheus_url=target.prometheus_url
-        )
         objects.append(
             scalers.manifest(
-                chosen,
+                _choose(spec.autoscaling, target),
                 spec.autoscaling,
                 name=command.name,
                 metadata=_companion(target, command, command.name),
@@ -172,8 +169,10 @@ SCRAPE = {
 def scaler(command: signed.Command, target: Target) -> scalers.Scaler | None:
     """The autoscaler of a Deployment command on the plane, None without ``autoscaling``."""
     scaling = commands.read(command, commands.DeploymentCommand).spec.autoscaling
-    if scaling is None:
-        return None
+    return None if scaling is None else _choose(scaling, target)
+
+
+def _choose(scaling: Autoscaling, target: Target) -> scalers.Scaler:
     return scalers.choose(scaling, keda=target.keda, prometheus_url=target.prometheus_url)
 
 
