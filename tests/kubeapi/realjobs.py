@@ -15,7 +15,7 @@ from tests.kubeapi import conditions
 from tests.kubeapi.api import timestamp
 from tests.kubeapi.conditions import Reason, condition
 from tests.kubeapi.cronjobs import parse_time
-from tests.kubeapi.jobs import first_indexes, index_of, ranges
+from tests.kubeapi.jobs import index_of, ranges
 
 Json = dict[str, Any]
 ACTIVE = {"Pending", "Running"}
@@ -27,7 +27,7 @@ def observed_status(job: Json, pods: list[Json], *, now: datetime) -> Json:
     indexes; ``Complete`` once the completions succeeded."""
     status = job.get("status") or {}
     if "startTime" not in status:
-        return {"startTime": timestamp(now), "active": len(first_indexes(job)), "ready": 0}
+        return {"startTime": timestamp(now), "active": len(to_start(job, pods)), "ready": 0}
     done, lost = succeeded_indexes(job, pods), failed_indexes(job, pods)
     failed = sum(_phase(p) == "Failed" for p in pods)
     made: Json = {
@@ -90,13 +90,15 @@ def succeeded_indexes(job: Json, pods: list[Json]) -> set[int]:
 
 
 def to_start(job: Json, pods: list[Json]) -> list[int]:
-    """The indexes that need a new pod: an Indexed Job's not succeeded and not running;
-    a NonIndexed Job's free slots up to ``parallelism`` while completions remain."""
+    """The indexes that need a new pod, at most ``parallelism`` running: an Indexed Job's
+    lowest not succeeded, running or given up; a NonIndexed Job's free slots while
+    completions remain."""
     spec, done = job["spec"], succeeded_indexes(job, pods)
     busy = {index_of(p) for p in pods if _phase(p) in ACTIVE}
     if _indexed(job):
         lost = failed_indexes(job, pods)
-        return sorted(set(range(spec["completions"])) - done - busy - lost)
+        left = sorted(set(range(spec["completions"])) - done - busy - lost)
+        return left[: max(spec["parallelism"] - len(busy), 0)]
     wanted = min(spec["parallelism"], spec["completions"] - len(done)) - len(busy)
     free = [i for i in range(spec["parallelism"]) if i not in busy]
     return free[: max(wanted, 0)]

@@ -164,7 +164,7 @@ def job(*, indexed: bool = False, completions: int = 3, backoff: int = 9, **spec
             "parallelism": completions,
             "backoffLimit": backoff,
             "completionMode": "Indexed" if indexed else "NonIndexed",
-            **spec,
+            **spec,  # parallelism=, backoffLimitPerIndex=...
         },
         "status": {"startTime": timestamp(NOW)},
     }
@@ -269,6 +269,11 @@ NEW_PODS = {
         job(indexed=True, backoffLimitPerIndex=1),
         [pod(0, "Failed"), pod(1, "Running"), pod(2, "Running")],
         [0],
+    ),
+    "indexed-at-most-parallelism": (
+        job(indexed=True, completions=5, parallelism=2),
+        [pod(0, "Succeeded"), pod(1, "Running")],
+        [2],
     ),
     "non-indexed-two-left": (job(), [pod(0, "Succeeded"), pod(1, "Failed")], [0, 1]),
     "non-indexed-all-busy": (job(), [pod(0, "Running"), pod(1, "Running"), pod(2, "Running")], []),
