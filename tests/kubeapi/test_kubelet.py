@@ -158,6 +158,9 @@ def test_a_pod_that_exits_0_completes_its_job_after_its_init_container(
     assert (state.state.terminated.exit_code, state.state.terminated.reason) == (0, "Completed")
     (init,) = pod.status.init_container_statuses
     assert init.state.terminated.exit_code == 0
+    ready = {c.type: (c.status, c.reason) for c in pod.status.conditions}
+    assert ready["Ready"] == ("False", "PodCompleted")
+    assert ready["Initialized"] == ("True", None)
 
 
 def test_an_exit_code_fails_the_pod_with_its_termination_message_until_the_backoff_limit(
