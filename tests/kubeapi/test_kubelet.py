@@ -489,3 +489,21 @@ def test_with_its_controllers_stepping_on_their_own_a_job_just_runs(tmp_path: Pa
 def _finished(batch: client.BatchV1Api, name: str) -> client.V1Job | None:
     found = batch.read_namespaced_job(name, NS)
     return found if finished(found) else None
+
+
+def test_without_the_kubelet_nothing_runs_and_logs_are_empty(tmp_path: Path) -> None:
+    """The simulated mode stays the default: pods are only status, pods stay read-only."""
+    made = tmp_path / "never"
+    with KubeApiDouble() as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            world = World(double, api_client)
+            done = world.run("simulated", containers=[python(f"open({str(made)!r}, 'w')")])
+            (pod,) = world.pods("simulated")
+            assert world.core.read_namespaced_pod_log(pod.metadata.name, NS) == ""
+            with pytest.raises(client.ApiException) as refused:
+                world.core.delete_namespaced_pod(pod.metadata.name, NS)
+    assert reason(done) == ("Complete", "CompletionsReached")
+    assert (double.node, made.exists(), refused.value.status) == (None, False, 405)
