@@ -192,6 +192,11 @@ def _approvals(policy: Policy, desired: Desired) -> str | None:
         return None
     if rule.require_merge_commit and not desired.merged:
         return "the change did not arrive through a merged pull request"
+    if rule.mode == "signed":  # fail closed until the reconciler reads approval records
+        return (
+            f"needs {rule.minimum} signed approval(s); this release does not read approval "
+            "records yet (docs/workflow.md, Signed approvals)"
+        )
     approvals = len(desired.trailers.get(rule.trailer, frozenset()))
     if approvals < rule.minimum:
         return f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {approvals}"

@@ -450,6 +450,21 @@ def test_approvals_are_counted_from_the_policys_trailer_and_merges(
     assert prod_deployment_action(desired, TUESDAY_NOON) == expected
 
 
+ANN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCqa3waRYIcsyHINKxvksLFXoAdSqjuFGtFh4jIOx1X ann"
+
+
+@pytest.mark.effect("Policy", "spec.approvals.mode")
+def test_signed_mode_never_counts_trailers() -> None:
+    # forged Approved-by: trailers in signed mode: nothing is issued (issue 21)
+    approvals = f"{{mode: signed, minimum: 1, approvers: [{{name: ann, key: {ANN_KEY}}}]}}"
+    policy = prod_policy(f"  approvals: {approvals}\n")
+    documents = docs(MODEL, policy, deployment("churn-prod", "prod"))
+    desired = Desired(COMMIT, documents, trailers={"Approved-by": APPROVED}, merged=True)
+    op, reason = prod_deployment_action(desired, TUESDAY_NOON)
+    assert op == "blocked"
+    assert reason.startswith("needs 1 signed approval(s); this release does not read")
+
+
 FRIDAY_FREEZE = '{days: [Fri], start: "16:00", end: "23:59"}'
 CLOSED = ("blocked", "change window closed: Fri 16:00-23:59 UTC (Policy/gates)")
 OUTSIDE = ("blocked", "outside every allowed change window (Policy/gates)")
