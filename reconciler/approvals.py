@@ -1,0 +1,101 @@
+"""Signed approvals, the reconciler's half: plan digests and the rule in force.
+
+Pure functions of desired state and plans (docs/adr/0018-signed-approvals.md,
+docs/adr/0019-plan-digest.md). A plane is *protected* when a Policy with
+``approvals.mode: signed`` selects it; its plan digest hashes what it will be told, with
+the Policy gates lifted, so that the approval being checked never changes what it checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from ledger import approvals, envelope
+from reconciler.plan import plan
+from reconciler.planned import Desired, PlanePlan
+from reconciler.recorded import RecordedPlane
+from schemas.document import Document
+from schemas.policy import Approver, Policy
+
+DIGEST_TYPE = "gitplane.dev/plan-digest/v1"
+
+
+def plan_digest(plane: PlanePlan) -> str:
+    """``sha256:…`` of the canonical form of what ``plane`` will be told (ADR 0019)."""
+    actions = [
+        {
+            "op": action.op,
+            "ref": action.ref,
+            "spec": action.command.digest if action.command else action.source,
+        }
+        for action in plane.actions
+    ]
+    body = {"_type": DIGEST_TYPE, "plane": plane.plane, "actions": actions}
+    return envelope.digest(envelope.dumps(body))
+
+
+def signed_policies(documents: Sequence[Document]) -> list[Policy]:
+    """The Policies that demand signed approvals."""
+    return [
+        d
+        for d in documents
+        if isinstance(d, Policy) and d.spec.approvals and d.spec.approvals.mode == "signed"
+    ]
+
+
+def is_protected(labels: Mapping[str, str], policies: Sequence[Policy]) -> bool:
+    """Whether a plane with ``labels`` is selected by one of the signed ``policies``."""
+    return any(p.spec.plane_selector.matches(dict(labels)) for p in policies)
+
+
+def lifted(desired: Desired) -> Desired:
+    """``desired`` with every Policy's approval and change-window gates removed: the plan a
+    protected plane gets once approved, whatever the time."""
+    documents = [
+        d.model_copy(
+            update={"spec": d.spec.model_copy(update={"approvals": None, "change_windows": None})}
+        )
+        if isinstance(d, Policy)
+        else d
+        for d in desired.documents
+    ]
+    return replace(desired, documents=documents)
+
+
+def plan_digests(
+    desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime
+) -> dict[str, str]:
+    """Plan digest of every protected plane that has actions at ``desired``."""
+    policies = signed_policies(desired.documents)
+    if not policies:
+        return {}
+    planned = plan(lifted(desired), dict(recorded), now)
+    return {
+        p.plane: plan_digest(p)
+        for p in planned.planes
+        if p.actions and is_protected(p.labels, policies)
+    }
+
+
+def approvers_in_force(base: Sequence[Document]) -> approvals.Approvers:
+    """The approver set that approvals of a change are counted under: the one of the
+    signed Policies at the change's base (the merge base with the protected branch), never
+    the one the change itself writes (ADR 0018)."""
+    listed: list[Approver] = [
+        a for p in signed_policies(base) if p.spec.approvals for a in p.spec.approvals.approvers
+    ]
+    return approvals.Approvers.of(listed)
+
+
+def minimum(documents: Sequence[Document], labels: Mapping[str, str]) -> int:
+    """The most signed approvals any signed Policy selecting a plane with ``labels`` asks."""
+    return max(
+        (
+            p.spec.approvals.minimum
+            for p in signed_policies(documents)
+            if p.spec.approvals and p.spec.plane_selector.matches(dict(labels))
+        ),
+        default=0,
+    )
