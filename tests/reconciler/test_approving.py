@@ -1,0 +1,198 @@
+"""``gitplane approve`` and ``approvals`` on a real repository, with real ``ssh-keygen`` keys.
+
+The world of tests/reconciler/conftest.py (a bare remote, real keys); its prod policy asks
+for two signed approvals by ann, bob or cat. A pull request changes prod's deployment.
+Each attack of issue 21 this layer can show asserts its typed reason and that the record
+does not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ledger import approvallog, approvals, gitrepo, layout, roots, sshkeygen
+from reconciler import approving, planning
+from reconciler.reconcile import RECONCILER
+from schemas.errors import UsageError
+from tests import clock
+from tests.conftest import commit_all, git
+from tests.reconciler.conftest import NOW, World
+from tests.sshkeys import Key, make_key
+
+APPROVERS = ("ann", "bob", "cat")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Key]:
+    folder = tmp_path / "ssh"
+    folder.mkdir()
+    return {name: make_key(folder, name) for name in (*APPROVERS, "mallory")}
+
+
+def signed_policy(keys: dict[str, Key], names: tuple[str, ...] = APPROVERS) -> str:
+    listed = "".join(f"      - {{name: {n}, key: {keys[n].public_line}}}\n" for n in names)
+    return f"    mode: signed\n    minimum: 2\n    approvers:\n{listed}"
+
+
+def set_policy(work: Path, approvals_block: str) -> None:
+    path = work / "policies/prod.yaml"
+    text = path.read_text()
+    start = text.index("  approvals:\n") + len("  approvals:\n")
+    end = text.index("  security:")
+    path.write_text(text[:start] + approvals_block + text[end:])
+
+
+def scale(work: Path, replicas: int, was: int = 2) -> None:
+    path = work / "deployments/churn-prod.yaml"
+    text = path.read_text()
+    assert f"minReplicas: {was}" in text
+    path.write_text(text.replace(f"minReplicas: {was}", f"minReplicas: {replicas}"))
+
+
+@pytest.fixture
+def pr(world: World, keys: dict[str, Key]) -> str:
+    """Root published, the signed policy on main, and a PR branch scaling prod: its head."""
+    mirror = gitrepo.Mirror.open(world.root / "publisher.git", world.remote)
+    roots.publish(mirror, (world.keys_dir / "root.json").read_bytes(), who=RECONCILER)
+    world.change("signed approvals for prod", lambda w: set_policy(w, signed_policy(keys)))
+    git(world.work, "checkout", "-q", "-b", "scale-prod")
+    scale(world.work, 4)
+    return commit_all(world.work, "scale prod to 4")
+
+
+def request(world: World, rev: str) -> approving.ApprovalRequest:
+    root = world.keys_dir / "root.json"
+    return approving.ApprovalRequest(planning.PlanRequest(world.work, rev, "main", root))
+
+
+def listed(world: World, rev: str) -> approving.Listing:
+    return approving.listing(request(world, rev), NOW)
+
+
+def approvals_tip(world: World) -> str | None:
+    mirror = gitrepo.Mirror.open(world.root / "reader.git", world.remote)
+    return mirror.fetch([layout.APPROVALS_REF]).get(layout.APPROVALS_REF)
+
+
+def test_two_approvers_approve_the_prod_plan(world: World, keys: dict[str, Key], pr: str) -> None:
+    for name in ("ann", "bob"):
+        done = approving.approve(request(world, pr), keys[name].path, NOW)
+        assert (done.name, done.approval.commit) == (name, pr)
+    found = listed(world, pr)
+    assert set(found.context.target.plans) == {"prod-eu"}
+    assert found.context.needs == {"prod-eu": 2}
+    assert sorted((v.name, v.reason) for v in found.tally.verdicts) == [("ann", ""), ("bob", "")]
+    assert found.tally.approvers == {keys[n].public.fingerprint for n in ("ann", "bob")}
+
+
+def test_a_key_outside_the_policy_cannot_approve(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    with pytest.raises(UsageError, match="is not an approver in the policy in force"):
+        approving.approve(request(world, pr), keys["mallory"].path, NOW)
+    assert approvals_tip(world) is None  # nothing was pushed
+
+
+def test_a_pr_that_adds_its_author_as_approver_cannot_approve_itself(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    set_policy(world.work, signed_policy(keys, ("ann", "mallory")))
+    head = commit_all(world.work, "mallory approves prod now")
+    with pytest.raises(UsageError, match="not an approver"):
+        approving.approve(request(world, head), keys["mallory"].path, NOW)
+    forged = _signed_record(world, keys["mallory"], head)  # pushed around the CLI
+    verdicts = listed(world, head).tally.verdicts
+    assert [(v.path, v.reason) for v in verdicts] == [(forged, "unknown-key")]
+
+
+def _signed_record(world: World, key: Key, commit: str) -> str:
+    """A record of ``commit`` as approve would draft it, signed by ``key``, appended."""
+    target = listed(world, commit).context.target
+    draft = approvals.Approval(
+        repository=target.repository,
+        commit=commit,
+        tree=target.trees[commit],
+        plans=dict(target.plans),
+        approver=key.path.name,
+        key=key.public.fingerprint,
+        time="2026-11-24T12:00:00Z",
+    )
+    armor = sshkeygen.sign(draft.payload(), key=key.path, namespace=approvals.NAMESPACE)
+    data = approvals.stored(draft, armor)
+    path = approvals.path_of(commit, data)
+    mirror = gitrepo.Mirror.open(world.root / "forger.git", world.remote)
+    approvallog.append(mirror, path, data, who=RECONCILER)
+    return path
+
+
+def test_an_approval_does_not_survive_a_plan_change(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)
+    scale(world.work, 8, was=4)
+    head = commit_all(world.work, "scale prod to 8")
+    (verdict,) = listed(world, head).tally.verdicts
+    assert verdict.reason == "plan-changed"
+    assert "plane prod-eu: plan changed since approval (approved " in verdict.detail
+
+
+def test_an_approval_is_not_replayed_onto_another_commit(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)
+    git(world.work, "checkout", "-q", "main")
+    git(world.work, "checkout", "-q", "-b", "other")
+    scale(world.work, 5)
+    other = commit_all(world.work, "another change")
+    mirror = gitrepo.Mirror.open(world.root / "replayer.git", world.remote)
+    tip = mirror.fetch([layout.APPROVALS_REF])[layout.APPROVALS_REF]
+    (data,) = approvallog.read(mirror, tip, [pr]).values()
+    approvallog.append(mirror, approvals.path_of(other, data), data, who=RECONCILER)
+    (verdict,) = listed(world, other).tally.verdicts
+    assert verdict.reason == "wrong-commit"
+
+
+def test_a_rewritten_history_leaves_its_approvals_behind(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)
+    scale(world.work, 9, was=4)
+    git(world.work, "commit", "-q", "-a", "--amend", "-m", "scale prod to 9")
+    rewritten = git(world.work, "rev-parse", "HEAD").strip()
+    found = listed(world, rewritten)
+    assert found.tally.verdicts == () and not found.tally.approvers
+
+
+def test_the_commands_approve_and_list(
+    world: World, keys: dict[str, Key], pr: str, gitplane_bin: str
+) -> None:
+    common = ["--rev", pr, "--base", "main", "--root", str(world.keys_dir / "root.json")]
+    env = clock.env_at(NOW)
+    for name in ("ann", "bob"):
+        done = subprocess.run(
+            [gitplane_bin, "approve", str(world.work), *common, "--key", str(keys[name].path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"approved {pr[:12]} as {name} (SHA256:" in done.stdout
+    shown = subprocess.run(
+        [gitplane_bin, "approvals", str(world.work), *common, "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert body["needs"] == {"prod-eu": 2} and body["approvers"] == 2
+    assert sorted(r["name"] for r in body["records"] if r["verified"]) == ["ann", "bob"]
+    assert {r["key"] for r in body["records"]} == {
+        keys[n].public.fingerprint for n in ("ann", "bob")
+    }
