@@ -27,7 +27,9 @@ def repository_id(mirror: gitrepo.Mirror, snapshot: gitrepo.Snapshot) -> str:
     """The repository identity: ``sha256:`` of ``root/1.json`` on the root branch."""
     tip = snapshot.get(layout.ROOT_REF)
     if tip is None:
-        raise ApprovalLogError(f"{mirror.url} has no {layout.ROOT_REF}: run gitplane init first")
+        raise ApprovalLogError(
+            f"{mirror.url} has no {layout.ROOT_REF}: the reconciler publishes it on its first run"
+        )
     found = mirror.read(tip, [layout.root_path(1)], max_bytes=MAX_FILE)
     if layout.root_path(1) not in found:
         raise ApprovalLogError(f"{layout.ROOT_REF} has no {layout.root_path(1)}")
