@@ -9,7 +9,7 @@ import click
 
 from cli import clock, options
 from ledger import approvals as records
-from reconciler import approving, planning
+from reconciler import approval_gate, approving, planning
 from schemas.inert import inert
 
 
@@ -55,7 +55,7 @@ def _line(verdict: records.Verdict) -> str:
     return f"{who:<16} {verdict.signer or '-':<51} {state}"
 
 
-def _json(found: approving.Listing) -> dict[str, object]:
+def _json(found: approval_gate.Listing) -> dict[str, object]:
     target = found.context.target
     return {
         "commit": target.commit,

@@ -15,10 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger import approvallog, approvals, gitrepo, layout, sshkeygen
-from reconciler import approvals as rules
-from reconciler import planning
+from reconciler import approval_gate, planning
 from schemas import sshkey
-from schemas.dataplane import DataPlane
 from schemas.errors import UsageError
 
 
@@ -29,25 +27,6 @@ class ApprovalRequest:
     plan: planning.PlanRequest
     """``path``, ``rev``, ``root`` (required: digests are of the plan against the logs),
     ``state_repo``; its ``base`` is where the approver set in force is read."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """The change an approval names, and the approver set it is counted under."""
-
-    target: approvals.Target
-    approvers: approvals.Approvers
-    needs: dict[str, int]
-    """Signed approvals each protected plane with actions needs (the stricter of the
-    policies at the change and at its base)."""
-
-
-@dataclass(frozen=True)
-class Listing:
-    """``gitplane approvals``: every record of a change, and what counted."""
-
-    context: Context
-    tally: approvals.Tally
 
 
 @dataclass(frozen=True)
@@ -83,16 +62,11 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
     return Approved(draft, name)
 
 
-def listing(request: ApprovalRequest, now: datetime) -> Listing:
+def listing(request: ApprovalRequest, now: datetime) -> approval_gate.Listing:
     """Every approval record of ``request``'s change, each verified."""
     with _state(request) as (mirror, snapshot):
         context = _context(request, mirror, snapshot, now)
-        files = approvallog.read(
-            mirror, snapshot.get(layout.APPROVALS_REF), list(context.target.trees)
-        )
-    return Listing(
-        context, approvals.tally(files, approvers=context.approvers, target=context.target)
-    )
+        return approval_gate.listed(context, mirror, snapshot)
 
 
 def _draft(
@@ -125,26 +99,15 @@ def _state(request: ApprovalRequest) -> Iterator[tuple[gitrepo.Mirror, gitrepo.S
 
 def _context(
     request: ApprovalRequest, mirror: gitrepo.Mirror, snapshot: gitrepo.Snapshot, now: datetime
-) -> Context:
+) -> approval_gate.Context:
     plan = request.plan
     repo, prefix = planning.spec_repo(plan.path)
     commit = _commit(repo, plan.rev)
     want = planning.desired_of(repo, commit, prefix, str(plan.path))
-    base = _base(repo, commit, plan.base)
-    before = planning.desired_of(repo, base, prefix, str(plan.path)).documents if base else []
-    recorded = planning.recorded_of(plan, repo, want, now)
-    target = approvals.Target(
-        repository=approvallog.repository_id(mirror, snapshot),
-        commit=commit,
-        trees=_trees(repo, commit),
-        plans=rules.plan_digests(want, recorded, now),
+    change = approval_gate.Change(repo, prefix, want, planning.recorded_of(plan, repo, want, now))
+    return approval_gate.context_of(
+        change, approval_gate.base_of(repo, commit, plan.base), mirror, snapshot, now
     )
-    labels = {d.name: dict(d.metadata.labels) for d in want.documents if isinstance(d, DataPlane)}
-    needs = {
-        plane: max(rules.minimum(docs, labels[plane]) for docs in (want.documents, before))
-        for plane in target.plans
-    }
-    return Context(target, rules.approvers_in_force(before or want.documents), needs)
 
 
 def _commit(repo: gitrepo.GitRepo, rev: str) -> str:
@@ -152,24 +115,6 @@ def _commit(repo: gitrepo.GitRepo, rev: str) -> str:
         return repo.resolve(rev)
     except gitrepo.GitError as error:
         raise UsageError(f"cannot read {rev}: {error}") from None
-
-
-def _base(repo: gitrepo.GitRepo, commit: str, base: str | None) -> str | None:
-    """Where the approver set in force is read: the merge base with ``base``, else the
-    commit's first parent (none for a root commit: its own policies, as an anchor would)."""
-    if base is not None:
-        found = repo.execute("merge-base", "--end-of-options", _commit(repo, base), commit)
-        if found.returncode != 0:
-            raise UsageError(f"{commit[:12]} has no merge base with {base}")
-        return found.stdout.decode().strip()
-    parents = repo.run("rev-list", "--parents", "-n", "1", commit).decode().split()[1:]
-    return parents[0] if parents else None
-
-
-def _trees(repo: gitrepo.GitRepo, commit: str) -> dict[str, str]:
-    """Tree of ``commit`` and of each of its parents, by commit."""
-    commits = repo.run("rev-list", "--parents", "-n", "1", commit).decode().split()
-    return {c: repo.run("rev-parse", f"{c}^{{tree}}").decode().strip() for c in commits}
 
 
 def _public_key(key: Path) -> sshkey.SshPublicKey:

@@ -29,8 +29,9 @@ from ledger import (
     verify,
     watermark,
 )
-from reconciler import desired, recorded, replan, tracker
+from reconciler import approval_gate, desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
+from reconciler.planned import Signed
 from schemas import signed
 from schemas.common import parse_duration
 from schemas.dataplane import DataPlane
@@ -107,6 +108,8 @@ class Reconciler:
         """Resources changed since the last plan (None: plan everything)."""
         self._roots = history
         self._published = False
+        self._signed: Signed | None = None
+        """What the signed approvals came to last cycle."""
 
     def specs_documents(self) -> list[Document]:
         """The valid documents at the branch's current commit (for tools and tests)."""
@@ -147,6 +150,7 @@ class Reconciler:
         refs, alarms = self._snapshot(now)
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
+        want = self._approved(want, recorded_state, refs, now)
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
         self._changed = frozenset()
@@ -169,6 +173,22 @@ class Reconciler:
                 cycle.issued[update.plane] = head
         self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
+
+    def _approved(
+        self,
+        want: Desired,
+        recorded_state: Mapping[str, recorded.RecordedPlane],
+        refs: gitrepo.Snapshot,
+        now: datetime,
+    ) -> Desired:
+        """``want`` with what its signed approvals come to; a change in them since the last
+        cycle replans everything (a gate's verdict moved, not a spec)."""
+        change = approval_gate.Change(self.specs.repo, self.settings.path, want, recorded_state)
+        approved = approval_gate.signed(change, self.state, refs, now)
+        if approved.signed != self._signed:
+            self._changed = None
+            self._signed = approved.signed
+        return approved
 
     def _check_path(self, commit: str) -> None:
         """``--path`` names a directory of the commit (git's own ``ls-tree`` error was all

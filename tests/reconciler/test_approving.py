@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ledger import approvallog, approvals, gitrepo, layout, roots, sshkeygen
-from reconciler import approving, planning
+from reconciler import approval_gate, approving, planning
+from reconciler import reconcile as reconciling
 from reconciler.reconcile import RECONCILER
 from schemas.errors import UsageError
 from tests import clock
@@ -69,7 +70,7 @@ def request(world: World, rev: str) -> approving.ApprovalRequest:
     return approving.ApprovalRequest(planning.PlanRequest(world.work, rev, "main", root))
 
 
-def listed(world: World, rev: str) -> approving.Listing:
+def listed(world: World, rev: str) -> approval_gate.Listing:
     return approving.listing(request(world, rev), NOW)
 
 
@@ -196,3 +197,67 @@ def test_the_commands_approve_and_list(
     assert {r["key"] for r in body["records"]} == {
         keys[n].public.fingerprint for n in ("ann", "bob")
     }
+
+
+def merge(world: World) -> str:
+    """Merge the PR branch into main with a merge commit and push main."""
+    git(world.work, "checkout", "-q", "main")
+    git(world.work, "merge", "-q", "--no-ff", "scale-prod", "-m", "Merge scale-prod")
+    git(world.work, "push", "-q", "origin", "main")
+    return git(world.work, "rev-parse", "HEAD").strip()
+
+
+def prod_after_merge(world: World) -> tuple[bool, list[tuple[str, str, str]]]:
+    """Whether the reconciler issued to prod-eu, and prod-eu's actions (op, ref, reason)."""
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert cycle.plan is not None
+    (prod,) = [p for p in cycle.plan.planes if p.plane == "prod-eu"]
+    assert "local-dev" in cycle.issued  # the unprotected plane is not held back
+    return "prod-eu" in cycle.issued, [(a.op, a.ref, a.reason) for a in prod.actions]
+
+
+def test_two_approvals_then_merge_issue_to_prod(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    for name in ("ann", "bob"):
+        approving.approve(request(world, pr), keys[name].path, NOW)
+    merge(world)
+    issued, actions = prod_after_merge(world)
+    assert issued
+    assert ("build", "Model/churn") in [(op, ref) for op, ref, _ in actions]
+
+
+def test_one_approval_is_not_enough(world: World, keys: dict[str, Key], pr: str) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)
+    merge(world)
+    issued, actions = prod_after_merge(world)
+    assert not issued
+    assert (
+        "blocked",
+        "Model/churn",
+        "needs 2 signed approval(s), has 1 (Policy/prod-gates)",
+    ) in actions
+
+
+def test_forged_trailers_count_for_nothing(world: World, keys: dict[str, Key], pr: str) -> None:
+    git(world.work, "checkout", "-q", "main")
+    trailers = "Approved-by: Ann <ann@example.com>\nApproved-by: Bob <bob@example.com>"
+    git(world.work, "merge", "-q", "--no-ff", "scale-prod", "-m", "Merge", "-m", trailers)
+    git(world.work, "push", "-q", "origin", "main")
+    issued, actions = prod_after_merge(world)
+    assert not issued
+    assert all(op in ("blocked", "wait") for op, _, _ in actions)
+
+
+def test_approved_then_changed_before_merge_is_blocked(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    for name in ("ann", "bob"):
+        approving.approve(request(world, pr), keys[name].path, NOW)
+    scale(world.work, 7, was=4)
+    commit_all(world.work, "scale prod to 7 after the review")
+    merge(world)
+    issued, actions = prod_after_merge(world)
+    assert not issued
+    blocked = [reason for op, ref, reason in actions if ref == "Model/churn"]
+    assert blocked and "plan changed since approval (approved " in blocked[0]
