@@ -20,6 +20,7 @@ from reconciler.recorded import RecordedPlane
 from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.errors import UsageError
+from schemas.policy import Approver
 
 
 @dataclass(frozen=True)
@@ -59,20 +60,52 @@ class Change:
     recorded: Mapping[str, RecordedPlane]
 
 
-def signed(change: Change, state: gitrepo.Mirror, refs: gitrepo.Snapshot, now: datetime) -> Desired:
-    """``change.want`` with what its signed approval records come to (the reconciler's
-    gate); unchanged when no Policy asks for signed approvals. Approvers are read at the
-    commit's first parent: the policy in force before the change."""
-    if not rules.signed_policies(change.want.documents):
-        return change.want
+@dataclass(frozen=True)
+class Gated:
+    """What the reconciler plans from, and the approval rule in force after it."""
+
+    want: Desired
+    rule: rules.Rule
+    refused: str = ""
+    """Why nothing of the commit may be reconciled: it changes the approval rule without
+    the approvals the rule in force asks for."""
+
+
+def signed(
+    change: Change,
+    state: gitrepo.Mirror,
+    refs: gitrepo.Snapshot,
+    now: datetime,
+    trusted: rules.Rule | None,
+) -> Gated:
+    """``change.want`` with what its signed approval records come to, counted under the
+    ``trusted`` rule (None: the one at the commit's first parent, trusted on first use until
+    a root-signed anchor exists, ADR 0018). A commit that changes the rule must itself be
+    approved under the trusted one, or it is refused whole."""
     base = base_of(change.specs, change.want.commit, None)
+    current = rules.Rule.of(change.want.documents)
+    if trusted is None:
+        trusted = rules.Rule.of(_documents(change.specs, base, change.prefix)) if base else current
+    if current.minimum == 0 and trusted.minimum == 0:
+        return Gated(change.want, current)
     try:
-        context = context_of(change, base, state, refs, now)
+        context = context_of(change, base, state, refs, now, approvers=trusted.approvers)
         tally = listed(context, state, refs).tally
     except (gitrepo.GitError, approvallog.ApprovalLogError):
-        return change.want  # unreadable records count for nothing: the gate blocks
+        return Gated(change.want, trusted)  # unreadable records count for nothing
+    count = len(tally.approvers)
+    if current.digest != trusted.digest and trusted.minimum and count < trusted.minimum:
+        return Gated(change.want, trusted, _unapproved_rule(change.want.commit, trusted, count))
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
-    return replace(change.want, signed=Signed(len(tally.approvers), changed))
+    return Gated(replace(change.want, signed=Signed(count, changed)), current)
+
+
+def _unapproved_rule(commit: str, trusted: rules.Rule, count: int) -> str:
+    return (
+        f"{commit[:12]} changes who approves or what needs approval, and has {count} of the "
+        f"{trusted.minimum} signed approval(s) the rule in force asks for: nothing of it is "
+        "reconciled"
+    )
 
 
 def context_of(
@@ -81,9 +114,11 @@ def context_of(
     state: gitrepo.Mirror,
     refs: gitrepo.Snapshot,
     now: datetime,
+    *,
+    approvers: Sequence[Approver] | None = None,
 ) -> Context:
-    """The target and the approvers in force at ``base`` (none without a base: the first
-    approver set needs an anchor signed by root, ADR 0018, not built yet)."""
+    """The target, and ``approvers`` or else those in force at ``base`` (none without a
+    base: the first approver set needs an anchor signed by root, ADR 0018, not built yet)."""
     want = change.want
     before = _documents(change.specs, base, change.prefix) if base else []
     target = approvals.Target(
@@ -97,7 +132,8 @@ def context_of(
         plane: max(rules.minimum(docs, labels[plane]) for docs in (want.documents, before))
         for plane in target.plans
     }
-    return Context(target, rules.approvers_in_force(before), needs)
+    in_force = approvals.Approvers.of(approvers) if approvers is not None else None
+    return Context(target, in_force or rules.approvers_in_force(before), needs)
 
 
 def base_of(repo: gitrepo.GitRepo, commit: str, base: str | None) -> str | None:
@@ -118,12 +154,12 @@ approved at one of its last commits."""
 
 
 def trees_of(repo: gitrepo.GitRepo, commit: str, base: str | None) -> dict[str, str]:
-    """Tree of ``commit``, of its parents and of every commit it brings over ``base``, by
-    commit: an approval of any of them counts if the plans it approved are the ones now."""
-    parents = repo.run("rev-list", "--parents", "-n", "1", commit).decode().split()
+    """Tree of ``commit`` and of every commit it brings over ``base`` (a merge commit: its
+    branch), by commit: the commits whose approvals count for it if the plans they approved
+    are the ones now. Never the first parent's own: that is the state before the change."""
     brought = [commit, f"^{base}"] if base else [commit]
     listed = repo.run("rev-list", f"--max-count={MAX_COMMITS}", *brought).decode().split()
-    commits = dict.fromkeys([*parents, *listed])
+    commits = list(dict.fromkeys([commit, *listed]))
     out = repo.run("rev-parse", *(f"{c}^{{tree}}" for c in commits)).decode().split()
     return dict(zip(commits, out, strict=True))
 

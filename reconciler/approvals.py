@@ -9,7 +9,7 @@ the Policy gates lifted, so that the approval being checked never changes what i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ledger import approvals, envelope
@@ -99,3 +99,46 @@ def minimum(documents: Sequence[Document], labels: Mapping[str, str]) -> int:
         ),
         default=0,
     )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The approval rule of a commit: who approves, how many, and on what (every Policy's
+    selector, kinds and approvals block). A commit whose rule differs from the one in force
+    takes effect only when approved under the one in force (ADR 0018)."""
+
+    digest: str
+    minimum: int
+    """The highest ``minimum`` of any signed Policy (0: none asks for signed approvals)."""
+    approvers: tuple[Approver, ...] = ()
+
+    @classmethod
+    def of(cls, documents: Sequence[Document]) -> Rule:
+        """The rule ``documents`` set."""
+        policies = sorted((d for d in documents if isinstance(d, Policy)), key=lambda p: p.name)
+        gating = [
+            {"name": p.name, "spec": p.spec.model_dump(mode="json", include=GATING)}
+            for p in policies
+        ]
+        signed = signed_policies(policies)
+        listed = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.approvers)
+        floor = max((p.spec.approvals.minimum for p in signed if p.spec.approvals), default=0)
+        return cls(envelope.digest(envelope.dumps(gating)), floor, listed)
+
+    def dumps(self) -> bytes:
+        """The rule as JSON, for the reconciler's work directory."""
+        approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
+        return envelope.dumps(
+            {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
+        )
+
+    @classmethod
+    def loads(cls, data: bytes) -> Rule:
+        """A rule written by :meth:`dumps` (``ValueError`` if it is not one)."""
+        body = envelope.loads(data)
+        approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
+        return cls(str(body["digest"]), int(body["minimum"]), approvers)
+
+
+GATING = {"plane_selector", "kinds", "approvals"}
+"""The fields of a Policy that say who must approve what."""

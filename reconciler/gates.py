@@ -206,9 +206,8 @@ def _signed(minimum: int, signed: Signed | None) -> str | None:
         return f"needs {minimum} signed approval(s); no approval records were read"
     if signed.approvers >= minimum:
         return None
-    if signed.plan_changed:
-        return signed.plan_changed
-    return f"needs {minimum} signed approval(s), has {signed.approvers}"
+    needs = f"needs {minimum} signed approval(s), has {signed.approvers}"
+    return f"{signed.plan_changed}; {needs}" if signed.plan_changed else needs
 
 
 def _windows(policy: Policy, now: datetime) -> str | None:

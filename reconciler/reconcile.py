@@ -29,10 +29,10 @@ from ledger import (
     verify,
     watermark,
 )
-from reconciler import approval_gate, desired, recorded, replan, tracker
+from reconciler import approval_gate, approvals, desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from reconciler.planned import Signed
-from schemas import signed
+from schemas import files, signed
 from schemas.common import parse_duration
 from schemas.dataplane import DataPlane
 from schemas.document import Document
@@ -41,6 +41,8 @@ from schemas.problems import Problem
 
 RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
 WATERMARKS = "watermarks.json"
+APPROVAL_RULE = "approval-rule.json"
+"""The approval rule in force (ADR 0018): who approves, trusted on first use."""
 """In the work directory: the newest head seen per plane (rollback protection)."""
 
 
@@ -150,7 +152,10 @@ class Reconciler:
         refs, alarms = self._snapshot(now)
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
-        want = self._approved(want, recorded_state, refs, now)
+        gated = self._approved(want, recorded_state, refs, now)
+        if gated.refused:
+            return Cycle(commit, problems=[Problem(".", 0, 0, "", gated.refused)])
+        want = gated.want
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
         self._changed = frozenset()
@@ -180,15 +185,20 @@ class Reconciler:
         recorded_state: Mapping[str, recorded.RecordedPlane],
         refs: gitrepo.Snapshot,
         now: datetime,
-    ) -> Desired:
-        """``want`` with what its signed approvals come to; a change in them since the last
-        cycle replans everything (a gate's verdict moved, not a spec)."""
+    ) -> approval_gate.Gated:
+        """``want`` with what its signed approvals come to, and the approval rule now in
+        force (kept in the work directory); a change in the approvals since the last cycle
+        replans everything (a gate's verdict moved, not a spec)."""
         change = approval_gate.Change(self.specs.repo, self.settings.path, want, recorded_state)
-        approved = approval_gate.signed(change, self.state, refs, now)
-        if approved.signed != self._signed:
+        path = self.settings.work_dir / APPROVAL_RULE
+        trusted = approvals.Rule.loads(path.read_bytes()) if path.exists() else None
+        gated = approval_gate.signed(change, self.state, refs, now, trusted)
+        if gated.rule != trusted:
+            files.atomic_write(path, gated.rule.dumps())
+        if gated.want.signed != self._signed:
             self._changed = None
-            self._signed = approved.signed
-        return approved
+            self._signed = gated.want.signed
+        return gated
 
     def _check_path(self, commit: str) -> None:
         """``--path`` names a directory of the commit (git's own ``ls-tree`` error was all

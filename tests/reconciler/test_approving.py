@@ -21,7 +21,7 @@ from reconciler.reconcile import RECONCILER
 from schemas.errors import UsageError
 from tests import clock
 from tests.conftest import commit_all, git
-from tests.reconciler.conftest import NOW, World
+from tests.reconciler.conftest import NOW, TestAgent, World
 from tests.sshkeys import Key, make_key
 
 APPROVERS = ("ann", "bob", "cat")
@@ -261,3 +261,57 @@ def test_approved_then_changed_before_merge_is_blocked(
     assert not issued
     blocked = [reason for op, ref, reason in actions if ref == "Model/churn"]
     assert blocked and "plan changed since approval (approved " in blocked[0]
+
+
+def test_keys_added_without_approval_never_approve(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    # an attacker with push access: first a commit adding two keys of their own, then a
+    # prod change both keys approve; the reconciler runs before, between and after
+    git(world.work, "checkout", "-q", "main")
+    reconciler = reconciling.Reconciler(world.settings())
+    assert not reconciler.reconcile(NOW).problems
+    eve = make_key(keys["mallory"].path.parent, "eve")
+    keys = {**keys, "eve": eve}
+    world.change(
+        "more approvers", lambda w: set_policy(w, signed_policy(keys, ("ann", "mallory", "eve")))
+    )
+    refused = reconciler.reconcile(NOW)
+    assert refused.issued == {}
+    assert "changes who approves or what needs approval, and has 0 of the 2" in str(
+        refused.problems
+    )
+    head = world.change("scale prod", lambda w: scale(w, 3))
+    for name in ("mallory", "eve"):
+        _signed_record(world, keys[name], head)
+    again = reconciler.reconcile(NOW)
+    assert again.issued == {} and "has 0 of the 2" in str(again.problems)
+
+
+def test_an_approved_change_of_approvers_takes_effect(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    git(world.work, "checkout", "-q", "main")
+    reconciler = reconciling.Reconciler(world.settings())
+    reconciler.reconcile(NOW)
+    git(world.work, "checkout", "-q", "-b", "drop-bob")
+    set_policy(world.work, signed_policy(keys, ("ann", "cat", "mallory")))
+    change = commit_all(world.work, "bob leaves, mallory joins")
+    for name in ("ann", "bob"):  # approved under the rule in force: ann and bob
+        approving.approve(request(world, change), keys[name].path, NOW)
+    git(world.work, "checkout", "-q", "main")
+    git(world.work, "merge", "-q", "--ff-only", "drop-bob")
+    git(world.work, "push", "-q", "origin", "main")
+    merged = reconciler.reconcile(NOW)  # approved by ann and bob: its plan too (prod's build)
+    assert not merged.problems and "prod-eu" in merged.issued
+    TestAgent(world, "prod-eu").sync()  # the model is built on prod: the deployment is next
+    head = world.change("scale prod", lambda w: scale(w, 3))
+    for name in ("mallory", "bob"):
+        _signed_record(world, keys[name], head)
+    cycle = reconciler.reconcile(NOW)
+    assert "prod-eu" not in cycle.issued  # bob's key no longer counts: 1 of 2
+    assert cycle.plan is not None
+    (prod,) = [p for p in cycle.plan.planes if p.plane == "prod-eu"]
+    assert any("needs 2 signed approval(s), has 1" in a.reason for a in prod.actions), [
+        (a.op, a.ref, a.reason) for a in prod.actions
+    ]

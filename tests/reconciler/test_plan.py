@@ -463,7 +463,8 @@ BOB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyki4B695UbDbMXQGORA2Q7Hl2dD0qOD
         pytest.param(Signed(1), "needs 2 signed approval(s), has 1", id="one"),
         pytest.param(
             Signed(0, "plane prod-eu: plan changed since approval (approved 1a2b…, now 3c4d…)"),
-            "plane prod-eu: plan changed since approval (approved 1a2b…, now 3c4d…)",
+            "plane prod-eu: plan changed since approval (approved 1a2b…, now 3c4d…); "
+            "needs 2 signed approval(s), has 0",
             id="plan-changed",
         ),
     ],
