@@ -144,17 +144,6 @@ TABLE: tuple[Unsupported, ...] = (
         _off,
         "false",
     ),
-    *(
-        Unsupported(
-            runtime,
-            "Policy",
-            f"spec.approvals.approvers[].{name}",
-            "not read yet: this release verifies no approval records, so mode: signed "
-            "blocks every change it gates (issue 21)",
-        )
-        for runtime in ("local", "kubernetes")
-        for name in ("name", "key")
-    ),
     Unsupported(
         "local",
         "DataPlane",

@@ -79,6 +79,7 @@ def approvals_tip(world: World) -> str | None:
     return mirror.fetch([layout.APPROVALS_REF]).get(layout.APPROVALS_REF)
 
 
+@pytest.mark.effect("Policy", "spec.approvals.approvers[].name", "spec.approvals.approvers[].key")
 def test_two_approvers_approve_the_prod_plan(world: World, keys: dict[str, Key], pr: str) -> None:
     for name in ("ann", "bob"):
         done = approving.approve(request(world, pr), keys[name].path, NOW)
