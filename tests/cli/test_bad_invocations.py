@@ -400,7 +400,7 @@ APPROVALS = {
         ["approvals", "{s}/specs", *ROOT, "-o", "markdown"], 2, "'markdown' is not one of"
     ),
     "approvals-no-root-branch": Case(
-        ["approvals", "{s}/specs", *ROOT], 1, "has no refs/heads/gitplane/root"
+        ["approvals", "{s}/nospecs", *ROOT], 1, "has no refs/heads/gitplane/root"
     ),
     "approvals-not-a-repo": Case(["approvals", "{s}/adir", *ROOT], 2, "adir"),
 }
