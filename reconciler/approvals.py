@@ -16,6 +16,7 @@ from ledger import approvals, envelope
 from reconciler.plan import plan
 from reconciler.planned import Desired, PlanePlan
 from reconciler.recorded import RecordedPlane
+from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.policy import Approver, Policy
 
@@ -67,16 +68,19 @@ def lifted(desired: Desired) -> Desired:
 def plan_digests(
     desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime
 ) -> dict[str, str]:
-    """Plan digest of every protected plane that has actions at ``desired``."""
+    """Plan digest of every protected plane that has actions at ``desired``. Planned with
+    the protected planes alone (each plane's plan depends on its own documents and record
+    only), so the cost grows with what is protected, not with the fleet."""
     policies = signed_policies(desired.documents)
     if not policies:
         return {}
-    planned = plan(lifted(desired), dict(recorded), now)
-    return {
-        p.plane: plan_digest(p)
-        for p in planned.planes
-        if p.actions and is_protected(p.labels, policies)
-    }
+    documents = [
+        d
+        for d in lifted(desired).documents
+        if not isinstance(d, DataPlane) or is_protected(d.metadata.labels, policies)
+    ]
+    planned = plan(replace(desired, documents=documents), dict(recorded), now)
+    return {p.plane: plan_digest(p) for p in planned.planes if p.actions}
 
 
 def approvers_in_force(base: Sequence[Document]) -> approvals.Approvers:
