@@ -42,6 +42,8 @@ from schemas.problems import Problem
 RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
 WATERMARKS = "watermarks.json"
 APPROVAL_RULE = "approval-rule.json"
+APPROVALS_TIP = "approvals-tip"
+"""The approvals branch's tip last read: the branch only ever moves forward."""
 """The approval rule in force (ADR 0018): who approves, trusted on first use."""
 """In the work directory: the newest head seen per plane (rollback protection)."""
 
@@ -150,6 +152,8 @@ class Reconciler:
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         refs, alarms = self._snapshot(now)
+        refs, rewritten = self._approvals_append_only(refs)
+        alarms += rewritten
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
         gated = self._approved(want, recorded_state, refs, now)
@@ -178,6 +182,21 @@ class Reconciler:
                 cycle.issued[update.plane] = head
         self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
+
+    def _approvals_append_only(self, refs: gitrepo.Snapshot) -> tuple[gitrepo.Snapshot, list[str]]:
+        """``refs`` with the approvals branch at the newest tip that descends from the one
+        read before (kept in the work directory): a rewritten branch is read as it was,
+        and reported (ADR 0018; a rewrite can only have removed approvals)."""
+        path = self.settings.work_dir / APPROVALS_TIP
+        last = path.read_text().strip() if path.exists() else ""
+        tip = refs.get(layout.APPROVALS_REF)
+        if tip == last or (tip is None and not last):
+            return refs, []
+        if last and not self.state.repo.is_ancestor(last, tip or ""):
+            kept = gitrepo.Snapshot({**refs, layout.APPROVALS_REF: last}, refs.broken)
+            return kept, [f"{layout.APPROVALS_REF} was rewritten: kept {last[:12]}"]
+        files.atomic_write(path, f"{tip}\n".encode())
+        return refs, []
 
     def _approved(
         self,

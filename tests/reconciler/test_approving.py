@@ -113,6 +113,14 @@ def test_a_pr_that_adds_its_author_as_approver_cannot_approve_itself(
 
 def _signed_record(world: World, key: Key, commit: str) -> str:
     """A record of ``commit`` as approve would draft it, signed by ``key``, appended."""
+    path, data = _record(world, key, commit)
+    mirror = gitrepo.Mirror.open(world.root / "forger.git", world.remote)
+    approvallog.append(mirror, path, data, who=RECONCILER)
+    return path
+
+
+def _record(world: World, key: Key, commit: str) -> tuple[str, bytes]:
+    """A record of ``commit`` as approve would draft it, signed by ``key``: path, bytes."""
     target = listed(world, commit).context.target
     draft = approvals.Approval(
         repository=target.repository,
@@ -125,10 +133,7 @@ def _signed_record(world: World, key: Key, commit: str) -> str:
     )
     armor = sshkeygen.sign(draft.payload(), key=key.path, namespace=approvals.NAMESPACE)
     data = approvals.stored(draft, armor)
-    path = approvals.path_of(commit, data)
-    mirror = gitrepo.Mirror.open(world.root / "forger.git", world.remote)
-    approvallog.append(mirror, path, data, who=RECONCILER)
-    return path
+    return approvals.path_of(commit, data), data
 
 
 def test_an_approval_does_not_survive_a_plan_change(
@@ -316,3 +321,21 @@ def test_an_approved_change_of_approvers_takes_effect(
     assert any("needs 2 signed approval(s), has 1" in a.reason for a in prod.actions), [
         (a.op, a.ref, a.reason) for a in prod.actions
     ]
+
+
+def test_a_rewritten_approvals_branch_is_read_as_it_was(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)
+    merge(world)
+    reconciler = reconciling.Reconciler(world.settings())
+    assert "prod-eu" not in reconciler.reconcile(NOW).issued  # one approval of two
+    mirror = gitrepo.Mirror.open(world.root / "rewriter.git", world.remote)
+    tip = mirror.fetch([layout.APPROVALS_REF])[layout.APPROVALS_REF]
+    files = approvallog.read(mirror, tip, [pr])
+    files.update([_record(world, keys["bob"], pr)])
+    orphan = mirror.commit(None, files, message="rewritten", who=RECONCILER)
+    mirror.replace(orphan, layout.APPROVALS_REF, expected=tip)
+    cycle = reconciler.reconcile(NOW)
+    assert cycle.alarms == [f"{layout.APPROVALS_REF} was rewritten: kept {tip[:12]}"]
+    assert "prod-eu" not in cycle.issued  # bob's record came with the rewrite: not read
