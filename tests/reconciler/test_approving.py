@@ -203,6 +203,12 @@ def test_the_commands_approve_and_list(
     assert {r["key"] for r in body["records"]} == {
         keys[n].public.fingerprint for n in ("ann", "bob")
     }
+    text = subprocess.run(
+        [gitplane_bin, "approvals", str(world.work), *common],
+        capture_output=True, text=True, env=env, check=False,
+    ).stdout  # fmt: skip
+    assert f"approvals of {pr[:12]}\n  prod-eu: needs 2, has 2\n" in text
+    assert f"ann              {keys['ann'].public.fingerprint}" in text and "verified" in text
 
 
 def merge(world: World) -> str:
