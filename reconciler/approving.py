@@ -105,9 +105,9 @@ def _context(
     commit = _commit(repo, plan.rev)
     want = planning.desired_of(repo, commit, prefix, str(plan.path))
     change = approval_gate.Change(repo, prefix, want, planning.recorded_of(plan, repo, want, now))
-    return approval_gate.context_of(
-        change, approval_gate.base_of(repo, commit, plan.base), mirror, snapshot, now
-    )
+    into = _commit(repo, plan.base) if plan.base is not None else None
+    base = approval_gate.base_of(repo, commit, into)
+    return approval_gate.context_of(change, base, mirror, snapshot, now)
 
 
 def _commit(repo: gitrepo.GitRepo, rev: str) -> str:
