@@ -7,7 +7,6 @@ that the record does not count (the gate issues nothing without enough counted o
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -222,23 +221,11 @@ def test_tampered_records_do_not_count(
     assert (reasons(tally), tally.approvers) == ([reason], frozenset())
 
 
-def test_ten_approvals_verify_in_well_under_ten_ms(
+def test_ten_records_count_three_distinct_approvers(
     keys: dict[str, Key], policy: approvals.Approvers
 ) -> None:
+    """Ten records, duplicates among them: each verified, each key counted once (how long
+    this takes is measured by benchmarks/plan.py, part 2b, not here)."""
     many = files(*[record(keys[n]) for n in ("ann", "bob", "cat", "mallory", "ann")] * 2)
     tally = approvals.tally(many, approvers=policy, target=TARGET)
     assert len(tally.verdicts) == 10 and len(tally.approvers) == 3
-    # the best of five: the machine is shared, what is measured is the work
-    assert (
-        min(
-            _seconds(lambda: approvals.tally(many, approvers=policy, target=TARGET))
-            for _ in range(5)
-        )
-        < 0.010
-    )
-
-
-def _seconds(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start

@@ -154,18 +154,6 @@ def test_ssh_keygen_agrees(keys: dict[str, Key], armor: str, tmp_path: Path) -> 
     assert keys["alice"].public.fingerprint == fingerprint
 
 
-def test_ten_verifications_take_well_under_ten_ms(keys: dict[str, Key], armor: str) -> None:
-    key = keys["alice"].public
-
-    def ten() -> float:
-        start = time.perf_counter()
-        for _ in range(10):
-            sshsig.verify(armor, MESSAGE, namespace=NAMESPACE, key=key)
-        return time.perf_counter() - start
-
-    assert min(ten() for _ in range(5)) < 0.010  # best of five: the machine is shared
-
-
 def test_sign_reports_a_missing_key(tmp_path: Path) -> None:
     with pytest.raises(sshkeygen.SignError, match="could not sign"):
         sshkeygen.sign(MESSAGE, key=tmp_path / "none", namespace=NAMESPACE)
