@@ -22,7 +22,6 @@ from agent.runtimes.local import features
 from agent.runtimes.local.features import store as featurestore
 from tests.agent.test_features import APRIL, NAME, SAMPLE, _command
 from tests.conftest import ROOT
-from tests.redisserver import redis_server
 
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 JANUARY_END = datetime(2026, 1, 31, tzinfo=UTC)
@@ -30,12 +29,6 @@ JANUARY_END = datetime(2026, 1, 31, tzinfo=UTC)
 
 def backfill_two_chunks(spec: dict[str, object]) -> None:
     spec["backfill"] = {"start": "2026-01-01", "end": "2026-03-01", "chunk": "30d"}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture

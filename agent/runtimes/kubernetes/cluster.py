@@ -50,6 +50,9 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
     ),
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
+    ("batch/v1", "CronJob"): Kind(client.BatchV1Api, "namespaced_cron_job"),
+    ("v1", "ConfigMap"): Kind(client.CoreV1Api, "namespaced_config_map"),
+    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),
 }
 
 

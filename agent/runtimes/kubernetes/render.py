@@ -191,6 +191,8 @@ FEATURES = "/features"
 """Where a feature set's pod mounts the plane's feature volume."""
 SPEC_DIR = "/etc/gitplane/command"
 """Where it mounts the ConfigMap holding the command's spec (``spec.json``)."""
+TERMINATION_LOG = "/dev/termination-log"
+"""Where the pod writes its one-line JSON outcome; the agent reads it from the pod status."""
 UNTIL = "gitplane.dev/backfill-until"
 """The ConfigMap's record of the time the backfill reads up to (the first apply's)."""
 
@@ -272,11 +274,13 @@ def _features_job(
     run = ["python", "-m", "agent.runtimes.kubernetes.features_job", "--name", command.name]
     run += ["--digest", command.digest, "--spec", f"{SPEC_DIR}/spec.json"]
     run += ["--volume", FEATURES, "--path", target.features_path, "--until", _iso(until)]
+    run += ["--termination-log", TERMINATION_LOG]
     container: Manifest = {
         "name": "features",
         "image": target.agent_image,
         "args": [*run, "--backfill"] if backfill else run,
         "resources": container_resources(spec.resources),
+        "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
         "volumeMounts": [
             {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
