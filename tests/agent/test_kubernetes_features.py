@@ -23,7 +23,7 @@ from agent.runtimes.kubernetes.features import FeatureSets
 from agent.runtimes.kubernetes.online import RedisOnline
 from agent.runtimes.local.features import store as featurestore
 from schemas import signed
-from tests.agent.test_features import APRIL, NAME, SAMPLE, Body, _command
+from tests.agent.test_features import APRIL, NAME, SAMPLE, Body, _command, no_backfill
 from tests.agent.test_kubernetes_render import FEATURES_TARGET as TARGET
 from tests.kubeapi.server import KubeApiDouble
 
@@ -107,13 +107,12 @@ def test_the_backfill_job_and_the_cron_job_really_run_and_are_reported(
     double: KubeApiDouble, cluster: Cluster, online: RedisOnline, tmp_path: Path
 ) -> None:
     made = _command(two_chunks)
-    runtime = FeatureSets(cluster, TARGET)
-    first = runtime.apply(made, context(tmp_path))
-    assert first.phase in ("Progressing", "Ready"), first.message
+    runtime = FeatureSets(cluster, TARGET, poll=0.05)
+    done = runtime.apply(made, context(tmp_path))  # follows the backfill to its end
     backfill = cluster.get("batch/v1", "Job", render.backfill_name(made))
     assert backfill is not None
     assert (backfill["spec"]["completions"], backfill["spec"]["parallelism"]) == (2, 2)
-    done = until(lambda s: s.phase == "Ready", runtime, made, first, tmp_path)
+    assert done.phase == "Ready", done.message
     assert done.observed["backfillChunks"] == 2
     assert done.observed["lastJob"] == render.backfill_name(made)
     assert int(done.observed["rows"]) > 0 and int(done.observed["entities.customer"]) > 0
@@ -141,7 +140,7 @@ def test_a_failing_run_is_reported_with_the_pods_own_error(
     double: KubeApiDouble, cluster: Cluster, online: RedisOnline, tmp_path: Path
 ) -> None:
     made = _command(two_chunks, missing_source)
-    runtime = FeatureSets(cluster, TARGET)
+    runtime = FeatureSets(cluster, TARGET, poll=0.05)
     first = runtime.apply(made, context(tmp_path))
     failed = until(lambda s: s.phase == "Failed", runtime, made, first, tmp_path)
     assert failed.message.startswith(f"{render.backfill_name(made)} failed (BackoffLimitExceeded)")
@@ -165,14 +164,17 @@ def test_a_plane_without_the_stores_refuses_and_applies_nothing(
 def test_removing_the_schedule_prunes_the_cron_job_and_delete_removes_the_rest(
     double: KubeApiDouble, cluster: Cluster, tmp_path: Path
 ) -> None:
-    runtime = FeatureSets(cluster, TARGET)
-    runtime.apply(_command(two_chunks), context(tmp_path))
+    runtime = FeatureSets(cluster, TARGET, poll=0.05)
+    scheduled = runtime.apply(_command(no_backfill), context(tmp_path))
+    assert (scheduled.phase, scheduled.message) == (
+        "Pending",
+        "waiting for the schedule's first run",
+    )
     assert cluster.get("batch/v1", "CronJob", NAME) is not None
-    manual = _command(two_chunks, lambda spec: spec.pop("schedule"))
+    manual = _command(no_backfill, lambda spec: spec.pop("schedule"))
     runtime.apply(manual, context(tmp_path))
     assert cluster.get("batch/v1", "CronJob", NAME) is None
-    jobs = cluster.select("batch/v1", "Job", render.labels(TARGET, "FeatureSet", NAME))
-    assert [j["metadata"]["name"] for j in jobs] == [render.backfill_name(manual)]
+    assert cluster.get("v1", "ConfigMap", f"{NAME}-featureset") is not None
     runtime.delete(manual)
     for api_version, kind in (("v1", "ConfigMap"), ("batch/v1", "Job")):
         assert cluster.select(api_version, kind, render.labels(TARGET, "FeatureSet", NAME)) == []

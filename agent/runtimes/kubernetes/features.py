@@ -2,8 +2,10 @@
 schedule, an Indexed Job for the backfill's chunks (:func:`render.featureset`); the pods run
 the local runtime's computation (:mod:`.features_job`) into Redis and the plane's volume.
 
-Applying sends the objects and returns at once: the work happens in the Jobs, which the
-agent then observes. The status is summarised in one place (:meth:`FeatureSets._status`)
+Applying sends the objects and follows the backfill Job to its end (the local runtime
+backfills in its first apply too); scheduled runs happen in the CronJob's Jobs, which the
+agent observes. A spec without a backfill computes nothing until its first scheduled time
+(``Pending``). The status is summarised in one place (:meth:`FeatureSets._status`)
 from the Jobs' own conditions and their pods' termination messages (one line of JSON each):
 
 * ``Failed`` while the newest Job (the backfill, or the latest scheduled run) failed
@@ -22,6 +24,8 @@ of that command recorded on the ConfigMap (``gitplane.dev/backfill-until``).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,8 +34,13 @@ from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.kubernetes.inventory import Inventory, Reader
 from schemas import commands, signed
+from schemas.common import parse_duration
 from schemas.errors import GitplaneError
 
+POLL = 0.2
+"""Seconds between two reads of a backfill in progress."""
+GRACE = 30.0
+"""Seconds past the Job's deadline the agent waits for the controller to say so."""
 OWNED = (("v1", "ConfigMap"), ("batch/v1", "CronJob"), ("batch/v1", "Job"))
 """The kinds a FeatureSet command makes (Jobs: the backfill's and the CronJob's)."""
 JOB_NAME = "batch.kubernetes.io/job-name"
@@ -44,10 +53,18 @@ class FeatureSets:
     """Apply, observe and delete FeatureSet commands in one namespace."""
 
     def __init__(
-        self, cluster: Cluster, target: render.Target, *, inventory: Inventory | None = None
+        self,
+        cluster: Cluster,
+        target: render.Target,
+        *,
+        inventory: Inventory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        poll: float = POLL,
     ) -> None:
         self.cluster = cluster
         self.target = target
+        self.clock = clock
+        self.poll = poll
         self.reader = Reader(cluster, inventory)
         """Reads the inventory once synced (no request per cycle); else the API."""
         self._outcomes: dict[str, list[dict[str, Any]]] = {}
@@ -55,7 +72,8 @@ class FeatureSets:
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Send the ConfigMap, the CronJob and (once per command) the backfill Job; prune
-        what an earlier command made that this one does not; report what the Jobs show."""
+        what an earlier command made that this one does not; follow the backfill to its
+        end, as the local runtime backfills in its first apply."""
         context.cancel.check()
         try:
             objects = render.featureset(command, self.target, self._until(command, context.now))
@@ -66,7 +84,19 @@ class FeatureSets:
                 continue  # a Job's pods cannot change: it runs as it was made
             self.cluster.apply(manifest)
         self._prune(command, objects)
-        return self._status(command)
+        return self._follow(command, context)
+
+    def _follow(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        """The status once the backfill Job ended (or its ``timeout`` and a grace passed);
+        at once when there is none."""
+        timeout = parse_duration(commands.read(command, commands.FeatureSetCommand).spec.timeout)
+        deadline = self.clock() + timeout + GRACE
+        while True:
+            seen = self._status(command)
+            if seen.phase != "Progressing" or self.clock() > deadline:
+                return seen
+            if context.cancel.wait(self.poll):
+                context.cancel.check()
 
     def observe(
         self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
