@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,20 +42,22 @@ def missing_source(spec: Body) -> None:
     spec["source"]["path"] = "data/gone.csv"
 
 
-@pytest.fixture
-def double(tmp_path: Path, redis_url: str) -> Iterator[KubeApiDouble]:
-    """The double with a kubelet, its controllers stepped by a thread; the plane's Secret
-    holds the Redis URL, its claim the sample events."""
-    with KubeApiDouble(kubelet=True, kubelet_root=tmp_path / "node") as started:
+@contextmanager
+def feature_plane(tmp_path: Path, redis_url: str) -> Iterator[tuple[KubeApiDouble, Cluster]]:
+    """The double with a kubelet, its controllers stepped by a thread, and the plane's
+    namespace: its Secret holds the Redis URL, its claim the sample events."""
+    with KubeApiDouble(kubelet=True, kubelet_root=tmp_path / "node") as double:
         claim = tmp_path / "node" / "claims" / TARGET.namespace / "features" / "data"
         claim.mkdir(parents=True)
         shutil.copy(SAMPLE, claim / "events.csv")
         stop = threading.Event()
-        stepper = threading.Thread(target=lambda: _step(started, stop), daemon=True)
+        stepper = threading.Thread(target=lambda: _step(double, stop), daemon=True)
         stepper.start()
-        yield started
-        stop.set()
-        stepper.join()
+        try:
+            yield double, _namespace(double, tmp_path, redis_url)
+        finally:
+            stop.set()
+            stepper.join()
 
 
 def _step(double: KubeApiDouble, stop: threading.Event) -> None:
@@ -62,8 +65,7 @@ def _step(double: KubeApiDouble, stop: threading.Event) -> None:
         double.controllers.step()
 
 
-@pytest.fixture
-def cluster(double: KubeApiDouble, tmp_path: Path, redis_url: str) -> Cluster:
+def _namespace(double: KubeApiDouble, tmp_path: Path, redis_url: str) -> Cluster:
     kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig")
     api = config.new_client_from_config(config_file=str(kubeconfig))
     core = client.CoreV1Api(api)
@@ -72,6 +74,22 @@ def cluster(double: KubeApiDouble, tmp_path: Path, redis_url: str) -> Cluster:
     secret = {"metadata": {"name": "feature-redis"}, "data": {"REDIS_URL": url}}
     core.create_namespaced_secret(TARGET.namespace, secret)
     return Cluster(api, TARGET.namespace)
+
+
+@pytest.fixture
+def plane(tmp_path: Path, redis_url: str) -> Iterator[tuple[KubeApiDouble, Cluster]]:
+    with feature_plane(tmp_path, redis_url) as made:
+        yield made
+
+
+@pytest.fixture
+def double(plane: tuple[KubeApiDouble, Cluster]) -> KubeApiDouble:
+    return plane[0]
+
+
+@pytest.fixture
+def cluster(plane: tuple[KubeApiDouble, Cluster]) -> Cluster:
+    return plane[1]
 
 
 @pytest.fixture

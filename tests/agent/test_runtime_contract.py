@@ -8,11 +8,11 @@ broken runtime must fail it, so the suite is known to be able to fail.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from ledger import gitrepo
 from schemas import signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
+from tests.agent.test_kubernetes_features import feature_plane
 from tests.agent.test_kubernetes_render import FEATURES_TARGET, PINNED, TARGET
 from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
@@ -133,29 +134,12 @@ def _kubernetes_features_subject(tmp_path: Path, request: pytest.FixtureRequest)
     """A FeatureSet with a backfill and no schedule on the double in kubelet mode: its Job's
     pods run the feature job for real into a real redis-server; the impossible command
     reads a source that is not there."""
-    double = KubeApiDouble(kubelet=True, kubelet_root=tmp_path / "node").start()
-    claim = tmp_path / "node" / "claims" / FEATURES_TARGET.namespace / "features" / "data"
-    claim.mkdir(parents=True)
-    shutil.copy(SAMPLE, claim / "events.csv")
-    stop = threading.Event()
-    stepper = threading.Thread(target=lambda: _stepped(double, stop), daemon=True)
-    stepper.start()
-    api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": FEATURES_TARGET.namespace}})
-    url = base64.b64encode(request.getfixturevalue("redis_url").encode()).decode()
-    secret = {"metadata": {"name": "feature-redis"}, "data": {"REDIS_URL": url}}
-    core.create_namespaced_secret(FEATURES_TARGET.namespace, secret)
-    runtime = KubernetesRuntime(Cluster(api, FEATURES_TARGET.namespace), FEATURES_TARGET)
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
+    _, cluster = stack.enter_context(feature_plane(tmp_path, request.getfixturevalue("redis_url")))
+    runtime = KubernetesRuntime(cluster, FEATURES_TARGET)
+    stack.callback(runtime.close)
     runtime.featuresets.poll = 0.05
-
-    def stopped() -> None:
-        runtime.close()
-        stop.set()
-        stepper.join()
-        double.stop()
-
-    request.addfinalizer(stopped)
     one_chunk = {"start": "2026-03-01", "end": "2026-03-15", "chunk": "30d"}
 
     def manual(spec: dict[str, object]) -> None:
@@ -164,11 +148,6 @@ def _kubernetes_features_subject(tmp_path: Path, request: pytest.FixtureRequest)
 
     impossible = _command(manual, source(path="data/missing.csv"))
     return Subject(runtime, _command(manual), impossible, tmp_path / "scratch")
-
-
-def _stepped(double: KubeApiDouble, stop: threading.Event) -> None:
-    while not stop.wait(0.05):
-        double.controllers.step()
 
 
 RUNTIMES: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
