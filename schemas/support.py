@@ -77,6 +77,9 @@ _KUBERNETES = (
     "images.agent",
     "source.url",
     "source.secret",
+    "onlineStore.redis.secret",
+    "offlineStore.volume",
+    "offlineStore.path",
 )
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
