@@ -196,3 +196,18 @@ def test_removing_the_schedule_prunes_the_cron_job_and_delete_removes_the_rest(
     runtime.delete(manual)
     for api_version, kind in (("v1", "ConfigMap"), ("batch/v1", "Job")):
         assert cluster.select(api_version, kind, render.labels(TARGET, "FeatureSet", NAME)) == []
+
+
+def test_a_deleted_cron_job_is_put_back_by_self_heal_or_left_alone(
+    double: KubeApiDouble, cluster: Cluster, tmp_path: Path
+) -> None:
+    runtime = FeatureSets(cluster, TARGET, poll=0.05)
+    made = _command(no_backfill)
+    applied = runtime.apply(made, context(tmp_path))
+    cluster.delete("batch/v1", "CronJob", NAME)  # someone runs `kubectl delete cronjob`
+    left = replace(context(tmp_path), self_heal=False)
+    kept = runtime.observe(made, applied, left)
+    assert kept.message == "drifted from the command (CronJob deleted); selfHeal is off"
+    assert cluster.get("batch/v1", "CronJob", NAME) is None
+    assert runtime.observe(made, applied, context(tmp_path)) == applied
+    assert cluster.get("batch/v1", "CronJob", NAME) is not None

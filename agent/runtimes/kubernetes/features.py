@@ -68,7 +68,7 @@ class FeatureSets:
         self.reader = Reader(cluster, inventory)
         """Reads the inventory once synced (no request per cycle); else the API."""
         self._outcomes: dict[str, list[dict[str, Any]]] = {}
-        """Termination messages of finished Jobs, by Job name: read once, never again."""
+        """Termination messages of finished Jobs, by uid: read once, never again."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Send the ConfigMap, the CronJob and (once per command) the backfill Job; prune
@@ -105,12 +105,22 @@ class FeatureSets:
         them and ``context.self_heal`` (a refused command stays as it was reported)."""
         if last.phase == "Failed" and not last.observed:
             return last
-        config = self.reader.get("v1", "ConfigMap", f"{command.name}-featureset")
-        cron = self.reader.get("batch/v1", "CronJob", command.name)
-        if context.self_heal and (config is None or (cron is None and _scheduled(command))):
+        missing = [m for m in self._wanted(command) if self.reader.get(*m) is None]
+        if missing and context.self_heal:
             return self.apply(command, context)
         seen = self._status(command)
+        if missing:
+            gone = ", ".join(kind for _, kind, _ in missing)
+            why = f"drifted from the command ({gone} deleted); selfHeal is off"
+            seen = seen.model_copy(update={"message": why})
         return last if seen == last else seen
+
+    def _wanted(self, command: signed.Command) -> list[tuple[str, str, str]]:
+        """The objects every observation expects: the ConfigMap, the CronJob if scheduled."""
+        wanted = [("v1", "ConfigMap", f"{command.name}-featureset")]
+        if _scheduled(command):
+            wanted.append(("batch/v1", "CronJob", command.name))
+        return wanted
 
     def delete(self, command: signed.Command) -> None:
         """Delete every object of the resource (and the Jobs' pods), by its labels. Redis
@@ -181,11 +191,11 @@ class FeatureSets:
 
     def _outcomes_of(self, job: Manifest) -> list[dict[str, Any]]:
         """The pods' termination messages, read once per finished Job."""
-        name = _name(job)
-        if name not in self._outcomes:
-            pods = self.cluster.select("v1", "Pod", {JOB_NAME: name})
-            self._outcomes[name] = [o for pod in pods for o in _messages(pod)]
-        return self._outcomes[name]
+        uid = str(job["metadata"].get("uid") or _name(job))
+        if uid not in self._outcomes:
+            pods = self.cluster.select("v1", "Pod", {JOB_NAME: _name(job)})
+            self._outcomes[uid] = [o for pod in pods for o in _messages(pod)]
+        return self._outcomes[uid]
 
 
 def _status(
