@@ -78,6 +78,9 @@ _KUBERNETES = (
     "source.url",
     "source.secret",
     "autoscaling.prometheus.url",
+    "onlineStore.redis.secret",
+    "offlineStore.volume",
+    "offlineStore.path",
 )
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,30 @@ def command(
     )
 
 
+FEATURES_TARGET = replace(TARGET, redis_secret="feature-redis", features_volume="features")
+UNTIL = datetime(2026, 4, 10, 3, 0, tzinfo=UTC)
+
+
+def features_command() -> signed.Command:
+    """example-repo's feature set, backfilled in 4-week chunks, 3 at a time."""
+    document = parse_spec(
+        "f.yaml", (ROOT / "example-repo/features/customer-activity.yaml").read_bytes()
+    )
+    assert document.document is not None
+    spec = document.document.spec.model_dump(by_alias=True, exclude_unset=True)  # type: ignore[attr-defined]
+    spec["backfill"] = {"start": "2026-01-01", "chunk": "28d", "parallelism": 3}
+    body = {"apiVersion": "gitplane.dev/v1alpha1", "kind": "FeatureSet"}
+    text = json.dumps({**body, "metadata": {"name": "customer-activity"}, "spec": spec})
+    return signed.Command(
+        id="FeatureSet/customer-activity",
+        action="apply",
+        kind="FeatureSet",
+        name="customer-activity",
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
 CASES = {
     "churn-prod": lambda: command("deployments/churn-prod.yaml"),
     "churn-dev": lambda: command("deployments/churn-dev.yaml"),
@@ -99,6 +125,9 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
     "build-churn": lambda: [
         render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
     ],
+    "featureset-customer-activity": lambda: render.featureset(
+        features_command(), FEATURES_TARGET, UNTIL
+    ),
 }
 
 
@@ -114,6 +143,8 @@ MODELS = {
     ("v1", "Service"): "V1Service",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2HorizontalPodAutoscaler",
     ("batch/v1", "Job"): "V1Job",
+    ("batch/v1", "CronJob"): "V1CronJob",
+    ("v1", "ConfigMap"): "V1ConfigMap",
 }
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +34,8 @@ from ledger import gitrepo
 from schemas import signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
-from tests.agent.test_kubernetes_render import PINNED, TARGET
+from tests.agent.test_kubernetes_features import feature_plane
+from tests.agent.test_kubernetes_render import FEATURES_TARGET, PINNED, TARGET
 from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
 from tests.kubeapi.server import KubeApiDouble
@@ -128,9 +130,30 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
     return Subject(runtime, good, impossible, tmp_path / "scratch")
 
 
+def _kubernetes_features_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    """A FeatureSet with a backfill and no schedule on the double in kubelet mode: its Job's
+    pods run the feature job for real into a real redis-server; the impossible command
+    reads a source that is not there."""
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
+    _, cluster = stack.enter_context(feature_plane(tmp_path, request.getfixturevalue("redis_url")))
+    runtime = KubernetesRuntime(cluster, FEATURES_TARGET)
+    stack.callback(runtime.close)
+    runtime.featuresets.poll = 0.05
+    one_chunk = {"start": "2026-03-01", "end": "2026-03-15", "chunk": "30d"}
+
+    def manual(spec: dict[str, object]) -> None:
+        spec.pop("schedule")
+        spec.update(backfill=one_chunk, retry={"limit": 0})
+
+    impossible = _command(manual, source(path="data/missing.csv"))
+    return Subject(runtime, _command(manual), impossible, tmp_path / "scratch")
+
+
 RUNTIMES: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
     "local": _local_subject,
     "kubernetes": _kubernetes_subject,
+    "kubernetes-featureset": _kubernetes_features_subject,
 }
 
 

@@ -4,8 +4,7 @@ Only this package imports the official ``kubernetes`` client (an import-linter c
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
 Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
-cluster serves it, found by discovery at start); models, feature sets
-and DAGs come next, and until they do the runtime declares that it does not run them.
+cluster serves it, found by discovery at start) and feature sets (:mod:`.features`).
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import render
+from agent.runtimes.kubernetes import features, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.deployments import SCALED_OBJECT, Deployments, owned
+from agent.runtimes.kubernetes.features import FeatureSets
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.kubernetes.render import Target
 from schemas import signed
@@ -25,7 +25,7 @@ from schemas.errors import GitplaneError
 class KubernetesRuntime:
     """Applies, observes and deletes the kinds it runs in one namespace of one cluster."""
 
-    kinds = frozenset({"Deployment"})
+    kinds = frozenset({"Deployment", "FeatureSet"})
     jobs: frozenset[str] = frozenset()
     capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
     retried = frozenset({"Deployment"})
@@ -34,9 +34,11 @@ class KubernetesRuntime:
         selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
         # discovered once: KEDA installed later is used from the agent's next start
         target = dataclasses.replace(target, keda=cluster.serves(*SCALED_OBJECT))
-        self.inventory = Inventory(cluster, selector, owned(keda=target.keda)).start()
+        kinds = tuple(dict.fromkeys((*owned(keda=target.keda), *features.OWNED)))
+        self.inventory = Inventory(cluster, selector, kinds).start()
         """What runs, kept current by watches: observing sends no request per cycle."""
         self.deployments = Deployments(cluster, target, inventory=self.inventory)
+        self.featuresets = FeatureSets(cluster, target, inventory=self.inventory)
 
     def close(self) -> None:
         """Stop watching the cluster."""
@@ -56,7 +58,9 @@ class KubernetesRuntime:
         """Remove every object of the resource."""
         self._kind(command).delete(command)
 
-    def _kind(self, command: signed.Command) -> Deployments:
+    def _kind(self, command: signed.Command) -> Deployments | FeatureSets:
+        if command.kind == "FeatureSet":
+            return self.featuresets
         if command.kind != "Deployment":
             raise GitplaneError(f"the kubernetes runtime does not run {command.kind}s yet")
         return self.deployments

@@ -77,6 +77,9 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         plural="scaledobjects",
         custom=True,
     ),
+    ("batch/v1", "CronJob"): Kind(client.BatchV1Api, "namespaced_cron_job"),
+    ("v1", "ConfigMap"): Kind(client.CoreV1Api, "namespaced_config_map"),
+    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),
 }
 
 

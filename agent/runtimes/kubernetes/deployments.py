@@ -18,7 +18,7 @@ from typing import Any
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
-from agent.runtimes.kubernetes.inventory import Inventory
+from agent.runtimes.kubernetes.inventory import Inventory, Reader
 from schemas import commands, signed
 from schemas.common import parse_duration
 from schemas.observed import EndpointObserved
@@ -212,14 +212,10 @@ class Deployments:
         return self._status(command, "Failed", f"{why}; rolled back to {previous}", live)
 
     def _select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.select(api_version, kind, selector)
-        return self.cluster.select(api_version, kind, selector)
+        return Reader(self.cluster, self.inventory).select(api_version, kind, selector)
 
     def _read(self, api_version: str, kind: str, name: str) -> Manifest | None:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.get(api_version, kind, name)
-        return self.cluster.get(api_version, kind, name)
+        return Reader(self.cluster, self.inventory).get(api_version, kind, name)
 
     def _drifted(self, manifest: Manifest) -> bool:
         api_version, kind = manifest["apiVersion"], manifest["kind"]

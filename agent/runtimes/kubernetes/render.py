@@ -17,14 +17,17 @@ a Service or autoscaler, which would then be sent again for every command.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.runtimes.kubernetes import scalers
+from agent.runtimes.local import features
 from schemas import commands, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
 from schemas.errors import GitplaneError
+from schemas.featureset import FeatureSetSpec
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PLANE = "gitplane.dev/plane"
@@ -66,6 +69,14 @@ class Target:
     """The Prometheus that scrapes the proxies, for KEDA's triggers (empty: none)."""
     keda: bool = False
     """The cluster serves KEDA's ``ScaledObject`` (discovered by the runtime at start)."""
+    redis_secret: str | None = None
+    """Feature sets' online store: a Secret whose ``REDIS_URL`` key reaches the plane's Redis
+    (``spec.kubernetes.onlineStore.redis.secret``)."""
+    features_volume: str | None = None
+    """Feature sets' PersistentVolumeClaim: sources, offline store, run state
+    (``spec.kubernetes.offlineStore.volume``)."""
+    features_path: str = "features"
+    """The stores' folder in that volume (``spec.kubernetes.offlineStore.path``)."""
 
 
 def labels(target: Target, kind: str, name: str) -> dict[str, str]:
@@ -244,6 +255,126 @@ def container_resources(resources: Resources) -> Manifest:
     if resources.gpu:
         wanted["nvidia.com/gpu"] = str(resources.gpu)  # a quantity, as every resource
     return {"requests": dict(wanted), "limits": dict(wanted)} if wanted else {}
+
+
+FEATURES = "/features"
+"""Where a feature set's pod mounts the plane's feature volume."""
+SPEC_DIR = "/etc/gitplane/command"
+"""Where it mounts the ConfigMap holding the command's spec (``spec.json``)."""
+TERMINATION_LOG = "/dev/termination-log"
+"""Where the pod writes its one-line JSON outcome; the agent reads it from the pod status."""
+UNTIL = "gitplane.dev/backfill-until"
+"""The ConfigMap's record of the time the backfill reads up to (the first apply's)."""
+
+
+def featureset(command: signed.Command, target: Target, until: datetime) -> list[Manifest]:
+    """A FeatureSet command: a ConfigMap holding its spec (what the pods run, checked
+    against the digest in their arguments), a CronJob for its schedule, and an Indexed Job
+    computing the backfill's chunks (one completion each, ``backfill.parallelism`` at once)
+    up to ``until``. ``ValueError`` when the plane has no store the spec needs."""
+    typed = commands.read(command, commands.FeatureSetCommand)
+    spec = typed.spec
+    if target.features_volume is None:
+        raise ValueError("the plane has no spec.kubernetes.offlineStore: feature sets need one")
+    if spec.stores.online.enabled and target.redis_secret is None:
+        raise ValueError("the plane has no spec.kubernetes.onlineStore: this spec needs one")
+    metadata = _metadata(target, command, f"{command.name}-featureset")
+    metadata["annotations"][UNTIL] = _iso(until)
+    data = {"spec.json": command.spec}
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}]
+    if spec.schedule is not None:
+        objects.append(_cron_job(command, target, spec, until))
+    chunks = len(features.backfill_chunks(spec, until))
+    if chunks:
+        objects.append(_backfill(command, target, spec, until, chunks))
+    return objects
+
+
+def _cron_job(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime
+) -> Manifest:
+    schedule = spec.schedule
+    assert schedule is not None  # noqa: S101 - featureset() renders a CronJob only with one
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(target, command, command.name),
+        "spec": {
+            "schedule": schedule.cron,
+            "timeZone": schedule.timezone,
+            "concurrencyPolicy": schedule.concurrency_policy,
+            "suspend": schedule.suspend,
+            "jobTemplate": {
+                "metadata": {"labels": labels(target, command.kind, command.name)},
+                "spec": _features_job(command, target, spec, until, backfill=False),
+            },
+        },
+    }
+
+
+def _backfill(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime, chunks: int
+) -> Manifest:
+    parallelism = spec.backfill.parallelism if spec.backfill else 1
+    job = _features_job(command, target, spec, until, backfill=True)
+    job.update(completionMode="Indexed", completions=chunks, parallelism=min(parallelism, chunks))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(target, command, backfill_name(command)),
+        "spec": job,
+    }
+
+
+def backfill_name(command: signed.Command) -> str:
+    """The backfill Job of a FeatureSet command (one per command: a Job's pods cannot change)."""
+    return f"{command.name}-backfill-{digest_label(command.digest)[7:15]}"
+
+
+def _features_job(
+    command: signed.Command,
+    target: Target,
+    spec: FeatureSetSpec,
+    until: datetime,
+    *,
+    backfill: bool,
+) -> Manifest:
+    """A Job's spec running the feature set's computation once; its retries are the Job's
+    (``retry.limit``), its ``timeout`` the Job's deadline."""
+    run = ["python", "-m", "agent.runtimes.kubernetes.features_job", "--name", command.name]
+    run += ["--digest", command.digest, "--spec", f"{SPEC_DIR}/spec.json"]
+    run += ["--volume", FEATURES, "--path", target.features_path, "--until", _iso(until)]
+    run += ["--termination-log", TERMINATION_LOG]
+    container: Manifest = {
+        "name": "features",
+        "image": target.agent_image,
+        "args": [*run, "--backfill"] if backfill else run,
+        "resources": container_resources(spec.resources),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [
+            {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+            {"name": "features", "mountPath": FEATURES},
+        ],
+    }
+    if spec.stores.online.enabled:
+        container["envFrom"] = [{"secretRef": {"name": target.redis_secret}}]
+    volumes = [
+        {"name": "spec", "configMap": {"name": f"{command.name}-featureset"}},
+        {"name": "features", "persistentVolumeClaim": {"claimName": target.features_volume}},
+    ]
+    return {
+        "backoffLimit": spec.retry.limit,
+        "activeDeadlineSeconds": int(seconds(spec.timeout)),
+        "template": {
+            "metadata": {"labels": labels(target, command.kind, command.name)},
+            "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes},
+        },
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 WORKSPACE = "/workspace"
