@@ -79,7 +79,9 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ),
     ("batch/v1", "CronJob"): Kind(client.BatchV1Api, "namespaced_cron_job"),
     ("v1", "ConfigMap"): Kind(client.CoreV1Api, "namespaced_config_map"),
-    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),
+    ("v1", "Pod"): Kind(
+        client.CoreV1Api, "namespaced_pod", verbs=("get", "list", "watch"), subresources=("log",)
+    ),  # made by Jobs, only read: their status (termination messages) and logs
 }
 
 
