@@ -44,6 +44,10 @@ Three things are measured, each printed beside its target; nothing is asserted:
    finish the cycle its own push triggers. The watcher is stopped with SIGTERM
    in a ``finally``; its process group is killed if it does not exit.
 
+2b. Verifying ten signed approvals (target <= 10 ms, issue 21): ten ed25519 keys made by
+   ``ssh-keygen``, ten approval records signed with them, then ``ledger.approvals.tally``
+   (parse, in-process SSHSIG verification, distinct-key count) timed K times.
+
 Part 1 reports the best of min(K, 3) runs, fewer once a figure's runs have
 taken 15 s (one full plan can take tens of seconds); parts 2 and 3 take K
 samples. ``--profile`` adds cProfile's top functions for the cold
@@ -79,18 +83,21 @@ from typing import TypeVar
 import yaml
 from corpus import commit_all, git, kind_counts, write_corpus
 
-from ledger import gitrepo, keyring, layout
+from ledger import approvals, gitrepo, keyring, layout, sshkeygen
 from reconciler import desired, tracker
 from reconciler.plan import Desired, Plan, plan
 from reconciler.reconcile import desired_at
 from reconciler.replan import Planner
-from schemas import parse
+from schemas import parse, sshkey
 from schemas.dataplane import DataPlane
+from schemas.policy import Approver
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TARGET_COLD = 5.0
 TARGET_INCREMENTAL = 0.050
 TARGET_WATCH = 1.0
+TARGET_APPROVALS = 0.010
+SIGNED_APPROVALS = 10
 MAX_TIMED_RUNS = 3
 BUDGET = 15.0
 POLL = 0.005
@@ -121,6 +128,7 @@ def main() -> int:
         del state
         cold_plan(repo, runs, profile_it=args.profile)
         replan(repo, args.repeat, profile_it=args.profile)
+        verify_approvals(Path(tmp) / "ssh", args.repeat)
         return watch_latency(Path(tmp) / "watch", args.repeat)
 
 
@@ -167,6 +175,42 @@ def _ms(seconds: float) -> str:
 
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
+
+
+# Signed approvals ---------------------------------------------------------------------
+
+
+def verify_approvals(folder: Path, runs: int) -> None:
+    """Part 2b: what the reconciler's gate adds to a cycle for verifying the records: ten
+    approval records of ten ed25519 keys made and signed by ``ssh-keygen``, verified and
+    counted by ``ledger.approvals.tally`` (the plan digests they are compared with come
+    from the cycle's own plan of the protected planes, timed in parts 1 and 2)."""
+    folder.mkdir()
+    names = [f"approver{i}" for i in range(SIGNED_APPROVALS)]
+    listed, files = [], {}
+    target = approvals.Target("sha256:" + "1" * 64, "a" * 40, {"a" * 40: "b" * 40}, {})
+    for name in names:
+        key = folder / name
+        args = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)]
+        subprocess.run(args, check=True, capture_output=True)
+        line = Path(f"{key}.pub").read_text()
+        listed.append(Approver(name=name, key=line))
+        draft = approvals.Approval(
+            repository=target.repository, commit=target.commit, tree="b" * 40, plans={},
+            approver=name, key=sshkey.parse(line).fingerprint, time="2026-11-24T12:00:00Z",
+        )  # fmt: skip
+        armor = sshkeygen.sign(draft.payload(), key=key, namespace=approvals.NAMESPACE)
+        files[f"approvals/{target.commit}/{name}.json"] = approvals.stored(draft, armor)
+    approvers = approvals.Approvers.of(listed)
+    samples = [
+        timed(lambda: approvals.tally(files, approvers=approvers, target=target))[0]
+        for _ in range(runs)
+    ]
+    print(f"\n2b. Verifying {SIGNED_APPROVALS} signed approvals (best of {runs} runs)")
+    print(
+        f"  {_ms(best(samples))} (target <= {_ms(TARGET_APPROVALS)}: "
+        f"{_verdict(best(samples) <= TARGET_APPROVALS)})"
+    )
 
 
 # Corpus with P planes ------------------------------------------------------------------

@@ -30,6 +30,8 @@ COMMANDS = {
     "status": "cli.status_cmd:status",
     "wait": "cli.wait_cmd:wait",
     "audit": "cli.audit_cmd:audit",
+    "approve": "cli.approve_cmd:approve",
+    "approvals": "cli.approvals_cmd:approvals",
     "reconcile": "cli.reconcile_cmd:reconcile",
     "agent": "cli.agent_cmd:agent",
     "keys": "cli.keys_cmd:keys",

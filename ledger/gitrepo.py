@@ -229,6 +229,13 @@ class GitRepo:
         pending = self.start("show", "-s", "--format=%P%x00%(trailers:unfold,only)", rev, "--")
         return lambda: _commit_info(pending())
 
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        """Whether ``ancestor`` is ``commit`` or one of its ancestors (False when either is
+        not a commit here)."""
+        if not commit or ancestor.startswith("-") or commit.startswith("-"):
+            return False
+        return self.execute("merge-base", "--is-ancestor", ancestor, commit).returncode == 0
+
     def is_bare(self) -> bool:
         """Whether this is a bare repository (no working tree)."""
         return self.run("rev-parse", "--is-bare-repository").strip() == b"true"

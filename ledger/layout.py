@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 ROOT_REF = "refs/heads/gitplane/root"
+APPROVALS_REF = "refs/heads/gitplane/approvals"
+"""Signed approval records (docs/adr/0018-signed-approvals.md)."""
 TIMESTAMP = "timestamp.json"
 STATUS = "status.json"
 

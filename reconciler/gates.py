@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from reconciler.planned import Desired
+from reconciler.planned import Desired, Signed
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, kinds, observed, signed
 from schemas.deployment import Deployment
@@ -192,10 +192,22 @@ def _approvals(policy: Policy, desired: Desired) -> str | None:
         return None
     if rule.require_merge_commit and not desired.merged:
         return "the change did not arrive through a merged pull request"
+    if rule.mode == "signed":
+        return _signed(rule.minimum, desired.signed)
     approvals = len(desired.trailers.get(rule.trailer, frozenset()))
     if approvals < rule.minimum:
         return f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {approvals}"
     return None
+
+
+def _signed(minimum: int, signed: Signed | None) -> str | None:
+    """Why the signed approvals of a change are not enough (never trailers: ADR 0018)."""
+    if signed is None:
+        return f"needs {minimum} signed approval(s); no approval records were read"
+    if signed.approvers >= minimum:
+        return None
+    needs = f"needs {minimum} signed approval(s), has {signed.approvers}"
+    return f"{signed.plan_changed}; {needs}" if signed.plan_changed else needs
 
 
 def _windows(policy: Policy, now: datetime) -> str | None:

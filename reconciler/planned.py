@@ -20,6 +20,17 @@ ORDER = ("Model", "FeatureSet", "Deployment", "DAG")
 
 
 @dataclass(frozen=True)
+class Signed:
+    """What the signed approval records of a commit came to (reconciler.approving)."""
+
+    approvers: int
+    """Distinct approver keys whose records verified and match every protected plane's
+    plan digest at this commit."""
+    plan_changed: str = ""
+    """When a record was refused because a plan changed since: why, with both digests."""
+
+
+@dataclass(frozen=True)
 class Desired:
     """Desired state: the documents of one commit of the protected branch."""
 
@@ -31,6 +42,8 @@ class Desired:
     """Trailers of ``commit`` by key (``Approved-by`` -> the distinct approvers)."""
     merged: bool = False
     """Whether ``commit`` arrived through a merge (a merged pull request)."""
+    signed: Signed | None = None
+    """Its signed approvals; None when none were read (``mode: signed`` then blocks)."""
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,20 @@ def _removed(changed: Plan, head: Plan, base: Plan, wanted: Desired) -> Plan:
 
 def _key(action: Action) -> tuple[str, str, str]:
     return (action.kind, action.name, action.source)
+
+
+def spec_repo(path: Path) -> tuple[gitrepo.GitRepo, str]:
+    """The repository holding ``path``, and ``path``'s prefix inside it."""
+    return _repo(path)
+
+
+def desired_of(repo: gitrepo.GitRepo, rev: str, prefix: str, display: str) -> Desired:
+    """Desired state of ``rev`` (:class:`InvalidSpecsError` when it does not validate)."""
+    return _desired(repo, rev, prefix, display)
+
+
+def recorded_of(
+    request: PlanRequest, repo: gitrepo.GitRepo, want: Desired, now: datetime
+) -> dict[str, RecordedPlane]:
+    """Each plane's verified recorded state, read as ``plan --root`` reads it."""
+    return _recorded(request, repo, want, now)[0]

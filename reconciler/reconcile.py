@@ -29,9 +29,10 @@ from ledger import (
     verify,
     watermark,
 )
-from reconciler import desired, recorded, replan, tracker
+from reconciler import approval_gate, approvals, desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
-from schemas import signed
+from reconciler.planned import Signed
+from schemas import files, signed
 from schemas.common import parse_duration
 from schemas.dataplane import DataPlane
 from schemas.document import Document
@@ -40,6 +41,10 @@ from schemas.problems import Problem
 
 RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
 WATERMARKS = "watermarks.json"
+APPROVAL_RULE = "approval-rule.json"
+APPROVALS_TIP = "approvals-tip"
+"""The approvals branch's tip last read: the branch only ever moves forward."""
+"""The approval rule in force (ADR 0018): who approves, trusted on first use."""
 """In the work directory: the newest head seen per plane (rollback protection)."""
 
 
@@ -107,6 +112,8 @@ class Reconciler:
         """Resources changed since the last plan (None: plan everything)."""
         self._roots = history
         self._published = False
+        self._signed: Signed | None = None
+        """What the signed approvals came to last cycle."""
 
     def specs_documents(self) -> list[Document]:
         """The valid documents at the branch's current commit (for tools and tests)."""
@@ -145,8 +152,14 @@ class Reconciler:
         want = snapshot.want
         planes = {d.name: d for d in want.documents if isinstance(d, DataPlane)}
         refs, alarms = self._snapshot(now)
+        refs, rewritten = self._approvals_append_only(refs)
+        alarms += rewritten
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
+        gated = self._approved(want, recorded_state, refs, now)
+        if gated.refused:
+            return Cycle(commit, problems=[Problem(".", 0, 0, "", gated.refused)])
+        want = gated.want
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
         self._changed = frozenset()
@@ -169,6 +182,42 @@ class Reconciler:
                 cycle.issued[update.plane] = head
         self.log.watermarks.flush()  # the heads this cycle read, once for every plane
         return cycle
+
+    def _approvals_append_only(self, refs: gitrepo.Snapshot) -> tuple[gitrepo.Snapshot, list[str]]:
+        """``refs`` with the approvals branch at the newest tip that descends from the one
+        read before (kept in the work directory): a rewritten branch is read as it was,
+        and reported (ADR 0018; a rewrite can only have removed approvals)."""
+        path = self.settings.work_dir / APPROVALS_TIP
+        last = path.read_text().strip() if path.exists() else ""
+        tip = refs.get(layout.APPROVALS_REF)
+        if tip == last or (tip is None and not last):
+            return refs, []
+        if last and not self.state.repo.is_ancestor(last, tip or ""):
+            kept = gitrepo.Snapshot({**refs, layout.APPROVALS_REF: last}, refs.broken)
+            return kept, [f"{layout.APPROVALS_REF} was rewritten: kept {last[:12]}"]
+        files.atomic_write(path, f"{tip}\n".encode())
+        return refs, []
+
+    def _approved(
+        self,
+        want: Desired,
+        recorded_state: Mapping[str, recorded.RecordedPlane],
+        refs: gitrepo.Snapshot,
+        now: datetime,
+    ) -> approval_gate.Gated:
+        """``want`` with what its signed approvals come to, and the approval rule now in
+        force (kept in the work directory); a change in the approvals since the last cycle
+        replans everything (a gate's verdict moved, not a spec)."""
+        change = approval_gate.Change(self.specs.repo, self.settings.path, want, recorded_state)
+        path = self.settings.work_dir / APPROVAL_RULE
+        trusted = approvals.Rule.loads(path.read_bytes()) if path.exists() else None
+        gated = approval_gate.signed(change, self.state, refs, now, trusted)
+        if gated.rule != trusted:
+            files.atomic_write(path, gated.rule.dumps())
+        if gated.want.signed != self._signed:
+            self._changed = None
+            self._signed = gated.want.signed
+        return gated
 
     def _check_path(self, commit: str) -> None:
         """``--path`` names a directory of the commit (git's own ``ls-tree`` error was all

@@ -98,6 +98,53 @@ class KubernetesSource(Strict):
     environment (git credentials); named, never given."""
 
 
+class KubernetesPrometheus(Strict):
+    """The Prometheus that scrapes the endpoints' proxies (their pods' ``prometheus.io/*``
+    annotations), as KEDA's operator reaches it."""
+
+    url: Annotated[str, Field(max_length=2048, pattern=hints.HTTP_URL, title="URL")]
+    """``http://prometheus.monitoring.svc:9090``: KEDA's ``prometheus`` scaler queries it."""
+
+
+class KubernetesAutoscaling(Strict):
+    """How a Kubernetes plane scales Deployments on their measured load."""
+
+    prometheus: KubernetesPrometheus | None = None
+    """Without it (or without KEDA in the cluster) a Deployment scales on CPU with an
+    ``autoscaling/v2`` HPA, and its status says which targets are not honoured."""
+
+
+class RedisStore(Strict):
+    """A Redis server holding feature sets' latest values (Feast's ``redis`` online store)."""
+
+    secret: SecretName
+    """A Secret in the plane's namespace whose ``REDIS_URL`` key is the connection string
+    (``redis://:password@host:6379/0``); named, never given, so no password is in git."""
+
+
+class KubernetesOnlineStore(Strict):
+    """Where feature sets' online values live on a Kubernetes plane."""
+
+    redis: RedisStore
+
+
+ClaimName = Annotated[str, Field(max_length=253, pattern=hints.CLAIM, title="claim name")]
+"""The name of a PersistentVolumeClaim in the plane's namespace."""
+VolumePath = Annotated[str, Field(max_length=1024, pattern=hints.RELATIVE_PATH)]
+"""A relative path inside a volume, without ``..``."""
+
+
+class KubernetesOfflineStore(Strict):
+    """Where feature sets' history (Parquet) and sources live on a Kubernetes plane: a
+    volume every feature set pod mounts (Feast's ``file`` offline store)."""
+
+    volume: ClaimName
+    """A PersistentVolumeClaim (ReadWriteMany when backfill chunks run in parallel)."""
+    path: VolumePath = "features"
+    """Inside the volume: ``<path>/<feature set>/offline/*.parquet`` and its run state.
+    Sources (``spec.source.path``) are read relative to the volume's root."""
+
+
 class KubernetesRuntime(Strict):
     """Settings of the ``kubernetes`` runtime (ADR 0016: signed to the agent with its
     commands, once the runtime reads them)."""
@@ -108,6 +155,11 @@ class KubernetesRuntime(Strict):
     mlflow_tracking_uri: str | None = None
     images: KubernetesImages | None = None
     source: KubernetesSource | None = None
+    autoscaling: KubernetesAutoscaling | None = None
+    online_store: KubernetesOnlineStore | None = None
+    """Required by feature sets with an online store."""
+    offline_store: KubernetesOfflineStore | None = None
+    """Required by feature sets (their sources, history and run state)."""
 
 
 class DataPlaneSpec(Strict):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
-from schemas.common import LabelSelector, Strict
+from schemas import sshkey
+from schemas.common import LabelSelector, Name, Strict
 from schemas.document import Document
 from schemas.model import Severity
 
@@ -15,14 +16,73 @@ Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
-class Approvals(Strict):
-    """Approvals a change needs, counted from trailers of the commit that made it."""
+def _an_approver_key(value: str) -> str:
+    """An ed25519 key the approval verifier accepts (``schemas.sshkey``)."""
+    try:
+        sshkey.parse(value)
+    except sshkey.SshKeyError as error:
+        raise ValueError(str(error)) from None
+    return value
 
+
+SshKey = Annotated[
+    str, Field(max_length=1024, title="SSH public key"), AfterValidator(_an_approver_key)
+]
+
+
+class Approver(Strict):
+    """A person who may approve, by the public key they sign approvals with."""
+
+    name: Name
+    """Shown in ``approvals``, ``plan`` and ``audit``; never counted (the key is)."""
+    key: SshKey
+    """``ssh-ed25519 AAAA… comment``, as in ``~/.ssh/id_ed25519.pub``."""
+
+
+class Approvals(Strict):
+    """Approvals a change needs: signed approval records (``mode: signed``) or trailers of the
+    commit that made it (``mode: trailers``, the weaker mode: anyone who can push can write
+    one). docs/adr/0018-signed-approvals.md."""
+
+    mode: Literal["trailers", "signed"] = "trailers"
+    """``signed``: distinct ``approvers`` keys must sign the change and its plan digests."""
     minimum: Annotated[int, Field(ge=0, le=20)] = 1
+    approvers: Annotated[list[Approver], Field(max_length=100)] = Field(default_factory=list)
+    """Who may approve in ``signed`` mode; a key counts once, whatever its names."""
     trailer: str = "Approved-by"
     """Commit trailer naming one approver each, written by the merge (one per person)."""
     require_merge_commit: bool = False
     """Only changes that arrived through a merge commit (a merged pull request) count."""
+
+    @model_validator(mode="after")
+    def _approvers_fit_mode(self) -> Self:
+        if self.mode == "trailers" and self.approvers:
+            raise ValueError("approvers are read only with mode: signed")
+        if self.mode == "signed":
+            _distinct(self.approvers)
+            if len(self.approvers) < self.minimum:
+                raise ValueError(
+                    f"minimum is {self.minimum} but only {len(self.approvers)} approver(s) "
+                    "are listed: no change could ever be approved"
+                )
+        return self
+
+
+def _distinct(approvers: list[Approver]) -> None:
+    """Refuse a name or a key listed twice (one key under two names would count once)."""
+    names: set[str] = set()
+    keys: dict[str, str] = {}
+    for approver in approvers:
+        fingerprint = sshkey.parse(approver.key).fingerprint
+        if approver.name in names:
+            raise ValueError(f"approver {approver.name!r} is listed twice")
+        if fingerprint in keys:
+            raise ValueError(
+                f"approvers {keys[fingerprint]!r} and {approver.name!r} have the same key "
+                f"({fingerprint})"
+            )
+        names.add(approver.name)
+        keys[fingerprint] = approver.name
 
 
 class SecurityGate(Strict):

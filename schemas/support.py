@@ -77,9 +77,13 @@ _KUBERNETES = (
     "images.agent",
     "source.url",
     "source.secret",
+    "autoscaling.prometheus.url",
+    "onlineStore.redis.secret",
+    "offlineStore.volume",
+    "offlineStore.path",
 )
-_KUBERNETES_BUILDS = ("images.build", "images.agent", "source.url", "source.secret")
-"""The settings only a build reads (ADR 0016); the others shape every Deployment."""
+_KUBERNETES_BUILDS = ("images.build", "source.url", "source.secret")
+"""The settings only a build reads (ADR 0016); the others shape Deployments and feature sets."""
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 _ONE_AT_A_TIME = (
@@ -181,7 +185,7 @@ TABLE: tuple[Unsupported, ...] = (
         "kubernetes",
         "DataPlane",
         "spec.runtime",
-        "the kubernetes runtime runs Deployments only so far: a Model, FeatureSet or DAG "
+        "the kubernetes runtime runs Deployments and FeatureSets so far: a Model or DAG "
         "issued to this plane is reported Failed by its agent (not run yet)",
     ),
 )

@@ -8,8 +8,11 @@ misplaced or unknown to the API (the client's models drop what they do not know)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,10 @@ SETTINGS = dataplane.KubernetesRuntime.model_validate({
     "source": {"url": TARGET.repo_url, "secret": TARGET.source_secret},
 })  # fmt: skip
 """The plane's signed ``spec.kubernetes`` that :data:`TARGET` is made from (ADR 0016)."""
+KEDA = dataclasses.replace(
+    TARGET, keda=True, prometheus_url="http://prometheus.monitoring.svc:9090"
+)
+"""The plane in a cluster with KEDA installed, and a Prometheus scraping the proxies."""
 COMMIT = "c0ffee" * 6 + "c0ff"
 TREE = "7ee" * 13 + "7"
 RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"
@@ -84,6 +91,39 @@ def command(
     )
 
 
+FEATURES_TARGET = replace(TARGET, redis_secret="feature-redis", features_volume="features")
+FEATURES_SETTINGS = SETTINGS.model_copy(
+    update={
+        "online_store": dataplane.KubernetesOnlineStore.model_validate(
+            {"redis": {"secret": "feature-redis"}}
+        ),
+        "offline_store": dataplane.KubernetesOfflineStore.model_validate({"volume": "features"}),
+    }
+)
+"""The settings :data:`FEATURES_TARGET` is made from."""
+UNTIL = datetime(2026, 4, 10, 3, 0, tzinfo=UTC)
+
+
+def features_command() -> signed.Command:
+    """example-repo's feature set, backfilled in 4-week chunks, 3 at a time."""
+    document = parse_spec(
+        "f.yaml", (ROOT / "example-repo/features/customer-activity.yaml").read_bytes()
+    )
+    assert document.document is not None
+    spec = document.document.spec.model_dump(by_alias=True, exclude_unset=True)  # type: ignore[attr-defined]
+    spec["backfill"] = {"start": "2026-01-01", "chunk": "28d", "parallelism": 3}
+    body = {"apiVersion": "gitplane.dev/v1alpha1", "kind": "FeatureSet"}
+    text = json.dumps({**body, "metadata": {"name": "customer-activity"}, "spec": spec})
+    return signed.Command(
+        id="FeatureSet/customer-activity",
+        action="apply",
+        kind="FeatureSet",
+        name="customer-activity",
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
 CASES = {
     "churn-prod": lambda: command("deployments/churn-prod.yaml"),
     "churn-dev": lambda: command("deployments/churn-dev.yaml"),
@@ -98,9 +138,13 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
         f"deployment-{case}": (lambda make=make: render.deployment(make(), TARGET))
         for case, make in CASES.items()
     },
+    "deployment-churn-dev-keda": lambda: render.deployment(CASES["churn-dev"](), KEDA),
     "build-churn": lambda: [
         render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
     ],
+    "featureset-customer-activity": lambda: render.featureset(
+        features_command(), FEATURES_TARGET, UNTIL
+    ),
 }
 
 
@@ -116,13 +160,61 @@ MODELS = {
     ("v1", "Service"): "V1Service",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2HorizontalPodAutoscaler",
     ("batch/v1", "Job"): "V1Job",
+    ("batch/v1", "CronJob"): "V1CronJob",
+    ("v1", "ConfigMap"): "V1ConfigMap",
 }
+
+
+SCALED_OBJECT_FIELDS = {
+    "scaleTargetRef": {"apiVersion", "kind", "name", "envSourceContainerName"},
+    "triggers": {"type", "name", "metadata", "metricType", "useCachedMetrics", "authenticationRef"},
+    "advanced": {
+        "horizontalPodAutoscalerConfig",
+        "restoreToOriginalReplicaCount",
+        "scalingModifiers",
+    },
+}
+SCALED_OBJECT_SPEC = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
+"""KEDA 2.x's ``ScaledObject`` (keda.sh/v1alpha1) fields, from its CRD: the official client
+has no model of it to check against."""
+
+
+def _is_a_scaled_object(manifest: render.Manifest) -> None:
+    spec = manifest["spec"]
+    assert set(manifest) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(spec) <= SCALED_OBJECT_SPEC
+    assert set(spec["scaleTargetRef"]) <= SCALED_OBJECT_FIELDS["scaleTargetRef"]
+    assert set(spec["advanced"]) <= SCALED_OBJECT_FIELDS["advanced"]
+    for trigger in spec["triggers"]:
+        assert set(trigger) <= SCALED_OBJECT_FIELDS["triggers"]
+        assert all(isinstance(v, str) for v in trigger["metadata"].values())  # a string map
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    api = client.ApiClient()  # KEDA passes its HPA config through to the HPA it makes
+    typed = api.deserialize(json.dumps(behavior), "V2HorizontalPodAutoscalerBehavior", JSON)
+    assert api.sanitize_for_serialization(typed) == behavior
+
+
+JSON = "application/json"
 
 
 @pytest.mark.parametrize("case", sorted(RENDERS))
 def test_every_object_is_what_the_official_client_models_know(case: str) -> None:
     api = client.ApiClient()
     for manifest in RENDERS[case]():
+        if manifest["kind"] == "ScaledObject":
+            _is_a_scaled_object(manifest)
+            continue
         model = MODELS[(manifest["apiVersion"], manifest["kind"])]
         typed = api.deserialize(json.dumps(manifest), model, "application/json")
         assert type(typed).__name__ == model

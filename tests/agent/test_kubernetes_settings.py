@@ -45,8 +45,12 @@ def test_the_target_is_made_from_the_signed_settings() -> None:
 @pytest.mark.parametrize(
     ("settings", "kind", "unset"),
     [
-        ({"images": {"serving": "ghcr.io/a/serve:1"}}, "Deployment", ["mlflowTrackingUri"]),
-        ({"mlflowTrackingUri": "http://mlflow"}, "Deployment", ["images.serving"]),
+        (
+            {"images": {"serving": "ghcr.io/a/serve:1"}},
+            "Deployment",
+            ["mlflowTrackingUri", "images.agent"],
+        ),
+        ({"mlflowTrackingUri": "http://mlflow"}, "Deployment", ["images.serving", "images.agent"]),
         (
             {"mlflowTrackingUri": "http://m", "images": {"serving": "ghcr.io/a/serve:1"}},
             "Model",
@@ -113,7 +117,9 @@ def test_settings_that_lack_what_a_kind_needs_block_it(
     lacking = dataplane.KubernetesRuntime.model_validate({"namespace": TARGET.namespace})
     done = runtime.apply(command("deployments/churn-prod.yaml"), _context(tmp_path, lacking))
     assert done.phase == "Blocked"
-    assert done.message == "the plane's spec.kubernetes sets no images.serving, mlflowTrackingUri"
+    assert done.message == (
+        "the plane's spec.kubernetes sets no images.serving, mlflowTrackingUri, images.agent"
+    )
 
 
 @pytest.mark.effect("DataPlane", "spec.kubernetes.namespace", "spec.kubernetes.context")
@@ -126,7 +132,9 @@ def test_new_settings_rebuild_the_handlers_where_they_say(
     assert runtime.apply(made, _context(tmp_path)).phase == "Ready"
     first = runtime.target
     moved = _settings(
-        namespace="gitplane-next", context="eu", images={"serving": "ghcr.io/a/serve:2"}
+        namespace="gitplane-next",
+        context="eu",
+        images={"serving": "ghcr.io/a/serve:2", "agent": TARGET.agent_image},
     )
     done = runtime.apply(made, _context(tmp_path, moved))
     assert done.phase == "Ready", done.message

@@ -13,6 +13,7 @@ import functools
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,13 +30,21 @@ from agent.runtimes.base import (
 )
 from agent.runtimes.kubernetes import KINDS, KubernetesRuntime
 from agent.runtimes.kubernetes.deployments import Deployments
+from agent.runtimes.kubernetes.features import FeatureSets
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
-from tests.agent.test_kubernetes_render import PINNED, SETTINGS, TARGET
+from tests.agent.test_kubernetes_features import feature_plane
+from tests.agent.test_kubernetes_render import (
+    FEATURES_SETTINGS,
+    FEATURES_TARGET,
+    PINNED,
+    SETTINGS,
+    TARGET,
+)
 from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
 from tests.kubeapi.server import KubeApiDouble
@@ -51,6 +60,8 @@ class Subject:
     impossible: signed.Command
     """A command for the same resource that it cannot carry out (its input is missing)."""
     scratch: Path
+    settings: dataplane.KubernetesRuntime = SETTINGS
+    """The plane's signed ``spec.kubernetes`` (ADR 0016): only a Kubernetes plane reads it."""
 
     def context(
         self, at: timedelta = timedelta(0), cancel: CancelToken | None = None
@@ -62,7 +73,7 @@ class Subject:
             scratch,
             now=APRIL + at,
             cancel=cancel or CancelToken(),
-            kubernetes=SETTINGS,  # the plane's signed settings: only a Kubernetes plane reads them
+            kubernetes=self.settings,  # the plane's signed settings: a Kubernetes plane's
         )
 
 
@@ -137,9 +148,35 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
     return Subject(runtime, good, impossible, tmp_path / "scratch")
 
 
+def _kubernetes_features_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    """A FeatureSet with a backfill and no schedule on the double in kubelet mode: its Job's
+    pods run the feature job for real into a real redis-server; the impossible command
+    reads a source that is not there."""
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
+    _, cluster = stack.enter_context(feature_plane(tmp_path, request.getfixturevalue("redis_url")))
+    quick = dataclasses.replace(
+        KINDS["FeatureSet"], handler=functools.partial(FeatureSets, poll=0.05)
+    )
+    runtime = KubernetesRuntime(
+        lambda _: cluster.api, FEATURES_TARGET.plane, kinds={**KINDS, "FeatureSet": quick}
+    )
+    stack.callback(runtime.close)
+    one_chunk = {"start": "2026-03-01", "end": "2026-03-15", "chunk": "30d"}
+
+    def manual(spec: dict[str, object]) -> None:
+        spec.pop("schedule")
+        spec.update(backfill=one_chunk, retry={"limit": 0})
+
+    impossible = _command(manual, source(path="data/missing.csv"))
+    made = Subject(runtime, _command(manual), impossible, tmp_path / "scratch")
+    return dataclasses.replace(made, settings=FEATURES_SETTINGS)
+
+
 RUNTIMES: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
     "local": _local_subject,
     "kubernetes": _kubernetes_subject,
+    "kubernetes-featureset": _kubernetes_features_subject,
 }
 
 

@@ -394,7 +394,39 @@ OURS = {
         "in-cluster configuration: ", config=GOOD_AGENT + "runtime: {type: kubernetes}\n"),
 }  # fmt: skip
 
-CASES = {**FOUND, **OURS}
+ROOT = ["--root", "{s}/keys/root.json"]
+APPROVALS = {
+    "approve-without-key": Case(["approve", "{s}/specs", *ROOT], 2, "Missing option '--key'"),
+    "approve-without-root": Case(
+        ["approve", "{s}/specs", "--key", "{s}/afile"], 2, "Missing option '--root'"
+    ),
+    "approve-key-missing": Case(
+        ["approve", "{s}/specs", *ROOT, "--key", "{s}/none"], 2, "does not exist"
+    ),
+    "approve-key-a-directory": Case(
+        ["approve", "{s}/specs", *ROOT, "--key", "{s}/adir"], 2, "is a directory"
+    ),
+    "approve-key-without-public-half": Case(
+        ["approve", "{s}/specs", *ROOT, "--key", "{s}/afile"],
+        2,
+        "afile.pub: No such file or directory",
+    ),
+    "approve-key-etc-passwd": Case(
+        ["approve", "{s}/specs", *ROOT, "--key", "{s}/passwd.pub"],
+        2,
+        "passwd.pub: the key's base64 does not decode",
+    ),
+    "approvals-unknown-rev": Case(["approvals", "{s}/specs", *ROOT, "--rev", "nope"], 2, "nope"),
+    "approvals-bad-base": Case(["approvals", "{s}/specs", *ROOT, "--base", "nope"], 2, "nope"),
+    "approvals-bad-output": Case(
+        ["approvals", "{s}/specs", *ROOT, "-o", "markdown"], 2, "'markdown' is not one of"
+    ),
+    "approvals-no-root-branch": Case(
+        ["approvals", "{s}/nospecs", *ROOT], 1, "has no refs/heads/gitplane/root"
+    ),
+    "approvals-not-a-repo": Case(["approvals", "{s}/adir", *ROOT], 2, "adir"),
+}
+CASES = {**FOUND, **OURS, **APPROVALS}
 
 
 @pytest.fixture(scope="module")
@@ -435,6 +467,7 @@ def _make(s: Path) -> None:
     (s / "bin.yaml").write_bytes(b"\x00\xff\x00" * 100)
     (s / "latin.yaml").write_bytes(b"plane: caf\xe9\n")
     (s / "passwd.yaml").symlink_to("/etc/passwd")
+    (s / "passwd.pub").symlink_to("/etc/passwd")
     (s / "adir").mkdir()
     (s / "evil").mkdir()
     (s / "evil" / "evil.yaml").symlink_to("/etc/passwd")

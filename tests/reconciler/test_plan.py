@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reconciler.plan import Desired, Plan, plan
+from reconciler.planned import Signed
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import signed
 from schemas.document import Document
@@ -448,6 +449,41 @@ def test_approvals_are_counted_from_the_policys_trailer_and_merges(
     documents = docs(MODEL, policy, deployment("churn-prod", "prod"))
     desired = Desired(COMMIT, documents, trailers=trailers, merged=merged)
     assert prod_deployment_action(desired, TUESDAY_NOON) == expected
+
+
+ANN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCqa3waRYIcsyHINKxvksLFXoAdSqjuFGtFh4jIOx1X ann"
+BOB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyki4B695UbDbMXQGORA2Q7Hl2dD0qODkRCAybpubo+ bob"
+
+
+@pytest.mark.effect("Policy", "spec.approvals.mode")
+@pytest.mark.parametrize(
+    ("signed", "expected"),
+    [
+        pytest.param(None, "needs 2 signed approval(s); no approval records were read", id="none"),
+        pytest.param(Signed(1), "needs 2 signed approval(s), has 1", id="one"),
+        pytest.param(
+            Signed(0, "plane prod-eu: plan changed since approval (approved 1a2b…, now 3c4d…)"),
+            "plane prod-eu: plan changed since approval (approved 1a2b…, now 3c4d…); "
+            "needs 2 signed approval(s), has 0",
+            id="plan-changed",
+        ),
+    ],
+)
+def test_signed_mode_counts_signed_approvals_never_trailers(
+    signed: Signed | None, expected: str
+) -> None:
+    # forged Approved-by: trailers in signed mode: nothing is issued (issue 21)
+    keys = f"[{{name: ann, key: {ANN_KEY}}}, {{name: bob, key: {BOB_KEY}}}]"
+    policy = prod_policy(f"  approvals: {{mode: signed, minimum: 2, approvers: {keys}}}\n")
+    documents = docs(MODEL, policy, deployment("churn-prod", "prod"))
+    trailers = {"Approved-by": APPROVED | {"Bo <bo@example.com>"}}
+    desired = Desired(COMMIT, documents, trailers=trailers, merged=True, signed=signed)
+    assert prod_deployment_action(desired, TUESDAY_NOON) == (
+        "blocked",
+        f"{expected} (Policy/gates)",
+    )
+    approved = Desired(COMMIT, documents, signed=Signed(2))
+    assert prod_deployment_action(approved, TUESDAY_NOON) == ("create", "new in git")
 
 
 FRIDAY_FREEZE = '{days: [Fri], start: "16:00", end: "23:59"}'

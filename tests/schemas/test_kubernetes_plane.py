@@ -20,6 +20,13 @@ spec:
     source:
       url: https://git.example.com/ml/specs.git
       secret: specs-read-token
+    autoscaling:
+      prometheus: {url: "http://prometheus.monitoring.svc:9090"}
+    onlineStore:
+      redis: {secret: feature-redis}
+    offlineStore:
+      volume: features-pvc
+      path: stores/features
 """ % ("ab" * 32)
 
 
@@ -30,6 +37,12 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
     assert kubernetes.images.serving == "ghcr.io/acme/mlflow-serve:2.14"
     assert kubernetes.images.agent is None
     assert kubernetes.source.secret == "specs-read-token"
+    assert kubernetes.autoscaling.prometheus.url == "http://prometheus.monitoring.svc:9090"
+    assert kubernetes.online_store.redis.secret == "feature-redis"
+    assert (kubernetes.offline_store.volume, kubernetes.offline_store.path) == (
+        "features-pvc",
+        "stores/features",
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,8 +60,22 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
          "(did you mean 'build'?)"),
         ("url: https://git.example.com/ml/specs.git", "url: /srv/specs",
          "prod.yaml:12:12: spec.kubernetes.source.url: '/srv/specs' is not a git URL"),
+        ("prometheus.monitoring", "admin:hunter2@prometheus.monitoring",
+         "prod.yaml:15:25: spec.kubernetes.autoscaling.prometheus.url: "
+         "'http://admin:hunter2@prometheus.monitoring.svc:9090' is not an http:// or https:// "
+         "URL without credentials"),
+        ("redis: {secret: feature-redis}", "redis: {secret: r, url: redis}",
+         "prod.yaml:17:26: spec.kubernetes.onlineStore.redis.url: unknown field 'url'"),
+        ("volume: features-pvc", "volume: Features_PVC",
+         "prod.yaml:19:15: spec.kubernetes.offlineStore.volume: 'Features_PVC' is not a "
+         "PersistentVolumeClaim name"),
+        ("path: stores/features", "path: ../etc",
+         "prod.yaml:20:13: spec.kubernetes.offlineStore.path: '../etc' is not a relative path"),
+        ("path: stores/features", "path: /srv/features",
+         "prod.yaml:20:13: spec.kubernetes.offlineStore.path: '/srv/features' is not a relative"),
     ],
-    ids=["image", "secret", "namespace", "typo", "url"],
+    ids=["image", "secret", "namespace", "typo", "url", "prometheus-credentials", "redis-url",
+         "claim", "dotdot", "abs"],
 )  # fmt: skip
 def test_a_wrong_setting_is_refused_at_its_place(old: str, new: str, says: str) -> None:
     assert old in PLANE

@@ -3,8 +3,10 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`); models, feature sets and DAGs come next, and until they
-do the runtime declares that it does not run them.
+Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
+cluster serves it, found by discovery when the runtime connects) and feature sets
+(:mod:`.features`); models and DAGs come next, and until they do the runtime declares that
+it does not run them.
 
 Where and with what images objects run is the plane's signed ``spec.kubernetes`` (ADR
 0016), handed in with every apply and observation (``ApplyContext.kubernetes``). The
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import deployments, render
+from agent.runtimes.kubernetes import deployments, features, render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.kubernetes.connect import Connect
 from agent.runtimes.kubernetes.inventory import Inventory
@@ -62,15 +64,22 @@ class Kind:
 
     handler: Callable[..., Handler]
     """``handler(cluster, target, inventory=...)``."""
-    owned: tuple[tuple[str, str], ...]
-    """The (apiVersion, kind) of the objects it makes: what the inventory watches."""
+    owned: Callable[[Target], tuple[tuple[str, str], ...]]
+    """The (apiVersion, kind) of the objects it makes on a cluster (KEDA's only where it is
+    served): what the inventory watches."""
     render: Callable[[signed.Command, Target], list[Manifest]] | None
     """The objects a command becomes, as apply sends them (``gitplane agent render``); None
-    when they depend on what happens at apply time (a build's MLflow run)."""
+    when they depend on when or how it is applied (a build's MLflow run, a feature set's
+    backfill up to now)."""
 
 
 KINDS: dict[str, Kind] = {
-    "Deployment": Kind(deployments.Deployments, deployments.OWNED, render.deployment),
+    "Deployment": Kind(
+        deployments.Deployments,
+        lambda target: deployments.owned(keda=target.keda),
+        render.deployment,
+    ),
+    "FeatureSet": Kind(features.FeatureSets, lambda _: features.OWNED, None),
 }
 """The kinds the runtime runs, by command kind."""
 
@@ -79,8 +88,10 @@ KINDS: dict[str, Kind] = {
 class _Plane:
     """What the runtime built from one Target: a connection, its watches, its handlers."""
 
+    wanted: tuple[Target, str | None]
+    """The Target and context the settings made (before discovery): what a change is."""
     target: Target
-    context: str | None
+    """That Target as the cluster showed it (``keda``)."""
     inventory: Inventory
     handlers: dict[str, Handler]
 
@@ -159,8 +170,14 @@ class KubernetesRuntime:
         return 0
 
     @property
+    def inventory(self) -> Inventory | None:
+        """The watches of the objects it manages (None before any settings)."""
+        return None if self._built is None else self._built.inventory
+
+    @property
     def target(self) -> Target | None:
-        """The Target the runtime works with now (None before any settings)."""
+        """The Target the runtime works with now, as discovery found the cluster (None
+        before any settings)."""
         return None if self._built is None else self._built.target
 
     def _handler(
@@ -185,18 +202,21 @@ class KubernetesRuntime:
         """The handlers for ``target``, built again (connection, watches) when it changed."""
         with self._lock:
             built = self._built
-            if built is not None and (built.target, built.context) == (target, context):
+            if built is not None and built.wanted == (target, context):
                 return built
             cluster = Cluster(self.connect(context), target.namespace)
             selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
+            # discovered when connecting: KEDA installed later is used once the settings
+            # change or the agent starts again
+            found = dataclasses.replace(target, keda=cluster.serves(*deployments.SCALED_OBJECT))
             kinds = self.handlers.values()
-            owned = tuple(dict.fromkeys(k for kind in kinds for k in kind.owned))
+            owned = tuple(dict.fromkeys(k for kind in kinds for k in kind.owned(found)))
             inventory = Inventory(cluster, selector, owned).start()
             handlers = {
-                name: kind.handler(cluster, target, inventory=inventory)
+                name: kind.handler(cluster, found, inventory=inventory)
                 for name, kind in self.handlers.items()
             }
-            self._built = _Plane(target, context, inventory, handlers)
+            self._built = _Plane((target, context), found, inventory, handlers)
         if built is not None:
             built.inventory.stop()
         return self._built

@@ -19,7 +19,7 @@ from typing import Any
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
-from agent.runtimes.kubernetes.inventory import Inventory
+from agent.runtimes.kubernetes.inventory import Inventory, Reader
 from schemas import commands, signed
 from schemas.common import parse_duration
 from schemas.observed import EndpointObserved
@@ -28,12 +28,25 @@ POLL = 0.2
 """Seconds between two reads of a rollout in progress."""
 GRACE = 30.0
 """Seconds past the progress deadline the agent waits for the controller to say so."""
+SCALED_OBJECT = ("keda.sh/v1alpha1", "ScaledObject")
 OWNED = (
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    SCALED_OBJECT,
 )
 """The kinds a Deployment command makes: what delete and prune look through."""
+
+
+def owned(*, keda: bool) -> tuple[tuple[str, str], ...]:
+    """The kinds of :data:`OWNED` the cluster serves: KEDA's only when it is installed."""
+    return OWNED if keda else tuple(kind for kind in OWNED if kind != SCALED_OBJECT)
+
+
+def is_ours(found: Mapping[str, Any]) -> bool:
+    """Whether an object with the inventory labels is Gitplane's to prune or delete: not one
+    that another object owns (KEDA's HPA of a ScaledObject copies its labels)."""
+    return not (found.get("metadata") or {}).get("ownerReferences")
 
 
 def rollout(live: Mapping[str, Any]) -> tuple[str, str]:
@@ -158,18 +171,19 @@ class Deployments:
     def delete(self, command: signed.Command) -> None:
         """Delete every object of the resource, found by its inventory labels."""
         selector = render.labels(self.target, command.kind, command.name)
-        for api_version, kind in OWNED:
+        for api_version, kind in owned(keda=self.target.keda):
             for found in self.cluster.select(api_version, kind, selector):
-                self.cluster.delete(api_version, kind, found["metadata"]["name"])
+                if is_ours(found):
+                    self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _prune(self, command: signed.Command, objects: list[Manifest]) -> None:
         """Objects an earlier command made for the resource that this one does not (the HPA
-        once ``autoscaling`` is removed)."""
+        once ``autoscaling`` is removed, or replaced by a ScaledObject)."""
         keep = {(m["kind"], m["metadata"]["name"]) for m in objects}
         selector = render.labels(self.target, command.kind, command.name)
-        for api_version, kind in OWNED:
+        for api_version, kind in owned(keda=self.target.keda):
             for found in self._select(api_version, kind, selector):
-                if (kind, found["metadata"]["name"]) not in keep:
+                if (kind, found["metadata"]["name"]) not in keep and is_ours(found):
                     self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _follow(
@@ -222,14 +236,10 @@ class Deployments:
         return found
 
     def _select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.select(api_version, kind, selector)
-        return self.cluster.select(api_version, kind, selector)
+        return Reader(self.cluster, self.inventory).select(api_version, kind, selector)
 
     def _read(self, api_version: str, kind: str, name: str) -> Manifest | None:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.get(api_version, kind, name)
-        return self.cluster.get(api_version, kind, name)
+        return Reader(self.cluster, self.inventory).get(api_version, kind, name)
 
     def _drifted(self, manifest: Manifest) -> bool:
         api_version, kind = manifest["apiVersion"], manifest["kind"]
@@ -241,11 +251,15 @@ class Deployments:
     ) -> signed.ResourceStatus:
         pinned = self._render(command).typed.resolved.model
         status = (live or {}).get("status") or {}
+        scaler = render.scaler(command, self.target)
+        warning = scaler.warning if scaler is not None else ""
         observed = EndpointObserved(
             url=f"http://{command.name}.{self.target.namespace}.svc",
             served_version=pinned.version,
             ready_replicas=status.get("readyReplicas", 0),
             desired_replicas=(live or {}).get("spec", {}).get("replicas", 0),
+            scaler=scaler.kind if scaler is not None else None,
+            scaler_warning=warning or None,
         )
         return signed.ResourceStatus(
             kind="Deployment",
@@ -253,5 +267,5 @@ class Deployments:
             phase=phase,  # type: ignore[arg-type]
             digest=command.digest,
             observed=observed.flat(),
-            message=message,
+            message="; ".join(m for m in (message, warning) if m),
         )

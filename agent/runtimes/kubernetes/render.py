@@ -17,12 +17,17 @@ a Service or autoscaler, which would then be sent again for every command.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from agent.runtimes.kubernetes import scalers
+from agent.runtimes.local import features
 from schemas import commands, dataplane, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
+from schemas.errors import GitplaneError
+from schemas.featureset import FeatureSetSpec
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PLANE = "gitplane.dev/plane"
@@ -30,10 +35,13 @@ RESOURCE = "gitplane.dev/resource"
 DIGEST = "gitplane.dev/digest"
 COMMAND = "gitplane.dev/command"
 SERVE_PORT = 8080
-"""The MLflow scoring server's port in each pod."""
-HPA_CPU_UTILIZATION = 70
-"""Where an ``autoscaling/v2`` HPA holds average CPU when KEDA is not there to scale on
-the measured request rate and latency (the plane's status says which scaler it uses)."""
+"""The MLflow scoring server's port in each pod (on loopback, behind the proxy)."""
+PROXY_PORT = 8000
+"""The measuring proxy's port in each pod: the Service's ``http``, and ``/metrics``."""
+SIDECAR = "agent.runtimes.local.serving.sidecar"
+"""The module the ``proxy`` container runs: the local runtime's proxy, on its own."""
+PROXY_RESOURCES = {"cpu": "500m", "memory": "128Mi"}
+"""The proxy's requests and limits: an HPA on CPU needs every container's request."""
 
 Manifest = dict[str, Any]
 
@@ -57,6 +65,18 @@ class Target:
     source_secret: str | None = None
     """A Secret (by name; its values never pass through Gitplane) with git credentials for
     ``repo_url``: its keys become the source container's environment (``GIT_ASKPASS``...)."""
+    prometheus_url: str = ""
+    """The Prometheus that scrapes the proxies, for KEDA's triggers (empty: none)."""
+    keda: bool = False
+    """The cluster serves KEDA's ``ScaledObject`` (discovered by the runtime at start)."""
+    redis_secret: str | None = None
+    """Feature sets' online store: a Secret whose ``REDIS_URL`` key reaches the plane's Redis
+    (``spec.kubernetes.onlineStore.redis.secret``)."""
+    features_volume: str | None = None
+    """Feature sets' PersistentVolumeClaim: sources, offline store, run state
+    (``spec.kubernetes.offlineStore.volume``)."""
+    features_path: str = "features"
+    """The stores' folder in that volume (``spec.kubernetes.offlineStore.path``)."""
 
 
 def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
@@ -65,6 +85,8 @@ def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
     defaults to the serving image, as the DataPlane schema documents."""
     images, source = settings.images, settings.source
     serving = images.serving if images else ""
+    scaling, online, offline = settings.autoscaling, settings.online_store, settings.offline_store
+    prometheus = scaling.prometheus if scaling else None
     return Target(
         plane=plane,
         namespace=settings.namespace,
@@ -74,17 +96,26 @@ def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
         agent_image=(images.agent if images else None) or "",
         repo_url=source.url if source else "",
         source_secret=source.secret if source else None,
+        prometheus_url=prometheus.url if prometheus else "",
+        redis_secret=online.redis.secret if online else None,
+        features_volume=offline.volume if offline else None,
+        features_path=offline.path if offline else "features",
     )
 
 
 NEEDED: dict[str, tuple[tuple[str, str], ...]] = {
-    "Deployment": (("serving_image", "images.serving"), ("tracking_uri", "mlflowTrackingUri")),
+    "Deployment": (
+        ("serving_image", "images.serving"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("agent_image", "images.agent"),  # the measuring proxy sidecar
+    ),
     "Model": (
         ("build_image", "images.serving"),
         ("agent_image", "images.agent"),
         ("tracking_uri", "mlflowTrackingUri"),
         ("repo_url", "source.url"),
     ),
+    "FeatureSet": (("agent_image", "images.agent"), ("features_volume", "offlineStore.volume")),
 }
 """Per kind, the Target fields its objects cannot do without, and the DataPlane setting
 (under ``spec.kubernetes``) each comes from."""
@@ -130,8 +161,14 @@ def _companion(target: Target, command: signed.Command, name: str) -> Manifest:
 
 
 def deployment(command: signed.Command, target: Target) -> list[Manifest]:
-    """A Deployment command: the scoring server's ``apps/v1`` Deployment, its Service, and
-    an ``autoscaling/v2`` HorizontalPodAutoscaler when the spec autoscales."""
+    """A Deployment command: the scoring server's ``apps/v1`` Deployment with the measuring
+    proxy beside it, its Service (to the proxy), and when the spec autoscales a KEDA
+    ``ScaledObject`` or an ``autoscaling/v2`` HPA (:func:`scaler` says which)."""
+    if not target.agent_image:
+        raise GitplaneError(
+            "the plane names no agent image (spec.kubernetes.images.agent): "
+            "the measuring proxy of every Deployment's pods runs in it"
+        )
     typed = commands.read(command, commands.DeploymentCommand)
     spec, model = typed.spec, typed.resolved.model
     selector = labels(target, command.kind, command.name)
@@ -146,8 +183,13 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
                 "strategy": _strategy(spec.rollout),
                 "progressDeadlineSeconds": int(seconds(spec.rollout.progress_deadline)),
                 "template": {
-                    "metadata": {"labels": dict(selector)},
-                    "spec": {"containers": [_server(spec, model.uri, target)]},
+                    "metadata": {"labels": dict(selector), "annotations": dict(SCRAPE)},
+                    "spec": {
+                        "containers": [
+                            _server(spec, model.uri, target),
+                            _proxy(spec, command.name, target),
+                        ]
+                    },
                 },
             },
         },
@@ -162,8 +204,34 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
         },
     ]
     if spec.autoscaling is not None:
-        objects.append(_hpa(command, target, spec.autoscaling))
+        objects.append(
+            scalers.manifest(
+                _choose(spec.autoscaling, target),
+                spec.autoscaling,
+                name=command.name,
+                metadata=_companion(target, command, command.name),
+                prometheus_url=target.prometheus_url,
+            )
+        )
     return objects
+
+
+SCRAPE = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(PROXY_PORT),
+    "prometheus.io/path": "/metrics",
+}
+"""Pod annotations a Prometheus's ``kubernetes-pods`` job scrapes the proxy by."""
+
+
+def scaler(command: signed.Command, target: Target) -> scalers.Scaler | None:
+    """The autoscaler of a Deployment command on the plane, None without ``autoscaling``."""
+    scaling = commands.read(command, commands.DeploymentCommand).spec.autoscaling
+    return None if scaling is None else _choose(scaling, target)
+
+
+def _choose(scaling: Autoscaling, target: Target) -> scalers.Scaler:
+    return scalers.choose(scaling, keda=target.keda, prometheus_url=target.prometheus_url)
 
 
 def _strategy(rollout: Rollout) -> Manifest:
@@ -176,19 +244,43 @@ def _strategy(rollout: Rollout) -> Manifest:
 
 
 def _server(spec: DeploymentSpec, uri: str, target: Target) -> Manifest:
-    health = spec.health
+    """MLflow's scoring server on loopback: the proxy beside it is the pod's way in."""
     server = ["mlflow", "models", "serve", "--model-uri", uri, "--env-manager", "local"]
-    server += ["--host", "0.0.0.0", "--port", str(SERVE_PORT)]  # noqa: S104 - in its own pod
+    server += ["--host", "127.0.0.1", "--port", str(SERVE_PORT)]
     server += ["--workers", str(spec.server.workers)]
-    server += ["--timeout", str(max(1, round(seconds(spec.server.request_timeout))))]
+    server += ["--timeout", str(_timeout(spec))]
     env = {"MLFLOW_TRACKING_URI": target.tracking_uri, **spec.env}
     return {
         "name": "server",
         "image": target.serving_image,
         "args": server,
-        "ports": [{"name": "http", "containerPort": SERVE_PORT}],
+        "ports": [{"name": "server", "containerPort": SERVE_PORT}],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": container_resources(spec.resources),
+    }
+
+
+def _timeout(spec: DeploymentSpec) -> int:
+    return max(1, round(seconds(spec.server.request_timeout)))
+
+
+def _proxy(spec: DeploymentSpec, name: str, target: Target) -> Manifest:
+    """The measuring proxy (the local runtime's, :data:`SIDECAR`): the pod's ``http`` port
+    and ``/metrics``. The readiness probe goes through it to the server's health path,
+    so a pod is ready when the whole path answers; the probe is not measured."""
+    health = spec.health
+    args = ["--listen", f"0.0.0.0:{PROXY_PORT}"]
+    args += ["--upstream", f"http://127.0.0.1:{SERVE_PORT}", "--deployment", name]
+    args += ["--timeout", str(_timeout(spec)), "--unmetered", health.path]
+    if spec.server.max_batch_size is not None:
+        args += ["--max-batch-size", str(spec.server.max_batch_size)]
+    return {
+        "name": "proxy",
+        "image": target.agent_image,
+        "command": ["python", "-m", SIDECAR],  # not the image's entrypoint (``gitplane``)
+        "args": args,
+        "ports": [{"name": "http", "containerPort": PROXY_PORT}],
+        "resources": {"requests": dict(PROXY_RESOURCES), "limits": dict(PROXY_RESOURCES)},
         "readinessProbe": {
             "httpGet": {"path": health.path, "port": "http"},
             "initialDelaySeconds": int(seconds(health.initial_delay)),
@@ -212,37 +304,124 @@ def container_resources(resources: Resources) -> Manifest:
     return {"requests": dict(wanted), "limits": dict(wanted)} if wanted else {}
 
 
-def _hpa(command: signed.Command, target: Target, scaling: Autoscaling) -> Manifest:
+FEATURES = "/features"
+"""Where a feature set's pod mounts the plane's feature volume."""
+SPEC_DIR = "/etc/gitplane/command"
+"""Where it mounts the ConfigMap holding the command's spec (``spec.json``)."""
+TERMINATION_LOG = "/dev/termination-log"
+"""Where the pod writes its one-line JSON outcome; the agent reads it from the pod status."""
+UNTIL = "gitplane.dev/backfill-until"
+"""The ConfigMap's record of the time the backfill reads up to (the first apply's)."""
+
+
+def featureset(command: signed.Command, target: Target, until: datetime) -> list[Manifest]:
+    """A FeatureSet command: a ConfigMap holding its spec (what the pods run, checked
+    against the digest in their arguments), a CronJob for its schedule, and an Indexed Job
+    computing the backfill's chunks (one completion each, ``backfill.parallelism`` at once)
+    up to ``until``. ``ValueError`` when the plane has no store the spec needs."""
+    typed = commands.read(command, commands.FeatureSetCommand)
+    spec = typed.spec
+    if target.features_volume is None:
+        raise ValueError("the plane has no spec.kubernetes.offlineStore: feature sets need one")
+    if spec.stores.online.enabled and target.redis_secret is None:
+        raise ValueError("the plane has no spec.kubernetes.onlineStore: this spec needs one")
+    metadata = _metadata(target, command, f"{command.name}-featureset")
+    metadata["annotations"][UNTIL] = _iso(until)
+    data = {"spec.json": command.spec}
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}]
+    if spec.schedule is not None:
+        objects.append(_cron_job(command, target, spec, until))
+    chunks = len(features.backfill_chunks(spec, until))
+    if chunks:
+        objects.append(_backfill(command, target, spec, until, chunks))
+    return objects
+
+
+def _cron_job(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime
+) -> Manifest:
+    schedule = spec.schedule
+    assert schedule is not None  # noqa: S101 - featureset() renders a CronJob only with one
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _companion(target, command, command.name),
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(target, command, command.name),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": command.name},
-            "minReplicas": max(1, scaling.min_replicas),  # an HPA cannot scale to zero
-            "maxReplicas": scaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": HPA_CPU_UTILIZATION,
-                        },
-                    },
-                }
-            ],
-            "behavior": {
-                "scaleUp": {
-                    "stabilizationWindowSeconds": int(seconds(scaling.scale_up_stabilization))
-                },
-                "scaleDown": {
-                    "stabilizationWindowSeconds": int(seconds(scaling.scale_down_stabilization))
-                },
+            "schedule": schedule.cron,
+            "timeZone": schedule.timezone,
+            "concurrencyPolicy": schedule.concurrency_policy,
+            "suspend": schedule.suspend,
+            "jobTemplate": {
+                "metadata": {"labels": labels(target, command.kind, command.name)},
+                "spec": _features_job(command, target, spec, until, backfill=False),
             },
         },
     }
+
+
+def _backfill(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime, chunks: int
+) -> Manifest:
+    parallelism = spec.backfill.parallelism if spec.backfill else 1
+    job = _features_job(command, target, spec, until, backfill=True)
+    job.update(completionMode="Indexed", completions=chunks, parallelism=min(parallelism, chunks))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(target, command, backfill_name(command)),
+        "spec": job,
+    }
+
+
+def backfill_name(command: signed.Command) -> str:
+    """The backfill Job of a FeatureSet command (one per command: a Job's pods cannot change)."""
+    return f"{command.name}-backfill-{digest_label(command.digest)[7:15]}"
+
+
+def _features_job(
+    command: signed.Command,
+    target: Target,
+    spec: FeatureSetSpec,
+    until: datetime,
+    *,
+    backfill: bool,
+) -> Manifest:
+    """A Job's spec running the feature set's computation once; its retries are the Job's
+    (``retry.limit``), its ``timeout`` the Job's deadline."""
+    run = ["python", "-m", "agent.runtimes.kubernetes.features_job", "--name", command.name]
+    run += ["--digest", command.digest, "--spec", f"{SPEC_DIR}/spec.json"]
+    run += ["--volume", FEATURES, "--path", target.features_path, "--until", _iso(until)]
+    run += ["--termination-log", TERMINATION_LOG]
+    container: Manifest = {
+        "name": "features",
+        "image": target.agent_image,
+        "args": [*run, "--backfill"] if backfill else run,
+        "resources": container_resources(spec.resources),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [
+            {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+            {"name": "features", "mountPath": FEATURES},
+        ],
+    }
+    if spec.stores.online.enabled:
+        container["envFrom"] = [{"secretRef": {"name": target.redis_secret}}]
+    volumes = [
+        {"name": "spec", "configMap": {"name": f"{command.name}-featureset"}},
+        {"name": "features", "persistentVolumeClaim": {"claimName": target.features_volume}},
+    ]
+    return {
+        "backoffLimit": spec.retry.limit,
+        "activeDeadlineSeconds": int(seconds(spec.timeout)),
+        "template": {
+            "metadata": {"labels": labels(target, command.kind, command.name)},
+            "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes},
+        },
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 WORKSPACE = "/workspace"

@@ -1,0 +1,148 @@
+"""Signed approvals, the reconciler's half: plan digests and the rule in force.
+
+Pure functions of desired state and plans (docs/adr/0018-signed-approvals.md,
+docs/adr/0019-plan-digest.md). A plane is *protected* when a Policy with
+``approvals.mode: signed`` selects it; its plan digest hashes what it will be told, with
+the Policy gates lifted, so that the approval being checked never changes what it checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ledger import approvals, envelope
+from reconciler.plan import plan
+from reconciler.planned import Desired, PlanePlan
+from reconciler.recorded import RecordedPlane
+from schemas.dataplane import DataPlane
+from schemas.document import Document
+from schemas.policy import Approver, Policy
+
+DIGEST_TYPE = "gitplane.dev/plan-digest/v1"
+
+
+def plan_digest(plane: PlanePlan) -> str:
+    """``sha256:…`` of the canonical form of what ``plane`` will be told (ADR 0019)."""
+    actions = [
+        {
+            "op": action.op,
+            "ref": action.ref,
+            "spec": action.command.digest if action.command else action.source,
+        }
+        for action in plane.actions
+    ]
+    body = {"_type": DIGEST_TYPE, "plane": plane.plane, "actions": actions}
+    return envelope.digest(envelope.dumps(body))
+
+
+def signed_policies(documents: Sequence[Document]) -> list[Policy]:
+    """The Policies that demand signed approvals."""
+    return [
+        d
+        for d in documents
+        if isinstance(d, Policy) and d.spec.approvals and d.spec.approvals.mode == "signed"
+    ]
+
+
+def is_protected(labels: Mapping[str, str], policies: Sequence[Policy]) -> bool:
+    """Whether a plane with ``labels`` is selected by one of the signed ``policies``."""
+    return any(p.spec.plane_selector.matches(dict(labels)) for p in policies)
+
+
+def lifted(desired: Desired) -> Desired:
+    """``desired`` with every Policy's approval and change-window gates removed: the plan a
+    protected plane gets once approved, whatever the time."""
+    documents = [
+        d.model_copy(
+            update={"spec": d.spec.model_copy(update={"approvals": None, "change_windows": None})}
+        )
+        if isinstance(d, Policy)
+        else d
+        for d in desired.documents
+    ]
+    return replace(desired, documents=documents)
+
+
+def plan_digests(
+    desired: Desired, recorded: Mapping[str, RecordedPlane], now: datetime
+) -> dict[str, str]:
+    """Plan digest of every protected plane that has actions at ``desired``. Planned with
+    the protected planes alone (each plane's plan depends on its own documents and record
+    only), so the cost grows with what is protected, not with the fleet."""
+    policies = signed_policies(desired.documents)
+    if not policies:
+        return {}
+    documents = [
+        d
+        for d in lifted(desired).documents
+        if not isinstance(d, DataPlane) or is_protected(d.metadata.labels, policies)
+    ]
+    planned = plan(replace(desired, documents=documents), dict(recorded), now)
+    return {p.plane: plan_digest(p) for p in planned.planes if p.actions}
+
+
+def approvers_in_force(base: Sequence[Document]) -> approvals.Approvers:
+    """The approver set that approvals of a change are counted under: the one of the
+    signed Policies at the change's base (the merge base with the protected branch), never
+    the one the change itself writes (ADR 0018)."""
+    listed: list[Approver] = [
+        a for p in signed_policies(base) if p.spec.approvals for a in p.spec.approvals.approvers
+    ]
+    return approvals.Approvers.of(listed)
+
+
+def minimum(documents: Sequence[Document], labels: Mapping[str, str]) -> int:
+    """The most signed approvals any signed Policy selecting a plane with ``labels`` asks."""
+    return max(
+        (
+            p.spec.approvals.minimum
+            for p in signed_policies(documents)
+            if p.spec.approvals and p.spec.plane_selector.matches(dict(labels))
+        ),
+        default=0,
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The approval rule of a commit: who approves, how many, and on what (every Policy's
+    selector, kinds and approvals block). A commit whose rule differs from the one in force
+    takes effect only when approved under the one in force (ADR 0018)."""
+
+    digest: str
+    minimum: int
+    """The highest ``minimum`` of any signed Policy (0: none asks for signed approvals)."""
+    approvers: tuple[Approver, ...] = ()
+
+    @classmethod
+    def of(cls, documents: Sequence[Document]) -> Rule:
+        """The rule ``documents`` set."""
+        policies = sorted((d for d in documents if isinstance(d, Policy)), key=lambda p: p.name)
+        gating = [
+            {"name": p.name, "spec": p.spec.model_dump(mode="json", include=GATING)}
+            for p in policies
+        ]
+        signed = signed_policies(policies)
+        listed = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.approvers)
+        floor = max((p.spec.approvals.minimum for p in signed if p.spec.approvals), default=0)
+        return cls(envelope.digest(envelope.dumps(gating)), floor, listed)
+
+    def dumps(self) -> bytes:
+        """The rule as JSON, for the reconciler's work directory."""
+        approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
+        return envelope.dumps(
+            {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
+        )
+
+    @classmethod
+    def loads(cls, data: bytes) -> Rule:
+        """A rule written by :meth:`dumps` (``ValueError`` if it is not one)."""
+        body = envelope.loads(data)
+        approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
+        return cls(str(body["digest"]), int(body["minimum"]), approvers)
+
+
+GATING = {"plane_selector", "kinds", "approvals"}
+"""The fields of a Policy that say who must approve what."""

@@ -1,0 +1,127 @@
+"""``gitplane approve`` and ``gitplane approvals``: draft, sign, append and list approvals.
+
+The I/O driver around :mod:`ledger.approvals` (records) and :mod:`reconciler.approvals`
+(plan digests): it loads the commit, plans it against the verified recorded state as
+``plan --root`` does, and reads or appends the approvals branch of the state repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger import approvallog, approvals, gitrepo, layout, sshkeygen
+from reconciler import approval_gate, planning
+from schemas import sshkey
+from schemas.errors import UsageError
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """Which change, planned against which recorded state, approved under which base."""
+
+    plan: planning.PlanRequest
+    """``path``, ``rev``, ``root`` (required: digests are of the plan against the logs),
+    ``state_repo``; its ``base`` is where the approver set in force is read."""
+
+
+@dataclass(frozen=True)
+class Approved:
+    """An approval signed, verified as ``approvals`` lists it, and pushed."""
+
+    approval: approvals.Approval
+    name: str
+    """The policy's name for the key."""
+
+
+def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
+    """Sign an approval of ``request``'s change with ``key``, check that it counts, and
+    append it to the approvals branch."""
+    public = _public_key(key)
+    with _state(request) as (mirror, snapshot):
+        context = _context(request, mirror, snapshot, now)
+        name = context.approvers.names.get(public.fingerprint)
+        if name is None:
+            raise UsageError(
+                f"{public.fingerprint} is not an approver in the policy in force at the base: "
+                "nothing was signed"
+            )
+        draft = _draft(context.target, name, public.fingerprint, now)
+        armor = sshkeygen.sign(draft.payload(), key=key, namespace=approvals.NAMESPACE)
+        data = approvals.stored(draft, armor)
+        path = approvals.path_of(context.target.commit, data)
+        verdict = approvals.verify(path, data, approvers=context.approvers, target=context.target)
+        if not verdict.counted:  # ssh-keygen signed with another key than the one named
+            raise UsageError(f"the signed approval does not verify: {verdict.detail}")
+        who = gitrepo.Identity(name, f"{name}@gitplane.invalid")
+        approvallog.append(mirror, path, data, who=who)
+    return Approved(draft, name)
+
+
+def listing(request: ApprovalRequest, now: datetime) -> approval_gate.Listing:
+    """Every approval record of ``request``'s change, each verified."""
+    with _state(request) as (mirror, snapshot):
+        context = _context(request, mirror, snapshot, now)
+        return approval_gate.listed(context, mirror, snapshot)
+
+
+def _draft(
+    target: approvals.Target, name: str, fingerprint: str, now: datetime
+) -> approvals.Approval:
+    return approvals.Approval(
+        repository=target.repository,
+        commit=target.commit,
+        tree=target.trees[target.commit],
+        plans=dict(target.plans),
+        approver=name,
+        key=fingerprint,
+        time=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+@contextlib.contextmanager
+def _state(request: ApprovalRequest) -> Iterator[tuple[gitrepo.Mirror, gitrepo.Snapshot]]:
+    """A scratch mirror of the state repository's root and approvals branches, fetched once."""
+    repo, _ = planning.spec_repo(request.plan.path)
+    url = request.plan.state_repo or repo.logs_url()
+    with tempfile.TemporaryDirectory(prefix="gitplane-approve-") as scratch:
+        mirror = gitrepo.Mirror.open(Path(scratch), url)
+        try:
+            snapshot = mirror.fetch([layout.ROOT_REF, layout.APPROVALS_REF])
+        except gitrepo.GitError as error:
+            raise UsageError(f"cannot read the state repository {url}: {error}") from None
+        yield mirror, snapshot
+
+
+def _context(
+    request: ApprovalRequest, mirror: gitrepo.Mirror, snapshot: gitrepo.Snapshot, now: datetime
+) -> approval_gate.Context:
+    plan = request.plan
+    repo, prefix = planning.spec_repo(plan.path)
+    commit = _commit(repo, plan.rev)
+    want = planning.desired_of(repo, commit, prefix, str(plan.path))
+    change = approval_gate.Change(repo, prefix, want, planning.recorded_of(plan, repo, want, now))
+    into = _commit(repo, plan.base) if plan.base is not None else None
+    base = approval_gate.base_of(repo, commit, into)
+    return approval_gate.context_of(change, base, mirror, snapshot, now)
+
+
+def _commit(repo: gitrepo.GitRepo, rev: str) -> str:
+    try:
+        return repo.resolve(rev)
+    except gitrepo.GitError as error:
+        raise UsageError(f"cannot read {rev}: {error}") from None
+
+
+def _public_key(key: Path) -> sshkey.SshPublicKey:
+    public = key if key.suffix == ".pub" else Path(f"{key}.pub")
+    try:
+        return sshkey.parse(public.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot read the public key {public}: {error.strerror}") from None
+    except sshkey.SshKeyError as error:
+        raise UsageError(f"{public}: {error}") from None
