@@ -3,15 +3,17 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`); models, feature sets
-and DAGs come next, and until they do the runtime declares that it does not run them.
+Deployments (:mod:`.deployments`) and DAGs (:mod:`.dags`); models and feature sets
+come next, and until they do the runtime declares that it does not run them.
 """
 
 from __future__ import annotations
 
 from agent.runtimes.base import ApplyContext, Capabilities
+from agent.runtimes.kubernetes import dags as _dags
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster
+from agent.runtimes.kubernetes.dags import Dags
 from agent.runtimes.kubernetes.deployments import OWNED, Deployments
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.kubernetes.render import Target
@@ -22,16 +24,18 @@ from schemas.errors import GitplaneError
 class KubernetesRuntime:
     """Applies, observes and deletes the kinds it runs in one namespace of one cluster."""
 
-    kinds = frozenset({"Deployment"})
-    jobs: frozenset[str] = frozenset()
+    kinds = frozenset({"Deployment", "DAG"})
+    jobs: frozenset[str] = frozenset({"DAG"})
+    """Kinds whose apply takes as long as its run: the agent's jobs thread applies them."""
     capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
     retried = frozenset({"Deployment"})
 
     def __init__(self, cluster: Cluster, target: Target) -> None:
         selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
-        self.inventory = Inventory(cluster, selector, OWNED).start()
+        self.inventory = Inventory(cluster, selector, (*OWNED, *_dags.OWNED)).start()
         """What runs, kept current by watches: observing sends no request per cycle."""
         self.deployments = Deployments(cluster, target, inventory=self.inventory)
+        self.dags = Dags(cluster, target, inventory=self.inventory)
 
     def close(self) -> None:
         """Stop watching the cluster."""
@@ -51,7 +55,9 @@ class KubernetesRuntime:
         """Remove every object of the resource."""
         self._kind(command).delete(command)
 
-    def _kind(self, command: signed.Command) -> Deployments:
+    def _kind(self, command: signed.Command) -> Deployments | Dags:
+        if command.kind == "DAG":
+            return self.dags
         if command.kind != "Deployment":
             raise GitplaneError(f"the kubernetes runtime does not run {command.kind}s yet")
         return self.deployments

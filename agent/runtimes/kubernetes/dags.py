@@ -1,0 +1,256 @@
+"""DAGs on a Kubernetes plane: one Job per step of a run, in dependency order.
+
+The semantics are the local runtime's, by the same code (``agent.runtimes.local.dags``):
+step order, what a failure stops (``failurePolicy``, ``dependsOn``, the DAG's
+``timeout``: ``_run.Tally``), how the run's outcome reads (``_run.summarise``), the
+status and its fields (``dags.status``), and when a command runs again
+(``dags.is_settled``). Only how a step runs differs:
+
+* The agent makes the parent MLflow run, then for each step a child run per instance
+  (tagged ``mlflow.parentRunId``, as on the local plane), then the step's Job
+  (:func:`render.dag_step`): Indexed, one completion per instance, when the step is
+  partitioned. A step's Job is created only once every step before it ended, so
+  a step never starts before its dependencies completed; the run is synchronous (the
+  agent's jobs thread), and its status is the run's outcome as on the local plane.
+* Retries are the Job's (``backoffLimit``, or ``backoffLimitPerIndex``), all attempts of an
+  instance in its one child run; Kubernetes has no retry delay, so ``retry.backoff`` is
+  not applied (the support table warns). ``timeout`` is ``activeDeadlineSeconds``.
+* Data between steps passes through MLflow: a step's ``output_dir`` is logged to its child
+  run, and a dependent's pod downloads it into its ``input_dir`` (:mod:`.step`).
+* A ``schedule`` is not run yet on this runtime: such a DAG is ``Blocked``, saying so.
+* What the agent remembers of a DAG (the command answered, its status) lives in its memory:
+  after a restart, the same command runs the DAG again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.runtimes.base import ApplyContext, CancelledError
+from agent.runtimes.kubernetes import render
+from agent.runtimes.kubernetes.cluster import Cluster, Manifest
+from agent.runtimes.kubernetes.inventory import Inventory
+from agent.runtimes.local import _mlflow
+from agent.runtimes.local import dags as local
+from agent.runtimes.local.dags import _attempt as _dagattempt
+from agent.runtimes.local.dags import _plan as _dagplan
+from agent.runtimes.local.dags import _run as _dagrun
+from schemas import signed
+from schemas.common import parse_duration
+from schemas.dag import DAG, Step
+
+POLL = 0.2
+"""Seconds between two reads of a running step's Job."""
+OWNED = (("batch/v1", "Job"),)
+"""The kinds a DAG command makes: what delete looks through."""
+FINAL = {"Complete", "Failed"}
+
+
+def job_outcome(live: Manifest) -> tuple[str, frozenset[int], str] | None:
+    """A finished Job as (``Complete`` or ``Failed``, its completed indexes, why); None
+    while it runs (pure; the Job's own conditions, as ``kubectl wait`` reads them)."""
+    status = live.get("status") or {}
+    ended = [
+        c for c in status.get("conditions") or [] if c["type"] in FINAL and c["status"] == "True"
+    ]
+    if not ended:
+        return None
+    done = indexes(status.get("completedIndexes") or "")
+    if ended[0]["type"] == "Complete" and live["spec"].get("completionMode") != "Indexed":
+        done = frozenset({0})
+    why = ended[0].get("message") or ended[0].get("reason") or ""
+    return ended[0]["type"], done, why
+
+
+def indexes(text: str) -> frozenset[int]:
+    """``"0-2,4"`` as ``{0, 1, 2, 4}``: how a Job lists its completed indexes."""
+    found: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        found.update(range(int(first), int(last or first) + 1))
+    return frozenset(found)
+
+
+@dataclass
+class _Memory:
+    kept: local.DagState
+    parent: str = ""
+
+
+class Dags:
+    """Apply and delete DAG commands in one namespace; the DAG's status is its run's."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        target: render.Target,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        poll: float = POLL,
+        inventory: Inventory | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.target = target
+        self.clock = clock
+        self.poll = poll
+        self.inventory = inventory
+        self._kept: dict[str, local.DagState] = {}
+
+    def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+        """Run an unscheduled DAG to its end (or answer with its last run's status)."""
+        context.cancel.check()
+        dag = local.parse(command)
+        if dag.spec.schedule is not None:
+            return self._blocked(
+                command,
+                "a scheduled DAG does not run on the kubernetes runtime yet: remove "
+                "spec.schedule to run it once per command, or run it on a local plane",
+            )
+        kept = self._kept.get(command.name)
+        if kept is not None and kept.status is not None and local.is_settled(kept, command):
+            return kept.status
+        result = _Run(self, command, dag, context).run()
+        ended = local.status(command, dag, result, context.now)
+        self._kept[command.name] = local.DagState(
+            digest=command.digest,
+            command=local.command_key(command),
+            registered=_dagplan.stamp(context.now),
+            status=ended,
+        )
+        return ended
+
+    def observe(
+        self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
+    ) -> signed.ResourceStatus:
+        """``last``: an unscheduled DAG's status is its run's outcome, which does not change."""
+        del command, context
+        return last
+
+    def delete(self, command: signed.Command) -> None:
+        """Delete every Job of the DAG (its runs' pods with them), found by its inventory
+        labels; its MLflow runs are history and stay."""
+        self._kept.pop(command.name, None)
+        selector = render.labels(self.target, command.kind, command.name)
+        for api_version, kind in OWNED:
+            for found in self.cluster.select(api_version, kind, selector):
+                self.cluster.delete(api_version, kind, found["metadata"]["name"])
+
+    def read(self, name: str) -> Manifest | None:
+        """A Job as the cache (once synced) or the API shows it."""
+        if self.inventory is not None and self.inventory.synced:
+            return self.inventory.get("batch/v1", "Job", name)
+        return self.cluster.get("batch/v1", "Job", name)
+
+    def _blocked(self, command: signed.Command, why: str) -> signed.ResourceStatus:
+        return signed.ResourceStatus(
+            kind="DAG", name=command.name, phase="Blocked", digest=command.digest, message=why
+        )
+
+
+@dataclass
+class _Run:
+    """One run of a DAG: its parent run, then each step's Job in order."""
+
+    dags: Dags
+    command: signed.Command
+    dag: DAG
+    context: ApplyContext
+    parent: str = ""
+    experiment: str = ""
+    deadline: float = 0.0
+    tally: _dagrun.Tally = field(init=False)
+    done: dict[str, _dagrun.StepOutcome] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tally = _dagrun.Tally(self.dag)
+
+    @property
+    def uri(self) -> str:
+        return self.dags.target.tracking_uri
+
+    def run(self) -> _dagrun.Result:
+        """Every step, then the parent run ended ``FINISHED`` or ``FAILED`` (``KILLED`` when
+        cancelled)."""
+        steps = _dagplan.order(self.dag.spec.steps)
+        self._begin()
+        try:
+            outcomes = tuple(self._step(s) for s in steps)
+        except CancelledError:
+            _mlflow.end_run(self.uri, self.parent, "KILLED")
+            raise
+        except BaseException:
+            _mlflow.end_run(self.uri, self.parent, "FAILED")
+            raise
+        result = _dagrun.summarise(self.dag, self.context.now, self.parent, outcomes)
+        _mlflow.end_run(self.uri, self.parent, "FINISHED" if result.succeeded else "FAILED")
+        return result
+
+    def _begin(self) -> None:
+        name = self.dag.spec.tracking.experiment or self.dag.name
+        artifacts = self.context.scratch / "mlartifacts" / self.dag.name
+        self.experiment = _mlflow.ensure_experiment(self.uri, name, artifacts)
+        tags = _dagrun.parent_tags(self.dag.name, self.command.digest, self.context.spec_commit)
+        at = _dagplan.stamp(self.context.now)
+        self.parent = _mlflow.start_run(
+            self.uri, self.experiment, name=f"{self.dag.name}@{at}", tags=tags
+        )
+        self.deadline = self.dags.clock() + parse_duration(self.dag.spec.timeout)
+
+    def _step(self, step: Step) -> _dagrun.StepOutcome:
+        reason = self.tally.skip_reason(step, self.deadline - self.dags.clock())
+        skipped = _dagrun.StepOutcome(step.name, "Skipped", message=reason)
+        outcome = skipped if reason else self._job(step)
+        self.done[step.name] = outcome
+        self.tally.record(step, outcome)
+        return outcome
+
+    def _job(self, step: Step) -> _dagrun.StepOutcome:
+        count = step.partition.instances if step.partition else 0
+        runs = tuple(self._child(step, k, count) for k in range(max(count, 1)))
+        inputs = tuple((up, self.done[up].runs) for up in step.depends_on)
+        given = render.StepRun(self.parent, runs, inputs)
+        commit, target = self.context.spec_commit, self.dags.target
+        manifest = render.dag_step(self.command, step.name, commit, given, target)
+        manifest["spec"]["activeDeadlineSeconds"] = min(
+            manifest["spec"]["activeDeadlineSeconds"],
+            max(1, int(self.deadline - self.dags.clock())),
+        )
+        self.dags.cluster.apply(manifest)
+        phase, done, why = self._wait(manifest["metadata"]["name"], runs)
+        for index, run_id in enumerate(runs):
+            _mlflow.end_run(self.uri, run_id, "FINISHED" if index in done else "FAILED")
+        kept = tuple(run if k in done else "" for k, run in enumerate(runs))
+        if phase == "Complete":
+            return _dagrun.StepOutcome(step.name, "Succeeded", kept)
+        name = manifest["metadata"]["name"]
+        failed = sorted(set(range(len(runs))) - done)
+        which = f"instance(s) {', '.join(map(str, failed))} " if count else ""
+        attempts = step.retry.limit + 1
+        message = (
+            f"step {step.name} failed ({which}after {attempts} attempt(s); Job {name}: "
+            f"{why or 'Failed'}); its pods' logs: kubectl logs -n "
+            f"{self.dags.target.namespace} job/{name}"
+        )
+        return _dagrun.StepOutcome(step.name, "Failed", kept, message)
+
+    def _child(self, step: Step, index: int, count: int) -> str:
+        name = f"{step.name}-part-{index}" if count else step.name
+        tags = _dagattempt.tags(
+            self.parent, self.dag.name, self.context.spec_commit, step, index=index, attempt=1
+        )
+        return _mlflow.start_run(self.uri, self.experiment, name=name, tags=tags)
+
+    def _wait(self, name: str, runs: tuple[str, ...]) -> tuple[str, frozenset[int], str]:
+        """Until the Job ends; cancelled, it is deleted and its runs marked ``KILLED``."""
+        while True:
+            live = self.dags.read(name)
+            ended = job_outcome(live) if live is not None else None
+            if ended is not None:
+                return ended
+            if self.context.cancel.wait(self.dags.poll):
+                self.dags.cluster.delete("batch/v1", "Job", name)
+                for run_id in runs:
+                    _mlflow.end_run(self.uri, run_id, "KILLED")
+                self.context.cancel.check()

@@ -1,0 +1,260 @@
+"""DAGs on a Kubernetes plane: rendered Jobs against goldens and the client's models, and
+runs against the API server test double (its simulated Job controller ends each Job one
+step after it starts it) with a real MLflow (SQLite) for the parent and child runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from agent.runtimes.base import ApplyContext
+from agent.runtimes.kubernetes import dags, render
+from agent.runtimes.kubernetes.cluster import Cluster, Manifest
+from ledger import envelope
+from schemas import signed
+from tests.agent.test_kubernetes_deployments import NOW, cluster, double  # noqa: F401
+from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, MODELS, ROOT, TARGET, TREE
+from tests.kubeapi.server import KubeApiDouble
+
+PARENT = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
+RUNS = tuple(f"{k}" * 32 for k in "1234")
+
+
+def command(spec: dict[str, Any] | None = None, **fields: Any) -> signed.Command:
+    """example-repo's churn-batch DAG as signed (``spec`` replaces its spec, ``fields`` set
+    in it; None removes a field), with the tree of each step's project."""
+    document = yaml.safe_load((ROOT / "example-repo" / "dags" / "churn-batch.yaml").read_text())
+    declared = {**(spec or document["spec"]), **fields}
+    steps = declared["steps"]
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "DAG",
+        "metadata": {"name": "churn-batch"},
+        "spec": {k: v for k, v in declared.items() if v is not None},
+        "inputs": {s["project"]["path"]: TREE for s in steps},
+    }
+    text = json.dumps(body, sort_keys=True)
+    digest = envelope.digest(text.encode())
+    return signed.Command(
+        id=f"DAG/churn-batch@{digest[7:19]}",
+        action="apply",
+        kind="DAG",
+        name="churn-batch",
+        spec=text,
+        digest=digest,
+    )
+
+
+def _steps_rendered() -> list[Manifest]:
+    made = command(schedule=None)
+    extract = render.StepRun(PARENT, RUNS[:1])
+    score = render.StepRun(PARENT, RUNS, (("extract", RUNS[:1]),))
+    return [
+        render.dag_step(made, "extract", COMMIT, extract, TARGET),
+        render.dag_step(made, "score", COMMIT, score, TARGET),
+    ]
+
+
+def test_dag_steps_render_as_the_golden_manifests() -> None:
+    text = yaml.safe_dump_all(_steps_rendered(), sort_keys=True)
+    golden = GOLDEN / "dag-churn-batch.yaml"
+    assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
+
+
+def test_dag_step_jobs_are_what_the_official_client_models_know() -> None:
+    api = client.ApiClient()
+    for manifest in _steps_rendered():
+        model = MODELS[(manifest["apiVersion"], manifest["kind"])]
+        typed = api.deserialize(json.dumps(manifest), model, "application/json")
+        assert api.sanitize_for_serialization(typed) == manifest  # nothing unknown, dropped
+
+
+def test_a_partitioned_step_is_one_indexed_job_with_the_retries_and_timeout_of_the_step() -> None:
+    extract, score = _steps_rendered()
+    assert extract["spec"]["backoffLimit"] == 0  # churn-batch's extract: no retry
+    assert "completionMode" not in extract["spec"]
+    spec = score["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["completionMode"]) == (4, 4, "Indexed")
+    assert spec["backoffLimitPerIndex"] == 2  # retry.limit
+    assert spec["activeDeadlineSeconds"] == 15 * 60  # timeout: 15m
+    pod = spec["template"]["spec"]
+    fetch, stage = pod["initContainers"]
+    assert fetch["args"][fetch["args"].index("--tree") + 1] == TREE
+    assert fetch["args"][fetch["args"].index("--commit") + 1] == COMMIT
+    plan = json.loads(stage["args"][stage["args"].index("--plan") + 1])
+    assert plan["runs"] == list(RUNS)
+    assert plan["inputs"] == {"extract": list(RUNS[:1])}
+    assert plan["partition"]["instances"] == 4
+    assert pod["containers"][0]["args"] == ["sh", "../run.sh"]
+
+
+def test_job_outcomes_read_as_the_job_controller_writes_them() -> None:
+    assert dags.indexes("0-2,4") == {0, 1, 2, 4}
+    assert dags.indexes("") == frozenset()
+    running = {"spec": {}, "status": {"active": 1}}
+    assert dags.job_outcome(running) is None
+    failed = {
+        "spec": {"completionMode": "Indexed"},
+        "status": {
+            "completedIndexes": "0,2",
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
+        },
+    }
+    assert dags.job_outcome(failed) == ("Failed", frozenset({0, 2}), "BackoffLimitExceeded")
+    done = {"spec": {}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert dags.job_outcome(done) == ("Complete", frozenset({0}), "")
+
+
+# -- runs against the double ------------------------------------------------------------------
+
+PIPELINE: dict[str, Any] = {
+    "planeSelector": {},
+    "tracking": {"experiment": "k8s-dag"},
+    "steps": [
+        {"name": "extract", "project": {"path": "projects/churn-data"}},
+        {
+            "name": "score",
+            "project": {"path": "projects/churn-batch-score"},
+            "dependsOn": ["extract"],
+            "partition": {"from": "extract", "instances": 2},
+            "retry": {"limit": 1},
+        },
+        {"name": "report", "project": {"path": "projects/churn-report"}, "dependsOn": ["score"]},
+    ],
+}
+
+
+@dataclasses.dataclass
+class Recorder:
+    """The Jobs applied, each with which Jobs had finished when it was; and the steps
+    whose Job is made to fail (all its pods)."""
+
+    cluster: Cluster
+    double: KubeApiDouble
+    failing: set[str] = dataclasses.field(default_factory=set)
+    applied: list[tuple[str, set[str]]] = dataclasses.field(default_factory=list)
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        jobs = self.cluster.select("batch/v1", "Job", {})
+        ended = {
+            j["metadata"]["labels"][render.STEP]
+            for j in jobs
+            if dags.job_outcome(j) is not None and dags.job_outcome(j)[0] == "Complete"  # type: ignore[index]
+        }
+        step = manifest["metadata"]["labels"][render.STEP]
+        self.applied.append((step, ended))
+        if step in self.failing:
+            self.double.controllers.fail_job(self.cluster.namespace, manifest["metadata"]["name"])
+        return Cluster.apply(self.cluster, manifest)
+
+
+@pytest.fixture
+def recorder(double: KubeApiDouble, cluster: Cluster) -> Recorder:  # noqa: F811
+    made = Recorder(cluster, double)
+    cluster.apply = made.apply  # type: ignore[method-assign]
+    return made
+
+
+def runtime(cluster: Cluster, tmp_path: Path) -> dags.Dags:  # noqa: F811
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return dags.Dags(cluster, dataclasses.replace(TARGET, tracking_uri=uri), poll=0.02)
+
+
+def context(tmp_path: Path) -> ApplyContext:
+    return ApplyContext(COMMIT, tmp_path / "scratch", True, now=NOW)
+
+
+def mlflow_runs(tmp_path: Path) -> dict[str, Any]:
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the runtime's real store
+
+    mlflow = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("k8s-dag")
+    assert experiment is not None
+    return {r.info.run_name: r for r in mlflow.search_runs([experiment.experiment_id])}
+
+
+def test_steps_run_in_dependency_order_with_linked_mlflow_runs(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    made = command(PIPELINE)
+    done = runtime(cluster, tmp_path).apply(made, context(tmp_path))
+    assert (done.phase, done.observed["steps"], done.observed["stepsSucceeded"]) == (
+        "Ready",
+        3,
+        3,
+    ), done.message
+    assert recorder.applied == [
+        ("extract", set()),
+        ("score", {"extract"}),  # made only once its dependency completed
+        ("report", {"extract", "score"}),
+    ]
+    (score,) = cluster.select("batch/v1", "Job", {render.STEP: "score"})
+    assert (score["spec"]["completions"], score["spec"]["completionMode"]) == (2, "Indexed")
+    runs = mlflow_runs(tmp_path)
+    parent = runs.pop("churn-batch@2026-11-24T12:00:00Z")
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_id == done.observed["lastRun"]
+    assert sorted(runs) == ["extract", "report", "score-part-0", "score-part-1"]
+    for child in runs.values():
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+    plan = json.loads(score["spec"]["template"]["spec"]["initContainers"][1]["args"][-1])
+    assert plan["runs"] == [runs["score-part-0"].info.run_id, runs["score-part-1"].info.run_id]
+    assert plan["inputs"] == {"extract": [runs["extract"].info.run_id]}
+
+
+def test_a_failing_step_with_failure_policy_abort_stops_the_run(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    recorder.failing.add("score")
+    made = command(PIPELINE)
+    done = runtime(cluster, tmp_path).apply(made, context(tmp_path))
+    assert done.phase == "Failed"
+    assert [step for step, _ in recorder.applied] == ["extract", "score"]  # report never made
+    assert "step score failed (instance(s) 0, 1 after 2 attempt(s); Job churn-batch-score-" in (
+        done.message
+    )
+    assert "step report not started: step score failed (failurePolicy abort)" in done.message
+    assert (done.observed["stepsFailed"], done.observed["stepsSkipped"]) == (1, 1)
+    (score,) = cluster.select("batch/v1", "Job", {render.STEP: "score"})
+    assert score["status"]["failed"] > score["spec"]["backoffLimitPerIndex"]
+    runs = mlflow_runs(tmp_path)
+    assert runs["score-part-0"].info.status == "FAILED"
+    assert runs["churn-batch@2026-11-24T12:00:00Z"].info.status == "FAILED"
+
+
+def test_the_same_command_answers_without_running_again_and_delete_removes_every_job(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    made, plane = command(PIPELINE), runtime(cluster, tmp_path)
+    first = plane.apply(made, context(tmp_path))
+    assert plane.apply(made, context(tmp_path)) == first
+    assert plane.observe(made, first, context(tmp_path)) == first
+    assert len(recorder.applied) == 3
+    plane.delete(made)
+    plane.delete(made)  # twice is harmless
+    assert cluster.select("batch/v1", "Job", render.labels(TARGET, "DAG", "churn-batch")) == []
+
+
+def test_a_scheduled_dag_is_blocked_saying_why(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    made = command({**PIPELINE, "schedule": {"cron": "30 2 * * *"}})
+    done = runtime(cluster, tmp_path).apply(made, context(tmp_path))
+    assert done.phase == "Blocked"
+    assert "a scheduled DAG does not run on the kubernetes runtime yet" in done.message
+    assert recorder.applied == []
