@@ -128,6 +128,23 @@ TABLE: tuple[Unsupported, ...] = (
         _off,
         "false",
     ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DAG",
+            f"spec.steps[].retry.{name}",
+            "not applied by the kubernetes runtime: a step's Job retries a failed pod after "
+            "Kubernetes' own delay (10s, doubling up to 6m); a Job has no field for it",
+        )
+        for name in ("backoff", "maxBackoff")
+    ),
+    Unsupported(
+        "kubernetes",
+        "DAG",
+        "spec.schedule.cron",
+        "not run by the kubernetes runtime yet: a scheduled DAG is Blocked there; without "
+        "a schedule it runs once per command",
+    ),
     Unsupported(
         "local",
         "Model",

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +18,14 @@ import yaml
 from kubernetes import client
 
 from agent.runtimes.base import ApplyContext
-from agent.runtimes.kubernetes import dags, render
+from agent.runtimes.kubernetes import dags, render, step
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
+from agent.runtimes.local import _mlflow
 from ledger import envelope
 from schemas import signed
 from tests.agent.test_kubernetes_deployments import NOW, cluster, double  # noqa: F401
 from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, MODELS, ROOT, TARGET, TREE
+from tests.conftest import FIXTURES
 from tests.kubeapi.server import KubeApiDouble
 
 PARENT = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
@@ -258,3 +264,78 @@ def test_a_scheduled_dag_is_blocked_saying_why(
     assert done.phase == "Blocked"
     assert "a scheduled DAG does not run on the kubernetes runtime yet" in done.message
     assert recorder.applied == []
+
+
+# -- the step pod's staging (agent.runtimes.kubernetes.step), for real ------------------------
+
+
+def test_a_step_pod_stages_its_share_and_runs_the_project_as_the_local_plane_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Instance 1 of 2 of a step partitioned from ``produce``: its run id, its share of the
+    upstream run's artifacts (round-robin over sorted names), the partition parameters; then
+    ``run.sh`` runs the unchanged MLflow Project in that run and logs its ``output_dir``."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = _mlflow.ensure_experiment(uri, "k8s-step", tmp_path / "artifacts")
+    made = tmp_path / "made"
+    made.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (made / name).write_text(name)
+    upstream = _mlflow.start_run(uri, experiment, name="produce", tags={})
+    _mlflow.upload(uri, upstream, made)
+    runs = [_mlflow.start_run(uri, experiment, name=f"consume-part-{k}", tags={}) for k in (0, 1)]
+    into = tmp_path / "workspace"
+    shutil.copytree(FIXTURES / "projects" / "dag-consume", into / "project")
+    plan = {
+        "entryPoint": "main",
+        "envManager": "local",
+        "runs": runs,
+        "parameters": {"greeting": "hi", "unused": "x"},
+        "inputs": {"produce": [upstream]},
+        "partitioned": [],
+        "partition": {"from": "produce", "instances": 2},
+    }
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert step.main(["--into", str(into), "--plan", json.dumps(plan)]) == 0
+    assert sorted(p.name for p in (into / "input" / "produce").iterdir()) == ["b.csv"]
+    script = (into / "run.sh").read_text()
+    assert f"--run-id {runs[1]}" in script
+    assert "-P greeting=hi" in script and "unused" not in script  # only what it declares
+    assert "-P partition_count=2 -P partition_index=1" in script
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    ran = subprocess.run(
+        ["sh", "../run.sh"],
+        cwd=into / "project",
+        env={**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the real store
+
+    mlflow = MlflowClient(tracking_uri=uri)
+    assert mlflow.get_run(runs[1]).info.status == "FINISHED"
+    seen = Path(mlflow.download_artifacts(runs[1], "seen-1.txt", str(tmp_path / "seen")))
+    assert seen.read_text() == "produce/b.csv\n"
+
+
+@pytest.mark.parametrize(
+    ("index", "said"),
+    [("2", "JOB_COMPLETION_INDEX=2: the Job has 2 instance(s)"), ("x", "invalid literal")],
+    ids=["past-the-last-instance", "not-a-number"],
+)
+def test_a_step_pod_that_cannot_stage_runs_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    index: str,
+    said: str,
+) -> None:
+    plan = {"runs": ["a", "b"], "entryPoint": "main"}
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", index)
+    assert step.main(["--into", str(tmp_path), "--plan", json.dumps(plan)]) == 1
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "run.sh").exists()
