@@ -39,12 +39,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="IMAGE",
         help="pods of this image never become ready (repeatable)",
     )
+    parser.add_argument(
+        "--kubelet",
+        action="store_true",
+        help="run Job pods for real, as local processes (tests/kubeapi/README.md, kubelet mode)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     options = parse(argv)
-    double = KubeApiDouble(keda=options.keda, port=options.port, clock=lambda: datetime.now(UTC))
+    double = KubeApiDouble(
+        keda=options.keda,
+        port=options.port,
+        clock=lambda: datetime.now(UTC),
+        kubelet=options.kubelet,
+    )
     for image in options.failing_image:
         double.controllers.fail_image(image)
     stop = threading.Event()

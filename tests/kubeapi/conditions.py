@@ -57,6 +57,13 @@ JOB_FAILED = Reason(
     "Job has reached the specified backoff limit",
     "lastProbeTime",
 )
+JOB_DEADLINE = Reason(
+    "Failed",
+    True,
+    "DeadlineExceeded",
+    "Job was active longer than specified deadline",
+    "lastProbeTime",
+)
 
 
 def condition(before: list[Json], reason: Reason, *, name: str = "", now: str) -> Json:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.kubeapi import errors, routes, watches
+from tests.kubeapi import errors, logs, routes, watches
 from tests.kubeapi.errors import ApiError
 from tests.kubeapi.routes import Route
 
@@ -149,7 +149,7 @@ def _write(double: KubeApiDouble, call: Call, name: str, body: Json) -> tuple[in
 def dispatch(double: KubeApiDouble, call: Call) -> tuple[int, Json]:
     """One non-watch request on a resource: its HTTP code and JSON answer."""
     route = call.route
-    if route.resource.read_only and call.method != "GET":
+    if route.resource.read_only and call.method not in double.read_only_verbs:
         raise errors.method_not_allowed(route.resource)
     if call.method == "GET":
         return _read(double, call)
@@ -216,6 +216,12 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
             if document is not None and method == "GET":
                 self._send(200, document)
                 return
+            pod_log = logs.route(path)
+            if pod_log is not None and method == "GET":
+                with double.store.lock:
+                    text = logs.read(double.api, double.node, *pod_log, query)
+                self._send(200, text)
+                return
             route = routes.route(double.served, path)
             if method == "GET" and query.get("watch") in {"1", "true"}:
                 self._watch(route, query)
@@ -226,10 +232,12 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
                 code, answer = dispatch(double, call)
             self._send(code, answer)
 
-        def _send(self, code: int, payload: Json) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, code: int, payload: Json | str) -> None:
+            """JSON, or plain text (a pod's log) for a string."""
+            text = isinstance(payload, str)
+            data = payload.encode() if text else json.dumps(payload).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
