@@ -10,12 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import dags, render, step
@@ -25,14 +28,16 @@ from ledger import envelope
 from schemas import signed
 from tests.agent.test_kubernetes_deployments import NOW, cluster, double  # noqa: F401
 from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, MODELS, ROOT, TARGET, TREE
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, commit_all, git, init_repo
 from tests.kubeapi.server import KubeApiDouble
 
 PARENT = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
 RUNS = tuple(f"{k}" * 32 for k in "1234")
 
 
-def command(spec: dict[str, Any] | None = None, **fields: Any) -> signed.Command:
+def command(
+    spec: dict[str, Any] | None = None, *, inputs: dict[str, str] | None = None, **fields: Any
+) -> signed.Command:
     """example-repo's churn-batch DAG as signed (``spec`` replaces its spec, ``fields`` set
     in it; None removes a field), with the tree of each step's project."""
     document = yaml.safe_load((ROOT / "example-repo" / "dags" / "churn-batch.yaml").read_text())
@@ -43,7 +48,7 @@ def command(spec: dict[str, Any] | None = None, **fields: Any) -> signed.Command
         "kind": "DAG",
         "metadata": {"name": "churn-batch"},
         "spec": {k: v for k, v in declared.items() if v is not None},
-        "inputs": {s["project"]["path"]: TREE for s in steps},
+        "inputs": inputs or {s["project"]["path"]: TREE for s in steps},
     }
     text = json.dumps(body, sort_keys=True)
     digest = envelope.digest(text.encode())
@@ -339,3 +344,89 @@ def test_a_step_pod_that_cannot_stage_runs_nothing(
     assert step.main(["--into", str(tmp_path), "--plan", json.dumps(plan)]) == 1
     assert said in capsys.readouterr().err
     assert not (tmp_path / "run.sh").exists()
+
+
+# -- one real run: the double's kubelet runs the step pods as local processes ------------------
+
+
+@pytest.fixture
+def kubelet(tmp_path: Path) -> Iterator[Cluster]:
+    """The double in kubelet mode, its controllers stepped by a thread (its clock still: a
+    real project takes seconds, and no deadline may pass meanwhile)."""
+    with KubeApiDouble(kubelet=True, kubelet_root=tmp_path / "node") as started:
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(0.05):
+                started.controllers.step()
+
+        stepper = threading.Thread(target=run, daemon=True)
+        stepper.start()
+        kubeconfig = started.write_kubeconfig(tmp_path / "kubeconfig")
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+        yield Cluster(api, TARGET.namespace)
+        stop.set()
+        stepper.join()
+
+
+PROJECTS = ("projects/dag-produce", "projects/dag-consume")
+
+
+def test_a_dag_of_mlflow_projects_runs_for_real_in_step_pods(
+    kubelet: Cluster, tmp_path: Path
+) -> None:
+    """Two steps from a real git repository (the pods fetch it by a file:// URL and check
+    the signed trees): ``produce`` writes three files, ``consume`` is an Indexed Job of two
+    that each read their share; every run a child of the DAG run in a SQLite MLflow."""
+    repo = init_repo(tmp_path / "specs")
+    for project in PROJECTS:
+        shutil.copytree(FIXTURES / project, repo / project)
+    commit = commit_all(repo)
+    spec = {
+        "planeSelector": {},
+        "tracking": {"experiment": "k8s-dag"},
+        "parameters": {"greeting": "hi"},
+        "steps": [
+            {
+                "name": "produce",
+                "project": {"path": "projects/dag-produce", "parameters": {"names": "a,b,c"}},
+            },
+            {
+                "name": "consume",
+                "project": {"path": "projects/dag-consume"},
+                "dependsOn": ["produce"],
+                "partition": {"from": "produce", "instances": 2},
+            },
+        ],
+    }
+    trees = {p: git(repo, "rev-parse", f"{commit}:{p}") for p in PROJECTS}
+    made = command(spec, inputs=trees)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    target = dataclasses.replace(
+        TARGET, tracking_uri=uri, repo_url=repo.as_uri(), source_secret=None
+    )
+    plane = dags.Dags(kubelet, target, poll=0.05)
+    done = plane.apply(made, ApplyContext(commit, tmp_path / "scratch", True, now=NOW))
+    assert (done.phase, done.observed["stepsSucceeded"]) == ("Ready", 2), done.message
+    runs = mlflow_runs(tmp_path)
+    parent = runs.pop("churn-batch@2026-11-24T12:00:00Z")
+    assert sorted(runs) == ["consume-part-0", "consume-part-1", "produce"]
+    for child in runs.values():
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+    assert _read(uri, runs["consume-part-0"].info.run_id, "seen-0.txt") == "produce/a\nproduce/c\n"
+    assert _read(uri, runs["consume-part-1"].info.run_id, "seen-1.txt") == "produce/b\n"
+    assert _read(uri, runs["consume-part-1"].info.run_id, "whoami-1.txt") == "1/2 hi\n"
+
+
+def _read(uri: str, run_id: str, path: str) -> str:
+    from mlflow import MlflowClient  # noqa: PLC0415 - the test reads the real store
+
+    into = Path(tempfile.mkdtemp())
+    try:
+        return Path(
+            MlflowClient(tracking_uri=uri).download_artifacts(run_id, path, str(into))
+        ).read_text()
+    finally:
+        shutil.rmtree(into)
