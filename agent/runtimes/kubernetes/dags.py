@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.kubernetes import render
@@ -74,29 +74,18 @@ def indexes(text: str) -> frozenset[int]:
 
 
 @dataclass
-class _Memory:
-    kept: local.DagState
-    parent: str = ""
-
-
 class Dags:
     """Apply and delete DAG commands in one namespace; the DAG's status is its run's."""
 
-    def __init__(
-        self,
-        cluster: Cluster,
-        target: render.Target,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        poll: float = POLL,
-        inventory: Inventory | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.target = target
-        self.clock = clock
-        self.poll = poll
-        self.inventory = inventory
-        self._kept: dict[str, local.DagState] = {}
+    cluster: Cluster
+    target: render.Target
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    """Seconds, for the DAG's ``timeout``."""
+    poll: float = POLL
+    inventory: Inventory | None = None
+    """Where running Jobs are read, once synced (no request per poll); else the API."""
+    _kept: dict[str, local.DagState] = field(default_factory=dict, init=False)
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Run an unscheduled DAG to its end (or answer with its last run's status)."""
