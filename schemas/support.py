@@ -141,9 +141,10 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported(
         "kubernetes",
         "DAG",
-        "spec.schedule.cron",
-        "not run by the kubernetes runtime yet: a scheduled DAG is Blocked there; without "
-        "a schedule it runs once per command",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME.replace("local", "kubernetes"),
+        _overlapping,
+        "Allow or Replace",
     ),
     Unsupported(
         "local",

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,16 +260,29 @@ def test_the_same_command_answers_without_running_again_and_delete_removes_every
     assert cluster.select("batch/v1", "Job", render.labels(TARGET, "DAG", "churn-batch")) == []
 
 
-def test_a_scheduled_dag_is_blocked_saying_why(
+def test_a_scheduled_dag_runs_when_its_slot_falls_due_as_on_the_local_plane(
     recorder: Recorder,
     cluster: Cluster,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    made = command({**PIPELINE, "schedule": {"cron": "30 2 * * *"}})
-    done = runtime(cluster, tmp_path).apply(made, context(tmp_path))
-    assert done.phase == "Blocked"
-    assert "a scheduled DAG does not run on the kubernetes runtime yet" in done.message
+    made, plane = (
+        command({**PIPELINE, "schedule": {"cron": "30 2 * * *"}}),
+        runtime(cluster, tmp_path),
+    )
+    registered = plane.apply(made, context(tmp_path))
+    assert (registered.phase, registered.message) == ("Ready", "scheduled")
+    assert registered.observed["nextRun"] == "2026-11-25T02:30:00Z"
+    assert plane.observe(made, registered, context(tmp_path)) == registered  # not due
     assert recorder.applied == []
+    later = dataclasses.replace(context(tmp_path), now=NOW + timedelta(days=2))  # two slots
+    ran = plane.observe(made, registered, later)
+    assert ran.observed["lastRunAt"] == "2026-11-26T02:30:00Z", ran.message  # the newest only
+    assert (ran.phase, ran.observed["lastRunPhase"]) == ("Ready", "Succeeded")
+    assert len(recorder.applied) == 3
+    assert plane.observe(made, ran, later) == ran  # one slot never runs twice
+    assert len(recorder.applied) == 3
+    parent = mlflow_runs(tmp_path)["churn-batch@2026-11-26T02:30:00Z"]
+    assert parent.data.tags["gitplane.trigger"] == "schedule"
 
 
 # -- the step pod's staging (agent.runtimes.kubernetes.step), for real ------------------------

@@ -17,9 +17,12 @@ status and its fields (``dags.status``), and when a command runs again
   not applied (the support table warns). ``timeout`` is ``activeDeadlineSeconds``.
 * Data between steps passes through MLflow: a step's ``output_dir`` is logged to its child
   run, and a dependent's pod downloads it into its ``input_dir`` (:mod:`.step`).
-* A ``schedule`` is not run yet on this runtime: such a DAG is ``Blocked``, saying so.
-* What the agent remembers of a DAG (the command answered, its status) lives in its memory:
-  after a restart, the same command runs the DAG again.
+* A ``schedule`` works as on the local plane: applying registers it, observing (on the
+  jobs thread) runs a slot that fell due, one run for any number of missed slots; runs of
+  one DAG never overlap (``Forbid``; ``Allow`` and ``Replace`` are not applied).
+* What the agent remembers of a DAG (the command answered, the newest slot run, its
+  status) lives in its memory: after a restart, the same command runs an unscheduled DAG
+  again, and a schedule counts its slots from the new apply.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.kubernetes import render
@@ -88,34 +93,55 @@ class Dags:
     _kept: dict[str, local.DagState] = field(default_factory=dict, init=False)
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
-        """Run an unscheduled DAG to its end (or answer with its last run's status)."""
+        """Run an unscheduled DAG to its end, or register a scheduled one (``nextRun``);
+        a command already answered gets its status again without a run."""
         context.cancel.check()
         dag = local.parse(command)
-        if dag.spec.schedule is not None:
-            return self._blocked(
-                command,
-                "a scheduled DAG does not run on the kubernetes runtime yet: remove "
-                "spec.schedule to run it once per command, or run it on a local plane",
-            )
         kept = self._kept.get(command.name)
         if kept is not None and kept.status is not None and local.is_settled(kept, command):
             return kept.status
-        result = _Run(self, command, dag, context).run()
-        ended = local.status(command, dag, result, context.now)
-        self._kept[command.name] = local.DagState(
+        fresh = local.DagState(
             digest=command.digest,
             command=local.command_key(command),
             registered=_dagplan.stamp(context.now),
-            status=ended,
         )
-        return ended
+        if dag.spec.schedule is None:
+            return self._run(command, dag, context, fresh, trigger="apply", at=context.now)
+        registered = local.status(command, dag, None, context.now)
+        self._kept[command.name] = fresh.model_copy(update={"status": registered})
+        return registered
 
     def observe(
         self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
     ) -> signed.ResourceStatus:
-        """``last``: an unscheduled DAG's status is its run's outcome, which does not change."""
-        del command, context
-        return last
+        """Run a scheduled DAG whose slot has fallen due (one run for any number of missed
+        slots, none while suspended); otherwise ``last``, unchanged."""
+        dag = local.parse(command)
+        schedule, kept = dag.spec.schedule, self._kept.get(command.name)
+        if schedule is None or schedule.suspend or kept is None or kept.digest != command.digest:
+            return last
+        after = _dagplan.parse_stamp(kept.last_slot or kept.registered)
+        slot = _dagplan.due(schedule, after, context.now)
+        if slot is None:
+            return last
+        kept = kept.model_copy(update={"last_slot": _dagplan.stamp(slot)})
+        return self._run(command, dag, context, kept, trigger="schedule", at=slot)
+
+    def _run(
+        self,
+        command: signed.Command,
+        dag: DAG,
+        context: ApplyContext,
+        kept: local.DagState,
+        *,
+        trigger: Literal["apply", "schedule"],
+        at: datetime,
+    ) -> signed.ResourceStatus:
+        self._kept[command.name] = kept  # a slot is taken before its run: never run twice
+        result = _Run(self, command, dag, context, trigger, at).run()
+        ended = local.status(command, dag, result, context.now)
+        self._kept[command.name] = kept.model_copy(update={"status": ended})
+        return ended
 
     def delete(self, command: signed.Command) -> None:
         """Delete every Job of the DAG (its runs' pods with them), found by its inventory
@@ -132,11 +158,6 @@ class Dags:
             return self.inventory.get("batch/v1", "Job", name)
         return self.cluster.get("batch/v1", "Job", name)
 
-    def _blocked(self, command: signed.Command, why: str) -> signed.ResourceStatus:
-        return signed.ResourceStatus(
-            kind="DAG", name=command.name, phase="Blocked", digest=command.digest, message=why
-        )
-
 
 @dataclass
 class _Run:
@@ -146,6 +167,9 @@ class _Run:
     command: signed.Command
     dag: DAG
     context: ApplyContext
+    trigger: Literal["apply", "schedule"]
+    at: datetime
+    """When the run starts, or the schedule slot it is for."""
     parent: str = ""
     experiment: str = ""
     deadline: float = 0.0
@@ -172,7 +196,7 @@ class _Run:
         except BaseException:
             _mlflow.end_run(self.uri, self.parent, "FAILED")
             raise
-        result = _dagrun.summarise(self.dag, self.context.now, self.parent, outcomes)
+        result = _dagrun.summarise(self.dag, self.at, self.parent, outcomes)
         _mlflow.end_run(self.uri, self.parent, "FINISHED" if result.succeeded else "FAILED")
         return result
 
@@ -180,8 +204,9 @@ class _Run:
         name = self.dag.spec.tracking.experiment or self.dag.name
         artifacts = self.context.scratch / "mlartifacts" / self.dag.name
         self.experiment = _mlflow.ensure_experiment(self.uri, name, artifacts)
-        tags = _dagrun.parent_tags(self.dag.name, self.command.digest, self.context.spec_commit)
-        at = _dagplan.stamp(self.context.now)
+        commit = self.context.spec_commit
+        tags = _dagrun.parent_tags(self.dag.name, self.command.digest, commit, self.trigger)
+        at = _dagplan.stamp(self.at)
         self.parent = _mlflow.start_run(
             self.uri, self.experiment, name=f"{self.dag.name}@{at}", tags=tags
         )
