@@ -50,6 +50,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
     ),
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
+    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),  # read only: a Job's pods
 }
 
 
@@ -109,6 +110,20 @@ class Cluster:
     def selector_text(selector: Mapping[str, str]) -> str:
         """``a=b,c=d``: a label selector as the API takes it."""
         return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+    def log(self, pod: str, container: str, tail_lines: int) -> str:
+        """The last ``tail_lines`` lines a pod's container printed."""
+        method = client.CoreV1Api(self.api).read_namespaced_pod_log
+        try:
+            response: Any = method(
+                pod, self.namespace, container=container, tail_lines=tail_lines,
+                _preload_content=False,
+            )  # fmt: skip
+        except ApiException as exc:
+            raise ClusterError(_said(exc), status=exc.status) from None
+        except OSError as exc:
+            raise ClusterError(f"the cluster is unreachable: {exc}") from None
+        return bytes(response.data or b"").decode(errors="replace")
 
     def delete(self, api_version: str, kind: str, name: str) -> None:
         """Delete the object and what it owns (background propagation); gone already is fine."""

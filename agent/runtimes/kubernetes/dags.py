@@ -35,7 +35,7 @@ from typing import Literal
 
 from agent.runtimes.base import ApplyContext, CancelledError
 from agent.runtimes.kubernetes import render
-from agent.runtimes.kubernetes.cluster import Cluster, Manifest
+from agent.runtimes.kubernetes.cluster import Cluster, ClusterError, Manifest
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.local import _mlflow
 from agent.runtimes.local import dags as local
@@ -51,6 +51,9 @@ POLL = 0.2
 OWNED = (("batch/v1", "Job"),)
 """The kinds a DAG command makes: what delete looks through."""
 FINAL = {"Complete", "Failed"}
+TAIL_LINES = 40
+TAIL_CHARS = 2000
+"""Of a failed step's log, in the status message (as on the local plane)."""
 
 
 def job_outcome(live: Manifest) -> tuple[str, frozenset[int], str] | None:
@@ -67,6 +70,20 @@ def job_outcome(live: Manifest) -> tuple[str, frozenset[int], str] | None:
         done = frozenset({0})
     why = ended[0].get("message") or ended[0].get("reason") or ""
     return ended[0]["type"], done, why
+
+
+def failed_container(pod: Manifest) -> str:
+    """The container of a failed pod that exited non-zero (an init container that failed
+    stops the pod before ``run`` starts); ``run`` when none says so (pure)."""
+    status = pod.get("status") or {}
+    for seen in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        ended = (seen.get("state") or {}).get("terminated") or {}
+        if ended.get("exitCode", 0) != 0:
+            return str(seen["name"])
+    return "run"
 
 
 def indexes(text: str) -> frozenset[int]:
@@ -151,6 +168,24 @@ class Dags:
         for api_version, kind in OWNED:
             for found in self.cluster.select(api_version, kind, selector):
                 self.cluster.delete(api_version, kind, found["metadata"]["name"])
+
+    def tail(self, job: str) -> str:
+        """The log tail of the container that failed in the Job's last failed pod, or
+        where to read the logs when the cluster does not give it."""
+        where = f"logs: kubectl logs -n {self.target.namespace} job/{job}"
+        failed = [
+            p
+            for p in self.cluster.select("v1", "Pod", {"job-name": job})
+            if (p.get("status") or {}).get("phase") == "Failed"
+        ]
+        if not failed:
+            return where
+        pod = max(failed, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        try:
+            text = self.cluster.log(pod["metadata"]["name"], failed_container(pod), TAIL_LINES)
+        except ClusterError:
+            return where
+        return f"log tail:\n{text[-TAIL_CHARS:]}" if text.strip() else where
 
     def read(self, name: str) -> Manifest | None:
         """A Job as the cache (once synced) or the API shows it."""
@@ -244,8 +279,7 @@ class _Run:
         attempts = step.retry.limit + 1
         message = (
             f"step {step.name} failed ({which}after {attempts} attempt(s); Job {name}: "
-            f"{why or 'Failed'}); its pods' logs: kubectl logs -n "
-            f"{self.dags.target.namespace} job/{name}"
+            f"{why or 'Failed'}); {self.dags.tail(name)}"
         )
         return _dagrun.StepOutcome(step.name, "Failed", kept, message)
 
