@@ -18,8 +18,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from agent.runtimes.base import ApplyContext
-from agent.runtimes.kubernetes import dags, render, step
+from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
+from agent.runtimes.kubernetes import KubernetesRuntime, dags, render, step
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.local import _mlflow
 from ledger import envelope
@@ -281,6 +281,49 @@ def test_a_scheduled_dag_runs_when_its_slot_falls_due_as_on_the_local_plane(
     assert len(recorder.applied) == 3
     parent = mlflow_runs(tmp_path)["churn-batch@2026-11-26T02:30:00Z"]
     assert parent.data.tags["gitplane.trigger"] == "schedule"
+
+
+def test_the_runtime_runs_dags_as_jobs_reading_their_jobs_from_its_watches(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runtime = KubernetesRuntime(cluster, dataclasses.replace(TARGET, tracking_uri=uri))
+    try:
+        assert "DAG" in runtime.jobs
+        assert runtime.inventory.wait_synced(10)
+        done = runtime.apply(command(PIPELINE), context(tmp_path))
+        assert done.phase == "Ready", done.message
+        runtime.delete(command(PIPELINE))
+        assert cluster.select("batch/v1", "Job", {}) == []
+    finally:
+        runtime.close()
+
+
+def test_a_cancelled_run_deletes_its_running_job_and_kills_its_runs(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cancel = CancelToken()
+    applied = recorder.apply
+
+    def apply_then_cancel(manifest: Manifest) -> Manifest:
+        live = applied(manifest)
+        if manifest["metadata"]["labels"][render.STEP] == "score":
+            cancel.cancel("the agent is stopping")
+        return live
+
+    cluster.apply = apply_then_cancel  # type: ignore[method-assign]
+    stopping = dataclasses.replace(context(tmp_path), cancel=cancel)
+    with pytest.raises(CancelledError, match="the agent is stopping"):
+        runtime(cluster, tmp_path).apply(command(PIPELINE), stopping)
+    assert cluster.select("batch/v1", "Job", {render.STEP: "score"}) == []
+    runs = mlflow_runs(tmp_path)
+    assert runs["score-part-1"].info.status == "KILLED"
+    assert runs["churn-batch@2026-11-24T12:00:00Z"].info.status == "KILLED"
+    assert "report" not in runs
 
 
 # -- the step pod's staging (agent.runtimes.kubernetes.step), for real ------------------------
