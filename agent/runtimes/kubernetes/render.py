@@ -340,7 +340,7 @@ def dag_step(
     }
     stage = ["python", "-m", "agent.runtimes.kubernetes.step", "--into", WORKSPACE]
     stage += ["--plan", json.dumps(plan, sort_keys=True, separators=(",", ":"))]
-    name = f"{command.name}-{step.name}-{run.parent[:8]}"
+    name = f"{f'{command.name}-{step.name}'[:54].rstrip('-')}-{run.parent[:8]}"  # 63 at most
     metadata = _metadata(target, command, name)
     metadata["labels"] |= {STEP: step.name, RUN: run.parent}
     return {
