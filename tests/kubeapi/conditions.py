@@ -64,6 +64,16 @@ JOB_DEADLINE = Reason(
     "Job was active longer than specified deadline",
     "lastProbeTime",
 )
+JOB_FAILED_INDEXES = Reason(
+    "Failed", True, "FailedIndexes", "Job has failed indexes", "lastProbeTime"
+)
+JOB_MAX_FAILED_INDEXES = Reason(
+    "Failed",
+    True,
+    "MaxFailedIndexesExceeded",
+    "Job has exceeded the specified maximal number of failed indexes",
+    "lastProbeTime",
+)
 
 
 def condition(before: list[Json], reason: Reason, *, name: str = "", now: str) -> Json:

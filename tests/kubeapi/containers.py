@@ -50,17 +50,21 @@ class Launch:
 
 
 def secret_data(secret: Json) -> dict[str, str]:
-    """A Secret's values, base64-decoded as the API stores ``data`` (``stringData`` as is)."""
-    decoded = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    """A Secret's values, base64-decoded as the API stores ``data`` (``stringData`` as is);
+    bytes that are not UTF-8 survive as surrogates (a key file written back is the same)."""
+    data = (secret.get("data") or {}).items()
+    decoded = {k: base64.b64decode(v).decode(errors="surrogateescape") for k, v in data}
     return {**decoded, **(secret.get("stringData") or {})}
 
 
 def rewrite(text: str, mounts: Mapping[str, Path]) -> str:
-    """``text`` with each mount path that starts a path in it replaced by its host path."""
-    for mount in sorted(mounts, key=len, reverse=True):
-        pattern = rf"(?<![\w./-]){re.escape(mount.rstrip('/'))}(?=/|$|[^\w.-])"
-        text = re.sub(pattern, lambda _, host=str(mounts[mount]): host, text)
-    return text
+    """``text`` with each mount path that starts a path in it replaced by its host path
+    (in one pass, the longest first: a host path is never rewritten again)."""
+    hosts = {m.rstrip("/"): str(p) for m, p in mounts.items() if m.rstrip("/")}
+    if not hosts:
+        return text
+    either = "|".join(re.escape(m) for m in sorted(hosts, key=len, reverse=True))
+    return re.sub(rf"(?<![\w./-])({either})(?=/|$|[^\w.-])", lambda m: hosts[m[1]], text)
 
 
 def _field(pod: Json, path: str) -> str:
@@ -128,10 +132,11 @@ def launch(
     mounts: Mapping[str, Path],
     message_file: Path,
     lookup: Lookup,
+    base: Mapping[str, str],
 ) -> Launch:
     """How ``container`` runs here: ``command`` + ``args`` (the image is ignored, so with no
     ``command`` the first of ``args`` is the program), found on the PATH of this
-    interpreter's environment first; the machine's environment, then the pod's."""
+    interpreter's environment first; the ``base`` environment, then the pod's."""
     where = container.get("terminationMessagePath") or TERMINATION_LOG
     paths = {**mounts, where: message_file}
     argv = [
@@ -141,8 +146,8 @@ def launch(
     if not argv:
         raise ConfigError(f"container {container['name']} has no command or args to run here")
     own = {k: rewrite(v, paths) for k, v in environment(container, pod, lookup).items()}
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "HOSTNAME": pod["metadata"]["name"], **own}
+    path = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
+    env = {**base, "PATH": path, "HOSTNAME": pod["metadata"]["name"], **own}
     cwd = Path(rewrite(container.get("workingDir") or str(message_file.parent), paths))
     policy = container.get("terminationMessagePolicy") or "File"
     return Launch(container["name"], argv, env, cwd, message_file, policy)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.kubeapi import conditions, cronjobs, jobs, resources
+from tests.kubeapi import conditions, cronjobs, jobs, realjobs, resources
 from tests.kubeapi.api import Api, owned_by, timestamp
 from tests.kubeapi.conditions import condition
 
@@ -167,14 +167,14 @@ class Controllers:
         """Kubelet mode: the status the pods earned; a finished Job's running pods are
         deleted (the kubelet stops them), an unfinished one's missing pods started."""
         pods = self._pods_of(job)
-        status = jobs.observed_status(job, pods, now=self.clock())
+        status = realjobs.observed_status(job, pods, now=self.clock())
         self._write(resources.JOBS, job, status)
         if jobs.finished(status):
             for pod in pods:
-                if pod.get("status", {}).get("phase") in jobs.ACTIVE | {None}:
+                if pod.get("status", {}).get("phase") in realjobs.ACTIVE | {None}:
                     self.api.delete(resources.PODS, *_key(pod), "Background")
             return
-        for index in jobs.to_start(job, pods):
+        for index in realjobs.to_start(job, pods):
             self._start_pod(job, index)
 
     def _pods_of(self, job: Json) -> list[Json]:

@@ -6,17 +6,13 @@ named ``<job>-<index>-<attempt>`` where the real one adds a random suffix)."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
 from typing import Any
 
 from tests.kubeapi import conditions
-from tests.kubeapi.api import timestamp
 from tests.kubeapi.conditions import condition
-from tests.kubeapi.cronjobs import parse_time
 
 Json = dict[str, Any]
 INDEX = "batch.kubernetes.io/job-completion-index"
-ACTIVE = {"Pending", "Running"}
 
 
 def finished(status: Json) -> bool:
@@ -127,67 +123,3 @@ def _with_index(pod_spec: Json) -> Json:
         for container in made.get(kind) or []:
             container["env"] = [*(container.get("env") or []), variable]
     return made
-
-
-# -- kubelet mode: the status follows the pods' real phases ---------------------------------
-
-
-def observed_status(job: Json, pods: list[Json], *, now: datetime) -> Json:
-    """The status of a Job whose pods really run: ``succeeded`` and ``failed`` counted from
-    the pods' phases, ``Failed`` past ``backoffLimit`` or ``activeDeadlineSeconds`` (from
-    ``startTime`` on the double's clock), ``Complete`` once the completions succeeded."""
-    status = job.get("status") or {}
-    if "startTime" not in status:
-        return {"startTime": timestamp(now), "active": len(first_indexes(job)), "ready": 0}
-    done = succeeded_indexes(job, pods)
-    failed = sum(_phase(p) == "Failed" for p in pods)
-    made: Json = {
-        "startTime": status["startTime"],
-        "active": sum(_phase(p) in ACTIVE for p in pods),
-        "ready": 0,
-        "succeeded": len(done),
-        **({"failed": failed} if failed else {}),
-        **({"completedIndexes": ranges(done)} if _indexed(job) and done else {}),
-    }
-    return {**made, **_observed_ending(job, made, now=now)}
-
-
-def _observed_ending(job: Json, made: Json, *, now: datetime) -> Json:
-    spec, at = job["spec"], timestamp(now)
-    deadline = spec.get("activeDeadlineSeconds")
-    if deadline is not None and now - parse_time(made["startTime"]) >= timedelta(seconds=deadline):
-        return {"active": 0, "conditions": [condition([], conditions.JOB_DEADLINE, now=at)]}
-    if made.get("failed", 0) > spec["backoffLimit"]:
-        return {"active": 0, "conditions": [condition([], conditions.JOB_FAILED, now=at)]}
-    if made["succeeded"] >= spec["completions"]:
-        complete = condition([], conditions.JOB_COMPLETE, now=at)
-        return {"completionTime": at, "conditions": [complete]}
-    return {}
-
-
-def succeeded_indexes(job: Json, pods: list[Json]) -> set[int]:
-    """The completions done: by index for an Indexed Job, else counted (as 0, 1, ...)."""
-    won = [p for p in pods if _phase(p) == "Succeeded"]
-    if _indexed(job):
-        return {index_of(p) for p in won} & set(range(job["spec"]["completions"]))
-    return set(range(min(len(won), job["spec"]["completions"])))
-
-
-def to_start(job: Json, pods: list[Json]) -> list[int]:
-    """The indexes that need a new pod: an Indexed Job's not succeeded and not running;
-    a NonIndexed Job's free slots up to ``parallelism`` while completions remain."""
-    spec, done = job["spec"], succeeded_indexes(job, pods)
-    busy = {index_of(p) for p in pods if _phase(p) in ACTIVE}
-    if _indexed(job):
-        return sorted(set(range(spec["completions"])) - done - busy)
-    wanted = min(spec["parallelism"], spec["completions"] - len(done)) - len(busy)
-    free = [i for i in range(spec["parallelism"]) if i not in busy]
-    return free[: max(wanted, 0)]
-
-
-def _indexed(job: Json) -> bool:
-    return job["spec"].get("completionMode") == "Indexed"
-
-
-def _phase(pod: Json) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")

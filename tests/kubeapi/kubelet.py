@@ -13,10 +13,11 @@ double.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,24 @@ Json = dict[str, Any]
 class Kubelet:
     """Runs the double's pods on this machine; ``start`` and ``stop`` it with the double."""
 
-    def __init__(self, *, api: Api, clock: Callable[[], datetime], root: Path | None = None):
+    def __init__(
+        self,
+        *,
+        api: Api,
+        clock: Callable[[], datetime],
+        root: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
         self.api = api
         self.clock = clock
+        self.env = dict(os.environ if env is None else env)
+        """What every container's environment starts from (then the pod's own)."""
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="kubelet-"))
         self._runs: dict[tuple[str, str], PodRun] = {}
+        """The pods that exist, by namespace and name."""
+        self._every: list[PodRun] = []
+        """Every pod run, deleted ones too: :meth:`stop` waits for each."""
         self._stopping = False
         self._thread = threading.Thread(target=self._watch, name="kubelet", daemon=True)
 
@@ -48,7 +61,7 @@ class Kubelet:
         with self.api.store.lock:
             self._stopping = True
             self.api.store.lock.notify_all()
-            runs = list(self._runs.values())
+            runs = list(self._every)
             for run in runs:
                 run.kill()
         if self._thread.is_alive():
@@ -60,12 +73,19 @@ class Kubelet:
 
     def running(self) -> list[int]:
         """Process ids of the containers running now."""
-        return [pid for run in list(self._runs.values()) if (pid := run.pid()) is not None]
+        return [pid for run in list(self._every) if (pid := run.pid()) is not None]
 
     def log(self, namespace: str, name: str, container: str) -> bytes:
         """What a container of a pod printed so far (nothing for a pod it never ran)."""
         run = self._runs.get((namespace, name))
         return run.log(container) if run is not None else b""
+
+    def wait(self, namespace: str, name: str, *, timeout: float) -> None:
+        """Until the pod's processes ended (or it was never run here): ``follow=true`` on
+        its log answers then, with the whole log at once."""
+        run = self._runs.get((namespace, name))
+        if run is not None:
+            run.join(timeout)
 
     def lookup(self, namespace: str) -> containers.Lookup:
         """The data of a Secret (decoded) or ConfigMap of ``namespace``, None if missing."""
@@ -101,6 +121,7 @@ class Kubelet:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if kind == "ADDED" and key not in self._runs:
             self._runs[key] = PodRun(self, pod)
+            self._every.append(self._runs[key])
             self._runs[key].start()
         elif kind == "DELETED" and key in self._runs:
             self._runs.pop(key).kill()

@@ -1,5 +1,6 @@
 """``GET /api/v1/namespaces/{ns}/pods/{name}/log``: a container's output, as the real API
-server relays it from the kubelet (``container``, ``tailLines``, ``limitBytes``), with its
+server relays it from the kubelet (``container``, ``tailLines``, ``limitBytes``; with
+``follow=true`` the answer comes once the pod's processes ended, whole, not streamed), with its
 refusals: 404 for a pod that does not exist, 400 for a container it cannot tell or that has
 not started. Without the kubelet (simulated mode) a pod's log is empty: nothing ran."""
 
@@ -27,8 +28,8 @@ def route(path: str) -> tuple[str, str] | None:
 def container_of(pod: Json, asked: str) -> str:
     """The container whose log is asked for: the only one when none is named."""
     spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
-    main = [c["name"] for c in spec.get("containers") or []]
-    init = [c["name"] for c in spec.get("initContainers") or []]
+    main = [str(c["name"]) for c in spec.get("containers") or []]
+    init = [str(c["name"]) for c in spec.get("initContainers") or []]
     if not asked and len(main) == 1:
         return main[0]
     if not asked:

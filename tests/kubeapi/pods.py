@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.kubeapi import containers, errors, resources
+from tests.kubeapi import containers, errors, resources, volumes
 from tests.kubeapi.api import timestamp
 
 if TYPE_CHECKING:
@@ -52,9 +52,9 @@ class PodRun:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self) -> None:
+    def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout)
 
     def kill(self) -> None:
         """Stop the pod: SIGTERM its running container now, SIGKILL after the grace."""
@@ -91,13 +91,21 @@ class PodRun:
             "containerStatuses": [self._waiting(c, waiting) for c in main],
         }
         self._report()
-        mounts = self._volumes()
+        provided = volumes.provide(
+            self.spec,
+            pod_root=self.root,
+            node_root=self.kubelet.root,
+            namespace=self.namespace,
+            lookup=self.kubelet.lookup(self.namespace),
+        )
         for position, container in enumerate(init):
+            mounts = volumes.mounts(container, provided)
             code = self._container(container, mounts, "initContainerStatuses", position)
             if code != 0:
                 self._end(code)
                 return
         if main:
+            mounts = volumes.mounts(main[0], provided)
             self._end(self._container(main[0], mounts, "containerStatuses", 0, phase="Running"))
 
     def _end(self, code: int | None) -> None:
@@ -171,7 +179,12 @@ class PodRun:
         while not self.cancel.is_set():
             try:
                 made = containers.launch(
-                    container, self.pod, mounts=mounts, message_file=message_file, lookup=lookup
+                    container,
+                    self.pod,
+                    mounts=mounts,
+                    message_file=message_file,
+                    lookup=lookup,
+                    base=self.kubelet.env,
                 )
             except containers.ConfigError as missing:
                 image = container.get("image", "")
@@ -218,48 +231,7 @@ class PodRun:
     def _grace(self) -> float:
         return min(float(self.spec.get("terminationGracePeriodSeconds", 30)), GRACE_CAP)
 
-    # -- volumes and status -------------------------------------------------------------------
-
-    def _volumes(self) -> dict[str, Path]:
-        """Each volume's host directory: ``emptyDir`` per pod, a claim per namespace and
-        claim name (shared), a ``hostPath`` under the node's root, Secrets and ConfigMaps
-        written out key by key."""
-        made: dict[str, Path] = {}
-        for volume in self.spec.get("volumes") or []:
-            made[volume["name"]] = self._volume(volume)
-        mounts: dict[str, Path] = {}
-        for container in [
-            *(self.spec.get("initContainers") or []),
-            *(self.spec.get("containers") or []),
-        ]:
-            for mount in container.get("volumeMounts") or []:
-                if mount.get("name") in made:
-                    host = made[mount["name"]] / mount.get("subPath", "")
-                    host.mkdir(parents=True, exist_ok=True)
-                    mounts[mount["mountPath"]] = host
-        return mounts
-
-    def _volume(self, volume: Json) -> Path:
-        node = self.kubelet.root
-        if "persistentVolumeClaim" in volume:
-            path = node / "claims" / self.namespace / volume["persistentVolumeClaim"]["claimName"]
-        elif "hostPath" in volume:
-            path = node / "host" / volume["hostPath"]["path"].lstrip("/")
-        else:
-            path = self.root / "volumes" / volume["name"]
-        path.mkdir(parents=True, exist_ok=True)
-        files = self._files(volume)
-        for key, value in files.items():
-            (path / key).write_text(value)
-        return path
-
-    def _files(self, volume: Json) -> dict[str, str]:
-        lookup = self.kubelet.lookup(self.namespace)
-        if "secret" in volume:
-            return lookup("Secret", volume["secret"].get("secretName", "")) or {}
-        if "configMap" in volume:
-            return lookup("ConfigMap", volume["configMap"].get("name", "")) or {}
-        return {}
+    # -- status -------------------------------------------------------------------------------
 
     def _waiting(self, container: Json, reason: str) -> Json:
         return containers.waiting(container["name"], container.get("image", ""), reason)

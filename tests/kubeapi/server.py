@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
@@ -63,6 +63,9 @@ class KubeApiDouble:
     kubelet_root: Path | None = None
     """Where the kubelet keeps pods' volumes and logs (default: a temporary directory,
     removed at :meth:`stop`)."""
+    kubelet_env: Mapping[str, str] | None = None
+    """The environment every container starts from, before the pod's own (default: this
+    process's); e.g. ``tests.clock.env_at(now)`` for pods that read the test's clock."""
 
     def __post_init__(self) -> None:
         self.served: tuple[Resource, ...] = resources.served(keda=self.keda)
@@ -72,7 +75,7 @@ class KubeApiDouble:
             api=self.api, clock=self.clock, kubelet=self.kubelet
         )
         self.node = (
-            Kubelet(api=self.api, clock=self.clock, root=self.kubelet_root)
+            Kubelet(api=self.api, clock=self.clock, root=self.kubelet_root, env=self.kubelet_env)
             if self.kubelet
             else None
         )

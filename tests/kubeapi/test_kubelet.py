@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +19,8 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
+from tests import clock as test_clock
+from tests.conftest import ROOT
 from tests.kubeapi.conftest import apply
 from tests.kubeapi.server import KubeApiDouble, ManualClock
 
@@ -95,7 +100,18 @@ def job(
     if init:
         pod["initContainers"] = init
     body = {"backoffLimit": 0, "template": {"spec": pod}, **spec}
+    body = {k: v for k, v in body.items() if v is not None}  # None: the server's default
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": body}
+
+
+def partitions(code: str, count: int) -> dict[str, Any]:
+    """An Indexed Job's spec: ``count`` partitions at once, each running ``code``."""
+    return {
+        "containers": [python(code)],
+        "completions": count,
+        "parallelism": count,
+        "completionMode": "Indexed",
+    }
 
 
 def is_alive(pid: int) -> bool:
@@ -184,13 +200,7 @@ def test_an_indexed_job_runs_each_index_once(world: World, tmp_path: Path) -> No
     code = (
         f"import os; open(os.path.join({str(tmp_path)!r}, os.environ['JOB_COMPLETION_INDEX']), 'w')"
     )
-    done = world.run(
-        "partitions",
-        containers=[python(code)],
-        completions=3,
-        parallelism=3,
-        completionMode="Indexed",
-    )
+    done = world.run("partitions", **partitions(code, 3))
     assert reason(done) == ("Complete", "CompletionsReached")
     assert (done.status.succeeded, done.status.completed_indexes) == (3, "0-2")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
@@ -309,3 +319,125 @@ def test_a_cron_jobs_job_runs_on_the_doubles_clock(world: World, tmp_path: Path)
         return made.exists() or None
 
     assert eventually(ran)
+
+
+def test_deleting_a_pod_kills_its_process_and_the_job_replaces_it(
+    world: World, tmp_path: Path
+) -> None:
+    pid = _started(world, tmp_path, "replaced", backoffLimit=0)
+    (pod,) = world.pods("replaced")
+    world.core.delete_namespaced_pod(pod.metadata.name, NS)
+    assert eventually(lambda: not is_alive(pid) or None)
+
+    def replaced() -> list[str] | None:
+        world.double.controllers.step()
+        uids = [p.metadata.uid for p in world.pods("replaced")]
+        return uids if uids and pod.metadata.uid not in uids else None
+
+    assert len(eventually(replaced)) == 1  # a new pod (of the same name: the double's names)
+
+
+def test_python_m_tests_kubeapi_kubelet_runs_jobs(tmp_path: Path) -> None:
+    made = tmp_path / "ran"
+    command = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubelet"]
+    command += ["--controllers-every", "0.05", "--kubeconfig", str(tmp_path / "kc")]
+    started = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert started.stdout is not None
+        kubeconfig = started.stdout.readline().strip()
+        with config.new_client_from_config(config_file=kubeconfig) as api_client:
+            batch = client.BatchV1Api(api_client)
+            step = python(f"open({str(made)!r}, 'w').write('done')")
+            apply(batch.patch_namespaced_job, "once", NS, job("once", containers=[step]))
+
+            def ended_job() -> client.V1Job | None:
+                found = batch.read_namespaced_job("once", NS)
+                return found if finished(found) else None
+
+            ended = eventually(ended_job)
+        assert reason(ended) == ("Complete", "CompletionsReached")
+        assert made.read_text() == "done"
+    finally:
+        started.terminate()
+        assert started.wait(timeout=10) == 0
+        started.stdout.close()
+
+
+def test_pods_start_from_the_environment_the_double_is_given(tmp_path: Path) -> None:
+    """``tests.clock.env_at``: the pods' processes read the test's clock, not today's."""
+    with KubeApiDouble(kubelet=True, kubelet_env=test_clock.env_at(test_clock.NOW)) as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            world = World(double, api_client)
+            world.run("clock", containers=[python("import time; print(int(time.time()))")])
+            (pod,) = world.pods("clock")
+            printed = int(world.core.read_namespaced_pod_log(pod.metadata.name, NS))
+    assert abs(printed - test_clock.NOW.timestamp()) < PATIENCE
+
+
+def test_an_indexed_job_retries_each_index_within_its_own_limit(
+    world: World, tmp_path: Path
+) -> None:
+    """``backoffLimitPerIndex``: index 1 fails twice and is given up; 0 and 2 complete."""
+    code = "import os, sys; sys.exit(os.environ['JOB_COMPLETION_INDEX'] == '1')"
+    failed = world.run(
+        "partitions", **partitions(code, 3), backoffLimit=None, backoffLimitPerIndex=1
+    )
+    assert reason(failed) == ("Failed", "FailedIndexes")
+    status = failed.status
+    assert (status.completed_indexes, status.failed_indexes, status.failed) == ("0,2", "1", 2)
+
+
+def test_a_claim_outlives_its_pod_and_config_files_name_it_by_its_mount_path(
+    world: World,
+) -> None:
+    """A feature job writes its offline store to a claim; the next pod reads it there, the
+    path given in a ConfigMap-mounted file; a binary Secret key comes out byte for byte."""
+    key = bytes(range(256))
+    world.core.create_namespaced_config_map(
+        NS, {"metadata": {"name": "conf"}, "data": {"store": "/offline/table.csv"}}
+    )
+    world.core.create_namespaced_secret(
+        NS, {"metadata": {"name": "key"}, "data": {"k": base64.b64encode(key).decode()}}
+    )
+    volumes = [
+        {"name": "offline", "persistentVolumeClaim": {"claimName": "store"}},
+        {"name": "conf", "configMap": {"name": "conf"}},
+        {"name": "key", "secret": {"secretName": "key"}},
+    ]
+    mounts = [
+        {"name": "offline", "mountPath": "/offline"},
+        {"name": "conf", "mountPath": "/etc/conf"},
+        {"name": "key", "mountPath": "/etc/key"},
+    ]
+    store = "open(open('/etc/conf/store').read(), {mode!r})"
+    write = python(f"{store.format(mode='w')}.write('a,b')", volumeMounts=mounts)
+    world.run("write", containers=[write], volumes=volumes)
+    read = f"print({store.format(mode='r')}.read(), open('/etc/key/k', 'rb').read() == {key!r})"
+    done = world.run("read", containers=[python(read, volumeMounts=mounts)], volumes=volumes)
+    assert reason(done) == ("Complete", "CompletionsReached")
+    (pod,) = world.pods("read")
+    assert world.core.read_namespaced_pod_log(pod.metadata.name, NS) == "a,b True\n"
+
+
+def test_following_a_log_answers_once_the_container_ended(world: World, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    wait = f"while not os.path.exists({str(go)!r}): time.sleep(0.01)"
+    code = f"import os, time\nprint('1', flush=True)\n{wait}\nprint('2')"
+    apply(world.batch.patch_namespaced_job, "waits", NS, job("waits", containers=[python(code)]))
+
+    def printed() -> str | None:
+        world.double.controllers.step()
+        pods = world.pods("waits")
+        running = pods and pods[0].status.phase == "Running"
+        name = pods[0].metadata.name if running else ""
+        return name if name and world.core.read_namespaced_pod_log(name, NS) == "1\n" else None
+
+    name = eventually(printed)
+    with ThreadPoolExecutor(1) as pool:
+        followed = pool.submit(world.core.read_namespaced_pod_log, name, NS, follow=True)
+        eventually(lambda: any(r.query.get("follow") for r in world.double.requests) or None)
+        go.touch()  # the follow request is in: only now may the container go on
+        assert followed.result(timeout=PATIENCE) == "1\n2\n"

@@ -35,12 +35,30 @@ class ClusterError(GitplaneError):
         """The HTTP status the server answered with; None when it was not reached."""
 
 
+VERBS = ("get", "list", "watch", "create", "patch", "delete")
+"""The RBAC verbs :class:`Cluster` and the inventory's watches use on a kind: ``get`` (read by
+name), ``list`` and ``watch`` (the inventory), ``patch`` (server-side apply), ``create``
+(a server-side apply that makes the object is authorised as a create), ``delete``."""
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How to reach one kind through the typed client: its API class and method suffix."""
+    """How to reach one kind through the typed client: its API class and method suffix;
+    and what RBAC must grant on it (deploy/kubernetes's Role is checked against :func:`rules`)."""
 
     api: type
     suffix: str
+    plural: str = ""
+    """The API's resource name, when it is not the suffix's words joined with an ``s``."""
+    verbs: tuple[str, ...] = VERBS
+    """The verbs the runtime uses on it (a kind only read needs fewer)."""
+    subresources: tuple[str, ...] = ()
+    """Subresources the runtime reads (``log`` of a Pod): each is granted ``get`` alone."""
+
+    @property
+    def resource(self) -> str:
+        """The resource name RBAC rules grant (``horizontalpodautoscalers``)."""
+        return self.plural or self.suffix.removeprefix("namespaced_").replace("_", "") + "s"
 
 
 KINDS: Mapping[tuple[str, str], Kind] = {
@@ -50,8 +68,25 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
     ),
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
-    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),  # read only: a Job's pods
+    ("v1", "Pod"): Kind(  # a failed DAG step's pods, for their log tail
+        client.CoreV1Api, "namespaced_pod", verbs=("list",), subresources=("log",)
+    ),
 }
+
+
+def rules() -> list[dict[str, Any]]:
+    """The namespaced RBAC rules the runtime needs: one per API group, each kind's resource
+    with its verbs (pure; the deploy manifests' Role must equal these)."""
+    granted: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for (api_version, _), kind in KINDS.items():
+        group = api_version.rpartition("/")[0]
+        granted.setdefault((group, tuple(sorted(kind.verbs))), set()).add(kind.resource)
+        for sub in kind.subresources:
+            granted.setdefault((group, ("get",)), set()).add(f"{kind.resource}/{sub}")
+    return [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+        for (group, verbs), resources in sorted(granted.items())
+    ]
 
 
 class Cluster:
