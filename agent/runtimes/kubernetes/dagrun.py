@@ -134,7 +134,9 @@ class Run:
 
     def _begin(self) -> None:
         name = self.dag.spec.tracking.experiment or self.dag.name
-        artifacts = self.context.scratch / "mlartifacts" / self.dag.name
+        # Only for a tracking URI that is not a server (a test's SQLite): beside the apply's
+        # scratch directory, which goes when the apply ends; a server keeps its own.
+        artifacts = self.context.scratch.parent / "mlartifacts" / self.dag.name
         self.experiment = _mlflow.ensure_experiment(self.uri, name, artifacts)
         commit = self.context.spec_commit
         tags = _dagrun.parent_tags(self.dag.name, self.command.digest, commit, self.trigger)
