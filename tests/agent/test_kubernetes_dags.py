@@ -243,6 +243,28 @@ def test_a_failing_step_with_failure_policy_abort_stops_the_run(
     assert runs["churn-batch@2026-11-24T12:00:00Z"].info.status == "FAILED"
 
 
+def test_with_continue_independent_a_failure_stops_only_its_dependents(
+    recorder: Recorder,
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    recorder.failing.add("extract")
+    spec = {
+        **PIPELINE,
+        "failurePolicy": "continue-independent",
+        "steps": [
+            *PIPELINE["steps"],
+            {"name": "audit", "project": {"path": "projects/churn-report"}},
+        ],
+    }
+    done = runtime(cluster, tmp_path).apply(command(spec), context(tmp_path))
+    assert done.phase == "Failed"
+    assert [step for step, _ in recorder.applied] == ["extract", "audit"]
+    assert "step score not started: step extract did not succeed" in done.message
+    assert "step report not started: step score did not succeed" in done.message
+    assert (done.observed["stepsSucceeded"], done.observed["stepsSkipped"]) == (1, 2)
+
+
 def test_the_same_command_answers_without_running_again_and_delete_removes_every_job(
     recorder: Recorder,
     cluster: Cluster,  # noqa: F811
