@@ -3,18 +3,21 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`) and DAGs (:mod:`.dags`); models and feature sets
-come next, and until they do the runtime declares that it does not run them.
+Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
+cluster serves it, found by discovery at start) and DAGs (:mod:`.dags`); models and
+feature sets come next, and until they do the runtime declares that it does not run them.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from agent.runtimes.base import ApplyContext, Capabilities
 from agent.runtimes.kubernetes import dags as _dags
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.dags import Dags
-from agent.runtimes.kubernetes.deployments import OWNED, Deployments
+from agent.runtimes.kubernetes.deployments import SCALED_OBJECT, Deployments, owned
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.kubernetes.render import Target
 from schemas import signed
@@ -32,7 +35,11 @@ class KubernetesRuntime:
 
     def __init__(self, cluster: Cluster, target: Target) -> None:
         selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
-        self.inventory = Inventory(cluster, selector, (*OWNED, *_dags.OWNED)).start()
+        # discovered once: KEDA installed later is used from the agent's next start
+        target = dataclasses.replace(target, keda=cluster.serves(*SCALED_OBJECT))
+        self.inventory = Inventory(
+            cluster, selector, (*owned(keda=target.keda), *_dags.OWNED)
+        ).start()
         """What runs, kept current by watches: observing sends no request per cycle."""
         self.deployments = Deployments(cluster, target, inventory=self.inventory)
         self.dags = Dags(cluster, target, inventory=self.inventory)

@@ -54,6 +54,9 @@ class Kind:
     """The verbs the runtime uses on it (a kind only read needs fewer)."""
     subresources: tuple[str, ...] = ()
     """Subresources the runtime reads (``log`` of a Pod): each is granted ``get`` alone."""
+    custom: bool = False
+    """A custom resource (a CRD's kind): reached through ``CustomObjectsApi``, whose methods
+    take its group, version and :attr:`plural` first (and ``get_*`` for ``read_*``)."""
 
     @property
     def resource(self) -> str:
@@ -70,6 +73,12 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
     ("v1", "Pod"): Kind(  # a failed DAG step's pods, for their log tail
         client.CoreV1Api, "namespaced_pod", verbs=("list",), subresources=("log",)
+    ),
+    ("keda.sh/v1alpha1", "ScaledObject"): Kind(
+        client.CustomObjectsApi,
+        "namespaced_custom_object",
+        plural="scaledobjects",
+        custom=True,
     ),
 }
 
@@ -169,11 +178,27 @@ class Cluster:
             if exc.status != 404:
                 raise
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves ``kind`` (a CRD installed: KEDA's ScaledObject), by
+        discovery: ``GET /apis/<group>/<version>``, a 404 when the group is not there."""
+        group, _, version = api_version.rpartition("/")
+        discover = client.CustomObjectsApi(self.api).get_api_resources
+        try:
+            found = self._call(discover, group, version)
+        except ClusterError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("kind") == kind for r in found.get("resources") or [])
+
     def _method(self, manifest: Mapping[str, Any], verb: str) -> Any:
         key = (manifest["apiVersion"], manifest["kind"])
         kind = KINDS.get(key)
         if kind is None:
             raise ClusterError(f"{key[1]} ({key[0]}) is not a kind this runtime manages")
+        if kind.custom:
+            group, _, version = key[0].partition("/")
+            return _custom(kind.api(self.api), verb, group, version, kind.plural)
         return getattr(kind.api(self.api), f"{verb}_{kind.suffix}")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Manifest:
@@ -185,6 +210,24 @@ class Cluster:
             raise ClusterError(f"the cluster is unreachable: {exc}") from None
         body = response.data
         return json.loads(body) if body else {}
+
+
+def _custom(api: client.CustomObjectsApi, verb: str, group: str, version: str, plural: str) -> Any:
+    """A ``CustomObjectsApi`` method called as the typed ones are (``name, namespace, ...``;
+    ``namespace, ...`` to list), so applying, reading, watching and deleting a custom
+    resource take the same paths as a Deployment."""
+    method = getattr(api, f"{'get' if verb == 'read' else verb}_namespaced_custom_object")
+    if verb == "list":
+
+        def listed(namespace: str, **kwargs: Any) -> Any:
+            return method(group, version, namespace, plural, **kwargs)
+
+        return listed
+
+    def named(name: str, namespace: str, *args: Any, **kwargs: Any) -> Any:
+        return method(group, version, namespace, plural, name, *args, **kwargs)
+
+    return named
 
 
 def _said(exc: ApiException) -> str:
