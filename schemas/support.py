@@ -132,6 +132,24 @@ TABLE: tuple[Unsupported, ...] = (
         _off,
         "false",
     ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DAG",
+            f"spec.steps[].retry.{name}",
+            "not applied by the kubernetes runtime: a step's Job retries a failed pod after "
+            "Kubernetes' own delay (10s, doubling up to 6m); a Job has no field for it",
+        )
+        for name in ("backoff", "maxBackoff")
+    ),
+    Unsupported(
+        "kubernetes",
+        "DAG",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME.replace("local", "kubernetes"),
+        _overlapping,
+        "Allow or Replace",
+    ),
     Unsupported(
         "local",
         "Model",
