@@ -82,8 +82,6 @@ _KUBERNETES = (
     "offlineStore.volume",
     "offlineStore.path",
 )
-_KUBERNETES_BUILDS = ("images.build", "source.url", "source.secret")
-"""The settings only a build reads (ADR 0016); the others shape Deployments and feature sets."""
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
 _ONE_AT_A_TIME = (
@@ -134,6 +132,24 @@ TABLE: tuple[Unsupported, ...] = (
         _off,
         "false",
     ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DAG",
+            f"spec.steps[].retry.{name}",
+            "not applied by the kubernetes runtime: a step's Job retries a failed pod after "
+            "Kubernetes' own delay (10s, doubling up to 6m); a Job has no field for it",
+        )
+        for name in ("backoff", "maxBackoff")
+    ),
+    Unsupported(
+        "kubernetes",
+        "DAG",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME.replace("local", "kubernetes"),
+        _overlapping,
+        "Allow or Replace",
+    ),
     Unsupported(
         "local",
         "Model",
@@ -171,22 +187,12 @@ TABLE: tuple[Unsupported, ...] = (
         )
         for name in _KUBERNETES
     ),
-    *(
-        Unsupported(
-            "kubernetes",
-            "DataPlane",
-            f"spec.kubernetes.{name}",
-            "signed to the agent, but read only by model builds, which the kubernetes runtime "
-            "does not run yet",
-        )
-        for name in _KUBERNETES_BUILDS
-    ),
     Unsupported(
         "kubernetes",
         "DataPlane",
         "spec.runtime",
-        "the kubernetes runtime runs Deployments and FeatureSets so far: a Model or DAG "
-        "issued to this plane is reported Failed by its agent (not run yet)",
+        "the kubernetes runtime runs Deployments, FeatureSets and DAGs so far: a Model "
+        "issued to this plane is reported Failed by its agent (not built there yet)",
     ),
 )
 """Every field a runtime does not enforce as written."""

@@ -4,9 +4,9 @@ Only this package imports the official ``kubernetes`` client (an import-linter c
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
 Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
-cluster serves it, found by discovery when the runtime connects) and feature sets
-(:mod:`.features`); models and DAGs come next, and until they do the runtime declares that
-it does not run them.
+cluster serves it, found by discovery when the runtime connects), feature sets
+(:mod:`.features`) and DAGs (:mod:`.dags`); models come next, and until they do the runtime
+declares that it does not run them.
 
 Where and with what images objects run is the plane's signed ``spec.kubernetes`` (ADR
 0016), handed in with every apply and observation (``ApplyContext.kubernetes``). The
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import deployments, features, render
+from agent.runtimes.kubernetes import dags, deployments, features, render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.kubernetes.connect import Connect
 from agent.runtimes.kubernetes.inventory import Inventory
@@ -80,6 +80,7 @@ KINDS: dict[str, Kind] = {
         render.deployment,
     ),
     "FeatureSet": Kind(features.FeatureSets, lambda _: features.OWNED, None),
+    "DAG": Kind(dags.Dags, lambda _: dags.OWNED, None),
 }
 """The kinds the runtime runs, by command kind."""
 
@@ -100,7 +101,9 @@ class KubernetesRuntime:
     """Applies, observes and deletes the kinds it runs in one namespace of one cluster."""
 
     kinds = frozenset(KINDS)
-    jobs: frozenset[str] = frozenset()
+    jobs: frozenset[str] = frozenset({"DAG"})
+    """Kinds whose apply takes as long as its run: the agent's jobs thread applies them (a
+    feature set's schedule is its CronJob's: observing it is quick)."""
     capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
     retried = frozenset({"Deployment"})
 
@@ -121,6 +124,8 @@ class KubernetesRuntime:
         self.handlers = dict(kinds)
         """How each kind runs (tests tune a handler's polling here)."""
         self.kinds = frozenset(self.handlers)
+        self.jobs = type(self).jobs & self.kinds
+        self.retried = type(self).retried & self.kinds
         self._built: _Plane | None = None
         self._lock = threading.Lock()
 

@@ -16,6 +16,7 @@ a Service or autoscaler, which would then be sent again for every command.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -116,6 +117,12 @@ NEEDED: dict[str, tuple[tuple[str, str], ...]] = {
         ("repo_url", "source.url"),
     ),
     "FeatureSet": (("agent_image", "images.agent"), ("features_volume", "offlineStore.volume")),
+    "DAG": (
+        ("build_image", "images.serving"),
+        ("agent_image", "images.agent"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("repo_url", "source.url"),
+    ),
 }
 """Per kind, the Target fields its objects cannot do without, and the DataPlane setting
 (under ``spec.kubernetes``) each comes from."""
@@ -478,17 +485,27 @@ def _pod(
     tree: str,
     args: list[str],
     resources: Resources,
+    stage: list[str] | None = None,
 ) -> Manifest:
-    """A pod that runs ``args`` in the project's directory once its source checked out."""
+    """A pod that runs ``args`` in the project's directory once its source checked out
+    (and, given ``stage``, once a second init container ran it in the agent's image)."""
     source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
     source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
     mount = [{"name": "workspace", "mountPath": WORKSPACE}]
     fetcher: Manifest = {"name": "source", "image": target.agent_image, "args": source}
     if target.source_secret:
         fetcher["envFrom"] = [{"secretRef": {"name": target.source_secret}}]
+    staging: list[Manifest] = []
+    if stage is not None:
+        tracking = [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}]
+        staging.append(
+            {"name": "stage", "image": target.agent_image, "args": stage, "env": tracking}
+        )
     return {
         "restartPolicy": "Never",
-        "initContainers": [{**fetcher, "volumeMounts": mount}],
+        "initContainers": [
+            {**c, "volumeMounts": [dict(m) for m in mount]} for c in [fetcher, *staging]
+        ],
         "containers": [
             {
                 "name": "run",
@@ -501,4 +518,87 @@ def _pod(
             }
         ],
         "volumes": [{"name": "workspace", "emptyDir": {}}],
+    }
+
+
+STEP = "gitplane.dev/step"
+RUN = "gitplane.dev/run"
+"""Labels of a DAG step's Job: the step, and the DAG run (its parent MLflow run) it is of."""
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What the agent gives one step's Job: where it logs and where its inputs are."""
+
+    parent: str
+    """The DAG run's parent MLflow run."""
+    runs: tuple[str, ...]
+    """The child run of each instance (completion index), made by the agent beforehand."""
+    inputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Each upstream step and its instances' runs ("" where an instance failed)."""
+
+
+def dag_step(
+    command: signed.Command, step_name: str, commit: str, run: StepRun, target: Target
+) -> Manifest:
+    """One step of a DAG run: a Job, Indexed (completions = instances) when the step is
+    partitioned. The pod fetches the project at the spec commit, checks its tree, then
+    :mod:`.step` stages it in the agent's image: it picks the instance's run by
+    ``JOB_COMPLETION_INDEX``, downloads the upstream runs' artifacts (the same input
+    directory as on the local plane) and writes the ``mlflow run`` the step container runs.
+    Retries are the Job's: ``backoffLimit`` (``backoffLimitPerIndex`` when Indexed) is
+    ``retry.limit``; ``activeDeadlineSeconds`` the step's ``timeout``."""
+    typed = commands.read(command, commands.DAGCommand)
+    step = next(s for s in typed.spec.steps if s.name == step_name)
+    plan = {
+        "entryPoint": step.project.entry_point,
+        "envManager": step.project.env_manager,
+        "runs": list(run.runs),
+        "parameters": {**typed.spec.parameters, **step.project.parameters},
+        "inputs": {upstream: list(runs) for upstream, runs in run.inputs},
+        "partitioned": sorted(s.name for s in typed.spec.steps if s.partition),
+        "partition": step.partition.model_dump(by_alias=True) if step.partition else None,
+    }
+    stage = ["python", "-m", "agent.runtimes.kubernetes.step", "--into", WORKSPACE]
+    stage += ["--plan", json.dumps(plan, sort_keys=True, separators=(",", ":"))]
+    name = f"{f'{command.name}-{step.name}'[:54].rstrip('-')}-{run.parent[:8]}"  # 63 at most
+    metadata = _metadata(target, command, name)
+    metadata["labels"] |= {STEP: step.name, RUN: run.parent}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            **_completions(len(run.runs), step.retry.limit),
+            "activeDeadlineSeconds": int(seconds(step.timeout)),
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {
+                    "labels": {**labels(target, command.kind, command.name), RUN: run.parent}
+                },
+                "spec": _pod(
+                    target,
+                    step.project,
+                    commit=commit,
+                    tree=typed.inputs.get(step.project.path, ""),
+                    args=["sh", "../run.sh"],
+                    resources=step.resources,
+                    stage=stage,
+                ),
+            },
+        },
+    }
+
+
+def _completions(instances: int, retries: int) -> Manifest:
+    """One pod, retried ``retries`` times; or ``instances`` indexes, each retried as often
+    (``backoffLimit`` then only bounds the whole, as it would every index failing)."""
+    if instances == 1:
+        return {"backoffLimit": retries}
+    return {
+        "completions": instances,
+        "parallelism": instances,
+        "completionMode": "Indexed",
+        "backoffLimitPerIndex": retries,
+        "backoffLimit": (retries + 1) * instances,
     }
