@@ -10,44 +10,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
-import pytest
-
-from ledger import gitrepo, roots
 from reconciler import approving, planning, render
-from reconciler.reconcile import RECONCILER
 from tests import clock
-from tests.conftest import commit_all, git
+from tests.conftest import commit_all
+from tests.reconciler import test_approving
 from tests.reconciler.conftest import NOW, World
 from tests.reconciler.test_approving import (
-    APPROVERS,
     listed,
     merge,
     prod_after_merge,
     scale,
-    set_policy,
-    signed_policy,
 )
-from tests.sshkeys import Key, make_key
+from tests.sshkeys import Key
 
-
-@pytest.fixture
-def approvers(tmp_path: Path) -> dict[str, Key]:
-    folder = tmp_path / "ssh"
-    folder.mkdir()
-    return {name: make_key(folder, name) for name in APPROVERS}
-
-
-@pytest.fixture
-def head(world: World, approvers: dict[str, Key]) -> str:
-    """Root published, the signed policy on main, a PR branch scaling prod: its head."""
-    mirror = gitrepo.Mirror.open(world.root / "publisher.git", world.remote)
-    roots.publish(mirror, (world.keys_dir / "root.json").read_bytes(), who=RECONCILER)
-    world.change("signed approvals for prod", lambda w: set_policy(w, signed_policy(approvers)))
-    git(world.work, "checkout", "-q", "-b", "scale-prod")
-    scale(world.work, 4)
-    return commit_all(world.work, "scale prod to 4")
+keys = test_approving.keys  # the same fixtures: one world
+pr = test_approving.pr
 
 
 def planned(world: World, rev: str) -> dict[str, object]:
@@ -56,34 +34,32 @@ def planned(world: World, rev: str) -> dict[str, object]:
 
 
 def test_the_plan_digest_is_the_one_compared_at_merge(
-    world: World, approvers: dict[str, Key], head: str
+    world: World, keys: dict[str, Key], pr: str
 ) -> None:
-    shown = planned(world, head)["digests"]
+    shown = planned(world, pr)["digests"]
     assert isinstance(shown, dict) and set(shown) == {"prod-eu"}
     for name in ("ann", "bob"):  # approve signs exactly the digests the comment shows
         request = approving.ApprovalRequest(
-            planning.PlanRequest(world.work, head, "main", world.keys_dir / "root.json")
+            planning.PlanRequest(world.work, pr, "main", world.keys_dir / "root.json")
         )
-        assert approving.approve(request, approvers[name].path, NOW).approval.plans == shown
+        assert approving.approve(request, keys[name].path, NOW).approval.plans == shown
     merged = merge(world)
     assert listed(world, merged).context.target.plans == shown  # computed as the reconciler does
     issued, _ = prod_after_merge(world)
     assert issued
 
 
-def test_the_digest_changes_with_what_prod_will_be_told(world: World, head: str) -> None:
-    first = planned(world, head)["digests"]
+def test_the_digest_changes_with_what_prod_will_be_told(world: World, pr: str) -> None:
+    first = planned(world, pr)["digests"]
     scale(world.work, 6, was=4)
     another = planned(world, commit_all(world.work, "scale prod to 6"))["digests"]
     assert isinstance(first, dict) and isinstance(another, dict)
     assert another["prod-eu"] != first["prod-eu"]
-    assert planned(world, head)["digests"] == first  # the same commit: the same digest
+    assert planned(world, pr)["digests"] == first  # the same commit: the same digest
 
 
-def test_a_policy_change_counts_only_if_it_changes_what_prod_is_told(
-    world: World, head: str
-) -> None:
-    first = planned(world, head)["digests"]
+def test_a_policy_change_counts_only_if_it_changes_what_prod_is_told(world: World, pr: str) -> None:
+    first = planned(world, pr)["digests"]
     path = world.work / "policies/prod.yaml"
     path.write_text(path.read_text().replace("maxSeverity: MEDIUM", "maxSeverity: LOW"))
     stricter = planned(world, commit_all(world.work, "stricter scans on prod"))["digests"]
@@ -94,10 +70,10 @@ def test_a_policy_change_counts_only_if_it_changes_what_prod_is_told(
 
 
 def test_the_comment_shows_the_digests_or_says_why_not(
-    world: World, head: str, gitplane_bin: str
+    world: World, pr: str, gitplane_bin: str
 ) -> None:
     root = str(world.keys_dir / "root.json")
-    common = [gitplane_bin, "plan", str(world.work), "--rev", head, "--base", "main"]
+    common = [gitplane_bin, "plan", str(world.work), "--rev", pr, "--base", "main"]
     env = clock.env_at(NOW)
 
     def run(*extra: str) -> str:
