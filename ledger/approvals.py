@@ -32,6 +32,17 @@ MAX_FILE = 64 * 1024
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 Oid = Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
 
+TRAILERS = "trailers, unverified: anyone who can push can write one"
+"""How trailer approvals (``mode: trailers``, the weaker mode of ADR 0006) are shown wherever
+approvals are shown (plan and status reasons, audit): the one wording, kept here."""
+
+
+def attested_by(bot: str) -> str:
+    """How an approval a forge attestor vouches for is shown wherever approvals are shown
+    (docs/adr/0018-signed-approvals.md): weaker, by the attestor's name."""
+    return f"attested by forge bot {bot}, not signed by the approvers"
+
+
 Reason = Literal[
     "",
     "malformed",

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from ledger.approvals import TRAILERS
 from reconciler.planned import Desired, Signed
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, kinds, observed, signed
@@ -196,7 +197,7 @@ def _approvals(policy: Policy, desired: Desired) -> str | None:
         return _signed(rule.minimum, desired.signed)
     approvals = len(desired.trailers.get(rule.trailer, frozenset()))
     if approvals < rule.minimum:
-        return f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {approvals}"
+        return f"needs {rule.minimum} approval(s) ({rule.trailer}: {TRAILERS}), has {approvals}"
     return None
 
 
