@@ -28,6 +28,8 @@ class Signed:
     plan digest at this commit."""
     plan_changed: str = ""
     """When a record was refused because a plan changed since: why, with both digests."""
+    attested_by: tuple[str, ...] = ()
+    """Forge attestors whose attestations made ``approvers`` (weaker: shown by name)."""
 
 
 @dataclass(frozen=True)
