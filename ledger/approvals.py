@@ -248,28 +248,37 @@ def tally(files: Mapping[str, bytes], *, approvers: Approvers, target: Target) -
 
 def verify(path: str, data: bytes, *, approvers: Approvers, target: Target) -> Verdict:
     """The verdict on one record file (never raises on bad data)."""
-    if _is_attestation(data):
-        return _attestation(path, data, approvers=approvers, target=target)
     try:
-        approval, armor = parse(data)
-        key = sshsig.check(armor, approval.payload(), namespace=NAMESPACE)
+        record, key = _signed(data)
     except sshsig.SshSigError as error:
         reason: Reason = "unsupported-key" if error.reason == "unsupported-key" else "tampered"
         return Verdict(path, reason, str(error))
     except errors.VerificationError as error:
         return Verdict(path, "malformed", str(error))
+    signer = key.fingerprint
+    if isinstance(record, Attestation):
+        bot = Verdict(path, "", signer=signer, name=approvers.bots.get(signer, ""))
+        return _attested(replace(bot, attestation=record), record, approvers, target)
     verdict = Verdict(
-        path,
-        "",
-        approval=approval,
-        signer=key.fingerprint,
-        name=approvers.names.get(key.fingerprint, ""),
+        path, "", approval=record, signer=signer, name=approvers.names.get(signer, "")
     )
-    return _match(verdict, approval, approvers, target)
+    return _match(verdict, record, approvers, target)
+
+
+def _signed(data: bytes) -> tuple[Record, sshkey.SshPublicKey]:
+    """The record of ``data`` and the key that signed it, each in its own namespace: a
+    bot's attestation signature is never an approver's, nor the other way round."""
+    if _is_attestation(data):
+        attestation, armor = parse_attestation(data)
+        return attestation, sshsig.check(
+            armor, attestation.payload(), namespace=ATTESTATION_NAMESPACE
+        )
+    approval, armor = parse(data)
+    return approval, sshsig.check(armor, approval.payload(), namespace=NAMESPACE)
 
 
 def _is_attestation(data: bytes) -> bool:
-    """Whether ``data`` claims to be an attestation (checked in full by :func:`_attestation`)."""
+    """Whether ``data`` claims to be an attestation (checked in full by its parser)."""
     try:
         record, _ = _outer(data)
         body = envelope.loads(record.encode())
@@ -278,19 +287,10 @@ def _is_attestation(data: bytes) -> bool:
     return isinstance(body, dict) and body.get("_type") == ATTESTATION_TYPE
 
 
-def _attestation(path: str, data: bytes, *, approvers: Approvers, target: Target) -> Verdict:
-    try:
-        attestation, armor = parse_attestation(data)
-        key = sshsig.check(armor, attestation.payload(), namespace=ATTESTATION_NAMESPACE)
-    except sshsig.SshSigError as error:
-        reason: Reason = "unsupported-key" if error.reason == "unsupported-key" else "tampered"
-        return Verdict(path, reason, str(error))
-    except errors.VerificationError as error:
-        return Verdict(path, "malformed", str(error))
-    signer = key.fingerprint
-    verdict = Verdict(
-        path, "", signer=signer, name=approvers.bots.get(signer, ""), attestation=attestation
-    )
+def _attested(
+    verdict: Verdict, attestation: Attestation, approvers: Approvers, target: Target
+) -> Verdict:
+    signer = verdict.signer
     if attestation.key != signer:
         return _refuse(verdict, "tampered", f"names key {attestation.key} but {signer} signed it")
     if signer not in approvers.bots:

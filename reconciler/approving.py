@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,12 +46,7 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
     public = _public_key(key)
     with _state(request) as (mirror, snapshot):
         context = _context(request, mirror, snapshot, now)
-        name = context.approvers.names.get(public.fingerprint)
-        if name is None:
-            raise UsageError(
-                f"{public.fingerprint} is not an approver in the policy in force at the base: "
-                "nothing was signed"
-            )
+        name = _listed(context.approvers.names, public, "an approver")
         draft = _draft(context.target, name, public.fingerprint, now)
         armor = sshkeygen.sign(draft.payload(), key=key, namespace=approvals.NAMESPACE)
         data = approvals.stored(draft, armor)
@@ -81,12 +76,7 @@ def attest(
     public = _public_key(key)
     with _state(request) as (mirror, snapshot):
         context = _context(request, mirror, snapshot, now)
-        name = context.approvers.bots.get(public.fingerprint)
-        if name is None:
-            raise UsageError(
-                f"{public.fingerprint} is not a forge attestor in the policy in force at the "
-                "base: nothing was signed"
-            )
+        name = _listed(context.approvers.bots, public, "a forge attestor")
         target = context.target
         try:
             draft = approvals.Attestation(
@@ -112,6 +102,17 @@ def attest(
             mirror, path, data, who=gitrepo.Identity(name, f"{name}@gitplane.invalid")
         )
     return Attested(draft, name)
+
+
+def _listed(names: Mapping[str, str], public: sshkey.SshPublicKey, what: str) -> str:
+    """The policy's name for ``public``, or a usage error before anything is signed."""
+    name = names.get(public.fingerprint)
+    if name is None:
+        raise UsageError(
+            f"{public.fingerprint} is not {what} in the policy in force at the base: "
+            "nothing was signed"
+        )
+    return name
 
 
 def _stamp(now: datetime) -> str:
