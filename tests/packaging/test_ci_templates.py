@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "example-repo"
 GITHUB = ("gitplane.yml", "gitplane-attest.yml")
-GITLAB = (".gitlab-ci.yml", "gitplane-attest.gitlab-ci.yml")
+GITLAB = (".gitlab-ci.yml", ".gitlab/gitplane-attest.gitlab-ci.yml")
 CALL = re.compile(r"(?:^|\$\(|[;&|]\s*)\s*gitplane\s+([^|>)]*?)(?:\s+\d?>|\s*\)|\s*\|\||$)")
 
 
@@ -99,7 +99,7 @@ def test_every_gitplane_call_parses(name: str, files: Path) -> None:
         assert context.command.name == args[0]
 
 
-@pytest.mark.parametrize("name", ["gitplane-attest.yml", "gitplane-attest.gitlab-ci.yml"])
+@pytest.mark.parametrize("name", ["gitplane-attest.yml", ".gitlab/gitplane-attest.gitlab-ci.yml"])
 def test_the_attest_jobs_sign_the_reviewed_head(name: str, files: Path) -> None:
     (args,) = [a for a in calls(name) if a[0] == "attest"]
     context = parsed(args, files)

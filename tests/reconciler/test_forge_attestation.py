@@ -108,6 +108,18 @@ def test_attestations_count_only_as_far_as_the_policy_allows(
     assert reasons == ["needs 2 signed approval(s), has 1 (Policy/prod-gates)"]
 
 
+def test_a_plan_held_with_attested_approvals_names_the_bot(
+    world: World, keys: dict[str, Key]
+) -> None:
+    head = open_pr(world, keys, attested=1)
+    attest(world, keys["bot"], head, ["alice", "bob"])
+    merge(world)
+    issued, actions = prod_after_merge(world)
+    assert not issued
+    reasons = [reason for _, ref, reason in actions if ref == "Model/churn"]
+    assert reasons == [f"needs 2 signed approval(s), has 1 ({WEAKER}) (Policy/prod-gates)"]
+
+
 def test_a_bot_outside_the_policy_vouches_for_nothing(world: World, keys: dict[str, Key]) -> None:
     head = open_pr(world, keys, attested=2)
     with pytest.raises(UsageError, match="is not a forge attestor in the policy in force"):
