@@ -24,6 +24,8 @@ from tests.conftest import ROOT
 EXAMPLE = ROOT / "example-repo"
 GITHUB = ("gitplane.yml", "gitplane-attest.yml")
 GITLAB = (".gitlab-ci.yml", ".gitlab/gitplane-attest.gitlab-ci.yml")
+SET = re.compile(r"\$\{\w+:\+([^}]*)\}")
+"""``${VAR:+words}``: the words, as when the variable is set."""
 CALL = re.compile(r"(?:^|\$\(|[;&|]\s*)\s*gitplane\s+([^|>)]*?)(?:\s+\d?>|\s*\)|\s*\|\||$)")
 
 
@@ -54,8 +56,9 @@ def calls(name: str) -> list[list[str]]:
     """The arguments of every ``gitplane`` command line of a template."""
     out = []
     for script in scripts(name):
-        for line in script.splitlines():
-            match = CALL.search(line.replace('"${root[@]}"', '--root "$ROOT"'))
+        for written in script.splitlines():
+            line = SET.sub(r"\1", written.replace('"${root[@]}"', '--root "$ROOT"'))
+            match = CALL.search(line)
             if match:
                 out.append(shlex.split(match.group(1)))
     return out
@@ -118,8 +121,11 @@ def test_the_attest_workflow_runs_on_reviews_with_a_token_that_can_push() -> Non
     assert "pulls/$PR/reviews" in reviews
 
 
-def test_the_plan_comment_is_made_against_the_logs_when_the_root_is_set(files: Path) -> None:
-    (args,) = [a for a in calls("gitplane.yml") if a[0] == "plan"]
+@pytest.mark.parametrize("name", ["gitplane.yml", ".gitlab-ci.yml"])
+def test_the_plan_comment_is_made_against_the_logs_when_the_root_is_set(
+    name: str, files: Path
+) -> None:
+    (args,) = [a for a in calls(name) if a[0] == "plan"]
     assert parsed(args, files).params["root"] == files
 
 
