@@ -72,6 +72,12 @@ def attest(world: World, key: Key, head: str, logins: list[str]) -> approving.At
     return approving.attest(request(world, head), key.path, 7, logins, NOW)
 
 
+@pytest.mark.effect(
+    "Policy",
+    "spec.approvals.attestors[].name",
+    "spec.approvals.attestors[].key",
+    "spec.approvals.attested",
+)
 def test_the_bot_attests_two_forge_approvals_and_prod_is_issued(
     world: World, keys: dict[str, Key], gitplane_bin: str
 ) -> None:
