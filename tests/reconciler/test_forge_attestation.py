@@ -126,6 +126,19 @@ def test_a_plan_held_with_attested_approvals_names_the_bot(
     assert reasons == [f"needs 2 signed approval(s), has 1 ({WEAKER}) (Policy/prod-gates)"]
 
 
+def test_bad_logins_are_refused_in_words_and_nothing_is_pushed(
+    world: World, keys: dict[str, Key], gitplane_bin: str
+) -> None:
+    head = open_pr(world, keys, attested=2)
+    bot = str(keys["bot"].path)
+    for logins, said in [("alice,rm -rf", "cannot attest: "), (" , ", "name at least one login")]:
+        done = run(gitplane_bin, world, "attest", "--rev", head, "--key", bot, "--pr", "7",
+                   "--approved-by", logins)  # fmt: skip
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert approving.listing(request(world, head), NOW).tally.verdicts == ()
+
+
 def test_a_bot_outside_the_policy_vouches_for_nothing(world: World, keys: dict[str, Key]) -> None:
     head = open_pr(world, keys, attested=2)
     with pytest.raises(UsageError, match="is not a forge attestor in the policy in force"):
