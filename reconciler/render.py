@@ -49,7 +49,7 @@ def text(plan: Plan, *, title: str) -> str:
         out += [f"  {line}" for line in _lines(plane)] or ["  (no changes)"]
         out.append("")
     out += [f"warning: {inert(str(w))}" for w in plan.warnings]
-    out += [line for line in _digest_lines(plan) if line]
+    out += _digest_text(plan)
     out.append(summary(plan))
     return "\n".join(out)
 
@@ -90,6 +90,15 @@ def _digest_lines(plan: Plan) -> list[str]:
         return []
     out = ["", "**Plan digests** (signed by `gitplane approve`, compared at merge):", ""]
     return out + [f"* `{plane}`: `{digest}`" for plane, digest in sorted(plan.digests.items())]
+
+
+def _digest_text(plan: Plan) -> list[str]:
+    if plan.digests is None:
+        return [f"warning: {UNBOUND.replace('`', '')}"]
+    if not plan.digests:
+        return []
+    out = ["plan digests (signed by gitplane approve, compared at merge):"]
+    return [*out, *(f"  {p}: {d}" for p, d in sorted(plan.digests.items())), ""]
 
 
 def as_json(plan: Plan) -> dict[str, Any]:

@@ -88,3 +88,14 @@ def test_the_comment_shows_the_digests_or_says_why_not(
     assert f"* `prod-eu`: `{digest}`" in comment
     unbound = run("-o", "markdown")
     assert render.UNBOUND in unbound and "sha256:" not in unbound
+
+
+def test_the_text_plan_lists_the_digests(world: World, pr: str) -> None:
+    request = planning.PlanRequest(world.work, pr, "main", world.keys_dir / "root.json")
+    result = planning.make_plan(request, NOW)
+    assert result.digests is not None
+    shown = render.text(result, title="t")
+    assert f"  prod-eu: {result.digests['prod-eu']}\n" in shown
+    unbound = planning.make_plan(planning.PlanRequest(world.work, pr, "main"), NOW)
+    assert unbound.digests is None
+    assert "warning: a plane is protected by signed approvals" in render.text(unbound, title="t")
