@@ -89,15 +89,25 @@ def signed(
     if current.minimum == 0 and trusted.minimum == 0:
         return Gated(change.want, current)
     try:
-        context = context_of(change, base, state, refs, now, approvers=trusted.approvers)
+        context = context_of(
+            change,
+            base,
+            state,
+            refs,
+            now,
+            approvers=trusted.approvers,
+            attestors=trusted.attestors,
+            attested=trusted.attested,
+        )
         tally = listed(context, state, refs).tally
     except (gitrepo.GitError, approvallog.ApprovalLogError):
         return Gated(change.want, trusted)  # unreadable records count for nothing
-    count = len(tally.approvers)
+    count = tally.count
     if current.digest != trusted.digest and trusted.minimum and count < trusted.minimum:
         return Gated(change.want, trusted, _unapproved_rule(change.want.commit, trusted, count))
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
-    return Gated(replace(change.want, signed=Signed(count, changed)), current)
+    signed = Signed(count, changed, tally.attestors if count > len(tally.approvers) else ())
+    return Gated(replace(change.want, signed=signed), current)
 
 
 def _unapproved_rule(commit: str, trusted: rules.Rule, count: int) -> str:
@@ -116,6 +126,8 @@ def context_of(
     now: datetime,
     *,
     approvers: Sequence[Approver] | None = None,
+    attestors: Sequence[Approver] = (),
+    attested: int = 0,
 ) -> Context:
     """The target, and ``approvers`` or else those in force at ``base`` (none without a
     base: the first approver set needs an anchor signed by root, ADR 0018, not built yet)."""
@@ -132,7 +144,11 @@ def context_of(
         plane: max(rules.minimum(docs, labels[plane]) for docs in (want.documents, before))
         for plane in target.plans
     }
-    in_force = approvals.Approvers.of(approvers) if approvers is not None else None
+    in_force = (
+        approvals.Approvers.of(approvers, attestors=attestors, attested=attested)
+        if approvers is not None
+        else None
+    )
     return Context(target, in_force or rules.approvers_in_force(before), needs)
 
 

@@ -87,10 +87,8 @@ def approvers_in_force(base: Sequence[Document]) -> approvals.Approvers:
     """The approver set that approvals of a change are counted under: the one of the
     signed Policies at the change's base (the merge base with the protected branch), never
     the one the change itself writes (ADR 0018)."""
-    listed: list[Approver] = [
-        a for p in signed_policies(base) if p.spec.approvals for a in p.spec.approvals.approvers
-    ]
-    return approvals.Approvers.of(listed)
+    rule = Rule.of(base)
+    return approvals.Approvers.of(rule.approvers, attestors=rule.attestors, attested=rule.attested)
 
 
 def minimum(documents: Sequence[Document], labels: Mapping[str, str]) -> int:
@@ -115,6 +113,11 @@ class Rule:
     minimum: int
     """The highest ``minimum`` of any signed Policy (0: none asks for signed approvals)."""
     approvers: tuple[Approver, ...] = ()
+    attestors: tuple[Approver, ...] = ()
+    """Forge attestor keys of the signed Policies."""
+    attested: int = 0
+    """Forge approvers attestations may count for: the lowest of the signed Policies (one
+    that allows none makes them count for nothing)."""
 
     @classmethod
     def of(cls, documents: Sequence[Document]) -> Rule:
@@ -127,21 +130,26 @@ class Rule:
         signed = signed_policies(policies)
         listed = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.approvers)
         floor = max((p.spec.approvals.minimum for p in signed if p.spec.approvals), default=0)
-        return cls(envelope.digest(envelope.dumps(gating)), floor, listed)
+        bots = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.attestors)
+        attested = min((p.spec.approvals.attested for p in signed if p.spec.approvals), default=0)
+        return cls(envelope.digest(envelope.dumps(gating)), floor, listed, bots, attested)
 
     def dumps(self) -> bytes:
         """The rule as JSON, for the reconciler's work directory."""
         approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
-        return envelope.dumps(
-            {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
-        )
+        bots = [{"name": a.name, "key": a.key} for a in self.attestors]
+        body = {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
+        extra = {"attestors": bots, "attested": self.attested} if bots else {}
+        return envelope.dumps(body | extra)
 
     @classmethod
     def loads(cls, data: bytes) -> Rule:
         """A rule written by :meth:`dumps` (``ValueError`` if it is not one)."""
         body = envelope.loads(data)
         approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
-        return cls(str(body["digest"]), int(body["minimum"]), approvers)
+        bots = tuple(Approver.model_validate(a) for a in body.get("attestors", []))
+        attested = int(body.get("attested", 0))
+        return cls(str(body["digest"]), int(body["minimum"]), approvers, bots, attested)
 
 
 GATING = {"plane_selector", "kinds", "approvals"}

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import commands, gitrepo, keyring
+from reconciler import approvals as rules
 from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
 from reconciler import validate as validation
@@ -51,12 +52,24 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     head_state = _resolved(repo, request.rev, prefix, loaded)
     recorded, _ = _recorded(request, repo, head_state, now)
     head = _unissued(plan(head_state, recorded, now), recorded)
-    warned = replace(head, warnings=tuple(loaded.warnings))
+    digests = _digests(request, head_state, recorded, now)
+    warned = replace(head, warnings=tuple(loaded.warnings), digests=digests)
     if request.base is None:
         return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
     changed = _difference(warned, base)
     return changed if request.root is not None else _removed(changed, warned, base, head_state)
+
+
+def _digests(
+    request: PlanRequest, want: Desired, recorded: dict[str, RecordedPlane], now: datetime
+) -> dict[str, str] | None:
+    """The plan digests an approval of ``want`` signs, computed as the reconciler computes
+    them at merge (of the whole commit, not of the change from ``--base``); None when a
+    plane is protected but nothing was read to compute them against."""
+    if request.root is None:
+        return None if rules.signed_policies(want.documents) else {}
+    return rules.plan_digests(want, recorded, now)
 
 
 def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger import verify
+from ledger.approvals import TRAILERS
 from reconciler.audit import model as audit
 from reconciler.audit.read import AuditReport
 from schemas.inert import inert
@@ -193,8 +194,9 @@ def _change_text(change: audit.SpecChange, *, dated: bool = False) -> list[str]:
     if merge is not None:
         at = f" at {verify.format_time(merge.committed_at)}" if dated else ""
         lines.append(f"merged in {merge.commit[:12]} by {_who(merge.committer)}{at}")
-    approvals = ", ".join(change.approved_by) or "nobody (no Approved-by: trailer)"
-    return [*lines, f"approved by {approvals}"]
+    if not change.approved_by:
+        return [*lines, "approved by nobody (no Approved-by: trailer)"]
+    return [*lines, f"approved by {', '.join(change.approved_by)} (Approved-by: {TRAILERS})"]
 
 
 def _event_text(event: audit.Event) -> list[str]:
