@@ -262,6 +262,7 @@ class Reconciler:
             now=now,
             status_seen=seen,
             self_heal=issuing.plane.spec.sync.self_heal,
+            kubernetes=issuing.plane.spec.kubernetes,
             refs=refs,
         )
         return update or self.log.prepare_refresh(name, now, status_seen=seen, refs=refs)
@@ -276,6 +277,7 @@ class Reconciler:
             now=now,
             status_seen=seen,
             self_heal=issuing.plane.spec.sync.self_heal,
+            kubernetes=issuing.plane.spec.kubernetes,
         )
         if head is None:
             self.log.refresh(name, now, status_seen=seen)

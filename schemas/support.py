@@ -187,21 +187,12 @@ TABLE: tuple[Unsupported, ...] = (
         )
         for name in _KUBERNETES
     ),
-    *(
-        Unsupported(
-            "kubernetes",
-            "DataPlane",
-            f"spec.kubernetes.{name}",
-            "this release has no kubernetes runtime: nothing reads it",
-        )
-        for name in _KUBERNETES
-    ),
     Unsupported(
         "kubernetes",
         "DataPlane",
         "spec.runtime",
-        "this release has no kubernetes runtime: agents refuse it, so what is issued to "
-        "this plane waits for an agent that can apply it",
+        "the kubernetes runtime runs Deployments, FeatureSets and DAGs so far: a Model "
+        "issued to this plane is reported Failed by its agent (not built there yet)",
     ),
 )
 """Every field a runtime does not enforce as written."""

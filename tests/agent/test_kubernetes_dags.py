@@ -25,7 +25,7 @@ from agent.runtimes.local import _mlflow
 from ledger import envelope
 from schemas import signed
 from tests.agent.test_kubernetes_deployments import NOW, cluster, double  # noqa: F401
-from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, MODELS, ROOT, TARGET, TREE
+from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, MODELS, ROOT, SETTINGS, TARGET, TREE
 from tests.conftest import FIXTURES, commit_all, git, init_repo
 from tests.kubeapi.server import KubeApiDouble
 
@@ -311,11 +311,14 @@ def test_the_runtime_runs_dags_as_jobs_reading_their_jobs_from_its_watches(
     tmp_path: Path,
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runtime = KubernetesRuntime(cluster, dataclasses.replace(TARGET, tracking_uri=uri))
+    settings = SETTINGS.model_copy(update={"mlflow_tracking_uri": uri})
+    runtime = KubernetesRuntime(lambda _: cluster.api, TARGET.plane, settings=settings)
     try:
         assert "DAG" in runtime.jobs
-        assert runtime.inventory.wait_synced(10)
-        done = runtime.apply(command(PIPELINE), context(tmp_path))
+        runtime.delete(command(PIPELINE))  # connects: its watches start (nothing to delete)
+        assert runtime.inventory is not None and runtime.inventory.wait_synced(10)
+        signed_settings = dataclasses.replace(context(tmp_path), kubernetes=settings)
+        done = runtime.apply(command(PIPELINE), signed_settings)
         assert done.phase == "Ready", done.message
         runtime.delete(command(PIPELINE))
         assert cluster.select("batch/v1", "Job", {}) == []

@@ -21,7 +21,7 @@ from kubernetes import client
 
 from agent.runtimes.kubernetes import render
 from ledger import envelope
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.deployment import Deployment
 from schemas.parse import parse_spec
 
@@ -37,6 +37,14 @@ TARGET = render.Target(
     repo_url="https://git.example.com/ml/specs.git",
     source_secret="specs-read-token",
 )
+SETTINGS = dataplane.KubernetesRuntime.model_validate({
+    "namespace": TARGET.namespace,
+    "mlflowTrackingUri": TARGET.tracking_uri,
+    "images": {"serving": TARGET.serving_image, "build": TARGET.build_image,
+               "agent": TARGET.agent_image},
+    "source": {"url": TARGET.repo_url, "secret": TARGET.source_secret},
+})  # fmt: skip
+"""The plane's signed ``spec.kubernetes`` that :data:`TARGET` is made from (ADR 0016)."""
 KEDA = dataclasses.replace(
     TARGET, keda=True, prometheus_url="http://prometheus.monitoring.svc:9090"
 )
@@ -84,6 +92,15 @@ def command(
 
 
 FEATURES_TARGET = replace(TARGET, redis_secret="feature-redis", features_volume="features")
+FEATURES_SETTINGS = SETTINGS.model_copy(
+    update={
+        "online_store": dataplane.KubernetesOnlineStore.model_validate(
+            {"redis": {"secret": "feature-redis"}}
+        ),
+        "offline_store": dataplane.KubernetesOfflineStore.model_validate({"volume": "features"}),
+    }
+)
+"""The settings :data:`FEATURES_TARGET` is made from."""
 UNTIL = datetime(2026, 4, 10, 3, 0, tzinfo=UTC)
 
 

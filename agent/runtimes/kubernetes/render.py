@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.runtimes.kubernetes import scalers
 from agent.runtimes.local import features
-from schemas import commands, signed
+from schemas import commands, dataplane, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
@@ -78,6 +78,59 @@ class Target:
     (``spec.kubernetes.offlineStore.volume``)."""
     features_path: str = "features"
     """The stores' folder in that volume (``spec.kubernetes.offlineStore.path``)."""
+
+
+def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
+    """The Target of ``plane`` from its signed ``spec.kubernetes`` (ADR 0016). What is not
+    set stays empty (:func:`unset` names what a kind cannot do without); the build image
+    defaults to the serving image, as the DataPlane schema documents."""
+    images, source = settings.images, settings.source
+    serving = images.serving if images else ""
+    scaling, online, offline = settings.autoscaling, settings.online_store, settings.offline_store
+    prometheus = scaling.prometheus if scaling else None
+    return Target(
+        plane=plane,
+        namespace=settings.namespace,
+        serving_image=serving,
+        tracking_uri=settings.mlflow_tracking_uri or "",
+        build_image=(images.build if images else None) or serving,
+        agent_image=(images.agent if images else None) or "",
+        repo_url=source.url if source else "",
+        source_secret=source.secret if source else None,
+        prometheus_url=prometheus.url if prometheus else "",
+        redis_secret=online.redis.secret if online else None,
+        features_volume=offline.volume if offline else None,
+        features_path=offline.path if offline else "features",
+    )
+
+
+NEEDED: dict[str, tuple[tuple[str, str], ...]] = {
+    "Deployment": (
+        ("serving_image", "images.serving"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("agent_image", "images.agent"),  # the measuring proxy sidecar
+    ),
+    "Model": (
+        ("build_image", "images.serving"),
+        ("agent_image", "images.agent"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("repo_url", "source.url"),
+    ),
+    "FeatureSet": (("agent_image", "images.agent"), ("features_volume", "offlineStore.volume")),
+    "DAG": (
+        ("build_image", "images.serving"),
+        ("agent_image", "images.agent"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("repo_url", "source.url"),
+    ),
+}
+"""Per kind, the Target fields its objects cannot do without, and the DataPlane setting
+(under ``spec.kubernetes``) each comes from."""
+
+
+def unset(target: Target, kind: str) -> list[str]:
+    """The settings ``kind`` needs that the plane did not sign (pure)."""
+    return [setting for field, setting in NEEDED.get(kind, ()) if not getattr(target, field)]
 
 
 def labels(target: Target, kind: str, name: str) -> dict[str, str]:
