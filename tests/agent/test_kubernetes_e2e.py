@@ -1,0 +1,270 @@
+"""Issue 20's acceptance end to end: example-repo's ``prod-eu`` plane on Kubernetes.
+
+All real but the cluster: the world's copy of example-repo on a real git remote (served to
+pods by ``git daemon``), the real reconciler signing commands, ``gitplane agent run`` as a
+process with ``runtime: {type: kubernetes, kubeconfig: ...}`` on the test's clock, real
+MLflow (one SQLite file the agent and the pods share), a real redis-server. The cluster is
+the API server test double in kubelet mode (tests/kubeapi/README.md): its controllers step
+on a thread of their own and every Job's pod runs as local processes.
+
+The story, read back as ``gitplane status`` reads it (the agent's signed status in git):
+from an empty namespace to Ready for the model, the endpoint, the feature set and the DAG;
+an update (one more server worker) re-applied at its new digest; a failed rollout rolled
+back to the template that ran before; and prune (``sync.prune: true``) deleting a removed
+endpoint's objects, found by their inventory labels. On the way, ``gitplane agent render``
+prints exactly what the double received for the endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from reconciler import planning, status_view
+from reconciler import reconcile as reconciling
+from tests import clock
+from tests.conftest import EXAMPLE_REPO, git
+from tests.kubeapi.server import KubeApiDouble
+from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
+
+PLANE = "prod-eu"
+NAMESPACE = "ml-serving"
+ENDPOINT = "churn-prod"
+READY = {("Model", "churn"), ("Deployment", ENDPOINT), ("FeatureSet", "customer-activity"),
+         ("DAG", "churn-batch")}  # fmt: skip
+"""What prod-eu runs once the feature set and the DAG select it too."""
+PATIENCE = 40.0
+"""Seconds a step of the story may take before the test fails (it takes a few)."""
+APPROVED = "Approved-by: Ann <ann@example.com>\nApproved-by: Bob <bob@example.com>"
+"""Two approvals as Policy/prod-gates asks (trailers on a merge commit)."""
+
+
+@dataclass
+class Shifted:
+    """The double's clock: the test's running clock, moved on by :meth:`advance` (a
+    rollout's progress deadline passes without waiting for it)."""
+
+    running: clock.Running
+    offset: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return self.running() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class Story:
+    """The world, its cluster and its agent: what each step of the story acts on."""
+
+    world: World
+    double: KubeApiDouble
+    shifted: Shifted
+    running: clock.Running
+    agent_log: Path
+    reconciler: reconciling.Reconciler
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        kubeconfig = self.world.root / "kubeconfig"
+        return client.AppsV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+
+    def merge(self, message: str, edit: Callable[[Path], None]) -> str:
+        """A pull request: ``edit`` committed on a branch, merged with two approvals, pushed."""
+        work = self.world.work
+        branch = f"pr-{git(work, 'rev-list', '--count', 'HEAD')}"
+        git(work, "checkout", "-q", "-b", branch)
+        edit(work)
+        git(work, "add", "-A")
+        git(work, "commit", "-q", "-m", message)
+        git(work, "checkout", "-q", "main")
+        git(work, "merge", "-q", "--no-ff", branch, "-m", f"Merge {branch}", "-m", APPROVED)
+        git(work, "push", "-q", "origin", "main")
+        return git(work, "rev-parse", "HEAD")
+
+    def status(self) -> dict[tuple[str, str], status_view.Resource]:
+        """prod-eu's resources as ``gitplane status`` shows them (verified from the root)."""
+        request = planning.PlanRequest(self.world.work, root=self.world.keys_dir / "root.json")
+        result = planning.make_status(request, self.running())
+        assert result.problems == [], result.problems
+        (plane,) = [p for p in result.planes if p.name == PLANE]
+        return {(r.kind, r.name): r for r in plane.resources}
+
+    def until(
+        self, check: Callable[[dict[tuple[str, str], status_view.Resource]], bool], what: str
+    ) -> dict[tuple[str, str], status_view.Resource]:
+        """Reconcile and read the status until ``check`` holds (the agent runs on its own)."""
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            self.reconciler.reconcile(self.running())
+            seen = self.status()
+            if check(seen):
+                return seen
+            if time.monotonic() > deadline:
+                shown = {f"{k}/{n}": (r.sync, r.phase, r.message) for (k, n), r in seen.items()}
+                tail = self.agent_log.read_text()[-4000:]
+                pytest.fail(f"{what}: not within {PATIENCE}s: {shown}\nagent log:\n{tail}")
+            time.sleep(0.3)
+
+
+def _all_ready(digests: dict[tuple[str, str], str] | None = None) -> Callable[..., bool]:
+    def check(seen: dict[tuple[str, str], status_view.Resource]) -> bool:
+        return READY <= set(seen) and all(
+            (seen[key].sync, seen[key].phase) == ("Synced", "Ready") for key in READY
+        )
+
+    return check
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def git_daemon(world: World) -> Iterator[str]:  # noqa: F811
+    """The world's bare remote served by ``git daemon`` (``git://``): a source URL pods
+    reach, as the plane's settings require (no ``file://``)."""
+    bare = Path(world.remote.removeprefix("file://"))
+    port = _free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+         f"--port={port}", f"--base-path={bare.parent}", str(bare.parent)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"git://127.0.0.1:{port}/{bare.name}"
+    try:
+        for _ in range(100):
+            probe = subprocess.run(["git", "ls-remote", url], capture_output=True, check=False)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def _cluster(double: KubeApiDouble, root: Path, redis_url: str) -> Path:
+    """An empty ``ml-serving`` namespace with the Secret and the volume prod-eu's settings
+    name: the Redis URL, and the sample events where the feature set reads its source."""
+    kubeconfig = double.write_kubeconfig(root / "kubeconfig")
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    url = base64.b64encode(redis_url.encode()).decode()
+    secret = {"metadata": {"name": "feature-redis"}, "data": {"REDIS_URL": url}}
+    core.create_namespaced_secret(NAMESPACE, secret)
+    claim = root / "node" / "claims" / NAMESPACE / "features" / "data"
+    claim.mkdir(parents=True)
+    shutil.copy(EXAMPLE_REPO / "sample-data" / "events.csv", claim / "events.csv")
+    return kubeconfig
+
+
+def _kubernetes_plane(tracking: str, source: str) -> Callable[[Path], None]:
+    """prod-eu's ``spec.kubernetes`` made complete for this machine, and pruning on."""
+    block = (
+        "  kubernetes:\n    namespace: ml-serving\n"
+        f"    mlflowTrackingUri: {tracking}\n"
+        "    images:\n"
+        "      serving: ghcr.io/example/mlflow-serve:2.14\n"
+        "      build: ghcr.io/example/mlflow-build:2.14\n"
+        "      agent: ghcr.io/example/gitplane:0.1.0\n"
+        f"    source: {{url: '{source}'}}\n"
+        "    onlineStore: {redis: {secret: feature-redis}}\n"
+        "    offlineStore: {volume: features}\n"
+    )
+    selector = "planeSelector:\n    matchExpressions: [{key: env, operator: In, values: [dev, prod]}]"
+
+    def edit(work: Path) -> None:
+        _replace(work / "planes/prod.yaml", "  kubernetes:\n    namespace: ml-serving\n", block)
+        _replace(work / "planes/prod.yaml", "prune: false", "prune: true")
+        for path in ("features/customer-activity.yaml", "dags/churn-batch.yaml"):
+            _replace(work / path, "planeSelector:\n    matchLabels: {env: dev}", selector)
+        # small data: two backfill chunks of the sample events, not 47 weeks of them
+        backfill = 'backfill: {start: "2026-03-01", chunk: 180d, parallelism: 2}'
+        _replace(work / "features/customer-activity.yaml", 'backfill: {start: "2026-01-01", chunk: 7d}', backfill)
+
+    return edit
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path.name}: {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _agent_config(world: World, kubeconfig: Path) -> Path:  # noqa: F811
+    key = world.root / "agent" / f"{PLANE}.key"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    world.agent_keys[PLANE].save(key)
+    path = world.root / "agent" / "agent.yaml"
+    path.write_text(
+        f"plane: {PLANE}\nrepo: {world.remote}\nrootFile: {world.keys_dir / 'root.json'}\n"
+        f"keyFile: {key}\nstateDir: state\npollInterval: 1s\n"
+        f"runtime: {{type: kubernetes, kubeconfig: {kubeconfig}}}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def story(
+    tmp_path: Path,
+    world: World,  # noqa: F811
+    git_daemon: str,
+    redis_url: str,
+    running: clock.Running,
+    gitplane_bin: str,
+) -> Iterator[Story]:
+    shifted = Shifted(running)
+    double = KubeApiDouble(kubelet=True, clock=shifted, kubelet_root=tmp_path / "node")
+    with double:
+        double.step_every(0.05)
+        kubeconfig = _cluster(double, tmp_path, redis_url)
+        config_file = _agent_config(world, kubeconfig)
+        log = tmp_path / "agent.log"
+        with log.open("w") as sink:
+            agent = subprocess.Popen(
+                [gitplane_bin, "agent", "run", "--config", str(config_file), "--log-format", "json"],
+                stdout=sink, stderr=sink, start_new_session=True, env=running.env(),
+            )  # fmt: skip
+        try:
+            reconciler = reconciling.Reconciler(world.settings())
+            yield Story(world, double, shifted, running, log, reconciler)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait(timeout=10)
+
+
+def _template(story: Story) -> dict[str, Any]:
+    found = story.apps.read_namespaced_deployment(ENDPOINT, NAMESPACE)
+    return found.to_dict()["spec"]["template"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
+    story: Story, tmp_path: Path, git_daemon: str
+) -> None:
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert story.apps.list_namespaced_deployment(NAMESPACE).items == []  # an empty namespace
+    story.merge("prod-eu runs on Kubernetes", _kubernetes_plane(tracking, git_daemon))
+    seen = story.until(_all_ready(), "prod-eu Ready")
+    assert seen[("Model", "churn")].observed["registryVersion"] == 1
