@@ -36,6 +36,7 @@ from kubernetes import client, config
 from reconciler import planning, status_view
 from reconciler import reconcile as reconciling
 from tests import clock
+from tests.agent import test_agent_render as render_test
 from tests.conftest import EXAMPLE_REPO, git
 from tests.kubeapi.server import KubeApiDouble
 from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
@@ -43,6 +44,8 @@ from tests.reconciler.conftest import World, world  # noqa: F401 - the fixture
 PLANE = "prod-eu"
 NAMESPACE = "ml-serving"
 ENDPOINT = "churn-prod"
+RESOURCE = "gitplane.dev/resource"
+"""The inventory label naming the resource an object belongs to."""
 READY = {("Model", "churn"), ("Deployment", ENDPOINT), ("FeatureSet", "customer-activity"),
          ("DAG", "churn-batch")}  # fmt: skip
 """What prod-eu runs once the feature set and the DAG select it too."""
@@ -121,13 +124,11 @@ class Story:
             time.sleep(0.3)
 
 
-def _all_ready(digests: dict[tuple[str, str], str] | None = None) -> Callable[..., bool]:
-    def check(seen: dict[tuple[str, str], status_view.Resource]) -> bool:
-        return READY <= set(seen) and all(
-            (seen[key].sync, seen[key].phase) == ("Synced", "Ready") for key in READY
-        )
-
-    return check
+def _all_ready(seen: dict[tuple[str, str], status_view.Resource]) -> bool:
+    """Every resource of :data:`READY` applied at what git wants, and Ready."""
+    return set(seen) >= READY and all(
+        (seen[key].sync, seen[key].phase) == ("Synced", "Ready") for key in READY
+    )
 
 
 def _free_port() -> int:
@@ -188,7 +189,9 @@ def _kubernetes_plane(tracking: str, source: str) -> Callable[[Path], None]:
         "    onlineStore: {redis: {secret: feature-redis}}\n"
         "    offlineStore: {volume: features}\n"
     )
-    selector = "planeSelector:\n    matchExpressions: [{key: env, operator: In, values: [dev, prod]}]"
+    selector = (
+        "planeSelector:\n    matchExpressions: [{key: env, operator: In, values: [dev, prod]}]"
+    )
 
     def edit(work: Path) -> None:
         _replace(work / "planes/prod.yaml", "  kubernetes:\n    namespace: ml-serving\n", block)
@@ -197,7 +200,11 @@ def _kubernetes_plane(tracking: str, source: str) -> Callable[[Path], None]:
             _replace(work / path, "planeSelector:\n    matchLabels: {env: dev}", selector)
         # small data: two backfill chunks of the sample events, not 47 weeks of them
         backfill = 'backfill: {start: "2026-03-01", chunk: 180d, parallelism: 2}'
-        _replace(work / "features/customer-activity.yaml", 'backfill: {start: "2026-01-01", chunk: 7d}', backfill)
+        _replace(
+            work / "features/customer-activity.yaml",
+            'backfill: {start: "2026-01-01", chunk: 7d}',
+            backfill,
+        )
 
     return edit
 
@@ -224,6 +231,7 @@ def _agent_config(world: World, kubeconfig: Path) -> Path:  # noqa: F811
 @pytest.fixture
 def story(
     tmp_path: Path,
+    *,
     world: World,  # noqa: F811
     git_daemon: str,
     redis_url: str,
@@ -238,10 +246,10 @@ def story(
         config_file = _agent_config(world, kubeconfig)
         log = tmp_path / "agent.log"
         with log.open("w") as sink:
+            run = ["agent", "run", "--config", str(config_file), "--log-format", "json"]
             agent = subprocess.Popen(
-                [gitplane_bin, "agent", "run", "--config", str(config_file), "--log-format", "json"],
-                stdout=sink, stderr=sink, start_new_session=True, env=running.env(),
-            )  # fmt: skip
+                [gitplane_bin, *run], stdout=sink, stderr=sink, env=running.env()
+            )
         try:
             reconciler = reconciling.Reconciler(world.settings())
             yield Story(world, double, shifted, running, log, reconciler)
@@ -261,10 +269,106 @@ def _template(story: Story) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
-    story: Story, tmp_path: Path, git_daemon: str
+    story: Story, tmp_path: Path, git_daemon: str, gitplane_bin: str
 ) -> None:
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert story.apps.list_namespaced_deployment(NAMESPACE).items == []  # an empty namespace
     story.merge("prod-eu runs on Kubernetes", _kubernetes_plane(tracking, git_daemon))
-    seen = story.until(_all_ready(), "prod-eu Ready")
+    seen = story.until(_all_ready, "prod-eu Ready")
     assert seen[("Model", "churn")].observed["registryVersion"] == 1
+    first = _template(story)
+    assert _arg(first, "--workers") == "2"
+
+    story.merge("churn-prod: three workers", _workers("2", "3"))
+    before = seen[("Deployment", ENDPOINT)].applied
+    updated = story.until(
+        lambda s: _all_ready(s) and s[("Deployment", ENDPOINT)].applied != before,
+        "the update Ready",
+    )[("Deployment", ENDPOINT)]
+    assert updated.issued.endswith(updated.applied), updated  # Synced at the new digest
+    good = _template(story)
+    assert _arg(good, "--workers") == "3"
+    _render_is_what_the_double_received(story, gitplane_bin)
+
+    story.double.controllers.fail_args("5")  # a server that never becomes ready on five
+    story.merge("churn-prod: five workers", _workers("3", "5"))
+    _past_the_progress_deadline(story, "5")
+    failed = story.until(
+        lambda s: s[("Deployment", ENDPOINT)].phase == "Failed", "the failed rollout"
+    )[("Deployment", ENDPOINT)]
+    assert "rollout failed (ProgressDeadlineExceeded)" in failed.message, failed
+    assert "; rolled back to sha256:" in failed.message, failed
+    assert _template(story) == good  # serving the template that ran before
+
+    story.merge(
+        "retire churn-prod", lambda work: (work / "deployments" / f"{ENDPOINT}.yaml").unlink()
+    )
+    story.until(lambda s: ("Deployment", ENDPOINT) not in s, "churn-prod pruned")
+    assert _labelled(story, f"deployment.{ENDPOINT}") == []
+    assert _labelled(story, "featureset.customer-activity") != []  # the rest stays
+
+
+def _arg(template: dict[str, Any], flag: str) -> str:
+    args = template["spec"]["containers"][0]["args"]
+    return str(args[args.index(flag) + 1])
+
+
+def _workers(was: str, now: str) -> Callable[[Path], None]:
+    def edit(work: Path) -> None:
+        _replace(work / "deployments" / f"{ENDPOINT}.yaml", f"workers: {was},", f"workers: {now},")
+
+    return edit
+
+
+def _past_the_progress_deadline(story: Story, workers: str) -> None:
+    """Once the double's controller holds the failing template, its clock passes the
+    Deployment's progressDeadlineSeconds (600 s): the rollout is ``ProgressDeadlineExceeded``."""
+    deadline = time.monotonic() + PATIENCE
+    while _arg(_template(story), "--workers") != workers:
+        story.reconciler.reconcile(story.running())
+        assert time.monotonic() < deadline, "the failing template never reached the double"
+        time.sleep(0.3)
+    time.sleep(0.2)  # a controller step starts the rollout's clock
+    story.shifted.advance(601)
+
+
+def _labelled(story: Story, resource: str) -> list[tuple[str, str]]:
+    """The kind and name of every object of ``resource`` in the namespace, found by the
+    inventory labels as the runtime finds them."""
+    api = config.new_client_from_config(config_file=str(story.world.root / "kubeconfig"))
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    scaling = client.AutoscalingV2Api(api)
+    listings = {
+        "Deployment": apps.list_namespaced_deployment,
+        "Service": core.list_namespaced_service,
+        "ConfigMap": core.list_namespaced_config_map,
+        "HorizontalPodAutoscaler": scaling.list_namespaced_horizontal_pod_autoscaler,
+        "CronJob": client.BatchV1Api(api).list_namespaced_cron_job,
+    }
+    labels = {"app.kubernetes.io/managed-by": "gitplane", "gitplane.dev/plane": PLANE,
+              RESOURCE: resource}  # fmt: skip
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    return [
+        (kind, found.metadata.name)
+        for kind, listing in listings.items()
+        for found in listing(NAMESPACE, label_selector=selector).items
+    ]
+
+
+def _render_is_what_the_double_received(story: Story, gitplane_bin: str) -> None:
+    """``gitplane agent render`` prints, for the endpoint, the bodies of the last
+    server-side applies the double received (issue 20's acceptance)."""
+    config_file = story.world.root / "agent" / "agent.yaml"
+    done = subprocess.run(
+        [gitplane_bin, "agent", "render", "--config", str(config_file), "-o", "json"],
+        capture_output=True, text=True, check=False, env=story.running.env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = render_test._keyed(json.loads(done.stdout)["items"])
+    sent = render_test._applied(story.double)
+    assert _of_endpoint(printed) == _of_endpoint(sent) != {}
+
+
+def _of_endpoint(objects: dict[tuple[str, str, str], Any]) -> dict[tuple[str, str, str], Any]:
+    labelled = f"deployment.{ENDPOINT}"
+    return {k: o for k, o in objects.items() if o["metadata"]["labels"][RESOURCE] == labelled}
