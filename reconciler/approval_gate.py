@@ -79,13 +79,14 @@ def signed(
     trusted: rules.Rule | None,
 ) -> Gated:
     """``change.want`` with what its signed approval records come to, counted under the
-    ``trusted`` rule (None: the one at the commit's first parent, trusted on first use until
-    a root-signed anchor exists, ADR 0018). A commit that changes the rule must itself be
-    approved under the trusted one, or it is refused whole."""
+    ``trusted`` rule: the one in force, anchored by root (ADR 0018; None: no anchor yet). A
+    commit that changes the rule must itself be approved under the trusted one, or it is
+    refused whole; without a trusted rule, a commit that asks for signed approvals is
+    refused whole (never trusted on first use)."""
     base = base_of(change.specs, change.want.commit, None)
     current = rules.Rule.of(change.want.documents)
     if trusted is None:
-        trusted = rules.Rule.of(_documents(change.specs, base, change.prefix)) if base else current
+        return Gated(change.want, current, NO_ANCHOR if current.minimum else "")
     if current.minimum == 0 and trusted.minimum == 0:
         return Gated(change.want, current)
     try:
@@ -98,6 +99,13 @@ def signed(
         return Gated(change.want, trusted, _unapproved_rule(change.want.commit, trusted, count))
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
     return Gated(replace(change.want, signed=Signed(count, changed)), current)
+
+
+NO_ANCHOR = (
+    "signed approvals are asked for, but no approvers anchor signed by root is in force: "
+    "nothing is reconciled until the root key holders pin one (`gitplane keys approvers`, "
+    "docs/security.md)"
+)
 
 
 def _unapproved_rule(commit: str, trusted: rules.Rule, count: int) -> str:

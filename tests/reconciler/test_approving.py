@@ -8,14 +8,18 @@ does not count.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledger import approvallog, approvals, gitrepo, layout, roots, sshkeygen
-from reconciler import approval_gate, approving, planning
+from ledger import anchor, approvallog, approvals, gitrepo, keyring, layout, roots, sshkeygen
+from reconciler import anchoring, approval_gate, approving, planning
 from reconciler import reconcile as reconciling
 from reconciler.reconcile import RECONCILER
 from schemas.errors import UsageError
@@ -60,9 +64,15 @@ def pr(world: World, keys: dict[str, Key]) -> str:
     mirror = gitrepo.Mirror.open(world.root / "publisher.git", world.remote)
     roots.publish(mirror, (world.keys_dir / "root.json").read_bytes(), who=RECONCILER)
     world.change("signed approvals for prod", lambda w: set_policy(w, signed_policy(keys)))
+    pin(world)
     git(world.work, "checkout", "-q", "-b", "scale-prod")
     scale(world.work, 4)
     return commit_all(world.work, "scale prod to 4")
+
+
+def pin(world: World, rev: str = "main") -> anchoring.Pinned:
+    """The root key holders pin the approval rule of ``rev`` (``gitplane keys approvers``)."""
+    return anchoring.pin(world.keys_dir, planning.PlanRequest(world.work, rev), RECONCILER)
 
 
 def request(world: World, rev: str) -> approving.ApprovalRequest:
@@ -345,3 +355,137 @@ def test_a_rewritten_approvals_branch_is_read_as_it_was(
     cycle = reconciler.reconcile(NOW)
     assert cycle.alarms == [f"{layout.APPROVALS_REF} was rewritten: kept {tip[:12]}"]
     assert "prod-eu" not in cycle.issued  # bob's record came with the rewrite: not read
+
+
+# The trust anchor (ADR 0018): the first approval rule is signed by root, never taken on
+# first use. Each refusal asserts that prod's agent receives nothing.
+
+
+def prod_receives(world: World) -> list[str]:
+    """What prod-eu's agent reads from its verified command log: ``kind/name`` of each."""
+    return [f"{c.kind}/{c.name}" for c in TestAgent(world, "prod-eu").sync()]
+
+
+def test_signed_mode_without_an_anchor_reconciles_nothing(
+    world: World, keys: dict[str, Key]
+) -> None:
+    mirror = gitrepo.Mirror.open(world.root / "publisher.git", world.remote)
+    roots.publish(mirror, (world.keys_dir / "root.json").read_bytes(), who=RECONCILER)
+    world.change("signed approvals for prod", lambda w: set_policy(w, signed_policy(keys)))
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert cycle.issued == {}
+    assert "no approvers anchor signed by root is in force" in str(cycle.problems)
+    assert prod_receives(world) == []
+
+
+def test_a_first_run_after_an_attackers_push_counts_under_the_anchor(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    # pinned at main (ann, bob, cat); before any reconciler ran, an attacker with push
+    # access adds their keys and approves a prod change with them
+    git(world.work, "checkout", "-q", "main")
+    eve = make_key(keys["mallory"].path.parent, "eve")
+    keys = {**keys, "eve": eve}
+    world.change("approvers", lambda w: set_policy(w, signed_policy(keys, ("mallory", "eve"))))
+    head = world.change("scale prod", lambda w: scale(w, 3))
+    for name in ("mallory", "eve"):
+        _signed_record(world, keys[name], head)
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert cycle.issued == {}
+    assert "changes who approves or what needs approval, and has 0 of the 2" in str(cycle.problems)
+    assert prod_receives(world) == []
+
+
+def _anchor_payload(world: World, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the anchor's payload on the root branch, keeping its signatures."""
+    mirror = gitrepo.Mirror.open(world.root / "tamperer.git", world.remote)
+    tip = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
+    outer = json.loads(mirror.read(tip, [anchor.PATH], max_bytes=1 << 20)[anchor.PATH])
+    body = json.loads(base64.b64decode(outer["payload"]))
+    edit(body)
+    outer["payload"] = base64.b64encode(json.dumps(body).encode()).decode()
+    data = json.dumps(outer).encode()
+    mirror.push(
+        mirror.commit(tip, {anchor.PATH: data}, message="x", who=RECONCILER), layout.ROOT_REF
+    )
+
+
+def test_a_tampered_anchor_is_never_taken(world: World, keys: dict[str, Key], pr: str) -> None:
+    git(world.work, "checkout", "-q", "main")
+
+    def lower(body: dict[str, Any]) -> None:
+        body["rule"]["minimum"] = 0
+
+    _anchor_payload(world, lower)
+    reconciler = reconciling.Reconciler(world.settings())
+    cycle = reconciler.reconcile(NOW)
+    assert cycle.issued == {} and prod_receives(world) == []
+    assert "the approvers anchor on refs/heads/gitplane/root was not taken: " in str(cycle.problems)
+    assert "no approvers anchor signed by root is in force" in str(cycle.problems)
+    assert pin(world).version == 2  # the root key holders pin it again
+    assert not reconciler.reconcile(NOW).problems
+    _anchor_payload(world, lambda body: body.update(version=3))  # once taken: an alarm
+    again = reconciler.reconcile(NOW)
+    assert not again.problems and any("was not taken" in a for a in again.alarms)
+
+
+def test_an_anchor_signed_by_other_root_keys_is_not_taken(
+    world: World, keys: dict[str, Key], pr: str, tmp_path: Path
+) -> None:
+    git(world.work, "checkout", "-q", "main")
+    world.change("approvers", lambda w: set_policy(w, signed_policy(keys, ("ann", "mallory"))))
+    forged = tmp_path / "forged-keys"
+    keyring.init_keys(forged, root_keys=1, threshold=1, now=NOW, lifetime=timedelta(days=9))
+    anchoring.pin(forged, planning.PlanRequest(world.work, "main"), RECONCILER)
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert cycle.issued == {} and prod_receives(world) == []
+    assert "was not taken: 0 valid signature(s) from trusted keys, 2 required" in str(
+        cycle.problems
+    )
+
+
+def test_a_pull_request_adding_its_authors_key_cannot_approve_itself(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    git(world.work, "checkout", "-q", "main")
+    reconciler.reconcile(NOW)
+    git(world.work, "checkout", "-q", "scale-prod")
+    set_policy(world.work, signed_policy(keys, ("ann", "bob", "cat", "mallory")))
+    head = commit_all(world.work, "mallory approves prod too")
+    approving.approve(request(world, head), keys["ann"].path, NOW)
+    _signed_record(world, keys["mallory"], head)  # mallory's own key, added by this PR
+    merge(world)
+    cycle = reconciler.reconcile(NOW)
+    assert "prod-eu" not in cycle.issued and prod_receives(world) == []
+    assert "changes who approves or what needs approval, and has 1 of the 2" in str(cycle.problems)
+
+
+def test_root_can_replace_the_approvers(world: World, keys: dict[str, Key], pr: str) -> None:
+    reconciler = reconciling.Reconciler(world.settings())
+    git(world.work, "checkout", "-q", "main")
+    reconciler.reconcile(NOW)
+    world.change(
+        "dan and mallory", lambda w: set_policy(w, signed_policy(keys, ("mallory", "cat")))
+    )
+    assert "has 0 of the 2" in str(reconciler.reconcile(NOW).problems)
+    assert pin(world).version == 2
+    head = world.change("scale prod", lambda w: scale(w, 3))
+    for name in ("mallory", "cat"):
+        _signed_record(world, keys[name], head)
+    cycle = reconciler.reconcile(NOW)
+    assert not cycle.problems and "prod-eu" in cycle.issued
+
+
+def test_a_repaired_root_branch_keeps_the_anchor(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    mirror = gitrepo.Mirror.open(world.root / "mallory.git", world.remote)
+    tip = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
+    junk = mirror.commit(tip, {"root/2.json": b"{}"}, message="x", who=RECONCILER)
+    mirror.push(junk, layout.ROOT_REF)
+    git(world.work, "checkout", "-q", "main")
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert "(root/2.json)" in cycle.alarms[0] and not cycle.problems  # the anchor was taken
+    repaired = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
+    assert mirror.list_paths(repaired) == [anchor.PATH, "root/1.json"]
