@@ -20,7 +20,6 @@ from reconciler.recorded import RecordedPlane
 from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.errors import UsageError
-from schemas.policy import Approver
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,8 @@ class Gated:
     refused: str = ""
     """Why nothing of the commit may be reconciled: it changes the approval rule without
     the approvals the rule in force asks for."""
+    verdicts: tuple[approvals.Verdict, ...] = ()
+    """Every signed approval record of the commit, verified under the rule in force."""
 
 
 def signed(
@@ -90,15 +91,17 @@ def signed(
     if current.minimum == 0 and trusted.minimum == 0:
         return Gated(change.want, current)
     try:
-        context = context_of(change, base, state, refs, now, approvers=trusted.approvers)
+        context = context_of(change, base, state, refs, now, approvers=trusted.in_force())
         tally = listed(context, state, refs).tally
     except (gitrepo.GitError, approvallog.ApprovalLogError):
         return Gated(change.want, trusted)  # unreadable records count for nothing
     count = len(tally.approvers)
     if current.digest != trusted.digest and trusted.minimum and count < trusted.minimum:
-        return Gated(change.want, trusted, _unapproved_rule(change.want.commit, trusted, count))
+        why = _unapproved_rule(change.want.commit, trusted, count)
+        return Gated(change.want, trusted, why, tally.verdicts)
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
-    return Gated(replace(change.want, signed=Signed(count, changed)), current)
+    after = trusted if current.digest == trusted.digest else trusted.succeeded_by(current)
+    return Gated(replace(change.want, signed=Signed(count, changed)), after, "", tally.verdicts)
 
 
 NO_ANCHOR = (
@@ -123,10 +126,11 @@ def context_of(
     refs: gitrepo.Snapshot,
     now: datetime,
     *,
-    approvers: Sequence[Approver] | None = None,
+    approvers: approvals.Approvers | None = None,
 ) -> Context:
     """The target, and ``approvers`` or else those in force at ``base`` (none without a
-    base: the first approver set needs an anchor signed by root, ADR 0018, not built yet)."""
+    base). The reconciler gives the rule in force, anchored by root (ADR 0018); ``approve``
+    and ``approvals`` read the policy at the base."""
     want = change.want
     before = _documents(change.specs, base, change.prefix) if base else []
     target = approvals.Target(
@@ -140,8 +144,8 @@ def context_of(
         plane: max(rules.minimum(docs, labels[plane]) for docs in (want.documents, before))
         for plane in target.plans
     }
-    in_force = approvals.Approvers.of(approvers) if approvers is not None else None
-    return Context(target, in_force or rules.approvers_in_force(before), needs)
+    in_force = approvers if approvers is not None else rules.approvers_in_force(before)
+    return Context(target, in_force, needs)
 
 
 def base_of(repo: gitrepo.GitRepo, commit: str, base: str | None) -> str | None:

@@ -16,6 +16,7 @@ from ledger import approvals, envelope
 from reconciler.plan import plan
 from reconciler.planned import Desired, PlanePlan
 from reconciler.recorded import RecordedPlane
+from schemas import sshkey
 from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.policy import Approver, Policy
@@ -115,6 +116,9 @@ class Rule:
     minimum: int
     """The highest ``minimum`` of any signed Policy (0: none asks for signed approvals)."""
     approvers: tuple[Approver, ...] = ()
+    former: tuple[str, ...] = ()
+    """Fingerprints of keys an earlier rule in force listed and this one does not: their
+    records are refused as ``removed-key``."""
 
     @classmethod
     def of(cls, documents: Sequence[Document]) -> Rule:
@@ -129,19 +133,31 @@ class Rule:
         floor = max((p.spec.approvals.minimum for p in signed if p.spec.approvals), default=0)
         return cls(envelope.digest(envelope.dumps(gating)), floor, listed)
 
+    def succeeded_by(self, new: Rule) -> Rule:
+        """``new`` in force after this one: with every key this one listed, or had removed,
+        that ``new`` does not list, as removed."""
+        listed = {sshkey.parse(a.key).fingerprint for a in new.approvers}
+        mine = {sshkey.parse(a.key).fingerprint for a in self.approvers}
+        return replace(new, former=tuple(sorted((mine | set(self.former)) - listed)))
+
+    def in_force(self) -> approvals.Approvers:
+        """The approver set this rule counts approvals under."""
+        listed = approvals.Approvers.of(self.approvers)
+        return replace(listed, former=frozenset(self.former) - listed.names.keys())
+
     def dumps(self) -> bytes:
         """The rule as JSON, for the reconciler's work directory."""
         approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
-        return envelope.dumps(
-            {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
-        )
+        body = {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
+        return envelope.dumps({**body, "former": list(self.former)} if self.former else body)
 
     @classmethod
     def loads(cls, data: bytes) -> Rule:
         """A rule written by :meth:`dumps` (``ValueError`` if it is not one)."""
         body = envelope.loads(data)
         approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
-        return cls(str(body["digest"]), int(body["minimum"]), approvers)
+        former = tuple(str(f) for f in body.get("former", ()))
+        return cls(str(body["digest"]), int(body["minimum"]), approvers, former)
 
 
 GATING = {"plane_selector", "kinds", "approvals"}

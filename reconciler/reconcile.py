@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
+from ledger import approvals as approval_verdicts
 from ledger import (
     commands,
     errors,
@@ -83,6 +84,8 @@ class Cycle:
     """Attacks on what every plane shares (the root branch), found and undone this cycle."""
     recorded: dict[str, recorded.RecordedPlane] = field(default_factory=dict)
     """Each plane's recorded state as this cycle read it (what notifications compare)."""
+    approvals: tuple[approval_verdicts.Verdict, ...] = ()
+    """Every signed approval record of the commit, verified under the rule in force."""
 
 
 class Reconciler:
@@ -159,10 +162,12 @@ class Reconciler:
         gated, trouble = self._approved(want, recorded_state, refs, now)
         alarms += trouble
         if gated.refused:
-            return Cycle(commit, problems=[Problem(".", 0, 0, "", gated.refused)])
+            problem = Problem(".", 0, 0, "", gated.refused)
+            return Cycle(commit, problems=[problem], alarms=alarms, approvals=gated.verdicts)
         want = gated.want
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
+        cycle.approvals = gated.verdicts
         self._changed = frozenset()
         cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}

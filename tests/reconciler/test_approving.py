@@ -326,12 +326,15 @@ def test_an_approved_change_of_approvers_takes_effect(
     git(world.work, "push", "-q", "origin", "main")
     merged = reconciler.reconcile(NOW)  # approved by ann and bob: its plan too (prod's build)
     assert not merged.problems and "prod-eu" in merged.issued
-    TestAgent(world, "prod-eu").sync()  # the model is built on prod: the deployment is next
+    agent = TestAgent(world, "prod-eu")
+    assert agent.sync()  # the model is built on prod: the deployment is next
     head = world.change("scale prod", lambda w: scale(w, 3))
     for name in ("mallory", "bob"):
         _signed_record(world, keys[name], head)
     cycle = reconciler.reconcile(NOW)
-    assert "prod-eu" not in cycle.issued  # bob's key no longer counts: 1 of 2
+    assert "prod-eu" not in cycle.issued and agent.sync() == []  # bob's key: 1 of 2
+    reasons = {v.signer: v.reason for v in cycle.approvals}
+    assert reasons[keys["bob"].public.fingerprint] == "removed-key"
     assert cycle.plan is not None
     (prod,) = [p for p in cycle.plan.planes if p.plane == "prod-eu"]
     assert any("needs 2 signed approval(s), has 1" in a.reason for a in prod.actions), [
@@ -489,3 +492,65 @@ def test_a_repaired_root_branch_keeps_the_anchor(
     assert "(root/2.json)" in cycle.alarms[0] and not cycle.problems  # the anchor was taken
     repaired = mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]
     assert mirror.list_paths(repaired) == [anchor.PATH, "root/1.json"]
+
+
+def _variant(world: World, key: Key, commit: str, **changes: str) -> tuple[str, bytes]:
+    """A record of ``commit`` signed by ``key`` with ``changes`` to what approve drafts."""
+    _, data = _record(world, key, commit)
+    draft, _ = approvals.parse(data)
+    draft = draft.model_copy(update=changes)
+    armor = sshkeygen.sign(draft.payload(), key=key.path, namespace=approvals.NAMESPACE)
+    data = approvals.stored(draft, armor)
+    return approvals.path_of(commit, data), data
+
+
+def _tampered(world: World, key: Key, commit: str) -> tuple[str, bytes]:
+    """``key``'s record of ``commit`` with its approver name changed after signing."""
+    _, data = _record(world, key, commit)
+    draft, armor = approvals.parse(data)
+    data = approvals.stored(draft.model_copy(update={"approver": "someone"}), armor)
+    return approvals.path_of(commit, data), data
+
+
+def _copied(world: World, key: Key, commit: str) -> tuple[str, bytes]:
+    """``key``'s counted record of ``commit``, stored again under another path."""
+    mirror = gitrepo.Mirror.open(world.root / "copier.git", world.remote)
+    tip = mirror.fetch([layout.APPROVALS_REF])[layout.APPROVALS_REF]
+    ((path, data),) = approvallog.read(mirror, tip, [commit]).items()
+    return path.replace(".json", "0.json"), data
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        pytest.param(lambda w, k, c: _copied(w, k["ann"], c), "duplicate", id="duplicate"),
+        pytest.param(
+            lambda w, k, c: _variant(
+                w, k["ann"], c, approver="ann-too", time="2026-11-25T00:00:00Z"
+            ),
+            "duplicate",
+            id="one-key-two-names",
+        ),
+        pytest.param(lambda w, k, c: _tampered(w, k["bob"], c), "tampered", id="tampered"),
+        pytest.param(
+            lambda w, k, c: _variant(w, k["bob"], c, repository="sha256:" + "0" * 64),
+            "wrong-repo",
+            id="another-repository",
+        ),
+    ],
+)
+def test_a_second_approval_that_is_not_one_issues_nothing(
+    world: World,
+    keys: dict[str, Key],
+    pr: str,
+    forge: Callable[[World, dict[str, Key], str], tuple[str, bytes]],
+    reason: str,
+) -> None:
+    approving.approve(request(world, pr), keys["ann"].path, NOW)  # one real approval of two
+    path, data = forge(world, keys, pr)
+    mirror = gitrepo.Mirror.open(world.root / "forger.git", world.remote)
+    approvallog.append(mirror, path, data, who=RECONCILER)
+    merge(world)
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert "prod-eu" not in cycle.issued and prod_receives(world) == []
+    assert sorted(v.reason for v in cycle.approvals) == sorted(["", reason])
