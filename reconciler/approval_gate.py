@@ -8,6 +8,7 @@ repository and the state repository's root and approvals branches; writes nothin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -43,10 +44,21 @@ class Listing:
 
 def listed(context: Context, mirror: gitrepo.Mirror, snapshot: gitrepo.Snapshot) -> Listing:
     """Every record of the context's change, each verified."""
+    target = context.target
     tip = snapshot.get(layout.APPROVALS_REF)
-    files = approvallog.read(mirror, tip, list(context.target.trees))
-    tally = approvals.tally(files, approvers=context.approvers, target=context.target)
+    tree = approvallog.tree_dir(target.trees[target.commit])
+    files = approvallog.read(mirror, tip, [*target.trees, tree])
+    tally = approvals.tally(_distinct(files), approvers=context.approvers, target=target)
     return Listing(context, tally)
+
+
+def _distinct(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` without second copies of the same bytes (a record and its tree index);
+    the copy under a commit's directory is kept."""
+    kept: dict[bytes, str] = {}
+    for path in sorted(files, key=lambda p: (p.startswith("approvals/trees/"), p)):
+        kept.setdefault(hashlib.sha256(files[path]).digest(), path)
+    return {path: files[path] for path in kept.values()}
 
 
 @dataclass(frozen=True)

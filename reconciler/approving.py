@@ -58,7 +58,8 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
         if not verdict.counted:  # ssh-keygen signed with another key than the one named
             raise UsageError(f"the signed approval does not verify: {verdict.detail}")
         who = gitrepo.Identity(name, f"{name}@gitplane.invalid")
-        approvallog.append(mirror, path, data, who=who)
+        index = approvals.tree_path_of(draft.tree, data)  # a squash merge finds it there
+        approvallog.append(mirror, path, data, who=who, also=[index])
     return Approved(draft, name)
 
 
