@@ -72,10 +72,10 @@ def check(data: bytes, root: signed.Root, *, repository: str) -> Anchor:
 
 def read(mirror: gitrepo.Mirror, tip: str | None) -> bytes | None:
     """The anchor file at ``tip`` of the root branch (None when there is none)."""
-    if tip is None or PATH not in mirror.list_paths(tip):
+    if tip is None:
         return None
     try:
-        return mirror.read(tip, [PATH], max_bytes=MAX_FILE)[PATH]
+        return mirror.read(tip, [PATH], max_bytes=MAX_FILE).get(PATH)
     except gitrepo.BlobTooLargeError as exc:
         raise errors.OversizedError(str(exc)) from None
     except gitrepo.UnsafeEntryError as exc:
