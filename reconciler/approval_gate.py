@@ -123,6 +123,29 @@ NO_ANCHOR = (
 )
 
 
+def audited(
+    specs: gitrepo.GitRepo,
+    prefix: str,
+    commit: str,
+    mirror: gitrepo.Mirror,
+    snapshot: gitrepo.Snapshot,
+) -> tuple[approvals.Verdict, ...]:
+    """Every record of ``commit`` as ``audit`` shows it: its signature, its signer in the
+    Policies at the commit's first parent, its repository, commit and tree. The plan
+    digests are shown as signed, not computed again: the recorded state they were planned
+    against is gone (the reconciler compared them when it issued)."""
+    base = base_of(specs, commit, None)
+    before = _documents(specs, base, prefix) if base else []
+    try:
+        target = approvals.Target(
+            approvallog.repository_id(mirror, snapshot), commit, trees_of(specs, commit, base), {}
+        )
+        context = Context(target, rules.approvers_in_force(before), {})
+        return listed(context, mirror, snapshot).tally.verdicts
+    except (gitrepo.GitError, approvallog.ApprovalLogError):
+        return ()
+
+
 def _unapproved_rule(commit: str, trusted: rules.Rule, count: int) -> str:
     return (
         f"{commit[:12]} changes who approves or what needs approval, and has {count} of the "

@@ -21,6 +21,8 @@ import pytest
 from ledger import anchor, approvallog, approvals, gitrepo, keyring, layout, roots, sshkeygen
 from reconciler import anchoring, approval_gate, approving, planning
 from reconciler import reconcile as reconciling
+from reconciler.audit import read as audit_read
+from reconciler.audit import view as audit_view
 from reconciler.reconcile import RECONCILER
 from schemas.errors import UsageError
 from tests import clock
@@ -594,3 +596,32 @@ def test_a_squash_onto_a_moved_base_needs_its_own_approvals(
     cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
     assert "prod-eu" not in cycle.issued and prod_receives(world) == []
     assert cycle.approvals == ()
+
+
+def test_audit_shows_each_approval_verified_or_not_and_trailers_unverified(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    for name in ("ann", "bob"):
+        approving.approve(request(world, pr), keys[name].path, NOW)
+    _signed_record(world, keys["mallory"], pr)
+    git(world.work, "checkout", "-q", "main")
+    trailer = "Approved-by: Eve <eve@example.com>"
+    git(world.work, "merge", "-q", "--no-ff", "scale-prod", "-m", "Merge", "-m", trailer)
+    root = world.keys_dir / "root.json"
+    report = audit_read.load_audit(
+        audit_read.AuditRequest(world.work, "deployment/churn-prod", root, "main")
+    )
+    shown = " ".join(audit_view.text(report).split())  # as wrapped to 100 columns
+    for name in ("ann", "bob"):
+        fingerprint = keys[name].public.fingerprint
+        assert f"approved by {name} ({fingerprint}), signature verified" in shown
+    mallory = keys["mallory"].public.fingerprint
+    assert f"! approval by mallory ({mallory}) not verified: unknown-key: " in shown
+    assert "approved by Eve <eve@example.com> (trailers, unverified)" in shown
+    (spec,) = [e for e in audit_view.as_json(report)["events"] if e.get("commit") == pr]
+    assert spec["approvedBy"] == ["Eve <eve@example.com>"] and not spec["approvedByVerified"]
+    assert sorted((a["name"], a["key"], a["verified"], a["reason"]) for a in spec["approvals"]) == [
+        ("ann", keys["ann"].public.fingerprint, True, ""),
+        ("bob", keys["bob"].public.fingerprint, True, ""),
+        ("mallory", mallory, False, "unknown-key"),
+    ]
