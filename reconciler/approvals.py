@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Literal
 
 from ledger import approvals, envelope
 from reconciler.plan import plan
@@ -162,3 +163,49 @@ class Rule:
 
 GATING = {"plane_selector", "kinds", "approvals"}
 """The fields of a Policy that say who must approve what."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a plane's approvals are counted: ``signed`` (records signed by approvers' keys,
+    verified) or ``trailers`` (the weaker mode: ``Approved-by:`` trailers, which anyone who
+    can push can write), and by which Policies."""
+
+    mode: Literal["signed", "trailers"]
+    policies: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for ``plan`` and ``status``."""
+        names = ", ".join(f"Policy/{p}" for p in self.policies)
+        if self.mode == "signed":
+            return f"approvals signed by approvers' SSH keys, verified ({names})"
+        return f"approvals in trailer mode (weaker: Approved-by: is not verified; {names})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (``--output json``)."""
+        return {
+            "mode": self.mode,
+            "verified": self.mode == "signed",
+            "policies": list(self.policies),
+        }
+
+
+def modes(documents: Sequence[Document]) -> dict[str, Mode]:
+    """How each plane that a Policy asks approvals for counts them (signed wins)."""
+    asking = [
+        d
+        for d in documents
+        if isinstance(d, Policy) and d.spec.approvals and d.spec.approvals.minimum
+    ]
+    found: dict[str, Mode] = {}
+    for plane in (d for d in documents if isinstance(d, DataPlane)):
+        labels = dict(plane.metadata.labels)
+        selecting = [p for p in asking if p.spec.plane_selector.matches(labels)]
+        for mode in ("signed", "trailers"):
+            names = tuple(
+                p.name for p in selecting if p.spec.approvals and p.spec.approvals.mode == mode
+            )
+            if names:
+                found[plane.name] = Mode(mode, names)
+                break
+    return found

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ledger import anchor, approvallog, approvals, gitrepo, keyring, layout, roots, sshkeygen
-from reconciler import anchoring, approval_gate, approving, planning
+from reconciler import anchoring, approval_gate, approving, planning, render
 from reconciler import reconcile as reconciling
 from reconciler.audit import read as audit_read
 from reconciler.audit import view as audit_view
@@ -625,3 +625,38 @@ def test_audit_shows_each_approval_verified_or_not_and_trailers_unverified(
         ("bob", keys["bob"].public.fingerprint, True, ""),
         ("mallory", mallory, False, "unknown-key"),
     ]
+
+
+WEAKER = "approvals in trailer mode (weaker: Approved-by: is not verified; Policy/prod-gates)"
+
+
+def test_plan_and_status_name_the_weaker_trailer_mode(world: World, gitplane_bin: str) -> None:
+    result = planning.make_plan(planning.PlanRequest(world.work, "HEAD"), NOW)
+    shown = render.text(result, title="plan")
+    assert f"! {WEAKER}" in shown.split("plane prod-eu")[1]
+    assert WEAKER not in shown.split("plane prod-eu")[0]  # local-dev asks no approvals
+    planes = {p["plane"]: p for p in render.as_json(result)["planes"]}
+    assert planes["prod-eu"]["approvals"] == {
+        "mode": "trailers",
+        "verified": False,
+        "policies": ["prod-gates"],
+    }
+    assert planes["local-dev"]["approvals"] is None
+    reconciling.Reconciler(world.settings()).reconcile(NOW)
+    common = [gitplane_bin, "status", str(world.work), "--root", str(world.keys_dir / "root.json")]
+    env = clock.env_at(NOW)
+    text = subprocess.run(common, capture_output=True, text=True, env=env, check=False)
+    assert f"! prod-eu: {WEAKER}\n" in text.stdout, text.stderr
+    body = json.loads(
+        subprocess.run(
+            [*common, "-o", "json"], capture_output=True, text=True, env=env, check=True
+        ).stdout
+    )
+    assert body["approvals"]["prod-eu"]["mode"] == "trailers"
+
+
+def test_a_signed_plane_is_not_called_weaker(world: World, keys: dict[str, Key], pr: str) -> None:
+    result = planning.make_plan(planning.PlanRequest(world.work, pr), NOW)
+    assert WEAKER not in render.text(result, title="plan")
+    (prod,) = [p for p in render.as_json(result)["planes"] if p["plane"] == "prod-eu"]
+    assert prod["approvals"] == {"mode": "signed", "verified": True, "policies": ["prod-gates"]}
