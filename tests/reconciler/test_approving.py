@@ -660,3 +660,33 @@ def test_a_signed_plane_is_not_called_weaker(world: World, keys: dict[str, Key],
     assert WEAKER not in render.text(result, title="plan")
     (prod,) = [p for p in render.as_json(result)["planes"] if p["plane"] == "prod-eu"]
     assert prod["approvals"] == {"mode": "signed", "verified": True, "policies": ["prod-gates"]}
+
+
+def test_an_alias_moved_after_approval_issues_nothing(
+    world: World, keys: dict[str, Key], pr: str
+) -> None:
+    for name in ("ann", "bob"):
+        approving.approve(request(world, pr), keys[name].path, NOW)
+    merge(world)
+    reconciler = reconciling.Reconciler(world.settings())
+    assert "prod-eu" in reconciler.reconcile(NOW).issued  # the model's build
+    agent = TestAgent(world, "prod-eu")
+    assert agent.sync()  # built and registered: champion is registry version 1
+    git(world.work, "checkout", "-q", "-b", "scale-5")
+    scale(world.work, 5, was=4)
+    head = commit_all(world.work, "scale prod to 5")
+    for name in ("ann", "bob"):  # they approve serving registry version 1
+        approving.approve(request(world, head), keys[name].path, NOW)
+    built = agent.resources[("Model", "churn")]
+    moved = {**built.observed, "registryVersion": 2, "artifactDigest": "sha256:" + "f" * 64}
+    agent.resources[("Model", "churn")] = built.model_copy(update={"observed": moved})
+    assert agent.sync() == []  # the plane now reports version 2 under the alias
+    git(world.work, "checkout", "-q", "main")
+    git(world.work, "merge", "-q", "--no-ff", "scale-5", "-m", "Merge scale-5")
+    git(world.work, "push", "-q", "origin", "main")
+    cycle = reconciler.reconcile(NOW)
+    assert "prod-eu" not in cycle.issued and agent.sync() == []
+    assert [v.reason for v in cycle.approvals] == ["plan-changed", "plan-changed"]
+    assert cycle.plan is not None
+    (prod,) = [p for p in cycle.plan.planes if p.plane == "prod-eu"]
+    assert any("plan changed since approval" in a.reason for a in prod.actions)
