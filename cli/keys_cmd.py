@@ -10,7 +10,7 @@ import click
 from cli import clock, options
 from ledger import gitrepo, keyring
 from ledger import keys as signing
-from reconciler import anchoring, planning
+from reconciler import approving, planning
 
 DIR = click.option(
     "--dir",
@@ -149,7 +149,7 @@ def approvers(directory: Path, path: Path, rev: str, state_repo: str | None) -> 
     gitplane/root branch (docs/adr/0018-signed-approvals.md). Run it again to replace
     the approvers by root, without an approved commit.
     """
-    done = anchoring.pin(directory, planning.PlanRequest(path, rev, None, None, state_repo), WHO)
+    done = approving.pin(directory, planning.PlanRequest(path, rev, None, None, state_repo), WHO)
     names = ", ".join(a.name for a in done.rule.approvers)
     click.echo(
         f"pinned the approval rule of {done.commit[:12]} as approvers anchor version "

@@ -8,20 +8,18 @@ or by a newer anchor. The reconciler keeps both in its work directory: the rule 
 A rule file without an anchor version (one trusted on first use by an older build) is not
 trusted.
 
-``gitplane keys approvers`` (:func:`pin`) signs the rule of one spec commit with the root
-keys and publishes it.
+``gitplane keys approvers`` (:func:`reconciler.approving.pin`) signs the rule of one spec
+commit with the root keys and publishes it.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger import anchor, approvallog, envelope, errors, gitrepo, keyring, keys, layout, verify
-from reconciler import approvals, planning
-from schemas import files, signed
-from schemas.errors import UsageError
+from ledger import anchor, approvallog, envelope, errors, gitrepo, layout, verify
+from reconciler import approvals
+from schemas import files
 
 RULE = "approval-rule.json"
 """In the work directory: the approval rule in force."""
@@ -75,80 +73,3 @@ def keep(work_dir: Path, rule: approvals.Rule, trust: Trust) -> None:
         files.atomic_write(work_dir / RULE, rule.dumps())
     if trust.adopt:
         files.atomic_write(work_dir / VERSION, f"{trust.adopt}\n".encode())
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """What ``gitplane keys approvers`` signed and published."""
-
-    version: int
-    commit: str
-    rule: approvals.Rule
-
-
-def pin(keys_dir: Path, request: planning.PlanRequest, who: gitrepo.Identity) -> Pinned:
-    """Sign the approval rule of ``request.rev`` with the root keys in ``keys_dir`` (at least
-    the threshold of its newest root) and publish it as the next anchor version."""
-    root_bytes = keyring.read_root(keys_dir / keyring.ROOT_FILE)
-    root = verify.load_trusted_root(root_bytes)
-    signers = _root_signers(keys_dir, root_bytes)
-    repo, prefix = planning.spec_repo(request.path)
-    try:
-        commit = repo.resolve(request.rev)
-    except gitrepo.GitError as error:
-        raise UsageError(f"cannot read {request.rev}: {error}") from None
-    want = planning.desired_of(repo, commit, prefix, str(request.path))
-    rule = approvals.Rule.of(want.documents)
-    if rule.minimum == 0:
-        raise UsageError(
-            f"no Policy at {commit[:12]} asks for signed approvals: there is no rule to pin"
-        )
-    url = request.state_repo or repo.logs_url()
-    with tempfile.TemporaryDirectory(prefix="gitplane-anchor-") as scratch:
-        mirror = gitrepo.Mirror.open(Path(scratch), url)
-        try:
-            refs = mirror.fetch([layout.ROOT_REF])
-            repository = approvallog.repository_id(mirror, refs)
-            previous = anchor.read(mirror, refs.get(layout.ROOT_REF))
-            version = 1 if previous is None else _version(previous, root, repository) + 1
-            data = anchor.sign(
-                version=version,
-                repository=repository,
-                rule=envelope.loads(rule.dumps()),
-                signers=signers,
-            )
-            anchor.publish(mirror, data, who=who)
-        except (gitrepo.GitError, approvallog.ApprovalLogError) as error:
-            raise UsageError(f"cannot publish to the state repository {url}: {error}") from None
-    return Pinned(version, commit, rule)
-
-
-def _version(data: bytes, root: signed.Root, repository: str) -> int:
-    """The version of the anchor on the branch. One that does not verify is replaced, after
-    the version its payload claims, so that versions only grow."""
-    try:
-        return anchor.check(data, root, repository=repository).version
-    except errors.VerificationError:
-        pass
-    try:
-        body = envelope.loads(envelope.decode_b64(envelope.loads(data)["payload"]))
-        return int(body["version"])
-    except (errors.VerificationError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def _root_signers(keys_dir: Path, root_bytes: bytes) -> list[keys.Signer]:
-    """The root keys in ``keys_dir/root/`` that the newest root names, at least its threshold."""
-    root = verify.load_trusted_root(root_bytes)
-    named, threshold = verify.role_keys(root, "root")
-    signers: list[keys.Signer] = []
-    for path in sorted((keys_dir / "root").glob("*.key")):
-        signer = keys.FileSigner.load(path)
-        if signer.public_key.keyid in named:
-            signers.append(signer)
-    if len(signers) < threshold:
-        raise UsageError(
-            f"{keys_dir / 'root'} holds {len(signers)} of the {threshold} root key(s) of root "
-            f"version {root.version} needed to sign the approvers anchor"
-        )
-    return signers

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ledger import anchor, approvallog, approvals, gitrepo, keyring, layout, roots, sshkeygen
-from reconciler import anchoring, approval_gate, approving, planning, render
+from reconciler import approval_gate, approving, planning, render
 from reconciler import reconcile as reconciling
 from reconciler.audit import read as audit_read
 from reconciler.audit import view as audit_view
@@ -72,9 +72,9 @@ def pr(world: World, keys: dict[str, Key]) -> str:
     return commit_all(world.work, "scale prod to 4")
 
 
-def pin(world: World, rev: str = "main") -> anchoring.Pinned:
+def pin(world: World, rev: str = "main") -> approving.Pinned:
     """The root key holders pin the approval rule of ``rev`` (``gitplane keys approvers``)."""
-    return anchoring.pin(world.keys_dir, planning.PlanRequest(world.work, rev), RECONCILER)
+    return approving.pin(world.keys_dir, planning.PlanRequest(world.work, rev), RECONCILER)
 
 
 def request(world: World, rev: str) -> approving.ApprovalRequest:
@@ -362,6 +362,12 @@ def test_a_rewritten_approvals_branch_is_read_as_it_was(
     assert "prod-eu" not in cycle.issued  # bob's record came with the rewrite: not read
 
 
+def approve_all(world: World, keys: dict[str, Key], rev: str) -> None:
+    """ann and bob approve ``rev`` with ``gitplane approve``: the two the policy needs."""
+    for name in ("ann", "bob"):
+        approving.approve(request(world, rev), keys[name].path, NOW)
+
+
 # The trust anchor (ADR 0018): the first approval rule is signed by root, never taken on
 # first use. Each refusal asserts that prod's agent receives nothing.
 
@@ -441,7 +447,7 @@ def test_an_anchor_signed_by_other_root_keys_is_not_taken(
     world.change("approvers", lambda w: set_policy(w, signed_policy(keys, ("ann", "mallory"))))
     forged = tmp_path / "forged-keys"
     keyring.init_keys(forged, root_keys=1, threshold=1, now=NOW, lifetime=timedelta(days=9))
-    anchoring.pin(forged, planning.PlanRequest(world.work, "main"), RECONCILER)
+    approving.pin(forged, planning.PlanRequest(world.work, "main"), RECONCILER)
     cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
     assert cycle.issued == {} and prod_receives(world) == []
     assert "was not taken: 0 valid signature(s) from trusted keys, 2 required" in str(
@@ -574,8 +580,7 @@ def squash(world: World) -> str:
 def test_approvals_of_the_head_count_for_its_squash_merge(
     world: World, keys: dict[str, Key], pr: str
 ) -> None:
-    for name in ("ann", "bob"):
-        approving.approve(request(world, pr), keys[name].path, NOW)
+    approve_all(world, keys, pr)
     squashed = squash(world)
     assert git(world.work, "rev-parse", f"{squashed}^{{tree}}") == git(
         world.work, "rev-parse", f"{pr}^{{tree}}"
@@ -588,8 +593,7 @@ def test_approvals_of_the_head_count_for_its_squash_merge(
 def test_a_squash_onto_a_moved_base_needs_its_own_approvals(
     world: World, keys: dict[str, Key], pr: str
 ) -> None:
-    for name in ("ann", "bob"):
-        approving.approve(request(world, pr), keys[name].path, NOW)
+    approve_all(world, keys, pr)
     git(world.work, "checkout", "-q", "main")
     world.change("a note", lambda w: (w / "NOTES.md").write_text("moved\n"))
     squash(world)  # another tree than the approved head's: its records are not this commit's
@@ -601,8 +605,7 @@ def test_a_squash_onto_a_moved_base_needs_its_own_approvals(
 def test_audit_shows_each_approval_verified_or_not_and_trailers_unverified(
     world: World, keys: dict[str, Key], pr: str
 ) -> None:
-    for name in ("ann", "bob"):
-        approving.approve(request(world, pr), keys[name].path, NOW)
+    approve_all(world, keys, pr)
     _signed_record(world, keys["mallory"], pr)
     git(world.work, "checkout", "-q", "main")
     trailer = "Approved-by: Eve <eve@example.com>"
@@ -665,8 +668,7 @@ def test_a_signed_plane_is_not_called_weaker(world: World, keys: dict[str, Key],
 def test_an_alias_moved_after_approval_issues_nothing(
     world: World, keys: dict[str, Key], pr: str
 ) -> None:
-    for name in ("ann", "bob"):
-        approving.approve(request(world, pr), keys[name].path, NOW)
+    approve_all(world, keys, pr)
     merge(world)
     reconciler = reconciling.Reconciler(world.settings())
     assert "prod-eu" in reconciler.reconcile(NOW).issued  # the model's build
@@ -675,8 +677,7 @@ def test_an_alias_moved_after_approval_issues_nothing(
     git(world.work, "checkout", "-q", "-b", "scale-5")
     scale(world.work, 5, was=4)
     head = commit_all(world.work, "scale prod to 5")
-    for name in ("ann", "bob"):  # they approve serving registry version 1
-        approving.approve(request(world, head), keys[name].path, NOW)
+    approve_all(world, keys, head)  # they approve serving registry version 1
     built = agent.resources[("Model", "churn")]
     moved = {**built.observed, "registryVersion": 2, "artifactDigest": "sha256:" + "f" * 64}
     agent.resources[("Model", "churn")] = built.model_copy(update={"observed": moved})
@@ -690,3 +691,35 @@ def test_an_alias_moved_after_approval_issues_nothing(
     assert cycle.plan is not None
     (prod,) = [p for p in cycle.plan.planes if p.plane == "prod-eu"]
     assert any("plan changed since approval" in a.reason for a in prod.actions)
+
+
+def test_keys_approvers_pins_the_rule_and_refuses_clearly(
+    world: World, keys: dict[str, Key], gitplane_bin: str
+) -> None:
+    mirror = gitrepo.Mirror.open(world.root / "publisher.git", world.remote)
+    roots.publish(mirror, (world.keys_dir / "root.json").read_bytes(), who=RECONCILER)
+
+    def pin_cli(rev: str) -> subprocess.CompletedProcess[str]:
+        args = [gitplane_bin, "keys", "approvers", "--dir", str(world.keys_dir), str(world.work)]
+        run = [*args, "--rev", rev]
+        return subprocess.run(run, capture_output=True, text=True, check=False, timeout=60)
+
+    trailers = pin_cli("main")
+    assert trailers.returncode == 2 and "Traceback" not in trailers.stderr
+    assert "asks for signed approvals: there is no rule to pin" in trailers.stderr
+    head = world.change("signed approvals for prod", lambda w: set_policy(w, signed_policy(keys)))
+    spare = world.root / "spare-root-keys"
+    spare.mkdir()
+    for n in (2, 3):  # one root key of the two the threshold needs
+        (world.keys_dir / "root" / f"root-{n}.key").rename(spare / f"root-{n}.key")
+    short = pin_cli("main")
+    assert short.returncode == 2 and "Traceback" not in short.stderr
+    assert "holds 1 of the 2 root key(s) of root version 1" in short.stderr
+    assert anchor.read(mirror, mirror.fetch([layout.ROOT_REF])[layout.ROOT_REF]) is None
+    (spare / "root-2.key").rename(world.keys_dir / "root" / "root-2.key")
+    done = pin_cli("main")
+    assert done.returncode == 0, done.stderr
+    pinned = f"pinned the approval rule of {head[:12]} as approvers anchor version 1: ann, bob, cat"
+    assert f"{pinned} (at least 2)" in done.stdout
+    cycle = reconciling.Reconciler(world.settings()).reconcile(NOW)
+    assert not cycle.problems  # taken: main's rule is the anchored one
