@@ -64,7 +64,7 @@ def trusted(work_dir: Path, state: gitrepo.Mirror, refs: gitrepo.Snapshot, root:
         return Trust(kept, trouble=f"the approvers anchor was not taken: {why}")
     if found.version == taken and kept is not None:
         return Trust(kept)
-    return Trust(rule, adopt=found.version)
+    return Trust(kept.succeeded_by(rule) if kept else rule, adopt=found.version)
 
 
 def keep(work_dir: Path, rule: approvals.Rule, trust: Trust) -> None:

@@ -482,10 +482,12 @@ def test_root_can_replace_the_approvers(world: World, keys: dict[str, Key], pr: 
     assert "has 0 of the 2" in str(reconciler.reconcile(NOW).problems)
     assert pin(world).version == 2
     head = world.change("scale prod", lambda w: scale(w, 3))
-    for name in ("mallory", "cat"):
+    for name in ("mallory", "cat", "ann"):
         _signed_record(world, keys[name], head)
     cycle = reconciler.reconcile(NOW)
     assert not cycle.problems and "prod-eu" in cycle.issued
+    reasons = {v.name or v.approval.approver: v.reason for v in cycle.approvals if v.approval}
+    assert reasons == {"mallory": "", "cat": "", "ann": "removed-key"}  # re-pinned away
 
 
 def test_a_repaired_root_branch_keeps_the_anchor(
