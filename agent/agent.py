@@ -22,7 +22,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,13 @@ class Agent:
             log.warning("cancelled work still running", extra={"fields": fields})
         return flight.ref if flight in running else None
 
+    def close(self) -> None:
+        """Release what the runtime holds open between cycles (a Kubernetes runtime's
+        watches), if it holds anything: the agent is stopping, after :meth:`abandon`."""
+        close = getattr(self.runtime, "close", None)
+        if callable(close):
+            close()
+
     def _supersede(self, pending: list[tuple[signed.Head, signed.Bundle]]) -> None:
         """Cancel the apply in progress if a later bundle carries a newer command for the
         same resource (a fix pushed while a build runs): the newer one goes next, now, not
@@ -292,7 +299,10 @@ class Agent:
     ) -> signed.ResourceStatus:
         scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
         heal = self.journal.self_heal
-        context = ApplyContext(source.spec_commit, scratch, heal, now=now, cancel=cancel)
+        kubernetes = self.journal.kubernetes
+        context = ApplyContext(
+            source.spec_commit, scratch, heal, now=now, cancel=cancel, kubernetes=kubernetes
+        )
         try:
             return self.runtime.observe(source.command, last, context)
         except GitplaneError as exc:
@@ -339,8 +349,9 @@ class Agent:
     ) -> tuple[list[signed.Command], bool]:
         """Apply ``bundle``'s commands not applied yet; those applied, and whether all are."""
         done: list[signed.Command] = []
-        if self.journal.self_heal != bundle.self_heal:
-            self.journal.self_heal = bundle.self_heal
+        settings = (bundle.self_heal, bundle.kubernetes)
+        if (self.journal.self_heal, self.journal.kubernetes) != settings:
+            self.journal.self_heal, self.journal.kubernetes = settings
             self.journal.save()
         for command in bundle.commands:
             if self.journal.step(head.sequence, command) in ("applied", "failed"):
@@ -408,10 +419,9 @@ class Agent:
                 kind=command.kind, name=command.name, phase="Deleted", digest=command.digest
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
-        doing = progress.Progress()
-        context = ApplyContext(
-            spec_commit, scratch, self_heal, now=now, cancel=cancel, progress=doing
-        )
+        doing, kubernetes = progress.Progress(), self.journal.kubernetes
+        context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
+        context = replace(context, progress=doing, kubernetes=kubernetes)
         try:
             return progress.watched(
                 f"{command.kind}/{command.name}",

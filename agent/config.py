@@ -70,6 +70,17 @@ class LocalRuntimeConfig(_Config):
         return self.mlflow_tracking_uri or f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
 
 
+class KubernetesRuntimeConfig(_Config):
+    """The ``kubernetes`` runtime: how the agent reaches its cluster. Everything else about
+    the plane (namespace, images, source) is its signed ``spec.kubernetes`` (ADR 0016)."""
+
+    type: Literal["kubernetes"]
+    kubeconfig: Path | None = None
+    """A kubeconfig file (relative to this file); its context is the one the plane's
+    ``spec.kubernetes.context`` names, else its current context. Default: the pod's
+    service account (the agent runs in the cluster it manages)."""
+
+
 def _runtime_type(value: Any) -> str:
     """A runtime's ``type``; ``local`` when it is left out."""
     if isinstance(value, dict):
@@ -79,15 +90,23 @@ def _runtime_type(value: Any) -> str:
 
 
 RuntimeConfig = Annotated[
-    Annotated[LocalRuntimeConfig, Tag("local")],
+    Annotated[LocalRuntimeConfig, Tag("local")]
+    | Annotated[KubernetesRuntimeConfig, Tag("kubernetes")],
     Discriminator(
         _runtime_type,
         custom_error_type="runtime_type",
-        custom_error_message="unknown runtime type (this release has: local)",
+        custom_error_message="unknown runtime type (this release has: local, kubernetes)",
     ),
 ]
 """The runtime a plane runs on, chosen by ``type`` (:mod:`agent.runtimes.select` builds it):
 each runtime's settings are a member of this union."""
+
+
+RUNTIMES: dict[str, type[BaseModel]] = {
+    "local": LocalRuntimeConfig,
+    "kubernetes": KubernetesRuntimeConfig,
+}
+"""Each runtime's settings by ``type``: where a problem under ``runtime`` is explained."""
 
 
 class AgentConfig(_Config):
@@ -146,8 +165,9 @@ def load_config(path: Path) -> AgentConfig:
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
     runtime = raw.get("runtime")
-    if isinstance(runtime, dict) and isinstance(runtime.get("dataDir"), str):
-        runtime["dataDir"] = str((path.parent / runtime["dataDir"]).resolve())
+    for key in ("dataDir", "kubeconfig"):
+        if isinstance(runtime, dict) and isinstance(runtime.get(key), str):
+            runtime[key] = str((path.parent / runtime[key]).resolve())
     repo = raw.get("repo")
     if isinstance(repo, str) and (path.parent / repo).exists():
         raw["repo"] = str((path.parent / repo).resolve())  # a repository beside the file
@@ -182,7 +202,9 @@ def _first_problem(exc: ValidationError) -> str:
     (an unknown field gets a "did you mean")."""
     first = exc.errors(include_url=False)[0]
     loc = first["loc"]
-    if loc[:1] == ("runtime",) and len(loc) > 2:  # runtime.<type>.field: the tag is noise
-        first = {**first, "loc": ("runtime", *loc[2:])}
-    found = hints.explain(AgentConfig, first)
-    return f"{'.'.join(str(p) for p in found.path)}: {found.message}"
+    runtime = RUNTIMES.get(str(loc[1])) if loc[:1] == ("runtime",) and len(loc) > 2 else None
+    if runtime is None:
+        found = hints.explain(AgentConfig, first)
+        return f"{'.'.join(str(p) for p in found.path)}: {found.message}"
+    found = hints.explain(runtime, {**first, "loc": loc[2:]})  # runtime.<type>.x: the tag is noise
+    return f"{'.'.join(str(p) for p in ('runtime', *found.path))}: {found.message}"

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schemas import files, signed
+from schemas import dataplane, files, signed
 
 
 @dataclass
@@ -27,6 +27,9 @@ class Journal:
     """Per resource, the command it was last applied from (what ``observe`` compares with)."""
     self_heal: bool = True
     """The newest verified bundle's ``self_heal``."""
+    kubernetes: dataplane.KubernetesRuntime | None = None
+    """The newest verified bundle's Kubernetes settings (ADR 0016): what the runtime builds
+    its objects with, also between polls and after a restart."""
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -41,7 +44,15 @@ class Journal:
             k: Source(signed.Command.model_validate(v["command"]), v["spec_commit"])
             for k, v in body.get("sources", {}).items()
         }
-        return cls(path, dict(body["steps"]), resources, sources, body.get("self_heal", True))
+        kubernetes = body.get("kubernetes")
+        return cls(
+            path,
+            dict(body["steps"]),
+            resources,
+            sources,
+            body.get("self_heal", True),
+            None if kubernetes is None else dataplane.KubernetesRuntime.model_validate(kubernetes),
+        )
 
     def step(self, sequence: int, command: signed.Command) -> str | None:
         """``started``, ``applied`` or ``failed`` for a command, or None if never seen."""
@@ -85,6 +96,8 @@ class Journal:
             },
             "self_heal": self.self_heal,
         }
+        if self.kubernetes is not None:
+            body["kubernetes"] = self.kubernetes.model_dump(mode="json", by_alias=True)
         files.atomic_write(self.path, json.dumps(body, sort_keys=True, indent=1).encode())
 
 

@@ -22,6 +22,8 @@ figure for a cluster.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -37,10 +39,11 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config  # noqa: E402
 
 from agent.runtimes.base import ApplyContext  # noqa: E402
-from agent.runtimes.kubernetes import Cluster, KubernetesRuntime  # noqa: E402
+from agent.runtimes.kubernetes import KINDS, KubernetesRuntime  # noqa: E402
+from agent.runtimes.kubernetes.deployments import Deployments  # noqa: E402
 from ledger import envelope  # noqa: E402
 from schemas import signed  # noqa: E402
-from tests.agent.test_kubernetes_render import PINNED, TARGET  # noqa: E402
+from tests.agent.test_kubernetes_render import PINNED, SETTINGS, TARGET  # noqa: E402
 from tests.kubeapi.server import KubeApiDouble  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -80,6 +83,16 @@ def requests_since(double: KubeApiDouble, start: int) -> Counter[str]:
     return counted
 
 
+def _watching(api: client.ApiClient) -> KubernetesRuntime:
+    """The runtime with the plane's settings, connected and its watches synced."""
+    quick = functools.partial(Deployments, poll=0.01)
+    kinds = {**KINDS, "Deployment": dataclasses.replace(KINDS["Deployment"], handler=quick)}
+    runtime = KubernetesRuntime(lambda _: api, TARGET.plane, settings=SETTINGS, kinds=kinds)
+    runtime.delete(command("d0000", 1))  # connects and starts the watches (nothing there)
+    assert runtime.inventory is not None and runtime.inventory.wait_synced(10)
+    return runtime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=1000)
@@ -96,10 +109,8 @@ def main() -> None:
         threading.Thread(target=step, daemon=True).start()
         api = config.new_client_from_config(str(double.write_kubeconfig(Path(scratch) / "kc")))
         client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-        runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
-        runtime.deployments.poll = 0.01
-        assert runtime.inventory.wait_synced(10)
-        context = ApplyContext("0" * 40, Path(scratch), now=NOW)
+        runtime = _watching(api)
+        context = ApplyContext("0" * 40, Path(scratch), now=NOW, kubernetes=SETTINGS)
 
         print(f"Kubernetes runtime against the API server test double ({n} Deployments)")
         start, began = len(double.requests), time.perf_counter()

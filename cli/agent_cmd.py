@@ -11,7 +11,7 @@ import click
 from agent import agent as agent_agent
 from agent import loop
 from agent.config import load_config
-from cli import clock, logs, options
+from cli import agent_render_cmd, clock, logs, options
 from schemas.errors import ReportedError
 
 
@@ -20,15 +20,11 @@ def agent() -> None:
     """The data-plane agent."""
 
 
+agent.add_command(agent_render_cmd.render)
+
+
 @agent.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=options.GivenPath(dir_okay=False, exists=True, path_type=Path),
-    **options.env("--config"),
-    help="Agent configuration (see docs/agent.md).",
-)
+@options.agent_config("Agent configuration (see docs/agent.md).")
 @click.option("--once", is_flag=True, help="One cycle, then exit (for scripts and tests).")
 @options.listen("Serve Prometheus metrics here (daemon mode).")
 @options.logs("the agent")
@@ -46,9 +42,16 @@ def run(config_file: Path, once: bool, listen: str | None, log_level: str, log_f
     logs.configure(log_level, log_format)
     config = load_config(config_file)
     worker = agent_agent.Agent(config)
+    try:
+        _run(worker, once=once, listen=listen)
+    finally:
+        worker.close()
+
+
+def _run(worker: agent_agent.Agent, *, once: bool, listen: str | None) -> None:
     if once:
         outcome = worker.run_once(clock.now())
-        loop.log_cycle(config.plane, outcome)
+        loop.log_cycle(worker.config.plane, outcome)
         if outcome.misconfigured:
             click.echo(f"error: {outcome.misconfigured}", err=True)
         if outcome.error or outcome.unreachable or outcome.misconfigured:

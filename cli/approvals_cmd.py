@@ -42,7 +42,7 @@ def approvals(
     target = found.context.target
     click.echo(f"approvals of {target.commit[:12]}")
     for plane, need in sorted(found.context.needs.items()):
-        click.echo(f"  {plane}: needs {need}, has {len(found.tally.approvers)}")
+        click.echo(f"  {plane}: needs {need}, has {found.tally.count}")
     for verdict in found.tally.verdicts:
         click.echo("  " + _line(verdict))
     if not found.tally.verdicts:
@@ -52,6 +52,9 @@ def approvals(
 def _line(verdict: records.Verdict) -> str:
     who = inert(verdict.name or (verdict.approval.approver if verdict.approval else "?"))
     state = "verified" if verdict.counted else f"{verdict.reason}: {inert(verdict.detail)}"
+    if verdict.attestation is not None:
+        who = inert(verdict.name or verdict.attestation.attestor)
+        state = f"{state}: {inert(verdict.shown)}"
     return f"{who:<16} {verdict.signer or '-':<51} {state}"
 
 
@@ -62,7 +65,9 @@ def _json(found: approval_gate.Listing) -> dict[str, object]:
         "repository": target.repository,
         "plans": dict(target.plans),
         "needs": found.context.needs,
-        "approvers": len(found.tally.approvers),
+        "approvers": found.tally.count,
+        "signed": len(found.tally.approvers),
+        "attested": sorted(found.tally.vouched),
         "records": [
             {
                 "path": v.path,
@@ -73,7 +78,21 @@ def _json(found: approval_gate.Listing) -> dict[str, object]:
                 "reason": v.reason or None,
                 "detail": v.detail or None,
                 "time": v.approval.time if v.approval else None,
+                **_attestation(v),
             }
             for v in found.tally.verdicts
         ],
+    }
+
+
+def _attestation(verdict: records.Verdict) -> dict[str, object]:
+    """A forge attestation's fields, and the weaker wording it is always shown with."""
+    record = verdict.attestation
+    if record is None:
+        return {}
+    return {
+        "attestation": {"pr": record.pr, "approvedBy": list(record.approved_by)},
+        "approver": None,
+        "time": record.time,
+        "weaker": records.attested_by(verdict.name or record.attestor),
     }

@@ -32,6 +32,7 @@ COMMANDS = {
     "audit": "cli.audit_cmd:audit",
     "approve": "cli.approve_cmd:approve",
     "approvals": "cli.approvals_cmd:approvals",
+    "attest": "cli.approve_cmd:attest",
     "reconcile": "cli.reconcile_cmd:reconcile",
     "agent": "cli.agent_cmd:agent",
     "keys": "cli.keys_cmd:keys",

@@ -81,7 +81,12 @@ def root(*, required: bool, what: str) -> Callable[[F], F]:
     )
 
 
-_FOR = {"text": "text for people", "markdown": "markdown for PR comments", "json": "JSON for tools"}
+_FOR = {
+    "text": "text for people",
+    "markdown": "markdown for PR comments",
+    "json": "JSON for tools",
+    "yaml": "a YAML stream, as kubectl applies it",
+}
 
 
 def output(*formats: str) -> Callable[[F], F]:
@@ -94,6 +99,18 @@ def output(*formats: str) -> Callable[[F], F]:
         default=formats[0],
         show_default=True,
         help=f"{said[0].upper()}{said[1:]}.",
+    )
+
+
+def agent_config(help_text: str) -> Callable[[F], F]:
+    """``--config FILE``: an agent configuration (passed as ``config_file``)."""
+    return click.option(
+        "--config",
+        "config_file",
+        required=True,
+        type=GivenPath(dir_okay=False, exists=True, path_type=Path),
+        **env("--config"),
+        help=help_text,
     )
 
 

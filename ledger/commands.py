@@ -26,7 +26,7 @@ from ledger import (
     verify,
     watermark,
 )
-from schemas import signed
+from schemas import dataplane, signed
 
 DEFAULT_LIFETIME = timedelta(days=7)
 
@@ -50,6 +50,20 @@ class LogView:
 
 
 Decide = Callable[[LogView], list[signed.Command]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a bundle carries of the plane besides commands: a change of it alone is signed
+    as a bundle of no commands (ADR 0008, 0016)."""
+
+    self_heal: bool = True
+    kubernetes: dataplane.KubernetesRuntime | None = None
+
+    @classmethod
+    def of(cls, bundle: signed.Bundle) -> Settings:
+        """The settings ``bundle`` was issued with."""
+        return cls(bundle.self_heal, bundle.kubernetes)
 
 
 @dataclass(frozen=True)
@@ -204,6 +218,7 @@ class CommandLog:
         now: datetime,
         status_seen: int = 0,
         self_heal: bool = True,
+        kubernetes: dataplane.KubernetesRuntime | None = None,
         refs: Mapping[str, str] | None = None,
     ) -> signed.Head | None:
         """Append what ``decide`` returns for the current log; None when it returns nothing.
@@ -221,6 +236,7 @@ class CommandLog:
                 now=now,
                 status_seen=status_seen,
                 self_heal=self_heal,
+                kubernetes=kubernetes,
                 refs=refs if attempt == 0 else None,
             )
             if update is None:
@@ -239,20 +255,22 @@ class CommandLog:
         now: datetime,
         status_seen: int = 0,
         self_heal: bool = True,
+        kubernetes: dataplane.KubernetesRuntime | None = None,
         refs: Mapping[str, str] | None = None,
     ) -> Update | None:
         """The commit appending what ``decide`` returns to the log as read now, not yet
         pushed (:meth:`publish`); None when it returns nothing and the plane's settings are
         those of its newest bundle. A change of settings alone (``selfHeal`` turned off to
-        change something by hand) is a bundle of no commands: it reaches the agent at once,
-        not with whatever command comes next."""
+        change something by hand, a Kubernetes plane's images: ADR 0016) is a bundle of no
+        commands: it reaches the agent at once, not with whatever command comes next."""
         view = self.read(plane, refs=refs)
         commands = decide(view)
-        moved = bool(view.bundles) and view.bundles[-1].self_heal != self_heal
+        settings = Settings(self_heal, kubernetes)
+        moved = bool(view.bundles) and Settings.of(view.bundles[-1]) != settings
         if not commands and not moved:
             return None
         bundle = self._sign_bundle(
-            plane, view, commands, spec_commit=spec_commit, now=now, self_heal=self_heal
+            plane, view, commands, spec_commit=spec_commit, now=now, settings=settings
         )
         head = signed.Head(sequence=view.head.sequence + 1, digest=envelope.digest(bundle))
         stamp = self._sign_timestamp(plane, view, head, now, status_seen)
@@ -349,7 +367,7 @@ class CommandLog:
         *,
         spec_commit: str,
         now: datetime,
-        self_heal: bool,
+        settings: Settings,
     ) -> bytes:
         payload = {
             "_type": "commands",
@@ -361,8 +379,10 @@ class CommandLog:
             "spec_commit": spec_commit,
             "issued_at": verify.format_time(now),
             "commands": [c.model_dump() for c in commands],
-            "self_heal": self_heal,
+            "self_heal": settings.self_heal,
         }
+        if settings.kubernetes is not None:  # absent, not null: older bundles stay as signed
+            payload["kubernetes"] = settings.kubernetes.model_dump(mode="json", by_alias=True)
         data = envelope.dumps(payload)
         return envelope.sign(verify.PAYLOAD_TYPES["commands"], data, self.commands_signers)
 

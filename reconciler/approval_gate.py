@@ -107,13 +107,14 @@ def signed(
         tally = listed(context, state, refs).tally
     except (gitrepo.GitError, approvallog.ApprovalLogError):
         return Gated(change.want, trusted)  # unreadable records count for nothing
-    count = len(tally.approvers)
+    count = tally.count
     if current.digest != trusted.digest and trusted.minimum and count < trusted.minimum:
         why = _unapproved_rule(change.want.commit, trusted, count)
         return Gated(change.want, trusted, why, tally.verdicts)
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
+    signed = Signed(count, changed, tally.attestors if count > len(tally.approvers) else ())
     after = trusted if current.digest == trusted.digest else trusted.succeeded_by(current)
-    return Gated(replace(change.want, signed=Signed(count, changed)), after, "", tally.verdicts)
+    return Gated(replace(change.want, signed=signed), after, "", tally.verdicts)
 
 
 NO_ANCHOR = (

@@ -89,10 +89,8 @@ def approvers_in_force(base: Sequence[Document]) -> approvals.Approvers:
     """The approver set that approvals of a change are counted under: the one of the
     signed Policies at the change's base (the merge base with the protected branch), never
     the one the change itself writes (ADR 0018)."""
-    listed: list[Approver] = [
-        a for p in signed_policies(base) if p.spec.approvals for a in p.spec.approvals.approvers
-    ]
-    return approvals.Approvers.of(listed)
+    rule = Rule.of(base)
+    return approvals.Approvers.of(rule.approvers, attestors=rule.attestors, attested=rule.attested)
 
 
 def minimum(documents: Sequence[Document], labels: Mapping[str, str]) -> int:
@@ -117,6 +115,11 @@ class Rule:
     minimum: int
     """The highest ``minimum`` of any signed Policy (0: none asks for signed approvals)."""
     approvers: tuple[Approver, ...] = ()
+    attestors: tuple[Approver, ...] = ()
+    """Forge attestor keys of the signed Policies."""
+    attested: int = 0
+    """Forge approvers attestations may count for: the lowest of the signed Policies (one
+    that allows none makes them count for nothing)."""
     former: tuple[str, ...] = ()
     """Fingerprints of keys an earlier rule in force listed and this one does not: their
     records are refused as ``removed-key``."""
@@ -132,7 +135,9 @@ class Rule:
         signed = signed_policies(policies)
         listed = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.approvers)
         floor = max((p.spec.approvals.minimum for p in signed if p.spec.approvals), default=0)
-        return cls(envelope.digest(envelope.dumps(gating)), floor, listed)
+        bots = tuple(a for p in signed if p.spec.approvals for a in p.spec.approvals.attestors)
+        attested = min((p.spec.approvals.attested for p in signed if p.spec.approvals), default=0)
+        return cls(envelope.digest(envelope.dumps(gating)), floor, listed, bots, attested)
 
     def succeeded_by(self, new: Rule) -> Rule:
         """``new`` in force after this one: with every key this one listed, or had removed,
@@ -143,22 +148,29 @@ class Rule:
 
     def in_force(self) -> approvals.Approvers:
         """The approver set this rule counts approvals under."""
-        listed = approvals.Approvers.of(self.approvers)
+        listed = approvals.Approvers.of(
+            self.approvers, attestors=self.attestors, attested=self.attested
+        )
         return replace(listed, former=frozenset(self.former) - listed.names.keys())
 
     def dumps(self) -> bytes:
         """The rule as JSON, for the reconciler's work directory."""
         approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
+        bots = [{"name": a.name, "key": a.key} for a in self.attestors]
         body = {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
-        return envelope.dumps({**body, "former": list(self.former)} if self.former else body)
+        extra = {"attestors": bots, "attested": self.attested} if bots else {}
+        removed = {"former": list(self.former)} if self.former else {}
+        return envelope.dumps(body | extra | removed)
 
     @classmethod
     def loads(cls, data: bytes) -> Rule:
         """A rule written by :meth:`dumps` (``ValueError`` if it is not one)."""
         body = envelope.loads(data)
         approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
+        bots = tuple(Approver.model_validate(a) for a in body.get("attestors", []))
+        attested = int(body.get("attested", 0))
         former = tuple(str(f) for f in body.get("former", ()))
-        return cls(str(body["digest"]), int(body["minimum"]), approvers, former)
+        return cls(str(body["digest"]), int(body["minimum"]), approvers, bots, attested, former)
 
 
 GATING = {"plane_selector", "kinds", "approvals"}

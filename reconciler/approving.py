@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from ledger import (
     anchor,
@@ -58,12 +60,7 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
     public = _public_key(key)
     with _state(request) as (mirror, snapshot):
         context = _context(request, mirror, snapshot, now)
-        name = context.approvers.names.get(public.fingerprint)
-        if name is None:
-            raise UsageError(
-                f"{public.fingerprint} is not an approver in the policy in force at the base: "
-                "nothing was signed"
-            )
+        name = _listed(context.approvers.names, public, "an approver")
         draft = _draft(context.target, name, public.fingerprint, now)
         armor = sshkeygen.sign(draft.payload(), key=key, namespace=approvals.NAMESPACE)
         data = approvals.stored(draft, armor)
@@ -75,6 +72,66 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
         index = approvals.tree_path_of(draft.tree, data)  # a squash merge finds it there
         approvallog.append(mirror, path, data, who=who, also=[index])
     return Approved(draft, name)
+
+
+@dataclass(frozen=True)
+class Attested:
+    """A forge attestation signed by a bot key of the policy, verified, and pushed."""
+
+    attestation: approvals.Attestation
+    name: str
+    """The policy's name for the bot's key."""
+
+
+def attest(
+    request: ApprovalRequest, key: Path, pr: int, logins: list[str], now: datetime
+) -> Attested:
+    """Sign, with the forge attestor ``key``, that the forge reports approvals by ``logins``
+    on pull request ``pr`` at ``request``'s commit; check that it verifies; append it."""
+    public = _public_key(key)
+    with _state(request) as (mirror, snapshot):
+        context = _context(request, mirror, snapshot, now)
+        name = _listed(context.approvers.bots, public, "a forge attestor")
+        target = context.target
+        try:
+            draft = approvals.Attestation(
+                repository=target.repository,
+                commit=target.commit,
+                tree=target.trees[target.commit],
+                plans=dict(target.plans),
+                pr=pr,
+                approved_by=sorted(set(logins)),
+                attestor=name,
+                key=public.fingerprint,
+                time=_stamp(now),
+            )
+        except ValidationError as error:
+            raise UsageError(f"cannot attest: {error.errors()[0]['msg']}") from None
+        armor = sshkeygen.sign(draft.payload(), key=key, namespace=approvals.ATTESTATION_NAMESPACE)
+        data = approvals.stored(draft, armor)
+        path = approvals.path_of(target.commit, data)
+        verdict = approvals.verify(path, data, approvers=context.approvers, target=target)
+        if not verdict.counted:
+            raise UsageError(f"the signed attestation does not verify: {verdict.detail}")
+        approvallog.append(
+            mirror, path, data, who=gitrepo.Identity(name, f"{name}@gitplane.invalid")
+        )
+    return Attested(draft, name)
+
+
+def _listed(names: Mapping[str, str], public: sshkey.SshPublicKey, what: str) -> str:
+    """The policy's name for ``public``, or a usage error before anything is signed."""
+    name = names.get(public.fingerprint)
+    if name is None:
+        raise UsageError(
+            f"{public.fingerprint} is not {what} in the policy in force at the base: "
+            "nothing was signed"
+        )
+    return name
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def listing(request: ApprovalRequest, now: datetime) -> approval_gate.Listing:
@@ -94,7 +151,7 @@ def _draft(
         plans=dict(target.plans),
         approver=name,
         key=fingerprint,
-        time=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time=_stamp(now),
     )
 
 

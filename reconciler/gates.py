@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from ledger.approvals import TRAILERS, attested_by
 from reconciler.planned import Desired, Signed
 from reconciler.recorded import Issued, RecordedPlane
 from schemas import commands, kinds, observed, signed
@@ -196,7 +197,7 @@ def _approvals(policy: Policy, desired: Desired) -> str | None:
         return _signed(rule.minimum, desired.signed)
     approvals = len(desired.trailers.get(rule.trailer, frozenset()))
     if approvals < rule.minimum:
-        return f"needs {rule.minimum} approval(s) ({rule.trailer}: trailers), has {approvals}"
+        return f"needs {rule.minimum} approval(s) ({rule.trailer}: {TRAILERS}), has {approvals}"
     return None
 
 
@@ -207,6 +208,8 @@ def _signed(minimum: int, signed: Signed | None) -> str | None:
     if signed.approvers >= minimum:
         return None
     needs = f"needs {minimum} signed approval(s), has {signed.approvers}"
+    if signed.attested_by:
+        needs += f" ({attested_by(', '.join(signed.attested_by))})"
     return f"{signed.plan_changed}; {needs}" if signed.plan_changed else needs
 
 

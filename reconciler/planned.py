@@ -31,6 +31,8 @@ class Signed:
     plan digest at this commit."""
     plan_changed: str = ""
     """When a record was refused because a plan changed since: why, with both digests."""
+    attested_by: tuple[str, ...] = ()
+    """Forge attestors whose attestations made ``approvers`` (weaker: shown by name)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ class Plan:
     approvals: Mapping[str, Mode] = field(default_factory=dict)
     """How each plane's approvals are counted, by plane (``reconciler.approvals.Mode``):
     ``plan`` names the weaker trailer mode."""
+    digests: Mapping[str, str] | None = field(default_factory=dict)
+    """Plan digest (docs/adr/0019-plan-digest.md) of every protected plane with actions:
+    what ``gitplane approve`` signs and the reconciler compares at merge. None: a plane is
+    protected but the plan was made without the recorded state (no ``--root``), so no
+    digest it could show is the one compared."""
 
     @property
     def has_changes(self) -> bool:

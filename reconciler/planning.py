@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger import commands, gitrepo, keyring
-from reconciler import approvals as approval_rules
+from reconciler import approvals as rules
 from reconciler import desired, fielddiff, status_view
 from reconciler import reconcile as reconciling
 from reconciler import validate as validation
@@ -52,14 +52,26 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     head_state = _resolved(repo, request.rev, prefix, loaded)
     recorded, _ = _recorded(request, repo, head_state, now)
     head = _unissued(plan(head_state, recorded, now), recorded)
-    modes = approval_rules.modes(head_state.documents)
-    warned = replace(head, warnings=tuple(loaded.warnings), approvals=modes)
+    digests = _digests(request, head_state, recorded, now)
+    modes = rules.modes(head_state.documents)
+    warned = replace(head, warnings=tuple(loaded.warnings), digests=digests, approvals=modes)
     if request.base is None:
         return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
     changed = _difference(warned, base)
     found = changed if request.root is not None else _removed(changed, warned, base, head_state)
     return replace(found, approvals=modes)
+
+
+def _digests(
+    request: PlanRequest, want: Desired, recorded: dict[str, RecordedPlane], now: datetime
+) -> dict[str, str] | None:
+    """The plan digests an approval of ``want`` signs, computed as the reconciler computes
+    them at merge (of the whole commit, not of the change from ``--base``); None when a
+    plane is protected but nothing was read to compute them against."""
+    if request.root is None:
+        return None if rules.signed_policies(want.documents) else {}
+    return rules.plan_digests(want, recorded, now)
 
 
 def _unissued(result: Plan, recorded: dict[str, RecordedPlane]) -> Plan:
@@ -86,7 +98,7 @@ class StatusResult:
     defined: tuple[Key, ...] = ()
     """Every resource a plane can run (``ORDER``'s kinds) that ``rev`` defines, whether or not
     it selects a plane; empty when ``rev`` does not validate."""
-    approvals: dict[str, approval_rules.Mode] = field(default_factory=dict)
+    approvals: dict[str, rules.Mode] = field(default_factory=dict)
     """How each plane's approvals are counted (``status`` names the weaker trailer mode)."""
 
 
@@ -99,9 +111,7 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
         recorded, reports = _recorded(request, repo, want, now)
         views = status_view.build(plan(want, recorded, now), recorded, reports, now)
         defined = tuple(sorted((d.KIND, d.name) for d in want.documents if d.KIND in ORDER))
-        return StatusResult(
-            views, [], state.warnings, defined, approval_rules.modes(want.documents)
-        )
+        return StatusResult(views, [], state.warnings, defined, rules.modes(want.documents))
     broken = {problem.file for problem in state.problems}
     planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
     recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)

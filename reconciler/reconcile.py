@@ -269,6 +269,7 @@ class Reconciler:
             now=now,
             status_seen=seen,
             self_heal=issuing.plane.spec.sync.self_heal,
+            kubernetes=issuing.plane.spec.kubernetes,
             refs=refs,
         )
         return update or self.log.prepare_refresh(name, now, status_seen=seen, refs=refs)
@@ -283,6 +284,7 @@ class Reconciler:
             now=now,
             status_seen=seen,
             self_heal=issuing.plane.spec.sync.self_heal,
+            kubernetes=issuing.plane.spec.kubernetes,
         )
         if head is None:
             self.log.refresh(name, now, status_seen=seen)

@@ -52,6 +52,7 @@ def text(plan: Plan, *, title: str) -> str:
             out.append(f"  ! {mode.describe()}")
         out.append("")
     out += [f"warning: {inert(str(w))}" for w in plan.warnings]
+    out += _digest_text(plan)
     out.append(summary(plan))
     return "\n".join(out)
 
@@ -69,10 +70,38 @@ def markdown(plan: Plan, *, title: str) -> str:
     unchanged = [p.plane for p in plan.planes if not p.actions and not p.flag]
     if unchanged:
         out.append("No changes on: " + ", ".join(f"`{p}`" for p in unchanged))
+    out += _digest_lines(plan)
     if plan.warnings:
         out += ["", "**Not enforced** (the specs set them; nothing applies them):", ""]
         out += [f"* `{inert(str(w))}`" for w in plan.warnings]
     return "\n".join(out).rstrip() + "\n"
+
+
+UNBOUND = (
+    "a plane is protected by signed approvals, but this plan was made without `--root`: "
+    "its digests are not the ones the reconciler compares"
+)
+"""Shown when a plan cannot carry the plan digests an approval must sign."""
+
+
+def _digest_lines(plan: Plan) -> list[str]:
+    """The plan binding: each protected plane's plan digest, which ``gitplane approve``
+    signs and the reconciler compares at merge (docs/adr/0019-plan-digest.md)."""
+    if plan.digests is None:
+        return ["", f"> ⚠️ {UNBOUND}"]
+    if not plan.digests:
+        return []
+    out = ["", "**Plan digests** (signed by `gitplane approve`, compared at merge):", ""]
+    return out + [f"* `{plane}`: `{digest}`" for plane, digest in sorted(plan.digests.items())]
+
+
+def _digest_text(plan: Plan) -> list[str]:
+    if plan.digests is None:
+        return [f"warning: {UNBOUND.replace('`', '')}"]
+    if not plan.digests:
+        return []
+    out = ["plan digests (signed by gitplane approve, compared at merge):"]
+    return [*out, *(f"  {p}: {d}" for p, d in sorted(plan.digests.items())), ""]
 
 
 def as_json(plan: Plan) -> dict[str, Any]:
@@ -83,6 +112,7 @@ def as_json(plan: Plan) -> dict[str, Any]:
         "changes": plan.has_changes,
         "summary": {op: counts[op] for op in SUMMARY_ORDER},
         "warnings": [w.as_dict() for w in plan.warnings],
+        "digests": None if plan.digests is None else dict(sorted(plan.digests.items())),
         "planes": [
             {
                 "plane": p.plane,

@@ -114,6 +114,37 @@ class KubernetesAutoscaling(Strict):
     ``autoscaling/v2`` HPA, and its status says which targets are not honoured."""
 
 
+class RedisStore(Strict):
+    """A Redis server holding feature sets' latest values (Feast's ``redis`` online store)."""
+
+    secret: SecretName
+    """A Secret in the plane's namespace whose ``REDIS_URL`` key is the connection string
+    (``redis://:password@host:6379/0``); named, never given, so no password is in git."""
+
+
+class KubernetesOnlineStore(Strict):
+    """Where feature sets' online values live on a Kubernetes plane."""
+
+    redis: RedisStore
+
+
+ClaimName = Annotated[str, Field(max_length=253, pattern=hints.CLAIM, title="claim name")]
+"""The name of a PersistentVolumeClaim in the plane's namespace."""
+VolumePath = Annotated[str, Field(max_length=1024, pattern=hints.RELATIVE_PATH)]
+"""A relative path inside a volume, without ``..``."""
+
+
+class KubernetesOfflineStore(Strict):
+    """Where feature sets' history (Parquet) and sources live on a Kubernetes plane: a
+    volume every feature set pod mounts (Feast's ``file`` offline store)."""
+
+    volume: ClaimName
+    """A PersistentVolumeClaim (ReadWriteMany when backfill chunks run in parallel)."""
+    path: VolumePath = "features"
+    """Inside the volume: ``<path>/<feature set>/offline/*.parquet`` and its run state.
+    Sources (``spec.source.path``) are read relative to the volume's root."""
+
+
 class KubernetesRuntime(Strict):
     """Settings of the ``kubernetes`` runtime (ADR 0016: signed to the agent with its
     commands, once the runtime reads them)."""
@@ -125,6 +156,10 @@ class KubernetesRuntime(Strict):
     images: KubernetesImages | None = None
     source: KubernetesSource | None = None
     autoscaling: KubernetesAutoscaling | None = None
+    online_store: KubernetesOnlineStore | None = None
+    """Required by feature sets with an online store."""
+    offline_store: KubernetesOfflineStore | None = None
+    """Required by feature sets (their sources, history and run state)."""
 
 
 class DataPlaneSpec(Strict):

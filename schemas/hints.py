@@ -24,6 +24,11 @@ IMAGE = (
 """An OCI image reference (``ghcr.io/acme/serve:2.14``, ``repo@sha256:<64 hex>``)."""
 SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 """A DNS-1123 subdomain: the name of a Kubernetes Secret."""
+CLAIM = r"^[a-z0-9]([.a-z0-9-]*[a-z0-9])?$"
+"""A DNS-1123 subdomain too (the same names as ``SUBDOMAIN``, its own text for its own
+message): the name of a PersistentVolumeClaim."""
+RELATIVE_PATH = r"^[\w-][\w.-]*(/[\w-][\w.-]*)*$"
+"""A path inside a volume: relative, no part starting with ``.`` (so no ``..``)."""
 GIT_URL = r"^(https?|ssh|git)://\S+$|^[\w.-]+@[\w.-]+:\S+$"
 """A git remote that a pod can reach: a URL, or ``user@host:path``."""
 HTTP_URL = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
@@ -32,6 +37,8 @@ HTTP_URL = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
 _PATTERN_HELP = {
     IMAGE: "an image reference such as ghcr.io/acme/serve:2.14 or repo@sha256:<64 hex>",
     SUBDOMAIN: "a Secret name (lower-case letters, digits, '-' and '.')",
+    CLAIM: "a PersistentVolumeClaim name (lower-case letters, digits, '-' and '.')",
+    RELATIVE_PATH: "a relative path inside the volume (no part starts with '.')",
     GIT_URL: "a git URL a pod can fetch (https://, ssh://, git://, or user@host:path)",
     HTTP_URL: "an http:// or https:// URL without credentials, query or fragment",
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "a DNS-1123 label (lower-case letters, digits, '-')",

@@ -49,6 +49,14 @@ class Approvals(Strict):
     minimum: Annotated[int, Field(ge=0, le=20)] = 1
     approvers: Annotated[list[Approver], Field(max_length=100)] = Field(default_factory=list)
     """Who may approve in ``signed`` mode; a key counts once, whatever its names."""
+    attestors: Annotated[list[Approver], Field(max_length=20)] = Field(default_factory=list)
+    """Forge bots (``mode: signed``) whose key signs "the forge reports approvals by these
+    logins on pull request N at head H" (``gitplane attest``). Weaker than an approver's
+    own signature, and shown so by the bot's name."""
+    attested: Annotated[int, Field(ge=0, le=20)] = 0
+    """How many distinct forge approvers the attestors may vouch for: a change counts as
+    many approvers as its signed approvals, or else as the forge logins attested, up to
+    this (never the two added up). 0: attestations are listed and count for nothing."""
     trailer: str = "Approved-by"
     """Commit trailer naming one approver each, written by the merge (one per person)."""
     require_merge_commit: bool = False
@@ -56,10 +64,12 @@ class Approvals(Strict):
 
     @model_validator(mode="after")
     def _approvers_fit_mode(self) -> Self:
-        if self.mode == "trailers" and self.approvers:
-            raise ValueError("approvers are read only with mode: signed")
+        if self.mode == "trailers" and (self.approvers or self.attestors):
+            raise ValueError("approvers and attestors are read only with mode: signed")
+        if self.attested and not self.attestors:
+            raise ValueError("attested counts forge approvers, but no attestors are listed")
         if self.mode == "signed":
-            _distinct(self.approvers)
+            _distinct([*self.approvers, *self.attestors])
             if len(self.approvers) < self.minimum:
                 raise ValueError(
                     f"minimum is {self.minimum} but only {len(self.approvers)} approver(s) "

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas import dataplane
+
 SPEC_VERSION = "1"
 
 
@@ -129,6 +131,11 @@ class Bundle(Signed):
     self_heal: bool = True
     """The plane's ``sync.selfHeal`` when this bundle was issued: whether the agent corrects
     drift of what it applied back to the commands."""
+    kubernetes: dataplane.KubernetesRuntime | None = None
+    """The plane's ``spec.kubernetes`` when this bundle was issued, in its camelCase form
+    (ADR 0016): the images, namespace and source its runtime builds objects with. Absent
+    (never serialized) for a plane without it, so bundles signed before it stay as they were.
+    The block travels whole: a field added to it is signed without a change here."""
 
 
 FAILING = ("Failed", "Stalled", "Blocked")

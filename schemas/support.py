@@ -78,6 +78,9 @@ _KUBERNETES = (
     "source.url",
     "source.secret",
     "autoscaling.prometheus.url",
+    "onlineStore.redis.secret",
+    "offlineStore.volume",
+    "offlineStore.path",
 )
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"
@@ -129,6 +132,24 @@ TABLE: tuple[Unsupported, ...] = (
         _off,
         "false",
     ),
+    *(
+        Unsupported(
+            "kubernetes",
+            "DAG",
+            f"spec.steps[].retry.{name}",
+            "not applied by the kubernetes runtime: a step's Job retries a failed pod after "
+            "Kubernetes' own delay (10s, doubling up to 6m); a Job has no field for it",
+        )
+        for name in ("backoff", "maxBackoff")
+    ),
+    Unsupported(
+        "kubernetes",
+        "DAG",
+        "spec.schedule.concurrencyPolicy",
+        _ONE_AT_A_TIME.replace("local", "kubernetes"),
+        _overlapping,
+        "Allow or Replace",
+    ),
     Unsupported(
         "local",
         "Model",
@@ -166,21 +187,12 @@ TABLE: tuple[Unsupported, ...] = (
         )
         for name in _KUBERNETES
     ),
-    *(
-        Unsupported(
-            "kubernetes",
-            "DataPlane",
-            f"spec.kubernetes.{name}",
-            "this release has no kubernetes runtime: nothing reads it",
-        )
-        for name in _KUBERNETES
-    ),
     Unsupported(
         "kubernetes",
         "DataPlane",
         "spec.runtime",
-        "this release has no kubernetes runtime: agents refuse it, so what is issued to "
-        "this plane waits for an agent that can apply it",
+        "the kubernetes runtime runs Deployments, FeatureSets and DAGs so far: a Model "
+        "issued to this plane is reported Failed by its agent (not built there yet)",
     ),
 )
 """Every field a runtime does not enforce as written."""

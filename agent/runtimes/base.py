@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.progress import Progress
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.errors import GitplaneError
 
 
@@ -93,6 +93,9 @@ class ApplyContext:
     progress: Progress = field(default_factory=Progress, kw_only=True)
     """Where a long apply says what it is doing (``building``, with its output file): the
     agent logs it every so often while the apply runs (:mod:`agent.progress`)."""
+    kubernetes: dataplane.KubernetesRuntime | None = field(default=None, kw_only=True)
+    """The plane's Kubernetes settings as last signed (ADR 0016); None until a bundle carried
+    them. The ``kubernetes`` runtime builds its objects from them; others ignore them."""
 
 
 @dataclass(frozen=True)

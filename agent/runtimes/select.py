@@ -8,32 +8,37 @@ adding its configuration to the union in ``agent.config`` and a branch here.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
 
-from agent.config import AgentConfig, LocalRuntimeConfig
+from agent.config import AgentConfig, KubernetesRuntimeConfig, LocalRuntimeConfig
+from agent.journal import Journal
 from agent.runtimes.base import Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
+from schemas import dataplane, signed
 from schemas.errors import UsageError
+
+Renderer = Callable[
+    [dataplane.KubernetesRuntime, Sequence[signed.Command], str], tuple[str, list[str]]
+]
+"""Settings, commands and an output format to the text of their manifests, and the
+``Kind/name: why`` of commands not rendered."""
 
 NEEDS = {
     "local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan"),
     "kubernetes": ("kubernetes",),
 }
-"""The modules each runtime imports as it works (``gitplane[ml]``): checked at start, so an
-install without them is refused at once, not at its first feature set or build."""
+"""The modules each runtime imports as it works (the extra of :data:`EXTRAS`): checked at
+start, so an install without them is refused at once, not at its first feature set or build."""
+EXTRAS = {"local": "ml", "kubernetes": "kubernetes"}
+"""The ``gitplane[...]`` extra that installs each runtime's :data:`NEEDS`."""
 
 
 def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
     """The runtime ``config.runtime`` names, set up on ``repo`` (the agent's mirror, where
     MLflow Projects are read at the commit each command names)."""
-    missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
-    if missing:
-        raise UsageError(
-            f"the {config.runtime.type} runtime needs gitplane's ml extra (install gitplane from "
-            f"where you did, with [ml]: pip install '.[ml]' in a clone); missing: "
-            f"{', '.join(missing)}"
-        )
+    _check_installed(config)
     match config.runtime:
         case LocalRuntimeConfig() as local:
             return LocalRuntime(
@@ -46,6 +51,46 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
                     standby=local.standby_replicas,
                 )
             )
+        case KubernetesRuntimeConfig() as kubernetes:
+            from agent.runtimes.kubernetes import KubernetesRuntime, connect  # noqa: PLC0415 - an extra
+
+            try:
+                reach = connect.connector(kubernetes.kubeconfig)
+            except connect.ConnectError as exc:
+                raise UsageError(str(exc)) from None
+            settings = Journal.load(config.state_dir / "journal.json").kubernetes
+            return KubernetesRuntime(reach, config.plane, settings=settings)
+
+
+def renderer(config: AgentConfig) -> Renderer:
+    """How ``gitplane agent render`` prints what the plane's runtime applies; a
+    :class:`UsageError` for a runtime that applies no manifests (``local``)."""
+    if not isinstance(config.runtime, KubernetesRuntimeConfig):
+        raise UsageError(
+            f"plane {config.plane!r} runs the {config.runtime.type} runtime, which applies no "
+            "manifests: render is for a kubernetes plane's agent config (runtime.type: kubernetes)"
+        )
+    _check_installed(config)
+    from agent.runtimes.kubernetes import manifests  # noqa: PLC0415 - an extra
+
+    def draw(
+        settings: dataplane.KubernetesRuntime, commands: Sequence[signed.Command], output: str
+    ) -> tuple[str, list[str]]:
+        done = manifests.manifests(config.plane, settings, commands)
+        return manifests.dumps(done.objects, output), done.skipped
+
+    return draw
+
+
+def _check_installed(config: AgentConfig) -> None:
+    missing = [name for name in NEEDS.get(config.runtime.type, ()) if not _installed(name)]
+    if missing:
+        extra = EXTRAS[config.runtime.type]
+        raise UsageError(
+            f"the {config.runtime.type} runtime needs gitplane's {extra} extra (install gitplane "
+            f"from where you did, with [{extra}]: pip install '.[{extra}]' in a clone); missing: "
+            f"{', '.join(missing)}"
+        )
 
 
 def _installed(module: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ledger import approvals as approval_records
 from ledger import verify
+from ledger.approvals import TRAILERS
 from reconciler.audit import model as audit
 from reconciler.audit.read import AuditReport
 from schemas.inert import inert
@@ -213,9 +214,9 @@ def _change_text(change: audit.SpecChange, *, dated: bool = False) -> list[str]:
         lines.append(f"merged in {merge.commit[:12]} by {_who(merge.committer)}{at}")
     lines += [_approval_text(v) for v in change.approvals]
     if change.approved_by:
-        lines.append(f"approved by {', '.join(change.approved_by)} (trailers, unverified)")
+        lines.append(f"approved by {', '.join(change.approved_by)} (Approved-by: {TRAILERS})")
     elif not change.approvals:
-        lines.append("approved by nobody (no signed approval, no Approved-by: trailer)")
+        lines.append("approved by nobody (no Approved-by: trailer)")
     return lines
 
 

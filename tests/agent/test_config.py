@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
+from agent.config import KubernetesRuntimeConfig, load_config
 from schemas.errors import UsageError
 
 GOOD = "plane: local-dev\nrepo: /srv/specs.git\nrootFile: root.json\nkeyFile: k.key\nstateDir: s\n"
@@ -55,13 +55,23 @@ def test_the_runtime_is_chosen_by_its_type(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD + "runtime: {type: nomad}\n",
-            r"runtime: unknown runtime type \(this release has: local\)",
+            r"runtime: unknown runtime type \(this release has: local, kubernetes\)",
             id="unknown-runtime",
         ),
         pytest.param(
             GOOD + "runtime: {type: local, replicas: 2}\n",
             "runtime.replicas: unknown field 'replicas'",
             id="runtime-field",
+        ),
+        pytest.param(
+            GOOD + "runtime: {type: kubernetes, kubeconfg: k}\n",
+            r"runtime.kubeconfg: unknown field 'kubeconfg' \(did you mean 'kubeconfig'\?\)",
+            id="kubernetes-did-you-mean",
+        ),
+        pytest.param(
+            GOOD + "runtime: {type: kubernetes, namespace: ml}\n",
+            "runtime.namespace: unknown field 'namespace'",
+            id="kubernetes-settings-are-signed-not-configured",
         ),
         *(
             pytest.param(
@@ -78,6 +88,16 @@ def test_bad_configs_are_refused(tmp_path: Path, text: str, message: str) -> Non
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(path)
+
+
+def test_a_kubernetes_runtime_names_its_kubeconfig_beside_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(GOOD + "runtime: {type: kubernetes, kubeconfig: kube/config}\n")
+    runtime = load_config(path).runtime
+    assert isinstance(runtime, KubernetesRuntimeConfig)
+    assert runtime.kubeconfig == tmp_path / "kube" / "config"
+    path.write_text(GOOD + "runtime: {type: kubernetes}\n")
+    assert load_config(path).runtime == KubernetesRuntimeConfig(type="kubernetes")  # in-cluster
 
 
 def test_old_field_names_still_work_with_a_warning_naming_the_new_one(

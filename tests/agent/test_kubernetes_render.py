@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from kubernetes import client
 
 from agent.runtimes.kubernetes import render
 from ledger import envelope
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.deployment import Deployment
 from schemas.parse import parse_spec
 
@@ -35,6 +37,14 @@ TARGET = render.Target(
     repo_url="https://git.example.com/ml/specs.git",
     source_secret="specs-read-token",
 )
+SETTINGS = dataplane.KubernetesRuntime.model_validate({
+    "namespace": TARGET.namespace,
+    "mlflowTrackingUri": TARGET.tracking_uri,
+    "images": {"serving": TARGET.serving_image, "build": TARGET.build_image,
+               "agent": TARGET.agent_image},
+    "source": {"url": TARGET.repo_url, "secret": TARGET.source_secret},
+})  # fmt: skip
+"""The plane's signed ``spec.kubernetes`` that :data:`TARGET` is made from (ADR 0016)."""
 KEDA = dataclasses.replace(
     TARGET, keda=True, prometheus_url="http://prometheus.monitoring.svc:9090"
 )
@@ -81,6 +91,39 @@ def command(
     )
 
 
+FEATURES_TARGET = replace(TARGET, redis_secret="feature-redis", features_volume="features")
+FEATURES_SETTINGS = SETTINGS.model_copy(
+    update={
+        "online_store": dataplane.KubernetesOnlineStore.model_validate(
+            {"redis": {"secret": "feature-redis"}}
+        ),
+        "offline_store": dataplane.KubernetesOfflineStore.model_validate({"volume": "features"}),
+    }
+)
+"""The settings :data:`FEATURES_TARGET` is made from."""
+UNTIL = datetime(2026, 4, 10, 3, 0, tzinfo=UTC)
+
+
+def features_command() -> signed.Command:
+    """example-repo's feature set, backfilled in 4-week chunks, 3 at a time."""
+    document = parse_spec(
+        "f.yaml", (ROOT / "example-repo/features/customer-activity.yaml").read_bytes()
+    )
+    assert document.document is not None
+    spec = document.document.spec.model_dump(by_alias=True, exclude_unset=True)  # type: ignore[attr-defined]
+    spec["backfill"] = {"start": "2026-01-01", "chunk": "28d", "parallelism": 3}
+    body = {"apiVersion": "gitplane.dev/v1alpha1", "kind": "FeatureSet"}
+    text = json.dumps({**body, "metadata": {"name": "customer-activity"}, "spec": spec})
+    return signed.Command(
+        id="FeatureSet/customer-activity",
+        action="apply",
+        kind="FeatureSet",
+        name="customer-activity",
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
 CASES = {
     "churn-prod": lambda: command("deployments/churn-prod.yaml"),
     "churn-dev": lambda: command("deployments/churn-dev.yaml"),
@@ -99,6 +142,9 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
     "build-churn": lambda: [
         render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
     ],
+    "featureset-customer-activity": lambda: render.featureset(
+        features_command(), FEATURES_TARGET, UNTIL
+    ),
 }
 
 
@@ -114,6 +160,8 @@ MODELS = {
     ("v1", "Service"): "V1Service",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2HorizontalPodAutoscaler",
     ("batch/v1", "Job"): "V1Job",
+    ("batch/v1", "CronJob"): "V1CronJob",
+    ("v1", "ConfigMap"): "V1ConfigMap",
 }
 
 

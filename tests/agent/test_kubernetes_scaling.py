@@ -18,11 +18,12 @@ from kubernetes import client, config
 from agent.runtimes.kubernetes import KubernetesRuntime, render, scalers
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.deployments import Deployments
+from schemas import dataplane
 from schemas.deployment import Autoscaling
 from schemas.errors import GitplaneError
 from schemas.observed import EndpointObserved
 from tests.agent.test_kubernetes_deployments import _until, context, stepped
-from tests.agent.test_kubernetes_render import KEDA, TARGET, command
+from tests.agent.test_kubernetes_render import KEDA, SETTINGS, TARGET, command
 from tests.kubeapi.server import KubeApiDouble
 
 SCALED = ("keda.sh/v1alpha1", "ScaledObject")
@@ -55,14 +56,18 @@ def test_the_runtime_discovers_keda_and_watches_scaled_objects_only_then(
     assert cluster.serves(*SCALED) is keda
     assert cluster.serves("apps/v1", "Deployment")
     assert not cluster.serves("apps/v1", "ScaledObject")
-    undiscovered = dataclasses.replace(KEDA, keda=False)  # discovery decides
-    runtime = KubernetesRuntime(cluster, undiscovered)
+    prometheus = {"prometheus": {"url": KEDA.prometheus_url}}
+    scaling = dataplane.KubernetesAutoscaling.model_validate(prometheus)
+    settings = SETTINGS.model_copy(update={"autoscaling": scaling})  # discovery decides KEDA
+    runtime = KubernetesRuntime(lambda _: cluster.api, KEDA.plane)
     try:
-        assert runtime.deployments.target.keda is keda
+        made = command("deployments/churn-dev.yaml")
+        signed_settings = dataclasses.replace(context(tmp_path), kubernetes=settings)
+        done = runtime.apply(made, signed_settings)
+        assert runtime.target is not None and runtime.target.keda is keda
+        assert runtime.inventory is not None
         assert (SCALED in runtime.inventory.kinds) is keda
         assert runtime.inventory.wait_synced(5)  # a watch of an unserved kind never syncs
-        made = command("deployments/churn-dev.yaml")
-        done = runtime.deployments.apply(made, context(tmp_path))
         assert EndpointObserved.of(done).scaler == ("keda" if keda else "hpa-cpu")
         scaler = SCALED if keda else HPA
         assert _until(lambda: runtime.inventory.get(*scaler, "churn-dev") is not None)

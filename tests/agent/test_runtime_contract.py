@@ -9,9 +9,11 @@ broken runtime must fail it, so the suite is known to be able to fail.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,14 +28,23 @@ from agent.runtimes.base import (
     Capabilities,
     Runtime,
 )
-from agent.runtimes.kubernetes import Cluster, KubernetesRuntime
+from agent.runtimes.kubernetes import KINDS, KubernetesRuntime
+from agent.runtimes.kubernetes.deployments import Deployments
+from agent.runtimes.kubernetes.features import FeatureSets
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
-from schemas import signed
+from schemas import dataplane, signed
 from schemas.errors import GitplaneError
 from tests.agent.test_features import APRIL, SAMPLE, _command, no_backfill, source
-from tests.agent.test_kubernetes_render import PINNED, TARGET
+from tests.agent.test_kubernetes_features import feature_plane
+from tests.agent.test_kubernetes_render import (
+    FEATURES_SETTINGS,
+    FEATURES_TARGET,
+    PINNED,
+    SETTINGS,
+    TARGET,
+)
 from tests.agent.test_kubernetes_render import command as deployment_command
 from tests.conftest import init_repo
 from tests.kubeapi.server import KubeApiDouble
@@ -49,13 +60,21 @@ class Subject:
     impossible: signed.Command
     """A command for the same resource that it cannot carry out (its input is missing)."""
     scratch: Path
+    settings: dataplane.KubernetesRuntime = SETTINGS
+    """The plane's signed ``spec.kubernetes`` (ADR 0016): only a Kubernetes plane reads it."""
 
     def context(
         self, at: timedelta = timedelta(0), cancel: CancelToken | None = None
     ) -> ApplyContext:
         scratch = self.scratch / f"apply-{at.total_seconds():.0f}"
         scratch.mkdir(parents=True, exist_ok=True)
-        return ApplyContext("0" * 40, scratch, now=APRIL + at, cancel=cancel or CancelToken())
+        return ApplyContext(
+            "0" * 40,
+            scratch,
+            now=APRIL + at,
+            cancel=cancel or CancelToken(),
+            kubernetes=self.settings,  # the plane's signed settings: a Kubernetes plane's
+        )
 
 
 def _local(tmp_path: Path) -> Runtime:
@@ -111,7 +130,9 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
 
     api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
     client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-    runtime = KubernetesRuntime(Cluster(api, TARGET.namespace), TARGET)
+    quick = functools.partial(Deployments, poll=0.02)
+    fast = dataclasses.replace(KINDS["Deployment"], handler=quick)
+    runtime = KubernetesRuntime(lambda _: api, TARGET.plane, kinds={"Deployment": fast})
 
     def stopped() -> None:
         runtime.close()
@@ -120,7 +141,6 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
         double.stop()
 
     request.addfinalizer(stopped)
-    runtime.deployments.poll = 0.02
     double.controllers.fail_args("models:/churn/404")
     good = deployment_command("deployments/churn-prod.yaml")
     missing = {**PINNED, "registryVersion": 404, "uri": "models:/churn/404"}
@@ -128,9 +148,35 @@ def _kubernetes_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subje
     return Subject(runtime, good, impossible, tmp_path / "scratch")
 
 
+def _kubernetes_features_subject(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    """A FeatureSet with a backfill and no schedule on the double in kubelet mode: its Job's
+    pods run the feature job for real into a real redis-server; the impossible command
+    reads a source that is not there."""
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
+    _, cluster = stack.enter_context(feature_plane(tmp_path, request.getfixturevalue("redis_url")))
+    quick = dataclasses.replace(
+        KINDS["FeatureSet"], handler=functools.partial(FeatureSets, poll=0.05)
+    )
+    runtime = KubernetesRuntime(
+        lambda _: cluster.api, FEATURES_TARGET.plane, kinds={**KINDS, "FeatureSet": quick}
+    )
+    stack.callback(runtime.close)
+    one_chunk = {"start": "2026-03-01", "end": "2026-03-15", "chunk": "30d"}
+
+    def manual(spec: dict[str, object]) -> None:
+        spec.pop("schedule")
+        spec.update(backfill=one_chunk, retry={"limit": 0})
+
+    impossible = _command(manual, source(path="data/missing.csv"))
+    made = Subject(runtime, _command(manual), impossible, tmp_path / "scratch")
+    return dataclasses.replace(made, settings=FEATURES_SETTINGS)
+
+
 RUNTIMES: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
     "local": _local_subject,
     "kubernetes": _kubernetes_subject,
+    "kubernetes-featureset": _kubernetes_features_subject,
 }
 
 

@@ -370,6 +370,28 @@ OURS = {
     "demo-example-missing": Case(["demo", "--example", "{s}/missing"], 2, "does not exist"),
     "demo-negative-timeout": Case(["demo", "--example", "{s}/specs", "--timeout", "-1"], 2,
                                   "--timeout"),
+    "agent-render-a-local-plane": Case(
+        ["agent", "render", "--config", "{config}"], 2,
+        "runs the local runtime, which applies no manifests", config=GOOD_AGENT),
+    "agent-render-no-log": Case(
+        ["agent", "render", "--config", "{config}", "-o", "json"], 1,
+        "no command log for plane 'local-dev'",
+        config=GOOD_AGENT + "runtime: {type: kubernetes}\n"),
+    "agent-render-unknown-output": Case(
+        ["agent", "render", "--config", "{config}", "-o", "text"], 2,
+        "'text' is not one of 'yaml', 'json'", config=GOOD_AGENT),
+    "agent-render-config-missing": Case(
+        ["agent", "render", "--config", "{s}/none.yaml"], 2, "none.yaml"),
+    "agent-run-kubeconfig-missing": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2, "none.kubeconfig: ",
+        config=GOOD_AGENT + "runtime: {type: kubernetes, kubeconfig: {s}/none.kubeconfig}\n"),
+    "agent-run-kubeconfig-not-yaml": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2,
+        "bin.yaml: 'utf-8' codec can't decode",
+        config=GOOD_AGENT + "runtime: {type: kubernetes, kubeconfig: {s}/bin.yaml}\n"),
+    "agent-run-in-cluster-outside-one": Case(
+        ["agent", "run", "--config", "{config}", "--once"], 2,
+        "in-cluster configuration: ", config=GOOD_AGENT + "runtime: {type: kubernetes}\n"),
 }  # fmt: skip
 
 ROOT = ["--root", "{s}/keys/root.json"]

@@ -25,7 +25,6 @@ from kubernetes import client
 
 from agent import config
 from agent.runtimes.kubernetes import cluster, render
-from schemas.errors import UsageError
 from tests.conftest import EXAMPLE_REPO, ROOT
 from tests.packaging import test_dockerfile
 
@@ -308,12 +307,6 @@ def test_the_configmap_is_an_agent_config_apart_from_its_runtime(
     assert agent_config(kustomization)["runtime"] == {"type": "kubernetes"}
 
 
-@pytest.mark.xfail(
-    raises=UsageError,
-    strict=True,
-    reason="agent.config has no kubernetes runtime until k8s-core's KubernetesRuntimeConfig "
-    "is merged: remove this mark then",
-)
 @KUSTOMIZATIONS
 def test_the_configmap_is_an_agent_config_load_config_accepts(
     kustomization: str, tmp_path: Path

@@ -20,6 +20,8 @@ PINNING = (
     "example-repo/.pre-commit-config.yaml",
     "example-repo/.github/workflows/gitplane.yml",
     "example-repo/.gitlab-ci.yml",
+    "example-repo/.github/workflows/gitplane-attest.yml",
+    "example-repo/.gitlab/gitplane-attest.gitlab-ci.yml",
     "docs/validate.md",
 )
 """Files that pin a commit; each must pin at least one."""

@@ -622,7 +622,7 @@ def test_audit_shows_each_approval_verified_or_not_and_trailers_unverified(
         assert f"approved by {name} ({fingerprint}), signature verified" in shown
     mallory = keys["mallory"].public.fingerprint
     assert f"! approval by mallory ({mallory}) not verified: unknown-key: " in shown
-    assert "approved by Eve <eve@example.com> (trailers, unverified)" in shown
+    assert f"approved by Eve <eve@example.com> (Approved-by: {approvals.TRAILERS})" in shown
     (spec,) = [e for e in audit_view.as_json(report)["events"] if e.get("commit") == pr]
     assert spec["approvedBy"] == ["Eve <eve@example.com>"] and not spec["approvedByVerified"]
     assert sorted((a["name"], a["key"], a["verified"], a["reason"]) for a in spec["approvals"]) == [

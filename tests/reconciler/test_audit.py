@@ -806,3 +806,10 @@ def test_what_a_refused_document_claims_is_shown_inert(sim: LogSimulator) -> Non
     assert "\x1b" not in shown and "\r" not in shown
     assert "\n  local-dev #9" not in shown and "\nlocal-dev #9" not in shown
     assert "Ready\\x1b[2K" in shown  # shown, escaped
+
+
+def test_trailer_approvals_are_shown_unverified() -> None:
+    merged, direct = CHANGES
+    text = "\n".join(audit_view._change_text(merged))
+    assert "approved by Carol <carol@example.com> (Approved-by: trailers, unverified: " in text
+    assert audit_view._change_text(direct)[-1] == "approved by nobody (no Approved-by: trailer)"

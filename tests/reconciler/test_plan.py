@@ -416,7 +416,8 @@ APPROVED = frozenset({"Ann <ann@example.com>"})
             False,
             (
                 "blocked",
-                "needs 1 approval(s) (Reviewed-by: trailers), has 0 (Policy/gates)",
+                "needs 1 approval(s) (Reviewed-by: trailers, unverified: anyone who can push can "
+                "write one), has 0 (Policy/gates)",
             ),
             id="another-trailer-does-not",
         ),
@@ -552,7 +553,11 @@ def test_change_windows_by_day_time_and_time_zone(windows: str, expected: tuple[
         pytest.param("[Deployment]", ("build", "build version 1.2.0"), id="not-named"),
         pytest.param(
             "[Model, Deployment]",
-            ("blocked", "needs 1 approval(s) (Approved-by: trailers), has 0 (Policy/gates)"),
+            (
+                "blocked",
+                "needs 1 approval(s) (Approved-by: trailers, unverified: anyone who can push can "
+                "write one), has 0 (Policy/gates)",
+            ),
             id="named",
         ),
     ],

@@ -57,12 +57,9 @@ def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -
     assert deployment["message"] == "issued in #2; the plane has applied #1"
     assert prod["reportedAt"] is None
     assert prod["flags"] == ["no signed status report yet: is its agent running?"]
-    assert [w["path"] for w in body["specWarnings"]] == [
-        "spec.runtime",
-        "spec.kubernetes.namespace",
-    ]
+    assert [w["path"] for w in body["specWarnings"]] == ["spec.runtime"]
     assert "warning: " in done.stderr
-    assert "spec.runtime: this release has no kubernetes runtime" in done.stderr
+    assert "spec.runtime: the kubernetes runtime runs Deployments, FeatureSets" in done.stderr
 
 
 def test_status_text_fits_100_columns_and_filters_planes(gitplane_bin: str, world: World) -> None:  # noqa: F811

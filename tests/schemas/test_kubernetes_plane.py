@@ -22,6 +22,11 @@ spec:
       secret: specs-read-token
     autoscaling:
       prometheus: {url: "http://prometheus.monitoring.svc:9090"}
+    onlineStore:
+      redis: {secret: feature-redis}
+    offlineStore:
+      volume: features-pvc
+      path: stores/features
 """ % ("ab" * 32)
 
 
@@ -33,6 +38,11 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
     assert kubernetes.images.agent is None
     assert kubernetes.source.secret == "specs-read-token"
     assert kubernetes.autoscaling.prometheus.url == "http://prometheus.monitoring.svc:9090"
+    assert kubernetes.online_store.redis.secret == "feature-redis"
+    assert (kubernetes.offline_store.volume, kubernetes.offline_store.path) == (
+        "features-pvc",
+        "stores/features",
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,8 +64,18 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
          "prod.yaml:15:25: spec.kubernetes.autoscaling.prometheus.url: "
          "'http://admin:hunter2@prometheus.monitoring.svc:9090' is not an http:// or https:// "
          "URL without credentials"),
+        ("redis: {secret: feature-redis}", "redis: {secret: r, url: redis}",
+         "prod.yaml:17:26: spec.kubernetes.onlineStore.redis.url: unknown field 'url'"),
+        ("volume: features-pvc", "volume: Features_PVC",
+         "prod.yaml:19:15: spec.kubernetes.offlineStore.volume: 'Features_PVC' is not a "
+         "PersistentVolumeClaim name"),
+        ("path: stores/features", "path: ../etc",
+         "prod.yaml:20:13: spec.kubernetes.offlineStore.path: '../etc' is not a relative path"),
+        ("path: stores/features", "path: /srv/features",
+         "prod.yaml:20:13: spec.kubernetes.offlineStore.path: '/srv/features' is not a relative"),
     ],
-    ids=["image", "secret", "namespace", "typo", "url", "prometheus-credentials"],
+    ids=["image", "secret", "namespace", "typo", "url", "prometheus-credentials", "redis-url",
+         "claim", "dotdot", "abs"],
 )  # fmt: skip
 def test_a_wrong_setting_is_refused_at_its_place(old: str, new: str, says: str) -> None:
     assert old in PLANE

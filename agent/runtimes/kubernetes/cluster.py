@@ -77,6 +77,11 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         plural="scaledobjects",
         custom=True,
     ),
+    ("batch/v1", "CronJob"): Kind(client.BatchV1Api, "namespaced_cron_job"),
+    ("v1", "ConfigMap"): Kind(client.CoreV1Api, "namespaced_config_map"),
+    ("v1", "Pod"): Kind(
+        client.CoreV1Api, "namespaced_pod", verbs=("get", "list", "watch"), subresources=("log",)
+    ),  # made by Jobs, only read: their status (termination messages) and log tails
 }
 
 
@@ -151,6 +156,20 @@ class Cluster:
     def selector_text(selector: Mapping[str, str]) -> str:
         """``a=b,c=d``: a label selector as the API takes it."""
         return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+    def log(self, pod: str, container: str, tail_lines: int) -> str:
+        """The last ``tail_lines`` lines a pod's container printed."""
+        method = client.CoreV1Api(self.api).read_namespaced_pod_log
+        try:
+            response: Any = method(
+                pod, self.namespace, container=container, tail_lines=tail_lines,
+                _preload_content=False,
+            )  # fmt: skip
+        except ApiException as exc:
+            raise ClusterError(_said(exc), status=exc.status) from None
+        except OSError as exc:
+            raise ClusterError(f"the cluster is unreachable: {exc}") from None
+        return bytes(response.data or b"").decode(errors="replace")
 
     def delete(self, api_version: str, kind: str, name: str) -> None:
         """Delete the object and what it owns (background propagation); gone already is fine."""

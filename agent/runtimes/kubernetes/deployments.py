@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
-from agent.runtimes.kubernetes.inventory import Inventory
+from agent.runtimes.kubernetes.inventory import Inventory, Reader
 from schemas import commands, signed
 from schemas.common import parse_duration
 from schemas.observed import EndpointObserved
@@ -92,6 +93,16 @@ def drift(wanted: Any, live: Any, path: str = "") -> Iterator[str]:
         yield path
 
 
+@dataclass(frozen=True)
+class _Rendered:
+    """A command parsed and rendered, and the (digest, Target) it was for. The objects are
+    never changed in place (a rollback renders a fresh copy to change)."""
+
+    key: tuple[str, render.Target]
+    typed: commands.DeploymentCommand
+    objects: list[Manifest]
+
+
 class Deployments:
     """Apply, observe and delete Deployment commands in one namespace."""
 
@@ -110,13 +121,16 @@ class Deployments:
         self.poll = poll
         self.inventory = inventory
         """Where observing reads, once synced (no request per cycle); else the API."""
+        self._rendered: dict[str, _Rendered] = {}
+        """Per resource, its command parsed and rendered, for the digest and Target they
+        were made for: an idle cycle parses and renders nothing."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Apply the objects that differ from what runs (with the cache, an object already
         as rendered is not sent: one request per changed object), prune what the command
         no longer makes, follow the rollout."""
         context.cancel.check()
-        objects = render.deployment(command, self.target)
+        objects = self._render(command).objects
         before = self._read("apps/v1", "Deployment", command.name)
         generation = 0
         for manifest in objects:
@@ -139,7 +153,7 @@ class Deployments:
         ``Failed`` and rolled back: applying it again is the agent's retry, not a heal."""
         if last.phase == "Failed":
             return last
-        objects = render.deployment(command, self.target)
+        objects = self._render(command).objects
         changed = [m for m in objects if self._drifted(m)]
         if changed and context.self_heal:
             for manifest in changed:
@@ -181,7 +195,7 @@ class Deployments:
     ) -> signed.ResourceStatus:
         """Until the rollout of ``generation`` (what the apply stored) ends; the cache's
         copy counts once it shows that generation, so an older copy never reads Ready."""
-        spec = commands.read(command, commands.DeploymentCommand).spec
+        spec = self._render(command).typed.spec
         deadline = self.clock() + parse_duration(spec.rollout.progress_deadline) + GRACE
         while True:
             live = self._read("apps/v1", "Deployment", command.name)
@@ -211,15 +225,21 @@ class Deployments:
         self.cluster.apply(undo)
         return self._status(command, "Failed", f"{why}; rolled back to {previous}", live)
 
+    def _render(self, command: signed.Command) -> _Rendered:
+        """The command parsed and rendered, once per digest and Target (pure work, memoised)."""
+        key = (command.digest, self.target)
+        found = self._rendered.get(command.name)
+        if found is None or found.key != key:
+            typed = commands.read(command, commands.DeploymentCommand)
+            found = _Rendered(key, typed, render.deployment(command, self.target))
+            self._rendered[command.name] = found
+        return found
+
     def _select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.select(api_version, kind, selector)
-        return self.cluster.select(api_version, kind, selector)
+        return Reader(self.cluster, self.inventory).select(api_version, kind, selector)
 
     def _read(self, api_version: str, kind: str, name: str) -> Manifest | None:
-        if self.inventory is not None and self.inventory.synced:
-            return self.inventory.get(api_version, kind, name)
-        return self.cluster.get(api_version, kind, name)
+        return Reader(self.cluster, self.inventory).get(api_version, kind, name)
 
     def _drifted(self, manifest: Manifest) -> bool:
         api_version, kind = manifest["apiVersion"], manifest["kind"]
@@ -229,7 +249,7 @@ class Deployments:
     def _status(
         self, command: signed.Command, phase: str, message: str, live: Manifest | None
     ) -> signed.ResourceStatus:
-        pinned = commands.read(command, commands.DeploymentCommand).resolved.model
+        pinned = self._render(command).typed.resolved.model
         status = (live or {}).get("status") or {}
         scaler = render.scaler(command, self.target)
         warning = scaler.warning if scaler is not None else ""

@@ -168,6 +168,26 @@ class Inventory:
         return str(meta.get("resourceVersion") or version)
 
 
+class Reader:
+    """Reads through the inventory once it is synced (no request), else from the API."""
+
+    def __init__(self, cluster: Cluster, inventory: Inventory | None) -> None:
+        self.cluster = cluster
+        self.inventory = inventory
+
+    def get(self, api_version: str, kind: str, name: str) -> Manifest | None:
+        """The object, or None when there is none."""
+        if self.inventory is not None and self.inventory.synced:
+            return self.inventory.get(api_version, kind, name)
+        return self.cluster.get(api_version, kind, name)
+
+    def select(self, api_version: str, kind: str, selector: Mapping[str, str]) -> list[Manifest]:
+        """The objects of ``kind`` whose labels hold ``selector``."""
+        if self.inventory is not None and self.inventory.synced:
+            return self.inventory.select(api_version, kind, selector)
+        return self.cluster.select(api_version, kind, selector)
+
+
 def _typed(item: Manifest, kind: tuple[str, str]) -> Manifest:
     """A LIST's items have no ``apiVersion``/``kind``: the cache keeps them whole."""
     return {**item, "apiVersion": kind[0], "kind": kind[1]}

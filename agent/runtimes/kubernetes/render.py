@@ -16,15 +16,19 @@ a Service or autoscaler, which would then be sent again for every command.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.runtimes.kubernetes import scalers
-from schemas import commands, signed
+from agent.runtimes.local import features
+from schemas import commands, dataplane, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
 from schemas.errors import GitplaneError
+from schemas.featureset import FeatureSetSpec
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PLANE = "gitplane.dev/plane"
@@ -66,6 +70,67 @@ class Target:
     """The Prometheus that scrapes the proxies, for KEDA's triggers (empty: none)."""
     keda: bool = False
     """The cluster serves KEDA's ``ScaledObject`` (discovered by the runtime at start)."""
+    redis_secret: str | None = None
+    """Feature sets' online store: a Secret whose ``REDIS_URL`` key reaches the plane's Redis
+    (``spec.kubernetes.onlineStore.redis.secret``)."""
+    features_volume: str | None = None
+    """Feature sets' PersistentVolumeClaim: sources, offline store, run state
+    (``spec.kubernetes.offlineStore.volume``)."""
+    features_path: str = "features"
+    """The stores' folder in that volume (``spec.kubernetes.offlineStore.path``)."""
+
+
+def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
+    """The Target of ``plane`` from its signed ``spec.kubernetes`` (ADR 0016). What is not
+    set stays empty (:func:`unset` names what a kind cannot do without); the build image
+    defaults to the serving image, as the DataPlane schema documents."""
+    images, source = settings.images, settings.source
+    serving = images.serving if images else ""
+    scaling, online, offline = settings.autoscaling, settings.online_store, settings.offline_store
+    prometheus = scaling.prometheus if scaling else None
+    return Target(
+        plane=plane,
+        namespace=settings.namespace,
+        serving_image=serving,
+        tracking_uri=settings.mlflow_tracking_uri or "",
+        build_image=(images.build if images else None) or serving,
+        agent_image=(images.agent if images else None) or "",
+        repo_url=source.url if source else "",
+        source_secret=source.secret if source else None,
+        prometheus_url=prometheus.url if prometheus else "",
+        redis_secret=online.redis.secret if online else None,
+        features_volume=offline.volume if offline else None,
+        features_path=offline.path if offline else "features",
+    )
+
+
+NEEDED: dict[str, tuple[tuple[str, str], ...]] = {
+    "Deployment": (
+        ("serving_image", "images.serving"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("agent_image", "images.agent"),  # the measuring proxy sidecar
+    ),
+    "Model": (
+        ("build_image", "images.serving"),
+        ("agent_image", "images.agent"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("repo_url", "source.url"),
+    ),
+    "FeatureSet": (("agent_image", "images.agent"), ("features_volume", "offlineStore.volume")),
+    "DAG": (
+        ("build_image", "images.serving"),
+        ("agent_image", "images.agent"),
+        ("tracking_uri", "mlflowTrackingUri"),
+        ("repo_url", "source.url"),
+    ),
+}
+"""Per kind, the Target fields its objects cannot do without, and the DataPlane setting
+(under ``spec.kubernetes``) each comes from."""
+
+
+def unset(target: Target, kind: str) -> list[str]:
+    """The settings ``kind`` needs that the plane did not sign (pure)."""
+    return [setting for field, setting in NEEDED.get(kind, ()) if not getattr(target, field)]
 
 
 def labels(target: Target, kind: str, name: str) -> dict[str, str]:
@@ -246,6 +311,126 @@ def container_resources(resources: Resources) -> Manifest:
     return {"requests": dict(wanted), "limits": dict(wanted)} if wanted else {}
 
 
+FEATURES = "/features"
+"""Where a feature set's pod mounts the plane's feature volume."""
+SPEC_DIR = "/etc/gitplane/command"
+"""Where it mounts the ConfigMap holding the command's spec (``spec.json``)."""
+TERMINATION_LOG = "/dev/termination-log"
+"""Where the pod writes its one-line JSON outcome; the agent reads it from the pod status."""
+UNTIL = "gitplane.dev/backfill-until"
+"""The ConfigMap's record of the time the backfill reads up to (the first apply's)."""
+
+
+def featureset(command: signed.Command, target: Target, until: datetime) -> list[Manifest]:
+    """A FeatureSet command: a ConfigMap holding its spec (what the pods run, checked
+    against the digest in their arguments), a CronJob for its schedule, and an Indexed Job
+    computing the backfill's chunks (one completion each, ``backfill.parallelism`` at once)
+    up to ``until``. ``ValueError`` when the plane has no store the spec needs."""
+    typed = commands.read(command, commands.FeatureSetCommand)
+    spec = typed.spec
+    if target.features_volume is None:
+        raise ValueError("the plane has no spec.kubernetes.offlineStore: feature sets need one")
+    if spec.stores.online.enabled and target.redis_secret is None:
+        raise ValueError("the plane has no spec.kubernetes.onlineStore: this spec needs one")
+    metadata = _metadata(target, command, f"{command.name}-featureset")
+    metadata["annotations"][UNTIL] = _iso(until)
+    data = {"spec.json": command.spec}
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}]
+    if spec.schedule is not None:
+        objects.append(_cron_job(command, target, spec, until))
+    chunks = len(features.backfill_chunks(spec, until))
+    if chunks:
+        objects.append(_backfill(command, target, spec, until, chunks))
+    return objects
+
+
+def _cron_job(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime
+) -> Manifest:
+    schedule = spec.schedule
+    assert schedule is not None  # noqa: S101 - featureset() renders a CronJob only with one
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(target, command, command.name),
+        "spec": {
+            "schedule": schedule.cron,
+            "timeZone": schedule.timezone,
+            "concurrencyPolicy": schedule.concurrency_policy,
+            "suspend": schedule.suspend,
+            "jobTemplate": {
+                "metadata": {"labels": labels(target, command.kind, command.name)},
+                "spec": _features_job(command, target, spec, until, backfill=False),
+            },
+        },
+    }
+
+
+def _backfill(
+    command: signed.Command, target: Target, spec: FeatureSetSpec, until: datetime, chunks: int
+) -> Manifest:
+    parallelism = spec.backfill.parallelism if spec.backfill else 1
+    job = _features_job(command, target, spec, until, backfill=True)
+    job.update(completionMode="Indexed", completions=chunks, parallelism=min(parallelism, chunks))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(target, command, backfill_name(command)),
+        "spec": job,
+    }
+
+
+def backfill_name(command: signed.Command) -> str:
+    """The backfill Job of a FeatureSet command (one per command: a Job's pods cannot change)."""
+    return f"{command.name}-backfill-{digest_label(command.digest)[7:15]}"
+
+
+def _features_job(
+    command: signed.Command,
+    target: Target,
+    spec: FeatureSetSpec,
+    until: datetime,
+    *,
+    backfill: bool,
+) -> Manifest:
+    """A Job's spec running the feature set's computation once; its retries are the Job's
+    (``retry.limit``), its ``timeout`` the Job's deadline."""
+    run = ["python", "-m", "agent.runtimes.kubernetes.features_job", "--name", command.name]
+    run += ["--digest", command.digest, "--spec", f"{SPEC_DIR}/spec.json"]
+    run += ["--volume", FEATURES, "--path", target.features_path, "--until", _iso(until)]
+    run += ["--termination-log", TERMINATION_LOG]
+    container: Manifest = {
+        "name": "features",
+        "image": target.agent_image,
+        "args": [*run, "--backfill"] if backfill else run,
+        "resources": container_resources(spec.resources),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [
+            {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+            {"name": "features", "mountPath": FEATURES},
+        ],
+    }
+    if spec.stores.online.enabled:
+        container["envFrom"] = [{"secretRef": {"name": target.redis_secret}}]
+    volumes = [
+        {"name": "spec", "configMap": {"name": f"{command.name}-featureset"}},
+        {"name": "features", "persistentVolumeClaim": {"claimName": target.features_volume}},
+    ]
+    return {
+        "backoffLimit": spec.retry.limit,
+        "activeDeadlineSeconds": int(seconds(spec.timeout)),
+        "template": {
+            "metadata": {"labels": labels(target, command.kind, command.name)},
+            "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes},
+        },
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 WORKSPACE = "/workspace"
 
 
@@ -300,17 +485,27 @@ def _pod(
     tree: str,
     args: list[str],
     resources: Resources,
+    stage: list[str] | None = None,
 ) -> Manifest:
-    """A pod that runs ``args`` in the project's directory once its source checked out."""
+    """A pod that runs ``args`` in the project's directory once its source checked out
+    (and, given ``stage``, once a second init container ran it in the agent's image)."""
     source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
     source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
     mount = [{"name": "workspace", "mountPath": WORKSPACE}]
     fetcher: Manifest = {"name": "source", "image": target.agent_image, "args": source}
     if target.source_secret:
         fetcher["envFrom"] = [{"secretRef": {"name": target.source_secret}}]
+    staging: list[Manifest] = []
+    if stage is not None:
+        tracking = [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}]
+        staging.append(
+            {"name": "stage", "image": target.agent_image, "args": stage, "env": tracking}
+        )
     return {
         "restartPolicy": "Never",
-        "initContainers": [{**fetcher, "volumeMounts": mount}],
+        "initContainers": [
+            {**c, "volumeMounts": [dict(m) for m in mount]} for c in [fetcher, *staging]
+        ],
         "containers": [
             {
                 "name": "run",
@@ -323,4 +518,87 @@ def _pod(
             }
         ],
         "volumes": [{"name": "workspace", "emptyDir": {}}],
+    }
+
+
+STEP = "gitplane.dev/step"
+RUN = "gitplane.dev/run"
+"""Labels of a DAG step's Job: the step, and the DAG run (its parent MLflow run) it is of."""
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What the agent gives one step's Job: where it logs and where its inputs are."""
+
+    parent: str
+    """The DAG run's parent MLflow run."""
+    runs: tuple[str, ...]
+    """The child run of each instance (completion index), made by the agent beforehand."""
+    inputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Each upstream step and its instances' runs ("" where an instance failed)."""
+
+
+def dag_step(
+    command: signed.Command, step_name: str, commit: str, run: StepRun, target: Target
+) -> Manifest:
+    """One step of a DAG run: a Job, Indexed (completions = instances) when the step is
+    partitioned. The pod fetches the project at the spec commit, checks its tree, then
+    :mod:`.step` stages it in the agent's image: it picks the instance's run by
+    ``JOB_COMPLETION_INDEX``, downloads the upstream runs' artifacts (the same input
+    directory as on the local plane) and writes the ``mlflow run`` the step container runs.
+    Retries are the Job's: ``backoffLimit`` (``backoffLimitPerIndex`` when Indexed) is
+    ``retry.limit``; ``activeDeadlineSeconds`` the step's ``timeout``."""
+    typed = commands.read(command, commands.DAGCommand)
+    step = next(s for s in typed.spec.steps if s.name == step_name)
+    plan = {
+        "entryPoint": step.project.entry_point,
+        "envManager": step.project.env_manager,
+        "runs": list(run.runs),
+        "parameters": {**typed.spec.parameters, **step.project.parameters},
+        "inputs": {upstream: list(runs) for upstream, runs in run.inputs},
+        "partitioned": sorted(s.name for s in typed.spec.steps if s.partition),
+        "partition": step.partition.model_dump(by_alias=True) if step.partition else None,
+    }
+    stage = ["python", "-m", "agent.runtimes.kubernetes.step", "--into", WORKSPACE]
+    stage += ["--plan", json.dumps(plan, sort_keys=True, separators=(",", ":"))]
+    name = f"{f'{command.name}-{step.name}'[:54].rstrip('-')}-{run.parent[:8]}"  # 63 at most
+    metadata = _metadata(target, command, name)
+    metadata["labels"] |= {STEP: step.name, RUN: run.parent}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            **_completions(len(run.runs), step.retry.limit),
+            "activeDeadlineSeconds": int(seconds(step.timeout)),
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {
+                    "labels": {**labels(target, command.kind, command.name), RUN: run.parent}
+                },
+                "spec": _pod(
+                    target,
+                    step.project,
+                    commit=commit,
+                    tree=typed.inputs.get(step.project.path, ""),
+                    args=["sh", "../run.sh"],
+                    resources=step.resources,
+                    stage=stage,
+                ),
+            },
+        },
+    }
+
+
+def _completions(instances: int, retries: int) -> Manifest:
+    """One pod, retried ``retries`` times; or ``instances`` indexes, each retried as often
+    (``backoffLimit`` then only bounds the whole, as it would every index failing)."""
+    if instances == 1:
+        return {"backoffLimit": retries}
+    return {
+        "completions": instances,
+        "parallelism": instances,
+        "completionMode": "Indexed",
+        "backoffLimitPerIndex": retries,
+        "backoffLimit": (retries + 1) * instances,
     }

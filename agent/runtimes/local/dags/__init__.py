@@ -76,15 +76,15 @@ def apply(command: signed.Command, context: ApplyContext, env: LocalEnv) -> sign
         return kept.status
     fresh = DagState(
         digest=command.digest,
-        command=_key(command),
+        command=command_key(command),
         registered=_dagplan.stamp(now),
         running=kept.running if kept else "",
     )
     if dag.spec.schedule is None:
-        return _run(command, dag, context, env, kept=fresh, now=now, trigger="apply")
-    status = _status(command, dag, None, now)
-    persist_state(env, dag.name, fresh.model_copy(update={"status": status}))
-    return status
+        return _launch(command, dag, context, env, kept=fresh, now=now, trigger="apply")
+    registered = status(command, dag, None, now)
+    persist_state(env, dag.name, fresh.model_copy(update={"status": registered}))
+    return registered
 
 
 def is_settled(kept: DagState, command: signed.Command) -> bool:
@@ -92,10 +92,11 @@ def is_settled(kept: DagState, command: signed.Command) -> bool:
     again, or another one for a spec whose run did not fail."""
     if kept.digest != command.digest or kept.status is None:
         return False
-    return kept.command == _key(command) or kept.status.phase != "Failed"
+    return kept.command == command_key(command) or kept.status.phase != "Failed"
 
 
-def _key(command: signed.Command) -> str:
+def command_key(command: signed.Command) -> str:
+    """What tells one command from another for the same digest (the reconciler's retry)."""
     return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
@@ -115,10 +116,10 @@ def observe(
     if slot is None:
         return last
     kept = kept.model_copy(update={"last_slot": _dagplan.stamp(slot)})
-    return _run(command, dag, context, env, kept=kept, now=now, trigger="schedule", at=slot)
+    return _launch(command, dag, context, env, kept=kept, now=now, trigger="schedule", at=slot)
 
 
-def _run(
+def _launch(
     command: signed.Command,
     dag: DAG,
     context: ApplyContext,
@@ -146,14 +147,16 @@ def _run(
     begun = _dagrun.begin(launch)
     persist_state(env, dag.name, kept.model_copy(update={"running": begun.parent.run_id}))
     result = _dagrun.complete(launch, begun)
-    status = _status(command, dag, result, now)
-    persist_state(env, dag.name, kept.model_copy(update={"running": "", "status": status}))
-    return status
+    ended = status(command, dag, result, now)
+    persist_state(env, dag.name, kept.model_copy(update={"running": "", "status": ended}))
+    return ended
 
 
-def _status(
+def status(
     command: signed.Command, dag: DAG, result: _dagrun.Result | None, now: datetime
 ) -> signed.ResourceStatus:
+    """The DAG's status: the run's outcome (``result``, None before any run) and its
+    schedule, in the same fields on every runtime."""
     observed: dict[str, str | int | bool] = {"experiment": dag.spec.tracking.experiment or dag.name}
     observed |= _schedule_fields(dag, now) | (_run_fields(result) if result else {})
     failed = result is not None and not result.succeeded

@@ -126,14 +126,23 @@ def _failed(
 
 
 def _tags(parent: Parent, unit: Instance, attempt: int) -> dict[str, str]:
+    return tags(
+        parent.run_id, parent.dag, parent.spec_commit, unit.step, index=unit.index, attempt=attempt
+    )
+
+
+def tags(
+    parent_run: str, dag: str, spec_commit: str, step: Step, *, index: int, attempt: int
+) -> dict[str, str]:
+    """A step attempt's child run tags, on every runtime: linked to the DAG run's parent."""
     return {
-        "mlflow.parentRunId": parent.run_id,
+        "mlflow.parentRunId": parent_run,
         "mlflow.source.type": "PROJECT",
-        "mlflow.source.name": unit.step.project.path,
-        "mlflow.source.git.commit": parent.spec_commit,
-        "mlflow.project.entryPoint": unit.step.project.entry_point,
-        "gitplane.dag": parent.dag,
-        "gitplane.step": unit.step.name,
-        "gitplane.instance": str(unit.index),
+        "mlflow.source.name": step.project.path,
+        "mlflow.source.git.commit": spec_commit,
+        "mlflow.project.entryPoint": step.project.entry_point,
+        "gitplane.dag": dag,
+        "gitplane.step": step.name,
+        "gitplane.instance": str(index),
         "gitplane.attempt": str(attempt),
     }

@@ -87,19 +87,24 @@ def begin(launch: Launch) -> Begun:
     experiment = dag.spec.tracking.experiment or dag.name
     artifacts = launch.env.state_dir / "mlartifacts" / dag.name
     experiment_id = _mlflow.ensure_experiment(uri, experiment, artifacts)
-    tags = {
-        "gitplane.dag": dag.name,
-        "gitplane.spec_digest": launch.digest,
-        "gitplane.spec_commit": launch.spec_commit,
-        "gitplane.trigger": launch.trigger,
-        "mlflow.source.git.commit": launch.spec_commit,
-    }
+    tags = parent_tags(dag.name, launch.digest, launch.spec_commit, launch.trigger)
     name = f"{dag.name}@{_dagplan.stamp(launch.at)}"
     run_id = _mlflow.start_run(uri, experiment_id, name=name, tags=tags)
     parent = _dagattempt.Parent(
         uri, experiment_id, run_id, dag.name, launch.spec_commit, launch.env.env_root
     )
     return Begun(parent, time.monotonic() + parse_duration(dag.spec.timeout))
+
+
+def parent_tags(dag: str, digest: str, spec_commit: str, trigger: str = "apply") -> dict[str, str]:
+    """A DAG run's parent run tags, on every runtime."""
+    return {
+        "gitplane.dag": dag,
+        "gitplane.spec_digest": digest,
+        "gitplane.spec_commit": spec_commit,
+        "gitplane.trigger": trigger,
+        "mlflow.source.git.commit": spec_commit,
+    }
 
 
 def complete(launch: Launch, begun: Begun) -> Result:
@@ -114,15 +119,16 @@ def complete(launch: Launch, begun: Begun) -> Result:
     except BaseException:
         _mlflow.end_run(uri, run_id, "FAILED")
         raise
-    result = _result(launch, run_id, outcomes)
+    result = summarise(launch.dag, launch.at, run_id, outcomes)
     _mlflow.end_run(uri, run_id, "FINISHED" if result.succeeded else "FAILED")
     return result
 
 
-def _result(launch: Launch, parent: str, outcomes: tuple[StepOutcome, ...]) -> Result:
+def summarise(dag: DAG, at: datetime, parent: str, outcomes: tuple[StepOutcome, ...]) -> Result:
     """Failed unless every step succeeded or failed with ``continueOnFailure``; the message
-    holds each failure (with its log tail), then each step that did not start."""
-    tolerated = {s.name for s in launch.dag.spec.steps if s.continue_on_failure}
+    holds each failure (with its log tail), then each step that did not start. Both
+    runtimes end a run with it."""
+    tolerated = {s.name for s in dag.spec.steps if s.continue_on_failure}
     bad = [
         o
         for o in outcomes
@@ -130,7 +136,36 @@ def _result(launch: Launch, parent: str, outcomes: tuple[StepOutcome, ...]) -> R
     ]
     failed = [o.message for o in outcomes if o.phase == "Failed"]
     skipped = [o.message for o in outcomes if o.phase == "Skipped"]
-    return Result(parent, launch.at, not bad, outcomes, "\n".join(failed + skipped))
+    return Result(parent, at, not bad, outcomes, "\n".join(failed + skipped))
+
+
+@dataclass
+class Tally:
+    """What the steps that ended stop from starting (``failurePolicy``, ``dependsOn``, the
+    DAG's ``timeout``): the one rule both runtimes' drivers follow, step by step."""
+
+    dag: DAG
+    stopped: dict[str, str] = field(default_factory=dict)
+    """Steps whose dependents may not run: failed (without continueOnFailure) or skipped."""
+    aborted: str = ""
+
+    def skip_reason(self, step: Step, left: float) -> str:
+        """Why ``step`` does not start ("" when it does), with ``left`` seconds of the
+        DAG's timeout remaining."""
+        if self.aborted:
+            return f"step {step.name} not started: step {self.aborted} failed (failurePolicy abort)"
+        if left <= 0:
+            return f"step {step.name} not started: the DAG's {self.dag.spec.timeout} timeout passed"
+        upstream = _dagplan.blocker(step, self.stopped)
+        return f"step {step.name} not started: step {upstream} did not succeed" if upstream else ""
+
+    def record(self, step: Step, outcome: StepOutcome) -> None:
+        """Note how ``step`` ended."""
+        blocking = outcome.phase == "Failed" and not step.continue_on_failure
+        if blocking or outcome.phase == "Skipped":
+            self.stopped[step.name] = outcome.phase
+        if blocking and self.dag.spec.failure_policy == "abort":
+            self.aborted = step.name
 
 
 @dataclass
@@ -139,32 +174,18 @@ class _Driver:
     begun: Begun
     trees: _dagdata.Trees = field(init=False)
     done: dict[str, StepOutcome] = field(default_factory=dict)
-    stopped: dict[str, str] = field(default_factory=dict)
-    """Steps whose dependents may not run: failed (without continueOnFailure) or skipped."""
-    aborted: str = ""
+    tally: Tally = field(init=False)
 
     def __post_init__(self) -> None:
         self.trees = _dagdata.Trees(self.launch.env.tracking_uri, self.launch.scratch / "artifacts")
+        self.tally = Tally(self.launch.dag)
 
     def step(self, step: Step) -> StepOutcome:
-        reason = self._skip_reason(step)
+        reason = self.tally.skip_reason(step, self._left())
         outcome = StepOutcome(step.name, "Skipped", message=reason) if reason else self._run(step)
         self.done[step.name] = outcome
-        blocking = outcome.phase == "Failed" and not step.continue_on_failure
-        if blocking or outcome.phase == "Skipped":
-            self.stopped[step.name] = outcome.phase
-        if blocking and self.launch.dag.spec.failure_policy == "abort":
-            self.aborted = step.name
+        self.tally.record(step, outcome)
         return outcome
-
-    def _skip_reason(self, step: Step) -> str:
-        if self.aborted:
-            return f"step {step.name} not started: step {self.aborted} failed (failurePolicy abort)"
-        if self._left() <= 0:
-            timeout = self.launch.dag.spec.timeout
-            return f"step {step.name} not started: the DAG's {timeout} timeout passed"
-        upstream = _dagplan.blocker(step, self.stopped)
-        return f"step {step.name} not started: step {upstream} did not succeed" if upstream else ""
 
     def _left(self) -> float:
         return self.begun.deadline - time.monotonic()
@@ -213,7 +234,7 @@ class _Driver:
                     max(0.0, min(_dagplan.backoff(retry, attempt - 1), self._left()))
                 )
             if self._left() <= 0:
-                timeout = self.launch.dag.spec.timeout  # the same words as _skip_reason's
+                timeout = self.launch.dag.spec.timeout  # the same words as Tally.skip_reason
                 return (
                     "",
                     failure or f"step {unit.name} not started: the DAG's {timeout} timeout passed",

@@ -23,7 +23,8 @@ import shutil
 import time
 from collections.abc import Mapping
 from contextlib import closing
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,6 +41,11 @@ from schemas import commands, files, signed
 from schemas.common import parse_duration
 from schemas.featureset import FeatureSetSpec
 
+FeatureError = errors.FeatureError
+RunError = errors.RunError
+StalledError = errors.StalledError
+State = schedule.State
+Outcome = schedule.Outcome
 KIND = "FeatureSet"
 STATE = "state.json"
 SUSPENDED = "the schedule is suspended: nothing runs until it is resumed"
@@ -55,17 +61,17 @@ def materialise(command: signed.Command, env: LocalEnv, *, now: datetime) -> sig
     Nothing runs for a command already materialised, or while the schedule is suspended."""
     now = now.replace(microsecond=0)
     try:
-        spec = _spec(command)
+        spec = read_spec(command)
     except errors.StalledError as exc:
         return status.refused(command, str(exc))
     directory = env.kind_dir(KIND, command.name)
-    before = _load(directory)
+    before = load_state(directory)
     if before.digest == command.digest and before.pending is None:
         return status.status(command, spec, directory, before)
-    current = _for_command(before, command.digest)
+    current = for_command(before, command.digest)
     if spec.schedule is not None and spec.schedule.suspend:
         update = {"pending": None, "next_run": None, "retry_at": None, "message": SUSPENDED}
-        after = _persist(directory, current.model_copy(update=update))
+        after = persist_state(directory, current.model_copy(update=update))
     else:
         after = _run(command.name, spec, env, current, at=current.pending or now, now=now)
     return status.status(command, spec, directory, after)
@@ -81,11 +87,11 @@ def observe(
     ``last`` unchanged when nothing was due."""
     now = context.now.replace(microsecond=0)
     try:
-        spec = _spec(command)
+        spec = read_spec(command)
     except errors.StalledError:
         return last
     directory = env.kind_dir(KIND, command.name)
-    current = _load(directory)
+    current = load_state(directory)
     at = schedule.due(current, spec.schedule, now) if current.digest == command.digest else None
     if at is None:
         return last
@@ -101,17 +107,37 @@ def delete(command: signed.Command, env: LocalEnv) -> None:
         raise errors.FeatureError(f"cannot delete FeatureSet/{command.name}: {exc}") from None
 
 
+def backfill_chunks(spec: FeatureSetSpec, until: datetime) -> list[schedule.Span]:
+    """The backfill's chunks when it reads up to ``until``, oldest first: on a Kubernetes
+    plane each is one completion index of the backfill Job."""
+    return [span for span in schedule.spans(spec, schedule.State(), until) if span.backfill]
+
+
+def after_backfill(spec: FeatureSetSpec, state: schedule.State, until: datetime) -> schedule.State:
+    """The state a scheduled run starts from when the backfill runs on its own (the
+    Kubernetes plane's Job) up to ``until``: backfilled, and a ``new-only`` read starting
+    where the backfill's chunks end."""
+    if state.backfilled or spec.backfill is None:
+        return state
+    chunks = backfill_chunks(spec, until)
+    through = chunks[-1].upper if chunks else until
+    return state.model_copy(
+        update={"backfilled": True, "watermark": through - timedelta(microseconds=1)}
+    )
+
+
 def online_lookup(
     env: LocalEnv, name: str, keys: Mapping[str, object], now: datetime
 ) -> dict[str, object] | None:
     """The latest features of one entity of feature set ``name``, by all its join keys; None
     when the entity is unknown or its values are older than the feature set's ttl at ``now``."""
     directory = env.kind_dir(KIND, name)
-    ttl = _load(directory).ttl_seconds
+    ttl = load_state(directory).ttl_seconds
     return featurestore.lookup(directory, name, keys, now=now, ttl=ttl)
 
 
-def _spec(command: signed.Command) -> FeatureSetSpec:
+def read_spec(command: signed.Command) -> FeatureSetSpec:
+    """The command's typed spec; a ``StalledError`` when no run can follow it."""
     try:
         spec = commands.read(command, commands.FeatureSetCommand).spec
     except commands.CommandSpecError as exc:
@@ -120,13 +146,26 @@ def _spec(command: signed.Command) -> FeatureSetSpec:
     return spec
 
 
-def _for_command(before: schedule.State, digest: str) -> schedule.State:
+def for_command(before: schedule.State, digest: str) -> schedule.State:
     """The state a new command starts from: the history kept, a failing run forgotten."""
     if before.digest == digest:
         return before
     update = {"digest": digest, "pending": None, "failures": 0, "retry_at": None, "message": ""}
     # ``uncommitted`` is kept: the next run removes what the abandoned one wrote
     return before.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a feature set runs: its state and offline files, its sources, its online store.
+    The local plane's is under its state directory; a Kubernetes pod's is a mounted volume
+    and Redis (agent/runtimes/kubernetes/features_job.py), running this same code."""
+
+    directory: Path
+    """The feature set's run state and offline files."""
+    data_dir: Path
+    """Where relative source paths resolve."""
+    online: featurestore.OnlineStore
 
 
 def _run(
@@ -138,22 +177,36 @@ def _run(
     at: datetime,
     now: datetime,
 ) -> schedule.State:
-    """Run at batch time ``at``; the new state, persisted."""
     directory = env.kind_dir(KIND, name)
+    place = Place(directory, env.data_dir, featurestore.SqliteOnline(directory))
+    return run(name, spec, place, before, at=at, now=now)
+
+
+def run(
+    name: str,
+    spec: FeatureSetSpec,
+    place: Place,
+    before: schedule.State,
+    *,
+    at: datetime,
+    now: datetime,
+) -> schedule.State:
+    """Run at batch time ``at``; the new state, persisted in ``place.directory``."""
+    directory = place.directory
     try:
         spans = schedule.spans(spec, before, at)
     except errors.FeatureError as exc:
         started = schedule.start(before, at, [], now=now)
-        return _persist(directory, schedule.failed(started, spec, exc, now=now))
+        return persist_state(directory, schedule.failed(started, spec, exc, now=now))
     started = _start(directory, spec, before, spans, at=at, now=now)
     try:
-        batches = _compute(spec, env.data_dir, spans)
-        _store(name, spec, directory, batches, now)
+        batches = compute_batches(spec, place.data_dir, spans)
+        store_batches(name, spec, place, batches, now)
     except errors.FeatureError as exc:
-        return _persist(directory, schedule.failed(started, spec, exc, now=now))
+        return persist_state(directory, schedule.failed(started, spec, exc, now=now))
     newest = max((b.newest for b in batches if b.newest is not None), default=None)
-    done = schedule.succeeded(started, spec, _outcome(spec, batches), newest, now=now)
-    return _persist(directory, done)
+    done = schedule.succeeded(started, spec, outcome(spec, batches), newest, now=now)
+    return persist_state(directory, done)
 
 
 def _start(
@@ -169,19 +222,20 @@ def _start(
     offline = spec.stores.offline
     names = [featurestore.offline_name(s.upper, offline.format) for s in spans if offline.enabled]
     featurestore.remove_offline(directory, [n for n in before.uncommitted if n not in names])
-    return _persist(directory, schedule.start(before, at, names, now=now))
+    return persist_state(directory, schedule.start(before, at, names, now=now))
 
 
-def _compute(
+def compute_batches(
     spec: FeatureSetSpec, data_dir: Path, spans: list[schedule.Span]
 ) -> list[compute.Batch]:
+    """Every batch of ``spans``, from the source loaded once, under ``spec.timeout``."""
     deadline = time.monotonic() + parse_duration(spec.timeout)
     with closing(loader.load(spec, data_dir)) as connection:
         return [compute.compute(connection, spec, span, deadline=deadline) for span in spans]
 
 
-def _store(
-    name: str, spec: FeatureSetSpec, directory: Path, batches: list[compute.Batch], now: datetime
+def store_batches(
+    name: str, spec: FeatureSetSpec, place: Place, batches: list[compute.Batch], now: datetime
 ) -> None:
     """Offline files first, then the online upsert: a failure in between is retried at the
     same batch time, which rewrites the same files."""
@@ -189,15 +243,15 @@ def _store(
     if spec.stores.offline.enabled:
         for batch in filled:
             fmt = spec.stores.offline.format
-            featurestore.write_offline(directory, batch.span.upper, batch.frame, fmt)
+            featurestore.write_offline(place.directory, batch.span.upper, batch.frame, fmt)
     if not spec.stores.online.enabled:
-        featurestore.drop_online(directory)
+        place.online.drop(name)
         return
     table = featurestore.table_of(spec, name)
-    featurestore.upsert_online(directory, table, [b.frame for b in filled], written_at=now)
+    place.online.upsert(table, [b.frame for b in filled], written_at=now)
 
 
-def _outcome(spec: FeatureSetSpec, batches: list[compute.Batch]) -> schedule.Outcome:
+def outcome(spec: FeatureSetSpec, batches: list[compute.Batch]) -> schedule.Outcome:
     frames = [batch.frame for batch in batches if batch.source_rows]
     written = loader.pandas().concat(frames) if frames else None
 
@@ -213,7 +267,8 @@ def _outcome(spec: FeatureSetSpec, batches: list[compute.Batch]) -> schedule.Out
     )
 
 
-def _load(directory: Path) -> schedule.State:
+def load_state(directory: Path) -> schedule.State:
+    """The feature set's run state in ``directory`` (a fresh one when there is none)."""
     path = directory / STATE
     if not path.is_file():
         return schedule.State()
@@ -223,6 +278,7 @@ def _load(directory: Path) -> schedule.State:
         raise errors.RunError(f"{path} is unreadable ({exc}); delete it to start over") from None
 
 
-def _persist(directory: Path, state: schedule.State) -> schedule.State:
+def persist_state(directory: Path, state: schedule.State) -> schedule.State:
+    """Write ``state`` atomically; returned for chaining."""
     files.atomic_write(directory / STATE, state.model_dump_json(indent=1).encode())
     return state

@@ -1,4 +1,5 @@
-"""The local feature stores: latest values online (SQLite), full history offline (files).
+"""The feature stores: latest values online (an :class:`OnlineStore`: SQLite here, Redis on a
+Kubernetes plane), full history offline (files).
 
 Layout, in the feature set's directory (``<stateDir>/featuresets/<name>/``)::
 
@@ -22,12 +23,12 @@ Invariants:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.runtimes.local.features import _errors as errors
 from agent.runtimes.local.features import _source as loader
@@ -103,16 +104,76 @@ def offline_files(directory: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
+class OnlineStore(Protocol):
+    """Where a feature set's latest value per entity lives. Every backend keeps the same
+    invariants: one run's upsert is all or nothing, and never replaces a value with an older
+    one (by ``_event_time``)."""
+
+    def upsert(self, table: OnlineTable, frames: Iterable[Any], *, written_at: datetime) -> None:
+        """Upsert every row of ``frames`` (oldest first); a ``RunError`` when it cannot."""
+
+    def rows(self, name: str) -> int:
+        """How many entities feature set ``name`` holds."""
+
+    def get(self, name: str, keys: Sequence[object]) -> dict[str, object] | None:
+        """One entity's stored values (features, ``_event_time``, ``_written_at``) by its join
+        key values in declaration order; None when it is unknown."""
+
+    def drop(self, name: str) -> None:
+        """Remove feature set ``name``'s values (its online store was disabled)."""
+
+
+class SqliteOnline:
+    """The local plane's online store: ``online.db`` in the feature set's directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def upsert(self, table: OnlineTable, frames: Iterable[Any], *, written_at: datetime) -> None:
+        """Upsert in one transaction (:func:`upsert_online`)."""
+        upsert_online(self.directory, table, frames, written_at=written_at)
+
+    def rows(self, name: str) -> int:
+        """How many entities ``online.db`` holds."""
+        return online_rows(self.directory, name)
+
+    def get(self, name: str, keys: Sequence[object]) -> dict[str, object] | None:
+        """One entity's row in ``online.db``, its join keys left out."""
+        sql = "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
+        primary = _query(self.directory, sql, (name,))
+        if primary is None or not primary[1]:
+            return None
+        names = [row[0] for row in primary[1]]
+        where = " AND ".join(f"{loader.quote(key)} = ?" for key in names)
+        select = f"SELECT * FROM {loader.quote(name)} WHERE {where}"  # noqa: S608 - quoted
+        found = _query(self.directory, select, tuple(keys))
+        if found is None or not found[1]:
+            return None
+        record = dict(zip(found[0], found[1][0], strict=True))
+        return {column: value for column, value in record.items() if column not in names}
+
+    def drop(self, name: str) -> None:
+        """Remove ``online.db``."""
+        drop_online(self.directory)
+
+
+def records(
+    table: OnlineTable, frames: Iterable[Any], written_at: datetime
+) -> list[tuple[Any, ...]]:
+    """Every row of ``frames`` as the values of ``table.columns`` (``_written_at`` last)."""
+    names = [name for name, _ in table.columns][:-1]
+    return [
+        (*map(cell, row), text(written_at))
+        for frame in frames
+        for row in frame[names].itertuples(index=False, name=None)
+    ]
+
+
 def upsert_online(
     directory: Path, table: OnlineTable, frames: Iterable[Any], *, written_at: datetime
 ) -> None:
     """Upsert every row of ``frames`` (oldest first) in one transaction."""
-    names = [name for name, _ in table.columns][:-1]
-    rows = [
-        (*map(_value, row), text(written_at))
-        for frame in frames
-        for row in frame[names].itertuples(index=False, name=None)
-    ]
+    rows = records(table, frames, written_at)
     path = directory / ONLINE
     try:
         with _transaction(path) as database:
@@ -158,7 +219,7 @@ def _upsert_sql(table: OnlineTable) -> str:
     return f"{insert} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} WHERE {newer}"
 
 
-def _value(value: Any) -> Any:
+def cell(value: Any) -> Any:
     """A pandas cell as a value sqlite3 binds: None, int, float, str or time text."""
     if loader.pandas().isna(value):
         return None
