@@ -42,7 +42,8 @@ def audit(
     """The whole life of KIND/NAME, from git alone, every signature verified.
 
     Each spec commit that changed it (author, committer, the merge that brought it to
-    the branch and its Approved-by: trailers), each command issued for it (plane,
+    the branch, its signed approvals with signer, key fingerprint and verified or not, and
+    its Approved-by: trailers, shown as unverified), each command issued for it (plane,
     sequence, signing key), and each change of its phase or digest each plane reported
     (when, under which agent key). Unverified documents and gaps are shown, marked !.
     """

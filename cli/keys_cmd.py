@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from cli import clock, options
-from ledger import keyring
+from ledger import gitrepo, keyring
 from ledger import keys as signing
+from reconciler import approving, planning
 
 DIR = click.option(
     "--dir",
@@ -18,6 +19,8 @@ DIR = click.option(
     type=options.GivenPath(file_okay=False, path_type=Path),
     help="Directory to write the keys into.",
 )
+
+WHO = gitrepo.Identity("gitplane-root", "root@gitplane.invalid")
 
 
 @click.group()
@@ -129,3 +132,27 @@ def rotate(
         "  1. restart the reconciler: it publishes the new root and signs with the new keys\n"
         "  2. nothing changes on the agents: they follow the signed chain from their pinned root"
     )
+
+
+@keys.command()
+@DIR
+@options.spec_path
+@click.option(
+    "--rev", default="HEAD", show_default=True, help="The commit whose approval rule to pin."
+)
+@options.state_repo
+def approvers(directory: Path, path: Path, rev: str, state_repo: str | None) -> None:
+    """Pin the approval rule of a commit of PATH, signed by the root keys.
+
+    Signed approvals count only under a rule the reconciler trusts: the first one is this
+    anchor, signed by the threshold of root keys in DIR/root/ and published on the
+    gitplane/root branch (docs/adr/0018-signed-approvals.md). Run it again to replace
+    the approvers by root, without an approved commit.
+    """
+    done = approving.pin(directory, planning.PlanRequest(path, rev, None, None, state_repo), WHO)
+    names = ", ".join(a.name for a in done.rule.approvers)
+    click.echo(
+        f"pinned the approval rule of {done.commit[:12]} as approvers anchor version "
+        f"{done.version}: {names} (at least {done.rule.minimum})"
+    )
+    click.echo("the reconciler takes it on its next cycle")

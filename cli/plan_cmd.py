@@ -39,7 +39,8 @@ def plan(
     The plan is grouped by plane: + create/build, ~ update, - delete,
     ! blocked (a person must act), … waiting for a dependency. With --root,
     planes are planned against what their verified logs and status record;
-    without it, as if every plane were empty.
+    without it, as if every plane were empty. A plane whose approvals are counted from
+    Approved-by: trailers (the weaker mode: unverified) is named, with its Policies.
     """
     if state_repo is not None and root is None:
         if not options.from_environment(click.get_current_context(), "state_repo"):

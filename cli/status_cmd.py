@@ -46,7 +46,8 @@ def status(
     it last recorded. A plane shown whose command log or status was refused, or
     that reports an attack, makes the exit 1 too (its status is still printed).
     With --exit-code, exit 1 unless every plane shown is healthy (for scripts and
-    CI gates, as `argocd app wait --health`).
+    CI gates, as `argocd app wait --health`). A plane whose approvals are counted from
+    Approved-by: trailers (the weaker mode: unverified) is named, with its Policies.
     """
     request = planning.PlanRequest(path, rev, None, root, state_repo)
     result = planning.make_status(request, clock.now())
@@ -66,13 +67,21 @@ def status(
             "from it; each plane shows what it last recorded, its sync Unknown",
             err=True,
         )
+    weaker = {
+        p.name: mode
+        for p in planes
+        if (mode := result.approvals.get(p.name)) and mode.mode == "trailers"
+    }
     if output == "json":
         body = status_view.as_json(planes)
+        body["approvals"] = {name: mode.as_dict() for name, mode in result.approvals.items()}
         body["specProblems"] = [problem.as_dict() for problem in result.problems]
         body["specWarnings"] = [warning.as_dict() for warning in result.warnings]
         click.echo(json.dumps(body, indent=2))
     else:
         click.echo(status_view.text(planes), nl=False)
+        for name, mode in weaker.items():
+            click.echo(f"! {name}: {mode.describe()}")
     if result.problems:
         raise ReportedError
     halted = [p for p in planes if p.halted]

@@ -50,11 +50,26 @@ def read(mirror: gitrepo.Mirror, tip: str | None, commits: Sequence[str]) -> dic
     return mirror.read(tip, paths, max_bytes=MAX_FILE)
 
 
-def append(mirror: gitrepo.Mirror, path: str, data: bytes, *, who: gitrepo.Identity) -> str:
-    """Add one record file and push it; the new tip. Retries when another append won."""
+def tree_dir(tree: str) -> str:
+    """The directory, as :func:`read` takes it, indexing the records of commits with
+    ``tree`` (a squash or rebase merge of the approved commit has the same tree)."""
+    return f"trees/{tree}"
+
+
+def append(
+    mirror: gitrepo.Mirror,
+    path: str,
+    data: bytes,
+    *,
+    who: gitrepo.Identity,
+    also: Sequence[str] = (),
+) -> str:
+    """Add one record file (and the same bytes at the paths ``also``, its indexes) and push
+    it; the new tip. Retries when another append won."""
+    files = dict.fromkeys([path, *also], data)
     for _ in range(ATTEMPTS):
         tip = mirror.fetch([layout.APPROVALS_REF]).get(layout.APPROVALS_REF)
-        commit = mirror.commit(tip, {path: data}, message=f"approve {path}", who=who)
+        commit = mirror.commit(tip, files, message=f"approve {path}", who=who)
         try:
             mirror.push(commit, layout.APPROVALS_REF)
         except gitrepo.PushRejectedError:

@@ -128,6 +128,11 @@ def path_of(commit: str, data: bytes) -> str:
     return f"approvals/{commit}/{hashlib.sha256(data).hexdigest()}.json"
 
 
+def tree_path_of(tree: str, data: bytes) -> str:
+    """The copy of a record file indexed by the tree it approves (squash merges, ADR 0018)."""
+    return f"approvals/trees/{tree}/{hashlib.sha256(data).hexdigest()}.json"
+
+
 @dataclass(frozen=True)
 class Approvers:
     """The approver set in force: names by key fingerprint, and keys once listed."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 ROOT_REF = "refs/heads/gitplane/root"
 APPROVALS_REF = "refs/heads/gitplane/approvals"
 """Signed approval records (docs/adr/0018-signed-approvals.md)."""
+APPROVERS_ANCHOR = "approvers/anchor.json"
+"""On the root branch: the root-signed first approval rule (ledger/anchor.py)."""
 TIMESTAMP = "timestamp.json"
 STATUS = "status.json"
 

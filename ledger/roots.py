@@ -87,11 +87,14 @@ def repair(
     found = (
         {path: _read_or_none(mirror, tip, path) for path in mirror.list_paths(tip)} if tip else {}
     )
+    anchor = found.pop(layout.APPROVERS_ANCHOR, None)  # signed by root itself: kept as is
     wrong = ", ".join(sorted(p for p in set(found) | set(held) if found.get(p) != held.get(p)))
     if not wrong:
         return None
     message = f"root: repaired ({wrong} did not match the roots the reconciler holds)"
-    mirror.push(mirror.commit(tip, held, message=message, who=who, only=True), layout.ROOT_REF)
+    kept = {layout.APPROVERS_ANCHOR: anchor} if anchor is not None else {}
+    fixed = mirror.commit(tip, {**kept, **held}, message=message, who=who, only=True)
+    mirror.push(fixed, layout.ROOT_REF)
     return f"the root branch held files that are not the signed chain ({wrong}): repaired"
 
 

@@ -8,6 +8,7 @@ repository and the state repository's root and approvals branches; writes nothin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +21,6 @@ from reconciler.recorded import RecordedPlane
 from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.errors import UsageError
-from schemas.policy import Approver
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,21 @@ class Listing:
 
 def listed(context: Context, mirror: gitrepo.Mirror, snapshot: gitrepo.Snapshot) -> Listing:
     """Every record of the context's change, each verified."""
+    target = context.target
     tip = snapshot.get(layout.APPROVALS_REF)
-    files = approvallog.read(mirror, tip, list(context.target.trees))
-    tally = approvals.tally(files, approvers=context.approvers, target=context.target)
+    tree = approvallog.tree_dir(target.trees[target.commit])
+    files = approvallog.read(mirror, tip, [*target.trees, tree])
+    tally = approvals.tally(_distinct(files), approvers=context.approvers, target=target)
     return Listing(context, tally)
+
+
+def _distinct(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` without second copies of the same bytes (a record and its tree index);
+    the copy under a commit's directory is kept."""
+    kept: dict[bytes, str] = {}
+    for path in sorted(files, key=lambda p: (p.startswith("approvals/trees/"), p)):
+        kept.setdefault(hashlib.sha256(files[path]).digest(), path)
+    return {path: files[path] for path in kept.values()}
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Gated:
     refused: str = ""
     """Why nothing of the commit may be reconciled: it changes the approval rule without
     the approvals the rule in force asks for."""
+    verdicts: tuple[approvals.Verdict, ...] = ()
+    """Every signed approval record of the commit, verified under the rule in force."""
 
 
 def signed(
@@ -79,35 +92,59 @@ def signed(
     trusted: rules.Rule | None,
 ) -> Gated:
     """``change.want`` with what its signed approval records come to, counted under the
-    ``trusted`` rule (None: the one at the commit's first parent, trusted on first use until
-    a root-signed anchor exists, ADR 0018). A commit that changes the rule must itself be
-    approved under the trusted one, or it is refused whole."""
+    ``trusted`` rule: the one in force, anchored by root (ADR 0018; None: no anchor yet). A
+    commit that changes the rule must itself be approved under the trusted one, or it is
+    refused whole; without a trusted rule, a commit that asks for signed approvals is
+    refused whole (never trusted on first use)."""
     base = base_of(change.specs, change.want.commit, None)
     current = rules.Rule.of(change.want.documents)
     if trusted is None:
-        trusted = rules.Rule.of(_documents(change.specs, base, change.prefix)) if base else current
+        return Gated(change.want, current, NO_ANCHOR if current.minimum else "")
     if current.minimum == 0 and trusted.minimum == 0:
         return Gated(change.want, current)
     try:
-        context = context_of(
-            change,
-            base,
-            state,
-            refs,
-            now,
-            approvers=trusted.approvers,
-            attestors=trusted.attestors,
-            attested=trusted.attested,
-        )
+        context = context_of(change, base, state, refs, now, approvers=trusted.in_force())
         tally = listed(context, state, refs).tally
     except (gitrepo.GitError, approvallog.ApprovalLogError):
         return Gated(change.want, trusted)  # unreadable records count for nothing
     count = tally.count
     if current.digest != trusted.digest and trusted.minimum and count < trusted.minimum:
-        return Gated(change.want, trusted, _unapproved_rule(change.want.commit, trusted, count))
+        why = _unapproved_rule(change.want.commit, trusted, count)
+        return Gated(change.want, trusted, why, tally.verdicts)
     changed = next((v.detail for v in tally.verdicts if v.reason == "plan-changed"), "")
     signed = Signed(count, changed, tally.attestors if count > len(tally.approvers) else ())
-    return Gated(replace(change.want, signed=signed), current)
+    after = trusted if current.digest == trusted.digest else trusted.succeeded_by(current)
+    return Gated(replace(change.want, signed=signed), after, "", tally.verdicts)
+
+
+NO_ANCHOR = (
+    "signed approvals are asked for, but no approvers anchor signed by root is in force: "
+    "nothing is reconciled until the root key holders pin one (`gitplane keys approvers`, "
+    "docs/security.md)"
+)
+
+
+def audited(
+    specs: gitrepo.GitRepo,
+    prefix: str,
+    commit: str,
+    mirror: gitrepo.Mirror,
+    snapshot: gitrepo.Snapshot,
+) -> tuple[approvals.Verdict, ...]:
+    """Every record of ``commit`` as ``audit`` shows it: its signature, its signer in the
+    Policies at the commit's first parent, its repository, commit and tree. The plan
+    digests are shown as signed, not computed again: the recorded state they were planned
+    against is gone (the reconciler compared them when it issued)."""
+    base = base_of(specs, commit, None)
+    before = _documents(specs, base, prefix) if base else []
+    try:
+        target = approvals.Target(
+            approvallog.repository_id(mirror, snapshot), commit, trees_of(specs, commit, base), {}
+        )
+        context = Context(target, rules.approvers_in_force(before), {})
+        return listed(context, mirror, snapshot).tally.verdicts
+    except (gitrepo.GitError, approvallog.ApprovalLogError):
+        return ()
 
 
 def _unapproved_rule(commit: str, trusted: rules.Rule, count: int) -> str:
@@ -125,12 +162,11 @@ def context_of(
     refs: gitrepo.Snapshot,
     now: datetime,
     *,
-    approvers: Sequence[Approver] | None = None,
-    attestors: Sequence[Approver] = (),
-    attested: int = 0,
+    approvers: approvals.Approvers | None = None,
 ) -> Context:
     """The target, and ``approvers`` or else those in force at ``base`` (none without a
-    base: the first approver set needs an anchor signed by root, ADR 0018, not built yet)."""
+    base). The reconciler gives the rule in force, anchored by root (ADR 0018); ``approve``
+    and ``approvals`` read the policy at the base."""
     want = change.want
     before = _documents(change.specs, base, change.prefix) if base else []
     target = approvals.Target(
@@ -144,12 +180,8 @@ def context_of(
         plane: max(rules.minimum(docs, labels[plane]) for docs in (want.documents, before))
         for plane in target.plans
     }
-    in_force = (
-        approvals.Approvers.of(approvers, attestors=attestors, attested=attested)
-        if approvers is not None
-        else None
-    )
-    return Context(target, in_force or rules.approvers_in_force(before), needs)
+    in_force = approvers if approvers is not None else rules.approvers_in_force(before)
+    return Context(target, in_force, needs)
 
 
 def base_of(repo: gitrepo.GitRepo, commit: str, base: str | None) -> str | None:

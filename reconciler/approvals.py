@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Literal
 
 from ledger import approvals, envelope
 from reconciler.plan import plan
 from reconciler.planned import Desired, PlanePlan
 from reconciler.recorded import RecordedPlane
+from schemas import sshkey
 from schemas.dataplane import DataPlane
 from schemas.document import Document
 from schemas.policy import Approver, Policy
@@ -118,6 +120,9 @@ class Rule:
     attested: int = 0
     """Forge approvers attestations may count for: the lowest of the signed Policies (one
     that allows none makes them count for nothing)."""
+    former: tuple[str, ...] = ()
+    """Fingerprints of keys an earlier rule in force listed and this one does not: their
+    records are refused as ``removed-key``."""
 
     @classmethod
     def of(cls, documents: Sequence[Document]) -> Rule:
@@ -134,13 +139,28 @@ class Rule:
         attested = min((p.spec.approvals.attested for p in signed if p.spec.approvals), default=0)
         return cls(envelope.digest(envelope.dumps(gating)), floor, listed, bots, attested)
 
+    def succeeded_by(self, new: Rule) -> Rule:
+        """``new`` in force after this one: with every key this one listed, or had removed,
+        that ``new`` does not list, as removed."""
+        listed = {sshkey.parse(a.key).fingerprint for a in new.approvers}
+        mine = {sshkey.parse(a.key).fingerprint for a in self.approvers}
+        return replace(new, former=tuple(sorted((mine | set(self.former)) - listed)))
+
+    def in_force(self) -> approvals.Approvers:
+        """The approver set this rule counts approvals under."""
+        listed = approvals.Approvers.of(
+            self.approvers, attestors=self.attestors, attested=self.attested
+        )
+        return replace(listed, former=frozenset(self.former) - listed.names.keys())
+
     def dumps(self) -> bytes:
         """The rule as JSON, for the reconciler's work directory."""
         approvers = [{"name": a.name, "key": a.key} for a in self.approvers]
         bots = [{"name": a.name, "key": a.key} for a in self.attestors]
         body = {"digest": self.digest, "minimum": self.minimum, "approvers": approvers}
         extra = {"attestors": bots, "attested": self.attested} if bots else {}
-        return envelope.dumps(body | extra)
+        removed = {"former": list(self.former)} if self.former else {}
+        return envelope.dumps(body | extra | removed)
 
     @classmethod
     def loads(cls, data: bytes) -> Rule:
@@ -149,8 +169,55 @@ class Rule:
         approvers = tuple(Approver.model_validate(a) for a in body["approvers"])
         bots = tuple(Approver.model_validate(a) for a in body.get("attestors", []))
         attested = int(body.get("attested", 0))
-        return cls(str(body["digest"]), int(body["minimum"]), approvers, bots, attested)
+        former = tuple(str(f) for f in body.get("former", ()))
+        return cls(str(body["digest"]), int(body["minimum"]), approvers, bots, attested, former)
 
 
 GATING = {"plane_selector", "kinds", "approvals"}
 """The fields of a Policy that say who must approve what."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a plane's approvals are counted: ``signed`` (records signed by approvers' keys,
+    verified) or ``trailers`` (the weaker mode: ``Approved-by:`` trailers, which anyone who
+    can push can write), and by which Policies."""
+
+    mode: Literal["signed", "trailers"]
+    policies: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for ``plan`` and ``status``."""
+        names = ", ".join(f"Policy/{p}" for p in self.policies)
+        if self.mode == "signed":
+            return f"approvals signed by approvers' SSH keys, verified ({names})"
+        return f"approvals in trailer mode (weaker: Approved-by: is not verified; {names})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (``--output json``)."""
+        return {
+            "mode": self.mode,
+            "verified": self.mode == "signed",
+            "policies": list(self.policies),
+        }
+
+
+def modes(documents: Sequence[Document]) -> dict[str, Mode]:
+    """How each plane that a Policy asks approvals for counts them (signed wins)."""
+    asking = [
+        d
+        for d in documents
+        if isinstance(d, Policy) and d.spec.approvals and d.spec.approvals.minimum
+    ]
+    found: dict[str, Mode] = {}
+    for plane in (d for d in documents if isinstance(d, DataPlane)):
+        labels = dict(plane.metadata.labels)
+        selecting = [p for p in asking if p.spec.plane_selector.matches(labels)]
+        for mode in ("signed", "trailers"):
+            names = tuple(
+                p.name for p in selecting if p.spec.approvals and p.spec.approvals.mode == mode
+            )
+            if names:
+                found[plane.name] = Mode(mode, names)
+                break
+    return found

@@ -1,4 +1,5 @@
-"""``gitplane approve`` and ``gitplane approvals``: draft, sign, append and list approvals.
+"""``gitplane approve``, ``approvals`` and ``keys approvers``: draft, sign, append and list
+approvals, and pin the approvers anchor.
 
 The I/O driver around :mod:`ledger.approvals` (records) and :mod:`reconciler.approvals`
 (plan digests): it loads the commit, plans it against the verified recorded state as
@@ -16,9 +17,22 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ledger import approvallog, approvals, gitrepo, layout, sshkeygen
+from ledger import (
+    anchor,
+    approvallog,
+    approvals,
+    envelope,
+    errors,
+    gitrepo,
+    keyring,
+    keys,
+    layout,
+    sshkeygen,
+    verify,
+)
 from reconciler import approval_gate, planning
-from schemas import sshkey
+from reconciler import approvals as rules
+from schemas import signed, sshkey
 from schemas.errors import UsageError
 
 
@@ -55,7 +69,8 @@ def approve(request: ApprovalRequest, key: Path, now: datetime) -> Approved:
         if not verdict.counted:  # ssh-keygen signed with another key than the one named
             raise UsageError(f"the signed approval does not verify: {verdict.detail}")
         who = gitrepo.Identity(name, f"{name}@gitplane.invalid")
-        approvallog.append(mirror, path, data, who=who)
+        index = approvals.tree_path_of(draft.tree, data)  # a squash merge finds it there
+        approvallog.append(mirror, path, data, who=who, also=[index])
     return Approved(draft, name)
 
 
@@ -182,3 +197,80 @@ def _public_key(key: Path) -> sshkey.SshPublicKey:
         raise UsageError(f"cannot read the public key {public}: {error.strerror}") from None
     except sshkey.SshKeyError as error:
         raise UsageError(f"{public}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """What ``gitplane keys approvers`` signed and published."""
+
+    version: int
+    commit: str
+    rule: rules.Rule
+
+
+def pin(keys_dir: Path, request: planning.PlanRequest, who: gitrepo.Identity) -> Pinned:
+    """Sign the approval rule of ``request.rev`` with the root keys in ``keys_dir`` (at least
+    the threshold of its newest root) and publish it as the next anchor version."""
+    root_bytes = keyring.read_root(keys_dir / keyring.ROOT_FILE)
+    root = verify.load_trusted_root(root_bytes)
+    signers = _root_signers(keys_dir, root_bytes)
+    repo, prefix = planning.spec_repo(request.path)
+    try:
+        commit = repo.resolve(request.rev)
+    except gitrepo.GitError as error:
+        raise UsageError(f"cannot read {request.rev}: {error}") from None
+    want = planning.desired_of(repo, commit, prefix, str(request.path))
+    rule = rules.Rule.of(want.documents)
+    if rule.minimum == 0:
+        raise UsageError(
+            f"no Policy at {commit[:12]} asks for signed approvals: there is no rule to pin"
+        )
+    url = request.state_repo or repo.logs_url()
+    with tempfile.TemporaryDirectory(prefix="gitplane-anchor-") as scratch:
+        mirror = gitrepo.Mirror.open(Path(scratch), url)
+        try:
+            refs = mirror.fetch([layout.ROOT_REF])
+            repository = approvallog.repository_id(mirror, refs)
+            previous = anchor.read(mirror, refs.get(layout.ROOT_REF))
+            version = 1 if previous is None else _version(previous, root, repository) + 1
+            data = anchor.sign(
+                version=version,
+                repository=repository,
+                rule=envelope.loads(rule.dumps()),
+                signers=signers,
+            )
+            anchor.publish(mirror, data, who=who)
+        except (gitrepo.GitError, approvallog.ApprovalLogError) as error:
+            raise UsageError(f"cannot publish to the state repository {url}: {error}") from None
+    return Pinned(version, commit, rule)
+
+
+def _version(data: bytes, root: signed.Root, repository: str) -> int:
+    """The version of the anchor on the branch. One that does not verify is replaced, after
+    the version its payload claims, so that versions only grow."""
+    try:
+        return anchor.check(data, root, repository=repository).version
+    except errors.VerificationError:
+        pass
+    try:
+        body = envelope.loads(envelope.decode_b64(envelope.loads(data)["payload"]))
+        return int(body["version"])
+    except (errors.VerificationError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _root_signers(keys_dir: Path, root_bytes: bytes) -> list[keys.Signer]:
+    """The root keys in ``keys_dir/root/`` that the newest root names, at least its threshold."""
+    root = verify.load_trusted_root(root_bytes)
+    named, threshold = verify.role_keys(root, "root")
+    signers: list[keys.Signer] = []
+    for path in sorted((keys_dir / "root").glob("*.key")):
+        signer = keys.FileSigner.load(path)
+        if signer.public_key.keyid in named:
+            signers.append(signer)
+    if len(signers) < threshold:
+        raise UsageError(
+            f"{keys_dir / 'root'} holds {len(signers)} of the {threshold} root key(s) of root "
+            f"version {root.version} needed to sign the approvers anchor"
+        )
+    return signers

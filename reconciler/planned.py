@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.fielddiff import Change
 from schemas import signed
 from schemas.document import Document
 from schemas.problems import Problem
+
+if TYPE_CHECKING:
+    from reconciler.approvals import Mode
 
 Op = Literal["create", "update", "delete", "build", "wait", "blocked"]
 ORDER = ("Model", "FeatureSet", "Deployment", "DAG")
@@ -96,6 +99,9 @@ class Plan:
     planes: tuple[PlanePlan, ...] = field(default_factory=tuple)
     warnings: tuple[Problem, ...] = ()
     """Fields the specs set that a runtime, or this release, does not enforce."""
+    approvals: Mapping[str, Mode] = field(default_factory=dict)
+    """How each plane's approvals are counted, by plane (``reconciler.approvals.Mode``):
+    ``plan`` names the weaker trailer mode."""
     digests: Mapping[str, str] | None = field(default_factory=dict)
     """Plan digest (docs/adr/0019-plan-digest.md) of every protected plane with actions:
     what ``gitplane approve`` signs and the reconciler compares at merge. None: a plane is

@@ -53,12 +53,14 @@ def make_plan(request: PlanRequest, now: datetime) -> Plan:
     recorded, _ = _recorded(request, repo, head_state, now)
     head = _unissued(plan(head_state, recorded, now), recorded)
     digests = _digests(request, head_state, recorded, now)
-    warned = replace(head, warnings=tuple(loaded.warnings), digests=digests)
+    modes = rules.modes(head_state.documents)
+    warned = replace(head, warnings=tuple(loaded.warnings), digests=digests, approvals=modes)
     if request.base is None:
         return warned
     base = plan(_desired(repo, request.base, prefix, str(request.path)), recorded, now)
     changed = _difference(warned, base)
-    return changed if request.root is not None else _removed(changed, warned, base, head_state)
+    found = changed if request.root is not None else _removed(changed, warned, base, head_state)
+    return replace(found, approvals=modes)
 
 
 def _digests(
@@ -96,6 +98,8 @@ class StatusResult:
     defined: tuple[Key, ...] = ()
     """Every resource a plane can run (``ORDER``'s kinds) that ``rev`` defines, whether or not
     it selects a plane; empty when ``rev`` does not validate."""
+    approvals: dict[str, rules.Mode] = field(default_factory=dict)
+    """How each plane's approvals are counted (``status`` names the weaker trailer mode)."""
 
 
 def make_status(request: PlanRequest, now: datetime) -> StatusResult:
@@ -107,7 +111,7 @@ def make_status(request: PlanRequest, now: datetime) -> StatusResult:
         recorded, reports = _recorded(request, repo, want, now)
         views = status_view.build(plan(want, recorded, now), recorded, reports, now)
         defined = tuple(sorted((d.KIND, d.name) for d in want.documents if d.KIND in ORDER))
-        return StatusResult(views, [], state.warnings, defined)
+        return StatusResult(views, [], state.warnings, defined, rules.modes(want.documents))
     broken = {problem.file for problem in state.problems}
     planes = [d for f, d in state.documents if isinstance(d, DataPlane) and f not in broken]
     recorded, reports = _recorded(request, repo, Desired(state.commit or "", planes), now)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
+from ledger import approvals as approval_verdicts
 from ledger import (
     commands,
     errors,
@@ -29,7 +30,7 @@ from ledger import (
     verify,
     watermark,
 )
-from reconciler import approval_gate, approvals, desired, recorded, replan, tracker
+from reconciler import anchoring, approval_gate, desired, recorded, replan, tracker
 from reconciler.plan import Desired, Plan, PlanePlan, plan_inputs, plan_plane
 from reconciler.planned import Signed
 from schemas import files, signed
@@ -41,10 +42,10 @@ from schemas.problems import Problem
 
 RECONCILER = gitrepo.Identity("gitplane-reconciler", "reconciler@gitplane.invalid")
 WATERMARKS = "watermarks.json"
-APPROVAL_RULE = "approval-rule.json"
+APPROVAL_RULE = anchoring.RULE
 APPROVALS_TIP = "approvals-tip"
 """The approvals branch's tip last read: the branch only ever moves forward."""
-"""The approval rule in force (ADR 0018): who approves, trusted on first use."""
+"""The approval rule in force (ADR 0018): who approves, anchored by root."""
 """In the work directory: the newest head seen per plane (rollback protection)."""
 
 
@@ -83,6 +84,8 @@ class Cycle:
     """Attacks on what every plane shares (the root branch), found and undone this cycle."""
     recorded: dict[str, recorded.RecordedPlane] = field(default_factory=dict)
     """Each plane's recorded state as this cycle read it (what notifications compare)."""
+    approvals: tuple[approval_verdicts.Verdict, ...] = ()
+    """Every signed approval record of the commit, verified under the rule in force."""
 
 
 class Reconciler:
@@ -156,12 +159,15 @@ class Reconciler:
         alarms += rewritten
         states = self.recorded.read_each(planes.values(), now, refs)
         recorded_state = {n: s[0] for n, s in states.items()}
-        gated = self._approved(want, recorded_state, refs, now)
+        gated, trouble = self._approved(want, recorded_state, refs, now)
+        alarms += trouble
         if gated.refused:
-            return Cycle(commit, problems=[Problem(".", 0, 0, "", gated.refused)])
+            problem = Problem(".", 0, 0, "", gated.refused)
+            return Cycle(commit, problems=[problem], alarms=alarms, approvals=gated.verdicts)
         want = gated.want
         result = self.planner.plan(want, recorded_state, now, self._changed, snapshot.documents)
         cycle = Cycle(commit, result, alarms=alarms, recorded=recorded_state)
+        cycle.approvals = gated.verdicts
         self._changed = frozenset()
         cycle.flags = {n: s[0].summary for n, s in states.items() if s[0].summary}
         planned = {p.plane: p for p in cycle.plan.planes} if cycle.plan else {}
@@ -204,20 +210,21 @@ class Reconciler:
         recorded_state: Mapping[str, recorded.RecordedPlane],
         refs: gitrepo.Snapshot,
         now: datetime,
-    ) -> approval_gate.Gated:
+    ) -> tuple[approval_gate.Gated, list[str]]:
         """``want`` with what its signed approvals come to, and the approval rule now in
-        force (kept in the work directory); a change in the approvals since the last cycle
-        replans everything (a gate's verdict moved, not a spec)."""
+        force (kept in the work directory, anchored by root); a change in the approvals
+        since the last cycle replans everything (a gate's verdict moved, not a spec).
+        Alarms: an approvers anchor on the root branch that was not taken."""
         change = approval_gate.Change(self.specs.repo, self.settings.path, want, recorded_state)
-        path = self.settings.work_dir / APPROVAL_RULE
-        trusted = approvals.Rule.loads(path.read_bytes()) if path.exists() else None
-        gated = approval_gate.signed(change, self.state, refs, now, trusted)
-        if gated.rule != trusted:
-            files.atomic_write(path, gated.rule.dumps())
+        trust = anchoring.trusted(self.settings.work_dir, self.state, refs, self._roots[-1])
+        gated = approval_gate.signed(change, self.state, refs, now, trust.rule)
+        if gated.refused == approval_gate.NO_ANCHOR and trust.trouble:
+            gated = replace(gated, refused=f"{trust.trouble}; {gated.refused}")
+        anchoring.keep(self.settings.work_dir, gated.rule, trust)
         if gated.want.signed != self._signed:
             self._changed = None
             self._signed = gated.want.signed
-        return gated
+        return gated, [trust.trouble] if trust.trouble else []
 
     def _check_path(self, commit: str) -> None:
         """``--path`` names a directory of the commit (git's own ``ls-tree`` error was all

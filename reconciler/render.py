@@ -47,6 +47,9 @@ def text(plan: Plan, *, title: str) -> str:
         if plane.flag:
             out.append(f"  ! warning: {inert(plane.flag)}")
         out += [f"  {line}" for line in _lines(plane)] or ["  (no changes)"]
+        mode = plan.approvals.get(plane.plane)
+        if mode is not None and mode.mode == "trailers":
+            out.append(f"  ! {mode.describe()}")
         out.append("")
     out += [f"warning: {inert(str(w))}" for w in plan.warnings]
     out += _digest_text(plan)
@@ -116,6 +119,7 @@ def as_json(plan: Plan) -> dict[str, Any]:
                 "runtime": p.runtime,
                 "labels": dict(p.labels),
                 "flag": p.flag,
+                "approvals": mode.as_dict() if (mode := plan.approvals.get(p.plane)) else None,
                 "actions": [
                     {
                         "op": a.op,

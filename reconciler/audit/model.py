@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ledger import approvals as approval_records
 from reconciler.audit import _walk as walk
 from reconciler.audit._events import (
     ABSENT,
@@ -92,6 +93,8 @@ class SpecChange:
     path: str
     merge: GitCommit | None = None
     """The first-parent merge that brought it to the branch; None if committed on it."""
+    approvals: tuple[approval_records.Verdict, ...] = ()
+    """The signed approval records of :attr:`landed`, each verified (ADR 0018)."""
 
     @property
     def landed(self) -> GitCommit:
@@ -100,7 +103,8 @@ class SpecChange:
 
     @property
     def approved_by(self) -> tuple[str, ...]:
-        """``Approved-by:`` trailers of the merge (or of the commit, if it was not merged)."""
+        """``Approved-by:`` trailers of the merge (or of the commit, if it was not merged):
+        unverified, anyone who can push can write them."""
         return tuple(sorted(self.landed.trailers.get(APPROVAL_TRAILER, frozenset())))
 
 

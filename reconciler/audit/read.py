@@ -25,13 +25,13 @@ import itertools
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from ledger import errors, gitrepo, keyring, keys, layout, roots, verify
-from reconciler import desired
+from reconciler import approval_gate, desired
 from reconciler.audit import _git as _audit_git
 from reconciler.audit import model as audit
 from schemas import kinds, parse, signed
@@ -79,7 +79,7 @@ def load_audit(request: AuditRequest) -> AuditReport:
     planes = _planes(loaded, request.plane, request.branch)
     earlier = {p.name: _earlier_keys(repo, head, prefix, loaded, p) for p in planes}
     at = datetime.fromisoformat(repo.run("show", "-s", "--format=%cI", head).decode().strip())
-    logs, chain = _read_logs(request, repo, planes, earlier, at)
+    logs, chain, changes = _read_logs(request, repo, planes, earlier, at, specs=(prefix, changes))
     data = audit.AuditInput(kind, name, branch, changes, chain, logs)
     return AuditReport(request.branch, head, files, audit.build(data, since=request.since))
 
@@ -256,15 +256,23 @@ def _read_logs(
     planes: Sequence[DataPlane],
     earlier: dict[str, list[audit.EarlierKey]],
     at: datetime,
-) -> tuple[list[audit.PlaneLog], tuple[signed.Root, ...]]:
+    *,
+    specs: tuple[str, Sequence[audit.SpecChange]],
+) -> tuple[list[audit.PlaneLog], tuple[signed.Root, ...], list[audit.SpecChange]]:
+    """Each plane's logs, the root chain, and ``specs`` (prefix, changes) with the signed
+    approvals of each change."""
     root = _read_root(request.root)
     wanted = [r for p in planes for r in (layout.commands_ref(p.name), layout.status_ref(p.name))]
     with tempfile.TemporaryDirectory(prefix="gitplane-audit-") as scratch:
         mirror = gitrepo.Mirror.open(Path(scratch), request.state_repo or repo.logs_url())
-        refs = mirror.fetch([layout.ROOT_REF, *wanted])
+        refs = mirror.fetch([layout.ROOT_REF, layout.APPROVALS_REF, *wanted])
         chain = roots.follow(mirror, root, refs.get(layout.ROOT_REF))
         logs = [_plane_log(mirror.repo, refs, plane, earlier[plane.name], at) for plane in planes]
-    return logs, chain.roots
+        prefix, changes = specs
+        landed = {c.landed.commit for c in changes}
+        found = {c: approval_gate.audited(repo, prefix, c, mirror, refs) for c in landed}
+    approved = [replace(c, approvals=found[c.landed.commit]) for c in changes]
+    return logs, chain.roots, approved
 
 
 def _plane_log(

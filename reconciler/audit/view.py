@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+from ledger import approvals as approval_records
 from ledger import verify
 from ledger.approvals import TRAILERS
 from reconciler.audit import model as audit
@@ -123,6 +124,23 @@ def _spec_json(event: audit.SpecEvent) -> dict[str, Any]:
         "trailers": _trailers(commit.trailers),
         "merge": None if merge is None else _merge_json(merge),
         "approvedBy": list(change.approved_by),
+        "approvedByVerified": False,
+        "approvals": [_approval_json(v) for v in change.approvals],
+    }
+
+
+def _approval_json(verdict: approval_records.Verdict) -> dict[str, Any]:
+    """A signed approval record as ``approvals --output json`` names its fields."""
+    record = verdict.approval
+    return {
+        "name": verdict.name or (record.approver if record else ""),
+        "key": verdict.signer or (record.key if record else ""),
+        "commit": record.commit if record else "",
+        "plans": dict(record.plans) if record else {},
+        "time": record.time if record else "",
+        "verified": verdict.counted,
+        "reason": verdict.reason,
+        "detail": verdict.detail,
     }
 
 
@@ -194,9 +212,21 @@ def _change_text(change: audit.SpecChange, *, dated: bool = False) -> list[str]:
     if merge is not None:
         at = f" at {verify.format_time(merge.committed_at)}" if dated else ""
         lines.append(f"merged in {merge.commit[:12]} by {_who(merge.committer)}{at}")
-    if not change.approved_by:
-        return [*lines, "approved by nobody (no Approved-by: trailer)"]
-    return [*lines, f"approved by {', '.join(change.approved_by)} (Approved-by: {TRAILERS})"]
+    lines += [_approval_text(v) for v in change.approvals]
+    if change.approved_by:
+        lines.append(f"approved by {', '.join(change.approved_by)} (Approved-by: {TRAILERS})")
+    elif not change.approvals:
+        lines.append("approved by nobody (no Approved-by: trailer)")
+    return lines
+
+
+def _approval_text(verdict: approval_records.Verdict) -> str:
+    record = verdict.approval
+    name = verdict.name or (record.approver if record else "?")
+    key = verdict.signer or (record.key if record else "unknown key")
+    if verdict.counted:
+        return f"approved by {name} ({key}), signature verified"
+    return f"! approval by {name} ({key}) not verified: {verdict.reason}: {verdict.detail}"
 
 
 def _event_text(event: audit.Event) -> list[str]:

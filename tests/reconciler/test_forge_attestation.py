@@ -27,6 +27,7 @@ from tests.reconciler.conftest import NOW, World
 from tests.reconciler.test_approving import (
     APPROVERS,
     merge,
+    pin,
     prod_after_merge,
     request,
     scale,
@@ -52,6 +53,7 @@ def open_pr(world: World, keys: dict[str, Key], attested: int) -> str:
     bot = f"    attestors:\n      - {{name: forge-bot, key: {keys['bot'].public_line}}}\n"
     block = signed_policy(keys) + bot + f"    attested: {attested}\n"
     world.change("signed approvals for prod, forge bot", lambda w: set_policy(w, block))
+    pin(world)  # the root key holders anchor the rule (ADR 0018)
     git(world.work, "checkout", "-q", "-b", "scale-prod")
     scale(world.work, 4)
     return commit_all(world.work, "scale prod to 4")
