@@ -177,29 +177,27 @@ def _cluster(double: KubeApiDouble, root: Path, redis_url: str) -> Path:
 
 
 def _kubernetes_plane(tracking: str, source: str) -> Callable[[Path], None]:
-    """prod-eu's ``spec.kubernetes`` made complete for this machine, and pruning on."""
-    block = (
-        "  kubernetes:\n    namespace: ml-serving\n"
-        f"    mlflowTrackingUri: {tracking}\n"
-        "    images:\n"
-        "      serving: ghcr.io/example/mlflow-serve:2.14\n"
-        "      build: ghcr.io/example/mlflow-build:2.14\n"
-        "      agent: ghcr.io/example/gitplane:0.1.0\n"
-        f"    source: {{url: '{source}'}}\n"
-        "    onlineStore: {redis: {secret: feature-redis}}\n"
-        "    offlineStore: {volume: features}\n"
-    )
+    """prod-eu's ``spec.kubernetes`` pointed at this machine's tracking store and git server,
+    pruning on, the feature set and the DAG on prod too (small data: two backfill chunks
+    of the sample events, not 47 weeks of them)."""
     selector = (
         "planeSelector:\n    matchExpressions: [{key: env, operator: In, values: [dev, prod]}]"
     )
+    backfill = 'backfill: {start: "2026-03-01", chunk: 180d, parallelism: 2}'
 
     def edit(work: Path) -> None:
-        _replace(work / "planes/prod.yaml", "  kubernetes:\n    namespace: ml-serving\n", block)
-        _replace(work / "planes/prod.yaml", "prune: false", "prune: true")
+        plane = work / "planes/prod.yaml"
+        _replace(
+            plane,
+            "mlflowTrackingUri: http://mlflow.mlflow.svc:5000",
+            f"mlflowTrackingUri: {tracking}",
+        )
+        _replace(
+            plane, '"https://git.example.com/ml/specs.git", secret: specs-read-token', f'"{source}"'
+        )
+        _replace(plane, "prune: false", "prune: true")
         for path in ("features/customer-activity.yaml", "dags/churn-batch.yaml"):
             _replace(work / path, "planeSelector:\n    matchLabels: {env: dev}", selector)
-        # small data: two backfill chunks of the sample events, not 47 weeks of them
-        backfill = 'backfill: {start: "2026-03-01", chunk: 180d, parallelism: 2}'
         _replace(
             work / "features/customer-activity.yaml",
             'backfill: {start: "2026-01-01", chunk: 7d}',
