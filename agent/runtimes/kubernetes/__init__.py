@@ -3,17 +3,21 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`); models, feature sets
-and DAGs come next, and until they do the runtime declares that it does not run them.
+Deployments (:mod:`.deployments`) and Models (:mod:`.models`: a build Job, then the local
+plane's own scan, gates and registration); feature sets and DAGs come next, and until they
+do the runtime declares that it does not run them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import render
+from agent.runtimes.kubernetes import models, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.deployments import OWNED, Deployments
 from agent.runtimes.kubernetes.inventory import Inventory
+from agent.runtimes.kubernetes.models import Models
 from agent.runtimes.kubernetes.render import Target
 from schemas import signed
 from schemas.errors import GitplaneError
@@ -22,16 +26,20 @@ from schemas.errors import GitplaneError
 class KubernetesRuntime:
     """Applies, observes and deletes the kinds it runs in one namespace of one cluster."""
 
-    kinds = frozenset({"Deployment"})
+    kinds = frozenset({"Deployment", "Model"})
     jobs: frozenset[str] = frozenset()
-    capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
-    retried = frozenset({"Deployment"})
+    capabilities = Capabilities(env_managers=models.BUILD_ENV_MANAGERS, enforces_resources=True)
+    retried = frozenset({"Deployment", "Model"})
 
-    def __init__(self, cluster: Cluster, target: Target) -> None:
+    def __init__(self, cluster: Cluster, target: Target, *, state_dir: Path | None = None) -> None:
+        """``state_dir``: where build experiments keep artifacts when the tracking URI is a
+        store, not a server (tests; a cluster's pods need a server)."""
         selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
-        self.inventory = Inventory(cluster, selector, OWNED).start()
+        self.inventory = Inventory(cluster, selector, (*OWNED, *models.OWNED)).start()
         """What runs, kept current by watches: observing sends no request per cycle."""
         self.deployments = Deployments(cluster, target, inventory=self.inventory)
+        artifacts = None if state_dir is None else state_dir / "mlartifacts"
+        self.models = Models(cluster, target, artifacts=artifacts, inventory=self.inventory)
 
     def close(self) -> None:
         """Stop watching the cluster."""
@@ -51,7 +59,9 @@ class KubernetesRuntime:
         """Remove every object of the resource."""
         self._kind(command).delete(command)
 
-    def _kind(self, command: signed.Command) -> Deployments:
+    def _kind(self, command: signed.Command) -> Deployments | Models:
+        if command.kind == "Model":
+            return self.models
         if command.kind != "Deployment":
             raise GitplaneError(f"the kubernetes runtime does not run {command.kind}s yet")
         return self.deployments

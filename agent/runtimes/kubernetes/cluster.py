@@ -50,6 +50,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
     ),
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
+    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),  # read: a Job's pods and logs
 }
 
 
@@ -118,6 +119,22 @@ class Cluster:
         except ClusterError as exc:
             if exc.status != 404:
                 raise
+
+    def pod_log(self, name: str, container: str, *, lines: int) -> str:
+        """The last ``lines`` lines a pod's container wrote (``kubectl logs --tail``)."""
+        try:
+            response: Any = client.CoreV1Api(self.api).read_namespaced_pod_log(
+                name,
+                self.namespace,
+                container=container,
+                tail_lines=lines,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise ClusterError(_said(exc), status=exc.status) from None
+        except OSError as exc:
+            raise ClusterError(f"the cluster is unreachable: {exc}") from None
+        return bytes(response.data).decode(errors="replace")
 
     def _method(self, manifest: Mapping[str, Any], verb: str) -> Any:
         key = (manifest["apiVersion"], manifest["kind"])

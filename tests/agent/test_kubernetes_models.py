@@ -1,0 +1,330 @@
+"""Models on a Kubernetes plane, against the API server test double over real HTTP, with a
+real MLflow (SQLite) as the plane's tracking server.
+
+The double's Job controller moves a build Job through its status; where a real pod would
+run ``mlflow run`` the tests' stand-in (:func:`kubelet`) logs a scikit-learn model into the
+run the agent made, as the pod does, then steps the controller. Scan, gates and
+registration are the local plane's own code (:mod:`agent.runtimes.local.models.registration`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from kubernetes import client
+from mlflow.tracking import MlflowClient
+
+from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
+from agent.runtimes.kubernetes import models, render
+from agent.runtimes.kubernetes.cluster import Cluster
+from agent.runtimes.kubernetes.models import BuildError, Models
+from schemas import signed
+from tests.agent.test_kubernetes_deployments import cluster  # noqa: F401 - a fixture
+from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, RUN_ID, TARGET, command
+from tests.kubeapi.server import KubeApiDouble
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+JOBS = f"/apis/batch/v1/namespaces/{TARGET.namespace}/jobs"
+
+
+@pytest.fixture
+def double() -> Iterator[KubeApiDouble]:
+    """The double without a stepping thread: each test moves its Jobs when it means to."""
+    with KubeApiDouble() as started:
+        yield started
+
+
+@pytest.fixture
+def tracking(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def plane(cluster: Cluster, tracking: str, tmp_path: Path) -> Models:  # noqa: F811
+    target = render.Target(**{**TARGET.__dict__, "tracking_uri": tracking})
+    return Models(cluster, target, artifacts=tmp_path / "mlartifacts", poll=0.02)
+
+
+def context(
+    tmp_path: Path, *, cancel: CancelToken | None = None, heal: bool = True
+) -> ApplyContext:
+    scratch = tmp_path / f"scratch-{time.monotonic_ns()}"
+    scratch.mkdir()
+    return ApplyContext(COMMIT, scratch, heal, now=NOW, cancel=cancel or CancelToken())
+
+
+def job_posts(double: KubeApiDouble) -> list[str]:
+    return [r.path for r in double.requests if r.method == "PATCH" and r.path.startswith(JOBS)]
+
+
+def wait_for_job(cluster: Cluster) -> render.Manifest:  # noqa: F811
+    """The build Job, once the agent applied it (the agent runs on another thread)."""
+    for _ in range(500):
+        found = cluster.select("batch/v1", "Job", {render.RESOURCE: "model.churn"})
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError("no build Job was applied")
+
+
+def log_model(tracking: str, run_id: str, *, accuracy: float) -> None:
+    """What ``mlflow run . --run-id`` does in the build pod: log a model into the run."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    fitted = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    mlflow.set_tracking_uri(tracking)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metric("accuracy", accuracy)
+        mlflow.sklearn.log_model(fitted, name="model")  # type: ignore[attr-defined]
+
+
+class Kubelet:
+    """The tests' stand-in for a node: waits for the build Job, does what its pod would (log
+    a model, or fail), then steps the Job controller to the Job's end."""
+
+    def __init__(self, double: KubeApiDouble, cluster: Cluster, tracking: str) -> None:  # noqa: F811
+        self.double, self.cluster, self.tracking = double, cluster, tracking
+        self.run_id = ""
+        self.error: BaseException | None = None
+
+    def start(self, *, fail: bool = False, accuracy: float = 0.9) -> threading.Thread:
+        def run() -> None:
+            try:
+                job = wait_for_job(self.cluster)
+                args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+                self.run_id = args[args.index("--run-id") + 1]
+                if fail:
+                    self.double.controllers.fail_job(TARGET.namespace, job["metadata"]["name"])
+                else:
+                    log_model(self.tracking, self.run_id, accuracy=accuracy)
+                self.double.controllers.step()  # started
+                self.double.controllers.step()  # Complete, or Failed (backoffLimit 0)
+            except BaseException as exc:
+                self.error = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+@pytest.fixture
+def kubelet(double: KubeApiDouble, cluster: Cluster, tracking: str) -> Kubelet:  # noqa: F811
+    return Kubelet(double, cluster, tracking)
+
+
+def built(
+    plane: Models, kubelet: Kubelet, made: signed.Command, tmp_path: Path
+) -> signed.ResourceStatus:
+    pod = kubelet.start()
+    done = plane.apply(made, context(tmp_path))
+    pod.join()
+    assert kubelet.error is None
+    return done
+
+
+def test_a_build_job_logs_into_the_agents_run_and_registers_with_provenance(
+    plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    made = command("models/churn.yaml")
+    done = built(plane, kubelet, made, tmp_path)
+    assert (done.phase, done.digest) == ("Ready", made.digest), done.message
+    assert done.observed["runId"] == kubelet.run_id
+    version = MlflowClient(tracking).get_model_version(
+        "churn", str(done.observed["registryVersion"])
+    )
+    assert version.tags["gitplane.spec_digest"] == made.digest
+    assert version.tags["gitplane.source_commit"] == COMMIT
+    assert version.tags["gitplane.scan"] == "passed"
+    assert version.tags["gitplane.metrics_gate"] == "passed"
+    assert version.tags["gitplane.env_manager"] == "local"
+    assert version.tags["domain"] == "retention"
+    assert version.tags["gitplane.artifact_digest"].startswith("sha256:")
+    run = MlflowClient(tracking).get_run(kubelet.run_id)
+    assert run.data.tags["gitplane.source_commit"] == COMMIT
+    assert run.data.tags["mlflow.source.git.commit"] == COMMIT
+    assert run.info.status == "FINISHED"
+    assert MlflowClient(tracking).get_model_version_by_alias("churn", "champion").version == "1"
+
+
+def test_the_gate_blocks_what_the_job_built_below_it(
+    plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    pod = kubelet.start(accuracy=0.5)
+    done = plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert done.phase == "Blocked"
+    assert "accuracy" in done.message
+    assert MlflowClient(tracking).search_model_versions("name = 'churn'") == []
+    assert "gitplane.blocked" in MlflowClient(tracking).get_run(kubelet.run_id).data.tags
+
+
+def test_a_version_registered_for_the_digest_is_reused_without_a_job(
+    double: KubeApiDouble, plane: Models, kubelet: Kubelet, tmp_path: Path
+) -> None:
+    made = command("models/churn.yaml")
+    first = built(plane, kubelet, made, tmp_path)
+    sent = len(job_posts(double))
+    again = plane.apply(made, context(tmp_path))
+    assert again == first
+    assert len(job_posts(double)) == sent == 1
+
+
+def test_a_failed_job_is_a_failed_run_with_the_cause(
+    double: KubeApiDouble, plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    pod = kubelet.start(fail=True)
+    with pytest.raises(BuildError, match=r"failed: BackoffLimitExceeded") as failed:
+        plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert "\npod churn-build-" in str(failed.value)
+    assert ", container run (" in str(failed.value)
+    assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "FAILED"
+    assert MlflowClient(tracking).search_model_versions("name = 'churn'") == []
+    retried = built(plane, kubelet, command("models/churn.yaml"), tmp_path)  # the agent's retry
+    assert retried.phase == "Ready", retried.message
+
+
+def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
+    cluster: Cluster,  # noqa: F811
+    plane: Models,
+    tracking: str,
+    tmp_path: Path,
+) -> None:
+    cancel = CancelToken()
+    raised: list[BaseException] = []
+
+    def apply() -> None:
+        try:
+            plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
+        except BaseException as exc:
+            raised.append(exc)
+
+    agent = threading.Thread(target=apply)
+    agent.start()
+    job = wait_for_job(cluster)
+    cancel.cancel("a newer command superseded it")
+    agent.join()
+    assert [type(e) for e in raised] == [CancelledError]
+    assert cluster.get("batch/v1", "Job", job["metadata"]["name"]) is None
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    run_id = args[args.index("--run-id") + 1]
+    assert MlflowClient(tracking).get_run(run_id).info.status == "KILLED"
+
+
+def test_a_registry_import_needs_no_job(
+    double: KubeApiDouble, plane: Models, tracking: str, tmp_path: Path
+) -> None:
+    mlflow.set_tracking_uri(tracking)
+    with mlflow.start_run() as upstream:
+        pass
+    log_model(tracking, upstream.info.run_id, accuracy=0.8)
+    MlflowClient(tracking).create_registered_model("churn-upstream")
+    mlflow.register_model(f"runs:/{upstream.info.run_id}/model", "churn-upstream")
+    made = command("models/churn.yaml", source={"registry": {"uri": "models:/churn-upstream/1"}})
+    done = plane.apply(made, context(tmp_path))
+    assert done.phase == "Ready", done.message
+    assert done.observed["runId"] == upstream.info.run_id
+    assert job_posts(double) == []
+
+
+def test_delete_removes_the_jobs_and_keeps_the_versions(
+    plane: Models,
+    kubelet: Kubelet,
+    cluster: Cluster,
+    tracking: str,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    made = command("models/churn.yaml")
+    built(plane, kubelet, made, tmp_path)
+    plane.delete(made)
+    plane.delete(made)  # twice is harmless
+    assert cluster.select("batch/v1", "Job", {render.RESOURCE: "model.churn"}) == []
+    assert len(MlflowClient(tracking).search_model_versions("name = 'churn'")) == 1
+
+
+def test_moved_aliases_are_drift_healed_or_reported(
+    plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    made = command("models/churn.yaml")
+    done = built(plane, kubelet, made, tmp_path)
+    MlflowClient(tracking).delete_registered_model_alias("churn", "champion")
+    kept = plane.observe(made, done, context(tmp_path, heal=False))
+    assert kept.message == "drift: aliases champion no longer point at version 1"
+    healed = plane.observe(made, done, context(tmp_path))
+    assert healed.message.startswith("healed drift")
+    assert MlflowClient(tracking).get_model_version_by_alias("churn", "champion").version == "1"
+
+
+@pytest.mark.parametrize(
+    ("spec", "plane_lacks", "said"),
+    [
+        ({"envManager": "conda"}, None, "envManager 'conda' is not offered"),
+        ({"envManager": "virtualenv"}, None, "envManager 'virtualenv' is not offered"),
+        ({}, "repo_url", "cannot build without the repository's URL"),
+    ],
+    ids=["conda", "virtualenv", "no-repository"],
+)
+def test_what_the_plane_cannot_build_is_blocked_and_sends_nothing(
+    double: KubeApiDouble,
+    plane: Models,
+    tmp_path: Path,
+    spec: dict[str, str],
+    plane_lacks: str | None,
+    said: str,
+) -> None:
+    if plane_lacks:
+        plane.target = render.Target(**{**plane.target.__dict__, plane_lacks: ""})
+    project = {"path": "projects/churn", "parameters": {"seed": 7}, **spec}
+    done = plane.apply(command("models/churn.yaml", source={"project": project}), context(tmp_path))
+    assert done.phase == "Blocked"
+    assert said in done.message
+    assert job_posts(double) == []
+
+
+def test_a_gpu_build_renders_as_the_golden_manifest_the_client_reads() -> None:
+    """GPUs are allowed on Kubernetes (the local plane refuses them): an ``nvidia.com/gpu``
+    limit on the build container."""
+    made = command("models/churn.yaml", resources={"cpu": "2", "memory": "4Gi", "gpu": 1})
+    job = render.model_build(made, COMMIT, RUN_ID, TARGET)
+    text = yaml.safe_dump(job, sort_keys=True)
+    golden = GOLDEN / "build-churn-gpu.yaml"
+    assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
+    api = client.ApiClient()
+    typed = api.deserialize(json.dumps(job), "V1Job", "application/json")
+    assert api.sanitize_for_serialization(typed) == job
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_a_job_reads_as_complete_failed_or_running() -> None:
+    failed = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "late"}
+    assert models.outcome({"status": {"conditions": [failed]}}) == (
+        "Failed",
+        "DeadlineExceeded: late",
+    )
+    assert (
+        models.outcome({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})[0]
+        == "Complete"
+    )
+    assert models.outcome({})[0] == "Running"
+    pod = {
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": "source",
+                    "state": {"terminated": {"exitCode": 1, "message": "tree differs"}},
+                }
+            ],
+            "containerStatuses": [{"name": "run", "state": {"waiting": {}}}],
+        }
+    }
+    assert models.failed_container(pod) == ("source", "exit 1: tree differs")
+    assert models.failed_container({}) == ("run", "")
