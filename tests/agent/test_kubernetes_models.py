@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from mlflow.tracking import MlflowClient
 
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
@@ -28,7 +28,6 @@ from agent.runtimes.kubernetes import models, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.models import BuildError, Models
 from schemas import signed
-from tests.agent.test_kubernetes_deployments import cluster  # noqa: F401 - a fixture
 from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, RUN_ID, TARGET, command
 from tests.kubeapi.server import KubeApiDouble
 
@@ -44,12 +43,20 @@ def double() -> Iterator[KubeApiDouble]:
 
 
 @pytest.fixture
+def cluster(double: KubeApiDouble, tmp_path: Path) -> Cluster:
+    """The plane's namespace, made as its install makes it."""
+    api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+    return Cluster(api, TARGET.namespace)
+
+
+@pytest.fixture
 def tracking(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 @pytest.fixture
-def plane(cluster: Cluster, tracking: str, tmp_path: Path) -> Models:  # noqa: F811
+def plane(cluster: Cluster, tracking: str, tmp_path: Path) -> Models:
     target = render.Target(**{**TARGET.__dict__, "tracking_uri": tracking})
     return Models(cluster, target, artifacts=tmp_path / "mlartifacts", poll=0.02)
 
@@ -66,7 +73,7 @@ def job_posts(double: KubeApiDouble) -> list[str]:
     return [r.path for r in double.requests if r.method == "PATCH" and r.path.startswith(JOBS)]
 
 
-def wait_for_job(cluster: Cluster) -> render.Manifest:  # noqa: F811
+def wait_for_job(cluster: Cluster) -> render.Manifest:
     """The build Job, once the agent applied it (the agent runs on another thread)."""
     for _ in range(500):
         found = cluster.select("batch/v1", "Job", {render.RESOURCE: "model.churn"})
@@ -93,7 +100,7 @@ class Kubelet:
     """The tests' stand-in for a node: waits for the build Job, does what its pod would (log
     a model, or fail), then steps the Job controller to the Job's end."""
 
-    def __init__(self, double: KubeApiDouble, cluster: Cluster, tracking: str) -> None:  # noqa: F811
+    def __init__(self, double: KubeApiDouble, cluster: Cluster, tracking: str) -> None:
         self.double, self.cluster, self.tracking = double, cluster, tracking
         self.run_id = ""
         self.error: BaseException | None = None
@@ -123,7 +130,7 @@ class Kubelet:
 
 
 @pytest.fixture
-def kubelet(double: KubeApiDouble, cluster: Cluster, tracking: str) -> Kubelet:  # noqa: F811
+def kubelet(double: KubeApiDouble, cluster: Cluster, tracking: str) -> Kubelet:
     return Kubelet(double, cluster, tracking)
 
 
@@ -204,7 +211,7 @@ def test_a_failed_job_is_a_failed_run_with_the_cause(
 
 
 def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
-    cluster: Cluster,  # noqa: F811
+    cluster: Cluster,
     plane: Models,
     tracking: str,
     tmp_path: Path,
@@ -251,7 +258,7 @@ def test_delete_removes_the_jobs_and_keeps_the_versions(
     kubelet: Kubelet,
     cluster: Cluster,
     tracking: str,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     made = command("models/churn.yaml")
     built(plane, kubelet, made, tmp_path)
@@ -277,7 +284,7 @@ def test_moved_aliases_are_drift_healed_or_reported(
 
 
 @pytest.mark.parametrize(
-    ("spec", "plane_lacks", "said"),
+    "case",
     [
         ({"envManager": "conda"}, None, "envManager 'conda' is not offered"),
         ({"envManager": "virtualenv"}, None, "envManager 'virtualenv' is not offered"),
@@ -289,10 +296,9 @@ def test_what_the_plane_cannot_build_is_blocked_and_sends_nothing(
     double: KubeApiDouble,
     plane: Models,
     tmp_path: Path,
-    spec: dict[str, str],
-    plane_lacks: str | None,
-    said: str,
+    case: tuple[dict[str, str], str | None, str],
 ) -> None:
+    spec, plane_lacks, said = case
     if plane_lacks:
         plane.target = render.Target(**{**plane.target.__dict__, plane_lacks: ""})
     project = {"path": "projects/churn", "parameters": {"seed": 7}, **spec}
