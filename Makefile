@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-future lint unit schema-check bench install dist clean
+.PHONY: demo test test-future lint unit schema-check bench install dist clean deploy-check
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: install
 
 unit: install
 	$(BIN)/pytest --cov --cov-report=term
+
+# The image's Dockerfile and `kubectl kustomize deploy/kubernetes/...`, checked (also in `unit`).
+deploy-check: install
+	$(BIN)/pytest -q tests/packaging/test_dockerfile.py tests/packaging/test_deploy_manifests.py
 
 # The whole suite again with every process's clock 400 days ahead: a test that depends on
 # today's date fails here first (tests/clock.py, ADR 0010).

@@ -98,6 +98,22 @@ class KubernetesSource(Strict):
     environment (git credentials); named, never given."""
 
 
+class KubernetesPrometheus(Strict):
+    """The Prometheus that scrapes the endpoints' proxies (their pods' ``prometheus.io/*``
+    annotations), as KEDA's operator reaches it."""
+
+    url: Annotated[str, Field(max_length=2048, pattern=hints.HTTP_URL, title="URL")]
+    """``http://prometheus.monitoring.svc:9090``: KEDA's ``prometheus`` scaler queries it."""
+
+
+class KubernetesAutoscaling(Strict):
+    """How a Kubernetes plane scales Deployments on their measured load."""
+
+    prometheus: KubernetesPrometheus | None = None
+    """Without it (or without KEDA in the cluster) a Deployment scales on CPU with an
+    ``autoscaling/v2`` HPA, and its status says which targets are not honoured."""
+
+
 class KubernetesRuntime(Strict):
     """Settings of the ``kubernetes`` runtime (ADR 0016: signed to the agent with its
     commands, once the runtime reads them)."""
@@ -108,6 +124,7 @@ class KubernetesRuntime(Strict):
     mlflow_tracking_uri: str | None = None
     images: KubernetesImages | None = None
     source: KubernetesSource | None = None
+    autoscaling: KubernetesAutoscaling | None = None
 
 
 class DataPlaneSpec(Strict):

@@ -26,11 +26,14 @@ SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 """A DNS-1123 subdomain: the name of a Kubernetes Secret."""
 GIT_URL = r"^(https?|ssh|git)://\S+$|^[\w.-]+@[\w.-]+:\S+$"
 """A git remote that a pod can reach: a URL, or ``user@host:path``."""
+HTTP_URL = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
+"""An http(s) URL without credentials, query or fragment (a server pods reach)."""
 
 _PATTERN_HELP = {
     IMAGE: "an image reference such as ghcr.io/acme/serve:2.14 or repo@sha256:<64 hex>",
     SUBDOMAIN: "a Secret name (lower-case letters, digits, '-' and '.')",
     GIT_URL: "a git URL a pod can fetch (https://, ssh://, git://, or user@host:path)",
+    HTTP_URL: "an http:// or https:// URL without credentials, query or fragment",
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "a DNS-1123 label (lower-case letters, digits, '-')",
     r"^[A-Za-z0-9][A-Za-z0-9._+-]*$": 'a version such as "1.2.0"',
     r"^[0-9a-f]{64}$": "64 lower-case hex digits (a 32-byte Ed25519 public key)",

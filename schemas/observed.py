@@ -93,6 +93,11 @@ class EndpointObserved(_Observed):
     ready_replicas: int | None = None
     desired_replicas: int | None = None
     restarts: int | None = None
+    scaler: str | None = None
+    """What scales it on a Kubernetes plane: ``keda`` (on the proxies' metrics) or
+    ``hpa-cpu`` (an HPA on CPU); absent without ``autoscaling``."""
+    scaler_warning: str | None = None
+    """What of the spec's ``autoscaling`` that scaler does not honour, and why."""
 
 
 class RetryObserved(_Observed):

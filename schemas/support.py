@@ -77,6 +77,7 @@ _KUBERNETES = (
     "images.agent",
     "source.url",
     "source.secret",
+    "autoscaling.prometheus.url",
 )
 _NO_GPU = "refused by the local runtime, which schedules no GPUs (Blocked there)"
 _ROUNDED = "rounded up to whole CPUs by the local runtime (it limits CPUs by affinity)"

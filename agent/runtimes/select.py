@@ -16,7 +16,10 @@ from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
 from schemas.errors import UsageError
 
-NEEDS = {"local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan")}
+NEEDS = {
+    "local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan"),
+    "kubernetes": ("kubernetes",),
+}
 """The modules each runtime imports as it works (``gitplane[ml]``): checked at start, so an
 install without them is refused at once, not at its first feature set or build."""
 

@@ -8,6 +8,7 @@ in a fraction of a second of the test.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from kubernetes import client, config
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
 from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, ClusterError
-from agent.runtimes.kubernetes.deployments import OWNED, Deployments, drift, rollout
+from agent.runtimes.kubernetes.deployments import Deployments, drift, owned, rollout
 from agent.runtimes.kubernetes.inventory import Inventory
 from schemas import signed
 from tests.agent.test_kubernetes_render import TARGET, command
@@ -32,7 +33,14 @@ BAD = "ghcr.io/example/mlflow-serve:broken"
 
 @pytest.fixture
 def double() -> Iterator[KubeApiDouble]:
-    with KubeApiDouble() as started:
+    with stepped(keda=False) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def stepped(*, keda: bool) -> Iterator[KubeApiDouble]:
+    """A double (with KEDA's CRD or not) whose controllers a thread steps."""
+    with KubeApiDouble(keda=keda) as started:
         stop = threading.Event()
 
         def run() -> None:
@@ -229,7 +237,7 @@ def test_replicas_of_an_autoscaled_deployment_are_the_autoscalers(
 
 def _watched(cluster: Cluster) -> Inventory:
     selector = {render.MANAGED_BY: "gitplane", render.PLANE: TARGET.plane}
-    inventory = Inventory(cluster, selector, OWNED, watch_seconds=5).start()
+    inventory = Inventory(cluster, selector, owned(keda=False), watch_seconds=5).start()
     assert inventory.wait_synced(5)
     return inventory
 

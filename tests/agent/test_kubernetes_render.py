@@ -8,6 +8,7 @@ misplaced or unknown to the API (the client's models drop what they do not know)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,10 @@ TARGET = render.Target(
     repo_url="https://git.example.com/ml/specs.git",
     source_secret="specs-read-token",
 )
+KEDA = dataclasses.replace(
+    TARGET, keda=True, prometheus_url="http://prometheus.monitoring.svc:9090"
+)
+"""The plane in a cluster with KEDA installed, and a Prometheus scraping the proxies."""
 COMMIT = "c0ffee" * 6 + "c0ff"
 TREE = "7ee" * 13 + "7"
 RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"
@@ -90,6 +95,7 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
         f"deployment-{case}": (lambda make=make: render.deployment(make(), TARGET))
         for case, make in CASES.items()
     },
+    "deployment-churn-dev-keda": lambda: render.deployment(CASES["churn-dev"](), KEDA),
     "build-churn": lambda: [
         render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
     ],
@@ -111,10 +117,56 @@ MODELS = {
 }
 
 
+SCALED_OBJECT_FIELDS = {
+    "scaleTargetRef": {"apiVersion", "kind", "name", "envSourceContainerName"},
+    "triggers": {"type", "name", "metadata", "metricType", "useCachedMetrics", "authenticationRef"},
+    "advanced": {
+        "horizontalPodAutoscalerConfig",
+        "restoreToOriginalReplicaCount",
+        "scalingModifiers",
+    },
+}
+SCALED_OBJECT_SPEC = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
+"""KEDA 2.x's ``ScaledObject`` (keda.sh/v1alpha1) fields, from its CRD: the official client
+has no model of it to check against."""
+
+
+def _is_a_scaled_object(manifest: render.Manifest) -> None:
+    spec = manifest["spec"]
+    assert set(manifest) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(spec) <= SCALED_OBJECT_SPEC
+    assert set(spec["scaleTargetRef"]) <= SCALED_OBJECT_FIELDS["scaleTargetRef"]
+    assert set(spec["advanced"]) <= SCALED_OBJECT_FIELDS["advanced"]
+    for trigger in spec["triggers"]:
+        assert set(trigger) <= SCALED_OBJECT_FIELDS["triggers"]
+        assert all(isinstance(v, str) for v in trigger["metadata"].values())  # a string map
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    api = client.ApiClient()  # KEDA passes its HPA config through to the HPA it makes
+    typed = api.deserialize(json.dumps(behavior), "V2HorizontalPodAutoscalerBehavior", JSON)
+    assert api.sanitize_for_serialization(typed) == behavior
+
+
+JSON = "application/json"
+
+
 @pytest.mark.parametrize("case", sorted(RENDERS))
 def test_every_object_is_what_the_official_client_models_know(case: str) -> None:
     api = client.ApiClient()
     for manifest in RENDERS[case]():
+        if manifest["kind"] == "ScaledObject":
+            _is_a_scaled_object(manifest)
+            continue
         model = MODELS[(manifest["apiVersion"], manifest["kind"])]
         typed = api.deserialize(json.dumps(manifest), model, "application/json")
         assert type(typed).__name__ == model

@@ -6,6 +6,7 @@ agent) can be pointed at it. Its controllers step on the real clock every
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import tempfile
@@ -39,12 +40,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="IMAGE",
         help="pods of this image never become ready (repeatable)",
     )
+    parser.add_argument(
+        "--kubelet",
+        action="store_true",
+        help="run Job pods for real, as local processes (tests/kubeapi/README.md, kubelet mode)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     options = parse(argv)
-    double = KubeApiDouble(keda=options.keda, port=options.port, clock=lambda: datetime.now(UTC))
+    double = KubeApiDouble(
+        keda=options.keda,
+        port=options.port,
+        clock=lambda: datetime.now(UTC),
+        kubelet=options.kubelet,
+    )
     for image in options.failing_image:
         double.controllers.fail_image(image)
     stop = threading.Event()
@@ -52,11 +63,9 @@ def main(argv: list[str]) -> int:
     with double:
         path = options.kubeconfig or Path(tempfile.mkdtemp(prefix="kubeapi-")) / "kubeconfig"
         print(double.write_kubeconfig(path), flush=True)
-        try:
-            while not stop.wait(options.controllers_every):
-                double.controllers.step()
-        except KeyboardInterrupt:
-            pass
+        double.step_every(options.controllers_every)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
     return 0
 
 

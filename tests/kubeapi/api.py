@@ -38,7 +38,11 @@ def _without_times(obj: Json) -> Json:
 
 
 def initial_status(resource: Resource) -> Json:
-    return {"phase": "Active"} if resource is resources.NAMESPACES else {}
+    """A new object's status as the real server writes it: a Namespace is Active; an HPA's
+    ``desiredReplicas`` has no ``omitempty`` (the client's model requires it)."""
+    if resource is resources.NAMESPACES:
+        return {"phase": "Active"}
+    return {"desiredReplicas": 0} if resource is resources.HPAS else {}
 
 
 def owned_by(obj: Json, uid: str) -> bool:

@@ -57,6 +57,23 @@ JOB_FAILED = Reason(
     "Job has reached the specified backoff limit",
     "lastProbeTime",
 )
+JOB_DEADLINE = Reason(
+    "Failed",
+    True,
+    "DeadlineExceeded",
+    "Job was active longer than specified deadline",
+    "lastProbeTime",
+)
+JOB_FAILED_INDEXES = Reason(
+    "Failed", True, "FailedIndexes", "Job has failed indexes", "lastProbeTime"
+)
+JOB_MAX_FAILED_INDEXES = Reason(
+    "Failed",
+    True,
+    "MaxFailedIndexesExceeded",
+    "Job has exceeded the specified maximal number of failed indexes",
+    "lastProbeTime",
+)
 
 
 def condition(before: list[Json], reason: Reason, *, name: str = "", now: str) -> Json:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.kubeapi import conditions, cronjobs, jobs, resources
+from tests.kubeapi import conditions, cronjobs, jobs, realjobs, resources
 from tests.kubeapi.api import Api, owned_by, timestamp
 from tests.kubeapi.conditions import condition
 
@@ -58,6 +58,9 @@ class Controllers:
     failing_images: set[str] = field(default_factory=set)
     failing_args: set[str] = field(default_factory=set)
     failing_pods: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    kubelet: bool = False
+    """Pods run for real (:mod:`tests.kubeapi.kubelet`): a Job's status follows its pods'
+    phases, not :meth:`fail_job`."""
     _stable: dict[tuple[str, str], str] = field(default_factory=dict)
     """Each Deployment's last template that became available (its ReplicaSet)."""
     _started: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
@@ -145,6 +148,9 @@ class Controllers:
         before = job.get("status") or {}
         if jobs.finished(before):
             return
+        if self.kubelet:
+            self._step_real_job(job)
+            return
         marked = self.failing_pods.get(_key(job), set())
         failing = jobs.failing_indexes(job["spec"]["completions"], marked)
         status = jobs.next_status(job, failing, now=timestamp(self.clock()))
@@ -157,6 +163,20 @@ class Controllers:
             for index in starting:
                 self._start_pod(job, index)
 
+    def _step_real_job(self, job: Json) -> None:
+        """Kubelet mode: the status the pods earned; a finished Job's running pods are
+        deleted (the kubelet stops them), an unfinished one's missing pods started."""
+        pods = self._pods_of(job)
+        status = realjobs.observed_status(job, pods, now=self.clock())
+        self._write(resources.JOBS, job, status)
+        if jobs.finished(status):
+            for pod in pods:
+                if pod.get("status", {}).get("phase") in realjobs.ACTIVE | {None}:
+                    self.api.delete(resources.PODS, *_key(pod), "Background")
+            return
+        for index in realjobs.to_start(job, pods):
+            self._start_pod(job, index)
+
     def _pods_of(self, job: Json) -> list[Json]:
         namespace, uid = job["metadata"]["namespace"], job["metadata"]["uid"]
         return [p for p in self.api.store.list(resources.PODS, namespace) if owned_by(p, uid)]
@@ -168,6 +188,8 @@ class Controllers:
         attempt = sum(jobs.index_of(p) == index for p in self._pods_of(job))
         namespace = job["metadata"]["namespace"]
         made = self.api.create(resources.PODS, namespace, jobs.pod(job, index, attempt), MANAGER)
+        if self.kubelet:
+            return  # the kubelet reports the pod's status
         self._write(
             resources.PODS, made, {"phase": "Running", "startTime": timestamp(self.clock())}
         )

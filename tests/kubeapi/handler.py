@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.kubeapi import errors, routes, watches
+from tests.kubeapi import errors, logs, resources, routes, watches
+from tests.kubeapi.api import timestamp
 from tests.kubeapi.errors import ApiError
 from tests.kubeapi.routes import Route
 
@@ -123,10 +124,23 @@ def _read(double: KubeApiDouble, call: Call) -> tuple[int, Json]:
     return 200, found
 
 
+def _deleted_pod(double: KubeApiDouble, route: Route, name: str, policy: str | None) -> Json:
+    """A pod's DELETE (kubelet mode) answers with the pod, marked for deletion, as the real
+    server answers a graceful deletion (the double removes it at once)."""
+    pod = double.api.get(route.resource, route.namespace, name)
+    double.api.delete(route.resource, route.namespace, name, policy)
+    grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    pod["metadata"]["deletionTimestamp"] = timestamp(double.clock())
+    pod["metadata"]["deletionGracePeriodSeconds"] = grace
+    return pod
+
+
 def _write(double: KubeApiDouble, call: Call, name: str, body: Json) -> tuple[int, Json]:
     api, route = double.api, call.route
     if call.method == "DELETE":
         policy = call.query.get("propagationPolicy") or body.get("propagationPolicy")
+        if route.resource is resources.PODS:  # deleted gracefully: the pod is the answer
+            return 200, _deleted_pod(double, route, name, policy)
         return 200, api.delete(route.resource, route.namespace, name, policy)
     if call.method == "PUT":
         _check_name(route, body)
@@ -149,7 +163,7 @@ def _write(double: KubeApiDouble, call: Call, name: str, body: Json) -> tuple[in
 def dispatch(double: KubeApiDouble, call: Call) -> tuple[int, Json]:
     """One non-watch request on a resource: its HTTP code and JSON answer."""
     route = call.route
-    if route.resource.read_only and call.method != "GET":
+    if route.resource.read_only and call.method not in double.read_only_verbs:
         raise errors.method_not_allowed(route.resource)
     if call.method == "GET":
         return _read(double, call)
@@ -216,6 +230,14 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
             if document is not None and method == "GET":
                 self._send(200, document)
                 return
+            pod_log = logs.route(path)
+            if pod_log is not None and method == "GET":
+                if query.get("follow") in {"1", "true"} and double.node is not None:
+                    double.node.wait(*pod_log, timeout=WATCH_TIMEOUT)
+                with double.store.lock:
+                    text = logs.read(double.api, double.node, *pod_log, query)
+                self._send(200, text)
+                return
             route = routes.route(double.served, path)
             if method == "GET" and query.get("watch") in {"1", "true"}:
                 self._watch(route, query)
@@ -226,10 +248,12 @@ def make(double: KubeApiDouble) -> type[BaseHTTPRequestHandler]:
                 code, answer = dispatch(double, call)
             self._send(code, answer)
 
-        def _send(self, code: int, payload: Json) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, code: int, payload: Json | str) -> None:
+            """JSON, or plain text (a pod's log) for a string."""
+            text = isinstance(payload, str)
+            data = payload.encode() if text else json.dumps(payload).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -5,6 +5,7 @@ named ``<job>-<index>-<attempt>`` where the real one adds a random suffix)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.kubeapi import conditions
@@ -87,8 +88,10 @@ def pod(job: Json, index: int, attempt: int) -> Json:
     template = spec.get("template") or {}
     labels = dict((template.get("metadata") or {}).get("labels") or {})
     annotations = {}
+    pod_spec = template.get("spec") or {}
     if spec.get("completionMode") == "Indexed":
         labels[INDEX] = annotations[INDEX] = str(index)
+        pod_spec = _with_index(pod_spec)
     owner = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -104,5 +107,19 @@ def pod(job: Json, index: int, attempt: int) -> Json:
             "annotations": annotations,
             "ownerReferences": [owner],
         },
-        "spec": template.get("spec") or {},
+        "spec": pod_spec,
     }
+
+
+def _with_index(pod_spec: Json) -> Json:
+    """``JOB_COMPLETION_INDEX`` from the pod's annotation in every container, as the real
+    controller adds it to an Indexed Job's pods."""
+    variable = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX}']"}},
+    }
+    made = copy.deepcopy(pod_spec)
+    for kind in ("initContainers", "containers"):
+        for container in made.get(kind) or []:
+            container["env"] = [*(container.get("env") or []), variable]
+    return made

@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
@@ -27,6 +27,7 @@ from tests import clock as test_clock
 from tests.kubeapi import controllers, errors, handler, resources
 from tests.kubeapi.api import Api
 from tests.kubeapi.handler import Request
+from tests.kubeapi.kubelet import Kubelet
 from tests.kubeapi.resources import Resource
 from tests.kubeapi.store import Store
 
@@ -57,18 +58,41 @@ class KubeApiDouble:
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     requests: list[Request] = field(default_factory=list)
+    kubelet: bool = False
+    """Run the Job controller's pods for real, as local processes (:mod:`tests.kubeapi.kubelet`)."""
+    kubelet_root: Path | None = None
+    """Where the kubelet keeps pods' volumes and logs (default: a temporary directory,
+    removed at :meth:`stop`)."""
+    kubelet_env: Mapping[str, str] | None = None
+    """The environment every container starts from, before the pod's own (default: this
+    process's); e.g. ``tests.clock.env_at(now)`` for pods that read the test's clock."""
 
     def __post_init__(self) -> None:
         self.served: tuple[Resource, ...] = resources.served(keda=self.keda)
         self.store = Store()
         self.api = Api(store=self.store, clock=self.clock, served=self.served)
-        self.controllers = controllers.Controllers(api=self.api, clock=self.clock)
+        self.controllers = controllers.Controllers(
+            api=self.api, clock=self.clock, kubelet=self.kubelet
+        )
+        self.node = (
+            Kubelet(api=self.api, clock=self.clock, root=self.kubelet_root, env=self.kubelet_env)
+            if self.kubelet
+            else None
+        )
         self._server: ThreadingHTTPServer | None = None
+        self._stepping = threading.Event()
+        self._stepper: threading.Thread | None = None
         with self.store.lock:
             for name in ("default", "kube-system"):
                 self.api.create(
                     resources.NAMESPACES, None, {"metadata": {"name": name}}, "kube-apiserver"
                 )
+
+    @property
+    def read_only_verbs(self) -> set[str]:
+        """What a read-only resource (pods) allows: GET, and DELETE with the kubelet (it
+        stops the pod's processes)."""
+        return {"GET", "DELETE"} if self.node is not None else {"GET"}
 
     @property
     def url(self) -> str:
@@ -83,9 +107,31 @@ class KubeApiDouble:
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
         ).start()
+        if self.node is not None:
+            self.node.start()
+        return self
+
+    def step_every(self, seconds: float, *, advance: float = 0.0) -> Self:
+        """Step the controllers on a thread of the double every ``seconds`` until
+        :meth:`stop`, moving a :class:`ManualClock` ``advance`` seconds each step (as
+        a cluster's controllers run on their own; a test need not step them)."""
+
+        def run() -> None:
+            while not self._stepping.wait(seconds):
+                self.controllers.step()
+                if advance and isinstance(self.clock, ManualClock):
+                    self.clock.advance(advance)
+
+        self._stepper = threading.Thread(target=run, name="kubeapi-controllers", daemon=True)
+        self._stepper.start()
         return self
 
     def stop(self) -> None:
+        self._stepping.set()
+        if self._stepper is not None:
+            self._stepper.join()
+        if self.node is not None:
+            self.node.stop()
         with self.store.lock:
             self.store.close()
         if self._server is not None:

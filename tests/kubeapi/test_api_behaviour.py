@@ -377,3 +377,32 @@ def test_discovery_names_the_served_resources(target: Target) -> None:
     assert {"configmaps", "secrets", "services", "pods", "namespaces"} <= core
     apps = {r.name for r in target.apps.get_api_resources().resources}
     assert {"deployments", "deployments/status"} <= apps
+
+
+def test_a_new_hpa_reads_back_into_the_clients_model_and_watches(target: Target) -> None:
+    """Before any controller ran: the status the server writes is one the client's models
+    (and so a watch of HPAs) can read."""
+    scaling = client.AutoscalingV2Api(target.api_client)
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "none"},
+            "maxReplicas": 2,
+        },
+    }
+    made = apply(scaling.patch_namespaced_horizontal_pod_autoscaler, "web", target.namespace, hpa)
+    assert made.status.desired_replicas == 0
+    listed = scaling.list_namespaced_horizontal_pod_autoscaler(target.namespace)
+    stream = watch.Watch().stream(
+        scaling.list_namespaced_horizontal_pod_autoscaler,
+        target.namespace,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    scaling.patch_namespaced_horizontal_pod_autoscaler(
+        "web", target.namespace, {"spec": {"maxReplicas": 3}}
+    )
+    seen = [(e["type"], e["object"].spec.max_replicas) for e in stream]  # a controller's too
+    assert ("MODIFIED", 3) in seen

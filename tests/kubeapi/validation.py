@@ -106,6 +106,9 @@ def check(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -
         raise errors.invalid(resource, name, causes)
 
 
+MAX_INT32 = 2147483647
+
+
 def default(resource: Resource, obj: dict[str, Any]) -> None:
     """Fill the defaults the double's controllers read (the real server fills many more)."""
     spec = obj.get("spec")
@@ -115,7 +118,9 @@ def default(resource: Resource, obj: dict[str, Any]) -> None:
     if resource.plural == resources.JOBS.plural and isinstance(spec, dict):
         spec.setdefault("completions", 1)
         spec.setdefault("parallelism", 1)
-        spec.setdefault("backoffLimit", 6)
+        spec.setdefault(
+            "backoffLimit", 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32
+        )
         spec.setdefault("completionMode", "NonIndexed")
 
 

@@ -20,6 +20,8 @@ spec:
     source:
       url: https://git.example.com/ml/specs.git
       secret: specs-read-token
+    autoscaling:
+      prometheus: {url: "http://prometheus.monitoring.svc:9090"}
 """ % ("ab" * 32)
 
 
@@ -30,6 +32,7 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
     assert kubernetes.images.serving == "ghcr.io/acme/mlflow-serve:2.14"
     assert kubernetes.images.agent is None
     assert kubernetes.source.secret == "specs-read-token"
+    assert kubernetes.autoscaling.prometheus.url == "http://prometheus.monitoring.svc:9090"
 
 
 @pytest.mark.parametrize(
@@ -47,8 +50,12 @@ def test_a_kubernetes_plane_declares_its_images_and_source() -> None:
          "(did you mean 'build'?)"),
         ("url: https://git.example.com/ml/specs.git", "url: /srv/specs",
          "prod.yaml:12:12: spec.kubernetes.source.url: '/srv/specs' is not a git URL"),
+        ("prometheus.monitoring", "admin:hunter2@prometheus.monitoring",
+         "prod.yaml:15:25: spec.kubernetes.autoscaling.prometheus.url: "
+         "'http://admin:hunter2@prometheus.monitoring.svc:9090' is not an http:// or https:// "
+         "URL without credentials"),
     ],
-    ids=["image", "secret", "namespace", "typo", "url"],
+    ids=["image", "secret", "namespace", "typo", "url", "prometheus-credentials"],
 )  # fmt: skip
 def test_a_wrong_setting_is_refused_at_its_place(old: str, new: str, says: str) -> None:
     assert old in PLANE

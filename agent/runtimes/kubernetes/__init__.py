@@ -3,19 +3,21 @@
 Only this package imports the official ``kubernetes`` client (an import-linter contract).
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
-Deployments (:mod:`.deployments`) and Models (:mod:`.models`: a build Job, then the local
-plane's own scan, gates and registration); feature sets and DAGs come next, and until they
-do the runtime declares that it does not run them.
+Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
+cluster serves it, found by discovery at start) and Models (:mod:`.models`: a build Job,
+then the local plane's own scan, gates and registration); feature sets and DAGs come next,
+and until they do the runtime declares that it does not run them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from agent.runtimes.base import ApplyContext, Capabilities
 from agent.runtimes.kubernetes import models, render
 from agent.runtimes.kubernetes.cluster import Cluster
-from agent.runtimes.kubernetes.deployments import OWNED, Deployments
+from agent.runtimes.kubernetes.deployments import SCALED_OBJECT, Deployments, owned
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.kubernetes.models import Models
 from agent.runtimes.kubernetes.render import Target
@@ -35,7 +37,10 @@ class KubernetesRuntime:
         """``state_dir``: where build experiments keep artifacts when the tracking URI is a
         store, not a server (tests; a cluster's pods need a server)."""
         selector = {render.MANAGED_BY: "gitplane", render.PLANE: target.plane}
-        self.inventory = Inventory(cluster, selector, (*OWNED, *models.OWNED)).start()
+        # discovered once: KEDA installed later is used from the agent's next start
+        target = dataclasses.replace(target, keda=cluster.serves(*SCALED_OBJECT))
+        kinds = (*owned(keda=target.keda), *models.OWNED)
+        self.inventory = Inventory(cluster, selector, kinds).start()
         """What runs, kept current by watches: observing sends no request per cycle."""
         self.deployments = Deployments(cluster, target, inventory=self.inventory)
         artifacts = None if state_dir is None else state_dir / "mlartifacts"

@@ -35,12 +35,33 @@ class ClusterError(GitplaneError):
         """The HTTP status the server answered with; None when it was not reached."""
 
 
+VERBS = ("get", "list", "watch", "create", "patch", "delete")
+"""The RBAC verbs :class:`Cluster` and the inventory's watches use on a kind: ``get`` (read by
+name), ``list`` and ``watch`` (the inventory), ``patch`` (server-side apply), ``create``
+(a server-side apply that makes the object is authorised as a create), ``delete``."""
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How to reach one kind through the typed client: its API class and method suffix."""
+    """How to reach one kind through the typed client: its API class and method suffix;
+    and what RBAC must grant on it (deploy/kubernetes's Role is checked against :func:`rules`)."""
 
     api: type
     suffix: str
+    plural: str = ""
+    """The API's resource name, when it is not the suffix's words joined with an ``s``."""
+    verbs: tuple[str, ...] = VERBS
+    """The verbs the runtime uses on it (a kind only read needs fewer)."""
+    subresources: tuple[str, ...] = ()
+    """Subresources the runtime reads (``log`` of a Pod): each is granted ``get`` alone."""
+    custom: bool = False
+    """A custom resource (a CRD's kind): reached through ``CustomObjectsApi``, whose methods
+    take its group, version and :attr:`plural` first (and ``get_*`` for ``read_*``)."""
+
+    @property
+    def resource(self) -> str:
+        """The resource name RBAC rules grant (``horizontalpodautoscalers``)."""
+        return self.plural or self.suffix.removeprefix("namespaced_").replace("_", "") + "s"
 
 
 KINDS: Mapping[tuple[str, str], Kind] = {
@@ -50,8 +71,31 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         client.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"
     ),
     ("batch/v1", "Job"): Kind(client.BatchV1Api, "namespaced_job"),
-    ("v1", "Pod"): Kind(client.CoreV1Api, "namespaced_pod"),  # read: a Job's pods and logs
+    ("v1", "Pod"): Kind(  # a failed build's pod and its log tail
+        client.CoreV1Api, "namespaced_pod", verbs=("get", "list"), subresources=("log",)
+    ),
+    ("keda.sh/v1alpha1", "ScaledObject"): Kind(
+        client.CustomObjectsApi,
+        "namespaced_custom_object",
+        plural="scaledobjects",
+        custom=True,
+    ),
 }
+
+
+def rules() -> list[dict[str, Any]]:
+    """The namespaced RBAC rules the runtime needs: one per API group, each kind's resource
+    with its verbs (pure; the deploy manifests' Role must equal these)."""
+    granted: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for (api_version, _), kind in KINDS.items():
+        group = api_version.rpartition("/")[0]
+        granted.setdefault((group, tuple(sorted(kind.verbs))), set()).add(kind.resource)
+        for sub in kind.subresources:
+            granted.setdefault((group, ("get",)), set()).add(f"{kind.resource}/{sub}")
+    return [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+        for (group, verbs), resources in sorted(granted.items())
+    ]
 
 
 class Cluster:
@@ -136,11 +180,27 @@ class Cluster:
             raise ClusterError(f"the cluster is unreachable: {exc}") from None
         return bytes(response.data).decode(errors="replace")
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves ``kind`` (a CRD installed: KEDA's ScaledObject), by
+        discovery: ``GET /apis/<group>/<version>``, a 404 when the group is not there."""
+        group, _, version = api_version.rpartition("/")
+        discover = client.CustomObjectsApi(self.api).get_api_resources
+        try:
+            found = self._call(discover, group, version)
+        except ClusterError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("kind") == kind for r in found.get("resources") or [])
+
     def _method(self, manifest: Mapping[str, Any], verb: str) -> Any:
         key = (manifest["apiVersion"], manifest["kind"])
         kind = KINDS.get(key)
         if kind is None:
             raise ClusterError(f"{key[1]} ({key[0]}) is not a kind this runtime manages")
+        if kind.custom:
+            group, _, version = key[0].partition("/")
+            return _custom(kind.api(self.api), verb, group, version, kind.plural)
         return getattr(kind.api(self.api), f"{verb}_{kind.suffix}")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Manifest:
@@ -152,6 +212,24 @@ class Cluster:
             raise ClusterError(f"the cluster is unreachable: {exc}") from None
         body = response.data
         return json.loads(body) if body else {}
+
+
+def _custom(api: client.CustomObjectsApi, verb: str, group: str, version: str, plural: str) -> Any:
+    """A ``CustomObjectsApi`` method called as the typed ones are (``name, namespace, ...``;
+    ``namespace, ...`` to list), so applying, reading, watching and deleting a custom
+    resource take the same paths as a Deployment."""
+    method = getattr(api, f"{'get' if verb == 'read' else verb}_namespaced_custom_object")
+    if verb == "list":
+
+        def listed(namespace: str, **kwargs: Any) -> Any:
+            return method(group, version, namespace, plural, **kwargs)
+
+        return listed
+
+    def named(name: str, namespace: str, *args: Any, **kwargs: Any) -> Any:
+        return method(group, version, namespace, plural, name, *args, **kwargs)
+
+    return named
 
 
 def _said(exc: ApiException) -> str:

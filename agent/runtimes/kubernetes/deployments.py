@@ -27,12 +27,25 @@ POLL = 0.2
 """Seconds between two reads of a rollout in progress."""
 GRACE = 30.0
 """Seconds past the progress deadline the agent waits for the controller to say so."""
+SCALED_OBJECT = ("keda.sh/v1alpha1", "ScaledObject")
 OWNED = (
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    SCALED_OBJECT,
 )
 """The kinds a Deployment command makes: what delete and prune look through."""
+
+
+def owned(*, keda: bool) -> tuple[tuple[str, str], ...]:
+    """The kinds of :data:`OWNED` the cluster serves: KEDA's only when it is installed."""
+    return OWNED if keda else tuple(kind for kind in OWNED if kind != SCALED_OBJECT)
+
+
+def is_ours(found: Mapping[str, Any]) -> bool:
+    """Whether an object with the inventory labels is Gitplane's to prune or delete: not one
+    that another object owns (KEDA's HPA of a ScaledObject copies its labels)."""
+    return not (found.get("metadata") or {}).get("ownerReferences")
 
 
 def rollout(live: Mapping[str, Any]) -> tuple[str, str]:
@@ -144,18 +157,19 @@ class Deployments:
     def delete(self, command: signed.Command) -> None:
         """Delete every object of the resource, found by its inventory labels."""
         selector = render.labels(self.target, command.kind, command.name)
-        for api_version, kind in OWNED:
+        for api_version, kind in owned(keda=self.target.keda):
             for found in self.cluster.select(api_version, kind, selector):
-                self.cluster.delete(api_version, kind, found["metadata"]["name"])
+                if is_ours(found):
+                    self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _prune(self, command: signed.Command, objects: list[Manifest]) -> None:
         """Objects an earlier command made for the resource that this one does not (the HPA
-        once ``autoscaling`` is removed)."""
+        once ``autoscaling`` is removed, or replaced by a ScaledObject)."""
         keep = {(m["kind"], m["metadata"]["name"]) for m in objects}
         selector = render.labels(self.target, command.kind, command.name)
-        for api_version, kind in OWNED:
+        for api_version, kind in owned(keda=self.target.keda):
             for found in self._select(api_version, kind, selector):
-                if (kind, found["metadata"]["name"]) not in keep:
+                if (kind, found["metadata"]["name"]) not in keep and is_ours(found):
                     self.cluster.delete(api_version, kind, found["metadata"]["name"])
 
     def _follow(
@@ -217,11 +231,15 @@ class Deployments:
     ) -> signed.ResourceStatus:
         pinned = commands.read(command, commands.DeploymentCommand).resolved.model
         status = (live or {}).get("status") or {}
+        scaler = render.scaler(command, self.target)
+        warning = scaler.warning if scaler is not None else ""
         observed = EndpointObserved(
             url=f"http://{command.name}.{self.target.namespace}.svc",
             served_version=pinned.version,
             ready_replicas=status.get("readyReplicas", 0),
             desired_replicas=(live or {}).get("spec", {}).get("replicas", 0),
+            scaler=scaler.kind if scaler is not None else None,
+            scaler_warning=warning or None,
         )
         return signed.ResourceStatus(
             kind="Deployment",
@@ -229,5 +247,5 @@ class Deployments:
             phase=phase,  # type: ignore[arg-type]
             digest=command.digest,
             observed=observed.flat(),
-            message=message,
+            message="; ".join(m for m in (message, warning) if m),
         )

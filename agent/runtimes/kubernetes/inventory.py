@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ log = logging.getLogger("gitplane.agent")
 
 WATCH_SECONDS = 300
 """How long one watch request lasts before it is resumed (the server may end it sooner)."""
+STOP_PATIENCE = 1.0
+"""Seconds :meth:`Inventory.stop` waits, in all, for its watch threads to return."""
 BACKOFF = 1.0
 """Seconds before a watch that failed is tried again."""
 
@@ -87,13 +90,16 @@ class Inventory:
                 and selector.items() <= (obj.get("metadata", {}).get("labels") or {}).items()
             ]
 
-    def stop(self) -> None:
-        """End the watches."""
+    def stop(self, patience: float = STOP_PATIENCE) -> None:
+        """End the watches: each thread returns at its stream's next event or timeout. Waits
+        at most ``patience`` seconds in all for them (a watch blocked on a quiet stream cannot
+        be woken; its daemon thread ends with the stream, and caches nothing after this)."""
         self._stop.set()
         for stream in list(self._watches):
             stream.stop()  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + patience
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self, kind: tuple[str, str]) -> None:
         version: str | None = None

@@ -19,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.runtimes.kubernetes import scalers
 from schemas import commands, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
 from schemas.deployment import Autoscaling, DeploymentSpec, Rollout
+from schemas.errors import GitplaneError
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PLANE = "gitplane.dev/plane"
@@ -30,10 +32,13 @@ RESOURCE = "gitplane.dev/resource"
 DIGEST = "gitplane.dev/digest"
 COMMAND = "gitplane.dev/command"
 SERVE_PORT = 8080
-"""The MLflow scoring server's port in each pod."""
-HPA_CPU_UTILIZATION = 70
-"""Where an ``autoscaling/v2`` HPA holds average CPU when KEDA is not there to scale on
-the measured request rate and latency (the plane's status says which scaler it uses)."""
+"""The MLflow scoring server's port in each pod (on loopback, behind the proxy)."""
+PROXY_PORT = 8000
+"""The measuring proxy's port in each pod: the Service's ``http``, and ``/metrics``."""
+SIDECAR = "agent.runtimes.local.serving.sidecar"
+"""The module the ``proxy`` container runs: the local runtime's proxy, on its own."""
+PROXY_RESOURCES = {"cpu": "500m", "memory": "128Mi"}
+"""The proxy's requests and limits: an HPA on CPU needs every container's request."""
 
 Manifest = dict[str, Any]
 
@@ -57,6 +62,10 @@ class Target:
     source_secret: str | None = None
     """A Secret (by name; its values never pass through Gitplane) with git credentials for
     ``repo_url``: its keys become the source container's environment (``GIT_ASKPASS``...)."""
+    prometheus_url: str = ""
+    """The Prometheus that scrapes the proxies, for KEDA's triggers (empty: none)."""
+    keda: bool = False
+    """The cluster serves KEDA's ``ScaledObject`` (discovered by the runtime at start)."""
 
 
 def labels(target: Target, kind: str, name: str) -> dict[str, str]:
@@ -94,8 +103,14 @@ def _companion(target: Target, command: signed.Command, name: str) -> Manifest:
 
 
 def deployment(command: signed.Command, target: Target) -> list[Manifest]:
-    """A Deployment command: the scoring server's ``apps/v1`` Deployment, its Service, and
-    an ``autoscaling/v2`` HorizontalPodAutoscaler when the spec autoscales."""
+    """A Deployment command: the scoring server's ``apps/v1`` Deployment with the measuring
+    proxy beside it, its Service (to the proxy), and when the spec autoscales a KEDA
+    ``ScaledObject`` or an ``autoscaling/v2`` HPA (:func:`scaler` says which)."""
+    if not target.agent_image:
+        raise GitplaneError(
+            "the plane names no agent image (spec.kubernetes.images.agent): "
+            "the measuring proxy of every Deployment's pods runs in it"
+        )
     typed = commands.read(command, commands.DeploymentCommand)
     spec, model = typed.spec, typed.resolved.model
     selector = labels(target, command.kind, command.name)
@@ -110,8 +125,13 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
                 "strategy": _strategy(spec.rollout),
                 "progressDeadlineSeconds": int(seconds(spec.rollout.progress_deadline)),
                 "template": {
-                    "metadata": {"labels": dict(selector)},
-                    "spec": {"containers": [_server(spec, model.uri, target)]},
+                    "metadata": {"labels": dict(selector), "annotations": dict(SCRAPE)},
+                    "spec": {
+                        "containers": [
+                            _server(spec, model.uri, target),
+                            _proxy(spec, command.name, target),
+                        ]
+                    },
                 },
             },
         },
@@ -126,8 +146,34 @@ def deployment(command: signed.Command, target: Target) -> list[Manifest]:
         },
     ]
     if spec.autoscaling is not None:
-        objects.append(_hpa(command, target, spec.autoscaling))
+        objects.append(
+            scalers.manifest(
+                _choose(spec.autoscaling, target),
+                spec.autoscaling,
+                name=command.name,
+                metadata=_companion(target, command, command.name),
+                prometheus_url=target.prometheus_url,
+            )
+        )
     return objects
+
+
+SCRAPE = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(PROXY_PORT),
+    "prometheus.io/path": "/metrics",
+}
+"""Pod annotations a Prometheus's ``kubernetes-pods`` job scrapes the proxy by."""
+
+
+def scaler(command: signed.Command, target: Target) -> scalers.Scaler | None:
+    """The autoscaler of a Deployment command on the plane, None without ``autoscaling``."""
+    scaling = commands.read(command, commands.DeploymentCommand).spec.autoscaling
+    return None if scaling is None else _choose(scaling, target)
+
+
+def _choose(scaling: Autoscaling, target: Target) -> scalers.Scaler:
+    return scalers.choose(scaling, keda=target.keda, prometheus_url=target.prometheus_url)
 
 
 def _strategy(rollout: Rollout) -> Manifest:
@@ -140,19 +186,43 @@ def _strategy(rollout: Rollout) -> Manifest:
 
 
 def _server(spec: DeploymentSpec, uri: str, target: Target) -> Manifest:
-    health = spec.health
+    """MLflow's scoring server on loopback: the proxy beside it is the pod's way in."""
     server = ["mlflow", "models", "serve", "--model-uri", uri, "--env-manager", "local"]
-    server += ["--host", "0.0.0.0", "--port", str(SERVE_PORT)]  # noqa: S104 - in its own pod
+    server += ["--host", "127.0.0.1", "--port", str(SERVE_PORT)]
     server += ["--workers", str(spec.server.workers)]
-    server += ["--timeout", str(max(1, round(seconds(spec.server.request_timeout))))]
+    server += ["--timeout", str(_timeout(spec))]
     env = {"MLFLOW_TRACKING_URI": target.tracking_uri, **spec.env}
     return {
         "name": "server",
         "image": target.serving_image,
         "args": server,
-        "ports": [{"name": "http", "containerPort": SERVE_PORT}],
+        "ports": [{"name": "server", "containerPort": SERVE_PORT}],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": container_resources(spec.resources),
+    }
+
+
+def _timeout(spec: DeploymentSpec) -> int:
+    return max(1, round(seconds(spec.server.request_timeout)))
+
+
+def _proxy(spec: DeploymentSpec, name: str, target: Target) -> Manifest:
+    """The measuring proxy (the local runtime's, :data:`SIDECAR`): the pod's ``http`` port
+    and ``/metrics``. The readiness probe goes through it to the server's health path,
+    so a pod is ready when the whole path answers; the probe is not measured."""
+    health = spec.health
+    args = ["--listen", f"0.0.0.0:{PROXY_PORT}"]
+    args += ["--upstream", f"http://127.0.0.1:{SERVE_PORT}", "--deployment", name]
+    args += ["--timeout", str(_timeout(spec)), "--unmetered", health.path]
+    if spec.server.max_batch_size is not None:
+        args += ["--max-batch-size", str(spec.server.max_batch_size)]
+    return {
+        "name": "proxy",
+        "image": target.agent_image,
+        "command": ["python", "-m", SIDECAR],  # not the image's entrypoint (``gitplane``)
+        "args": args,
+        "ports": [{"name": "http", "containerPort": PROXY_PORT}],
+        "resources": {"requests": dict(PROXY_RESOURCES), "limits": dict(PROXY_RESOURCES)},
         "readinessProbe": {
             "httpGet": {"path": health.path, "port": "http"},
             "initialDelaySeconds": int(seconds(health.initial_delay)),
@@ -174,39 +244,6 @@ def container_resources(resources: Resources) -> Manifest:
     if resources.gpu:
         wanted["nvidia.com/gpu"] = str(resources.gpu)  # a quantity, as every resource
     return {"requests": dict(wanted), "limits": dict(wanted)} if wanted else {}
-
-
-def _hpa(command: signed.Command, target: Target, scaling: Autoscaling) -> Manifest:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _companion(target, command, command.name),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": command.name},
-            "minReplicas": max(1, scaling.min_replicas),  # an HPA cannot scale to zero
-            "maxReplicas": scaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": HPA_CPU_UTILIZATION,
-                        },
-                    },
-                }
-            ],
-            "behavior": {
-                "scaleUp": {
-                    "stabilizationWindowSeconds": int(seconds(scaling.scale_up_stabilization))
-                },
-                "scaleDown": {
-                    "stabilizationWindowSeconds": int(seconds(scaling.scale_down_stabilization))
-                },
-            },
-        },
-    }
 
 
 WORKSPACE = "/workspace"

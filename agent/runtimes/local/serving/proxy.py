@@ -5,7 +5,8 @@ kept-alive connections. A replica that refuses or drops a connection before
 answering is skipped and the request is sent to another one, so a replica
 dying or being drained never fails a request while another is ready. Every
 request's latency and status feed the autoscaler (``window``) and the
-Prometheus metrics at ``GET /metrics``.
+Prometheus metrics at ``GET /metrics``. A Kubernetes pod runs the same proxy in front of
+its one server (:mod:`.sidecar`), so both planes measure requests one way.
 """
 
 from __future__ import annotations
@@ -212,13 +213,23 @@ class Proxy(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(
-        self, port: int, pool: Pool, meter: Meter, timeout: float, *, hold: float = HOLD_SECONDS
+        self,
+        port: int,
+        pool: Pool,
+        meter: Meter,
+        timeout: float,
+        *,
+        hold: float = HOLD_SECONDS,
+        host: str = "127.0.0.1",
+        unmetered: frozenset[str] = frozenset(),
     ) -> None:
         self.pool, self.meter, self.upstream_timeout = pool, meter, timeout
         self.hold = hold
         """How long a request waits for a ready replica before it is answered 503."""
         self.max_batch_size: int | None = None
-        super().__init__(("127.0.0.1", port), _Handler)
+        self.unmetered = unmetered
+        """Paths forwarded but not measured (a kubelet's readiness probe as a sidecar)."""
+        super().__init__((host, port), _Handler)
 
 
 class Headers:
@@ -322,7 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             code, reply, kind = self._send(body, headers)
         self._reply(code, reply, kind)
-        self.server.meter.record(time.perf_counter() - started, code)
+        if self.path not in self.server.unmetered:
+            self.server.meter.record(time.perf_counter() - started, code)
 
     def _send(self, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, bytes, str]:
         """The first answer of a ready replica. While none is ready (a replica restarting,
