@@ -10,11 +10,14 @@ registration are the local plane's own code (:mod:`agent.runtimes.local.models.r
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -27,8 +30,11 @@ from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
 from agent.runtimes.kubernetes import models, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.models import BuildError, Models
+from ledger import envelope
 from schemas import signed
 from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, RUN_ID, TARGET, command
+from tests.clock import Running
+from tests.conftest import FIXTURES, commit_all, init_repo
 from tests.kubeapi.server import KubeApiDouble
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -347,3 +353,75 @@ def test_a_job_reads_as_complete_failed_or_running() -> None:
     }
     assert models.failed_container(pod) == ("source", "exit 1: tree differs")
     assert models.failed_container({}) == ("run", "")
+
+
+def signed_at(project: str, tree: str, **spec: object) -> signed.Command:
+    """A build command for fixture ``project`` whose inputs name its real git ``tree``."""
+    body = {
+        "apiVersion": "gitplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "churn"},
+        "spec": {"version": "1.0.0", "source": {"project": {"path": project}}, **spec},
+        "inputs": {project: tree},
+    }
+    text = json.dumps(body, sort_keys=True)
+    return signed.Command(
+        id="Model/churn",
+        action="build",
+        kind="Model",
+        name="churn",
+        spec=text,
+        digest=envelope.digest(text.encode()),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tampered", [False, True], ids=["built", "tree-differs"])
+def test_a_real_build_job_fetches_checks_runs_and_registers(
+    tmp_path: Path, tracking: str, tampered: bool
+) -> None:
+    """Kubelet mode: the Job's init container fetches the project from a real repository
+    (``file://``) at the spec commit and checks its tree; ``mlflow run`` logs a model into
+    the agent's run; the agent scans and registers it. A tree other than the signed one
+    runs nothing."""
+    specs = init_repo(tmp_path / "specs")
+    shutil.copytree(FIXTURES / "projects" / "regressor", specs / "projects" / "regressor")
+    commit = commit_all(specs)
+    tree = subprocess.run(
+        ["git", "-C", str(specs), "rev-parse", f"{commit}:projects/regressor"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    made = signed_at("projects/regressor", "0" * 40 if tampered else tree, flavor="sklearn")
+    double = KubeApiDouble(kubelet=True, clock=Running(NOW), kubelet_root=tmp_path / "node")
+    with double:
+        double.step_every(0.05)  # the controllers and the kubelet, on their own thread
+        api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+        target = render.Target(
+            **{
+                **TARGET.__dict__,
+                "tracking_uri": tracking,
+                "repo_url": specs.as_uri(),
+                "source_secret": None,
+            }
+        )
+        plane = Models(Cluster(api, TARGET.namespace), target, artifacts=tmp_path / "art")
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        apply = partial(plane.apply, made, ApplyContext(commit, scratch, now=NOW))
+        if tampered:
+            with pytest.raises(BuildError, match="refusing to run it") as refused:
+                apply()
+            assert "container source (exit 1" in str(refused.value)
+            return
+        done = apply()
+    assert done.phase == "Ready", done.message
+    version = MlflowClient(tracking).get_model_version("churn", "1")
+    assert version.tags["gitplane.source_commit"] == commit
+    assert version.tags["gitplane.spec_digest"] == made.digest
+    assert version.tags["gitplane.scan"] == "passed"
+    run = MlflowClient(tracking).get_run(str(done.observed["runId"]))
+    assert run.data.params["noise"] == "0.859"  # the project ran in the agent's run
+    assert run.info.status == "FINISHED"
