@@ -27,7 +27,7 @@ from kubernetes import client, config
 from mlflow.tracking import MlflowClient
 
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
-from agent.runtimes.kubernetes import models, render
+from agent.runtimes.kubernetes import KubernetesRuntime, models, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.models import BuildError, Models
 from ledger import envelope
@@ -200,9 +200,22 @@ def test_a_version_registered_for_the_digest_is_reused_without_a_job(
     assert len(job_posts(double)) == sent == 1
 
 
+@pytest.fixture
+def watched(plane: Models) -> Iterator[Models]:
+    """The plane's Models as KubernetesRuntime makes them: reading Jobs from its watches."""
+    runtime = KubernetesRuntime(plane.cluster, plane.target, state_dir=plane.artifacts)
+    assert runtime.inventory.wait_synced(10)
+    runtime.models.poll = 0.02
+    yield runtime.models
+    runtime.close()
+
+
 def test_a_failed_job_is_a_failed_run_with_the_cause(
-    double: KubeApiDouble, plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+    double: KubeApiDouble, watched: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
 ) -> None:
+    """Then the retry: its Job has the failed one's name, which the watch cache may still
+    hold; only the new Job's own end counts."""
+    plane = watched
     pod = kubelet.start(fail=True)
     with pytest.raises(BuildError, match=r"failed: BackoffLimitExceeded") as failed:
         plane.apply(command("models/churn.yaml"), context(tmp_path))

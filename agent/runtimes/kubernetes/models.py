@@ -176,8 +176,8 @@ class Models:
         context.progress.step(f"building {command.name} {spec.version} in Job {name}")
         self.delete(command)  # an earlier attempt's Job: a Job's pod template is immutable
         try:
-            self.cluster.apply(job)
-            self._follow(name, job, context)
+            uid = self.cluster.apply(job)["metadata"]["uid"]
+            self._follow(job, uid, context)
         except (BuildError, ClusterError) as exc:
             _mlflow.end_run(tracking, run_id, getattr(exc, "ended", "FAILED"))
             raise
@@ -188,21 +188,21 @@ class Models:
         _mlflow.end_run(tracking, run_id, "FINISHED")  # `mlflow run` ended it already
         return run_id
 
-    def _follow(self, name: str, job: Manifest, context: ApplyContext) -> None:
-        """Until the Job completes; :class:`BuildError` when it fails, vanishes or overruns."""
+    def _follow(self, job: Manifest, uid: str, context: ApplyContext) -> None:
+        """Until the Job ``uid`` completes; :class:`BuildError` when it fails, vanishes or
+        overruns."""
+        name = job["metadata"]["name"]
         deadline = self.clock() + job["spec"]["activeDeadlineSeconds"] + GRACE
-        seen = False
         while True:
-            live = self._read(name)
-            if live is None and seen:
+            live = self._read(name, uid)
+            if live is None:
                 raise BuildError(f"the build Job {name} was deleted before it finished")
-            seen = seen or live is not None
-            phase, why = outcome(live or {})
+            phase, why = outcome(live)
             if phase == "Complete":
                 return
             if phase == "Failed":
                 ended = "KILLED" if why.startswith("DeadlineExceeded") else "FAILED"
-                raise BuildError(self._cause(name, why), ended=ended)
+                raise BuildError(self._cause(job, why), ended=ended)
             if self.clock() > deadline:
                 self._stop(name)
                 timeout = job["spec"]["activeDeadlineSeconds"]
@@ -213,22 +213,24 @@ class Models:
                 context.cancel.check()
 
     def _stop(self, name: str) -> None:
-        with contextlib.suppress(
-            ClusterError
-        ):  # the run still ends KILLED; the Job's deadline ends it
+        # unreachable: the run still ends KILLED, and the Job's own deadline ends it
+        with contextlib.suppress(ClusterError):
             self.cluster.delete("batch/v1", "Job", name)
 
-    def _read(self, name: str) -> Manifest | None:
+    def _read(self, name: str, uid: str) -> Manifest | None:
+        """The Job ``uid`` from the watch cache once it shows it (a GET until then: the
+        cache may still hold an earlier attempt of the same name); None once it is gone."""
         if self.inventory is not None and self.inventory.synced:
             cached = self.inventory.get("batch/v1", "Job", name)
-            if cached is not None:
+            if cached is not None and cached["metadata"].get("uid") == uid:
                 return cached
-        return self.cluster.get("batch/v1", "Job", name)
+        live = self.cluster.get("batch/v1", "Job", name)
+        return live if live is not None and live["metadata"].get("uid") == uid else None
 
-    def _cause(self, name: str, why: str) -> str:
+    def _cause(self, job: Manifest, why: str) -> str:
         """The Job's reason, and what its failed pod's failed container said last."""
-        said = [f"the build Job {name} failed: {why}"]
-        for pod in self._pods(name):
+        said = [f"the build Job {job['metadata']['name']} failed: {why}"]
+        for pod in self._pods(job):
             container, ended = failed_container(pod)
             pod_name = pod["metadata"]["name"]
             said.append(f"pod {pod_name}, container {container} ({ended or 'no exit status'}):")
@@ -239,9 +241,9 @@ class Models:
             said.append(tail.strip() or "(its log is empty)")
         return "\n".join(said)
 
-    def _pods(self, name: str) -> list[Manifest]:
-        """The Job's failed pods (owned by it), the latest attempt last."""
-        selector = {render.MANAGED_BY: "gitplane", render.PLANE: self.target.plane}
+    def _pods(self, job: Manifest) -> list[Manifest]:
+        """The Job's last failed pod (found by its template's labels, owned by it)."""
+        name, selector = job["metadata"]["name"], job["spec"]["template"]["metadata"]["labels"]
         pods = [
             p
             for p in self.cluster.select("v1", "Pod", selector)
