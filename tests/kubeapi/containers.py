@@ -204,3 +204,35 @@ def _status(name: str, image: str, state: Json, *, started: bool) -> Json:
         "started": started,
         "state": state,
     }
+
+
+def pod_conditions(status: Json, *, now: str) -> list[Json]:
+    """The pod's conditions from its phase and containers' states (no probes: a running
+    container is ready); ``lastTransitionTime`` moves only when a condition's status does."""
+    before = {c["type"]: c for c in status.get("conditions", [])}
+    init = status.get("initContainerStatuses", [])
+    initialized = all(c["state"].get("terminated", {}).get("exitCode") == 0 for c in init)
+    running = any("running" in c["state"] for c in status.get("containerStatuses", []))
+    ended = status.get("phase") in {"Succeeded", "Failed"}
+    not_ready = "PodCompleted" if ended else "ContainersNotReady"
+    wanted = [
+        ("PodScheduled", True, ""),
+        ("Initialized", initialized, "" if initialized else "ContainersNotInitialized"),
+        ("ContainersReady", running, "" if running else not_ready),
+        ("Ready", running, "" if running else not_ready),
+    ]
+    return [
+        _condition(before.get(kind), kind, value, reason, now) for kind, value, reason in wanted
+    ]
+
+
+def _condition(old: Json | None, kind: str, value: bool, reason: str, now: str) -> Json:
+    text = "True" if value else "False"
+    kept = old is not None and old["status"] == text
+    made: Json = {
+        "type": kind,
+        "status": text,
+        "lastProbeTime": None,
+        "lastTransitionTime": old["lastTransitionTime"] if old is not None and kept else now,
+    }
+    return {**made, **({"reason": reason} if reason else {})}

@@ -253,6 +253,7 @@ class PodRun:
     def _report(self) -> None:
         """Write the pod's status as the kubelet does; a pod deleted meanwhile is let be."""
         api = self.kubelet.api
+        self.status["conditions"] = containers.pod_conditions(self.status, now=self._now())
         with api.store.lock:
             if self.cancel.is_set():
                 return

@@ -158,6 +158,9 @@ def test_a_pod_that_exits_0_completes_its_job_after_its_init_container(
     assert (state.state.terminated.exit_code, state.state.terminated.reason) == (0, "Completed")
     (init,) = pod.status.init_container_statuses
     assert init.state.terminated.exit_code == 0
+    ready = {c.type: (c.status, c.reason) for c in pod.status.conditions}
+    assert ready["Ready"] == ("False", "PodCompleted")
+    assert ready["Initialized"] == ("True", None)
 
 
 def test_an_exit_code_fails_the_pod_with_its_termination_message_until_the_backoff_limit(
@@ -486,3 +489,21 @@ def test_with_its_controllers_stepping_on_their_own_a_job_just_runs(tmp_path: Pa
 def _finished(batch: client.BatchV1Api, name: str) -> client.V1Job | None:
     found = batch.read_namespaced_job(name, NS)
     return found if finished(found) else None
+
+
+def test_without_the_kubelet_nothing_runs_and_logs_are_empty(tmp_path: Path) -> None:
+    """The simulated mode stays the default: pods are only status, pods stay read-only."""
+    made = tmp_path / "never"
+    with KubeApiDouble() as double:
+        api_client = config.new_client_from_config(
+            config_file=str(double.write_kubeconfig(tmp_path / "kubeconfig"))
+        )
+        with api_client:
+            world = World(double, api_client)
+            done = world.run("simulated", containers=[python(f"open({str(made)!r}, 'w')")])
+            (pod,) = world.pods("simulated")
+            assert world.core.read_namespaced_pod_log(pod.metadata.name, NS) == ""
+            with pytest.raises(client.ApiException) as refused:
+                world.core.delete_namespaced_pod(pod.metadata.name, NS)
+    assert reason(done) == ("Complete", "CompletionsReached")
+    assert (double.node, made.exists(), refused.value.status) == (None, False, 405)

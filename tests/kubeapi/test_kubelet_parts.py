@@ -49,6 +49,52 @@ def test_the_working_directory_is_never_outside_the_kubelets_root(
     assert containers.working_dir(asked, MOUNTS, Path("/pod/rootfs")) == expected
 
 
+def state(kind: str, code: int = 0) -> dict[str, Any]:
+    inner = {"exitCode": code} if kind == "terminated" else {}
+    return {"name": "c", "state": {kind: inner}}
+
+
+CONDITIONS = {
+    "initializing": (
+        {"phase": "Pending", "initContainerStatuses": [state("running")]},
+        {"Initialized": "ContainersNotInitialized", "Ready": "ContainersNotReady"},
+    ),
+    "running": (
+        {"phase": "Running", "initContainerStatuses": [state("terminated")]}
+        | {"containerStatuses": [state("running")]},
+        {"Initialized": "", "Ready": ""},
+    ),
+    "completed": (
+        {"phase": "Succeeded", "containerStatuses": [state("terminated")]},
+        {"Initialized": "", "Ready": "PodCompleted"},
+    ),
+}
+
+
+@pytest.mark.parametrize(("status", "expected"), CONDITIONS.values(), ids=CONDITIONS.keys())
+def test_a_pods_conditions_follow_its_containers(
+    status: dict[str, Any], expected: dict[str, str]
+) -> None:
+    made = {c["type"]: c.get("reason", "") for c in containers.pod_conditions(status, now="t")}
+    assert {k: made[k] for k in expected} == expected
+    assert made["PodScheduled"] == ""
+
+
+def test_a_conditions_transition_time_moves_only_with_its_status() -> None:
+    running = {"phase": "Running", "containerStatuses": [state("running")]}
+    first = containers.pod_conditions(running, now="t1")
+    again = containers.pod_conditions({**running, "conditions": first}, now="t2")
+    ended = {"phase": "Succeeded", "containerStatuses": [state("terminated")], "conditions": again}
+    last = {c["type"]: c["lastTransitionTime"] for c in containers.pod_conditions(ended, now="t3")}
+    assert {c["lastTransitionTime"] for c in again} == {"t1"}
+    assert last == {
+        "PodScheduled": "t1",
+        "Initialized": "t1",
+        "ContainersReady": "t3",
+        "Ready": "t3",
+    }
+
+
 LOG = b"".join(f"line {i}\n".encode() for i in range(100))
 MESSAGES = {
     "the-file": (b"bad input", LOG, 3, "File", "bad input"),
