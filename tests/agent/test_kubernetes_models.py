@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -100,6 +100,21 @@ def log_model(tracking: str, run_id: str, *, accuracy: float) -> None:
         warnings.simplefilter("ignore")  # MLflow's own advice on type hints, not the test's
         mlflow.log_metric("accuracy", accuracy)
         mlflow.sklearn.log_model(fitted, name="model")  # type: ignore[attr-defined]
+
+
+def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """``work`` started on a thread (as the agent applies), and what it raised once joined."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, raised
 
 
 class Kubelet:
@@ -236,16 +251,9 @@ def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
     tmp_path: Path,
 ) -> None:
     cancel = CancelToken()
-    raised: list[BaseException] = []
-
-    def apply() -> None:
-        try:
-            plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
-        except BaseException as exc:
-            raised.append(exc)
-
-    agent = threading.Thread(target=apply)
-    agent.start()
+    agent, raised = in_thread(
+        lambda: plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
+    )
     job = wait_for_job(cluster)
     cancel.cancel("a newer command superseded it")
     agent.join()
@@ -438,3 +446,32 @@ def test_a_real_build_job_fetches_checks_runs_and_registers(
     run = MlflowClient(tracking).get_run(str(done.observed["runId"]))
     assert run.data.params["noise"] == "0.859"  # the project ran in the agent's run
     assert run.info.status == "FINISHED"
+
+
+def test_a_build_pod_that_cannot_start_is_said_in_the_progress(
+    tmp_path: Path, tracking: str
+) -> None:
+    """Kubelet mode: the source Secret the plane names is missing, so the init container
+    waits (``CreateContainerConfigError``, retried by the kubelet as on a cluster, never a
+    failure); the apply says so while it waits, and a cancel ends it."""
+    double = KubeApiDouble(kubelet=True, clock=Running(NOW), kubelet_root=tmp_path / "node")
+    with double:
+        double.step_every(0.05)
+        api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+        target = render.Target(**{**TARGET.__dict__, "tracking_uri": tracking})
+        plane = Models(Cluster(api, TARGET.namespace), target, poll=0.02, look_every=0.1)
+        doing = context(tmp_path)
+        agent, raised = in_thread(lambda: plane.apply(command("models/churn.yaml"), doing))
+        said = ""
+        for _ in range(500):
+            said = doing.progress.now()[0]
+            if "waits" in said:
+                break
+            time.sleep(0.02)
+        doing.cancel.cancel("enough")
+        agent.join()
+    assert [type(e) for e in raised] == [CancelledError]
+    assert said.startswith("building churn 1.2.0 in Job churn-build-")
+    assert "container source waits (CreateContainerConfigError: " in said
+    assert "specs-read-token" in said

@@ -49,6 +49,10 @@ GRACE = 60.0
 """Seconds past ``activeDeadlineSeconds`` the agent waits for the Job controller to say so."""
 LOG_LINES = 20
 """How much of the failed container's log the status carries."""
+LOOK_EVERY = 10.0
+"""Seconds between two looks at a running build's pods, for one that cannot start."""
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+"""Why a container waits while all is well; any other reason is said in the progress."""
 OWNED = (("batch/v1", "Job"),)
 """The kinds a Model command makes: what delete looks through."""
 
@@ -73,6 +77,7 @@ class Models:
         artifacts: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll: float = POLL,
+        look_every: float = LOOK_EVERY,
         inventory: Inventory | None = None,
     ) -> None:
         self.cluster = cluster
@@ -81,6 +86,7 @@ class Models:
         """Where new build experiments keep artifacts when the tracking URI is not a server."""
         self.clock = clock
         self.poll = poll
+        self.look_every = look_every
         self.inventory = inventory
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
@@ -193,6 +199,8 @@ class Models:
         overruns."""
         name = job["metadata"]["name"]
         deadline = self.clock() + job["spec"]["activeDeadlineSeconds"] + GRACE
+        look = self.clock() + self.look_every
+        doing = context.progress.now()[0]
         while True:
             live = self._read(name, uid)
             if live is None:
@@ -209,6 +217,10 @@ class Models:
                 raise BuildError(
                     f"the build Job {name} ran past its {timeout}s timeout", ended="KILLED"
                 )
+            if self.clock() >= look:
+                look = self.clock() + self.look_every
+                stuck = "; ".join(filter(None, map(waiting, self._pods(job, "Pending"))))
+                context.progress.step(f"{doing}: {stuck}" if stuck else doing)
             if context.cancel.wait(self.poll):
                 context.cancel.check()
 
@@ -230,7 +242,7 @@ class Models:
     def _cause(self, job: Manifest, why: str) -> str:
         """The Job's reason, and what its failed pod's failed container said last."""
         said = [f"the build Job {job['metadata']['name']} failed: {why}"]
-        for pod in self._pods(job):
+        for pod in self._pods(job, "Failed")[-1:]:
             container, ended = failed_container(pod)
             pod_name = pod["metadata"]["name"]
             said.append(f"pod {pod_name}, container {container} ({ended or 'no exit status'}):")
@@ -241,16 +253,17 @@ class Models:
             said.append(tail.strip() or "(its log is empty)")
         return "\n".join(said)
 
-    def _pods(self, job: Manifest) -> list[Manifest]:
-        """The Job's last failed pod (found by its template's labels, owned by it)."""
+    def _pods(self, job: Manifest, phase: str) -> list[Manifest]:
+        """The Job's pods in ``phase`` (found by its template's labels, owned by it), the
+        latest last."""
         name, selector = job["metadata"]["name"], job["spec"]["template"]["metadata"]["labels"]
         pods = [
             p
             for p in self.cluster.select("v1", "Pod", selector)
             if any(o.get("name") == name for o in p["metadata"].get("ownerReferences") or [])
-            and (p.get("status") or {}).get("phase") == "Failed"
+            and (p.get("status") or {}).get("phase") == phase
         ]
-        return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[-1:]
+        return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
 
 
 def outcome(job: Manifest) -> tuple[str, str]:
@@ -281,3 +294,19 @@ def failed_container(pod: Manifest) -> tuple[str, str]:
             message = (ended.get("message") or "").strip()
             return str(found.get("name") or "run"), f"{how}: {message}" if message else how
     return "run", ""
+
+
+def waiting(pod: Manifest) -> str:
+    """Why a pod's container cannot start (a Secret missing, an image not pulled), or ``""``
+    while it starts as it should (pure)."""
+    status = pod.get("status") or {}
+    for found in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        held = (found.get("state") or {}).get("waiting") or {}
+        reason = held.get("reason") or ""
+        if reason and reason not in STARTING:
+            said = f"{reason}: {held['message']}" if held.get("message") else reason
+            return f"pod {pod['metadata']['name']} container {found.get('name')} waits ({said})"
+    return ""
