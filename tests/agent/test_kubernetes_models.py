@@ -9,6 +9,7 @@ registration are the local plane's own code (:mod:`agent.runtimes.local.models.r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -376,6 +377,19 @@ def test_a_job_reads_as_complete_failed_or_running() -> None:
     assert models.failed_container({}) == ("run", "")
 
 
+@contextlib.contextmanager
+def on_a_node(tmp_path: Path, **target: object) -> Iterator[Models]:
+    """Models on the double in kubelet mode (Job pods run as local processes, on a clock
+    running in real time from the test's now), with ``target``'s fields set."""
+    double = KubeApiDouble(kubelet=True, clock=Running(NOW), kubelet_root=tmp_path / "node")
+    with double:
+        double.step_every(0.05)  # the controllers and the kubelet, on their own thread
+        api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+        where = render.Target(**{**TARGET.__dict__, **target})
+        yield Models(Cluster(api, TARGET.namespace), where, artifacts=tmp_path / "art")
+
+
 def signed_at(project: str, tree: str, **spec: object) -> signed.Command:
     """A build command for fixture ``project`` whose inputs name its real git ``tree``."""
     body = {
@@ -415,20 +429,8 @@ def test_a_real_build_job_fetches_checks_runs_and_registers(
         check=True,
     ).stdout.strip()
     made = signed_at("projects/regressor", "0" * 40 if tampered else tree, flavor="sklearn")
-    double = KubeApiDouble(kubelet=True, clock=Running(NOW), kubelet_root=tmp_path / "node")
-    with double:
-        double.step_every(0.05)  # the controllers and the kubelet, on their own thread
-        api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-        target = render.Target(
-            **{
-                **TARGET.__dict__,
-                "tracking_uri": tracking,
-                "repo_url": specs.as_uri(),
-                "source_secret": None,
-            }
-        )
-        plane = Models(Cluster(api, TARGET.namespace), target, artifacts=tmp_path / "art")
+    where = {"tracking_uri": tracking, "repo_url": specs.as_uri(), "source_secret": None}
+    with on_a_node(tmp_path, **where) as plane:
         scratch = tmp_path / "scratch"
         scratch.mkdir()
         apply = partial(plane.apply, made, ApplyContext(commit, scratch, now=NOW))
@@ -436,6 +438,7 @@ def test_a_real_build_job_fetches_checks_runs_and_registers(
             with pytest.raises(BuildError, match="refusing to run it") as refused:
                 apply()
             assert "container source (exit 1" in str(refused.value)
+            assert MlflowClient(tracking).search_model_versions("name = 'churn'") == []
             return
         done = apply()
     assert done.phase == "Ready", done.message
@@ -454,13 +457,8 @@ def test_a_build_pod_that_cannot_start_is_said_in_the_progress(
     """Kubelet mode: the source Secret the plane names is missing, so the init container
     waits (``CreateContainerConfigError``, retried by the kubelet as on a cluster, never a
     failure); the apply says so while it waits, and a cancel ends it."""
-    double = KubeApiDouble(kubelet=True, clock=Running(NOW), kubelet_root=tmp_path / "node")
-    with double:
-        double.step_every(0.05)
-        api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-        target = render.Target(**{**TARGET.__dict__, "tracking_uri": tracking})
-        plane = Models(Cluster(api, TARGET.namespace), target, poll=0.02, look_every=0.1)
+    with on_a_node(tmp_path, tracking_uri=tracking) as plane:
+        plane.poll, plane.look_every = 0.02, 0.1
         doing = context(tmp_path)
         agent, raised = in_thread(lambda: plane.apply(command("models/churn.yaml"), doing))
         said = ""
