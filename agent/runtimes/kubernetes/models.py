@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from agent.runtimes.base import ApplyContext
@@ -33,7 +34,7 @@ from agent.runtimes.kubernetes import render
 from agent.runtimes.kubernetes.cluster import Cluster, ClusterError, Manifest
 from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.local import _mlflow
-from agent.runtimes.local.models import registration
+from agent.runtimes.local.models import OBSERVE_SECONDS, registration
 from schemas import commands, signed
 from schemas.common import ProjectRef
 from schemas.errors import GitplaneError
@@ -88,6 +89,8 @@ class Models:
         self.poll = poll
         self.look_every = look_every
         self.inventory = inventory
+        self._checked: dict[str, datetime] = {}
+        """When each model's aliases were last looked at (on the agent's clock)."""
 
     def apply(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
         """Build (or import), scan and register the model the command describes."""
@@ -119,9 +122,14 @@ class Models:
     def observe(
         self, command: signed.Command, last: signed.ResourceStatus, context: ApplyContext
     ) -> signed.ResourceStatus:
-        """Alias drift in the registry, healed or reported as on the local plane."""
-        if last.phase != "Ready":
+        """Alias drift in the registry, healed or reported as on the local plane (and as
+        often: once per ``OBSERVE_SECONDS`` per model)."""
+        checked = self._checked.get(command.name)
+        if last.phase != "Ready" or (
+            checked is not None and (context.now - checked).total_seconds() < OBSERVE_SECONDS
+        ):
             return last
+        self._checked[command.name] = context.now
         spec = commands.read(command, commands.ModelCommand).spec
         return registration.aliases(
             spec,

@@ -171,6 +171,7 @@ def observe(
 
 
 OBSERVE_SECONDS = 60.0
+"""How often a plane looks at a ``Ready`` model's aliases in the registry (every plane)."""
 _checked: dict[tuple[Path, str], datetime] = {}
 
 
@@ -190,6 +191,7 @@ def delete(command: signed.Command, env: LocalEnv) -> None:
 
 
 __all__ = [
+    "OBSERVE_SECONDS",
     "TAG_DIGEST",
     "TAG_ENV_MANAGER",
     "apply",
