@@ -314,6 +314,15 @@ def test_moved_aliases_are_drift_healed_or_reported(
     assert str(alias.version) == "1"
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        ({"envManager": "conda"}, None, "envManager 'conda' is not offered"),
+        ({"envManager": "virtualenv"}, None, "envManager 'virtualenv' is not offered"),
+        ({}, "repo_url", "cannot build without the repository's URL"),
+    ],
+    ids=["conda", "virtualenv", "no-repository"],
+)
 def test_what_the_plane_cannot_build_is_blocked_and_sends_nothing(
     double: KubeApiDouble,
     plane: Models,
