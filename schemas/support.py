@@ -187,13 +187,6 @@ TABLE: tuple[Unsupported, ...] = (
         )
         for name in _KUBERNETES
     ),
-    Unsupported(
-        "kubernetes",
-        "DataPlane",
-        "spec.runtime",
-        "the kubernetes runtime runs Deployments, FeatureSets and DAGs so far: a Model "
-        "issued to this plane is reported Failed by its agent (not built there yet)",
-    ),
 )
 """Every field a runtime does not enforce as written."""
 

@@ -52,14 +52,19 @@ def for_config(config: AgentConfig, repo: gitrepo.GitRepo) -> Runtime:
                 )
             )
         case KubernetesRuntimeConfig() as kubernetes:
-            from agent.runtimes.kubernetes import KubernetesRuntime, connect  # noqa: PLC0415 - an extra
+            from agent.runtimes.kubernetes import (  # noqa: PLC0415 - an extra
+                KubernetesRuntime,
+                connect,
+                kinds_with_state,
+            )
 
             try:
                 reach = connect.connector(kubernetes.kubeconfig)
             except connect.ConnectError as exc:
                 raise UsageError(str(exc)) from None
             settings = Journal.load(config.state_dir / "journal.json").kubernetes
-            return KubernetesRuntime(reach, config.plane, settings=settings)
+            kinds = kinds_with_state(config.state_dir)
+            return KubernetesRuntime(reach, config.plane, settings=settings, kinds=kinds)
 
 
 def renderer(config: AgentConfig) -> Renderer:

@@ -169,19 +169,15 @@ def test_fields_nothing_enforces_are_warned_about_where_they_are_set(
         + agent_config,
         f"warning: {example_repo}/planes/local-dev.yaml:17:27: spec.local.ports.end: "
         + agent_config,
-        f"warning: {example_repo}/planes/prod.yaml:9:3: spec.runtime: the kubernetes runtime "
-        "runs Deployments, FeatureSets and DAGs so far: a Model issued to this plane is "
-        "reported Failed by its agent (not built there yet) (planes: prod-eu)",
     ]
     body = json.loads(run(gitplane_bin, "validate", str(example_repo), "-o", "json").stdout)
-    assert body["valid"] is True and len(body["warnings"]) == 5
+    assert body["valid"] is True and len(body["warnings"]) == 4
     planned = run(gitplane_bin, "plan", str(example_repo), "-o", "json")
     assert [w["path"] for w in json.loads(planned.stdout)["warnings"]] == [
         "spec.rollout.autoRollback",
         "spec.backfill.parallelism",
         "spec.local.ports.start",
         "spec.local.ports.end",
-        "spec.runtime",
     ]
 
 

@@ -35,7 +35,14 @@ def _status(
     )
 
 
+def _retry_backoff_on_prod(repo: Path) -> None:
+    """The DAG on the kubernetes plane too: its steps' retry backoff is not applied there."""
+    dag = repo / "dags" / "churn-batch.yaml"
+    dag.write_text(dag.read_text().replace("matchLabels: {env: dev}", "matchLabels: {}"))
+
+
 def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -> None:  # noqa: F811
+    world.change("the DAG on every plane", _retry_backoff_on_prod)
     reconciler = reconciling.Reconciler(world.settings())
     reconciler.reconcile(NOW)
     TestAgent(world, "local-dev").sync()
@@ -57,9 +64,9 @@ def test_status_shows_each_plane_and_resource(gitplane_bin: str, world: World) -
     assert deployment["message"] == "issued in #2; the plane has applied #1"
     assert prod["reportedAt"] is None
     assert prod["flags"] == ["no signed status report yet: is its agent running?"]
-    assert [w["path"] for w in body["specWarnings"]] == ["spec.runtime"]
+    assert [w["path"] for w in body["specWarnings"]] == ["spec.steps[1].retry.backoff"]
     assert "warning: " in done.stderr
-    assert "spec.runtime: the kubernetes runtime runs Deployments, FeatureSets" in done.stderr
+    assert "a Job has no field for it (planes: prod-eu)" in done.stderr
 
 
 def test_status_text_fits_100_columns_and_filters_planes(gitplane_bin: str, world: World) -> None:  # noqa: F811

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from schemas import support
 from schemas.parse import parse_spec
+from tests.conftest import EXAMPLE_REPO
 
 PLANE = """apiVersion: gitplane.dev/v1alpha1
 kind: DataPlane
@@ -82,3 +84,20 @@ def test_a_wrong_setting_is_refused_at_its_place(old: str, new: str, says: str) 
     parsed = parse_spec("prod.yaml", PLANE.replace(old, new).encode())
     assert parsed.document is None
     assert str(parsed.problems[0]).startswith(says), str(parsed.problems[0])
+
+
+@pytest.mark.effect("DataPlane", "spec.runtime")
+@pytest.mark.parametrize(("runtime", "warned"), [("local", False), ("kubernetes", True)])
+def test_the_runtime_decides_which_fields_are_warned_about(runtime: str, warned: bool) -> None:
+    """A step's retry backoff is applied by the local runtime and not by the kubernetes one
+    (a Job has no field for it): the same DAG is warned about only on a kubernetes plane."""
+    plane = parse_spec(
+        "plane.yaml",
+        f"apiVersion: gitplane.dev/v1alpha1\nkind: DataPlane\n"
+        f"metadata: {{name: p, labels: {{env: dev}}}}\nspec: {{runtime: {runtime}}}\n".encode(),
+    ).document
+    dag = parse_spec("dag.yaml", (EXAMPLE_REPO / "dags" / "churn-batch.yaml").read_bytes()).document
+    assert plane is not None and dag is not None
+    files = [("plane.yaml", plane), ("dag.yaml", dag)]
+    found = [str(f.message) for _, f in support.warnings(files)]
+    assert any("retry" in m or "a Job has no field" in m for m in found) is warned, found

@@ -4,9 +4,9 @@ Only this package imports the official ``kubernetes`` client (an import-linter c
 It renders what a plane applies (:mod:`.render`), reaches the cluster through
 :mod:`.cluster`, observes it through watches (:mod:`.inventory`), and so far runs
 Deployments (:mod:`.deployments`, autoscaled as :mod:`.scalers` chooses: KEDA when the
-cluster serves it, found by discovery when the runtime connects), feature sets
-(:mod:`.features`) and DAGs (:mod:`.dags`); models come next, and until they do the runtime
-declares that it does not run them.
+cluster serves it, found by discovery when the runtime connects), Models
+(:mod:`.models`: a build Job, then the local plane's own scan, gates and registration),
+feature sets (:mod:`.features`) and DAGs (:mod:`.dags`).
 
 Where and with what images objects run is the plane's signed ``spec.kubernetes`` (ADR
 0016), handed in with every apply and observation (``ApplyContext.kubernetes``). The
@@ -18,13 +18,15 @@ connection, watches and kind handlers; until a bundle carried them, every comman
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import dags, deployments, features, render
+from agent.runtimes.kubernetes import dags, deployments, features, models, render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.kubernetes.connect import Connect
 from agent.runtimes.kubernetes.inventory import Inventory
@@ -79,10 +81,20 @@ KINDS: dict[str, Kind] = {
         lambda target: deployments.owned(keda=target.keda),
         render.deployment,
     ),
+    "Model": Kind(models.Models, lambda _: models.OWNED, None),
     "FeatureSet": Kind(features.FeatureSets, lambda _: features.OWNED, None),
     "DAG": Kind(dags.Dags, lambda _: dags.OWNED, None),
 }
 """The kinds the runtime runs, by command kind."""
+
+
+def kinds_with_state(state_dir: Path, kinds: Mapping[str, Kind] = KINDS) -> dict[str, Kind]:
+    """``kinds`` whose model builds keep their MLflow experiments' artifacts under
+    ``<state_dir>/mlartifacts`` when the tracking URI is a store rather than a server (a
+    server keeps its own; the agent's tests use a SQLite store)."""
+    model = kinds["Model"]
+    builds = functools.partial(models.Models, artifacts=state_dir / "mlartifacts")
+    return {**kinds, "Model": dataclasses.replace(model, handler=builds)}
 
 
 @dataclass
@@ -104,8 +116,8 @@ class KubernetesRuntime:
     jobs: frozenset[str] = frozenset({"DAG"})
     """Kinds whose apply takes as long as its run: the agent's jobs thread applies them (a
     feature set's schedule is its CronJob's: observing it is quick)."""
-    capabilities = Capabilities(env_managers=frozenset({"local"}), enforces_resources=True)
-    retried = frozenset({"Deployment"})
+    capabilities = Capabilities(env_managers=models.BUILD_ENV_MANAGERS, enforces_resources=True)
+    retried = frozenset({"Deployment", "Model"})
 
     def __init__(
         self,
@@ -233,4 +245,4 @@ def _blocked(command: signed.Command, why: str) -> signed.ResourceStatus:
     )
 
 
-__all__ = ["KINDS", "Cluster", "Kind", "KubernetesRuntime", "Target"]
+__all__ = ["KINDS", "Cluster", "Kind", "KubernetesRuntime", "Target", "kinds_with_state"]

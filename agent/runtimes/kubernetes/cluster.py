@@ -157,20 +157,6 @@ class Cluster:
         """``a=b,c=d``: a label selector as the API takes it."""
         return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
-    def log(self, pod: str, container: str, tail_lines: int) -> str:
-        """The last ``tail_lines`` lines a pod's container printed."""
-        method = client.CoreV1Api(self.api).read_namespaced_pod_log
-        try:
-            response: Any = method(
-                pod, self.namespace, container=container, tail_lines=tail_lines,
-                _preload_content=False,
-            )  # fmt: skip
-        except ApiException as exc:
-            raise ClusterError(_said(exc), status=exc.status) from None
-        except OSError as exc:
-            raise ClusterError(f"the cluster is unreachable: {exc}") from None
-        return bytes(response.data or b"").decode(errors="replace")
-
     def delete(self, api_version: str, kind: str, name: str) -> None:
         """Delete the object and what it owns (background propagation); gone already is fine."""
         method = self._method({"apiVersion": api_version, "kind": kind}, "delete")
@@ -179,6 +165,22 @@ class Cluster:
         except ClusterError as exc:
             if exc.status != 404:
                 raise
+
+    def pod_log(self, name: str, container: str, *, lines: int) -> str:
+        """The last ``lines`` lines a pod's container wrote (``kubectl logs --tail``)."""
+        try:
+            response: Any = client.CoreV1Api(self.api).read_namespaced_pod_log(
+                name,
+                self.namespace,
+                container=container,
+                tail_lines=lines,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise ClusterError(_said(exc), status=exc.status) from None
+        except OSError as exc:
+            raise ClusterError(f"the cluster is unreachable: {exc}") from None
+        return bytes(response.data).decode(errors="replace")
 
     def serves(self, api_version: str, kind: str) -> bool:
         """Whether the cluster serves ``kind`` (a CRD installed: KEDA's ScaledObject), by

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from agent.runtimes.base import ApplyContext, CancelledError
-from agent.runtimes.kubernetes import render
+from agent.runtimes.kubernetes import models, render
 from agent.runtimes.kubernetes.cluster import Cluster, ClusterError, Manifest
 from agent.runtimes.local import _mlflow
 from agent.runtimes.local.dags import _attempt as _dagattempt
@@ -52,15 +52,7 @@ def job_outcome(live: Manifest) -> tuple[str, frozenset[int], str] | None:
 def failed_container(pod: Manifest) -> str:
     """The container of a failed pod that exited non-zero (an init container that failed
     stops the pod before ``run`` starts); ``run`` when none says so (pure)."""
-    status = pod.get("status") or {}
-    for seen in [
-        *(status.get("initContainerStatuses") or []),
-        *(status.get("containerStatuses") or []),
-    ]:
-        ended = (seen.get("state") or {}).get("terminated") or {}
-        if ended.get("exitCode", 0) != 0:
-            return str(seen["name"])
-    return "run"
+    return models.failed_container(pod)[0]
 
 
 def indexes(text: str) -> frozenset[int]:
@@ -85,7 +77,7 @@ def tail(cluster: Cluster, job: str) -> str:
         return where
     pod = max(failed, key=lambda p: p["metadata"].get("creationTimestamp") or "")
     try:
-        text = cluster.log(pod["metadata"]["name"], failed_container(pod), TAIL_LINES)
+        text = cluster.pod_log(pod["metadata"]["name"], failed_container(pod), lines=TAIL_LINES)
     except ClusterError:
         return where
     return f"log tail:\n{text[-TAIL_CHARS:]}" if text.strip() else where

@@ -84,16 +84,21 @@ class FeatureSets:
                 continue  # a Job's pods cannot change: it runs as it was made
             self.cluster.apply(manifest)
         self._prune(command, objects)
-        return self._follow(command, context)
+        backfills = any(m["kind"] == "Job" for m in objects)
+        return self._follow(command, context, backfills=backfills)
 
-    def _follow(self, command: signed.Command, context: ApplyContext) -> signed.ResourceStatus:
+    def _follow(
+        self, command: signed.Command, context: ApplyContext, *, backfills: bool
+    ) -> signed.ResourceStatus:
         """The status once the backfill Job ended (or its ``timeout`` and a grace passed);
-        at once when there is none."""
+        at once when there is none. A backfill Job just sent may not be in the watch cache
+        yet: until it shows, the feature set is still progressing, not ``Pending``."""
         timeout = parse_duration(commands.read(command, commands.FeatureSetCommand).spec.timeout)
         deadline = self.clock() + timeout + GRACE
         while True:
             seen = self._status(command)
-            if seen.phase != "Progressing" or self.clock() > deadline:
+            waiting = seen.phase == "Progressing" or (backfills and seen.phase == "Pending")
+            if not waiting or self.clock() > deadline:
                 return seen
             if context.cancel.wait(self.poll):
                 context.cancel.check()

@@ -307,15 +307,16 @@ class ProjectEnvironment:
     environments where conda keeps them."""
 
 
-def ensure_experiment(uri: str, name: str, artifacts: Path) -> str:
+def ensure_experiment(uri: str, name: str, artifacts: Path | None) -> str:
     """The id of experiment ``name``: created if missing (restored if deleted). A new
-    experiment keeps its artifacts under ``artifacts`` unless a tracking server stores them."""
+    experiment keeps its artifacts under ``artifacts`` unless a tracking server stores them
+    (or ``artifacts`` is None: where the store puts them by default)."""
     with _tracking(uri) as mlflow:
         client = mlflow.MlflowClient()  # type: ignore[attr-defined]
         found = client.get_experiment_by_name(name)
         if found is None:
             served = uri.split(":", 1)[0] in ("http", "https", "databricks")
-            location = None if served else artifacts.as_uri()
+            location = None if served or artifacts is None else artifacts.as_uri()
             return str(client.create_experiment(name, artifact_location=location))
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
