@@ -321,15 +321,26 @@ def _workers(was: str, now: str) -> Callable[[Path], None]:
 
 
 def _past_the_progress_deadline(story: Story, workers: str) -> None:
-    """Once the double's controller holds the failing template, its clock passes the
-    Deployment's progressDeadlineSeconds (600 s): the rollout is ``ProgressDeadlineExceeded``."""
+    """Once the double's controller is rolling out the failing template (its rollout clock
+    started), move its clock past the Deployment's progressDeadlineSeconds (600 s): the
+    rollout is then ``ProgressDeadlineExceeded``."""
     deadline = time.monotonic() + PATIENCE
-    while _arg(_template(story), "--workers") != workers:
+    while not _rolling(story, workers):
         story.reconciler.reconcile(story.running())
-        assert time.monotonic() < deadline, "the failing template never reached the double"
-        time.sleep(0.3)
-    time.sleep(0.2)  # a controller step starts the rollout's clock
+        assert time.monotonic() < deadline, "the failing rollout never reached the double"
+        time.sleep(0.1)
     story.shifted.advance(601)
+
+
+def _rolling(story: Story, workers: str) -> bool:
+    """The Deployment holds ``workers`` and the controller has seen it, still rolling out."""
+    live = story.apps.read_namespaced_deployment(ENDPOINT, NAMESPACE)
+    if _arg(live.to_dict()["spec"]["template"], "--workers") != workers:
+        return False
+    status = live.status
+    seen = status is not None and status.observed_generation == live.metadata.generation
+    reasons = {c.reason for c in (status.conditions or [])} if seen else set()
+    return "ReplicaSetUpdated" in reasons
 
 
 def _labelled(story: Story, resource: str) -> list[tuple[str, str]]:
