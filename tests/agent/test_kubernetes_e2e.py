@@ -156,6 +156,8 @@ def git_daemon(world: World) -> Iterator[str]:  # noqa: F811
             if probe.returncode == 0:
                 break
             time.sleep(0.05)
+        else:
+            pytest.fail(f"git daemon never served {url}: {probe.stderr!r}")
         yield url
     finally:
         daemon.terminate()
@@ -271,7 +273,7 @@ def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
     story: Story, tmp_path: Path, git_daemon: str, gitplane_bin: str
 ) -> None:
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert story.apps.list_namespaced_deployment(NAMESPACE).items == []  # an empty namespace
+    assert _labelled(story) == []  # an empty namespace: nothing of Gitplane's in it
     story.merge("prod-eu runs on Kubernetes", _kubernetes_plane(tracking, git_daemon))
     seen = story.until(_all_ready, "prod-eu Ready")
     assert seen[("Model", "churn")].observed["registryVersion"] == 1  # built, scanned, registered
@@ -300,6 +302,8 @@ def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
     assert "; rolled back to sha256:" in failed.message, failed
     assert _template(story) == good  # serving the template that ran before
 
+    made = [("Deployment", ENDPOINT), ("Service", ENDPOINT), ("HorizontalPodAutoscaler", ENDPOINT)]
+    assert _labelled(story, f"deployment.{ENDPOINT}") == made
     story.merge(
         "retire churn-prod", lambda work: (work / "deployments" / f"{ENDPOINT}.yaml").unlink()
     )
@@ -343,9 +347,9 @@ def _rolling(story: Story, workers: str) -> bool:
     return "ReplicaSetUpdated" in reasons
 
 
-def _labelled(story: Story, resource: str) -> list[tuple[str, str]]:
-    """The kind and name of every object of ``resource`` in the namespace, found by the
-    inventory labels as the runtime finds them."""
+def _labelled(story: Story, resource: str | None = None) -> list[tuple[str, str]]:
+    """The kind and name of every object of ``resource`` (default: of any) in the
+    namespace, found by the inventory labels as the runtime finds them."""
     api = config.new_client_from_config(config_file=str(story.world.root / "kubeconfig"))
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     scaling = client.AutoscalingV2Api(api)
@@ -355,9 +359,11 @@ def _labelled(story: Story, resource: str) -> list[tuple[str, str]]:
         "ConfigMap": core.list_namespaced_config_map,
         "HorizontalPodAutoscaler": scaling.list_namespaced_horizontal_pod_autoscaler,
         "CronJob": client.BatchV1Api(api).list_namespaced_cron_job,
+        "Job": client.BatchV1Api(api).list_namespaced_job,
     }
-    labels = {"app.kubernetes.io/managed-by": "gitplane", "gitplane.dev/plane": PLANE,
-              RESOURCE: resource}  # fmt: skip
+    labels = {"app.kubernetes.io/managed-by": "gitplane", "gitplane.dev/plane": PLANE}
+    if resource is not None:
+        labels[RESOURCE] = resource
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
     return [
         (kind, found.metadata.name)
