@@ -8,8 +8,8 @@ the API server test double in kubelet mode (tests/kubeapi/README.md): its contro
 on a thread of their own and every Job's pod runs as local processes.
 
 The story, read back as ``gitplane status`` reads it (the agent's signed status in git):
-from an empty namespace to Ready for the model, the endpoint, the feature set and the DAG;
-an update (one more server worker) re-applied at its new digest; a failed rollout rolled
+from an empty namespace to Ready for the model, the endpoint, the feature set and the DAG
+(scheduled, then run for real once a change drops its schedule); an update (one more server worker) re-applied at its new digest; a failed rollout rolled
 back to the template that ran before; and prune (``sync.prune: true``) deleting a removed
 endpoint's objects, found by their inventory labels. On the way, ``gitplane agent render``
 prints exactly what the double received for the endpoint.
@@ -51,7 +51,7 @@ READY = {("Model", "churn"), ("Deployment", ENDPOINT), ("FeatureSet", "customer-
 """What prod-eu runs once the feature set and the DAG select it too."""
 PATIENCE = 90.0
 """Seconds a step of the story may take before the test fails (the whole story takes
-about 30 s on a 2-core machine)."""
+about 70 s on a 2-core machine, 40 of them the DAG's run)."""
 APPROVED = "Approved-by: Ann <ann@example.com>\nApproved-by: Bob <bob@example.com>"
 """Two approvals as Policy/prod-gates asks (trailers on a merge commit)."""
 
@@ -281,6 +281,13 @@ def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
     first = _template(story)
     assert _arg(first, "--workers") == "2"
 
+    story.merge("churn-batch: run now, unscheduled", _unscheduled)
+    ran = story.until(
+        lambda s: _all_ready(s) and "lastRun" in s[("DAG", "churn-batch")].observed,
+        "the DAG's run",
+    )[("DAG", "churn-batch")]
+    assert (ran.observed["lastRunPhase"], ran.observed["stepsSucceeded"]) == ("Succeeded", 3)
+
     story.merge("churn-prod: three workers", _workers("2", "3"))
     before = seen[("Deployment", ENDPOINT)].applied
     updated = story.until(
@@ -310,6 +317,15 @@ def test_prod_eu_from_an_empty_namespace_through_update_rollback_and_prune(
     story.until(lambda s: ("Deployment", ENDPOINT) not in s, "churn-prod pruned")
     assert _labelled(story, f"deployment.{ENDPOINT}") == []
     assert _labelled(story, "featureset.customer-activity") != []  # the rest stays
+
+
+def _unscheduled(work: Path) -> None:
+    """The DAG runs when applied (its steps' Jobs, for real: the score step loads the
+    registered model), on less data, its partitioned step an Indexed Job of two."""
+    dag = work / "dags" / "churn-batch.yaml"
+    _replace(dag, '  schedule: {cron: "30 2 * * *", concurrencyPolicy: Forbid}\n', "")
+    _replace(dag, "parameters: {rows: 2000}", "parameters: {rows: 200}")
+    _replace(dag, "instances: 4", "instances: 2")
 
 
 def _arg(template: dict[str, Any], flag: str) -> str:
