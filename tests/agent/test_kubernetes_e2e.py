@@ -9,10 +9,11 @@ on a thread of their own and every Job's pod runs as local processes.
 
 The story, read back as ``gitplane status`` reads it (the agent's signed status in git):
 from an empty namespace to Ready for the model, the endpoint, the feature set and the DAG
-(scheduled, then run for real once a change drops its schedule); an update (one more server worker) re-applied at its new digest; a failed rollout rolled
-back to the template that ran before; and prune (``sync.prune: true``) deleting a removed
-endpoint's objects, found by their inventory labels. On the way, ``gitplane agent render``
-prints exactly what the double received for the endpoint.
+(scheduled, then run for real once a change drops its schedule); an update (one more
+server worker) re-applied at its new digest; a failed rollout rolled back to the template
+that ran before; and prune (``sync.prune: true``) deleting a removed endpoint's objects,
+found by their inventory labels. On the way, ``gitplane agent render`` prints exactly what
+the double received for the endpoint.
 """
 
 from __future__ import annotations
