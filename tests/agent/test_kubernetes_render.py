@@ -259,3 +259,21 @@ def test_a_build_runs_the_signed_tree_in_the_run_the_agent_made() -> None:
     (run,) = pod["containers"]
     assert run["args"][run["args"].index("--run-id") + 1] == RUN_ID
     assert (job["spec"]["backoffLimit"], pod["restartPolicy"]) == (0, "Never")
+
+
+def _containers(obj: object) -> list[dict[str, object]]:
+    """Every container and init container anywhere in a rendered object."""
+    if isinstance(obj, dict):
+        found = [c for key in ("containers", "initContainers") for c in obj.get(key, [])]
+        return found + [c for value in obj.values() for c in _containers(value)]
+    if isinstance(obj, list):
+        return [c for value in obj for c in _containers(value)]
+    return []
+
+
+@pytest.mark.parametrize("case", sorted(RENDERS))
+def test_containers_of_the_agent_image_name_their_command(case: str) -> None:
+    """The agent's image has ``gitplane`` as its entrypoint (the Dockerfile): a container
+    of it that ran only ``args`` would run ``gitplane python -m ...``."""
+    ours = [c for c in _containers(RENDERS[case]()) if c["image"] == TARGET.agent_image]
+    assert all(str(c.get("command", [""])[0]) == "python" for c in ours), ours  # type: ignore[index]

@@ -402,7 +402,7 @@ def _features_job(
     container: Manifest = {
         "name": "features",
         "image": target.agent_image,
-        "args": [*run, "--backfill"] if backfill else run,
+        **agent_image([*run, "--backfill"] if backfill else run),
         "resources": container_resources(spec.resources),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
@@ -429,6 +429,12 @@ def _features_job(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def agent_image(argv: list[str]) -> Manifest:
+    """``python -m MODULE ARGS...`` as a container of the agent's image runs it: its
+    ``command`` replaces the image's entrypoint (``gitplane``), its ``args`` follow."""
+    return {"command": argv[:3], "args": argv[3:]}
 
 
 WORKSPACE = "/workspace"
@@ -492,14 +498,14 @@ def _pod(
     source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
     source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
     mount = [{"name": "workspace", "mountPath": WORKSPACE}]
-    fetcher: Manifest = {"name": "source", "image": target.agent_image, "args": source}
+    fetcher: Manifest = {"name": "source", "image": target.agent_image, **agent_image(source)}
     if target.source_secret:
         fetcher["envFrom"] = [{"secretRef": {"name": target.source_secret}}]
     staging: list[Manifest] = []
     if stage is not None:
         tracking = [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}]
         staging.append(
-            {"name": "stage", "image": target.agent_image, "args": stage, "env": tracking}
+            {"name": "stage", "image": target.agent_image, **agent_image(stage), "env": tracking}
         )
     return {
         "restartPolicy": "Never",
