@@ -6,9 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-future lint unit schema-check bench install dist clean deploy-check
+.PHONY: demo test test-future lint unit schema-check bench install services dist clean deploy-check
 
-install: $(STAMP)
+install: $(STAMP) services
+
+# What the suite runs beside Python: redis-server (a Kubernetes plane's online feature store is
+# tested against a real one), from Debian's package when it is missing (as root, or with sudo).
+services:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

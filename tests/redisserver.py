@@ -1,6 +1,6 @@
 """A real redis-server for a test: its own free port and directory, nothing persisted,
 stopped (by its own process id) when the test ends. redis-server comes from Debian's
-``redis-server`` package; .ci/run installs it when it is missing."""
+``redis-server`` package; `make install` installs it when it is missing."""
 
 from __future__ import annotations
 
