@@ -49,12 +49,6 @@ def job_outcome(live: Manifest) -> tuple[str, frozenset[int], str] | None:
     return ended[0]["type"], done, why
 
 
-def failed_container(pod: Manifest) -> str:
-    """The container of a failed pod that exited non-zero (an init container that failed
-    stops the pod before ``run`` starts); ``run`` when none says so (pure)."""
-    return models.failed_container(pod)[0]
-
-
 def indexes(text: str) -> frozenset[int]:
     """``"0-2,4"`` as ``{0, 1, 2, 4}``: how a Job lists its completed indexes."""
     found: set[int] = set()
@@ -77,7 +71,9 @@ def tail(cluster: Cluster, job: str) -> str:
         return where
     pod = max(failed, key=lambda p: p["metadata"].get("creationTimestamp") or "")
     try:
-        text = cluster.pod_log(pod["metadata"]["name"], failed_container(pod), lines=TAIL_LINES)
+        text = cluster.pod_log(
+            pod["metadata"]["name"], models.failed_container(pod)[0], lines=TAIL_LINES
+        )
     except ClusterError:
         return where
     return f"log tail:\n{text[-TAIL_CHARS:]}" if text.strip() else where
