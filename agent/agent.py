@@ -265,7 +265,7 @@ class Agent:
         """Apply a failed resource's command again, from the journal: no new command is
         needed. One apply at a time, as for commands; True if anything changed."""
         command, heal = source.command, self.journal.self_heal
-        apply = functools.partial(self._apply_one, command, source.spec_commit, heal, now)
+        apply = functools.partial(self._apply_one, source, heal, now)
         if wait:
             self._settle_retry(apply(CancelToken()), last, now)
             return True
@@ -298,11 +298,8 @@ class Agent:
         self, source: Source, last: signed.ResourceStatus, cancel: CancelToken, *, now: datetime
     ) -> signed.ResourceStatus:
         scratch = Path(tempfile.mkdtemp(prefix="observe-", dir=self._scratch()))
-        heal = self.journal.self_heal
-        kubernetes = self.journal.kubernetes
-        context = ApplyContext(
-            source.spec_commit, scratch, heal, now=now, cancel=cancel, kubernetes=kubernetes
-        )
+        context = source.context(scratch, self.journal.self_heal, now=now, cancel=cancel)
+        context = replace(context, kubernetes=self.journal.kubernetes)
         try:
             return self.runtime.observe(source.command, last, context)
         except GitplaneError as exc:
@@ -364,7 +361,7 @@ class Agent:
                 resource = retry.after_failure(resource, before, now)
             step = "failed" if resource.phase in ("Failed", "Stalled") else "applied"
             self._log_if_failed(resource, None)
-            self.journal.record(head.sequence, command, step, resource, bundle.spec_commit)
+            self.journal.record(head.sequence, command, step, resource, Source.of(command, bundle))
             done.append(command)
         self.reader.mark_applied(head)
         return done, True
@@ -390,25 +387,18 @@ class Agent:
             self._held.add(f"{command.kind}/{command.name}")
             return None
         self.journal.record(sequence, command, "started")
+        source = Source.of(command, bundle)
         if wait or command.action == "delete":
-            return self._apply_one(
-                command, bundle.spec_commit, bundle.self_heal, now, CancelToken()
-            )
-        apply = functools.partial(
-            self._apply_one, command, bundle.spec_commit, bundle.self_heal, now
-        )
+            return self._apply_one(source, bundle.self_heal, now, CancelToken())
+        apply = functools.partial(self._apply_one, source, bundle.self_heal, now)
         self._flight = background.Flight.start(sequence, command, apply)
         self.journal.observed(background.progressing(command, self.journal.resources, now))
         return None
 
     def _apply_one(
-        self,
-        command: signed.Command,
-        spec_commit: str,
-        self_heal: bool,
-        now: datetime,
-        cancel: CancelToken,
+        self, source: Source, self_heal: bool, now: datetime, cancel: CancelToken
     ) -> signed.ResourceStatus:
+        command = source.command
         if command.action == "delete":
             try:
                 self.runtime.delete(command)
@@ -420,7 +410,7 @@ class Agent:
             )
         scratch = Path(tempfile.mkdtemp(prefix="apply-", dir=self._scratch()))
         doing, kubernetes = progress.Progress(), self.journal.kubernetes
-        context = ApplyContext(spec_commit, scratch, self_heal, now=now, cancel=cancel)
+        context = source.context(scratch, self_heal, now=now, cancel=cancel)
         context = replace(context, progress=doing, kubernetes=kubernetes)
         try:
             return progress.watched(
@@ -429,7 +419,7 @@ class Agent:
                 progress=doing,
                 pace=self.pace,
                 plane=self.config.plane,
-                commit=spec_commit[:12],
+                commit=source.spec_commit[:12],
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -11,11 +11,13 @@ newest bundle's (ADR 0016). The runtime renders them (:func:`agent.runtimes.sele
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from agent.config import AgentConfig
+from agent.journal import Source
 from agent.runtimes import select
 from ledger import errors, gitrepo, keyring, state
 from ledger import reader as log_reader
@@ -27,14 +29,18 @@ from schemas.errors import GitplaneError
 class Current:
     """A plane's current commands and settings, verified."""
 
-    commands: list[signed.Command]
-    """The newest command of every resource not deleted, by kind and name."""
+    sources: list[Source]
+    """The newest command of every resource not deleted, by kind and name, with the spec
+    commit and issue time of the bundle that carried it (what apply is given)."""
     kubernetes: dataplane.KubernetesRuntime | None
 
 
-def render(config: AgentConfig, now: datetime, output: str) -> tuple[str, list[str]]:
-    """The manifests for the plane's current commands as ``output`` text, and ``Kind/name:
-    why`` of the commands not rendered. A local plane has nothing to render."""
+def render(
+    config: AgentConfig, now: datetime, output: str, *, api_versions: Sequence[str] = ()
+) -> tuple[str, list[str]]:
+    """The manifests for the plane's current commands as ``output`` text, and what to warn
+    of (commands not rendered, with why). A local plane has nothing to render.
+    ``api_versions``: what the cluster serves beyond the built-in APIs (KEDA's)."""
     draw = select.renderer(config)
     found = current(config, now)
     if found.kubernetes is None:
@@ -42,7 +48,7 @@ def render(config: AgentConfig, now: datetime, output: str) -> tuple[str, list[s
             f"no kubernetes settings signed for plane {config.plane!r} yet: nothing to render "
             "(its DataPlane's spec.kubernetes reaches the log with the next reconcile)"
         )
-    return draw(found.kubernetes, found.commands, output)
+    return draw(found.kubernetes, found.sources, output, frozenset(api_versions))
 
 
 def current(config: AgentConfig, now: datetime) -> Current:
@@ -57,11 +63,11 @@ def current(config: AgentConfig, now: datetime) -> Current:
             f"no command log for plane {config.plane!r} in {config.repo}: nothing to render"
         )
     _check_not_behind(config, bundles, root)
-    newest: dict[tuple[str, str], signed.Command] = {}
+    newest: dict[tuple[str, str], Source] = {}
     for _, bundle in bundles:
         for command in bundle.commands:
-            newest[(command.kind, command.name)] = command
-    kept = [c for _, c in sorted(newest.items()) if c.action != "delete"]
+            newest[(command.kind, command.name)] = Source.of(command, bundle)
+    kept = [s for _, s in sorted(newest.items()) if s.command.action != "delete"]
     return Current(kept, bundles[-1][1].kubernetes)
 
 

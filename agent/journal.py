@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from agent.runtimes.base import ApplyContext, CancelToken
 from schemas import dataplane, files, signed
 
 
@@ -41,7 +43,11 @@ class Journal:
             k: signed.ResourceStatus.model_validate(v) for k, v in body["resources"].items()
         }
         sources = {
-            k: Source(signed.Command.model_validate(v["command"]), v["spec_commit"])
+            k: Source(
+                signed.Command.model_validate(v["command"]),
+                v["spec_commit"],
+                v.get("issued_at", ""),
+            )
             for k, v in body.get("sources", {}).items()
         }
         kubernetes = body.get("kubernetes")
@@ -64,15 +70,16 @@ class Journal:
         command: signed.Command,
         step: str,
         resource: signed.ResourceStatus | None = None,
-        spec_commit: str = "",
+        source: Source | None = None,
     ) -> None:
-        """Persist a step (and the resource's new state) before going on."""
+        """Persist a step (and the resource's new state, applied from ``source``) before
+        going on."""
         self.steps[_key(sequence, command)] = step
         if resource is not None:
             key = f"{resource.kind}/{resource.name}"
             self.resources[key] = resource
             if command.action != "delete":
-                self.sources[key] = Source(command, spec_commit)
+                self.sources[key] = source or Source(command, "")
         self.save()
 
     def observed(self, resource: signed.ResourceStatus) -> None:
@@ -91,7 +98,11 @@ class Journal:
             "steps": self.steps,
             "resources": {k: v.model_dump(mode="json") for k, v in self.resources.items()},
             "sources": {
-                k: {"command": v.command.model_dump(mode="json"), "spec_commit": v.spec_commit}
+                k: {
+                    "command": v.command.model_dump(mode="json"),
+                    "spec_commit": v.spec_commit,
+                    "issued_at": v.issued_at,
+                }
                 for k, v in self.sources.items()
             },
             "self_heal": self.self_heal,
@@ -103,10 +114,27 @@ class Journal:
 
 @dataclass(frozen=True)
 class Source:
-    """The command a resource was applied from, and the spec commit it came with."""
+    """The command a resource was applied from, with the spec commit and the issue time of
+    the bundle that carried it."""
 
     command: signed.Command
     spec_commit: str
+    issued_at: str = ""
+    """The bundle's signed ``issued_at``; empty in a journal written before it was kept."""
+
+    @classmethod
+    def of(cls, command: signed.Command, bundle: signed.Bundle) -> Source:
+        """``command`` as ``bundle`` carried it."""
+        return cls(command, bundle.spec_commit, bundle.issued_at)
+
+    def context(
+        self, scratch: Path, self_heal: bool, *, now: datetime, cancel: CancelToken
+    ) -> ApplyContext:
+        """What the runtime is given to apply or observe the command at ``now``."""
+        issued = datetime.fromisoformat(self.issued_at) if self.issued_at else None  # 'Z': 3.11
+        return ApplyContext(
+            self.spec_commit, scratch, self_heal, now=now, cancel=cancel, issued_at=issued
+        )
 
 
 def _key(sequence: int, command: signed.Command) -> str:

@@ -87,6 +87,10 @@ class ApplyContext:
     """Whether drift from the command is corrected (the plane's ``sync.selfHeal``)."""
     now: datetime = field(kw_only=True)
     """When the apply or observation starts: the agent's one clock, never read here."""
+    issued_at: datetime | None = field(default=None, kw_only=True)
+    """When the reconciler issued the bundle that carried the command (its signed
+    ``issued_at``): the same at every apply of the command, and known to ``agent render``,
+    unlike ``now``. None in a journal written before it was kept."""
     cancel: CancelToken = field(default_factory=CancelToken, kw_only=True)
     """Set when the work must end early (the agent is stopping, or a newer command
     superseded the apply): the runtime stops what it started and reports ``Failed``."""

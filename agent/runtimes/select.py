@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from agent.config import AgentConfig, KubernetesRuntimeConfig, LocalRuntimeConfig
-from agent.journal import Journal
+from agent.journal import Journal, Source
 from agent.runtimes.base import Runtime
 from agent.runtimes.local import LocalRuntime
 from agent.runtimes.local.env import LocalEnv
 from ledger import gitrepo
-from schemas import dataplane, signed
+from schemas import dataplane
 from schemas.errors import UsageError
 
 Renderer = Callable[
-    [dataplane.KubernetesRuntime, Sequence[signed.Command], str], tuple[str, list[str]]
+    [dataplane.KubernetesRuntime, Sequence[Source], str, frozenset[str]], tuple[str, list[str]]
 ]
-"""Settings, commands and an output format to the text of their manifests, and the
-``Kind/name: why`` of commands not rendered."""
+"""Settings, commands (as their bundles carried them), an output format and the APIs the
+cluster serves beyond the built-in ones to the text of their manifests, and what to warn of."""
 
 NEEDS = {
     "local": ("mlflow", "pandas", "pyarrow", "sklearn", "skops", "picklescan"),
@@ -76,15 +77,30 @@ def renderer(config: AgentConfig) -> Renderer:
             "manifests: render is for a kubernetes plane's agent config (runtime.type: kubernetes)"
         )
     _check_installed(config)
-    from agent.runtimes.kubernetes import manifests  # noqa: PLC0415 - an extra
+    from agent.runtimes.kubernetes import (  # noqa: PLC0415 - an extra
+        kinds_with_state,
+        manifests,
+        render,
+    )
+
+    kinds = kinds_with_state(config.state_dir)
 
     def draw(
-        settings: dataplane.KubernetesRuntime, commands: Sequence[signed.Command], output: str
+        settings: dataplane.KubernetesRuntime,
+        sources: Sequence[Source],
+        output: str,
+        served: frozenset[str],
     ) -> tuple[str, list[str]]:
-        done = manifests.manifests(config.plane, settings, commands)
-        return manifests.dumps(done.objects, output), done.skipped
+        issued = [(s.command, render.Issue(s.spec_commit, _time(s.issued_at))) for s in sources]
+        done = manifests.manifests(config.plane, settings, issued, kinds=kinds, served=served)
+        return manifests.dumps(done.objects, output), done.warnings
 
     return draw
+
+
+def _time(text: str) -> datetime:
+    """A bundle's signed ``issued_at`` (``2026-04-10T03:00:00Z``) as a time."""
+    return datetime.fromisoformat(text)
 
 
 def _check_installed(config: AgentConfig) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from cli import clock as cli_clock
 from ledger import commands, gitrepo, keys, layout
 from schemas import dataplane, signed
 from tests.agent.test_kubernetes_deployments import double  # noqa: F401 - the fixture
-from tests.agent.test_kubernetes_render import SETTINGS, TARGET, command
+from tests.agent.test_kubernetes_render import FEATURES_SETTINGS as SETTINGS
+from tests.agent.test_kubernetes_render import TARGET, command, features_command
 from tests.cli import invoke
 from tests.kubeapi.server import KubeApiDouble
 from tests.ledger.conftest import (  # noqa: F401 - fixtures
@@ -44,9 +46,14 @@ EXAMPLES: dict[str, Callable[[], list[signed.Command]]] = {
         command("deployments/churn-prod.yaml"),  # with an HPA
         command("deployments/churn-dev.yaml"),
     ],
+    "FeatureSet": lambda: [features_command()],  # a backfill up to the issue time, a CronJob
 }
 """Commands of every kind the runtime renders."""
 RENDERED = sorted(kind for kind, how in KINDS.items() if how.render is not None)
+
+ISSUED = NOW - timedelta(hours=1)
+"""When the log's bundles are signed: an hour before the agent applies them (at ``NOW``), so
+a value taken from the time of applying would differ from the render."""
 
 Key = tuple[str, str, str]
 
@@ -77,7 +84,7 @@ def plane(
         runtime: str = "{type: kubernetes, kubeconfig: kubeconfig}",
     ) -> Path:
         if cmds:
-            log.append(PLANE, lambda _: cmds, spec_commit="a" * 40, now=NOW, kubernetes=settings)
+            log.append(PLANE, lambda _: cmds, spec_commit="a" * 40, now=ISSUED, kubernetes=settings)
         path = tmp_path / "agent.yaml"
         path.write_text(
             f"plane: {PLANE}\nrepo: {remote}\nrootFile: root.json\nkeyFile: agent.key\n"
@@ -144,6 +151,31 @@ def test_a_deleted_resource_is_not_rendered(plane: Callable[..., Path]) -> None:
     assert done.code == 0, done.stderr
     names = {o["metadata"]["name"] for o in json.loads(done.stdout)["items"]}
     assert names == {prod.name}
+
+
+def test_render_assumes_no_keda_unless_told_the_cluster_serves_it(
+    plane: Callable[..., Path],
+) -> None:
+    """The agent finds KEDA by discovery; render asks nothing, so it is told, as
+    ``helm template --api-versions`` is, and says what it assumed when it was not."""
+    scraped = {"prometheus": {"url": "http://prometheus.monitoring.svc:9090"}}
+    settings = SETTINGS.model_copy(
+        update={"autoscaling": dataplane.KubernetesAutoscaling.model_validate(scraped)}
+    )
+    path = plane(EXAMPLES["Deployment"]()[:1], settings)
+    plain = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json"])
+    assert plain.code == 0, plain.stderr
+    assert {o["kind"] for o in json.loads(plain.stdout)["items"]} == {
+        "Deployment", "Service", "HorizontalPodAutoscaler",
+    }  # fmt: skip
+    assert "warning: assumed: Deployment/churn-prod: a cluster without KEDA" in plain.stderr
+    keda = ["--api-versions", "keda.sh/v1alpha1"]
+    told = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json", *keda])
+    assert told.code == 0, told.stderr
+    assert {o["kind"] for o in json.loads(told.stdout)["items"]} == {
+        "Deployment", "Service", "ScaledObject",
+    }  # fmt: skip
+    assert told.stderr == ""
 
 
 def test_a_model_build_is_named_on_stderr_not_rendered(plane: Callable[..., Path]) -> None:

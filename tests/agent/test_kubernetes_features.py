@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -203,11 +204,16 @@ def test_a_deleted_cron_job_is_put_back_by_self_heal_or_left_alone(
 ) -> None:
     runtime = FeatureSets(cluster, TARGET, poll=0.05)
     made = _command(no_backfill)
-    applied = runtime.apply(made, context(tmp_path))
+    issued = APRIL - timedelta(hours=5)
+    applied = runtime.apply(made, replace(context(tmp_path), issued_at=issued))
     cluster.delete("batch/v1", "CronJob", NAME)  # someone runs `kubectl delete cronjob`
     left = replace(context(tmp_path), self_heal=False)
     kept = runtime.observe(made, applied, left)
     assert kept.message == "drifted from the command (CronJob deleted); selfHeal is off"
     assert cluster.get("batch/v1", "CronJob", NAME) is None
-    assert runtime.observe(made, applied, context(tmp_path)) == applied
-    assert cluster.get("batch/v1", "CronJob", NAME) is not None
+    later = replace(context(tmp_path), now=APRIL + timedelta(days=3), issued_at=issued)
+    assert runtime.observe(made, applied, later) == applied
+    healed = cluster.get("batch/v1", "CronJob", NAME)
+    assert healed is not None  # as it was first applied: read up to the command's issue time
+    args = healed["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--until") + 1] == "2026-04-09T22:00:00Z" != APRIL.isoformat()

@@ -69,20 +69,23 @@ class Kind:
     owned: Callable[[Target], tuple[tuple[str, str], ...]]
     """The (apiVersion, kind) of the objects it makes on a cluster (KEDA's only where it is
     served): what the inventory watches."""
-    render: Callable[[signed.Command, Target], list[Manifest]] | None
+    render: Callable[[signed.Command, Target, render.Issue], list[Manifest]] | None
     """The objects a command becomes, as apply sends them (``gitplane agent render``); None
-    when they depend on when or how it is applied (a build's MLflow run, a feature set's
-    backfill up to now)."""
+    when they depend on when or how it is applied."""
 
 
 KINDS: dict[str, Kind] = {
     "Deployment": Kind(
         deployments.Deployments,
         lambda target: deployments.owned(keda=target.keda),
-        render.deployment,
+        lambda command, target, _: render.deployment(command, target),
     ),
     "Model": Kind(models.Models, lambda _: models.OWNED, None),
-    "FeatureSet": Kind(features.FeatureSets, lambda _: features.OWNED, None),
+    "FeatureSet": Kind(
+        features.FeatureSets,
+        lambda _: features.OWNED,
+        lambda command, target, issue: render.featureset(command, target, issue.issued_at),
+    ),
     "DAG": Kind(dags.Dags, lambda _: dags.OWNED, None),
 }
 """The kinds the runtime runs, by command kind."""

@@ -17,8 +17,11 @@ from the Jobs' own conditions and their pods' termination messages (one line of 
   most any chunk wrote), else ``Pending`` before anything ran.
 
 A Job's pods cannot change, so a backfill Job already made for the command is never sent
-again; a new command makes a new one (named by its digest), up to the time the first apply
-of that command recorded on the ConfigMap (``gitplane.dev/backfill-until``).
+again; a new command makes a new one (named by its digest). It reads up to the time the
+reconciler issued the command (the signed ``issued_at`` of its bundle), not the time it is
+applied: every object is then a function of the command as signed, the same at every apply
+and exactly what ``gitplane agent render`` prints. What falls due after it is the
+CronJob's: a scheduled run starts where the backfill's chunks end.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ Phase = Literal["Ready", "Progressing", "Failed", "Pending"]
 Observed = dict[str, str | int | bool]
 
 
+def until(context: ApplyContext) -> datetime:
+    """The backfill's end: when the command was issued (``now`` for a command whose issue
+    time a journal written before it was kept does not know)."""
+    return context.issued_at or context.now
+
+
 class FeatureSets:
     """Apply, observe and delete FeatureSet commands in one namespace."""
 
@@ -76,7 +85,7 @@ class FeatureSets:
         end, as the local runtime backfills in its first apply."""
         context.cancel.check()
         try:
-            objects = render.featureset(command, self.target, self._until(command, context.now))
+            objects = render.featureset(command, self.target, until(context))
         except (ValueError, GitplaneError) as exc:
             return _status(command, "Failed", f"FeatureSet/{command.name}: {exc}", {})
         for manifest in objects:
@@ -134,14 +143,6 @@ class FeatureSets:
         for api_version, kind in OWNED:
             for found in self.cluster.select(api_version, kind, selector):
                 self.cluster.delete(api_version, kind, found["metadata"]["name"])
-
-    def _until(self, command: signed.Command, now: datetime) -> datetime:
-        """The backfill's end: the one recorded for this command, else ``now``."""
-        live = self.reader.get("v1", "ConfigMap", f"{command.name}-featureset") or {}
-        notes = live.get("metadata", {}).get("annotations") or {}
-        if notes.get(render.DIGEST) == command.digest and render.UNTIL in notes:
-            return datetime.fromisoformat(notes[render.UNTIL].replace("Z", "+00:00"))
-        return now
 
     def _prune(self, command: signed.Command, objects: list[Manifest]) -> None:
         """A CronJob whose schedule was removed, an earlier command's backfill Job."""

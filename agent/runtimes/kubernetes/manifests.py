@@ -10,15 +10,17 @@ rendered: it is named on stderr, and the rest is printed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import yaml
 
-from agent.runtimes.kubernetes import KINDS, render
+from agent.runtimes.kubernetes import KINDS, Kind, deployments, render
 from agent.runtimes.kubernetes.cluster import Manifest
 from schemas import dataplane, signed
+from schemas.errors import GitplaneError
 
 FORMATS = ("yaml", "json")
 
@@ -30,24 +32,62 @@ class Rendered:
     objects: list[Manifest]
     skipped: list[str] = field(default_factory=list)
     """``Kind/name: why`` of every command not rendered."""
+    assumed: list[str] = field(default_factory=list)
+    """``Kind/name: ...`` of every command rendered on an assumption about the cluster that
+    the agent settles by discovery (KEDA served or not)."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What ``gitplane agent render`` says on stderr."""
+        return [f"not rendered: {line}" for line in self.skipped] + [
+            f"assumed: {line}" for line in self.assumed
+        ]
 
 
 def manifests(
-    plane: str, settings: dataplane.KubernetesRuntime, commands: Iterable[signed.Command]
+    plane: str,
+    settings: dataplane.KubernetesRuntime,
+    commands: Iterable[tuple[signed.Command, render.Issue]],
+    *,
+    kinds: Mapping[str, Kind] = KINDS,
+    served: frozenset[str] = frozenset(),
 ) -> Rendered:
-    """The objects ``commands`` become on ``plane`` with its signed ``settings`` (pure)."""
-    target = render.target_of(plane, settings)
+    """The objects ``commands`` (each with what its bundle gave it) become on ``plane`` with
+    its signed ``settings``, in a cluster serving ``served`` beyond the built-in APIs
+    (pure)."""
+    keda = deployments.SCALED_OBJECT[0] in served
+    target = dataclasses.replace(render.target_of(plane, settings), keda=keda)
     objects: list[Manifest] = []
     skipped: list[str] = []
-    for command in commands:
-        kind = KINDS.get(command.kind)
+    assumed: list[str] = []
+    for command, issue in commands:
+        kind = kinds.get(command.kind)
         draw = None if kind is None else kind.render
         why = _why_not(command.kind, kind is not None, draw is not None, target)
         if draw is None or why:
             skipped.append(f"{command.kind}/{command.name}: {why}")
             continue
-        objects += draw(command, target)
-    return Rendered(objects, skipped)
+        try:
+            objects += draw(command, target, issue)
+        except (ValueError, GitplaneError) as exc:  # apply reports it Failed, sends nothing
+            skipped.append(f"{command.kind}/{command.name}: {exc}")
+            continue
+        if not keda and _would_use_keda(command, target):
+            assumed.append(
+                f"{command.kind}/{command.name}: a cluster without KEDA (an HPA on CPU); "
+                f"where KEDA is installed the agent sends a ScaledObject "
+                f"(render it with --api-versions {deployments.SCALED_OBJECT[0]})"
+            )
+    return Rendered(objects, skipped, assumed)
+
+
+def _would_use_keda(command: signed.Command, target: render.Target) -> bool:
+    """Whether ``command`` renders otherwise where the cluster serves KEDA."""
+    if command.kind != "Deployment":
+        return False
+    served = dataclasses.replace(target, keda=True)
+    kinds = [render.scaler(command, t) for t in (target, served)]
+    return kinds[0] is not None and kinds[0].kind != getattr(kinds[1], "kind", None)
 
 
 def _why_not(kind: str, runs: bool, renders: bool, target: render.Target) -> str:

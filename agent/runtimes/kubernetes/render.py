@@ -48,6 +48,16 @@ Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Issue:
+    """What a command came with from the log: the spec commit and the signed issue time of
+    the bundle that carried it. Objects that need more than the command take it from here,
+    never from the time they are applied, so a render of the log is what apply sends."""
+
+    spec_commit: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
 class Target:
     """What the objects of one plane need to know about where they run."""
 
@@ -318,7 +328,7 @@ SPEC_DIR = "/etc/gitplane/command"
 TERMINATION_LOG = "/dev/termination-log"
 """Where the pod writes its one-line JSON outcome; the agent reads it from the pod status."""
 UNTIL = "gitplane.dev/backfill-until"
-"""The ConfigMap's record of the time the backfill reads up to (the first apply's)."""
+"""The ConfigMap's record of the time the backfill reads up to (the command's issue time)."""
 
 
 def featureset(command: signed.Command, target: Target, until: datetime) -> list[Manifest]:
