@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import yaml
 from kubernetes import client, config
 
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
-from agent.runtimes.kubernetes import KubernetesRuntime, dagrun, dags, render, step
+from agent.runtimes.kubernetes import KubernetesRuntime, dagrender, dagrun, dags, render, step
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.local import _mlflow
 from ledger import envelope
@@ -101,6 +102,72 @@ def test_a_partitioned_step_is_one_indexed_job_with_the_retries_and_timeout_of_t
     assert plan["inputs"] == {"extract": list(RUNS[:1])}
     assert plan["partition"]["instances"] == 4
     assert pod["containers"][0]["args"] == ["sh", "../run.sh"]
+
+
+def _run_rendered() -> tuple[signed.Command, list[Manifest]]:
+    """One run of churn-batch's first two steps (``score`` partitioned from ``extract``), as
+    ``gitplane agent render`` prints it."""
+    document = yaml.safe_load((ROOT / "example-repo" / "dags" / "churn-batch.yaml").read_text())
+    made = command(schedule=None, steps=document["spec"]["steps"][:2])
+    return made, dagrender.dag_run(made, COMMIT, TARGET)
+
+
+def test_a_dag_run_renders_as_the_golden_manifests_and_the_clients_models() -> None:
+    _, rendered = _run_rendered()
+    text = yaml.safe_dump_all(rendered, sort_keys=True)
+    golden = GOLDEN / "dag-run-churn-batch.yaml"
+    assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
+    api = client.ApiClient()
+    for manifest in rendered:
+        typed = api.deserialize(json.dumps(manifest), "V1Job", "application/json")
+        assert api.sanitize_for_serialization(typed) == manifest
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def test_a_rendered_run_marks_its_ids_and_bound_is_what_the_run_applies() -> None:
+    made, (extract, score) = _run_rendered()
+    assert [extract["metadata"]["name"], score["metadata"]["name"]] == [
+        "churn-batch-extract-xxxxxxxx",
+        "churn-batch-score-xxxxxxxx",
+    ]
+    assert all(DNS_LABEL.match(job["metadata"]["name"]) for job in (extract, score))
+    assert score["metadata"]["labels"][render.RUN] == dagrender.RUN_PLACEHOLDER
+    plan = json.loads(score["spec"]["template"]["spec"]["initContainers"][1]["args"][-1])
+    assert plan["runs"] == [dagrender.placeholder("score", k) for k in range(4)]
+    assert plan["inputs"] == {"extract": [dagrender.placeholder("extract", 0)]}
+    ids = {"extract": RUNS[:1], "score": RUNS}
+    applied = [
+        render.dag_step(made, "extract", COMMIT, render.StepRun(PARENT, RUNS[:1]), TARGET),
+        render.dag_step(
+            made, "score", COMMIT, render.StepRun(PARENT, RUNS, (("extract", RUNS[:1]),)), TARGET
+        ),
+    ]
+    bound = [dagrender.bind_run(job, PARENT, ids) for job in (extract, score)]
+    assert bound == applied
+    assert "x" * 8 not in json.dumps(bound)
+    assert "x" * 8 in json.dumps(score)  # a copy: the render itself is unchanged
+
+
+@pytest.mark.parametrize(
+    ("job", "ids", "said"),
+    [
+        (lambda: _steps_rendered()[0], {"extract": RUNS[:1]}, "is not a rendered DAG step"),
+        (
+            lambda: _run_rendered()[1][1],
+            {"extract": RUNS[:1], "score": RUNS[:3]},
+            "score instance 3",
+        ),
+        (lambda: _run_rendered()[1][1], {"score": RUNS}, "step extract instance 0"),
+    ],
+    ids=["applied-not-rendered", "an-instance-short", "an-upstream-missing"],
+)
+def test_binding_a_run_refuses_what_it_cannot_bind(
+    job: Callable[[], Manifest], ids: dict[str, tuple[str, ...]], said: str
+) -> None:
+    with pytest.raises(ValueError, match=said):
+        dagrender.bind_run(job(), PARENT, ids)
 
 
 def test_job_outcomes_read_as_the_job_controller_writes_them() -> None:
@@ -190,6 +257,7 @@ def mlflow_runs(tmp_path: Path) -> dict[str, Any]:
 
 def test_steps_run_in_dependency_order_with_linked_mlflow_runs(
     recorder: Recorder,
+    double: KubeApiDouble,  # noqa: F811
     cluster: Cluster,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -218,6 +286,27 @@ def test_steps_run_in_dependency_order_with_linked_mlflow_runs(
     plan = json.loads(score["spec"]["template"]["spec"]["initContainers"][1]["args"][-1])
     assert plan["runs"] == [runs["score-part-0"].info.run_id, runs["score-part-1"].info.run_id]
     assert plan["inputs"] == {"extract": [runs["extract"].info.run_id]}
+    rendered = dagrender.dag_run(made, COMMIT, runtime(cluster, tmp_path).target)
+    assert _bound(rendered, parent.info.run_id, runs) == _sent_jobs(double)
+
+
+def _bound(rendered: list[Manifest], parent: str, runs: dict[str, Any]) -> dict[str, Manifest]:
+    """The rendered Jobs, by name, bound to a run's ids: ``runs`` its child runs by name."""
+    by_step: dict[str, list[str]] = {}
+    for name, run in sorted(runs.items()):  # score-part-0 before score-part-1
+        by_step.setdefault(name.partition("-part-")[0], []).append(run.info.run_id)
+    bound = [dagrender.bind_run(job, parent, by_step) for job in rendered]
+    return {job["metadata"]["name"]: job for job in bound}
+
+
+def _sent_jobs(double: KubeApiDouble) -> dict[str, Manifest]:  # noqa: F811
+    """The body of each Job the double was sent, by name: each a server-side apply, once."""
+    sent = [r for r in double.requests if r.method != "GET" and "/jobs" in r.path]
+    applies = [r for r in sent if r.method == "PATCH" and "apply-patch" in r.content_type]
+    assert applies == [r for r in sent if r.method != "DELETE"]  # no POST, PUT or other patch
+    bodies = {r.body["metadata"]["name"]: r.body for r in applies}
+    assert len(bodies) == len(applies)
+    return bodies
 
 
 def test_a_failing_step_with_failure_policy_abort_stops_the_run(
@@ -351,6 +440,53 @@ def test_a_cancelled_run_deletes_its_running_job_and_kills_its_runs(
     assert "report" not in runs
 
 
+@pytest.fixture
+def still(tmp_path: Path) -> Iterator[tuple[KubeApiDouble, Cluster]]:
+    """A double whose controllers move only when the test steps them."""
+    with KubeApiDouble() as started:
+        yield started, _namespace(started, tmp_path)
+
+
+def test_past_the_dags_timeout_the_running_job_is_deleted_and_its_runs_killed(
+    still: tuple[KubeApiDouble, Cluster], tmp_path: Path
+) -> None:
+    """``extract`` ends; while ``score`` runs, the DAG's 10m pass on the agent's clock (the
+    test's): its Job goes, as the local plane kills its project, and ``report`` never starts.
+    The Job was applied with the step's own deadline, as rendered."""
+    api, on = still
+    now, apply = [0.0], on.apply
+
+    def applied(manifest: Manifest) -> Manifest:
+        live = apply(manifest)
+        if manifest["metadata"]["labels"][render.STEP] == "extract":
+            api.controllers.step()  # started,
+            api.controllers.step()  # then Complete
+        else:
+            now[0] = 601.0
+        return live
+
+    on.apply = applied  # type: ignore[method-assign]
+    target = runtime(on, tmp_path).target
+    plane = dags.Dags(on, target, clock=lambda: now[0], poll=0.02)
+    made = command({**PIPELINE, "timeout": "10m"})
+    done = plane.apply(made, context(tmp_path))
+    assert done.phase == "Failed"
+    assert "step score failed (instance(s) 0, 1 killed at its 600s timeout; Job churn-batch-" in (
+        done.message
+    )
+    assert "step report not started: step score failed (failurePolicy abort)" in done.message
+    assert on.select("batch/v1", "Job", {render.STEP: "score"}) == []
+    sent = _sent_jobs(api)
+    assert [job["spec"]["activeDeadlineSeconds"] for job in sent.values()] == [3600, 3600]
+    runs = mlflow_runs(tmp_path)
+    assert {n: r.info.status for n, r in runs.items() if not n.startswith("churn-batch@")} == {
+        "extract": "FINISHED",
+        "score-part-0": "KILLED",
+        "score-part-1": "KILLED",
+    }
+    assert runs["churn-batch@2026-11-24T12:00:00Z"].info.status == "FAILED"
+
+
 # -- the step pod's staging (agent.runtimes.kubernetes.step), for real ------------------------
 
 
@@ -414,7 +550,7 @@ def test_a_step_pod_that_cannot_stage_runs_nothing(
 
 
 @pytest.fixture
-def kubelet(tmp_path: Path) -> Iterator[Cluster]:
+def node(tmp_path: Path) -> Iterator[KubeApiDouble]:
     """The double in kubelet mode, its controllers stepped by a thread (its clock still: a
     real project takes seconds, and no deadline may pass meanwhile)."""
     with KubeApiDouble(kubelet=True, kubelet_root=tmp_path / "node") as started:
@@ -426,12 +562,22 @@ def kubelet(tmp_path: Path) -> Iterator[Cluster]:
 
         stepper = threading.Thread(target=run, daemon=True)
         stepper.start()
-        kubeconfig = started.write_kubeconfig(tmp_path / "kubeconfig")
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
-        yield Cluster(api, TARGET.namespace)
+        yield started
         stop.set()
         stepper.join()
+
+
+@pytest.fixture
+def kubelet(node: KubeApiDouble, tmp_path: Path) -> Cluster:
+    """The plane's namespace on the kubelet-mode double."""
+    return _namespace(node, tmp_path)
+
+
+def _namespace(on: KubeApiDouble, tmp_path: Path) -> Cluster:
+    kubeconfig = on.write_kubeconfig(tmp_path / "kubeconfig")
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
+    return Cluster(api, TARGET.namespace)
 
 
 PROJECTS = ("projects/dag-produce", "projects/dag-consume", "projects/dag-fail")
@@ -453,11 +599,12 @@ def real_plane(on: Cluster, tmp_path: Path) -> tuple[dags.Dags, dict[str, str], 
 
 
 def test_a_dag_of_mlflow_projects_runs_for_real_in_step_pods(
-    kubelet: Cluster, tmp_path: Path
+    node: KubeApiDouble, kubelet: Cluster, tmp_path: Path
 ) -> None:
     """Two steps from a real git repository (the pods fetch it by a file:// URL and check
     the signed trees): ``produce`` writes three files, ``consume`` is an Indexed Job of two
-    that each read their share; every run a child of the DAG run in a SQLite MLflow."""
+    that each read their share; every run a child of the DAG run in a SQLite MLflow. Each
+    Job the double received is the rendered one with the run's ids bound."""
     plane, trees, commit = real_plane(kubelet, tmp_path)
     spec = {
         "planeSelector": {},
@@ -489,6 +636,8 @@ def test_a_dag_of_mlflow_projects_runs_for_real_in_step_pods(
     assert _read(uri, runs["consume-part-0"].info.run_id, "seen-0.txt") == "produce/a\nproduce/c\n"
     assert _read(uri, runs["consume-part-1"].info.run_id, "seen-1.txt") == "produce/b\n"
     assert _read(uri, runs["consume-part-1"].info.run_id, "whoami-1.txt") == "1/2 hi\n"
+    rendered = dagrender.dag_run(made, commit, plane.target)
+    assert _bound(rendered, parent.info.run_id, runs) == _sent_jobs(node)
 
 
 def test_a_failing_step_reports_its_pods_log_tail(kubelet: Cluster, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 The driver of :mod:`.dags`, and the pure reading of what a step's Job and pods say.
 A step's Job is applied only once every step before it (in ``dependsOn`` order) ended;
 a step's instances get their child runs before their Job exists, so each pod runs in the
-run made for its completion index.
+run made for its completion index. The Job is exactly :func:`render.dag_step`'s (its
+``activeDeadlineSeconds`` the step's own ``timeout``): the DAG's ``timeout`` is the agent's
+to enforce while it waits, so what ``gitplane agent render`` prints is what is applied.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 FINAL = {"Complete", "Failed"}
 """The conditions a Job ends with."""
+KILLED = "Killed"
+"""How :meth:`Run._wait` reads a Job the agent deleted when the DAG's ``timeout`` passed."""
 TAIL_LINES = 40
 TAIL_CHARS = 2000
 """Of a failed step's log, in the status message (as on the local plane)."""
@@ -150,20 +154,21 @@ class Run:
         given = render.StepRun(self.parent, runs, inputs)
         commit, target = self.context.spec_commit, self.dags.target
         manifest = render.dag_step(self.command, step.name, commit, given, target)
-        manifest["spec"]["activeDeadlineSeconds"] = min(
-            manifest["spec"]["activeDeadlineSeconds"],
-            max(1, int(self.deadline - self.dags.clock())),
-        )
+        name = manifest["metadata"]["name"]
+        left = min(parse_duration(step.timeout), self.deadline - self.dags.clock())
         self.dags.cluster.apply(manifest)
-        phase, done, why = self._wait(manifest["metadata"]["name"], runs)
+        phase, done, why = self._wait(name, runs)
+        ended = "KILLED" if phase == KILLED else "FAILED"
         for index, run_id in enumerate(runs):
-            _mlflow.end_run(self.uri, run_id, "FINISHED" if index in done else "FAILED")
+            _mlflow.end_run(self.uri, run_id, "FINISHED" if index in done else ended)
         kept = tuple(run if k in done else "" for k, run in enumerate(runs))
         if phase == "Complete":
             return _dagrun.StepOutcome(step.name, "Succeeded", kept)
-        name = manifest["metadata"]["name"]
         failed = sorted(set(range(len(runs))) - done)
         which = f"instance(s) {', '.join(map(str, failed))} " if count else ""
+        if phase == KILLED:  # the local plane's words for a project the DAG's timeout ended
+            message = f"step {step.name} failed ({which}{_dagattempt.killed(left)}; Job {name})"
+            return _dagrun.StepOutcome(step.name, "Failed", kept, message)
         attempts = step.retry.limit + 1
         message = (
             f"step {step.name} failed ({which}after {attempts} attempt(s); Job {name}: "
@@ -179,14 +184,24 @@ class Run:
         return _mlflow.start_run(self.uri, self.experiment, name=name, tags=tags)
 
     def _wait(self, name: str, runs: tuple[str, ...]) -> tuple[str, frozenset[int], str]:
-        """Until the Job ends; cancelled, it is deleted and its runs marked ``KILLED``."""
+        """Until the Job ends, or the DAG's deadline passes (:meth:`_stop`); cancelled, it is
+        deleted and its runs marked ``KILLED``."""
         while True:
             live = self.dags.read(name)
             ended = job_outcome(live) if live is not None else None
             if ended is not None:
                 return ended
+            if self.dags.clock() >= self.deadline:
+                return self._stop(name, live)
             if self.context.cancel.wait(self.dags.poll):
                 self.dags.cluster.delete("batch/v1", "Job", name)
                 for run_id in runs:
                     _mlflow.end_run(self.uri, run_id, "KILLED")
                 self.context.cancel.check()
+
+    def _stop(self, name: str, live: Manifest | None) -> tuple[str, frozenset[int], str]:
+        """The DAG's ``timeout`` passed while the Job ran: it is deleted (its pods with it),
+        as the local plane kills the running project; the indexes it had completed."""
+        self.dags.cluster.delete("batch/v1", "Job", name)
+        status = (live or {}).get("status") or {}
+        return KILLED, indexes(status.get("completedIndexes") or ""), ""

@@ -14,7 +14,10 @@ status and its fields (``dags.status``), and when a command runs again
   agent's jobs thread), and its status is the run's outcome as on the local plane.
 * Retries are the Job's (``backoffLimit``, or ``backoffLimitPerIndex``), all attempts of an
   instance in its one child run; Kubernetes has no retry delay, so ``retry.backoff`` is
-  not applied (the support table warns). ``timeout`` is ``activeDeadlineSeconds``.
+  not applied (the support table warns). A step's ``timeout`` is the Job's
+  ``activeDeadlineSeconds``; the DAG's ``timeout`` the agent enforces while it waits:
+  past it, the running Job is deleted and its runs end ``KILLED``, as the local plane
+  kills its project, and the steps after it do not start.
 * Data between steps passes through MLflow: a step's ``output_dir`` is logged to its child
   run, and a dependent's pod downloads it into its ``input_dir`` (:mod:`.step`).
 * A ``schedule`` works as on the local plane: applying registers it, observing (on the

@@ -117,12 +117,16 @@ def _failed(
     timeout: float,
 ) -> str:
     _mlflow.end_run(uri, run_id, "FAILED" if ended.code is not None else "KILLED")
-    how = (
-        f"exit {ended.code}" if ended.code is not None else f"killed at its {timeout:.0f}s timeout"
-    )
+    how = f"exit {ended.code}" if ended.code is not None else killed(timeout)
     attempts = unit.step.retry.limit + 1
     tail = ended.tail[-TAIL_CHARS:]
     return f"step {unit.name} failed ({how}, attempt {attempt} of {attempts}); log tail:\n{tail}"
+
+
+def killed(timeout: float) -> str:
+    """How a step that ran out of time (its own ``timeout`` or what was left of the DAG's)
+    reads in the run's message, on every runtime."""
+    return f"killed at its {timeout:.0f}s timeout"
 
 
 def _tags(parent: Parent, unit: Instance, attempt: int) -> dict[str, str]:
