@@ -39,7 +39,7 @@ def placeholder(step: str, index: int) -> str:
     return f"{RUN_PLACEHOLDER}/{step}/{index}"
 
 
-def instances(step: Step) -> int:
+def _instances(step: Step) -> int:
     """How many instances (pods that must succeed: the Job's completions) ``step`` has."""
     return step.partition.instances if step.partition else 1
 
@@ -54,7 +54,7 @@ def dag_run(command: signed.Command, commit: str, target: render.Target) -> list
     runs: dict[str, tuple[str, ...]] = {}
     jobs: list[Manifest] = []
     for step in _dagplan.order(steps):
-        runs[step.name] = tuple(placeholder(step.name, k) for k in range(instances(step)))
+        runs[step.name] = tuple(placeholder(step.name, k) for k in range(_instances(step)))
         inputs = tuple((upstream, runs[upstream]) for upstream in step.depends_on)
         given = render.StepRun(RUN_PLACEHOLDER, runs[step.name], inputs)
         jobs.append(render.dag_step(command, step.name, commit, given, target))
