@@ -48,8 +48,15 @@ EXAMPLES: dict[str, Callable[[], list[signed.Command]]] = {
     ],
     "FeatureSet": lambda: [features_command()],  # a backfill up to the issue time, a CronJob
 }
-"""Commands of every kind the runtime renders."""
-RENDERED = sorted(kind for kind, how in KINDS.items() if how.render is not None)
+"""Commands of every kind the runtime renders exactly, applied here and compared."""
+ELSEWHERE = {
+    "DAG": "its Jobs exist per run, with the run's ids: compared, bound to a real run, in "
+    "tests/agent/test_kubernetes_dags.py and the end-to-end test",
+}
+"""Kinds rendered and compared with apply in other tests, and why there."""
+RENDERED = sorted(
+    kind for kind, how in KINDS.items() if how.render is not None and kind not in ELSEWHERE
+)
 
 ISSUED = NOW - timedelta(hours=1)
 """When the log's bundles are signed: an hour before the agent applies them (at ``NOW``), so
@@ -140,6 +147,19 @@ def test_render_shows_exactly_what_apply_sends(
 
 def test_every_kind_rendered_has_examples() -> None:
     assert set(RENDERED) <= set(EXAMPLES), "add example commands of the new kind to EXAMPLES"
+    assert set(RENDERED) | set(ELSEWHERE) == {k for k, how in KINDS.items() if how.render}
+
+
+def test_a_dags_jobs_are_rendered_for_one_run_with_its_ids_to_be_made(
+    plane: Callable[..., Path],
+) -> None:
+    path = plane([command("dags/churn-batch.yaml")])
+    done = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json"])
+    assert done.code == 0, done.stderr
+    jobs = json.loads(done.stdout)["items"]
+    assert {o["kind"] for o in jobs} == {"Job"} and len(jobs) == 3  # one per step
+    assert all(o["metadata"]["name"].endswith("-xxxxxxxx") for o in jobs)
+    assert "warning: known after apply: DAG/churn-batch: the step Jobs of one run" in done.stderr
 
 
 def test_a_deleted_resource_is_not_rendered(plane: Callable[..., Path]) -> None:

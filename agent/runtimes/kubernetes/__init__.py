@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.runtimes.base import ApplyContext, Capabilities
-from agent.runtimes.kubernetes import dags, deployments, features, models, render
+from agent.runtimes.kubernetes import dagrender, dags, deployments, features, models, render
 from agent.runtimes.kubernetes.cluster import Cluster, Manifest
 from agent.runtimes.kubernetes.connect import Connect
 from agent.runtimes.kubernetes.inventory import Inventory
@@ -86,7 +86,11 @@ KINDS: dict[str, Kind] = {
         lambda _: features.OWNED,
         lambda command, target, issue: render.featureset(command, target, issue.issued_at),
     ),
-    "DAG": Kind(dags.Dags, lambda _: dags.OWNED, None),
+    "DAG": Kind(
+        dags.Dags,
+        lambda _: dags.OWNED,
+        lambda command, target, issue: dagrender.dag_run(command, issue.spec_commit, target),
+    ),
 }
 """The kinds the runtime runs, by command kind."""
 

@@ -1,11 +1,11 @@
 """``gitplane agent render``: the objects a plane's current commands become, as text.
 
-The same :data:`~agent.runtimes.kubernetes.KINDS` renderers apply sends (a pure function of
-the command and the plane's signed settings), printed the way ``helm template`` and
-``kustomize build`` print: a YAML stream (``---`` between objects) or a JSON ``List``.
-A command whose objects depend on what happens at apply time (a model build names the
-MLflow run the agent makes then), or of a kind the runtime does not run yet, is not
-rendered: it is named on stderr, and the rest is printed.
+The same :data:`~agent.runtimes.kubernetes.KINDS` renderers apply sends (pure functions of
+the command, what its bundle gave it and the plane's signed settings: ADR 0020), printed
+the way ``helm template`` and ``kustomize build`` print: a YAML stream (``---`` between
+objects) or a JSON ``List``. What is not exact is said on stderr, and the rest printed: a
+command that cannot be rendered (the plane lacks a setting it needs), an assumption about
+the cluster (KEDA served or not), and a DAG's run ids (placeholders until a run starts).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from agent.runtimes.kubernetes import KINDS, Kind, deployments, render
+from agent.runtimes.kubernetes import KINDS, Kind, dagrender, deployments, render
 from agent.runtimes.kubernetes.cluster import Manifest
 from schemas import dataplane, signed
 from schemas.errors import GitplaneError
@@ -36,12 +36,18 @@ class Rendered:
     """``Kind/name: ...`` of every command rendered on an assumption about the cluster that
     the agent settles by discovery (KEDA served or not)."""
 
+    runs: list[str] = field(default_factory=list)
+    """``Kind/name: ...`` of every command rendered for a run not made yet (a DAG's): its
+    MLflow ids are placeholders, known when the run starts."""
+
     @property
     def warnings(self) -> list[str]:
         """What ``gitplane agent render`` says on stderr."""
-        return [f"not rendered: {line}" for line in self.skipped] + [
-            f"assumed: {line}" for line in self.assumed
-        ]
+        return (
+            [f"not rendered: {line}" for line in self.skipped]
+            + [f"assumed: {line}" for line in self.assumed]
+            + [f"known after apply: {line}" for line in self.runs]
+        )
 
 
 def manifests(
@@ -60,6 +66,7 @@ def manifests(
     objects: list[Manifest] = []
     skipped: list[str] = []
     assumed: list[str] = []
+    runs: list[str] = []
     for command, issue in commands:
         kind = kinds.get(command.kind)
         draw = None if kind is None else kind.render
@@ -78,7 +85,12 @@ def manifests(
                 f"where KEDA is installed the agent sends a ScaledObject "
                 f"(render it with --api-versions {deployments.SCALED_OBJECT[0]})"
             )
-    return Rendered(objects, skipped, assumed)
+        if command.kind == "DAG":
+            runs.append(
+                f"{command.kind}/{command.name}: the step Jobs of one run; the run's MLflow ids "
+                f"are shown as {dagrender.RUN_PLACEHOLDER[:8]}... (made when the run starts)"
+            )
+    return Rendered(objects, skipped, assumed, runs)
 
 
 def _would_use_keda(command: signed.Command, target: render.Target) -> bool:
