@@ -138,9 +138,7 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
         for case, make in CASES.items()
     },
     "deployment-churn-dev-keda": lambda: render.deployment(CASES["churn-dev"](), KEDA),
-    "build-churn": lambda: [
-        render.model_build(command("models/churn.yaml"), COMMIT, TARGET)
-    ],
+    "build-churn": lambda: [render.model_build(command("models/churn.yaml"), COMMIT, TARGET)],
     "featureset-customer-activity": lambda: render.featureset(
         features_command(), FEATURES_TARGET, UNTIL
     ),
@@ -291,9 +289,8 @@ def test_builds_keep_artifacts_in_the_agents_state_only_without_a_server(
 ) -> None:
     target = render.with_state(replace(TARGET, tracking_uri=uri), Path("/var/lib/gitplane"))
     assert target.artifacts == artifacts
-    (stage,) = render.model_build(command("models/churn.yaml"), COMMIT, target)["spec"][
-        "template"
-    ]["spec"]["initContainers"][1:]
+    job = render.model_build(command("models/churn.yaml"), COMMIT, target)
+    (stage,) = job["spec"]["template"]["spec"]["initContainers"][1:]
     plan = json.loads(stage["args"][stage["args"].index("--plan") + 1])
     assert plan["artifacts"] == (artifacts or None)
 

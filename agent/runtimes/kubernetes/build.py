@@ -33,6 +33,8 @@ TERMINATION_LOG = "/dev/termination-log"
 
 def stage(plan: dict[str, Any], into: Path, tracking_uri: str) -> str:
     """The build's run made and ``into/run.sh`` written to run the project in it; its id."""
+    if not tracking_uri:
+        raise GitplaneError("MLFLOW_TRACKING_URI is not set: the pod cannot reach MLflow")
     project = ProjectRef.model_validate(plan["project"])
     artifacts = plan.get("artifacts")
     _, run_id = registration.build_run(
@@ -57,12 +59,11 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     parser.add_argument("--plan", required=True)
     parser.add_argument("--termination-log", type=Path, default=Path(TERMINATION_LOG))
     args = parser.parse_args(argv)
-    tracking = environ.get("MLFLOW_TRACKING_URI", "")
     try:
-        if not tracking:
-            raise GitplaneError("MLFLOW_TRACKING_URI is not set")
-        run_id = stage(json.loads(args.plan), args.into, tracking)
-    except (GitplaneError, OSError, ValueError, KeyError, TypeError) as exc:
+        run_id = stage(json.loads(args.plan), args.into, environ.get("MLFLOW_TRACKING_URI", ""))
+    except KeyError as exc:
+        return _report(args.termination_log, f"build: the plan names no {exc}", 1)
+    except (GitplaneError, OSError, ValueError, TypeError) as exc:
         return _report(args.termination_log, f"build: cannot stage the build: {exc}", 1)
     return _report(args.termination_log, json.dumps({"runId": run_id}), 0)
 

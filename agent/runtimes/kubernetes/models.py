@@ -180,9 +180,7 @@ class Models:
             return f"Model/{name}: the plane cannot build without {' and '.join(missing)}"
         return ""
 
-    def _build(
-        self, command: signed.Command, spec: ModelSpec, context: ApplyContext
-    ) -> str:
+    def _build(self, command: signed.Command, spec: ModelSpec, context: ApplyContext) -> str:
         """Run the build Job; the id of the MLflow run its pod made, once it completed."""
         job = render.model_build(command, context.spec_commit, self.target)
         name = job["metadata"]["name"]
