@@ -254,7 +254,7 @@ def test_a_build_runs_the_signed_tree_in_the_run_its_pod_makes() -> None:
     assert fetch["args"][fetch["args"].index("--tree") + 1] == TREE
     assert fetch["args"][fetch["args"].index("--commit") + 1] == COMMIT
     assert fetch["envFrom"] == [{"secretRef": {"name": "specs-read-token"}}]
-    assert stage["args"][:2] == ["-m", "agent.runtimes.kubernetes.build"]
+    assert stage["command"] == ["python", "-m", "agent.runtimes.kubernetes.build"]
     plan = json.loads(stage["args"][stage["args"].index("--plan") + 1])
     assert plan == {
         "model": "churn",
