@@ -181,7 +181,7 @@ class Kubelet:
     def stage(self, job: render.Manifest) -> str:
         """Run the stage container's code as its pod would; the run it said ("" if none)."""
         spec = job["spec"]["template"]["spec"]
-        (container,) = [c for c in spec["initContainers"] if c["name"] == models.STAGE]
+        (container,) = [c for c in spec["initContainers"] if c["name"] == render.STAGE]
         into = self.root / f"pod-{time.monotonic_ns()}"
         (into / "project").mkdir(parents=True)
         args = [*container["args"][2:], "--into", str(into)]  # after `-m MODULE`
@@ -196,7 +196,7 @@ class Kubelet:
                 resources.PODS,
                 TARGET.namespace,
                 pod["metadata"]["name"],
-                {"status": {"initContainerStatuses": [{"name": models.STAGE, "state": ended}]}},
+                {"status": {"initContainerStatuses": [{"name": render.STAGE, "state": ended}]}},
                 manager="kubelet",
             )
         return models.staged_run(self.cluster.get("v1", "Pod", pod["metadata"]["name"]) or {})
@@ -518,6 +518,30 @@ def test_a_job_reads_as_complete_failed_or_running() -> None:
     }
     assert models.failed_container(pod) == ("source", "exit 1: tree differs")
     assert models.failed_container({}) == ("run", "")
+
+
+def _stage(state: dict[str, object], name: str = "stage") -> render.Manifest:
+    return {"status": {"initContainerStatuses": [{"name": name, "state": state}]}}
+
+
+@pytest.mark.parametrize(
+    ("pod", "run"),
+    [
+        (_stage({"terminated": {"exitCode": 0, "message": '{"runId": "abc"}'}}), "abc"),
+        (_stage({"terminated": {"exitCode": 1, "message": '{"runId": "abc"}'}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": "not json"}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": '["abc"]'}}), ""),
+        (_stage({"terminated": {"exitCode": 0}}), ""),
+        (_stage({"running": {}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": '{"runId": "abc"}'}}, "source"), ""),
+        ({}, ""),
+    ],
+    ids=["said", "failed", "not-json", "not-an-object", "no-message", "running", "other", "none"],
+)
+def test_the_run_is_what_the_stage_container_said_as_it_ended_well(
+    pod: render.Manifest, run: str
+) -> None:
+    assert models.staged_run(pod) == run
 
 
 @contextlib.contextmanager

@@ -55,8 +55,6 @@ POLL = 0.2
 GRACE = 60.0
 """Seconds past ``activeDeadlineSeconds`` the agent waits for the Job controller to say so."""
 LOG_LINES = 20
-STAGE = "stage"
-"""The build pod's init container that makes the MLflow run and says its id."""
 """How much of the failed container's log the status carries."""
 LOOK_EVERY = 10.0
 """Seconds between two looks at a running build's pods, for one that cannot start."""
@@ -321,7 +319,7 @@ def staged_run(pod: Manifest) -> str:
     or not yet) (pure)."""
     for found in (pod.get("status") or {}).get("initContainerStatuses") or []:
         ended = (found.get("state") or {}).get("terminated") or {}
-        if found.get("name") == STAGE and ended.get("exitCode") == 0:
+        if found.get("name") == render.STAGE and ended.get("exitCode") == 0:
             with contextlib.suppress(ValueError, AttributeError):
                 return str(json.loads(ended.get("message") or "").get("runId") or "")
     return ""

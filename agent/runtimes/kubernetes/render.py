@@ -460,6 +460,9 @@ def agent_image(argv: list[str]) -> Manifest:
 
 
 WORKSPACE = "/workspace"
+STAGE = "stage"
+"""The init container that stages a build or a DAG step in the agent's image (after
+``source``); a build's says its MLflow run in its termination message."""
 
 
 def model_build(command: signed.Command, commit: str, target: Target) -> Manifest:
@@ -536,7 +539,7 @@ def _pod(
     if stage is not None:
         tracking = [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}]
         staging.append(
-            {"name": "stage", "image": target.agent_image, **agent_image(stage), "env": tracking}
+            {"name": STAGE, "image": target.agent_image, **agent_image(stage), "env": tracking}
         )
         if reports:
             staging[0] |= {
