@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import shutil
 import subprocess
@@ -405,6 +406,26 @@ def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
     assert [type(e) for e in raised] == [CancelledError]
     assert cluster.get("batch/v1", "Job", job["metadata"]["name"]) is None
     assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "KILLED"
+
+
+def test_a_build_past_its_timeout_kills_the_run_its_pod_made(
+    cluster: Cluster, plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    """The Job controller never says it ended; on the agent's clock, past the Job's deadline
+    and the grace, the run ends ``KILLED`` (read from the pod before the Job goes)."""
+    calls = itertools.count()
+
+    def clock() -> float:  # the deadline is taken at the first look; late once staged
+        return 0.0 if next(calls) == 0 or not kubelet.staged.is_set() else 1e9
+
+    plane.clock = clock
+    pod = kubelet.start(finish=False)
+    with pytest.raises(BuildError, match=r"ran past its 1800s timeout") as late:
+        plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert late.value.ended == "KILLED"
+    assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "KILLED"
+    assert cluster.select("batch/v1", "Job", {render.RESOURCE: "model.churn"}) == []
 
 
 def test_a_registry_import_needs_no_job(

@@ -230,6 +230,7 @@ class Models:
                 ended = "KILLED" if why.startswith("DeadlineExceeded") else "FAILED"
                 raise BuildError(self._cause(job, why), ended=ended)
             if self.clock() > deadline:
+                self._end(job, "KILLED")  # while its pod can still say which run
                 self._stop(name)
                 timeout = job["spec"]["activeDeadlineSeconds"]
                 raise BuildError(
