@@ -2,8 +2,10 @@
 real MLflow (SQLite) as the plane's tracking server.
 
 The double's Job controller moves a build Job through its status; where a real pod would
-run ``mlflow run`` the tests' stand-in (:func:`kubelet`) logs a scikit-learn model into the
-run the agent made, as the pod does, then steps the controller. Scan, gates and
+stage its run and run ``mlflow run``, the tests' stand-in (:class:`Kubelet`) runs the stage
+container's own code (:mod:`agent.runtimes.kubernetes.build`), reports how it ended in the
+pod's status as a kubelet does, and logs a scikit-learn model into the run, as the project
+does; then steps the controller. Scan, gates and
 registration are the local plane's own code (:mod:`agent.runtimes.local.models.registration`).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import shutil
 import subprocess
@@ -29,15 +32,17 @@ from kubernetes import client, config
 from mlflow.tracking import MlflowClient
 
 from agent.runtimes.base import ApplyContext, CancelledError, CancelToken
-from agent.runtimes.kubernetes import KubernetesRuntime, kinds_with_state, models, render
+from agent.runtimes.kubernetes import KubernetesRuntime, build, kinds_with_state, models, render
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.models import BuildError, Models
 from agent.runtimes.local.models import OBSERVE_SECONDS
 from ledger import envelope
 from schemas import signed
-from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, RUN_ID, SETTINGS, TARGET, command
+from tests.agent.test_agent_render import _applied
+from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, SETTINGS, TARGET, command
 from tests.clock import Running
 from tests.conftest import FIXTURES, commit_all, init_repo
+from tests.kubeapi import resources
 from tests.kubeapi.server import KubeApiDouble
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -67,7 +72,7 @@ def tracking(tmp_path: Path) -> str:
 @pytest.fixture
 def plane(cluster: Cluster, tracking: str, tmp_path: Path) -> Models:
     target = render.Target(**{**TARGET.__dict__, "tracking_uri": tracking})
-    return Models(cluster, target, artifacts=tmp_path / "mlartifacts", poll=0.02)
+    return Models(cluster, target, state_dir=tmp_path, poll=0.02)
 
 
 def context(
@@ -122,25 +127,46 @@ def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseEx
 
 
 class Kubelet:
-    """The tests' stand-in for a node: waits for the build Job, does what its pod would (log
-    a model, or fail), then steps the Job controller to the Job's end."""
+    """The tests' stand-in for a node: waits for the build Job, starts its pod, runs its
+    stage container's code (:func:`build.main`, reaching MLflow as ``reach``) and reports
+    its end in the pod's status as a kubelet does, then does what the project would (log a
+    model, or fail) and steps the Job controller to the Job's end."""
 
-    def __init__(self, double: KubeApiDouble, cluster: Cluster, tracking: str) -> None:
-        self.double, self.cluster, self.tracking = double, cluster, tracking
+    def __init__(self, double: KubeApiDouble, cluster: Cluster, tracking: str, root: Path) -> None:
+        self.double, self.cluster, self.tracking, self.root = double, cluster, tracking, root
+        self.reach = tracking
+        """The tracking URI as the pod reaches it."""
         self.run_id = ""
+        self.script = ""
+        """The ``run.sh`` the stage container wrote for the run container."""
+        self.staged = threading.Event()
         self.error: BaseException | None = None
 
-    def start(self, *, fail: bool = False, accuracy: float = 0.9) -> threading.Thread:
+    def start(
+        self,
+        *,
+        fail: bool = False,
+        accuracy: float = 0.9,
+        finish: bool = True,
+        lose_pod: bool = False,
+    ) -> threading.Thread:
         def run() -> None:
             try:
                 job = wait_for_job(self.cluster)
-                args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-                self.run_id = args[args.index("--run-id") + 1]
-                if fail:
+                self.double.controllers.step()  # started: its pod runs
+                self.run_id = self.stage(job)
+                self.staged.set()
+                if not finish:
+                    return
+                if fail or not self.run_id:
                     self.double.controllers.fail_job(TARGET.namespace, job["metadata"]["name"])
                 else:
                     log_model(self.tracking, self.run_id, accuracy=accuracy)
-                self.double.controllers.step()  # started
+                if lose_pod:  # gone (evicted, deleted by hand) as the Job completes
+                    for pod in self.cluster.select("v1", "Pod", {render.RESOURCE: "model.churn"}):
+                        with self.double.api.store.lock:
+                            name = pod["metadata"]["name"]
+                            self.double.api.delete(resources.PODS, TARGET.namespace, name, None)
                 self.double.controllers.step()  # Complete, or Failed (backoffLimit 0)
             except BaseException as exc:  # end the build, so the agent's apply ends too
                 self.error = exc
@@ -153,10 +179,33 @@ class Kubelet:
         thread.start()
         return thread
 
+    def stage(self, job: render.Manifest) -> str:
+        """Run the stage container's code as its pod would; the run it said ("" if none)."""
+        spec = job["spec"]["template"]["spec"]
+        (container,) = [c for c in spec["initContainers"] if c["name"] == render.STAGE]
+        into = self.root / f"pod-{time.monotonic_ns()}"
+        (into / "project").mkdir(parents=True)
+        args = [*container["args"][2:], "--into", str(into)]  # after `-m MODULE`
+        args += ["--termination-log", str(into / "termination-log")]
+        code = build.main(args, {"MLFLOW_TRACKING_URI": self.reach})
+        said = (into / "termination-log").read_text()
+        self.script = (into / "run.sh").read_text() if code == 0 else ""
+        (pod,) = self.cluster.select("v1", "Pod", {render.RESOURCE: "model.churn"})
+        ended = {"terminated": {"exitCode": code, "message": said}}
+        with self.double.api.store.lock:  # as the double's own kubelet writes
+            self.double.api.status_patch(
+                resources.PODS,
+                TARGET.namespace,
+                pod["metadata"]["name"],
+                {"status": {"initContainerStatuses": [{"name": render.STAGE, "state": ended}]}},
+                manager="kubelet",
+            )
+        return models.staged_run(self.cluster.get("v1", "Pod", pod["metadata"]["name"]) or {})
+
 
 @pytest.fixture
-def kubelet(double: KubeApiDouble, cluster: Cluster, tracking: str) -> Kubelet:
-    return Kubelet(double, cluster, tracking)
+def kubelet(double: KubeApiDouble, cluster: Cluster, tracking: str, tmp_path: Path) -> Kubelet:
+    return Kubelet(double, cluster, tracking, tmp_path / "node")
 
 
 def built(
@@ -190,7 +239,18 @@ def test_a_build_job_logs_into_the_agents_run_and_registers_with_provenance(
     run = MlflowClient(tracking).get_run(kubelet.run_id)
     assert run.data.tags["gitplane.source_commit"] == COMMIT
     assert run.data.tags["mlflow.source.git.commit"] == COMMIT
+    assert run.data.tags["gitplane.model"] == "churn"
+    assert run.data.tags["gitplane.version"] == "1.2.0"
+    assert run.data.tags["mlflow.source.name"] == "projects/churn"
+    assert run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.info.status == "FINISHED"
+    experiment = MlflowClient(tracking).get_experiment(run.info.experiment_id)
+    assert experiment.name == "gitplane-churn"
+    assert experiment.artifact_location == (tmp_path / "mlartifacts" / "gitplane-churn").as_uri()
+    assert kubelet.script == (
+        f"set -e\nmlflow run . -e main --env-manager local --run-id {kubelet.run_id} "
+        "-P c=0.5 -P n_samples=4000 -P seed=7\n"
+    )
     assert (
         str(MlflowClient(tracking).get_model_version_by_alias("churn", "champion").version) == "1"
     )
@@ -231,7 +291,8 @@ def watched(plane: Models, tracking: str, tmp_path: Path) -> Iterator[Models]:
     )
     runtime.delete(command("models/churn.yaml"))  # connects: its watches start
     assert runtime.inventory is not None and runtime.inventory.wait_synced(10)
-    assert runtime.target == plane.target
+    assert runtime.target is not None
+    assert render.with_state(runtime.target, tmp_path) == plane.target
     assert runtime._built is not None
     yield runtime._built.handlers["Model"]  # type: ignore[misc]
     runtime.close()
@@ -256,24 +317,115 @@ def test_a_failed_job_is_a_failed_run_with_the_cause(
     assert retried.phase == "Ready", retried.message
 
 
+def test_the_job_applied_is_the_one_rendered_for_the_command_and_commit(
+    double: KubeApiDouble, watched: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    """What ``gitplane agent render`` prints for a build (the plane's signed settings, the
+    agent's state directory, the spec commit) is the body the API server received."""
+    made = command("models/churn.yaml")
+    assert built(watched, kubelet, made, tmp_path).phase == "Ready"
+    settings = SETTINGS.model_copy(update={"mlflow_tracking_uri": tracking})
+    target = render.with_state(render.target_of(TARGET.plane, settings), tmp_path)
+    job = render.model_build(made, COMMIT, target)
+    sent = _applied(double)[("batch/v1", "Job", job["metadata"]["name"])]
+    assert json.dumps(sent, sort_keys=True) == json.dumps(job, sort_keys=True)
+
+
+def test_a_stage_that_cannot_reach_mlflow_is_a_failed_build_with_its_message(
+    plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    """The pod reaches no tracking store (here: one that cannot be made): no run, and the
+    stage container's termination message is the build's error."""
+    (tmp_path / "elsewhere").write_text("a file, where the store's folder would be")
+    kubelet.reach = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
+    pod = kubelet.start()
+    with pytest.raises(BuildError, match=r"failed: BackoffLimitExceeded") as failed:
+        plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert kubelet.error is None, repr(kubelet.error)
+    said = str(failed.value)
+    assert ", container stage (exit 1: build: cannot stage the build: the tracking store" in said
+    assert MlflowClient(tracking).get_experiment_by_name("gitplane-churn") is None
+
+
+@pytest.mark.parametrize(
+    ("plan", "said"),
+    [
+        ("{not json", "build: cannot stage the build: Expecting property name"),
+        (
+            json.dumps({"version": "1", "commit": COMMIT, "project": {"path": "p"}}),
+            "build: the plan names no 'model'",
+        ),
+        (
+            json.dumps({"model": "m", "version": "1", "commit": COMMIT, "project": {"pth": "p"}}),
+            "build: cannot stage the build: 2 validation errors for ProjectRef",
+        ),
+    ],
+    ids=["not-json", "no-model", "bad-project"],
+)
+def test_a_stage_given_a_bad_plan_says_why_and_makes_nothing(
+    tmp_path: Path, tracking: str, plan: str, said: str
+) -> None:
+    log = tmp_path / "termination-log"
+    argv = ["--into", str(tmp_path), "--plan", plan, "--termination-log", str(log)]
+    assert build.main(argv, {"MLFLOW_TRACKING_URI": tracking}) == 1
+    assert log.read_text().startswith(said), log.read_text()
+    assert not (tmp_path / "run.sh").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow was never reached
+
+
+def test_a_completed_job_whose_pod_is_gone_is_a_build_to_retry(
+    plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    pod = kubelet.start(lose_pod=True)
+    with pytest.raises(BuildError, match="completed, but no pod of it says its run"):
+        plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert kubelet.error is None, repr(kubelet.error)
+    assert MlflowClient(tracking).search_model_versions("name = 'churn'") == []
+
+
 def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
     cluster: Cluster,
     plane: Models,
+    kubelet: Kubelet,
     tracking: str,
     tmp_path: Path,
 ) -> None:
+    """Cancelled once its pod made the run: the run ends ``KILLED``, the Job goes."""
     cancel = CancelToken()
+    pod = kubelet.start(finish=False)
     agent, raised = in_thread(
         lambda: plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
     )
     job = wait_for_job(cluster)
+    assert kubelet.staged.wait(60)
+    pod.join()
     cancel.cancel("a newer command superseded it")
     agent.join()
     assert [type(e) for e in raised] == [CancelledError]
     assert cluster.get("batch/v1", "Job", job["metadata"]["name"]) is None
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    run_id = args[args.index("--run-id") + 1]
-    assert MlflowClient(tracking).get_run(run_id).info.status == "KILLED"
+    assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "KILLED"
+
+
+def test_a_build_past_its_timeout_kills_the_run_its_pod_made(
+    cluster: Cluster, plane: Models, kubelet: Kubelet, tracking: str, tmp_path: Path
+) -> None:
+    """The Job controller never says it ended; on the agent's clock, past the Job's deadline
+    and the grace, the run ends ``KILLED`` (read from the pod before the Job goes)."""
+    calls = itertools.count()
+
+    def clock() -> float:  # the deadline is taken at the first look; late once staged
+        return 0.0 if next(calls) == 0 or not kubelet.staged.is_set() else 1e9
+
+    plane.clock = clock
+    pod = kubelet.start(finish=False)
+    with pytest.raises(BuildError, match=r"ran past its 1800s timeout") as late:
+        plane.apply(command("models/churn.yaml"), context(tmp_path))
+    pod.join()
+    assert late.value.ended == "KILLED"
+    assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "KILLED"
+    assert cluster.select("batch/v1", "Job", {render.RESOURCE: "model.churn"}) == []
 
 
 def test_a_registry_import_needs_no_job(
@@ -352,7 +504,7 @@ def test_a_gpu_build_renders_as_the_golden_manifest_the_client_reads() -> None:
     """GPUs are allowed on Kubernetes (the local plane refuses them): an ``nvidia.com/gpu``
     limit on the build container."""
     made = command("models/churn.yaml", resources={"cpu": "2", "memory": "4Gi", "gpu": 1})
-    job = render.model_build(made, COMMIT, RUN_ID, TARGET)
+    job = render.model_build(made, COMMIT, TARGET)
     text = yaml.safe_dump(job, sort_keys=True)
     golden = GOLDEN / "build-churn-gpu.yaml"
     assert text == golden.read_text(), f"{golden} differs: review the change, then update it"
@@ -389,6 +541,30 @@ def test_a_job_reads_as_complete_failed_or_running() -> None:
     assert models.failed_container({}) == ("run", "")
 
 
+def _stage(state: dict[str, object], name: str = "stage") -> render.Manifest:
+    return {"status": {"initContainerStatuses": [{"name": name, "state": state}]}}
+
+
+@pytest.mark.parametrize(
+    ("pod", "run"),
+    [
+        (_stage({"terminated": {"exitCode": 0, "message": '{"runId": "abc"}'}}), "abc"),
+        (_stage({"terminated": {"exitCode": 1, "message": '{"runId": "abc"}'}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": "not json"}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": '["abc"]'}}), ""),
+        (_stage({"terminated": {"exitCode": 0}}), ""),
+        (_stage({"running": {}}), ""),
+        (_stage({"terminated": {"exitCode": 0, "message": '{"runId": "abc"}'}}, "source"), ""),
+        ({}, ""),
+    ],
+    ids=["said", "failed", "not-json", "not-an-object", "no-message", "running", "other", "none"],
+)
+def test_the_run_is_what_the_stage_container_said_as_it_ended_well(
+    pod: render.Manifest, run: str
+) -> None:
+    assert models.staged_run(pod) == run
+
+
 @contextlib.contextmanager
 def on_a_node(tmp_path: Path, **target: object) -> Iterator[Models]:
     """Models on the double in kubelet mode (Job pods run as local processes, on a clock
@@ -399,7 +575,7 @@ def on_a_node(tmp_path: Path, **target: object) -> Iterator[Models]:
         api = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
         client.CoreV1Api(api).create_namespace({"metadata": {"name": TARGET.namespace}})
         where = render.Target(**{**TARGET.__dict__, **target})
-        yield Models(Cluster(api, TARGET.namespace), where, artifacts=tmp_path / "art")
+        yield Models(Cluster(api, TARGET.namespace), where, state_dir=tmp_path)
 
 
 def signed_at(project: str, tree: str, **spec: object) -> signed.Command:

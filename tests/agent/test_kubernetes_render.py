@@ -51,7 +51,6 @@ KEDA = dataclasses.replace(
 """The plane in a cluster with KEDA installed, and a Prometheus scraping the proxies."""
 COMMIT = "c0ffee" * 6 + "c0ff"
 TREE = "7ee" * 13 + "7"
-RUN_ID = "5f1d0a6b2c4e4f0c9a8b7d6e5f4a3b2c"
 PINNED = {
     "name": "churn",
     "version": "1.2.0",
@@ -139,9 +138,7 @@ RENDERS: dict[str, Callable[[], list[render.Manifest]]] = {
         for case, make in CASES.items()
     },
     "deployment-churn-dev-keda": lambda: render.deployment(CASES["churn-dev"](), KEDA),
-    "build-churn": lambda: [
-        render.model_build(command("models/churn.yaml"), COMMIT, RUN_ID, TARGET)
-    ],
+    "build-churn": lambda: [render.model_build(command("models/churn.yaml"), COMMIT, TARGET)],
     "featureset-customer-activity": lambda: render.featureset(
         features_command(), FEATURES_TARGET, UNTIL
     ),
@@ -247,18 +244,55 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler() -> None:
     assert service["kind"] == "Service"
 
 
-def test_a_build_runs_the_signed_tree_in_the_run_the_agent_made() -> None:
-    """The init container checks the project against the command's tree before the run
-    container starts; the run goes into the MLflow run the agent tagged with provenance."""
+def test_a_build_runs_the_signed_tree_in_the_run_its_pod_makes() -> None:
+    """The init container checks the project against the command's tree; the stage
+    container then makes the run from what the command and the plane say (nothing made at
+    apply time) and reports its id; the run container runs what it wrote."""
     (job,) = RENDERS["build-churn"]()
     pod = job["spec"]["template"]["spec"]
-    (fetch,) = pod["initContainers"]
+    fetch, stage = pod["initContainers"]
     assert fetch["args"][fetch["args"].index("--tree") + 1] == TREE
     assert fetch["args"][fetch["args"].index("--commit") + 1] == COMMIT
     assert fetch["envFrom"] == [{"secretRef": {"name": "specs-read-token"}}]
+    assert stage["command"] == ["python", "-m", "agent.runtimes.kubernetes.build"]
+    plan = json.loads(stage["args"][stage["args"].index("--plan") + 1])
+    assert plan == {
+        "model": "churn",
+        "version": "1.2.0",
+        "commit": COMMIT,
+        "project": {
+            "path": "projects/churn",
+            "entryPoint": "main",
+            "envManager": "local",
+            "parameters": {"n_samples": 4000, "c": 0.5, "seed": 7},
+        },
+        "artifacts": None,  # the tracking server keeps them
+    }
+    assert stage["terminationMessagePath"] == render.TERMINATION_LOG
+    assert stage["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": TARGET.tracking_uri}]
     (run,) = pod["containers"]
-    assert run["args"][run["args"].index("--run-id") + 1] == RUN_ID
+    assert run["args"] == ["sh", "../run.sh"]
     assert (job["spec"]["backoffLimit"], pod["restartPolicy"]) == (0, "Never")
+
+
+@pytest.mark.parametrize(
+    ("uri", "artifacts"),
+    [
+        ("http://mlflow.mlflow.svc:5000", ""),
+        ("https://mlflow.example.com", ""),
+        ("sqlite:////var/lib/gitplane/mlflow.db", "/var/lib/gitplane/mlartifacts"),
+    ],
+    ids=["server", "tls-server", "store"],
+)
+def test_builds_keep_artifacts_in_the_agents_state_only_without_a_server(
+    uri: str, artifacts: str
+) -> None:
+    target = render.with_state(replace(TARGET, tracking_uri=uri), Path("/var/lib/gitplane"))
+    assert target.artifacts == artifacts
+    job = render.model_build(command("models/churn.yaml"), COMMIT, target)
+    (stage,) = job["spec"]["template"]["spec"]["initContainers"][1:]
+    plan = json.loads(stage["args"][stage["args"].index("--plan") + 1])
+    assert plan["artifacts"] == (artifacts or None)
 
 
 def _containers(obj: object) -> list[dict[str, object]]:

@@ -157,7 +157,8 @@ class Controllers:
         self._write(resources.JOBS, job, status)
         for pod in self._running_pods(job):
             phase = "Failed" if jobs.index_of(pod) in failing else "Succeeded"
-            self._write(resources.PODS, pod, {"phase": phase})
+            # what else the pod's status says (its containers', written by a test) stays
+            self._write(resources.PODS, pod, {**pod["status"], "phase": phase})
         if not jobs.finished(status):
             starting = jobs.first_indexes(job) if "startTime" not in before else sorted(failing)
             for index in starting:

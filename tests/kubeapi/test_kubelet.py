@@ -186,6 +186,27 @@ def test_fallback_to_logs_on_error_takes_the_log_tail(world: World) -> None:
     assert message.splitlines() == [str(i) for i in range(20, 100)]  # the last 80 lines
 
 
+def test_init_containers_termination_messages_stay_in_the_pod_status(world: World) -> None:
+    """As a kubelet reports them: each init container's own file (its
+    ``terminationMessagePath``), kept in ``initContainerStatuses`` once the pod ended; what a
+    build's agent reads its MLflow run from."""
+    said = python(
+        "open('/tmp/said', 'w').write('{\"runId\": \"abc\"}')",
+        name="stage",
+        terminationMessagePath="/tmp/said",
+    )
+    quiet = python("pass", name="fetch")
+    world.run("build", containers=[python("open('/dev/termination-log', 'w').write('ran')")],
+              init=[quiet, said])  # fmt: skip
+    (pod,) = world.pods("build")
+    assert pod.status.phase == "Succeeded"
+    fetch, stage = pod.status.init_container_statuses
+    assert (fetch.name, fetch.state.terminated.message) == ("fetch", None)
+    assert (stage.name, stage.state.terminated.exit_code) == ("stage", 0)
+    assert stage.state.terminated.message == '{"runId": "abc"}'
+    assert pod.status.container_statuses[0].state.terminated.message == "ran"
+
+
 def test_a_failing_init_container_stops_the_pod(world: World, tmp_path: Path) -> None:
     never = tmp_path / "never"
     fetch = python("raise SystemExit(1)", name="fetch")

@@ -98,9 +98,10 @@ KINDS: dict[str, Kind] = {
 def kinds_with_state(state_dir: Path, kinds: Mapping[str, Kind] = KINDS) -> dict[str, Kind]:
     """``kinds`` whose model builds keep their MLflow experiments' artifacts under
     ``<state_dir>/mlartifacts`` when the tracking URI is a store rather than a server (a
-    server keeps its own; the agent's tests use a SQLite store)."""
+    server keeps its own; the agent's tests use a SQLite store): :func:`render.with_state`,
+    which ``gitplane agent render`` applies too."""
     model = kinds["Model"]
-    builds = functools.partial(models.Models, artifacts=state_dir / "mlartifacts")
+    builds = functools.partial(models.Models, state_dir=state_dir)
     return {**kinds, "Model": dataclasses.replace(model, handler=builds)}
 
 

@@ -6,15 +6,21 @@
    ``nvidia.com/gpu`` limit of the build container.
 2. Reuse the version already registered for the command's digest (as locally).
 3. A registry import needs no Job: it is downloaded by the agent, as locally.
-4. Otherwise make the build's MLflow run with the local plane's provenance tags
-   (:func:`registration.build_run`), apply the Job (:func:`render.model_build`: its init
-   container fetches the project at the spec commit and checks it is the signed tree, then
-   ``mlflow run . --run-id`` logs into that run on ``MLFLOW_TRACKING_URI``, the plane's
-   tracking server, which the agent reaches at the same URI), and follow it.
-5. ``Complete``: download the run's model and :func:`registration.finish` it (digest, gates,
-   flavor, scan, registration, aliases), the code the local plane runs. ``Failed``: the run
-   ends ``FAILED`` and the error carries the Job's reason and the failed container's log
-   tail. Cancelled, or past the spec's timeout: the Job is deleted, the run ends ``KILLED``.
+4. Otherwise apply the Job (:func:`render.model_build`, a pure function of the command,
+   the spec commit and the plane: what ``gitplane agent render`` prints) and follow it.
+   Its ``source`` init container fetches the project at the spec commit and checks it is
+   the signed tree; its ``stage`` init container (:mod:`.build`) makes the build's MLflow
+   run with the local plane's provenance tags (:func:`registration.build_run`) on
+   ``MLFLOW_TRACKING_URI``, the plane's tracking server, which the agent reaches at the
+   same URI, and says the run's id in its termination message; then
+   ``mlflow run . --run-id`` logs into that run.
+5. ``Complete``: read the run's id from the pod's status (a pod gone before it was read is
+   a failed build: retried), download the run's model and :func:`registration.finish` it
+   (digest, gates, flavor, scan, registration, aliases), the code the local plane runs.
+   ``Failed``: the run (when staging made one) ends ``FAILED`` and the error carries the
+   Job's reason and the failed container's message and log tail (a staging failure, such
+   as MLflow out of reach, is the ``stage`` container's). Cancelled, or past the spec's
+   timeout: the Job is deleted, the run ends ``KILLED``.
 
 Registered versions are kept when a model is deleted (the registry is history); its Jobs
 go. A finished Job is not drift: what a build makes is the registered version, and its Job
@@ -24,6 +30,7 @@ is removed a day after it ends (``ttlSecondsAfterFinished``).
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -36,7 +43,6 @@ from agent.runtimes.kubernetes.inventory import Inventory
 from agent.runtimes.local import _mlflow
 from agent.runtimes.local.models import OBSERVE_SECONDS, registration
 from schemas import commands, signed
-from schemas.common import ProjectRef
 from schemas.errors import GitplaneError
 from schemas.model import ModelSpec
 
@@ -75,16 +81,16 @@ class Models:
         cluster: Cluster,
         target: render.Target,
         *,
-        artifacts: Path | None = None,
+        state_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll: float = POLL,
         look_every: float = LOOK_EVERY,
         inventory: Inventory | None = None,
     ) -> None:
         self.cluster = cluster
-        self.target = target
-        self.artifacts = artifacts
-        """Where new build experiments keep artifacts when the tracking URI is not a server."""
+        self.target = target if state_dir is None else render.with_state(target, state_dir)
+        """The plane, with where new build experiments keep artifacts when the tracking
+        URI is not a server (the agent's state directory: :func:`render.with_state`)."""
         self.clock = clock
         self.poll = poll
         self.look_every = look_every
@@ -107,7 +113,7 @@ class Models:
         if spec.source.project is None:
             run_id, model_uri = registration.imported(spec, tracking, model_dir)
         else:
-            run_id = self._build(command, spec, spec.source.project, context)
+            run_id = self._build(command, spec, context)
             model_uri = _mlflow.model_of_run(tracking, run_id, model_dir)
         return registration.finish(
             command,
@@ -172,35 +178,39 @@ class Models:
             return f"Model/{name}: the plane cannot build without {' and '.join(missing)}"
         return ""
 
-    def _build(
-        self, command: signed.Command, spec: ModelSpec, project: ProjectRef, context: ApplyContext
-    ) -> str:
-        """Run the build Job inside a new MLflow run; the run's id once the Job completed."""
-        tracking = self.target.tracking_uri
-        _, run_id = registration.build_run(
-            tracking,
-            command.name,
-            spec,
-            project,
-            spec_commit=context.spec_commit,
-            artifacts=self.artifacts,
-        )
-        job = render.model_build(command, context.spec_commit, run_id, self.target)
+    def _build(self, command: signed.Command, spec: ModelSpec, context: ApplyContext) -> str:
+        """Run the build Job; the id of the MLflow run its pod made, once it completed."""
+        job = render.model_build(command, context.spec_commit, self.target)
         name = job["metadata"]["name"]
         context.progress.step(f"building {command.name} {spec.version} in Job {name}")
         self.delete(command)  # an earlier attempt's Job: a Job's pod template is immutable
         try:
             uid = self.cluster.apply(job)["metadata"]["uid"]
             self._follow(job, uid, context)
+            run_id = self._staged(job)
         except (BuildError, ClusterError) as exc:
-            _mlflow.end_run(tracking, run_id, getattr(exc, "ended", "FAILED"))
+            self._end(job, getattr(exc, "ended", "FAILED"))
             raise
         except BaseException:  # cancelled (or the agent is going down): stop the build
+            self._end(job, "KILLED")
             self._stop(name)
-            _mlflow.end_run(tracking, run_id, "KILLED")
             raise
-        _mlflow.end_run(tracking, run_id, "FINISHED")  # `mlflow run` ended it already
+        if not run_id:
+            raise BuildError(f"the build Job {name} completed, but no pod of it says its run")
+        _mlflow.end_run(self.target.tracking_uri, run_id, "FINISHED")  # `mlflow run` did
         return run_id
+
+    def _staged(self, job: Manifest) -> str:
+        """The run the Job's latest pod to say one made (``""``: none says, or none is left)."""
+        said = [staged_run(p) for p in self._pods(job)]
+        return next((run for run in reversed(said) if run), "")
+
+    def _end(self, job: Manifest, status: str) -> None:
+        """End the run of the Job's pod, if one made it (and the cluster can say which)."""
+        with contextlib.suppress(ClusterError):
+            run_id = self._staged(job)
+            if run_id:
+                _mlflow.end_run(self.target.tracking_uri, run_id, status)
 
     def _follow(self, job: Manifest, uid: str, context: ApplyContext) -> None:
         """Until the Job ``uid`` completes; :class:`BuildError` when it fails, vanishes or
@@ -220,6 +230,7 @@ class Models:
                 ended = "KILLED" if why.startswith("DeadlineExceeded") else "FAILED"
                 raise BuildError(self._cause(job, why), ended=ended)
             if self.clock() > deadline:
+                self._end(job, "KILLED")  # while its pod can still say which run
                 self._stop(name)
                 timeout = job["spec"]["activeDeadlineSeconds"]
                 raise BuildError(
@@ -261,15 +272,15 @@ class Models:
             said.append(tail.strip() or "(its log is empty)")
         return "\n".join(said)
 
-    def _pods(self, job: Manifest, phase: str) -> list[Manifest]:
-        """The Job's pods in ``phase`` (found by its template's labels, owned by it), the
-        latest last."""
+    def _pods(self, job: Manifest, phase: str | None = None) -> list[Manifest]:
+        """The Job's pods (found by its template's labels, owned by it), those in ``phase``
+        when given, the latest last."""
         name, selector = job["metadata"]["name"], job["spec"]["template"]["metadata"]["labels"]
         pods = [
             p
             for p in self.cluster.select("v1", "Pod", selector)
             if any(o.get("name") == name for o in p["metadata"].get("ownerReferences") or [])
-            and (p.get("status") or {}).get("phase") == phase
+            and (phase is None or (p.get("status") or {}).get("phase") == phase)
         ]
         return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
 
@@ -302,6 +313,17 @@ def failed_container(pod: Manifest) -> tuple[str, str]:
             message = (ended.get("message") or "").strip()
             return str(found.get("name") or "run"), f"{how}: {message}" if message else how
     return "run", ""
+
+
+def staged_run(pod: Manifest) -> str:
+    """The run id the pod's ``stage`` container said as it ended well (``""``: it did not,
+    or not yet) (pure)."""
+    for found in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        ended = (found.get("state") or {}).get("terminated") or {}
+        if found.get("name") == render.STAGE and ended.get("exitCode") == 0:
+            with contextlib.suppress(ValueError, AttributeError):
+                return str(json.loads(ended.get("message") or "").get("runId") or "")
+    return ""
 
 
 def waiting(pod: Manifest) -> str:

@@ -16,13 +16,15 @@ a Service or autoscaler, which would then be sent again for every command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agent.runtimes.kubernetes import scalers
-from agent.runtimes.local import features
+from agent.runtimes.local import _mlflow, features
 from schemas import commands, dataplane, signed
 from schemas.common import ProjectRef, Resources
 from schemas.common import parse_duration as seconds
@@ -88,6 +90,11 @@ class Target:
     (``spec.kubernetes.offlineStore.volume``)."""
     features_path: str = "features"
     """The stores' folder in that volume (``spec.kubernetes.offlineStore.path``)."""
+    artifacts: str = ""
+    """Where a build's new MLflow experiment keeps its artifacts when ``tracking_uri`` is
+    a store, not a server (which keeps them itself): the agent's ``<stateDir>/mlartifacts``
+    (:func:`with_state`), which build pods reach only on the agent's own file system (the
+    test double's kubelet). Empty: the tracking server's default."""
 
 
 def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
@@ -112,6 +119,21 @@ def target_of(plane: str, settings: dataplane.KubernetesRuntime) -> Target:
         features_volume=offline.volume if offline else None,
         features_path=offline.path if offline else "features",
     )
+
+
+ARTIFACTS = "mlartifacts"
+"""The folder of the agent's state directory where build experiments keep artifacts when
+the plane's tracking URI is a store (the local plane's, too)."""
+
+
+def with_state(target: Target, state_dir: Path) -> Target:
+    """``target`` as the agent whose state is in ``state_dir`` applies (and renders) it:
+    its builds' experiments keep their artifacts in ``<state_dir>/mlartifacts`` unless the
+    tracking URI is a server (pure; the agent config names ``state_dir``, so ``agent
+    render`` knows it too)."""
+    if _mlflow.is_served(target.tracking_uri):
+        return target
+    return dataclasses.replace(target, artifacts=str(state_dir / ARTIFACTS))
 
 
 NEEDED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -448,19 +470,35 @@ def agent_image(argv: list[str]) -> Manifest:
 
 
 WORKSPACE = "/workspace"
+STAGE = "stage"
+"""The init container that stages a build or a DAG step in the agent's image (after
+``source``); a build's says its MLflow run in its termination message."""
 
 
-def model_build(command: signed.Command, commit: str, run_id: str, target: Target) -> Manifest:
-    """A Model build command: a Job that fetches the project at ``commit``, checks it is the
-    tree the command names, and runs it inside the MLflow run ``run_id`` (made by the agent,
-    with the provenance tags, before the Job). Scanning, gates and registration then run in
-    the agent, the code the local plane runs. ``backoffLimit`` 0: a failed build is retried
-    by the agent with its backoff (ADR 0012), not by the Job."""
+def model_build(command: signed.Command, commit: str, target: Target) -> Manifest:
+    """A Model build command: a Job, a pure function of the command, the spec ``commit``
+    of the bundle that carried it and the plane, so ``gitplane agent render`` prints what
+    apply sends. Its pod fetches the project at ``commit`` and checks it is the tree the
+    command names; :mod:`.build` then makes the build's MLflow run in the agent's image
+    (the local plane's experiment and provenance tags), reports its id in its termination
+    message and writes the ``mlflow run . --run-id`` the ``run`` container (the build
+    image) runs. Scanning, gates and registration then run in the agent, the code the
+    local plane runs. ``backoffLimit`` 0: a failed build is retried by the agent with its
+    backoff (ADR 0012), not by the Job."""
     typed = commands.read(command, commands.ModelCommand)
     project = typed.spec.source.project
     if project is None:
         raise ValueError(f"Model/{command.name} imports from a registry: there is nothing to build")
-    tree = typed.inputs.get(project.path, "")
+    plan = {
+        "model": command.name,
+        "version": typed.spec.version,
+        "commit": commit,
+        "project": project.model_dump(mode="json", by_alias=True),
+        "artifacts": target.artifacts or None,
+    }
+    stage = ["python", "-m", "agent.runtimes.kubernetes.build", "--into", WORKSPACE]
+    stage += ["--plan", json.dumps(plan, sort_keys=True, separators=(",", ":"))]
+    stage += ["--termination-log", TERMINATION_LOG]
     name = f"{command.name}-build-{digest_label(command.digest)[7:15]}"
     return {
         "apiVersion": "batch/v1",
@@ -476,21 +514,15 @@ def model_build(command: signed.Command, commit: str, run_id: str, target: Targe
                     target,
                     project,
                     commit=commit,
-                    tree=tree,
-                    args=_project_run(project, run_id),
+                    tree=typed.inputs.get(project.path, ""),
+                    args=["sh", "../run.sh"],
                     resources=typed.spec.resources,
+                    stage=stage,
+                    reports=True,
                 ),
             },
         },
     }
-
-
-def _project_run(project: ProjectRef, run_id: str) -> list[str]:
-    args = ["mlflow", "run", ".", "-e", project.entry_point, "--env-manager", project.env_manager]
-    args += ["--run-id", run_id]
-    for key, value in sorted(project.parameters.items()):
-        args += ["-P", f"{key}={value}"]
-    return args
 
 
 def _pod(
@@ -502,9 +534,11 @@ def _pod(
     args: list[str],
     resources: Resources,
     stage: list[str] | None = None,
+    reports: bool = False,
 ) -> Manifest:
     """A pod that runs ``args`` in the project's directory once its source checked out
-    (and, given ``stage``, once a second init container ran it in the agent's image)."""
+    (and, given ``stage``, once a second init container ran it in the agent's image; one
+    that ``reports`` its outcome in its termination message, read from the pod status)."""
     source = ["python", "-m", "agent.runtimes.kubernetes.source", "--repo", target.repo_url]
     source += ["--commit", commit, "--path", project.path, "--tree", tree, "--into", WORKSPACE]
     mount = [{"name": "workspace", "mountPath": WORKSPACE}]
@@ -515,8 +549,13 @@ def _pod(
     if stage is not None:
         tracking = [{"name": "MLFLOW_TRACKING_URI", "value": target.tracking_uri}]
         staging.append(
-            {"name": "stage", "image": target.agent_image, **agent_image(stage), "env": tracking}
+            {"name": STAGE, "image": target.agent_image, **agent_image(stage), "env": tracking}
         )
+        if reports:
+            staging[0] |= {
+                "terminationMessagePath": TERMINATION_LOG,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
     return {
         "restartPolicy": "Never",
         "initContainers": [

@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,19 @@ def _provided(
     return provided
 
 
-def _script(plan: dict[str, Any], run_id: str, parameters: dict[str, str], output: Path) -> str:
-    run = ["mlflow", "run", ".", "-e", plan["entryPoint"], "--env-manager", plan["envManager"]]
+def project_run(
+    entry_point: str, env_manager: str, run_id: str, parameters: Mapping[str, str]
+) -> list[str]:
+    """``mlflow run .`` of ``entry_point`` inside the run ``run_id`` (a model build's too)."""
+    run = ["mlflow", "run", ".", "-e", entry_point, "--env-manager", env_manager]
     run += ["--run-id", run_id]
     for key, value in parameters.items():
         run += ["-P", f"{key}={value}"]
+    return run
+
+
+def _script(plan: dict[str, Any], run_id: str, parameters: dict[str, str], output: Path) -> str:
+    run = project_run(plan["entryPoint"], plan["envManager"], run_id, parameters)
     log = ["mlflow", "artifacts", "log-artifacts", "--local-dir", str(output), "--run-id", run_id]
     return "\n".join(
         [

@@ -307,6 +307,12 @@ class ProjectEnvironment:
     environments where conda keeps them."""
 
 
+def is_served(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server, which keeps experiments' artifacts itself
+    (pure; a store URI, ``sqlite:`` or a path, keeps them where each experiment says)."""
+    return uri.split(":", 1)[0] in ("http", "https", "databricks")
+
+
 def ensure_experiment(uri: str, name: str, artifacts: Path | None) -> str:
     """The id of experiment ``name``: created if missing (restored if deleted). A new
     experiment keeps its artifacts under ``artifacts`` unless a tracking server stores them
@@ -315,8 +321,7 @@ def ensure_experiment(uri: str, name: str, artifacts: Path | None) -> str:
         client = mlflow.MlflowClient()  # type: ignore[attr-defined]
         found = client.get_experiment_by_name(name)
         if found is None:
-            served = uri.split(":", 1)[0] in ("http", "https", "databricks")
-            location = None if served or artifacts is None else artifacts.as_uri()
+            location = None if is_served(uri) or artifacts is None else artifacts.as_uri()
             return str(client.create_experiment(name, artifact_location=location))
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)

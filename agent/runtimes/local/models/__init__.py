@@ -104,7 +104,7 @@ def _produce(
     experiment_id, run_id = registration.build_run(
         tracking_uri,
         name,
-        spec,
+        spec.version,
         project,
         spec_commit=context.spec_commit,
         artifacts=env.state_dir / "mlartifacts",

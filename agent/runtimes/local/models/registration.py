@@ -60,14 +60,15 @@ def reuse(
 def build_run(
     tracking_uri: str,
     name: str,
-    spec: ModelSpec,
+    version: str,
     project: ProjectRef,
     *,
     spec_commit: str,
     artifacts: Path | None,
 ) -> tuple[str, str]:
     """The build's MLflow run (``RUNNING``), made before the project runs inside it, tagged
-    with the spec commit and where the project is; (experiment id, run id). The experiment
+    with the spec commit and where the project is; (experiment id, run id). A Kubernetes
+    plane makes it in the build pod (:mod:`agent.runtimes.kubernetes.build`). The experiment
     ``gitplane-<name>`` keeps its artifacts under ``artifacts`` unless a tracking server
     stores them (None: the store's default)."""
     experiment = f"gitplane-{name}"
@@ -75,14 +76,14 @@ def build_run(
     experiment_id = _mlflow.ensure_experiment(tracking_uri, experiment, where)
     tags = {
         "gitplane.model": name,
-        "gitplane.version": spec.version,
+        "gitplane.version": version,
         "gitplane.source_commit": spec_commit,
         "mlflow.source.type": "PROJECT",
         "mlflow.source.name": project.path,
         "mlflow.source.git.commit": spec_commit,
         "mlflow.project.entryPoint": project.entry_point,
     }
-    run_name = f"{name} {spec.version}"
+    run_name = f"{name} {version}"
     return experiment_id, _mlflow.start_run(tracking_uri, experiment_id, name=run_name, tags=tags)
 
 
