@@ -21,7 +21,7 @@ from kubernetes import client, config
 
 from agent import agent as agent_agent
 from agent.config import load_config
-from agent.runtimes.kubernetes import KINDS
+from agent.runtimes.kubernetes import KINDS, render
 from cli import clock as cli_clock
 from ledger import commands, gitrepo, keys, layout
 from schemas import dataplane, signed
@@ -50,6 +50,8 @@ EXAMPLES: dict[str, Callable[[], list[signed.Command]]] = {
 }
 """Commands of every kind the runtime renders exactly, applied here and compared."""
 ELSEWHERE = {
+    "Model": "a build runs a real pod: its Job compared with the body the double received in "
+    "tests/agent/test_kubernetes_models.py and the end-to-end test",
     "DAG": "its Jobs exist per run, with the run's ids: compared, bound to a real run, in "
     "tests/agent/test_kubernetes_dags.py and the end-to-end test",
 }
@@ -198,11 +200,34 @@ def test_render_assumes_no_keda_unless_told_the_cluster_serves_it(
     assert told.stderr == ""
 
 
-def test_a_model_build_is_named_on_stderr_not_rendered(plane: Callable[..., Path]) -> None:
-    path = plane([command("models/churn.yaml"), *EXAMPLES["Deployment"]()[:1]])
+def test_a_model_renders_as_its_build_job_and_an_import_as_nothing(
+    plane: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The build Job is what apply sends when the version is not registered yet (the pod
+    makes its MLflow run, ADR 0020); a registry import sends nothing, so nothing prints."""
+    built = command("models/churn.yaml")
+    path = plane([built])
+    done = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json"])
+    assert (done.code, done.stderr) == (0, "")
+    state = tmp_path / "state"  # the agent config's stateDir: where a store keeps artifacts
+    job = render.model_build(built, "a" * 40, render.with_state(TARGET, state))
+    assert json.loads(done.stdout)["items"] == [job]
+    imported = command("models/churn.yaml", source={"registry": {"uri": "models:/churn/3"}})
+    path = plane([imported])
+    done = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json"])
+    assert (done.code, done.stderr, json.loads(done.stdout)["items"]) == (0, "", [])
+
+
+def test_a_command_the_plane_cannot_run_is_named_on_stderr_not_rendered(
+    plane: Callable[..., Path],
+) -> None:
+    unsourced = SETTINGS.model_copy(update={"source": None})
+    path = plane([command("models/churn.yaml"), *EXAMPLES["Deployment"]()[:1]], unsourced)
     done = invoke.gitplane(["agent", "render", "--config", str(path), "-o", "json"])
     assert done.code == 0, done.stderr
-    assert "warning: not rendered: Model/churn: " in done.stderr
+    assert "warning: not rendered: Model/churn: the plane's spec.kubernetes sets no source.url" in (
+        done.stderr
+    )
     kinds = {o["kind"] for o in json.loads(done.stdout)["items"]}
     assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler"}
 

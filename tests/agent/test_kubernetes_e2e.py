@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from agent.runtimes.kubernetes import dagrender, render
 from reconciler import planning, status_view
 from reconciler import reconcile as reconciling
 from tests import clock
@@ -47,6 +48,7 @@ NAMESPACE = "ml-serving"
 ENDPOINT = "churn-prod"
 RESOURCE = "gitplane.dev/resource"
 """The inventory label naming the resource an object belongs to."""
+Key = tuple[str, str, str]
 READY = {("Model", "churn"), ("Deployment", ENDPOINT), ("FeatureSet", "customer-activity"),
          ("DAG", "churn-batch")}  # fmt: skip
 """What prod-eu runs once the feature set and the DAG select it too."""
@@ -391,19 +393,48 @@ def _labelled(story: Story, resource: str | None = None) -> list[tuple[str, str]
 
 
 def _render_is_what_the_double_received(story: Story, gitplane_bin: str) -> None:
-    """``gitplane agent render`` prints, for the endpoint, the bodies of the last
-    server-side applies the double received (issue 20's acceptance)."""
+    """``gitplane agent render`` prints, for every resource of the plane, the bodies of the
+    last server-side applies the double received (issue 20's acceptance): the endpoint's
+    objects, the model's build Job, the feature set's ConfigMap, CronJob and backfill Job,
+    and the DAG's step Jobs, those bound to the ids of the run that sent them (ADR 0020)."""
     config_file = story.world.root / "agent" / "agent.yaml"
     done = subprocess.run(
         [gitplane_bin, "agent", "render", "--config", str(config_file), "-o", "json"],
         capture_output=True, text=True, check=False, env=story.running.env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    printed = render_test._keyed(json.loads(done.stdout)["items"])
     sent = render_test._applied(story.double)
-    assert _of_endpoint(printed) == _of_endpoint(sent) != {}
+    printed = _bound_to_the_run_sent(json.loads(done.stdout)["items"], sent)
+    assert {k: sent.get(k) for k in printed} == printed
+    resources = {o["metadata"]["labels"][RESOURCE] for o in printed.values()}
+    assert resources == {
+        f"deployment.{ENDPOINT}", "featureset.customer-activity", "dag.churn-batch",
+        "model.churn",
+    }, done.stderr  # fmt: skip
 
 
-def _of_endpoint(objects: dict[tuple[str, str, str], Any]) -> dict[tuple[str, str, str], Any]:
-    labelled = f"deployment.{ENDPOINT}"
-    return {k: o for k, o in objects.items() if o["metadata"]["labels"][RESOURCE] == labelled}
+def _bound_to_the_run_sent(items: list[Any], sent: dict[Key, Any]) -> dict[Key, Any]:
+    """The printed objects by key, a DAG step's Job bound to the ids of the run whose Jobs
+    the double received last (its parent the ``gitplane.dev/run`` label, its instances'
+    runs those of each step's staging plan)."""
+    dag_jobs = [o for o in sent.values() if _run_of(o)]
+    by_step: dict[str, list[str]] = {}
+    parent = ""
+    if dag_jobs:
+        parent = _run_of(dag_jobs[-1])
+        for job in dag_jobs:
+            if _run_of(job) == parent:
+                stage = job["spec"]["template"]["spec"]["initContainers"][1]["args"]
+                plan = json.loads(stage[stage.index("--plan") + 1])
+                by_step[job["metadata"]["labels"][render.STEP]] = plan["runs"]
+    printed: dict[Key, Any] = {}
+    for item in items:
+        placed = item["metadata"]["name"].endswith(f"-{dagrender.RUN_PLACEHOLDER[:8]}")
+        bound = dagrender.bind_run(item, parent, by_step) if placed else item
+        printed[(bound["apiVersion"], bound["kind"], bound["metadata"]["name"])] = bound
+    return printed
+
+
+def _run_of(job: dict[str, Any]) -> str:
+    """The DAG run a Job is of (its ``gitplane.dev/run`` label), empty for other objects."""
+    return str(job["metadata"].get("labels", {}).get(render.RUN, ""))

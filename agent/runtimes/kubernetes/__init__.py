@@ -70,8 +70,9 @@ class Kind:
     """The (apiVersion, kind) of the objects it makes on a cluster (KEDA's only where it is
     served): what the inventory watches."""
     render: Callable[[signed.Command, Target, render.Issue], list[Manifest]] | None
-    """The objects a command becomes, as apply sends them (``gitplane agent render``); None
-    when they depend on when or how it is applied."""
+    """The objects a command becomes, as apply sends them (``gitplane agent render``), from
+    the command, the plane and what its bundle gave it (ADR 0020); None for a kind that is
+    not rendered."""
 
 
 KINDS: dict[str, Kind] = {
@@ -80,7 +81,11 @@ KINDS: dict[str, Kind] = {
         lambda target: deployments.owned(keda=target.keda),
         lambda command, target, _: render.deployment(command, target),
     ),
-    "Model": Kind(models.Models, lambda _: models.OWNED, None),
+    "Model": Kind(
+        models.Models,
+        lambda _: models.OWNED,
+        lambda command, target, issue: render.model(command, issue.spec_commit, target),
+    ),
     "FeatureSet": Kind(
         features.FeatureSets,
         lambda _: features.OWNED,
@@ -102,7 +107,20 @@ def kinds_with_state(state_dir: Path, kinds: Mapping[str, Kind] = KINDS) -> dict
     which ``gitplane agent render`` applies too."""
     model = kinds["Model"]
     builds = functools.partial(models.Models, state_dir=state_dir)
-    return {**kinds, "Model": dataclasses.replace(model, handler=builds)}
+    draw = model.render
+    if draw is not None:
+        draw = functools.partial(_with_state, draw, state_dir)
+    return {**kinds, "Model": dataclasses.replace(model, handler=builds, render=draw)}
+
+
+def _with_state(
+    draw: Callable[[signed.Command, Target, render.Issue], list[Manifest]],
+    state_dir: Path,
+    command: signed.Command,
+    target: Target,
+    issue: render.Issue,
+) -> list[Manifest]:
+    return draw(command, render.with_state(target, state_dir), issue)
 
 
 @dataclass

@@ -107,7 +107,7 @@ def _why_not(kind: str, runs: bool, renders: bool, target: render.Target) -> str
     if not runs:
         return f"the kubernetes runtime does not run {kind}s yet"
     if not renders:
-        return "its objects depend on when it is applied (a build's MLflow run, a backfill)"
+        return f"the kubernetes runtime does not render {kind}s"
     missing = render.unset(target, kind)
     return f"the plane's spec.kubernetes sets no {', '.join(missing)}" if missing else ""
 

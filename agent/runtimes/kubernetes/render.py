@@ -475,6 +475,14 @@ STAGE = "stage"
 ``source``); a build's says its MLflow run in its termination message."""
 
 
+def model(command: signed.Command, commit: str, target: Target) -> list[Manifest]:
+    """What a Model command sends when it builds: its build Job; nothing for a model
+    imported from a registry, which the agent downloads itself."""
+    if commands.read(command, commands.ModelCommand).spec.source.project is None:
+        return []
+    return [model_build(command, commit, target)]
+
+
 def model_build(command: signed.Command, commit: str, target: Target) -> Manifest:
     """A Model build command: a Job, a pure function of the command, the spec ``commit``
     of the bundle that carried it and the plane, so ``gitplane agent render`` prints what
