@@ -2,6 +2,10 @@
 # agent, MLflow, endpoints) and stops everything it started; `make test` installs everything
 # and runs the whole suite.
 PYTHON ?= python3
+# The suite's workers (pytest-xdist): each test file runs whole on one of them, so a module's
+# fixtures are made once. WORKERS=0 runs it in this one process.
+WORKERS ?= 2
+XDIST   := -n $(WORKERS) --dist loadfile
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -38,7 +42,7 @@ lint: install
 	$(BIN)/python -m cli.reference --check
 
 unit: install
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest $(XDIST) --cov --cov-report=term
 
 # The image's Dockerfile and `kubectl kustomize deploy/kubernetes/...`, checked (also in `unit`).
 deploy-check: install
@@ -47,7 +51,7 @@ deploy-check: install
 # The whole suite again with every process's clock 400 days ahead: a test that depends on
 # today's date fails here first (tests/clock.py, ADR 0010).
 test-future: install
-	$(BIN)/python -m tests.clock +400d $(BIN)/pytest -p no:cacheprovider -q
+	$(BIN)/python -m tests.clock +400d $(BIN)/pytest $(XDIST) -p no:cacheprovider -q
 
 # The wheel and sdist to install from (nothing is published): dist/gitplane-*.whl, *.tar.gz.
 dist: install

@@ -118,8 +118,11 @@ def ports() -> tuple[int, int]:
 
 
 def _base_port() -> int:
-    """A per-worker port range, so parallel test runs do not collide."""
-    return 30000 + (os.getpid() % 200) * 60
+    """A per-worker port range, so parallel test runs do not collide: the two pytest-xdist
+    workers of one run take slots of opposite parity, and every slot lies below the fixed
+    ranges of test_agent_e2e and test_agent_daemon (31400-31799), which may run beside it."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return 30000 + ((os.getpid() % 11) * 2 + worker % 2) * 60
 
 
 def predict(url: str, rows: list[dict[str, float]]) -> list[Any]:
