@@ -115,3 +115,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if cluster:
         config.hook.pytest_deselected(items=cluster)
         items[:] = [item for item in items if not item.get_closest_marker("cluster")]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say that the ``cluster`` tests did not run: with several workers (``make test``'s
+    pytest-xdist) the count of deselected tests is the workers' and is not shown."""
+    if not os.environ.get("KUBECONFIG"):
+        terminalreporter.write_line(
+            "not run: the tests marked cluster ($KUBECONFIG is not set: tests/kubeapi/README.md)"
+        )
