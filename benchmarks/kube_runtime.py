@@ -41,7 +41,7 @@ from kubernetes import client, config  # noqa: E402
 from agent.runtimes.base import ApplyContext  # noqa: E402
 from agent.runtimes.kubernetes import KINDS, KubernetesRuntime  # noqa: E402
 from agent.runtimes.kubernetes.deployments import Deployments  # noqa: E402
-from ledger import envelope  # noqa: E402
+from ledger import commands  # noqa: E402
 from schemas import signed  # noqa: E402
 from tests.agent.test_kubernetes_render import PINNED, SETTINGS, TARGET  # noqa: E402
 from tests.kubeapi.server import KubeApiDouble  # noqa: E402
@@ -58,14 +58,7 @@ def command(name: str, replicas: int) -> signed.Command:
         "resolved": {"model": PINNED},
     }
     text = json.dumps(body, sort_keys=True)
-    return signed.Command(
-        id=f"Deployment/{name}",
-        action="apply",
-        kind="Deployment",
-        name=name,
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command("Deployment", name, text)
 
 
 def requests_since(double: KubeApiDouble, start: int) -> Counter[str]:

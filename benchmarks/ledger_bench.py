@@ -205,13 +205,11 @@ def command(i: int) -> signed.Command:
     """One apply command carrying spec ``i`` and its digest."""
     spec = resolved_spec(i)
     name = f"churn-{i:05d}"
-    return signed.Command(
-        id=f"{name}-apply-{i}",
-        action="apply",
-        kind="Deployment",
-        name=name,
-        spec=spec,
-        digest=envelope.digest(spec.encode()),
+    return commands.new_command(
+        "Deployment",
+        name,
+        spec,
+        command_id=f"{name}-apply-{i}",
         reason=f"spec changed in {SPEC_COMMIT[:12]}",
     )
 

@@ -81,7 +81,7 @@ from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, serving
 from agent.runtimes.local.env import LocalEnv
 from cli import demo
-from ledger import envelope, gitrepo, layout
+from ledger import commands, gitrepo, layout
 from reconciler import planning, status_view
 from schemas import signed
 
@@ -293,14 +293,7 @@ def deployment_command(model: Model, spec: dict[str, Any], name: str) -> signed.
         },
     }
     text = json.dumps(body, sort_keys=True)
-    return signed.Command(
-        id=f"Deployment/{name}",
-        action="apply",
-        kind="Deployment",
-        name=name,
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command("Deployment", name, text)
 
 
 # Clients --------------------------------------------------------------------------------

@@ -31,6 +31,30 @@ from schemas import dataplane, signed
 DEFAULT_LIFETIME = timedelta(days=7)
 
 
+def new_command(
+    kind: str,
+    name: str,
+    spec: str,
+    *,
+    action: str = "apply",
+    command_id: str = "",
+    reason: str = "",
+) -> signed.Command:
+    """The command ``action`` on ``kind/name`` with the resolved ``spec`` (JSON text) and
+    its digest; its id ``kind/name`` unless given. Validated as a signed command is."""
+    return signed.Command.model_validate(
+        {
+            "id": command_id or f"{kind}/{name}",
+            "action": action,
+            "kind": kind,
+            "name": name,
+            "spec": spec,
+            "digest": envelope.digest(spec.encode()),
+            "reason": reason,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class LogView:
     """A plane's command log as verified at one pinned commit."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ledger.commands import new_command
 from reconciler import fielddiff, gates
 from reconciler.planned import ORDER, Action, Desired, Op, PlanePlan
 from reconciler.recorded import Issued, Key, RecordedPlane, spec_json
@@ -463,14 +464,4 @@ def deletions(
 
 
 def _command(command_id: str, action: str, key: Key, text: str, reason: str) -> signed.Command:
-    return signed.Command.model_validate(
-        {
-            "id": command_id,
-            "action": action,
-            "kind": key[0],
-            "name": key[1],
-            "spec": text,
-            "digest": gates.digest(text),
-            "reason": reason,
-        }
-    )
+    return new_command(key[0], key[1], text, action=action, command_id=command_id, reason=reason)

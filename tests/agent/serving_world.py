@@ -20,7 +20,7 @@ from typing import Any
 from agent.runtimes.base import ApplyContext
 from agent.runtimes.local import _mlflow, models, serving
 from agent.runtimes.local.env import LocalEnv
-from ledger import envelope, gitrepo
+from ledger import commands, gitrepo
 from schemas import signed
 from tests.clock import NOW
 from tests.conftest import FIXTURES, init_repo
@@ -59,14 +59,7 @@ class Served:
             },
         }
         text = json.dumps(body, sort_keys=True)
-        return signed.Command(
-            id=f"Deployment/{name}",
-            action="apply",
-            kind="Deployment",
-            name=name,
-            spec=text,
-            digest=envelope.digest(text.encode()),
-        )
+        return commands.new_command("Deployment", name, text)
 
     def digest(self, version: int) -> str:
         """The digest the build would have pinned for a registered version."""

@@ -19,7 +19,7 @@ from agent.runtimes.local.env import LocalEnv
 from agent.runtimes.local.features import _errors as errors
 from agent.runtimes.local.features import _schedule as schedule
 from agent.runtimes.local.features import store as featurestore
-from ledger import envelope, gitrepo
+from ledger import commands, gitrepo
 from schemas import parse, signed
 from schemas.common import Retry, Schedule
 from schemas.featureset import FeatureSet
@@ -38,14 +38,7 @@ def _command(*changes: Callable[[Body], None]) -> signed.Command:
     for change in changes:
         change(body["spec"])
     text = json.dumps(body, sort_keys=True)
-    return signed.Command(
-        id=f"FeatureSet/{NAME}",
-        action="apply",
-        kind="FeatureSet",
-        name=NAME,
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command("FeatureSet", NAME, text)
 
 
 def no_backfill(spec: Body) -> None:

@@ -36,7 +36,7 @@ from agent.runtimes.kubernetes import KubernetesRuntime, build, kinds_with_state
 from agent.runtimes.kubernetes.cluster import Cluster
 from agent.runtimes.kubernetes.models import BuildError, Models
 from agent.runtimes.local.models import OBSERVE_SECONDS
-from ledger import envelope
+from ledger import commands
 from schemas import signed
 from tests.agent.test_agent_render import _applied
 from tests.agent.test_kubernetes_render import COMMIT, GOLDEN, SETTINGS, TARGET, command
@@ -588,14 +588,7 @@ def signed_at(project: str, tree: str, **spec: object) -> signed.Command:
         "inputs": {project: tree},
     }
     text = json.dumps(body, sort_keys=True)
-    return signed.Command(
-        id="Model/churn",
-        action="build",
-        kind="Model",
-        name="churn",
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command("Model", "churn", text, action="build")
 
 
 @pytest.mark.slow

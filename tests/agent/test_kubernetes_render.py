@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client
 
 from agent.runtimes.kubernetes import render
-from ledger import envelope
+from ledger import commands
 from schemas import dataplane, signed
 from schemas.deployment import Deployment
 from schemas.parse import parse_spec
@@ -80,14 +80,7 @@ def command(
         body["inputs"] = {"projects/churn": TREE}
     text = json.dumps(body, sort_keys=True)
     action = "apply" if isinstance(document, Deployment) else "build"
-    return signed.Command(
-        id=f"{document.KIND}/{document.name}",
-        action=action,
-        kind=document.KIND,  # type: ignore[arg-type]
-        name=document.name,
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command(document.KIND, document.name, text, action=action)
 
 
 FEATURES_TARGET = replace(TARGET, redis_secret="feature-redis", features_volume="features")
@@ -113,14 +106,7 @@ def features_command() -> signed.Command:
     spec["backfill"] = {"start": "2026-01-01", "chunk": "28d", "parallelism": 3}
     body = {"apiVersion": "gitplane.dev/v1alpha1", "kind": "FeatureSet"}
     text = json.dumps({**body, "metadata": {"name": "customer-activity"}, "spec": spec})
-    return signed.Command(
-        id="FeatureSet/customer-activity",
-        action="apply",
-        kind="FeatureSet",
-        name="customer-activity",
-        spec=text,
-        digest=envelope.digest(text.encode()),
-    )
+    return commands.new_command("FeatureSet", "customer-activity", text)
 
 
 CASES = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import commands, envelope, gitrepo, keys, roots, state
+from ledger import commands, gitrepo, keys, roots, state
 from ledger import reader as log_reader
 from schemas import signed
 
@@ -112,14 +112,7 @@ def reader(
 
 
 def command(name: str = "churn-dev", spec: str = '{"replicas":2}') -> signed.Command:
-    return signed.Command(
-        id=f"{name}-1",
-        action="apply",
-        kind="Deployment",
-        name=name,
-        spec=spec,
-        digest=envelope.digest(spec.encode()),
-    )
+    return commands.new_command("Deployment", name, spec, command_id=f"{name}-1")
 
 
 def issue(

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ledger import envelope, errors, gitrepo, keyring, keys, layout, roots, verify
+from ledger import commands, envelope, errors, gitrepo, keyring, keys, layout, roots, verify
 from reconciler import reconcile as reconciling
 from reconciler.audit import model as audit
 from reconciler.audit import read as audit_read
@@ -357,14 +357,7 @@ CHANGES = (
 
 
 def _command(spec: str) -> signed.Command:
-    return signed.Command(
-        id="churn-dev",
-        action="apply",
-        kind="Deployment",
-        name="churn-dev",
-        spec=spec,
-        digest=envelope.digest(spec.encode()),
-    )
+    return commands.new_command("Deployment", "churn-dev", spec, command_id="churn-dev")
 
 
 @dataclass
