@@ -56,9 +56,7 @@ ELSEWHERE = {
     "tests/agent/test_kubernetes_dags.py and the end-to-end test",
 }
 """Kinds rendered and compared with apply in other tests, and why there."""
-RENDERED = sorted(
-    kind for kind, how in KINDS.items() if how.render is not None and kind not in ELSEWHERE
-)
+RENDERED = sorted(kind for kind, how in KINDS.items() if kind not in ELSEWHERE)
 
 ISSUED = NOW - timedelta(hours=1)
 """When the log's bundles are signed: an hour before the agent applies them (at ``NOW``), so
@@ -149,7 +147,7 @@ def test_render_shows_exactly_what_apply_sends(
 
 def test_every_kind_rendered_has_examples() -> None:
     assert set(RENDERED) <= set(EXAMPLES), "add example commands of the new kind to EXAMPLES"
-    assert set(RENDERED) | set(ELSEWHERE) == {k for k, how in KINDS.items() if how.render}
+    assert set(RENDERED) | set(ELSEWHERE) == set(KINDS)
 
 
 def test_a_dags_jobs_are_rendered_for_one_run_with_its_ids_to_be_made(

@@ -69,10 +69,9 @@ class Kind:
     owned: Callable[[Target], tuple[tuple[str, str], ...]]
     """The (apiVersion, kind) of the objects it makes on a cluster (KEDA's only where it is
     served): what the inventory watches."""
-    render: Callable[[signed.Command, Target, render.Issue], list[Manifest]] | None
+    render: Callable[[signed.Command, Target, render.Issue], list[Manifest]]
     """The objects a command becomes, as apply sends them (``gitplane agent render``), from
-    the command, the plane and what its bundle gave it (ADR 0020); None for a kind that is
-    not rendered."""
+    the command, the plane and what its bundle gave it (ADR 0020)."""
 
 
 KINDS: dict[str, Kind] = {
@@ -107,9 +106,7 @@ def kinds_with_state(state_dir: Path, kinds: Mapping[str, Kind] = KINDS) -> dict
     which ``gitplane agent render`` applies too."""
     model = kinds["Model"]
     builds = functools.partial(models.Models, state_dir=state_dir)
-    draw = model.render
-    if draw is not None:
-        draw = functools.partial(_with_state, draw, state_dir)
+    draw = functools.partial(_with_state, model.render, state_dir)
     return {**kinds, "Model": dataclasses.replace(model, handler=builds, render=draw)}
 
 

@@ -69,13 +69,12 @@ def manifests(
     runs: list[str] = []
     for command, issue in commands:
         kind = kinds.get(command.kind)
-        draw = None if kind is None else kind.render
-        why = _why_not(command.kind, kind is not None, draw is not None, target)
-        if draw is None or why:
+        why = _why_not(command.kind, kind is not None, target)
+        if kind is None or why:
             skipped.append(f"{command.kind}/{command.name}: {why}")
             continue
         try:
-            objects += draw(command, target, issue)
+            objects += kind.render(command, target, issue)
         except (ValueError, GitplaneError) as exc:  # apply reports it Failed, sends nothing
             skipped.append(f"{command.kind}/{command.name}: {exc}")
             continue
@@ -97,17 +96,15 @@ def _would_use_keda(command: signed.Command, target: render.Target) -> bool:
     """Whether ``command`` renders otherwise where the cluster serves KEDA."""
     if command.kind != "Deployment":
         return False
-    served = dataclasses.replace(target, keda=True)
-    kinds = [render.scaler(command, t) for t in (target, served)]
-    return kinds[0] is not None and kinds[0].kind != getattr(kinds[1], "kind", None)
+    chosen = render.scaler(command, target)
+    served = render.scaler(command, dataclasses.replace(target, keda=True))
+    return chosen is not None and served is not None and served.kind != chosen.kind
 
 
-def _why_not(kind: str, runs: bool, renders: bool, target: render.Target) -> str:
+def _why_not(kind: str, runs: bool, target: render.Target) -> str:
     """Why a command of ``kind`` is not rendered; empty when it is."""
     if not runs:
         return f"the kubernetes runtime does not run {kind}s yet"
-    if not renders:
-        return f"the kubernetes runtime does not render {kind}s"
     missing = render.unset(target, kind)
     return f"the plane's spec.kubernetes sets no {', '.join(missing)}" if missing else ""
 
