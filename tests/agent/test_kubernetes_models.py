@@ -392,33 +392,49 @@ def test_a_completed_job_whose_pod_is_gone_is_a_build_to_retry(
     assert MlflowClient(tracking).search_model_versions("name = 'churn'") == []
 
 
-@pytest.mark.parametrize("staging", [False, True], ids=["staged", "while-staging"])
 def test_a_cancelled_build_deletes_its_job_and_kills_its_run(
     cluster: Cluster,
     plane: Models,
     kubelet: Kubelet,
     tracking: str,
     tmp_path: Path,
-    *,
-    staging: bool,
 ) -> None:
-    """Cancelled once its pod made the run, or while its stage container makes it (the
-    agent waits, bounded, for it to say which): the run ends ``KILLED``, never left
-    ``RUNNING``, and the Job goes."""
-    plane.stage_patience = 120.0  # the wait ends when the stage does; this bounds a slow one
-    cancel, hold = CancelToken(), threading.Event()
-    pod = kubelet.start(finish=False, hold=hold if staging else None)
+    """Cancelled once its pod made the run: the run ends ``KILLED``, the Job goes."""
+    cancel = CancelToken()
+    pod = kubelet.start(finish=False)
     agent, raised = in_thread(
         lambda: plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
     )
     job = wait_for_job(cluster)
-    if staging:
-        pods = {render.RESOURCE: "model.churn"}
-        assert _until(lambda: any(models.staging(p) for p in cluster.select("v1", "Pod", pods)))
-    else:
-        assert kubelet.staged.wait(60)
+    assert kubelet.staged.wait(60)
+    pod.join()
     cancel.cancel("a newer command superseded it")
-    hold.set()  # while staging: the run is made after the cancel, before the Job goes
+    agent.join()
+    assert [type(e) for e in raised] == [CancelledError]
+    assert cluster.get("batch/v1", "Job", job["metadata"]["name"]) is None
+    assert MlflowClient(tracking).get_run(kubelet.run_id).info.status == "KILLED"
+
+
+def test_a_build_cancelled_while_its_pod_makes_the_run_kills_that_run(
+    cluster: Cluster,
+    plane: Models,
+    kubelet: Kubelet,
+    tracking: str,
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the stage container runs: the agent waits for it to say its run
+    (bounded), so the run it made ends ``KILLED`` instead of ``RUNNING`` for ever."""
+    plane.stage_patience = 120.0  # the wait ends when the stage does; this bounds a slow one
+    cancel, hold = CancelToken(), threading.Event()
+    pod = kubelet.start(finish=False, hold=hold)
+    agent, raised = in_thread(
+        lambda: plane.apply(command("models/churn.yaml"), context(tmp_path, cancel=cancel))
+    )
+    job = wait_for_job(cluster)
+    pods = {render.RESOURCE: "model.churn"}
+    assert _until(lambda: any(models.staging(p) for p in cluster.select("v1", "Pod", pods)))
+    cancel.cancel("a newer command superseded it")
+    hold.set()  # the run is made after the cancel, before the Job is deleted
     pod.join()
     agent.join()
     assert [type(e) for e in raised] == [CancelledError]
