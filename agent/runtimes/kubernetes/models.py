@@ -54,10 +54,6 @@ POLL = 0.2
 """Seconds between two reads of a build in progress (from the watch cache when synced)."""
 GRACE = 60.0
 """Seconds past ``activeDeadlineSeconds`` the agent waits for the Job controller to say so."""
-STAGE_PATIENCE = 10.0
-"""Seconds a build that is stopped (cancelled, or past its timeout) waits for a pod whose
-``stage`` container is making the build's MLflow run to say which, so that run is ended
-``KILLED`` rather than left ``RUNNING`` with nobody knowing its id."""
 LOG_LINES = 20
 """How much of the failed container's log the status carries."""
 LOOK_EVERY = 10.0
@@ -89,7 +85,6 @@ class Models:
         clock: Callable[[], float] = time.monotonic,
         poll: float = POLL,
         look_every: float = LOOK_EVERY,
-        stage_patience: float = STAGE_PATIENCE,
         inventory: Inventory | None = None,
     ) -> None:
         self.cluster = cluster
@@ -99,8 +94,6 @@ class Models:
         self.clock = clock
         self.poll = poll
         self.look_every = look_every
-        self.stage_patience = stage_patience
-        """How long a stopped build waits for a pod making its run (:data:`STAGE_PATIENCE`)."""
         self.inventory = inventory
         self._checked: dict[str, datetime] = {}
         """When each model's aliases were last looked at (on the agent's clock)."""
@@ -199,7 +192,7 @@ class Models:
             self._end(job, getattr(exc, "ended", "FAILED"))
             raise
         except BaseException:  # cancelled (or the agent is going down): stop the build
-            self._end(job, "KILLED", patience=self.stage_patience)
+            self._end(job, "KILLED")
             self._stop(name)
             raise
         if not run_id:
@@ -212,16 +205,10 @@ class Models:
         said = [staged_run(p) for p in self._pods(job)]
         return next((run for run in reversed(said) if run), "")
 
-    def _end(self, job: Manifest, status: str, *, patience: float = 0.0) -> None:
-        """End the run of the Job's pod, if one made it (and the cluster can say which);
-        given ``patience``, first wait up to that many seconds for a pod still making it."""
+    def _end(self, job: Manifest, status: str) -> None:
+        """End the run of the Job's pod, if one made it (and the cluster can say which)."""
         with contextlib.suppress(ClusterError):
             run_id = self._staged(job)
-            looks = int(patience / self.poll) if self.poll > 0 else 0
-            while not run_id and looks > 0 and any(map(staging, self._pods(job))):
-                time.sleep(self.poll)
-                looks -= 1
-                run_id = self._staged(job)
             if run_id:
                 _mlflow.end_run(self.target.tracking_uri, run_id, status)
 
@@ -243,7 +230,7 @@ class Models:
                 ended = "KILLED" if why.startswith("DeadlineExceeded") else "FAILED"
                 raise BuildError(self._cause(job, why), ended=ended)
             if self.clock() > deadline:
-                self._end(job, "KILLED", patience=self.stage_patience)  # while its pod can say
+                self._end(job, "KILLED")  # while its pod can still say which run
                 self._stop(name)
                 timeout = job["spec"]["activeDeadlineSeconds"]
                 raise BuildError(
@@ -337,14 +324,6 @@ def staged_run(pod: Manifest) -> str:
             with contextlib.suppress(ValueError, AttributeError):
                 return str(json.loads(ended.get("message") or "").get("runId") or "")
     return ""
-
-
-def staging(pod: Manifest) -> bool:
-    """Whether the pod's ``stage`` container runs: it may be making the build's run (pure)."""
-    return any(
-        found.get("name") == render.STAGE and "running" in (found.get("state") or {})
-        for found in (pod.get("status") or {}).get("initContainerStatuses") or []
-    )
 
 
 def waiting(pod: Manifest) -> str:
